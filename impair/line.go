@@ -1,0 +1,179 @@
+package impair
+
+import (
+	"sync"
+
+	"github.com/ustack/ustack/clock"
+)
+
+// MaxFrame is the longest frame a Line holds: a 64 KiB GSO super-frame
+// plus headers.
+const MaxFrame = 65536 + 1024
+
+// Frame buffers come from pools of fixed-size arrays, three size classes,
+// so a steady stream of frames allocates nothing. A pointer to an array is
+// stored in the pool's interface without allocating.
+var (
+	pool2k  sync.Pool // *[2048]byte
+	pool16k sync.Pool // *[16384]byte
+	pool64k sync.Pool // *[MaxFrame]byte
+)
+
+func getBuf(n int) []byte {
+	switch {
+	case n <= 2048:
+		if p, _ := pool2k.Get().(*[2048]byte); p != nil {
+			return p[:]
+		}
+		return new([2048]byte)[:]
+	case n <= 16384:
+		if p, _ := pool16k.Get().(*[16384]byte); p != nil {
+			return p[:]
+		}
+		return new([16384]byte)[:]
+	default:
+		if p, _ := pool64k.Get().(*[MaxFrame]byte); p != nil {
+			return p[:]
+		}
+		return new([MaxFrame]byte)[:]
+	}
+}
+
+func putBuf(b []byte) {
+	switch len(b) {
+	case 2048:
+		pool2k.Put((*[2048]byte)(b))
+	case 16384:
+		pool16k.Put((*[16384]byte)(b))
+	case MaxFrame:
+		pool64k.Put((*[MaxFrame]byte)(b))
+	}
+}
+
+// lineEntry is one held frame copy.
+type lineEntry[M any] struct {
+	due  clock.Instant
+	seq  uint64 // order of Push, to break ties in due time
+	buf  []byte // a whole pooled array; the frame is buf[:n]
+	n    int
+	meta M
+}
+
+// Line holds copies of frames until they are due and hands them out in
+// order of due time (ties in order of Push): the delay line of a link
+// direction. M is per-frame metadata the caller wants carried along (for
+// example link.Offload).
+//
+// Line copies each frame into a pooled buffer, so neither Push nor Pop
+// allocates in steady state. It is pure (no goroutines, no clock) and not
+// safe for concurrent use.
+type Line[M any] struct {
+	h     []lineEntry[M] // min-heap on (due, seq)
+	seq   uint64
+	limit int
+}
+
+// NewLine returns a Line that holds at most limit frames (0: no limit).
+func NewLine[M any](limit int) *Line[M] {
+	l := &Line[M]{limit: max(limit, 0)}
+	if l.limit > 0 {
+		l.h = make([]lineEntry[M], 0, l.limit)
+	}
+	return l
+}
+
+// Len returns the number of frames held.
+func (l *Line[M]) Len() int { return len(l.h) }
+
+// Full reports whether the Line holds its limit of frames.
+func (l *Line[M]) Full() bool { return l.limit > 0 && len(l.h) >= l.limit }
+
+// Push holds a copy of frame until c.Due, flipping the copy's bit if c is
+// corrupt (the caller's frame is not changed). It returns false, holding
+// nothing, if the Line is full or frame is longer than MaxFrame.
+func (l *Line[M]) Push(c Copy, frame []byte, meta M) bool {
+	if l.Full() || len(frame) > MaxFrame {
+		return false
+	}
+	buf := getBuf(len(frame))
+	n := copy(buf, frame)
+	c.Apply(buf[:n])
+	l.h = append(l.h, lineEntry[M]{due: c.Due, seq: l.seq, buf: buf, n: n, meta: meta})
+	l.seq++
+	l.up(len(l.h) - 1)
+	return true
+}
+
+// Next returns the due time of the earliest frame, or clock.Never and
+// false if the Line is empty.
+func (l *Line[M]) Next() (clock.Instant, bool) {
+	if len(l.h) == 0 {
+		return clock.Never, false
+	}
+	return l.h[0].due, true
+}
+
+// Pop removes the earliest frame if it is due at now, copies it into dst
+// and returns its length and metadata. If the frame is longer than dst,
+// nothing is copied and n > len(dst) tells the caller (the frame is still
+// removed). ok is false, and nothing is removed, if no frame is due.
+func (l *Line[M]) Pop(now clock.Instant, dst []byte) (n int, meta M, ok bool) {
+	if len(l.h) == 0 || l.h[0].due > now {
+		return 0, meta, false
+	}
+	e := l.remove()
+	if e.n <= len(dst) {
+		copy(dst, e.buf[:e.n])
+	}
+	putBuf(e.buf)
+	return e.n, e.meta, true
+}
+
+// Clear drops every held frame, returning the buffers to the pool.
+func (l *Line[M]) Clear() {
+	for i := range l.h {
+		putBuf(l.h[i].buf)
+		l.h[i] = lineEntry[M]{}
+	}
+	l.h = l.h[:0]
+}
+
+func (l *Line[M]) less(i, j int) bool {
+	a, b := &l.h[i], &l.h[j]
+	return a.due < b.due || (a.due == b.due && a.seq < b.seq)
+}
+
+func (l *Line[M]) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !l.less(i, p) {
+			break
+		}
+		l.h[i], l.h[p] = l.h[p], l.h[i]
+		i = p
+	}
+}
+
+func (l *Line[M]) remove() lineEntry[M] {
+	e := l.h[0]
+	last := len(l.h) - 1
+	l.h[0] = l.h[last]
+	l.h[last] = lineEntry[M]{} // do not keep the buffer alive
+	l.h = l.h[:last]
+	i := 0
+	for {
+		c := 2*i + 1
+		if c >= last {
+			break
+		}
+		if r := c + 1; r < last && l.less(r, c) {
+			c = r
+		}
+		if !l.less(c, i) {
+			break
+		}
+		l.h[i], l.h[c] = l.h[c], l.h[i]
+		i = c
+	}
+	return e
+}
