@@ -1,0 +1,153 @@
+package tcp
+
+import "github.com/ustack/ustack/internal/chunk"
+
+// chunks is a byte queue made of pooled chunks. Byte i of the queue (counted
+// from the front) lives at chunks[(head+i)/chunk.Size][(head+i)%chunk.Size].
+// Positions past the written part may be filled out of order (the receive
+// side's out-of-order data); a chunk is taken when the first byte lands in
+// it and given back when its last byte is consumed.
+type chunks struct {
+	c    []*chunk.Chunk
+	head int // offset of the front byte in c[0]
+}
+
+// writeAt copies p to queue positions off...
+func (q *chunks) writeAt(off int, p []byte) {
+	for len(p) > 0 {
+		abs := q.head + off
+		ci, within := abs/chunk.Size, abs%chunk.Size
+		for len(q.c) <= ci {
+			q.c = append(q.c, nil)
+		}
+		if q.c[ci] == nil {
+			q.c[ci] = chunk.Get()
+		}
+		n := copy(q.c[ci][within:], p)
+		p = p[n:]
+		off += n
+	}
+}
+
+// readAt copies queue positions off... into p; the positions must have been
+// written.
+func (q *chunks) readAt(off int, p []byte) {
+	for len(p) > 0 {
+		abs := q.head + off
+		ci, within := abs/chunk.Size, abs%chunk.Size
+		n := copy(p, q.c[ci][within:])
+		p = p[n:]
+		off += n
+	}
+}
+
+// consume drops n bytes from the front, giving back chunks that empties.
+func (q *chunks) consume(n int) {
+	q.head += n
+	for q.head >= chunk.Size && len(q.c) > 0 {
+		if q.c[0] != nil {
+			chunk.Put(q.c[0])
+		}
+		copy(q.c, q.c[1:])
+		q.c[len(q.c)-1] = nil
+		q.c = q.c[:len(q.c)-1]
+		q.head -= chunk.Size
+	}
+	if len(q.c) == 0 {
+		q.head = 0
+	}
+}
+
+// release gives back every chunk and empties the queue. The slice of chunk
+// pointers is kept, so a connection that drains its buffer many times a
+// second does not allocate; free drops it too.
+func (q *chunks) release() {
+	for i, c := range q.c {
+		if c != nil {
+			chunk.Put(c)
+			q.c[i] = nil
+		}
+	}
+	q.c = q.c[:0]
+	q.head = 0
+}
+
+// free gives back every chunk and the pointer slice (the connection ended).
+func (q *chunks) free() {
+	q.release()
+	q.c = nil
+}
+
+// held returns the number of chunks the queue holds.
+func (q *chunks) held() int {
+	n := 0
+	for _, c := range q.c {
+		if c != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// sendBuf holds the bytes the application wrote and the peer has not
+// acknowledged: position 0 is SND.UNA's byte (after the SYN).
+type sendBuf struct {
+	q chunks
+	n int // bytes buffered: unacknowledged plus not yet sent
+}
+
+// write appends up to room bytes of p and returns how many it took.
+func (b *sendBuf) write(p []byte, room int) int {
+	if len(p) > room {
+		p = p[:room]
+	}
+	b.q.writeAt(b.n, p)
+	b.n += len(p)
+	return len(p)
+}
+
+// peek copies the bytes at positions off... into p.
+func (b *sendBuf) peek(off int, p []byte) { b.q.readAt(off, p) }
+
+// ack drops n acknowledged bytes from the front.
+func (b *sendBuf) ack(n int) {
+	b.n -= n
+	if b.n == 0 {
+		b.q.release()
+		return
+	}
+	b.q.consume(n)
+}
+
+// recvBuf holds received bytes the application has not read: positions
+// 0..n-1 are in order and readable; positions from n on may hold
+// out-of-order data that the reassembly ranges describe.
+type recvBuf struct {
+	q chunks
+	n int // in-order bytes readable
+}
+
+// read copies up to len(p) readable bytes into p and consumes them. keep
+// says whether out-of-order data lies beyond them (then chunks are kept).
+func (b *recvBuf) read(p []byte, keep bool) int {
+	k := min(len(p), b.n)
+	b.q.readAt(0, p[:k])
+	b.n -= k
+	if b.n == 0 && !keep {
+		b.q.release()
+	} else {
+		b.q.consume(k)
+	}
+	return k
+}
+
+// discard consumes up to k readable bytes without copying them.
+func (b *recvBuf) discard(k int, keep bool) {
+	k = min(k, b.n)
+	b.n -= k
+	if b.n == 0 && !keep {
+		b.q.release()
+	} else {
+		b.q.consume(k)
+	}
+}

@@ -1,0 +1,112 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/ustack/ustack/tcp/cc"
+)
+
+// Config holds the tunables of every connection of a stack. The zero value
+// gives the Linux kernel's defaults (as of 6.x) wherever the kernel has one;
+// each field says which sysctl it mirrors.
+type Config struct {
+	// RcvBuf and SndBuf are the default receive and send buffer sizes in
+	// bytes (SO_RCVBUF, SO_SNDBUF; the kernel autotunes up to
+	// tcp_rmem/tcp_wmem max, ustack starts at the max). Default 4 MiB.
+	// Memory is only taken while data is buffered.
+	RcvBuf, SndBuf int
+	// InitialRTO is the RTO before any RTT sample (RFC 6298 §2.1: 1 s).
+	InitialRTO time.Duration
+	// MinRTO and MaxRTO bound the RTO (kernel: TCP_RTO_MIN 200 ms,
+	// TCP_RTO_MAX 120 s).
+	MinRTO, MaxRTO time.Duration
+	// DelayedACK is how long an ACK may be delayed (kernel: TCP_DELACK_MIN
+	// 40 ms). Negative disables delayed ACKs.
+	DelayedACK time.Duration
+	// SynRetries is how many times a SYN is retransmitted before a connect
+	// fails with ETIMEDOUT (net.ipv4.tcp_syn_retries, 6).
+	SynRetries int
+	// SynAckRetries is how many times a SYN-ACK is retransmitted before a
+	// half-open connection is dropped (net.ipv4.tcp_synack_retries, 5).
+	SynAckRetries int
+	// Retries2 is how many RTO retransmissions of data (or unanswered
+	// zero-window probes) end the connection with ETIMEDOUT
+	// (net.ipv4.tcp_retries2, 15).
+	Retries2 int
+	// TimeWait is how long TIME-WAIT lasts, 2×MSL (kernel: 60 s).
+	TimeWait time.Duration
+	// FinTimeout is how long an orphaned connection may stay in
+	// FIN-WAIT-2 (net.ipv4.tcp_fin_timeout, 60 s).
+	FinTimeout time.Duration
+	// KeepIdle, KeepInterval and KeepCount are the keep-alive defaults
+	// (tcp_keepalive_time 2 h, tcp_keepalive_intvl 75 s,
+	// tcp_keepalive_probes 9). Keep-alive itself is off until enabled per
+	// connection (SO_KEEPALIVE).
+	KeepIdle, KeepInterval time.Duration
+	KeepCount              int
+	// NoWindowScale, NoTimestamps and NoSACK turn off the options of RFC
+	// 7323 and RFC 2018 (net.ipv4.tcp_window_scaling, tcp_timestamps,
+	// tcp_sack all default on).
+	NoWindowScale, NoTimestamps, NoSACK bool
+	// InitialCwnd is the initial congestion window in segments (RFC 6928:
+	// 10).
+	InitialCwnd int
+	// ChallengeACKLimit is how many challenge ACKs (RFC 5961 §7) the stack
+	// sends per second, over all connections
+	// (net.ipv4.tcp_challenge_ack_limit, 1000).
+	ChallengeACKLimit int
+	// InvalidRateLimit is the least time between two ACKs a connection
+	// sends in answer to out-of-window segments
+	// (net.ipv4.tcp_invalid_ratelimit, 500 ms).
+	InvalidRateLimit time.Duration
+	// Congestion makes the congestion controller of a new connection;
+	// nil means NewReno (RFC 5681, RFC 6582).
+	Congestion func(mss uint32) cc.Controller
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt(&c.RcvBuf, 4<<20)
+	defInt(&c.SndBuf, 4<<20)
+	def(&c.InitialRTO, time.Second)
+	def(&c.MinRTO, 200*time.Millisecond)
+	def(&c.MaxRTO, 120*time.Second)
+	def(&c.DelayedACK, 40*time.Millisecond)
+	defInt(&c.SynRetries, 6)
+	defInt(&c.SynAckRetries, 5)
+	defInt(&c.Retries2, 15)
+	def(&c.TimeWait, 60*time.Second)
+	def(&c.FinTimeout, 60*time.Second)
+	def(&c.KeepIdle, 2*time.Hour)
+	def(&c.KeepInterval, 75*time.Second)
+	defInt(&c.KeepCount, 9)
+	defInt(&c.InitialCwnd, 10)
+	defInt(&c.ChallengeACKLimit, 1000)
+	def(&c.InvalidRateLimit, 500*time.Millisecond)
+	if c.Congestion == nil {
+		c.Congestion = func(mss uint32) cc.Controller { return cc.NewReno(mss) }
+	}
+	if c.RcvBuf < minBuf {
+		c.RcvBuf = minBuf
+	}
+	if c.SndBuf < minBuf {
+		c.SndBuf = minBuf
+	}
+}
+
+// minBuf is the smallest buffer size accepted (the kernel's SOCK_MIN_RCVBUF
+// is about 2.3 KiB; ustack needs room for one segment).
+const minBuf = 4096
+
+// maxBuf is the largest buffer: a window of 2^30 bytes (RFC 7323 §2.3:
+// shift 14 on a 16-bit window).
+const maxBuf = 1 << 30

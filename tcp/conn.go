@@ -1,0 +1,656 @@
+package tcp
+
+import (
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/tcp/cc"
+	"github.com/ustack/ustack/wire"
+)
+
+// Env is what the connections of one stack (or one shard of it) share: the
+// configuration, the counters, and the global challenge-ACK budget of RFC
+// 5961 §7. It is not safe for concurrent use; its owner serialises access,
+// as it does for the connections.
+type Env struct {
+	cfg Config
+	// Stats are the counters every connection of this Env adds to.
+	Stats Stats
+
+	challengeWindow clock.Instant // start of the current one-second window
+	challengeCount  int
+}
+
+// NewEnv returns an Env with cfg, missing fields set to their defaults.
+func NewEnv(cfg Config) *Env {
+	cfg.setDefaults()
+	return &Env{cfg: cfg, challengeWindow: -1 << 62}
+}
+
+// Config returns the Env's configuration, with defaults filled in.
+func (e *Env) Config() *Config { return &e.cfg }
+
+// allowChallenge reports whether one more challenge ACK fits this second's
+// budget (RFC 5961 §7).
+func (e *Env) allowChallenge(now clock.Instant) bool {
+	if now.Sub(e.challengeWindow) >= time.Second {
+		e.challengeWindow = now
+		e.challengeCount = 0
+	}
+	if e.challengeCount >= e.cfg.ChallengeACKLimit {
+		return false
+	}
+	e.challengeCount++
+	return true
+}
+
+// Events are the things a connection reports to its owner through
+// TakeEvents, so that blocked readers, writers and dialers can be woken.
+type Events uint8
+
+// The events.
+const (
+	// EventEstablished: the handshake completed.
+	EventEstablished Events = 1 << iota
+	// EventReadable: data or the peer's FIN arrived.
+	EventReadable
+	// EventWritable: send buffer space was freed.
+	EventWritable
+	// EventClosed: the connection reached CLOSED; Err says why if it
+	// failed. The owner may forget it once the application has too.
+	EventClosed
+)
+
+// Timer indices of the connection's deadline table.
+const (
+	timerRexmit    = iota // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
+	timerPersist          // zero-window probe (RFC 9293 §3.8.6.1)
+	timerDelAck           // delayed ACK (RFC 1122 §4.2.3.2)
+	timerKeepAlive        // keep-alive (RFC 1122 §4.2.3.6)
+	timerLife             // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
+	numTimers
+)
+
+// ctlReply is a one-off control segment to send, such as a RST in answer to
+// an unacceptable ACK (RFC 9293 §3.10.7.3).
+type ctlReply struct {
+	pending bool
+	seq     wire.Seq
+	ack     wire.Seq
+	flags   wire.TCPFlags
+}
+
+// Conn is one TCP connection. The zero value is not usable: make one with
+// NewConn and open it with Connect or OpenPassive. A Conn is not safe for
+// concurrent use.
+type Conn struct {
+	env   *Env
+	state State
+
+	local, remote netip.AddrPort
+	passive       bool // opened by a listener (SYN-RECEIVED goes back to LISTEN on RST)
+
+	// Send sequence variables (RFC 9293 §3.3.1).
+	iss    wire.Seq // initial send sequence number
+	sndUna wire.Seq // oldest unacknowledged sequence number
+	sndNxt wire.Seq // next sequence number to send (rewound to SND.UNA by an RTO)
+	sndMax wire.Seq // one past the highest sequence number ever sent
+	sndWnd uint32   // send window the peer offered, scaled
+	sndWl1 wire.Seq // segment sequence number used for the last window update
+	sndWl2 wire.Seq // segment acknowledgment number used for the last window update
+	// maxSndWnd is the largest window the peer has offered (sender SWS
+	// avoidance, RFC 9293 §3.8.6.2.1; ACK acceptability, RFC 5961 §5.2).
+	maxSndWnd uint32
+
+	// Receive sequence variables.
+	irs    wire.Seq // initial receive sequence number
+	rcvNxt wire.Seq // next sequence number expected
+	rcvAdv wire.Seq // right edge of the last window advertised (RCV.NXT + RCV.WND when sent)
+
+	// Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
+	sndWScale, rcvWScale uint8  // window shifts: the peer's, and ours
+	wsOK, tsOK, sackOK   bool   // options both sides agreed on
+	advMSS               uint16 // the MSS we announced (from our MTU)
+	sndMSS               uint32 // data bytes in a full segment we send (options excluded)
+	rcvMSS               uint32 // largest data size the peer has sent us
+	tsRecent             uint32 // TS.Recent (RFC 7323 §4.3)
+	tsRecentAt           clock.Instant
+	tsOffset             uint32   // added to our TSval
+	lastAckSent          wire.Seq // Last.ACK.sent (RFC 7323 §4.3)
+
+	// Send side.
+	snd        sendBuf
+	sndBufSize int
+	finQueued  bool     // the application closed the sending half
+	finSeq     wire.Seq // sequence number of our FIN, once queued
+	synPending bool     // a SYN or SYN-ACK is due (first or retransmitted)
+	rexmitNow  bool     // resend one segment at SND.UNA (fast retransmit, partial ACK)
+	probeNow   bool     // a zero-window probe is due
+	keepNow    bool     // a keep-alive probe is due
+	reply      ctlReply
+
+	// Receive side.
+	rcv         recvBuf
+	rcvBufSize  int
+	ooo         ooo
+	rcvFinSeq   wire.Seq // sequence number of a FIN that arrived out of order
+	rcvFinOOO   bool
+	dsack       seqRange // a duplicate range to report (RFC 2883)
+	dsackNow    bool
+	ackNow      bool   // an ACK is due at once
+	rcvUnacked  uint32 // bytes received since the last ACK we sent
+	quickAcks   int    // segments still to ACK at once (slow-start of the peer)
+	lastOOWAck  clock.Instant
+	rdShut      bool // the application shut down reading
+	orphan      bool // the application closed the connection
+	lastRecv    clock.Instant
+	lastSend    clock.Instant
+	keepProbes  int
+	synRetries  int // SYN or SYN-ACK retransmissions so far
+	rexmitCount int // consecutive RTOs or unanswered probes without progress
+
+	// Retransmission timer (RFC 6298) and RTT timing (one segment at a
+	// time, Karn's rule: RFC 6298 §3).
+	rtt       rttEstimator
+	rto       time.Duration // current RTO, including back-off
+	rttTiming bool
+	rttSeq    wire.Seq // the timed segment's end
+	rttStart  clock.Instant
+
+	// Congestion control and NewReno recovery (RFC 5681, RFC 6582).
+	cc         cc.Controller
+	dupAcks    int
+	inRecovery bool
+	recover    wire.Seq // one past the highest sequence sent when recovery began
+	recCwnd    uint32   // the window during recovery, with inflation
+
+	// Per-connection options set by the application.
+	noDelay                       bool
+	keepAlive                     bool
+	keepIdle, keepIntvl           time.Duration
+	keepCount                     int
+	timers                        [numTimers]clock.Instant
+	events                        Events
+	err                           error
+	bytesSent, bytesRetrans       uint64
+	bytesAcked, bytesReceived     uint64
+	segsIn, segsOut, totalRetrans uint64
+}
+
+// NewConn returns a closed connection that will use env.
+func NewConn(env *Env) *Conn {
+	c := &Conn{env: env}
+	for i := range c.timers {
+		c.timers[i] = clock.Never
+	}
+	c.sndBufSize = env.cfg.SndBuf
+	c.rcvBufSize = env.cfg.RcvBuf
+	c.keepIdle = env.cfg.KeepIdle
+	c.keepIntvl = env.cfg.KeepInterval
+	c.keepCount = env.cfg.KeepCount
+	return c
+}
+
+// Endpoints are what the stack decides when a connection opens.
+type Endpoints struct {
+	// Local and Remote are the connection's addresses.
+	Local, Remote netip.AddrPort
+	// ISS is the initial send sequence number (from an ISNGenerator).
+	ISS wire.Seq
+	// TSOffset is added to every TSval this connection sends.
+	TSOffset uint32
+	// MTU is the IP MTU of the route to Remote; the MSS announced is MTU
+	// minus 40 (RFC 9293 §3.7.1).
+	MTU int
+}
+
+func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
+	c.local, c.remote = ep.Local, ep.Remote
+	c.iss = ep.ISS
+	c.sndUna, c.sndNxt, c.sndMax = ep.ISS, ep.ISS, ep.ISS
+	c.recover = ep.ISS
+	c.tsOffset = ep.TSOffset
+	mtu := ep.MTU
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	c.advMSS = uint16(min(mtu-wire.IPv4HeaderLen-wire.TCPHeaderLen, 65535))
+	c.rcvMSS = min(uint32(c.advMSS), 536)
+	c.rcvWScale = 0
+	if !c.env.cfg.NoWindowScale {
+		c.rcvWScale = windowShift(c.rcvBufSize)
+	}
+	c.rto = c.env.cfg.InitialRTO
+	c.lastRecv, c.lastSend = now, now
+}
+
+// windowShift returns the smallest shift that lets a 16-bit window field
+// describe a buffer of size n (RFC 7323 §2.3), at most 14.
+func windowShift(n int) uint8 {
+	s := uint8(0)
+	for s < 14 && (65535<<s) < n {
+		s++
+	}
+	return s
+}
+
+// Connect starts an active open (RFC 9293 §3.10.1): the connection goes to
+// SYN-SENT and its SYN is ready for PollTransmit.
+func (c *Conn) Connect(now clock.Instant, ep Endpoints) error {
+	if c.state != Closed || c.local.IsValid() {
+		return ErrInvalid
+	}
+	c.setEndpoints(now, ep)
+	c.state = SynSent
+	c.synPending = true
+	c.env.Stats.ActiveOpens++
+	return nil
+}
+
+// OpenPassive opens a connection for a SYN that arrived at a listener
+// (RFC 9293 §3.10.7.2): the connection goes to SYN-RECEIVED with its
+// SYN-ACK ready for PollTransmit. The caller has checked that syn has SYN
+// set and neither ACK nor RST.
+func (c *Conn) OpenPassive(now clock.Instant, ep Endpoints, syn *wire.TCPFields) error {
+	if c.state != Closed || c.local.IsValid() {
+		return ErrInvalid
+	}
+	c.setEndpoints(now, ep)
+	c.passive = true
+	c.state = SynReceived
+	c.irs = syn.Seq
+	c.rcvNxt = syn.Seq.Add(1)
+	c.negotiate(now, syn, true)
+	c.sndWnd = uint32(syn.Window) // RFC 7323 §2.2: never scaled in a SYN
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = syn.Seq, c.iss
+	c.synPending = true
+	c.lastRecv = now
+	c.env.Stats.PassiveOpens++
+	return nil
+}
+
+// negotiate applies the options of the peer's SYN or SYN-ACK. ours says
+// whether our own SYN is still to be sent (passive side): then we offer
+// only what the peer offered.
+func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields, passive bool) {
+	o := &syn.Options
+	cfg := &c.env.cfg
+	// MSS (RFC 9293 §3.7.1, MUST-15: 536 when the option is absent).
+	peerMSS := uint32(536)
+	if o.MSS != 0 {
+		peerMSS = uint32(o.MSS)
+	}
+	mss := min(peerMSS, uint32(c.advMSS))
+	if mss < 64 {
+		mss = 64 // as Linux's TCP_MIN_MSS (88) guards, refuse absurd MSS
+	}
+	// Window scale (RFC 7323 §2.2): both sides must send the option.
+	c.wsOK = o.HasWScale && !cfg.NoWindowScale
+	if c.wsOK {
+		c.sndWScale = min(o.WScale, 14) // RFC 7323 §2.3: clamp to 14
+	} else {
+		c.sndWScale, c.rcvWScale = 0, 0
+	}
+	// Timestamps (RFC 7323 §3.2).
+	c.tsOK = o.HasTimestamp && !cfg.NoTimestamps
+	if c.tsOK {
+		c.tsRecent = o.TSVal
+		c.tsRecentAt = now
+		mss -= 12 // every segment carries the 12-byte option (RFC 9293 §3.7.1)
+	}
+	// SACK-permitted (RFC 2018 §2).
+	c.sackOK = o.SACKPermitted && !cfg.NoSACK
+	c.sndMSS = mss
+	c.cc = cfg.Congestion(mss)
+	if r, ok := c.cc.(*cc.Reno); ok && cfg.InitialCwnd != 10 {
+		r.SetInitialWindow(cfg.InitialCwnd)
+	}
+}
+
+// State returns the connection's state.
+func (c *Conn) State() State { return c.state }
+
+// LocalAddr returns the local address and port.
+func (c *Conn) LocalAddr() netip.AddrPort { return c.local }
+
+// RemoteAddr returns the peer's address and port.
+func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }
+
+// Err returns the error that ended the connection, or nil.
+func (c *Conn) Err() error { return c.err }
+
+// TakeEvents returns the events since the last call and clears them.
+func (c *Conn) TakeEvents() Events {
+	e := c.events
+	c.events = 0
+	return e
+}
+
+// Readable reports whether Read would return without ErrWouldBlock.
+func (c *Conn) Readable() bool {
+	return c.rcv.n > 0 || c.rdShut || c.eof() || c.err != nil
+}
+
+// eof reports whether the peer's FIN has been received (and so no more data
+// will arrive).
+func (c *Conn) eof() bool {
+	switch c.state {
+	case CloseWait, LastAck, Closing, TimeWait:
+		return true
+	case Closed:
+		return true
+	}
+	return false
+}
+
+// Writable reports whether Write would accept at least one byte, or fail
+// without ErrWouldBlock.
+func (c *Conn) Writable() bool {
+	if !c.state.canSendData() || c.finQueued {
+		return c.state != SynSent && c.state != SynReceived
+	}
+	return c.snd.n < c.sndBufSize
+}
+
+// Read copies received data into p (RFC 9293 §3.10.3). It returns
+// ErrWouldBlock when nothing is buffered and more may come, io.EOF once the
+// peer's FIN has been read up to, and the connection's error after a RST or
+// timeout, once buffered data has been read.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.rdShut {
+		return 0, io.EOF
+	}
+	if c.rcv.n > 0 {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		n := c.rcv.read(p, !c.ooo.empty())
+		c.afterRead()
+		return n, nil
+	}
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.eof():
+		return 0, io.EOF
+	case c.state == SynSent || c.state == SynReceived:
+		return 0, ErrWouldBlock
+	}
+	return 0, ErrWouldBlock
+}
+
+// afterRead sends a window update if reading opened the window enough
+// (RFC 9293 §3.8.6.2.2; Linux tcp_cleanup_rbuf's rule: when the window
+// could now more than double and it had shrunk to half the buffer or less).
+func (c *Conn) afterRead() {
+	if !c.state.canRecvData() {
+		return
+	}
+	cur := c.advertisedRemaining()
+	free := c.rcvFree()
+	if 2*cur <= uint32(c.rcvBufSize) && free >= 2*cur && free-cur >= min(uint32(c.rcvBufSize)/2, c.rcvMSS) {
+		c.ackNow = true
+		c.env.Stats.WindowUpdates++
+	}
+}
+
+// Write queues p for sending (RFC 9293 §3.10.2) and returns how much it
+// took: less than len(p) when the send buffer filled, and ErrWouldBlock if
+// it took nothing. Data is sent by PollTransmit.
+func (c *Conn) Write(p []byte) (int, error) {
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.finQueued || c.orphan:
+		return 0, ErrBrokenPipe
+	case c.state == SynSent || c.state == SynReceived:
+		return 0, ErrWouldBlock
+	case !c.state.canSendData():
+		return 0, ErrNotConnected
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	room := c.sndBufSize - c.snd.n
+	if room <= 0 {
+		return 0, ErrWouldBlock
+	}
+	n := c.snd.write(p, room)
+	return n, nil
+}
+
+// CloseWrite closes the sending half (shutdown(SHUT_WR), RFC 9293 §3.10.4):
+// a FIN follows the data already written. Reading goes on.
+func (c *Conn) CloseWrite() error {
+	switch c.state {
+	case Closed:
+		if c.err != nil {
+			return c.err
+		}
+		return ErrNotConnected
+	case SynSent:
+		// Nothing was sent but a SYN: the connection just ends.
+		c.finish(nil)
+		return nil
+	case SynReceived, Established:
+		c.queueFIN()
+		c.state = FinWait1
+	case CloseWait:
+		c.queueFIN()
+		c.state = LastAck
+	}
+	return nil
+}
+
+func (c *Conn) queueFIN() {
+	if c.finQueued {
+		return
+	}
+	c.finQueued = true
+	if c.state == SynReceived {
+		c.finSeq = c.iss.Add(1)
+	} else {
+		c.finSeq = c.sndUna.Add(uint32(c.snd.n))
+	}
+	if c.state == Established || c.state == CloseWait {
+		c.env.Stats.CurrEstab--
+	}
+}
+
+// CloseRead shuts down the receiving half (shutdown(SHUT_RD)): Read returns
+// io.EOF from now on; data that arrives is acknowledged and dropped.
+func (c *Conn) CloseRead() error {
+	c.rdShut = true
+	c.rcv.discard(c.rcv.n, !c.ooo.empty())
+	return nil
+}
+
+// Close is the application's close(2): the connection is orphaned and shuts
+// down in the background (RFC 9293 §3.10.4). If unread data is buffered,
+// or data arrives later, the connection is reset instead, as Linux does
+// (RFC 2525 §2.17).
+func (c *Conn) Close() error {
+	if c.orphan {
+		return nil
+	}
+	c.orphan = true
+	if c.rcv.n > 0 && !c.rdShut {
+		c.env.Stats.AbortOnClose++
+		c.abort()
+		return nil
+	}
+	switch c.state {
+	case SynSent:
+		c.finish(nil)
+		return nil
+	case Established, SynReceived, CloseWait:
+		c.CloseWrite()
+	}
+	if c.state == FinWait2 {
+		c.timers[timerLife] = c.lastRecv.Add(c.env.cfg.FinTimeout)
+	}
+	return nil
+}
+
+// Abort resets the connection (SO_LINGER with a zero timeout, RFC 9293
+// §3.10.5): a RST goes out and the connection is closed.
+func (c *Conn) Abort() {
+	if c.state == Closed {
+		return
+	}
+	c.orphan = true
+	c.env.Stats.AbortOnLinger++
+	c.abort()
+}
+
+// abort sends a RST if the peer may know of the connection, then closes it
+// with ErrConnAborted.
+func (c *Conn) abort() {
+	switch c.state {
+	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
+		c.reply = ctlReply{pending: true, seq: c.sndNxt, ack: c.rcvNxt, flags: wire.TCPFlagRST | wire.TCPFlagACK}
+		c.env.Stats.OutRsts++
+	}
+	c.finish(ErrConnAborted)
+}
+
+// finish moves the connection to CLOSED with err (nil for an orderly end),
+// frees its buffers and stops its timers. A pending RST is still sent.
+func (c *Conn) finish(err error) {
+	if c.state == Closed {
+		return
+	}
+	if (c.state == Established || c.state == CloseWait) && !c.finQueued {
+		c.env.Stats.CurrEstab--
+	}
+	if c.state == SynSent || c.state == SynReceived {
+		c.env.Stats.AttemptFails++
+	}
+	c.state = Closed
+	if c.err == nil {
+		c.err = err
+	}
+	c.snd.ack(c.snd.n)
+	c.snd.q.free()
+	// Data already received stays readable for the application (then
+	// Read reports err), unless nobody will read it.
+	if c.orphan || c.rdShut || c.rcv.n == 0 {
+		c.rcv.discard(c.rcv.n, false)
+		c.rcv.q.free()
+	}
+	c.ooo.reset()
+	for i := range c.timers {
+		c.timers[i] = clock.Never
+	}
+	c.synPending, c.rexmitNow, c.probeNow, c.keepNow, c.ackNow = false, false, false, false, false
+	c.events |= EventClosed | EventReadable | EventWritable
+}
+
+// SetNoDelay turns Nagle's algorithm off (TCP_NODELAY) or back on (RFC 9293
+// §3.7.4).
+func (c *Conn) SetNoDelay(on bool) { c.noDelay = on }
+
+// SetKeepAlive turns keep-alive probes on or off (SO_KEEPALIVE, RFC 1122
+// §4.2.3.6); idle, interval and count replace the defaults when positive.
+func (c *Conn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.Duration, count int) {
+	c.keepAlive = on
+	if idle > 0 {
+		c.keepIdle = idle
+	}
+	if interval > 0 {
+		c.keepIntvl = interval
+	}
+	if count > 0 {
+		c.keepCount = count
+	}
+	c.armKeepAlive(now)
+}
+
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF). The window never
+// shrinks below what was already advertised; the window scale, fixed at
+// the handshake, limits how large a window can be announced.
+func (c *Conn) SetReadBuffer(n int) {
+	c.rcvBufSize = min(max(n, minBuf), maxBuf)
+	if c.state == Closed && !c.local.IsValid() {
+		return
+	}
+}
+
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
+func (c *Conn) SetWriteBuffer(n int) { c.sndBufSize = min(max(n, minBuf), maxBuf) }
+
+// ReopenISS returns the initial sequence number a new connection should use
+// when a SYN reopens this one from TIME-WAIT (Linux: SND.NXT + 65535 + 2),
+// so its segments cannot be mistaken for the old connection's.
+func (c *Conn) ReopenISS() wire.Seq { return c.sndNxt.Add(65535 + 2) }
+
+// Info is a snapshot of a connection's state, like Linux's struct tcp_info.
+type Info struct {
+	State            State
+	RTT, RTTVar, RTO time.Duration
+	SndMSS, RcvMSS   uint32
+	AdvMSS           uint16
+	Cwnd, Ssthresh   uint32 // bytes
+	SndWnd, RcvWnd   uint32 // bytes
+	// SndWScale and RcvWScale are -1 without window scaling.
+	SndWScale, RcvWScale int8
+	Timestamps, SACK     bool
+	CongestionControl    string
+	Unacked              uint32 // bytes sent and not acknowledged
+	SndBuffered          int    // bytes in the send buffer
+	RcvBuffered          int    // bytes readable
+	Retransmits          int    // RTOs in a row without progress
+	TotalRetrans         uint64 // segments retransmitted
+	BytesSent            uint64 // data bytes sent, retransmissions included
+	BytesRetrans         uint64
+	BytesAcked           uint64
+	BytesReceived        uint64
+	SegsIn, SegsOut      uint64
+	InRecovery           bool
+}
+
+// Info returns a snapshot of the connection's state.
+func (c *Conn) Info() Info {
+	i := Info{
+		State:         c.state,
+		RTT:           c.rtt.srtt,
+		RTTVar:        c.rtt.rttvar,
+		RTO:           c.rto,
+		SndMSS:        c.sndMSS,
+		RcvMSS:        c.rcvMSS,
+		AdvMSS:        c.advMSS,
+		SndWnd:        c.sndWnd,
+		RcvWnd:        c.advertisedRemaining(),
+		SndWScale:     -1,
+		RcvWScale:     -1,
+		Timestamps:    c.tsOK,
+		SACK:          c.sackOK,
+		Unacked:       c.sndMax.Size(c.sndUna),
+		SndBuffered:   c.snd.n,
+		RcvBuffered:   c.rcv.n,
+		Retransmits:   c.rexmitCount,
+		TotalRetrans:  c.totalRetrans,
+		BytesSent:     c.bytesSent,
+		BytesRetrans:  c.bytesRetrans,
+		BytesAcked:    c.bytesAcked,
+		BytesReceived: c.bytesReceived,
+		SegsIn:        c.segsIn,
+		SegsOut:       c.segsOut,
+		InRecovery:    c.inRecovery,
+	}
+	if c.wsOK {
+		i.SndWScale, i.RcvWScale = int8(c.sndWScale), int8(c.rcvWScale)
+	}
+	if c.cc != nil {
+		i.Cwnd, i.Ssthresh = c.cwnd(), c.cc.Ssthresh()
+		i.CongestionControl = c.cc.Name()
+	}
+	return i
+}
+
+// BufferedChunks returns how many buffer chunks the connection holds (for
+// memory accounting and tests of "an idle connection holds no buffers").
+func (c *Conn) BufferedChunks() int { return c.snd.q.held() + c.rcv.q.held() }

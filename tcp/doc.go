@@ -1,0 +1,40 @@
+// Package tcp is the TCP connection as a pure state machine (sans-IO).
+//
+// Reading list, in the order the code follows it:
+//   - RFC 9293 (TCP): states, segment arrival (§3.10.7), windows (§3.8.6),
+//     and the requirement summary (MUST-n / SHLD-n labels cited in comments).
+//   - RFC 1122 §4.2: keep-alive, delayed ACKs, Nagle, silly-window avoidance.
+//   - RFC 6298: the retransmission timer; RFC 6928: initial window.
+//   - RFC 7323: window scaling, timestamps, PAWS.
+//   - RFC 2018: SACK (this package generates SACK blocks as a receiver).
+//   - RFC 5681 and RFC 6582: congestion control, fast retransmit, NewReno.
+//   - RFC 5961: blind RST, SYN and data injection (challenge ACKs).
+//   - RFC 6528: initial sequence numbers; RFC 6191: SYN in TIME-WAIT.
+//
+// # The Handle/Poll contract
+//
+// A Conn never starts a goroutine, reads a clock, takes a lock or blocks.
+// Its owner drives it with four kinds of methods:
+//
+//   - inputs: HandleSegment(now, seg) for every segment addressed to it,
+//     HandleTimeout(now) when NextDeadline has passed;
+//   - application commands, all non-blocking: Read, Write, CloseWrite,
+//     Close, Abort and the option setters; they return ErrWouldBlock
+//     instead of waiting;
+//   - outputs, called after any input or command: PollTransmit(now, dst)
+//     until it returns 0, then NextDeadline, then TakeEvents;
+//   - getters: State, Info, Readable, Writable, Err.
+//
+// Time only moves forward: every now passed in must be at or after the
+// previous one. The same sequence of calls with the same arguments produces
+// the same segments, which is what lets the simulator replay a run from its
+// seed.
+//
+// Buffers are taken from a shared pool of fixed-size chunks when data
+// arrives and given back when it is read or acknowledged, so an idle
+// connection holds no buffer memory. Retransmissions are rebuilt from the
+// send buffer; no segment is kept.
+//
+// A listening socket is not a Conn: the stack demultiplexes SYNs to its
+// listeners and opens a Conn per SYN with OpenPassive.
+package tcp

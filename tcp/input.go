@@ -1,0 +1,692 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/wire"
+)
+
+// Verdict tells the owner what to do after HandleSegment.
+type Verdict uint8
+
+const (
+	// Consumed: the segment was handled (or dropped and counted).
+	Consumed Verdict = iota
+	// Reopen: a SYN arrived in TIME-WAIT that may start a new incarnation
+	// of the connection (RFC 9293 §3.10.7.4, RFC 6191). The connection is
+	// now CLOSED; the owner gives the SYN to the listener, using
+	// ReopenISS as the new connection's ISS.
+	Reopen
+)
+
+// pawsIdle is how long TS.Recent stays valid without segments (RFC 7323
+// §5.5: 24 days).
+const pawsIdle = 24 * 24 * time.Hour
+
+// tsBefore reports whether timestamp a is before b (RFC 7323 §5.2,
+// modulo 2³²).
+func tsBefore(a, b uint32) bool { return int32(a-b) < 0 }
+
+// HandleSegment processes a segment addressed to this connection (RFC 9293
+// §3.10.7). The caller has verified the checksum and decoded seg; the
+// payload is copied, so seg may be reused once this returns.
+func (c *Conn) HandleSegment(now clock.Instant, seg *wire.TCPFields) Verdict {
+	c.segsIn++
+	switch c.state {
+	case Closed:
+		return Consumed
+	case SynSent:
+		c.handleSynSent(now, seg)
+		return Consumed
+	case TimeWait:
+		return c.handleTimeWait(now, seg)
+	}
+	c.handleSynchronized(now, seg)
+	return Consumed
+}
+
+// handleSynSent is RFC 9293 §3.10.7.3.
+func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
+	f := seg.Flags
+	// First: the ACK bit.
+	if f&wire.TCPFlagACK != 0 {
+		if seg.Ack.LessEq(c.iss) || seg.Ack.GreaterThan(c.sndMax) {
+			if f&wire.TCPFlagRST == 0 {
+				c.sendReply(seg.Ack, 0, wire.TCPFlagRST)
+			}
+			return
+		}
+	}
+	// Second: the RST bit. Acceptable only if it acknowledges our SYN
+	// (RFC 5961 §3.2 keeps this rule for SYN-SENT).
+	if f&wire.TCPFlagRST != 0 {
+		if f&wire.TCPFlagACK != 0 {
+			c.finish(ErrConnRefused)
+		}
+		return
+	}
+	// Fourth: the SYN bit.
+	if f&wire.TCPFlagSYN == 0 {
+		return
+	}
+	c.irs = seg.Seq
+	c.rcvNxt = seg.Seq.Add(1)
+	c.negotiate(now, seg, false)
+	c.lastRecv = now
+	if f&wire.TCPFlagACK != 0 {
+		c.sndUna = seg.Ack
+		c.takeRTTSample(now, seg)
+		c.establish(now, seg)
+		c.ackNow = true
+		// Data on a SYN-ACK (not sent by Linux, allowed by the RFC).
+		c.receiveData(now, seg, seg.Seq.Add(1), seg.Payload, f&wire.TCPFlagFIN != 0)
+		return
+	}
+	// Simultaneous open (RFC 9293 §3.5, figure 8): answer with SYN-ACK.
+	c.state = SynReceived
+	c.sndWnd = uint32(seg.Window)
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = seg.Seq, c.iss
+	c.synPending = true
+	c.sndNxt = c.iss
+}
+
+// establish enters ESTABLISHED from SYN-SENT or SYN-RECEIVED.
+func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
+	c.state = Established
+	c.env.Stats.CurrEstab++
+	// The window of the segment that completes the handshake (RFC 9293
+	// §3.10.7.3 and §3.10.7.4: SND.WND, SND.WL1, SND.WL2 from it). A
+	// SYN-ACK's window is never scaled (RFC 7323 §2.2).
+	w := uint32(seg.Window)
+	if seg.Flags&wire.TCPFlagSYN == 0 {
+		w <<= c.sndWScale
+	}
+	c.sndWnd = w
+	c.maxSndWnd = max(c.maxSndWnd, w)
+	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+	c.synPending = false
+	c.synRetries = 0
+	c.rexmitCount = 0
+	if c.sndNxt.LessThan(c.sndUna) {
+		c.sndNxt = c.sndUna
+	}
+	c.timers[timerRexmit] = clock.Never
+	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
+	c.quickAcks = 16
+	c.events |= EventEstablished | EventWritable
+	c.armKeepAlive(now)
+}
+
+// handleTimeWait is RFC 9293 §3.10.7.4 for TIME-WAIT, as Linux refines it
+// (tcp_timewait_state_process): PAWS, RST assassination only with an exact
+// sequence number, and a SYN that may reopen the connection (RFC 6191).
+func (c *Conn) handleTimeWait(now clock.Instant, seg *wire.TCPFields) Verdict {
+	f := seg.Flags
+	paws := c.tsOK && seg.Options.HasTimestamp && tsBefore(seg.Options.TSVal, c.tsRecent) && f&wire.TCPFlagRST == 0
+	if !paws && seg.Seq == c.rcvNxt && (seg.SegLen() == 0 || f&wire.TCPFlagRST != 0) && f&wire.TCPFlagSYN == 0 {
+		if f&wire.TCPFlagRST != 0 {
+			c.env.Stats.TWKilled++
+			c.finish(nil)
+			return Consumed
+		}
+		return Consumed
+	}
+	if f&wire.TCPFlagSYN != 0 && f&(wire.TCPFlagRST|wire.TCPFlagACK) == 0 && !paws {
+		newer := seg.Seq.GreaterThan(c.rcvNxt)
+		if c.tsOK && seg.Options.HasTimestamp {
+			newer = newer || tsBefore(c.tsRecent, seg.Options.TSVal)
+		}
+		if newer {
+			c.env.Stats.TWRecycled++
+			c.finish(nil)
+			return Reopen
+		}
+	}
+	if f&wire.TCPFlagRST == 0 {
+		if paws {
+			c.env.Stats.PAWSEstab++
+		}
+		// A retransmitted FIN (or anything else): acknowledge it and
+		// restart the 2×MSL timer (RFC 9293 §3.10.7.4, eighth step).
+		c.ackNow = true
+		if f&wire.TCPFlagACK != 0 {
+			c.timers[timerLife] = now.Add(c.env.cfg.TimeWait)
+		}
+	}
+	return Consumed
+}
+
+// acceptable is the segment acceptability test of RFC 9293 §3.10.7.4
+// (table in "first: check sequence number").
+func (c *Conn) acceptable(seq wire.Seq, segLen uint32) bool {
+	wnd := c.rcvAdv.Size(c.rcvNxt)
+	if c.rcvAdv.LessThan(c.rcvNxt) {
+		wnd = 0
+	}
+	switch {
+	case segLen == 0 && wnd == 0:
+		return seq == c.rcvNxt
+	case segLen == 0:
+		return seq.InWindow(c.rcvNxt, wnd)
+	case wnd == 0:
+		return false
+	}
+	return seq.InWindow(c.rcvNxt, wnd) || seq.Add(segLen-1).InWindow(c.rcvNxt, wnd)
+}
+
+// handleSynchronized is RFC 9293 §3.10.7.4 for SYN-RECEIVED and every
+// synchronized state but TIME-WAIT.
+func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
+	st := &c.env.Stats
+	f := seg.Flags
+	segLen := seg.SegLen()
+
+	// A retransmitted SYN in SYN-RECEIVED: resend the SYN-ACK, as Linux
+	// does for a request socket (tcp_check_req).
+	if c.state == SynReceived && f&wire.TCPFlagSYN != 0 && f&(wire.TCPFlagACK|wire.TCPFlagRST) == 0 && seg.Seq == c.irs {
+		if c.oowAllowed(now) {
+			c.synPending = true
+		}
+		return
+	}
+
+	// PAWS (RFC 7323 §5.3, R1): a segment with an older TSval than
+	// TS.Recent is a duplicate from an earlier wrap of the sequence space,
+	// unless TS.Recent is more than 24 days old (§5.5).
+	if c.tsOK && seg.Options.HasTimestamp && f&wire.TCPFlagRST == 0 && tsBefore(seg.Options.TSVal, c.tsRecent) {
+		if now.Sub(c.tsRecentAt) <= pawsIdle {
+			st.PAWSEstab++
+			c.sendOOWAck(now)
+			return
+		}
+		c.tsRecent = seg.Options.TSVal // §5.5: invalidate the stale TS.Recent
+		c.tsRecentAt = now
+	}
+
+	// First: check the sequence number.
+	ctlOnly := false
+	if !c.acceptable(seg.Seq, segLen) {
+		// RFC 9293 MUST-66 (§3.10.7.4): with a zero window, still
+		// process the ACK, URG and RST of a segment at RCV.NXT.
+		if c.rcvAdv.Size(c.rcvNxt) == 0 && seg.Seq == c.rcvNxt || c.rcvAdv.LessThan(c.rcvNxt) && seg.Seq == c.rcvNxt {
+			ctlOnly = true
+			if len(seg.Payload) > 0 {
+				st.ZeroWindowDrop++
+			}
+		} else {
+			if f&wire.TCPFlagRST != 0 {
+				st.RSTOutOfWindow++
+				return
+			}
+			st.OutOfWindow++
+			// An old duplicate: report it with a D-SACK (RFC 2883 §4).
+			if len(seg.Payload) > 0 && seg.Seq.Add(uint32(len(seg.Payload))).LessEq(c.rcvNxt) && c.sackOK {
+				c.setDSACK(seg.Seq, seg.Seq.Add(uint32(len(seg.Payload))))
+				st.DupData++
+			}
+			c.sendOOWAck(now)
+			return
+		}
+	}
+
+	// Second: the RST bit (RFC 5961 §3.2): reset only on an exact match
+	// of RCV.NXT; any other in-window RST gets a challenge ACK.
+	if f&wire.TCPFlagRST != 0 {
+		if seg.Seq != c.rcvNxt {
+			c.sendChallengeACK(now)
+			return
+		}
+		c.handleReset()
+		return
+	}
+
+	// Fourth: the SYN bit (RFC 5961 §4.2, RFC 9293 §3.10.7.4): a SYN in a
+	// synchronized state gets a challenge ACK, wherever it falls.
+	if f&wire.TCPFlagSYN != 0 {
+		st.SYNChallenge++
+		c.sendChallengeACK(now)
+		return
+	}
+
+	// Fifth: the ACK field.
+	if f&wire.TCPFlagACK == 0 {
+		return
+	}
+	c.lastRecv = now
+	c.keepProbes = 0
+	if c.state == SynReceived {
+		if !seg.Ack.GreaterThan(c.sndUna) || seg.Ack.GreaterThan(c.sndMax) {
+			c.sendReply(seg.Ack, 0, wire.TCPFlagRST)
+			return
+		}
+		c.sndUna = c.iss.Add(1)
+		c.takeRTTSample(now, seg)
+		c.establish(now, seg)
+	}
+	if !c.processACK(now, seg) {
+		return
+	}
+	if c.state == Closed {
+		return
+	}
+
+	// RFC 7323 §4.3 (2): remember TS.Recent from a segment that covers
+	// Last.ACK.sent.
+	if c.tsOK && seg.Options.HasTimestamp && !tsBefore(seg.Options.TSVal, c.tsRecent) && seg.Seq.LessEq(c.lastAckSent) {
+		c.tsRecent = seg.Options.TSVal
+		c.tsRecentAt = now
+	}
+
+	if ctlOnly {
+		// A bare FIN at RCV.NXT is taken even with a zero window, as
+		// Linux does (tcp_data_queue): it needs no buffer space.
+		if f&wire.TCPFlagFIN != 0 && len(seg.Payload) == 0 {
+			c.receiveData(now, seg, seg.Seq, nil, true)
+		}
+		c.ackNow = true
+		return
+	}
+	// Seventh and eighth: the segment text and the FIN bit.
+	c.receiveData(now, seg, seg.Seq, seg.Payload, f&wire.TCPFlagFIN != 0)
+}
+
+// handleReset is the "second" step for an acceptable RST (RFC 9293
+// §3.10.7.4).
+func (c *Conn) handleReset() {
+	switch c.state {
+	case SynReceived:
+		if c.passive {
+			c.finish(nil) // back to LISTEN: the listener forgets it
+		} else {
+			c.finish(ErrConnRefused)
+		}
+	case Established, CloseWait:
+		c.env.Stats.EstabResets++
+		c.finish(ErrConnReset)
+	case FinWait1, FinWait2:
+		c.finish(ErrConnReset)
+	default: // Closing, LastAck
+		c.finish(nil)
+	}
+}
+
+// processACK is the "fifth" step: it returns false when the segment must be
+// dropped.
+func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
+	st := &c.env.Stats
+	ack := seg.Ack
+	// RFC 5961 §5.2: acceptable when
+	// SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT; otherwise send an ACK
+	// and drop.
+	if ack.GreaterThan(c.sndMax) {
+		st.ACKTooNew++
+		c.sendChallengeACK(now)
+		return false
+	}
+	if ack.LessThan(c.sndUna - wire.Seq(c.maxSndWnd)) {
+		st.ACKTooOld++
+		c.sendChallengeACK(now)
+		return false
+	}
+
+	// Window update (RFC 9293 §3.10.7.4, fifth step, ESTABLISHED).
+	oldWnd := c.sndWnd
+	if c.sndUna.LessEq(ack) && (c.sndWl1.LessThan(seg.Seq) || c.sndWl1 == seg.Seq && c.sndWl2.LessEq(ack)) {
+		c.sndWnd = uint32(seg.Window) << c.sndWScale
+		c.sndWl1, c.sndWl2 = seg.Seq, ack
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		if c.sndWnd > 0 && c.timers[timerPersist] != clock.Never {
+			// The window opened: stop probing (RFC 9293 §3.8.6.1).
+			c.timers[timerPersist] = clock.Never
+			c.rexmitCount = 0
+			c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
+		}
+	}
+
+	if ack.GreaterThan(c.sndUna) {
+		c.newlyAcked(now, seg, ack)
+	} else if ack == c.sndUna && c.isDupAck(seg, oldWnd) {
+		c.dupAck(now)
+	}
+	if c.sndWnd > 0 {
+		c.probeNow = false
+	}
+
+	// State changes caused by the ACK of our FIN.
+	if c.finQueued && c.sndUna.GreaterThan(c.finSeq) {
+		switch c.state {
+		case FinWait1:
+			c.state = FinWait2
+			if c.orphan {
+				c.timers[timerLife] = now.Add(c.env.cfg.FinTimeout)
+			}
+		case Closing:
+			c.enterTimeWait(now)
+		case LastAck:
+			c.finish(nil)
+			return false
+		}
+	}
+	return true
+}
+
+// isDupAck is the duplicate-ACK definition of RFC 5681 §2: outstanding
+// data, no data and no SYN or FIN in the segment, an unchanged window.
+func (c *Conn) isDupAck(seg *wire.TCPFields, oldWnd uint32) bool {
+	return c.sndMax.GreaterThan(c.sndUna) && len(seg.Payload) == 0 &&
+		seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) == 0 && c.sndWnd == oldWnd
+}
+
+// newlyAcked handles an ACK that acknowledges new data.
+func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, ack wire.Seq) {
+	st := &c.env.Stats
+	acked := ack.Size(c.sndUna)
+	flight := c.sndMax.Size(c.sndUna)
+	// Bytes of data (not SYN or FIN) acknowledged.
+	data := acked
+	if c.finQueued && ack.GreaterThan(c.finSeq) {
+		data--
+	}
+	data = min(data, uint32(c.snd.n))
+	if data > 0 {
+		c.snd.ack(int(data))
+		c.bytesAcked += uint64(data)
+		c.events |= EventWritable
+	}
+	c.sndUna = ack
+	if c.sndNxt.LessThan(c.sndUna) {
+		c.sndNxt = c.sndUna
+	}
+	rtt := c.takeRTTSample(now, seg)
+	c.rexmitCount = 0
+	c.dupAcks = 0
+
+	if c.inRecovery {
+		if ack.GreaterEq(c.recover) {
+			// Full acknowledgment: recovery ends (RFC 6582 §3.2 step 3).
+			c.inRecovery = false
+			c.cc.OnRecoveryEnd(now, c.sndMax.Size(c.sndUna))
+		} else {
+			// Partial acknowledgment (RFC 6582 §3.2 step 4): resend the
+			// next segment, deflate the window by the amount acked and
+			// add back one MSS.
+			st.PartialACKs++
+			c.rexmitNow = true
+			c.recCwnd -= min(c.recCwnd, acked)
+			if acked >= c.sndMSS {
+				c.recCwnd += c.sndMSS
+			}
+			c.recCwnd = max(c.recCwnd, c.sndMSS)
+		}
+	} else {
+		c.cc.OnAck(now, acked, flight, rtt)
+	}
+
+	// RFC 6298 §5.2 and §5.3: stop the timer when everything is
+	// acknowledged, restart it otherwise.
+	if c.sndUna == c.sndMax {
+		c.timers[timerRexmit] = clock.Never
+	} else {
+		c.timers[timerRexmit] = now.Add(c.rto)
+	}
+}
+
+// dupAck handles a duplicate ACK: fast retransmit on the third and window
+// inflation during recovery (RFC 5681 §3.2, RFC 6582 §3.2).
+func (c *Conn) dupAck(now clock.Instant) {
+	st := &c.env.Stats
+	st.DupACKsIn++
+	c.dupAcks++
+	if c.inRecovery {
+		c.recCwnd += c.sndMSS // step 4: inflate by one segment
+		return
+	}
+	if c.dupAcks != 3 {
+		return
+	}
+	// RFC 6582 §3.2 step 2: only if this ACK covers more than "recover"
+	// (the end of the previous recovery), so one loss episode gives one
+	// window reduction.
+	if c.sndUna.LessThan(c.recover) {
+		return
+	}
+	flight := c.sndMax.Size(c.sndUna)
+	c.inRecovery = true
+	c.recover = c.sndMax
+	c.cc.OnRecoveryStart(now, flight)
+	c.recCwnd = c.cc.Ssthresh() + 3*c.sndMSS
+	c.rexmitNow = true
+	st.FastRetrans++
+	st.Recoveries++
+}
+
+// takeRTTSample measures the RTT from the timed segment if this ACK covers
+// it (RFC 6298 §3: one measurement at a time, none from a retransmitted
+// segment) and updates the RTO. It returns the sample, or 0.
+func (c *Conn) takeRTTSample(now clock.Instant, seg *wire.TCPFields) time.Duration {
+	if !c.rttTiming || seg.Ack.LessThan(c.rttSeq) {
+		return 0
+	}
+	c.rttTiming = false
+	r := now.Sub(c.rttStart)
+	c.rtt.sample(r)
+	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
+	return r
+}
+
+// receiveData is the "seventh" and "eighth" steps: the segment's text and
+// FIN. seq is the sequence number of data's first byte; a FIN, if set,
+// follows the data.
+func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq, data []byte, fin bool) {
+	st := &c.env.Stats
+	if len(data) == 0 && !fin || !c.state.canRecvData() {
+		// In CLOSE-WAIT, CLOSING and LAST-ACK the peer already sent its
+		// FIN: more text is ignored (RFC 9293 §3.10.7.4, seventh step).
+		return
+	}
+	end := seq.Add(uint32(len(data)))
+	if c.orphan && len(data) > 0 && end.GreaterThan(c.rcvNxt) {
+		// New data for a connection the application closed: reset it.
+		// RFC 9293 is silent; Linux does this (TCPAbortOnData).
+		st.AbortOnData++
+		c.sendReply(c.sndNxt, c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
+		c.finish(ErrConnReset)
+		return
+	}
+	// Drop what was already received; report it with a D-SACK (RFC 2883).
+	if seq.LessThan(c.rcvNxt) {
+		skip := c.rcvNxt.Size(seq)
+		if skip >= uint32(len(data)) {
+			if len(data) > 0 {
+				st.DupData++
+				if c.sackOK {
+					c.setDSACK(seq, end)
+				}
+				c.ackNow = true
+			}
+			data = nil
+			if end.LessThan(c.rcvNxt) {
+				fin = false // an old FIN cannot be: ignore it
+			}
+		} else {
+			if c.sackOK {
+				c.setDSACK(seq, c.rcvNxt)
+			}
+			data = data[skip:]
+		}
+		seq = c.rcvNxt
+	}
+	// Trim to the buffer (RFC 9293 §3.10.7.4: text beyond the window is
+	// dropped, and a FIN after dropped text goes with it).
+	off := seq.Size(c.rcvNxt)
+	room := c.rcvFree()
+	if len(data) > 0 {
+		if off >= room {
+			st.RcvWindowTrims++
+			c.ackNow = true
+			return
+		}
+		if uint32(len(data)) > room-off {
+			data = data[:room-off]
+			fin = false
+			st.RcvWindowTrims++
+		}
+	}
+	if len(data) > 0 {
+		c.bytesReceived += uint64(len(data))
+		c.rcvMSS = max(c.rcvMSS, min(uint32(len(data)), uint32(c.advMSS)))
+		if off == 0 {
+			if !c.rdShut {
+				c.rcv.q.writeAt(c.rcv.n, data)
+				c.rcv.n += len(data)
+			}
+			c.rcvNxt = c.rcvNxt.Add(uint32(len(data)))
+			c.rcvUnacked += uint32(len(data))
+			if !c.ooo.empty() {
+				// The segment filled (part of) a hole: acknowledge at once
+				// (RFC 5681 §4.2).
+				if newNxt := c.ooo.advance(c.rcvNxt); newNxt != c.rcvNxt {
+					st.OFOMerge++
+					if !c.rdShut {
+						c.rcv.n += int(newNxt.Size(c.rcvNxt))
+					}
+					c.rcvNxt = newNxt
+				}
+				c.ackNow = true
+			}
+			c.events |= EventReadable
+			c.scheduleACK(now)
+		} else {
+			// Out of order: hold it and send a duplicate ACK at once
+			// (RFC 5681 §4.2, RFC 9293 §3.10.7.4).
+			if c.ooo.add(seq, seq.Add(uint32(len(data)))) {
+				st.OFOQueue++
+				if !c.rdShut {
+					c.rcv.q.writeAt(c.rcv.n+int(off), data)
+				}
+			} else {
+				st.OFODrop++
+			}
+			c.ackNow = true
+		}
+	}
+	if fin {
+		if finAt := seq.Add(uint32(len(data))); finAt.GreaterThan(c.rcvNxt) {
+			// The FIN follows a hole: it takes effect when the hole fills.
+			c.rcvFinSeq, c.rcvFinOOO = finAt, true
+			c.ackNow = true
+		} else {
+			c.receiveFIN(now)
+			return
+		}
+	}
+	if c.rcvFinOOO && c.rcvFinSeq == c.rcvNxt {
+		c.rcvFinOOO = false
+		c.receiveFIN(now)
+	}
+}
+
+// receiveFIN is the "eighth" step for a FIN at RCV.NXT.
+func (c *Conn) receiveFIN(now clock.Instant) {
+	c.rcvNxt = c.rcvNxt.Add(1)
+	c.ackNow = true
+	c.events |= EventReadable
+	switch c.state {
+	case SynReceived, Established:
+		c.state = CloseWait
+	case FinWait1:
+		if c.finQueued && c.sndUna.GreaterThan(c.finSeq) {
+			c.enterTimeWait(now)
+		} else {
+			c.state = Closing
+		}
+	case FinWait2:
+		c.enterTimeWait(now)
+	}
+}
+
+// enterTimeWait moves to TIME-WAIT and starts the 2×MSL timer.
+func (c *Conn) enterTimeWait(now clock.Instant) {
+	c.state = TimeWait
+	for i := range c.timers {
+		c.timers[i] = clock.Never
+	}
+	c.timers[timerLife] = now.Add(c.env.cfg.TimeWait)
+	c.snd.ack(c.snd.n)
+	c.snd.q.free()
+	c.ooo.reset()
+	c.events |= EventReadable | EventWritable
+}
+
+// scheduleACK decides how to acknowledge in-order data: at once for the
+// first segments (quick ACKs) or every second full-sized segment (RFC 5681
+// §4.2, RFC 1122 §4.2.3.2), otherwise after the delayed-ACK timeout.
+func (c *Conn) scheduleACK(now clock.Instant) {
+	switch {
+	case c.env.cfg.DelayedACK < 0:
+		c.ackNow = true
+	case c.quickAcks > 0:
+		c.quickAcks--
+		c.ackNow = true
+		c.env.Stats.QuickACKs++
+	case c.rcvUnacked > c.rcvMSS:
+		c.ackNow = true
+	case c.timers[timerDelAck] == clock.Never:
+		c.timers[timerDelAck] = now.Add(c.env.cfg.DelayedACK)
+	}
+}
+
+// setDSACK records a duplicate range to report in the next ACK
+// (RFC 2883 §4).
+func (c *Conn) setDSACK(start, end wire.Seq) {
+	c.dsack = seqRange{start, end}
+	c.dsackNow = true
+}
+
+// oowAllowed rate-limits replies to unacceptable segments per connection
+// (Linux tcp_oow_rate_limited, net.ipv4.tcp_invalid_ratelimit), so two
+// confused peers cannot loop ACKs at full speed.
+func (c *Conn) oowAllowed(now clock.Instant) bool {
+	if c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.env.cfg.InvalidRateLimit {
+		c.env.Stats.OOWRateLimited++
+		return false
+	}
+	c.lastOOWAck = now
+	if c.lastOOWAck == 0 {
+		c.lastOOWAck = 1
+	}
+	return true
+}
+
+// sendOOWAck answers an unacceptable segment with an ACK (RFC 9293
+// §3.10.7.4), rate-limited.
+func (c *Conn) sendOOWAck(now clock.Instant) {
+	if c.oowAllowed(now) {
+		c.ackNow = true
+	}
+}
+
+// sendChallengeACK sends a challenge ACK (RFC 5961 §3.2, §4.2, §5.2),
+// within the connection's and the stack's rate limits (RFC 5961 §7).
+func (c *Conn) sendChallengeACK(now clock.Instant) {
+	if !c.oowAllowed(now) {
+		return
+	}
+	if !c.env.allowChallenge(now) {
+		c.env.Stats.ChallengeLimit++
+		return
+	}
+	c.env.Stats.ChallengeACKs++
+	c.ackNow = true
+}
+
+// sendReply queues a one-off control segment, such as a RST for an
+// unacceptable ACK (RFC 9293 §3.10.7.3, §3.10.7.4).
+func (c *Conn) sendReply(seq, ack wire.Seq, flags wire.TCPFlags) {
+	c.reply = ctlReply{pending: true, seq: seq, ack: ack, flags: flags}
+	if flags&wire.TCPFlagRST != 0 {
+		c.env.Stats.OutRsts++
+	}
+}

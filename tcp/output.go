@@ -1,0 +1,355 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/wire"
+)
+
+// MaxSegmentLen returns the largest segment PollTransmit can write: a full
+// header with options and one MSS of data. A dst of this size always fits.
+func (c *Conn) MaxSegmentLen() int {
+	return wire.TCPMaxHeaderLen + int(max(c.sndMSS, uint32(c.advMSS)))
+}
+
+// rcvFree returns the receive buffer space not taken by readable data:
+// the largest window that can be offered.
+func (c *Conn) rcvFree() uint32 {
+	if c.rdShut {
+		return uint32(c.rcvBufSize)
+	}
+	return uint32(max(c.rcvBufSize-c.rcv.n, 0))
+}
+
+// advertisedRemaining returns how much of the last advertised window is
+// still open: RCV.ADV − RCV.NXT.
+func (c *Conn) advertisedRemaining() uint32 {
+	if c.rcvAdv.LessEq(c.rcvNxt) {
+		return 0
+	}
+	return c.rcvAdv.Size(c.rcvNxt)
+}
+
+// windowField returns the window field for a non-SYN segment, and the
+// window in bytes it announces.
+func (c *Conn) windowField() (uint16, uint32) {
+	free := c.rcvFree()
+	cur := c.advertisedRemaining()
+	// Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): grow the
+	// window only by at least min(RCV.BUFF/2, one MSS).
+	if free > cur && free-cur < min(uint32(c.rcvBufSize)/2, c.rcvMSS) {
+		free = cur
+	}
+	// Never shrink the window (RFC 9293 §3.8.6, SHLD-14; RFC 7323 §2.4).
+	free = max(free, cur)
+	limit := uint32(65535) << c.rcvWScale
+	free = min(free, limit)
+	field := free >> c.rcvWScale
+	if field<<c.rcvWScale < cur {
+		field++ // round up rather than shrink below what was announced
+	}
+	return uint16(min(field, 65535)), field << c.rcvWScale
+}
+
+// tsVal returns our timestamp clock: milliseconds, as Linux uses, plus the
+// connection's random offset (RFC 7323 §5.4).
+func (c *Conn) tsVal(now clock.Instant) uint32 {
+	return uint32(time.Duration(now)/time.Millisecond) + c.tsOffset
+}
+
+// cwnd returns the congestion window in effect: the inflated window during
+// NewReno recovery, and with room for limited transmit (RFC 3042 §2) on
+// the first two duplicate ACKs.
+func (c *Conn) cwnd() uint32 {
+	if c.inRecovery {
+		return c.recCwnd
+	}
+	w := c.cc.Cwnd()
+	if c.dupAcks > 0 && c.dupAcks < 3 {
+		w += uint32(c.dupAcks) * c.sndMSS
+	}
+	return w
+}
+
+// segment describes one segment to build.
+type segment struct {
+	seq     wire.Seq
+	flags   wire.TCPFlags
+	dataOff int // position of the data in the send buffer
+	dataLen int
+}
+
+// PollTransmit writes the next segment the connection wants to send into
+// dst — the TCP header with options, then data — and returns its length,
+// or 0 when there is nothing to send now. The checksum field is zero: the
+// caller, who knows the IP header, fills it in. dst must have room for
+// MaxSegmentLen bytes. Call it until it returns 0.
+func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
+	if c.reply.pending {
+		c.reply.pending = false
+		r := c.reply
+		return c.build(now, dst, segment{seq: r.seq, flags: r.flags}, r.ack)
+	}
+	switch c.state {
+	case Closed:
+		return 0
+	case SynSent, SynReceived:
+		if c.synPending {
+			return c.sendSYN(now, dst)
+		}
+		if c.state == SynSent {
+			return 0
+		}
+	case TimeWait:
+		if c.ackNow {
+			return c.build(now, dst, segment{seq: c.sndNxt, flags: wire.TCPFlagACK}, c.rcvNxt)
+		}
+		return 0
+	}
+	if c.state != SynReceived {
+		if c.rexmitNow {
+			c.rexmitNow = false
+			if n := c.retransmitHead(now, dst); n > 0 {
+				return n
+			}
+		}
+		if n := c.sendData(now, dst); n > 0 {
+			return n
+		}
+		if c.probeNow || c.keepNow {
+			// A zero-window or keep-alive probe: an ACK carrying the
+			// already acknowledged sequence number SND.UNA−1, which the
+			// peer must answer (Linux tcp_xmit_probe_skb; RFC 1122
+			// §4.2.3.6 allows this form).
+			if c.probeNow {
+				c.env.Stats.ZeroWindowProbes++
+			} else {
+				c.env.Stats.KeepAliveProbes++
+			}
+			c.probeNow, c.keepNow = false, false
+			return c.build(now, dst, segment{seq: c.sndUna - 1, flags: wire.TCPFlagACK}, c.rcvNxt)
+		}
+	}
+	if c.ackNow || c.dsackNow {
+		return c.build(now, dst, segment{seq: c.sndNxt, flags: wire.TCPFlagACK}, c.rcvNxt)
+	}
+	return 0
+}
+
+// sendSYN sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
+func (c *Conn) sendSYN(now clock.Instant, dst []byte) int {
+	c.synPending = false
+	seg := segment{seq: c.iss, flags: wire.TCPFlagSYN}
+	if c.state == SynReceived {
+		seg.flags |= wire.TCPFlagACK
+	}
+	if c.synRetries == 0 && !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttStart = true, c.iss.Add(1), now
+	}
+	n := c.build(now, dst, seg, c.rcvNxt)
+	c.sndNxt = c.iss.Add(1)
+	c.sndMax = wire.MaxSeq(c.sndMax, c.sndNxt)
+	c.timers[timerRexmit] = now.Add(c.rto)
+	return n
+}
+
+// retransmitHead resends the first unacknowledged segment (fast
+// retransmit, RFC 5681 §3.2 step 2; a NewReno partial ACK, RFC 6582 §3.2
+// step 4).
+func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
+	if c.sndMax == c.sndUna {
+		return 0
+	}
+	sent := c.sndMax.Size(c.sndUna) // sequence space outstanding
+	n := min(sent, c.sndMSS, uint32(c.snd.n))
+	seg := segment{seq: c.sndUna, flags: wire.TCPFlagACK, dataLen: int(n)}
+	if c.finQueued && c.sndUna.Add(n) == c.finSeq && c.finSeq.LessThan(c.sndMax) {
+		seg.flags |= wire.TCPFlagFIN
+	}
+	if n == 0 && seg.flags&wire.TCPFlagFIN == 0 {
+		return 0
+	}
+	if c.rttTiming && c.rttSeq.LessEq(c.sndUna.Add(n+1)) {
+		c.rttTiming = false // Karn's rule (RFC 6298 §3)
+	}
+	out := c.build(now, dst, seg, c.rcvNxt)
+	c.countRetransmit(n)
+	if end := c.sndUna.Add(n); c.sndNxt.LessThan(end) {
+		c.sndNxt = end
+	}
+	if c.timers[timerRexmit] == clock.Never {
+		c.timers[timerRexmit] = now.Add(c.rto)
+	}
+	return out
+}
+
+func (c *Conn) countRetransmit(n uint32) {
+	c.totalRetrans++
+	c.bytesRetrans += uint64(n)
+	c.env.Stats.RetransSegs++
+	c.env.Stats.OutSegs-- // build counted it; RFC 4022 excludes retransmissions
+}
+
+// sendData sends the next segment of new (or, after an RTO, resent) data
+// and/or the FIN, if the windows, Nagle's algorithm and sender-side SWS
+// avoidance allow it (RFC 9293 §3.8.6.2.1, §3.7.4).
+func (c *Conn) sendData(now clock.Instant, dst []byte) int {
+	dataEnd := c.sndUna.Add(uint32(c.snd.n))
+	var avail uint32
+	if c.sndNxt.LessThan(dataEnd) {
+		avail = dataEnd.Size(c.sndNxt)
+	}
+	finDue := c.finQueued && c.sndNxt.LessEq(c.finSeq)
+	if avail == 0 && !finDue {
+		return 0
+	}
+	inflight := c.sndNxt.Size(c.sndUna)
+	wndLeft := uint32(0)
+	if inflight < c.sndWnd {
+		wndLeft = c.sndWnd - inflight
+	}
+	cwndLeft := uint32(0)
+	if w := c.cwnd(); inflight < w {
+		cwndLeft = w - inflight
+	}
+	n := min(avail, wndLeft, cwndLeft, c.sndMSS)
+	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
+	if n < avail && n < c.sndMSS && !resend {
+		// Window-limited with more data waiting: sender SWS avoidance
+		// sends a small segment only if it is at least half the largest
+		// window the peer has offered.
+		if n < c.maxSndWnd/2 || n == 0 {
+			n = 0
+		}
+	}
+	if n > 0 && n == avail && n < c.sndMSS && !resend && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
+		// Nagle (RFC 9293 §3.7.4, RFC 896): hold a small final segment
+		// while data is unacknowledged.
+		n = 0
+	}
+	// The FIN goes with the last data, or alone, if it fits the peer's
+	// window as a byte would (Linux tcp_snd_wnd_test); a FIN-only segment
+	// also needs room in the congestion window while data is in flight.
+	fin := finDue && c.sndNxt.Add(n) == c.finSeq && n < wndLeft
+	if fin && n == 0 && cwndLeft == 0 && c.sndNxt != c.sndUna {
+		fin = false
+	}
+	if n == 0 && !fin {
+		if avail > 0 && c.sndWnd == 0 && c.sndUna == c.sndMax && c.timers[timerPersist] == clock.Never {
+			// Zero window and nothing in flight: probe it (RFC 9293
+			// §3.8.6.1, RFC 1122 §4.2.2.17).
+			c.timers[timerPersist] = now.Add(c.rto)
+		}
+		if finDue && avail == 0 && wndLeft == 0 && c.sndUna == c.sndMax && c.timers[timerPersist] == clock.Never {
+			c.timers[timerPersist] = now.Add(c.rto)
+		}
+		return 0
+	}
+	seg := segment{seq: c.sndNxt, flags: wire.TCPFlagACK, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}
+	if n > 0 && n == avail {
+		seg.flags |= wire.TCPFlagPSH
+	}
+	if fin {
+		seg.flags |= wire.TCPFlagFIN
+	}
+	if c.sndUna == c.sndMax && now.Sub(c.lastSend) > c.rto && n > 0 {
+		c.cc.OnIdleRestart(now) // RFC 5681 §4.1
+	}
+	out := c.build(now, dst, seg, c.rcvNxt)
+	if resend {
+		c.countRetransmit(n)
+	} else if n > 0 && !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt.Add(n), now
+	}
+	c.bytesSent += uint64(n)
+	c.sndNxt = c.sndNxt.Add(n)
+	if fin {
+		c.sndNxt = c.sndNxt.Add(1)
+	}
+	c.sndMax = wire.MaxSeq(c.sndMax, c.sndNxt)
+	c.lastSend = now
+	if c.timers[timerRexmit] == clock.Never {
+		c.timers[timerRexmit] = now.Add(c.rto) // RFC 6298 §5.1
+	}
+	c.timers[timerPersist] = clock.Never
+	return out
+}
+
+// build writes segment s with ack as its acknowledgment number (when ACK is
+// set) into dst, and does the bookkeeping of a segment leaving.
+func (c *Conn) build(now clock.Instant, dst []byte, s segment, ack wire.Seq) int {
+	f := wire.TCPFields{
+		SrcPort: c.local.Port(),
+		DstPort: c.remote.Port(),
+		Seq:     s.seq,
+		Flags:   s.flags,
+	}
+	var wndBytes uint32
+	if s.flags&wire.TCPFlagACK != 0 {
+		f.Ack = ack
+	}
+	if s.flags&wire.TCPFlagRST != 0 && s.flags&wire.TCPFlagACK == 0 {
+		// A RST answering a segment carries no options or window.
+	} else if s.flags&wire.TCPFlagSYN != 0 {
+		wndBytes = min(c.rcvFree(), 65535) // RFC 7323 §2.2: a SYN's window is not scaled
+		f.Window = uint16(wndBytes)
+		c.synOptions(now, &f.Options)
+	} else {
+		f.Window, wndBytes = c.windowField()
+		if c.tsOK {
+			f.Options.HasTimestamp = true
+			f.Options.TSVal = c.tsVal(now)
+			f.Options.TSEcr = c.tsRecent
+		}
+		if c.sackOK && s.flags&wire.TCPFlagACK != 0 && (c.dsackNow || !c.ooo.empty()) {
+			room := wire.TCPMaxSACKBlocks
+			if c.tsOK {
+				room = 3
+			}
+			var d *seqRange
+			if c.dsackNow {
+				d = &c.dsack
+				c.env.Stats.DSACKSent++
+			}
+			f.Options.NumSACK = uint8(c.ooo.sackBlocks(f.Options.SACK[:room], d))
+		}
+	}
+	hl := f.HeaderLen()
+	f.EncodeHeader(dst[:hl])
+	if s.dataLen > 0 {
+		c.snd.peek(s.dataOff, dst[hl:hl+s.dataLen])
+	}
+	if s.flags&wire.TCPFlagACK != 0 && s.flags&wire.TCPFlagRST == 0 {
+		c.lastAckSent = ack
+		c.ackNow, c.dsackNow = false, false
+		c.rcvUnacked = 0
+		c.timers[timerDelAck] = clock.Never
+		c.rcvAdv = ack.Add(wndBytes)
+	}
+	c.segsOut++
+	c.env.Stats.OutSegs++
+	return hl + s.dataLen
+}
+
+// synOptions fills the options of our SYN or SYN-ACK. A SYN offers what
+// the configuration allows; a SYN-ACK only what the peer offered too
+// (RFC 7323 §1.3, RFC 2018 §2).
+func (c *Conn) synOptions(now clock.Instant, o *wire.TCPOptions) {
+	cfg := &c.env.cfg
+	o.MSS = c.advMSS
+	active := c.state == SynSent
+	if active && !cfg.NoWindowScale || !active && c.wsOK {
+		o.HasWScale, o.WScale = true, c.rcvWScale
+	}
+	if active && !cfg.NoSACK || !active && c.sackOK {
+		o.SACKPermitted = true
+	}
+	if active && !cfg.NoTimestamps || !active && c.tsOK {
+		o.HasTimestamp = true
+		o.TSVal = c.tsVal(now)
+		if !active {
+			o.TSEcr = c.tsRecent
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package tcp
+
+import (
+	"reflect"
+)
+
+// Stats are the TCP counters of a stack, named after the Linux MIB counters
+// (`nstat`, `netstat -s`) where one exists: the RFC 4022 Tcp* group, then
+// TcpExt. The stack's owner reads them under the stack's lock, or through
+// the stack's Stats snapshot.
+type Stats struct {
+	// RFC 4022 (TCP-MIB).
+	ActiveOpens  uint64 // connections that sent a SYN (tcpActiveOpens)
+	PassiveOpens uint64 // connections opened from a listener (tcpPassiveOpens)
+	AttemptFails uint64 // SYN-SENT/SYN-RECEIVED → CLOSED or LISTEN (tcpAttemptFails)
+	EstabResets  uint64 // ESTABLISHED/CLOSE-WAIT → CLOSED by a RST (tcpEstabResets)
+	CurrEstab    uint64 // connections in ESTABLISHED or CLOSE-WAIT now (gauge)
+	InSegs       uint64 // segments received, including errors (tcpInSegs)
+	OutSegs      uint64 // segments sent, excluding retransmissions (tcpOutSegs)
+	RetransSegs  uint64 // segments retransmitted (tcpRetransSegs)
+	InErrs       uint64 // segments received in error (tcpInErrs)
+	OutRsts      uint64 // segments sent with RST (tcpOutRsts)
+	InCsumErrors uint64 // segments with a bad checksum (TcpInCsumErrors)
+
+	// TcpExt: drops and anomalies on input.
+	InBadHeader     uint64 // malformed header or options (ustack)
+	NoListener      uint64 // segments for no connection and no listener: answered with a RST (ustack; the kernel counts them in OutRsts)
+	ListenOverflows uint64 // SYNs or final ACKs dropped: accept queue full (ListenOverflows)
+	ListenDrops     uint64 // SYNs dropped for any reason at a listener (ListenDrops)
+	SynQueueDrops   uint64 // SYNs dropped: SYN queue full (ustack)
+	PAWSEstab       uint64 // segments dropped by PAWS (PAWSEstab)
+	OutOfWindow     uint64 // unacceptable segments, answered with an ACK (ustack)
+	OOWRateLimited  uint64 // ACKs to unacceptable segments not sent: rate limit (TCPACKSkippedSeq)
+	ChallengeACKs   uint64 // challenge ACKs sent (TCPChallengeACK)
+	ChallengeLimit  uint64 // challenge ACKs not sent: global limit (ustack)
+	SYNChallenge    uint64 // SYNs in a synchronized state that got a challenge ACK (TCPSYNChallenge)
+	RSTOutOfWindow  uint64 // RSTs ignored: sequence outside the window (ustack)
+	ACKTooNew       uint64 // ACKs of data never sent, dropped (ustack; TCPACKSkippedChallenge)
+	ACKTooOld       uint64 // ACKs older than SND.UNA−MAX.SND.WND, dropped (RFC 5961 §5)
+	OFOQueue        uint64 // segments queued out of order (TCPOFOQueue)
+	OFODrop         uint64 // out-of-order segments dropped: too many ranges (TCPOFODrop)
+	OFOMerge        uint64 // out-of-order segments that filled or joined a hole (TCPOFOMerge)
+	RcvWindowTrims  uint64 // segments trimmed to the receive window (ustack)
+	ZeroWindowDrop  uint64 // data dropped: receive window zero (TCPZeroWindowDrop)
+	DupData         uint64 // segments carrying only data already received (ustack; DSACK is sent)
+	DSACKSent       uint64 // D-SACK blocks sent (TCPDSACKOldSent)
+	AbortOnData     uint64 // data arrived after close: RST sent (TCPAbortOnData)
+	AbortOnClose    uint64 // close with unread data: RST sent (TCPAbortOnClose)
+	AbortOnLinger   uint64 // close with linger 0: RST sent (TCPAbortOnLinger)
+	AbortOnTimeout  uint64 // connections ended by retransmission/keep-alive timeouts (TCPAbortOnTimeout)
+	TWRecycled      uint64 // TIME-WAIT connections reused by a new SYN (TCPTimeWaitRecycled... "TW" in Linux)
+	TWKilled        uint64 // TIME-WAIT connections ended early by a RST (TWKilled)
+
+	// TcpExt: output and recovery.
+	DelayedACKs      uint64 // ACKs sent by the delayed-ACK timer (DelayedACKs)
+	QuickACKs        uint64 // ACKs sent at once (ustack)
+	SynRetrans       uint64 // SYN and SYN-ACK retransmissions (TCPSynRetrans)
+	Timeouts         uint64 // RTO expirations (TCPTimeouts)
+	FastRetrans      uint64 // fast retransmissions (TCPFastRetrans)
+	Recoveries       uint64 // fast-recovery episodes (TCPRenoRecovery)
+	PartialACKs      uint64 // partial ACKs in NewReno recovery (TCPRenoRecoveryFail... ustack)
+	DupACKsIn        uint64 // duplicate ACKs received (ustack)
+	ZeroWindowProbes uint64 // zero-window probes sent (ustack)
+	KeepAliveProbes  uint64 // keep-alive probes sent (ustack)
+	WindowUpdates    uint64 // pure window updates sent (ustack)
+}
+
+// Each calls f with the name and value of every counter, in declaration
+// order. It is for printing and tests; it is not fast.
+func (s *Stats) Each(f func(name string, v uint64)) {
+	v := reflect.ValueOf(s).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f(t.Field(i).Name, v.Field(i).Uint())
+	}
+}
