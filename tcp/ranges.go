@@ -18,7 +18,7 @@ type ooo struct {
 	// recent holds a sequence number inside each of the most recently
 	// changed blocks, newest first (RFC 2018 §4: the first SACK block
 	// reports the most recent segment; the others repeat recent blocks).
-	recent [wire.TCPMaxSACKBlocks]wire.Seq
+	recent  [wire.TCPMaxSACKBlocks]wire.Seq
 	nrecent int
 }
 

@@ -142,7 +142,10 @@ func (o *TCPOptions) Decode(b []byte) error {
 			if (n-2)%8 != 0 || n == 2 {
 				return ErrBadOptions
 			}
+			// A repeated SACK option replaces the earlier one
+			// entirely, so no stale block is left past NumSACK.
 			o.NumSACK = 0
+			o.SACK = [TCPMaxSACKBlocks]SACKBlock{}
 			for j := 0; j+8 <= len(v) && o.NumSACK < TCPMaxSACKBlocks; j += 8 {
 				o.SACK[o.NumSACK] = SACKBlock{
 					Start: Seq(binary.BigEndian.Uint32(v[j:])),
