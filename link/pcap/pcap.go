@@ -1,0 +1,174 @@
+package pcap
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/link"
+)
+
+// Endpoint wraps a link.Endpoint and captures every frame read from it or
+// written to it.
+//
+// Records go through a bufio.Writer that is flushed at the end of every
+// ReadBatch and WriteBatch, so a file is complete up to the last batch (a
+// tcpdump reading it while the program runs sees every batch) and a batch
+// costs one write to the file. A mutex serialises the captures of
+// concurrent ReadBatch and WriteBatch calls.
+//
+// A failure to write the capture does not fail the link: capturing stops,
+// Err reports the error and Close returns it.
+type Endpoint struct {
+	ep link.Endpoint
+
+	mu      sync.Mutex
+	bw      *bufio.Writer
+	pw      *Writer
+	file    io.Closer // the file Create opened, closed by Close
+	err     error     // the first capture error
+	closing bool      // Close was called
+	closed  bool      // the capture is finished
+}
+
+var _ link.Endpoint = (*Endpoint)(nil)
+
+// LinkType returns the pcap link type for m: LinkTypeEthernet for
+// link.Ethernet, LinkTypeRaw for link.IP.
+func LinkType(m link.Medium) (uint32, error) {
+	switch m {
+	case link.Ethernet:
+		return LinkTypeEthernet, nil
+	case link.IP:
+		return LinkTypeRaw, nil
+	}
+	return 0, fmt.Errorf("pcap: no link type for medium %v", m)
+}
+
+// New wraps ep and writes its capture to w, starting with the file header.
+// Close closes ep but not w.
+func New(ep link.Endpoint, w io.Writer) (*Endpoint, error) {
+	lt, err := LinkType(ep.Medium())
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	pw, err := NewWriter(bw, lt)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pcap: writing file header: %w", err)
+	}
+	return &Endpoint{ep: ep, bw: bw, pw: pw}, nil
+}
+
+// Create wraps ep and writes its capture to a new file at path
+// (truncating an existing one). Close closes ep and the file.
+func Create(ep link.Endpoint, path string) (*Endpoint, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	e, err := New(ep, f)
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	e.file = f
+	return e, nil
+}
+
+// Medium returns the wrapped endpoint's medium.
+func (e *Endpoint) Medium() link.Medium { return e.ep.Medium() }
+
+// MTU returns the wrapped endpoint's MTU.
+func (e *Endpoint) MTU() int { return e.ep.MTU() }
+
+// Caps returns the wrapped endpoint's capabilities.
+func (e *Endpoint) Caps() link.Caps { return e.ep.Caps() }
+
+// BatchSize returns the wrapped endpoint's batch size.
+func (e *Endpoint) BatchSize() int { return e.ep.BatchSize() }
+
+// ReadBatch reads from the wrapped endpoint and captures the frames read,
+// time-stamped when the read returned.
+func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
+	n, err := e.ep.ReadBatch(pkts)
+	if n > 0 {
+		e.capture(time.Now(), pkts[:n])
+	}
+	return n, err
+}
+
+// WriteBatch writes to the wrapped endpoint and captures the frames it
+// accepted, time-stamped when the write began.
+func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
+	ts := time.Now()
+	n, err := e.ep.WriteBatch(pkts)
+	if n > 0 {
+		e.capture(ts, pkts[:n])
+	}
+	return n, err
+}
+
+func (e *Endpoint) capture(ts time.Time, pkts []link.Packet) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.err != nil {
+		return
+	}
+	for i := range pkts {
+		p := &pkts[i]
+		if p.N < 0 || p.N > len(p.Buf) {
+			continue
+		}
+		if err := e.pw.WritePacket(ts, p.Buf[:p.N]); err != nil {
+			e.err = err
+			return
+		}
+	}
+	e.err = e.bw.Flush()
+}
+
+// Err returns the error that stopped the capture, if any.
+func (e *Endpoint) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Close closes the wrapped endpoint, flushes the capture and, for an
+// Endpoint made by Create, closes the file. It returns the first error of
+// these steps or of the capture. A second Close returns an error wrapping
+// net.ErrClosed.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return &net.OpError{Op: "close", Net: "pcap", Err: net.ErrClosed}
+	}
+	e.closing = true
+	e.mu.Unlock()
+	// Close the wrapped endpoint first, without the lock: that unblocks a
+	// ReadBatch, whose capture then finds the file still open or closed.
+	err := e.ep.Close()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	if ferr := e.bw.Flush(); e.err == nil {
+		e.err = ferr
+	}
+	if e.file != nil {
+		if cerr := e.file.Close(); e.err == nil {
+			e.err = cerr
+		}
+	}
+	return errors.Join(err, e.err)
+}
