@@ -22,7 +22,16 @@
 // ErrBadOptions, ...), which the stack turns into named drop counters.
 // Payload slices alias the input buffer; nothing is copied.
 //
-// RFCs: 791 (IPv4), 826 (ARP), 792 (ICMP), 768 (UDP), 9293 (TCP), 7323
-// (window scale, timestamps), 2018 (SACK), 1071 and 1624 (checksum), 1982
-// (serial number arithmetic, for Seq).
+// RFCs: 894 (IPv4 over Ethernet), 791 (IPv4), 826 (ARP), 792 (ICMP), 1191
+// (next-hop MTU), 768 (UDP), 9293 (TCP), 7323 (window scale, timestamps),
+// 2018 (SACK), 1071 and 1624 (checksum), 1982 (serial number arithmetic,
+// for Seq); IEEE 802.1Q and 802.1ad for VLAN tags.
+//
+// # Tests
+//
+// The tests decode and re-encode frames captured from the Linux kernel
+// (golden_test.go says how each was made), compare every field with
+// gopacket on random frames, fuzz every parser from a seed corpus in
+// testdata/fuzz (see testdata/fuzz/README.md), and check that parsing,
+// decoding, encoding and checksums do not allocate.
 package wire
