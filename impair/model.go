@@ -252,9 +252,11 @@ func (m *Model) chance(p float64) bool {
 
 // Offer decides the fate of a frame of frameLen bytes offered to the link
 // at now (see the package documentation for the stages). Calls should come
-// with non-decreasing now. Offer does not allocate.
+// with non-decreasing now. A negative frameLen is taken as 0. Offer does
+// not allocate.
 func (m *Model) Offer(now clock.Instant, frameLen int) Decision {
 	var d Decision
+	frameLen = max(frameLen, 0)
 	m.c.Offered++
 	if !m.up {
 		m.c.DroppedDown++

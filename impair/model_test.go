@@ -426,6 +426,11 @@ func TestSanitize(t *testing.T) {
 	if c := m.Config(); c.Loss != 1 || c.Dup != 0 || c.Delay != 0 || c.MTU != 0 {
 		t.Errorf("sanitized config %+v", c)
 	}
+	// A negative length is an empty frame.
+	m = New(Config{Rate: 8, Corrupt: 1}, 1)
+	if d := m.Offer(0, -5); d.N != 1 || d.Copies[0].Due != 0 || d.Copies[0].Corrupt {
+		t.Errorf("negative length: %+v", d)
+	}
 	// Huge frames at a tiny rate do not overflow.
 	m = New(Config{Rate: 1}, 1)
 	if d := m.Offer(0, math.MaxInt32); d.N != 1 || d.Copies[0].Due <= 0 {

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -429,20 +430,40 @@ func TestConcurrent(t *testing.T) {
 	a, b := pipe.New(pipe.Config{QueueLen: 1 << 16})
 	cfg := impair.Config{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.01}
 	f := NewWith(a, Options{Tx: &cfg, Rx: &cfg, Seed: 1, QueueLen: 1 << 16})
-	var wg sync.WaitGroup
+	var writers, readers sync.WaitGroup
 	for range 3 {
-		wg.Go(func() { send(t, f, 1000, 100, 0) })
+		writers.Go(func() { send(t, f, 1000, 100, 0) })
 	}
-	wg.Go(func() { send(t, b, 1000, 100, 0) })
-	var rxA, rxB int
-	wg.Go(func() { s, _ := recvAll(f); rxA = len(s) })
-	wg.Go(func() { s, _ := recvAll(b); rxB = len(s) })
-	time.Sleep(200 * time.Millisecond)
+	writers.Go(func() { send(t, b, 1000, 100, 0) })
+	var rxA, rxB atomic.Uint64
+	count := func(e link.Endpoint, n *atomic.Uint64) {
+		in := batch(64, 1514)
+		for {
+			k, err := e.ReadBatch(in)
+			if err != nil {
+				return
+			}
+			n.Add(uint64(k))
+		}
+	}
+	readers.Go(func() { count(f, &rxA) })
+	readers.Go(func() { count(b, &rxB) })
+	writers.Wait()
+	// Every frame is due within 2 ms of the last write; wait for all the
+	// delivered ones to arrive before closing.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		s := f.Stats()
+		if rxB.Load() == s.Tx.Delivered && rxA.Load() == s.Rx.Delivered {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	f.Close()
-	wg.Wait()
+	readers.Wait()
 	s := f.Stats()
-	if uint64(rxB) != s.Tx.Delivered || uint64(rxA) != s.Rx.Delivered {
-		t.Errorf("received %d/%d, delivered %d/%d", rxB, rxA, s.Tx.Delivered, s.Rx.Delivered)
+	if rxB.Load() != s.Tx.Delivered || rxA.Load() != s.Rx.Delivered || s.Tx.Offered != 3000 || s.Rx.Offered != 1000 {
+		t.Errorf("received %d/%d, stats %+v", rxB.Load(), rxA.Load(), s)
 	}
 }
 
