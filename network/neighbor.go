@@ -1,0 +1,607 @@
+package network
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/wire"
+)
+
+// NeighborConfig sets the neighbour cache's timers and limits. Zero fields
+// take the defaults, which are Linux's (net.ipv4.neigh.default.*).
+type NeighborConfig struct {
+	ReachableTime time.Duration // how long a learned entry is trusted (Linux base_reachable_time 30 s); then re-probed on next use
+	StaleTime     time.Duration // unused stale entries are removed after this (Linux gc_stale_time 60 s)
+	RetransTime   time.Duration // between ARP requests (Linux retrans_time 1 s)
+	MaxRequests   int           // requests before giving up (Linux mcast_solicit 3)
+	QueueLen      int           // packets held per unresolved neighbour (Linux unres_qlen: 101); oldest dropped when full
+	MaxEntries    int           // table size (Linux gc_thresh3 1024); when full, evict the oldest stale/failed entry, else refuse and count ARPTableFull
+	// QueueBytes bounds the bytes held per unresolved neighbour as well
+	// (Linux unres_qlen_bytes, SK_WMEM_MAX = 212992); the oldest packets are
+	// dropped to make room, but a packet alone in the queue is always kept.
+	QueueBytes int
+}
+
+// Defaults of NeighborConfig.
+const (
+	DefaultReachableTime = 30 * time.Second
+	DefaultStaleTime     = 60 * time.Second
+	DefaultRetransTime   = time.Second
+	DefaultMaxRequests   = 3
+	DefaultQueueLen      = 101
+	DefaultMaxEntries    = 1024
+	DefaultQueueBytes    = 212992
+)
+
+func (c *NeighborConfig) setDefaults() {
+	if c.ReachableTime <= 0 {
+		c.ReachableTime = DefaultReachableTime
+	}
+	if c.StaleTime <= 0 {
+		c.StaleTime = DefaultStaleTime
+	}
+	if c.RetransTime <= 0 {
+		c.RetransTime = DefaultRetransTime
+	}
+	if c.MaxRequests <= 0 {
+		c.MaxRequests = DefaultMaxRequests
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = DefaultQueueLen
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = DefaultMaxEntries
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+}
+
+// neighState is the state of a cache entry: Linux's neighbour states
+// (NUD_*), simplified (see Neighbors).
+type neighState uint8
+
+const (
+	stateIncomplete neighState = iota // requests outstanding, packets queued
+	stateReachable                    // learned less than ReachableTime ago
+	stateStale                        // learned longer ago: used, refreshed on use
+	stateFailed                       // resolution gave up; kept RetransTime
+	statePermanent                    // static, never expires
+)
+
+var neighStateNames = [...]string{"INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT"}
+
+func (s neighState) String() string { return neighStateNames[s] }
+
+type neighKey struct {
+	nic NICID
+	ip  netip.Addr
+}
+
+type neighEntry struct {
+	key   neighKey
+	idx   int // position in Neighbors.ents
+	state neighState
+	mac   wire.MAC
+	// deadline is the entry's next timer: the next request (INCOMPLETE),
+	// going STALE (REACHABLE), removal (STALE, FAILED). A STALE entry's
+	// real removal time is idle+StaleTime, which use moves later; the
+	// timer then fires early and is re-armed.
+	deadline clock.Instant
+	// idle is when the entry was last used, or went STALE if later: the
+	// start of the unused period that ends in removal. For FAILED entries
+	// it is when they failed. Eviction takes the smallest.
+	idle clock.Instant
+	// refresh is when a STALE entry may next send a refresh request.
+	refresh    clock.Instant
+	probes     int  // requests scheduled in this resolution
+	reqPending bool // in Neighbors.reqs and not yet polled
+	queue      [][]byte
+	qbytes     int
+}
+
+type readyPkt struct {
+	nic NICID
+	mac wire.MAC
+	buf []byte
+}
+
+// Neighbors is the neighbour cache of a stack and the ARP resolution state
+// machine (RFC 826; RFC 1122 §2.3.2.1 and §2.3.2.2), for all its NICs.
+//
+// The stack calls Resolve for every datagram it sends to a next hop. Known
+// neighbours answer at once. Unknown ones get an INCOMPLETE entry, the
+// datagram is copied into the entry's queue (RFC 1122 §2.3.2.2: "SHOULD
+// save at least one"; Linux keeps unres_qlen), and ARP requests are
+// scheduled: one at once, then one every RetransTime, at most MaxRequests
+// in all (RFC 1122 §2.3.2.1: no flooding; Linux mcast_solicit, retrans_time).
+// The stack sends the requests it takes from PollRequest. When an ARP
+// packet teaches the address (Learn), the queued datagrams become available
+// from PollReady, in order, with the MAC. If MaxRequests requests go
+// unanswered, the queue is dropped (ARPQueueDrops), ARPResolveFailed is
+// counted and PollFailed reports the address, so the stack can fail
+// connects with EHOSTUNREACH and send ICMP host unreachable, as Linux does.
+//
+// States follow Linux's NUD, simplified:
+//
+//   - INCOMPLETE: requests outstanding (NUD_INCOMPLETE).
+//   - REACHABLE: learned from an ARP packet; trusted for ReachableTime.
+//     Linux randomises the period between 0.5 and 1.5 times
+//     base_reachable_time; this cache uses it as is, to stay deterministic.
+//   - STALE: still used. The first Resolve of a STALE entry (and then at
+//     most one every ReachableTime) schedules one refresh request while the
+//     MAC goes on being used; an answer makes it REACHABLE again. Linux
+//     instead passes through DELAY and PROBE (delay_first_probe_time 5 s,
+//     ucast_solicit 3 unicast probes) and fails the entry if they go
+//     unanswered; here an unanswered refresh leaves the entry STALE, and a
+//     neighbour whose address moved to another host is relearnt from the
+//     new host's answer to the (broadcast) request. An entry unused for
+//     StaleTime after it went STALE is removed (gc_stale_time; Linux only
+//     collects above gc_thresh1 entries, this cache always does).
+//   - FAILED: resolution gave up. Kept RetransTime so that a burst of
+//     packets to a dead address does not restart resolution for each (they
+//     are dropped and counted in ARPQueueDrops); then removed, and the next
+//     Resolve starts over.
+//   - PERMANENT: added with Add; never changes or expires.
+//
+// Neighbors counts ARPOutRequests (in PollRequest), ARPResolveFailed,
+// ARPQueueDrops, ARPTableFull, and ARPBad for Learn calls with unusable
+// addresses. The other ARP counters are the stack's.
+type Neighbors struct {
+	cfg   NeighborConfig
+	stats *Stats
+
+	m    map[neighKey]*neighEntry
+	ents []*neighEntry // every entry, in a deterministic order for timers and eviction
+	free []*neighEntry
+
+	next clock.Instant // no entry's deadline is earlier
+
+	reqs      fifo[neighKey]
+	ready     fifo[readyPkt]
+	failed    fifo[neighKey]
+	lastReady []byte // returned by the last PollReady; recycled by the next
+
+	pool bufPool
+}
+
+// NewNeighbors returns an empty cache with cfg (zero fields take the
+// defaults) counting into stats (which may be nil: the counts are then
+// kept privately).
+func NewNeighbors(cfg NeighborConfig, stats *Stats) *Neighbors {
+	cfg.setDefaults()
+	if stats == nil {
+		stats = new(Stats)
+	}
+	return &Neighbors{
+		cfg:   cfg,
+		stats: stats,
+		m:     make(map[neighKey]*neighEntry),
+		next:  clock.Never,
+	}
+}
+
+// Config returns the configuration with defaults filled in.
+func (n *Neighbors) Config() NeighborConfig { return n.cfg }
+
+// Resolve returns ip's MAC on nic if known. Otherwise it queues a COPY of
+// pkt (an IP packet without link header; nil means nothing to queue) to go
+// out when the address resolves, schedules ARP requests (one is due at
+// once, see PollRequest) and returns ok=false.
+//
+// REACHABLE, STALE and PERMANENT entries answer (a STALE one may schedule a
+// refresh request, see Neighbors). While an entry is FAILED, pkt is
+// dropped. If the table is full and nothing can be evicted, pkt is dropped
+// and ARPTableFull counted. Dropped packets count in ARPQueueDrops. An
+// invalid ip resolves to nothing and queues nothing.
+func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []byte) (mac wire.MAC, ok bool) {
+	k := neighKey{nic, ip}
+	e := n.m[k]
+	if e == nil {
+		if !ip.IsValid() {
+			return mac, false
+		}
+		e = n.create(now, k, false)
+		if e == nil {
+			if pkt != nil {
+				n.stats.ARPQueueDrops++
+			}
+			return mac, false
+		}
+		e.state = stateIncomplete
+		e.probes = 1
+		n.request(e)
+		n.arm(e, now.Add(n.cfg.RetransTime))
+	}
+	switch e.state {
+	case stateReachable, statePermanent:
+		e.idle = now
+		return e.mac, true
+	case stateStale:
+		e.idle = now
+		if now >= e.refresh {
+			e.refresh = now.Add(n.cfg.ReachableTime)
+			n.request(e)
+		}
+		return e.mac, true
+	case stateIncomplete:
+		if pkt != nil {
+			n.enqueue(e, pkt)
+		}
+	default: // stateFailed
+		if pkt != nil {
+			n.stats.ARPQueueDrops++
+		}
+	}
+	return mac, false
+}
+
+// Lookup returns ip's MAC on nic if the cache holds a usable one (REACHABLE,
+// STALE or PERMANENT), without the side effects of Resolve. The stack may
+// use it to send a refresh request to the known MAC (unicast, as Linux's
+// PROBE state does) rather than to the broadcast address.
+func (n *Neighbors) Lookup(nic NICID, ip netip.Addr) (wire.MAC, bool) {
+	e := n.m[neighKey{nic, ip}]
+	if e == nil {
+		return wire.MAC{}, false
+	}
+	switch e.state {
+	case stateReachable, stateStale, statePermanent:
+		return e.mac, true
+	}
+	return wire.MAC{}, false
+}
+
+// Learn records ip→mac on nic from an ARP packet (RFC 826 "merge" rule:
+// update an existing entry; create one only if create is true — the stack
+// passes create=true when the ARP packet is addressed to one of its
+// addresses). A resolved entry makes its queued packets available from
+// PollReady.
+//
+// The entry becomes REACHABLE, whatever its state, except that PERMANENT
+// entries are left alone (Linux does not let ARP override them). A
+// multicast, broadcast or zero mac, or an ip that cannot be a neighbour
+// (invalid, unspecified, multicast, limited broadcast), is refused and
+// counted in ARPBad (RFC 1812 §3.3.2: do not believe ARP replies claiming a
+// broadcast or multicast Ethernet address; Linux arp_process drops them).
+func (n *Neighbors) Learn(now clock.Instant, nic NICID, ip netip.Addr, mac wire.MAC, create bool) {
+	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip == limitedBroadcast ||
+		mac.IsMulticast() || mac.IsZero() {
+		n.stats.ARPBad++
+		return
+	}
+	k := neighKey{nic, ip}
+	e := n.m[k]
+	if e == nil {
+		if !create {
+			return
+		}
+		if e = n.create(now, k, false); e == nil {
+			return
+		}
+	}
+	if e.state == statePermanent {
+		return
+	}
+	e.state = stateReachable
+	e.mac = mac
+	e.probes = 0
+	e.reqPending = false // a request still waiting in reqs is no longer needed
+	n.arm(e, now.Add(n.cfg.ReachableTime))
+	n.release(e)
+}
+
+// Add records a permanent (static) entry ip→mac on nic, as `ip neigh add
+// ... nud permanent` does. It replaces any dynamic entry, releasing that
+// entry's queued packets to PollReady. Permanent entries do not count
+// against MaxEntries. An invalid ip is ignored.
+func (n *Neighbors) Add(nic NICID, ip netip.Addr, mac wire.MAC) {
+	if !ip.IsValid() {
+		return
+	}
+	k := neighKey{nic, ip}
+	e := n.m[k]
+	if e == nil {
+		e = n.create(0, k, true)
+	}
+	e.state = statePermanent
+	e.mac = mac
+	e.probes = 0
+	e.reqPending = false
+	e.deadline = clock.Never
+	n.release(e)
+}
+
+// Remove deletes the entry for ip on nic, whatever its state (`ip neigh
+// del`), dropping its queued packets (ARPQueueDrops), and reports whether
+// there was one.
+func (n *Neighbors) Remove(nic NICID, ip netip.Addr) bool {
+	e := n.m[neighKey{nic, ip}]
+	if e == nil {
+		return false
+	}
+	n.remove(e)
+	return true
+}
+
+// RemoveNIC deletes every entry of nic, permanent ones included, drops
+// their queued packets and those waiting in PollReady (ARPQueueDrops), and
+// forgets pending requests and failures for it.
+func (n *Neighbors) RemoveNIC(nic NICID) {
+	for i := 0; i < len(n.ents); {
+		if e := n.ents[i]; e.key.nic == nic {
+			n.remove(e) // moves the last entry to i
+			continue
+		}
+		i++
+	}
+	n.ready.filter(func(r readyPkt) bool {
+		if r.nic != nic {
+			return true
+		}
+		n.stats.ARPQueueDrops++
+		n.pool.put(r.buf)
+		return false
+	})
+	n.failed.filter(func(k neighKey) bool { return k.nic != nic })
+	n.reqs.filter(func(k neighKey) bool { return k.nic != nic })
+}
+
+// PollRequest returns the next ARP request to send: who-has ip, on nic. It
+// counts ARPOutRequests.
+func (n *Neighbors) PollRequest() (nic NICID, ip netip.Addr, ok bool) {
+	for {
+		k, ok := n.reqs.pop()
+		if !ok {
+			return 0, netip.Addr{}, false
+		}
+		if e := n.m[k]; e != nil && e.reqPending {
+			e.reqPending = false
+			n.stats.ARPOutRequests++
+			return k.nic, k.ip, true
+		}
+	}
+}
+
+// PollReady returns the next queued packet whose neighbour has resolved,
+// with the MAC to send it to. Packets come out in the order they were
+// queued, per neighbour, and neighbours in the order they resolved. pkt is
+// valid until the next PollReady call.
+func (n *Neighbors) PollReady() (nic NICID, mac wire.MAC, pkt []byte, ok bool) {
+	if n.lastReady != nil {
+		n.pool.put(n.lastReady)
+		n.lastReady = nil
+	}
+	r, ok := n.ready.pop()
+	if !ok {
+		return 0, wire.MAC{}, nil, false
+	}
+	n.lastReady = r.buf
+	return r.nic, r.mac, r.buf, true
+}
+
+// PollFailed returns the next resolution that gave up (their queued
+// packets were dropped and counted); the stack uses this to fail connects
+// with EHOSTUNREACH and send ICMP host unreachable as Linux does.
+func (n *Neighbors) PollFailed() (nic NICID, ip netip.Addr, ok bool) {
+	k, ok := n.failed.pop()
+	return k.nic, k.ip, ok
+}
+
+// NextDeadline returns when HandleTimeout must next be called, or
+// clock.Never. It may be earlier than necessary (HandleTimeout then does
+// nothing but find the next one), never later.
+func (n *Neighbors) NextDeadline() clock.Instant { return n.next }
+
+// HandleTimeout runs the timers due at now: request retransmissions and
+// give-ups of INCOMPLETE entries, REACHABLE→STALE, and removal of unused
+// STALE and of FAILED entries.
+func (n *Neighbors) HandleTimeout(now clock.Instant) {
+	if now < n.next {
+		return
+	}
+	next := clock.Never
+	for i := 0; i < len(n.ents); {
+		e := n.ents[i]
+		if e.deadline <= now && n.expire(now, e) {
+			continue // removed: ents[i] is now another entry
+		}
+		next = clock.Min(next, e.deadline)
+		i++
+	}
+	n.next = next
+}
+
+// expire runs e's timer, due at now, and reports whether e was removed.
+func (n *Neighbors) expire(now clock.Instant, e *neighEntry) bool {
+	switch e.state {
+	case stateIncomplete:
+		if e.probes < n.cfg.MaxRequests {
+			e.probes++
+			n.request(e)
+			e.deadline = now.Add(n.cfg.RetransTime)
+			return false
+		}
+		// RFC 1122 §2.3.2.1: give up; the queued packets are lost.
+		n.stats.ARPResolveFailed++
+		n.dropQueue(e)
+		n.failed.push(e.key)
+		e.state = stateFailed
+		e.reqPending = false
+		e.idle = now
+		e.deadline = now.Add(n.cfg.RetransTime)
+		return false
+	case stateReachable:
+		e.state = stateStale
+		e.refresh = now
+		e.idle = max(e.idle, now)
+		e.deadline = e.idle.Add(n.cfg.StaleTime)
+		return false
+	case stateStale:
+		if end := e.idle.Add(n.cfg.StaleTime); end > now {
+			e.deadline = end // used since: not idle long enough
+			return false
+		}
+	case statePermanent:
+		e.deadline = clock.Never
+		return false
+	}
+	n.remove(e) // unused STALE, or FAILED after its hold time
+	return true
+}
+
+// NeighborEntry is one entry of the cache, as Entries reports it.
+type NeighborEntry struct {
+	NIC   NICID
+	IP    netip.Addr
+	MAC   wire.MAC // zero while INCOMPLETE or FAILED
+	State string   // "INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT" as `ip neigh` prints
+	// Queued is the number of packets waiting for resolution.
+	Queued int
+}
+
+// Entries returns a snapshot of the cache sorted by NIC and address, for
+// `ip neigh`-like listings and tests.
+func (n *Neighbors) Entries() []NeighborEntry {
+	out := make([]NeighborEntry, 0, len(n.ents))
+	for _, e := range n.ents {
+		ne := NeighborEntry{NIC: e.key.nic, IP: e.key.ip, State: e.state.String(), Queued: len(e.queue)}
+		if e.state != stateIncomplete && e.state != stateFailed {
+			ne.MAC = e.mac
+		}
+		out = append(out, ne)
+	}
+	slices.SortFunc(out, func(a, b NeighborEntry) int {
+		if c := cmp.Compare(a.NIC, b.NIC); c != 0 {
+			return c
+		}
+		return a.IP.Compare(b.IP)
+	})
+	return out
+}
+
+// Len returns the number of entries.
+func (n *Neighbors) Len() int { return len(n.ents) }
+
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// create adds an entry for k, evicting if the table is full (unless force,
+// for static entries). It returns nil, counting ARPTableFull, if the table
+// is full of entries that cannot be evicted.
+func (n *Neighbors) create(now clock.Instant, k neighKey, force bool) *neighEntry {
+	if !force && n.dynamicLen() >= n.cfg.MaxEntries {
+		// Evict the stale or failed entry idle longest (Linux
+		// neigh_forced_gc); ties go to the earliest in ents.
+		var victim *neighEntry
+		for _, e := range n.ents {
+			if (e.state == stateStale || e.state == stateFailed) && (victim == nil || e.idle < victim.idle) {
+				victim = e
+			}
+		}
+		if victim == nil {
+			n.stats.ARPTableFull++
+			return nil
+		}
+		n.remove(victim)
+	}
+	var e *neighEntry
+	if l := len(n.free); l > 0 {
+		e = n.free[l-1]
+		n.free[l-1] = nil
+		n.free = n.free[:l-1]
+	} else {
+		e = new(neighEntry)
+	}
+	q := e.queue[:0]
+	*e = neighEntry{key: k, idx: len(n.ents), idle: now, deadline: clock.Never, queue: q}
+	n.ents = append(n.ents, e)
+	n.m[k] = e
+	return e
+}
+
+// dynamicLen returns the number of entries that count against MaxEntries.
+func (n *Neighbors) dynamicLen() int {
+	c := 0
+	if len(n.ents) < n.cfg.MaxEntries {
+		return len(n.ents) // fast path: cannot be full
+	}
+	for _, e := range n.ents {
+		if e.state != statePermanent {
+			c++
+		}
+	}
+	return c
+}
+
+// remove deletes e, dropping its queue, and recycles it.
+func (n *Neighbors) remove(e *neighEntry) {
+	n.dropQueue(e)
+	last := n.ents[len(n.ents)-1]
+	n.ents[e.idx] = last
+	last.idx = e.idx
+	n.ents[len(n.ents)-1] = nil
+	n.ents = n.ents[:len(n.ents)-1]
+	delete(n.m, e.key)
+	e.reqPending = false
+	n.free = append(n.free, e)
+}
+
+// arm sets e's deadline to t and lowers the cache's next deadline to it.
+func (n *Neighbors) arm(e *neighEntry, t clock.Instant) {
+	e.deadline = t
+	n.next = clock.Min(n.next, t)
+}
+
+// request schedules one ARP request for e, unless one is already waiting.
+func (n *Neighbors) request(e *neighEntry) {
+	if !e.reqPending {
+		e.reqPending = true
+		n.reqs.push(e.key)
+	}
+}
+
+// enqueue appends a copy of pkt to e's queue, first dropping the oldest
+// packets that would exceed QueueLen or QueueBytes (Linux
+// __neigh_event_send: unres_qlen_bytes, counted as unresolved_discards).
+func (n *Neighbors) enqueue(e *neighEntry, pkt []byte) {
+	drop := 0
+	for len(e.queue)-drop > 0 && (len(e.queue)-drop >= n.cfg.QueueLen || e.qbytes+len(pkt) > n.cfg.QueueBytes) {
+		e.qbytes -= len(e.queue[drop])
+		n.pool.put(e.queue[drop])
+		n.stats.ARPQueueDrops++
+		drop++
+	}
+	if drop > 0 {
+		m := copy(e.queue, e.queue[drop:])
+		clear(e.queue[m:])
+		e.queue = e.queue[:m]
+	}
+	b := n.pool.get(len(pkt))
+	copy(b, pkt)
+	e.queue = append(e.queue, b)
+	e.qbytes += len(pkt)
+}
+
+// release moves e's queued packets to the ready queue with e's MAC.
+func (n *Neighbors) release(e *neighEntry) {
+	for i, b := range e.queue {
+		n.ready.push(readyPkt{nic: e.key.nic, mac: e.mac, buf: b})
+		e.queue[i] = nil
+	}
+	e.queue = e.queue[:0]
+	e.qbytes = 0
+}
+
+// dropQueue drops e's queued packets, counting them in ARPQueueDrops.
+func (n *Neighbors) dropQueue(e *neighEntry) {
+	for i, b := range e.queue {
+		n.pool.put(b)
+		e.queue[i] = nil
+	}
+	n.stats.ARPQueueDrops += uint64(len(e.queue))
+	e.queue = e.queue[:0]
+	e.qbytes = 0
+}
