@@ -192,6 +192,17 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 		return
 	}
 
+	// Simultaneous open (RFC 9293 §3.5 figure 8, line 6; MUST-10): in
+	// SYN-RECEIVED reached from SYN-SENT, the peer's SYN-ACK carries its
+	// ISN again, below RCV.NXT, so the acceptability test would reject
+	// it and answer with an ACK, leaving the connection half-open until
+	// the peer answers that. Like Linux (tcp_validate_incoming), let a
+	// SYN-ACK that repeats the peer's ISN and acknowledges our SYN
+	// through: it completes the handshake, and needs no reply.
+	simOpen := c.state == SynReceived && !c.passive &&
+		f&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN|wire.TCPFlagACK &&
+		seg.Seq == c.irs && seg.Ack == c.sndNxt
+
 	// PAWS (RFC 7323 §5.3, R1): a segment with an older TSval than
 	// TS.Recent is a duplicate from an earlier wrap of the sequence space,
 	// unless TS.Recent is more than 24 days old (§5.5).
@@ -207,7 +218,7 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 
 	// First: check the sequence number.
 	ctlOnly := false
-	if !c.acceptable(seg.Seq, segLen) {
+	if !simOpen && !c.acceptable(seg.Seq, segLen) {
 		// RFC 9293 MUST-66 (§3.10.7.4): with a zero window, still
 		// process the ACK, URG and RST of a segment at RCV.NXT.
 		if c.rcvAdv.Size(c.rcvNxt) == 0 && seg.Seq == c.rcvNxt || c.rcvAdv.LessThan(c.rcvNxt) && seg.Seq == c.rcvNxt {
@@ -244,7 +255,7 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 
 	// Fourth: the SYN bit (RFC 5961 §4.2, RFC 9293 §3.10.7.4): a SYN in a
 	// synchronized state gets a challenge ACK, wherever it falls.
-	if f&wire.TCPFlagSYN != 0 {
+	if f&wire.TCPFlagSYN != 0 && !simOpen {
 		st.SYNChallenge++
 		c.sendChallengeACK(now)
 		return
@@ -277,6 +288,9 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 	if c.tsOK && seg.Options.HasTimestamp && !tsBefore(seg.Options.TSVal, c.tsRecent) && seg.Seq.LessEq(c.lastAckSent) {
 		c.tsRecent = seg.Options.TSVal
 		c.tsRecentAt = now
+	}
+	if simOpen {
+		return // its SYN was acknowledged by our SYN-ACK already
 	}
 
 	if ctlOnly {
@@ -334,7 +348,10 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	// Window update (RFC 9293 §3.10.7.4, fifth step, ESTABLISHED).
 	oldWnd := c.sndWnd
 	if c.sndUna.LessEq(ack) && (c.sndWl1.LessThan(seg.Seq) || c.sndWl1 == seg.Seq && c.sndWl2.LessEq(ack)) {
-		c.sndWnd = uint32(seg.Window) << c.sndWScale
+		c.sndWnd = uint32(seg.Window)
+		if seg.Flags&wire.TCPFlagSYN == 0 {
+			c.sndWnd <<= c.sndWScale // RFC 7323 §2.2: never in a SYN-ACK
+		}
 		c.sndWl1, c.sndWl2 = seg.Seq, ack
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		if c.sndWnd > 0 && c.timers[timerPersist] != clock.Never {
