@@ -107,13 +107,19 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
 	c.maxSndWnd = max(c.maxSndWnd, w)
 	c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
 	c.synPending = false
-	c.synRetries = 0
 	c.rexmitCount = 0
 	if c.sndNxt.LessThan(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
 	c.timers[timerRexmit] = clock.Never
 	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
+	if c.synRetries > 0 && !c.rtt.valid {
+		// RFC 6298 §5.7: the SYN's timer expired (so Karn's rule left no
+		// RTT sample): data transmission MUST start with an RTO of at
+		// least 3 s (Linux: TCP_TIMEOUT_FALLBACK in tcp_init_metrics).
+		c.rto = min(max(c.rto, 3*time.Second), c.env.cfg.MaxRTO)
+	}
+	c.synRetries = 0
 	c.quickAcks = 16
 	c.events |= EventEstablished | EventWritable
 	c.armKeepAlive(now)
