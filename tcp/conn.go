@@ -162,6 +162,7 @@ type Conn struct {
 	// Congestion control and NewReno recovery (RFC 5681, RFC 6582).
 	cc         cc.Controller
 	dupAcks    int
+	ltSent     uint32 // bytes sent beyond cwnd by limited transmit (RFC 3042) since the last new ACK
 	inRecovery bool
 	recover    wire.Seq // one past the highest sequence sent when recovery began
 	recCwnd    uint32   // the window during recovery, with inflation

@@ -425,6 +425,7 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, ack wire.Seq) 
 	rtt := c.takeRTTSample(now, seg)
 	c.rexmitCount = 0
 	c.dupAcks = 0
+	c.ltSent = 0
 
 	if c.inRecovery {
 		if ack.GreaterEq(c.recover) {
@@ -475,7 +476,10 @@ func (c *Conn) dupAck(now clock.Instant) {
 	if c.sndUna.LessThan(c.recover) {
 		return
 	}
-	flight := c.sndMax.Size(c.sndUna)
+	// RFC 5681 §3.2 step 2: "additional data sent in limited transmit
+	// MUST NOT be included in this calculation" of FlightSize.
+	flight := c.sndMax.Size(c.sndUna) - min(c.ltSent, c.sndMax.Size(c.sndUna))
+	c.ltSent = 0
 	c.inRecovery = true
 	c.recover = c.sndMax
 	c.cc.OnRecoveryStart(now, flight)

@@ -262,6 +262,13 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	} else if n > 0 && !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt.Add(n), now
 	}
+	if !resend && !c.inRecovery && c.dupAcks > 0 {
+		// Limited transmit (RFC 3042): count what went beyond cwnd, to
+		// leave it out of FlightSize when recovery starts.
+		if end := inflight + n; end > c.cc.Cwnd() {
+			c.ltSent += min(n, end-c.cc.Cwnd())
+		}
+	}
 	c.bytesSent += uint64(n)
 	c.sndNxt = c.sndNxt.Add(n)
 	if fin {

@@ -90,6 +90,7 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	c.inRecovery = false
 	c.recover = c.sndMax
 	c.dupAcks = 0
+	c.ltSent = 0
 	c.rexmitNow = false
 	c.sndNxt = c.sndUna
 	c.backoff()
