@@ -391,7 +391,12 @@ func (c *Conn) afterRead() {
 		return
 	}
 	cur := c.advertisedRemaining()
-	free := c.rcvFree()
+	// Only what the window field can announce counts: without window
+	// scaling a large buffer cannot open the window past 65535, and an
+	// ACK repeating the same window would be a useless window update
+	// (Linux compares with the window it would select, bounded by
+	// window_clamp).
+	free := min(c.rcvFree(), uint32(65535)<<c.rcvWScale)
 	if 2*cur <= uint32(c.rcvBufSize) && free >= 2*cur && free-cur >= min(uint32(c.rcvBufSize)/2, c.rcvMSS) {
 		c.ackNow = true
 		c.env.Stats.WindowUpdates++
