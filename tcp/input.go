@@ -545,10 +545,12 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 		}
 		seq = c.rcvNxt
 	}
-	// Trim to the buffer (RFC 9293 §3.10.7.4: text beyond the window is
-	// dropped, and a FIN after dropped text goes with it).
+	// Trim to the window (RFC 9293 §3.10.7.4: text beyond it is dropped,
+	// and a FIN after dropped text goes with it). Data inside the window
+	// we announced is always taken, even if the buffer has since been
+	// made smaller (SetReadBuffer): the peer was told it could send it.
 	off := seq.Size(c.rcvNxt)
-	room := c.rcvFree()
+	room := max(c.rcvFree(), c.advertisedRemaining())
 	if len(data) > 0 {
 		if off >= room {
 			st.RcvWindowTrims++
