@@ -129,6 +129,7 @@ type Conn struct {
 	rexmitNow  bool     // resend one segment at SND.UNA (fast retransmit, partial ACK)
 	probeNow   bool     // a zero-window probe is due
 	keepNow    bool     // a keep-alive probe is due
+	forceSend  bool     // send what fits, despite SWS avoidance (override timeout)
 	reply      ctlReply
 
 	// Receive side.
@@ -574,6 +575,9 @@ func (c *Conn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.Dura
 	}
 	c.armKeepAlive(now)
 }
+
+// KeepAlive reports whether keep-alive is on.
+func (c *Conn) KeepAlive() bool { return c.keepAlive }
 
 // SetReadBuffer sets the receive buffer size (SO_RCVBUF). The window never
 // shrinks below what was already advertised; the window scale, fixed at

@@ -215,7 +215,9 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	}
 	n := min(avail, wndLeft, cwndLeft, c.sndMSS)
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
-	if n < avail && n < c.sndMSS && !resend {
+	force := c.forceSend                  // the SWS override timeout fired
+	c.forceSend = false
+	if n < avail && n < c.sndMSS && !resend && !force {
 		// Window-limited with more data waiting: sender SWS avoidance
 		// sends a small segment only if it is at least half the largest
 		// window the peer has offered.
@@ -223,7 +225,7 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 			n = 0
 		}
 	}
-	if n > 0 && n == avail && n < c.sndMSS && !resend && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
+	if n > 0 && n == avail && n < c.sndMSS && !resend && !force && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
 		// Nagle (RFC 9293 §3.7.4, RFC 896): hold a small final segment
 		// while data is unacknowledged.
 		n = 0
@@ -236,12 +238,13 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 		fin = false
 	}
 	if n == 0 && !fin {
-		if avail > 0 && c.sndWnd == 0 && c.sndUna == c.sndMax && c.timers[timerPersist] == clock.Never {
-			// Zero window and nothing in flight: probe it (RFC 9293
-			// §3.8.6.1, RFC 1122 §4.2.2.17).
-			c.timers[timerPersist] = now.Add(c.rto)
-		}
-		if finDue && avail == 0 && wndLeft == 0 && c.sndUna == c.sndMax && c.timers[timerPersist] == clock.Never {
+		if c.sndUna == c.sndMax && c.timers[timerPersist] == clock.Never && c.timers[timerRexmit] == clock.Never {
+			// Data (or a FIN) is held back with nothing in flight: by a
+			// zero window, or by sender SWS avoidance in front of a
+			// window smaller than a segment. The persist timer probes
+			// the zero window (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17)
+			// and is the override timeout of RFC 9293 §3.8.6.2.1 for a
+			// small one, as Linux's probe timer is (tcp_probe_timer).
 			c.timers[timerPersist] = now.Add(c.rto)
 		}
 		return 0

@@ -97,14 +97,21 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	c.timers[timerRexmit] = now.Add(c.rto)
 }
 
-// onPersistTimeout sends a zero-window probe and backs off (RFC 9293
-// §3.8.6.1, RFC 1122 §4.2.2.17). Probes go on as long as the peer answers
-// them (each answer resets rexmitCount); Retries2 unanswered ones end the
-// connection, as Linux's tcp_probe_timer does.
+// onPersistTimeout fires while data is held back with nothing in flight.
+// With a zero window it sends a probe and backs off (RFC 9293 §3.8.6.1,
+// RFC 1122 §4.2.2.17): probes go on as long as the peer answers them (each
+// answer resets rexmitCount), and Retries2 unanswered ones end the
+// connection, as Linux's tcp_probe_timer does. With a window smaller than
+// a segment it is the override timeout of sender SWS avoidance (RFC 9293
+// §3.8.6.2.1): what fits is sent.
 func (c *Conn) onPersistTimeout(now clock.Instant) {
 	dataEnd := c.sndUna.Add(uint32(c.snd.n))
 	pending := c.sndNxt.LessThan(dataEnd) || c.finQueued && c.sndNxt.LessEq(c.finSeq)
-	if c.sndWnd > 0 && c.sndNxt.Size(c.sndUna) < c.sndWnd || !pending {
+	if !pending || c.sndMax != c.sndUna {
+		return
+	}
+	if c.sndWnd > 0 {
+		c.forceSend = true
 		return
 	}
 	c.rexmitCount++
