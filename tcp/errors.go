@@ -22,6 +22,9 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// Errno returns the syscall error number the error corresponds to.
+func (e *Error) Errno() syscall.Errno { return e.errno }
+
 // Timeout reports whether the error is a timeout (net.Error).
 func (e *Error) Timeout() bool { return e.errno == syscall.ETIMEDOUT }
 
