@@ -1,0 +1,202 @@
+package ustack
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/tcp"
+)
+
+// UDPConn is a UDP socket on a Stack. It implements net.PacketConn, and
+// net.Conn when made by Dial (connected: Read and Write use the dialed
+// peer, and datagrams from other sources are discarded).
+type UDPConn struct {
+	s         *Stack
+	ep        *stack.UDPEndpoint
+	laddr     *net.UDPAddr
+	peer      netip.AddrPort // set for a connected socket
+	rmu       sync.Mutex
+	rsig      signal
+	rdl, wdl  deadline
+	closeOnce sync.Once
+	closing   chan struct{}
+}
+
+var (
+	_ net.PacketConn = (*UDPConn)(nil)
+	_ net.Conn       = (*UDPConn)(nil)
+)
+
+// newUDPConn wraps ep; the caller holds s.mu.
+func (s *Stack) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn {
+	u := &UDPConn{s: s, ep: ep, laddr: net.UDPAddrFromAddrPort(ep.LocalAddr()), peer: peer, rsig: newSignal(), closing: make(chan struct{})}
+	ep.SetOwner(u)
+	s.register(u)
+	return u
+}
+
+func (u *UDPConn) wake(ev tcp.Events) { u.rsig.notify() }
+
+func (u *UDPConn) opErr(op string, addr net.Addr, err error) error {
+	return opError(op, "udp", u.laddr, addr, err)
+}
+
+func (u *UDPConn) isClosing() bool {
+	select {
+	case <-u.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// ReadFromUDPAddrPort reads one datagram into p (truncating it if p is
+// short) and returns its length and sender. It does not allocate.
+func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	u.rmu.Lock()
+	defer u.rmu.Unlock()
+	s := u.s
+	for {
+		if u.isClosing() {
+			return 0, netip.AddrPort{}, u.opErr("read", nil, net.ErrClosed)
+		}
+		if u.rdl.expired() {
+			return 0, netip.AddrPort{}, u.opErr("read", nil, os.ErrDeadlineExceeded)
+		}
+		s.mu.Lock()
+		n, from, err := u.ep.ReadFrom(p)
+		s.mu.Unlock()
+		switch {
+		case err == nil && u.peer.IsValid() && from != u.peer:
+			continue // a connected socket takes only its peer's datagrams
+		case err == nil:
+			return n, from, nil
+		case !errors.Is(err, tcp.ErrWouldBlock):
+			return 0, netip.AddrPort{}, u.opErr("read", nil, err)
+		}
+		select {
+		case <-u.rsig:
+		case <-u.rdl.wait():
+		case <-u.closing:
+		}
+	}
+}
+
+// ReadFrom reads one datagram (net.PacketConn).
+func (u *UDPConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := u.ReadFromUDPAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// WriteToUDPAddrPort sends p as one datagram to addr. It does not
+// allocate. Datagrams larger than the MTU are fragmented.
+func (u *UDPConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	if u.isClosing() {
+		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
+	if u.wdl.expired() {
+		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), os.ErrDeadlineExceeded)
+	}
+	s := u.s
+	s.mu.Lock()
+	n, err := u.ep.WriteTo(s.now(), p, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
+	s.flushLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return n, u.opErr("write", net.UDPAddrFromAddrPort(addr), err)
+	}
+	return n, nil
+}
+
+// WriteTo sends one datagram (net.PacketConn).
+func (u *UDPConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return 0, u.opErr("write", addr, &net.AddrError{Err: "not a UDP address", Addr: addrString(addr)})
+	}
+	ap := ua.AddrPort()
+	if u.peer.IsValid() {
+		return 0, u.opErr("write", addr, errors.New("use of WriteTo with pre-connected connection"))
+	}
+	return u.WriteToUDPAddrPort(p, ap)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "<nil>"
+	}
+	return a.String()
+}
+
+// Read reads a datagram from the connected peer (net.Conn).
+func (u *UDPConn) Read(p []byte) (int, error) {
+	n, _, err := u.ReadFromUDPAddrPort(p)
+	return n, err
+}
+
+// Write sends a datagram to the connected peer (net.Conn).
+func (u *UDPConn) Write(p []byte) (int, error) {
+	if !u.peer.IsValid() {
+		return 0, u.opErr("write", nil, errors.New("destination address required"))
+	}
+	return u.WriteToUDPAddrPort(p, u.peer)
+}
+
+// Close closes the socket; blocked reads return net.ErrClosed.
+func (u *UDPConn) Close() error {
+	first := false
+	u.closeOnce.Do(func() {
+		first = true
+		close(u.closing)
+		u.s.mu.Lock()
+		u.ep.Close()
+		u.s.unregister(u)
+		u.s.mu.Unlock()
+		u.rdl.stop()
+		u.wdl.stop()
+	})
+	if !first {
+		return u.opErr("close", nil, net.ErrClosed)
+	}
+	return nil
+}
+
+func (u *UDPConn) closeFromStack() {
+	u.closeOnce.Do(func() {
+		close(u.closing)
+		u.rdl.stop()
+		u.wdl.stop()
+	})
+}
+
+// LocalAddr returns the bound address.
+func (u *UDPConn) LocalAddr() net.Addr { return u.laddr }
+
+// RemoteAddr returns the connected peer, or nil.
+func (u *UDPConn) RemoteAddr() net.Addr {
+	if !u.peer.IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(u.peer)
+}
+
+// SetDeadline sets both deadlines.
+func (u *UDPConn) SetDeadline(t time.Time) error {
+	u.rdl.set(t)
+	u.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline.
+func (u *UDPConn) SetReadDeadline(t time.Time) error { u.rdl.set(t); return nil }
+
+// SetWriteDeadline sets the write deadline.
+func (u *UDPConn) SetWriteDeadline(t time.Time) error { u.wdl.set(t); return nil }
