@@ -151,6 +151,9 @@ type Conn struct {
 	keepProbes  int
 	synRetries  int // SYN or SYN-ACK retransmissions so far
 	rexmitCount int // consecutive RTOs or unanswered probes without progress
+	// probeBackoff counts the zero-window probes sent since the window
+	// closed: the exponent of their back-off.
+	probeBackoff int
 
 	// Retransmission timer (RFC 6298) and RTT timing (one segment at a
 	// time, Karn's rule: RFC 6298 §3).

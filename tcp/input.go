@@ -364,10 +364,18 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 			// The window opened: stop probing (RFC 9293 §3.8.6.1).
 			c.timers[timerPersist] = clock.Never
 			c.rexmitCount = 0
+			c.probeBackoff = 0
 			c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
 		}
 	}
 
+	if c.timers[timerPersist] != clock.Never && c.sndUna == c.sndMax {
+		// An acceptable ACK while probing a zero window answers the
+		// probes: only unanswered ones count towards Retries2, so the
+		// window may stay zero indefinitely (RFC 9293 §3.8.6.1, MUST-37;
+		// Linux resets icsk_probes_out in tcp_ack).
+		c.rexmitCount = 0
+	}
 	if ack.GreaterThan(c.sndUna) {
 		c.newlyAcked(now, seg, ack)
 	} else if ack == c.sndUna && c.isDupAck(seg, oldWnd) {

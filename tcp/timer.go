@@ -121,8 +121,12 @@ func (c *Conn) onPersistTimeout(now clock.Instant) {
 		return
 	}
 	c.probeNow = true
+	// The interval doubles after every probe (SHLD-30), answered or not,
+	// until the window opens: RTO, 2*RTO, 4*RTO... as Linux's
+	// icsk_backoff (rexmitCount counts only unanswered probes).
+	c.probeBackoff++
 	d := c.rto
-	for i := 1; i < c.rexmitCount && d < c.env.cfg.MaxRTO; i++ {
+	for i := 0; i < c.probeBackoff && d < c.env.cfg.MaxRTO; i++ {
 		d *= 2
 	}
 	c.timers[timerPersist] = now.Add(min(d, c.env.cfg.MaxRTO))
