@@ -84,6 +84,8 @@ func (f *IPv4Fields) String() string {
 		b = append(b, "TCP "...)
 	case ProtoUDP:
 		b = append(b, "UDP "...)
+	default:
+		b = append(b, "unknown "...)
 	}
 	b = append(b, '(')
 	b = strconv.AppendUint(b, uint64(f.Protocol), 10)
