@@ -221,8 +221,8 @@ func (s *Stack) flushNeighbors() {
 		req := wire.ARPFields{Op: wire.ARPRequest, SenderMAC: n.cfg.MAC, SenderIP: src, TargetIP: ip}
 		buf, hdr := s.ctlFrame(n, wire.BroadcastMAC, wire.EtherTypeARP)
 		req.Encode(buf[hdr:])
+		// Neighbors.PollRequest has counted ARPOutRequests.
 		s.pushCtl(id, buf, hdr+wire.ARPLen)
-		s.stats.Net.ARPOutRequests++
 	}
 }
 
