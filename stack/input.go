@@ -142,8 +142,16 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 	}
 	src, dst := ip.Src(), ip.Dst()
 	// RFC 1122 §3.2.1.3: a source that is broadcast, multicast or
-	// (for non-ARP) the limited broadcast is martian.
-	if src.IsMulticast() || src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || isBroadcast(n, src) {
+	// (for non-ARP) the limited broadcast is martian; so are loopback
+	// addresses, which "MUST NOT appear outside a host" (g), and
+	// {0, <Host-number>} sources (a, b), which are only for a host that
+	// does not know its address yet: like Linux (ip_route_input_slow),
+	// accept those only to the limited broadcast address (DHCP). A
+	// loopback source that is our own address comes from our loopback
+	// path (a NIC given 127.0.0.1), which also ends here.
+	limited := netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if src.IsMulticast() || src == limited || isBroadcast(n, src) || src.IsLoopback() && !s.isLocal(src) ||
+		src.As4()[0] == 0 && dst != limited {
 		st.InAddrErrors++
 		return
 	}
