@@ -118,12 +118,18 @@ func (s *Stack) sendICMPError(now clock.Instant, orig []byte, typ, code uint8, m
 	st := &s.stats.Net
 	ip, err := wire.ParseIPv4(orig)
 	if err != nil {
-		// A reassembly-timeout quote is truncated: check it by hand.
+		// A reassembly-timeout quote is truncated (a header and 8
+		// bytes); ErrorAllowed reads no further than that.
 		if len(orig) < wire.IPv4HeaderLen {
 			return
 		}
 		ip = wire.IPv4(orig)
-	} else if !network.ErrorAllowed(ip, false) {
+	}
+	// RFC 1122 §3.2.2: never about an ICMP error, a non-first fragment,
+	// or a datagram to a broadcast address — the directed broadcasts of
+	// our subnets included, which only the stack knows. The truncated
+	// quote of an expired reassembly is no exception.
+	if !network.ErrorAllowed(ip, false) || s.isDirectedBroadcast(ip.Dst()) {
 		return
 	}
 	if !s.icmpRL.Allow(now) {

@@ -399,6 +399,17 @@ func isBroadcast(n *nic, a netip.Addr) bool {
 	return false
 }
 
+// isDirectedBroadcast reports whether a is the broadcast address of a
+// prefix of any NIC.
+func (s *Stack) isDirectedBroadcast(a netip.Addr) bool {
+	for _, n := range s.nics {
+		if isBroadcast(n, a) {
+			return true
+		}
+	}
+	return false
+}
+
 func lastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().As4()
 	host := uint32(1)<<(32-p.Bits()) - 1
