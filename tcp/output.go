@@ -66,7 +66,10 @@ func (c *Conn) cwnd() uint32 {
 		return c.recCwnd
 	}
 	w := c.cc.Cwnd()
-	if c.dupAcks > 0 && c.dupAcks < 3 {
+	// Limited transmit is for "previously unsent data" (RFC 5681 §3.2
+	// step 1): not for the go-back-N resending after an RTO, which would
+	// repeat segments the duplicate ACKs say arrived.
+	if c.dupAcks > 0 && c.dupAcks < 3 && c.sndNxt == c.sndMax {
 		w += uint32(c.dupAcks) * c.sndMSS
 	}
 	return w
