@@ -119,6 +119,14 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
 		// least 3 s (Linux: TCP_TIMEOUT_FALLBACK in tcp_init_metrics).
 		c.rto = min(max(c.rto, 3*time.Second), c.env.cfg.MaxRTO)
 	}
+	if c.synRetries > 1 {
+		// RFC 5681 §3.1: after a lost SYN or SYN-ACK the initial window
+		// MUST be one segment; RFC 6928 §2 keeps IW10 for a single,
+		// perhaps spurious, retransmission (Linux tcp_init_transfer).
+		if l, ok := c.cc.(interface{ OnSYNLoss() }); ok {
+			l.OnSYNLoss()
+		}
+	}
 	c.synRetries = 0
 	c.quickAcks = 16
 	c.events |= EventEstablished | EventWritable

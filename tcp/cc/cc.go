@@ -133,6 +133,13 @@ func (r *Reno) OnTimeout(now clock.Instant, flight uint32) {
 	r.acc = 0
 }
 
+// OnSYNLoss tells the controller that the SYN or SYN-ACK was retransmitted
+// more than once: the initial window is one segment (RFC 5681 §3.1, as RFC
+// 6928 §2 refines it). The restart window of RFC 5681 §4.1 stays IW, as in
+// Linux (tcp_init_transfer sets cwnd 1; tcp_cwnd_restart uses the IW).
+// Package tcp calls it on controllers that have it.
+func (r *Reno) OnSYNLoss() { r.cwnd = r.mss }
+
 // OnIdleRestart implements Controller: cwnd = min(IW, cwnd) (RFC 5681 §4.1).
 func (r *Reno) OnIdleRestart(now clock.Instant) {
 	r.cwnd = min(r.cwnd, r.iw)

@@ -123,3 +123,21 @@ func TestRenoConfig(t *testing.T) {
 		t.Fatalf("name %q", r.Name())
 	}
 }
+
+// TestRenoSYNLoss checks the initial window after lost SYNs (RFC 5681
+// §3.1): one segment, while the restart window stays IW (RFC 5681 §4.1,
+// as Linux).
+func TestRenoSYNLoss(t *testing.T) {
+	r := NewReno(1000)
+	r.OnSYNLoss()
+	if r.Cwnd() != 1000 || r.Ssthresh() != math.MaxUint32 {
+		t.Fatalf("after SYN loss cwnd %d ssthresh %d, want 1000 and infinite", r.Cwnd(), r.Ssthresh())
+	}
+	for i := 0; i < 20; i++ {
+		r.OnAck(0, 1000, 1000, 0)
+	}
+	r.OnIdleRestart(0)
+	if r.Cwnd() != 10000 {
+		t.Fatalf("restart window %d, want IW 10000", r.Cwnd())
+	}
+}
