@@ -95,19 +95,27 @@ func (r *Reno) SetInitialWindow(segs int) {
 	r.cwnd = r.iw
 }
 
-// OnAck implements Controller: slow start below ssthresh (cwnd grows by the
-// bytes acknowledged, at most 2 MSS per ACK: RFC 3465 L=2), congestion
-// avoidance above it (one MSS per window of acknowledged bytes).
+// OnAck implements Controller. Below ssthresh, slow start grows cwnd by
+// every byte acknowledged, up to ssthresh (RFC 5681 §3.1 allows up to
+// SMSS per ACK and RFC 3465 L=2·SMSS; Linux's tcp_slow_start counts them
+// all, which matters when ACKs are aggregated, as a receiver behind GRO or
+// batched reads sends them). Above it, congestion avoidance adds one MSS
+// per cwnd of acknowledged bytes, however many ACKs carried them (RFC 3465
+// §2.1 byte counting; Linux tcp_cong_avoid_ai).
 func (r *Reno) OnAck(now clock.Instant, acked, flight uint32, rtt time.Duration) {
 	if r.cwnd < r.ssthresh {
-		inc := min(acked, 2*r.mss)
-		r.cwnd = satAdd(r.cwnd, inc)
-		return
+		grow := min(acked, r.ssthresh-r.cwnd)
+		r.cwnd = satAdd(r.cwnd, grow)
+		acked -= grow
+		if acked == 0 {
+			return
+		}
 	}
 	r.acc += acked
 	if r.acc >= r.cwnd {
-		r.acc -= r.cwnd
-		r.cwnd = satAdd(r.cwnd, r.mss)
+		k := r.acc / r.cwnd
+		r.acc -= k * r.cwnd
+		r.cwnd = satAdd(r.cwnd, k*r.mss)
 	}
 }
 
