@@ -169,7 +169,9 @@ type Conn struct {
 	ltSent     uint32 // bytes sent beyond cwnd by limited transmit (RFC 3042) since the last new ACK
 	inRecovery bool
 	recover    wire.Seq // one past the highest sequence sent when recovery began
-	recCwnd    uint32   // the window during recovery, with inflation
+	recCwnd    uint32   // the window during NewReno recovery, with inflation
+	sacked     rangeSet // SACK scoreboard: SACKed ranges above SND.UNA (RFC 6675)
+	highRxt    wire.Seq // HighRxt: one past the highest byte retransmitted in recovery
 
 	// Per-connection options set by the application.
 	noDelay                       bool
@@ -552,6 +554,7 @@ func (c *Conn) finish(err error) {
 		c.rcv.q.free()
 	}
 	c.ooo.reset()
+	c.sacked = nil
 	for i := range c.timers {
 		c.timers[i] = clock.Never
 	}

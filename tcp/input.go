@@ -384,10 +384,21 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 		// Linux resets icsk_probes_out in tcp_ack).
 		c.rexmitCount = 0
 	}
+	if c.sackOK && seg.Options.NumSACK > 0 {
+		c.updateScoreboard(seg)
+	}
 	if ack.GreaterThan(c.sndUna) {
 		c.newlyAcked(now, seg, ack)
 	} else if ack == c.sndUna && c.isDupAck(seg, oldWnd) {
 		c.dupAck(now)
+	}
+	// RFC 6675 §5: with SACK, recovery starts on DupThresh duplicate ACKs
+	// or as soon as the scoreboard deems the first unacknowledged segment
+	// lost, but not before the previous episode's RecoveryPoint is
+	// acknowledged (§5.1).
+	if c.sackOK && !c.inRecovery && c.sndMax.GreaterThan(c.sndUna) && c.sndUna.GreaterEq(c.recover) &&
+		(c.dupAcks >= dupThresh || c.headLost()) {
+		c.enterSACKRecovery(now)
 	}
 	if c.sndWnd > 0 {
 		c.probeNow = false
@@ -438,6 +449,8 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, ack wire.Seq) 
 	if c.sndNxt.LessThan(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
+	c.sacked.trimBelow(ack)
+	c.highRxt = wire.MaxSeq(c.highRxt, ack)
 	rtt := c.takeRTTSample(now, seg)
 	c.rexmitCount = 0
 	c.dupAcks = 0
@@ -445,9 +458,19 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, ack wire.Seq) 
 
 	if c.inRecovery {
 		if ack.GreaterEq(c.recover) {
-			// Full acknowledgment: recovery ends (RFC 6582 §3.2 step 3).
+			// Full acknowledgment: recovery ends (RFC 6582 §3.2 step 3;
+			// RFC 6675 §5: the episode ends at RecoveryPoint, with cwnd at
+			// ssthresh, which OnRecoveryEnd gives for a flight that large).
 			c.inRecovery = false
-			c.cc.OnRecoveryEnd(now, c.sndMax.Size(c.sndUna))
+			flight := c.sndMax.Size(c.sndUna)
+			if c.sackOK {
+				flight = max(flight, c.cc.Ssthresh())
+			}
+			c.cc.OnRecoveryEnd(now, flight)
+		} else if c.sackOK {
+			// A partial ACK in SACK recovery: pipe is recomputed and the
+			// next holes go out as cwnd allows (RFC 6675 §5 step C).
+			st.PartialACKs++
 		} else {
 			// Partial acknowledgment (RFC 6582 §3.2 step 4): resend the
 			// next segment, deflate the window by the amount acked and
@@ -479,6 +502,9 @@ func (c *Conn) dupAck(now clock.Instant) {
 	st := &c.env.Stats
 	st.DupACKsIn++
 	c.dupAcks++
+	if c.sackOK {
+		return // RFC 6675 recovery starts in processACK, without inflation
+	}
 	if c.inRecovery {
 		c.recCwnd += c.sndMSS // step 4: inflate by one segment
 		return
@@ -662,6 +688,7 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.snd.ack(c.snd.n)
 	c.snd.q.free()
 	c.ooo.reset()
+	c.sacked = nil
 	c.events |= EventReadable | EventWritable
 }
 

@@ -62,8 +62,11 @@ func (c *Conn) tsVal(now clock.Instant) uint32 {
 // NewReno recovery, and with room for limited transmit (RFC 3042 §2) on
 // the first two duplicate ACKs.
 func (c *Conn) cwnd() uint32 {
-	if c.inRecovery {
+	if c.inRecovery && !c.sackOK {
 		return c.recCwnd
+	}
+	if c.inRecovery {
+		return c.cc.Cwnd()
 	}
 	w := c.cc.Cwnd()
 	// Limited transmit is for "previously unsent data" (RFC 5681 §3.2
@@ -111,14 +114,20 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 		return 0
 	}
 	if c.state != SynReceived {
-		if c.rexmitNow {
-			c.rexmitNow = false
-			if n := c.retransmitHead(now, dst); n > 0 {
+		if c.sackRecovery() {
+			if n := c.sendSACKRecovery(now, dst); n > 0 {
 				return n
 			}
-		}
-		if n := c.sendData(now, dst); n > 0 {
-			return n
+		} else {
+			if c.rexmitNow {
+				c.rexmitNow = false
+				if n := c.retransmitHead(now, dst); n > 0 {
+					return n
+				}
+			}
+			if n := c.sendData(now, dst); n > 0 {
+				return n
+			}
 		}
 		if c.probeNow || c.keepNow {
 			// A zero-window or keep-alive probe: an ACK carrying the
@@ -198,6 +207,9 @@ func (c *Conn) countRetransmit(n uint32) {
 // and/or the FIN, if the windows, Nagle's algorithm and sender-side SWS
 // avoidance allow it (RFC 9293 §3.8.6.2.1, §3.7.4).
 func (c *Conn) sendData(now clock.Instant, dst []byte) int {
+	if len(c.sacked) > 0 && c.sndNxt.LessThan(c.sndMax) {
+		c.skipSACKed()
+	}
 	dataEnd := c.sndUna.Add(uint32(c.snd.n))
 	var avail uint32
 	if c.sndNxt.LessThan(dataEnd) {
@@ -212,9 +224,15 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	if inflight < c.sndWnd {
 		wndLeft = c.sndWnd - inflight
 	}
+	// The congestion window limits what is in the network: in SACK
+	// recovery that is pipe (RFC 6675 §4), otherwise all that was sent.
+	used := inflight
+	if c.sackRecovery() {
+		used = c.pipe()
+	}
 	cwndLeft := uint32(0)
-	if w := c.cwnd(); inflight < w {
-		cwndLeft = w - inflight
+	if w := c.cwnd(); used < w {
+		cwndLeft = w - used
 	}
 	n := min(avail, wndLeft, cwndLeft, c.sndMSS)
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT

@@ -14,7 +14,7 @@ const maxOOORanges = 64
 // queue of RFC 9293 §3.10.7.4) and the order in which blocks were last
 // touched, for SACK (RFC 2018 §4).
 type ooo struct {
-	r []seqRange // sorted, disjoint, not adjacent, all after RCV.NXT
+	set rangeSet // sorted, disjoint, not adjacent, all after RCV.NXT
 	// recent holds a sequence number inside each of the most recently
 	// changed blocks, newest first (RFC 2018 §4: the first SACK block
 	// reports the most recent segment; the others repeat recent blocks).
@@ -23,32 +23,13 @@ type ooo struct {
 }
 
 // empty reports whether no out-of-order data is held.
-func (o *ooo) empty() bool { return len(o.r) == 0 }
+func (o *ooo) empty() bool { return len(o.set) == 0 }
 
 // add records [start, end) as held. It returns false (and records nothing)
 // if that would need more than maxOOORanges ranges.
 func (o *ooo) add(start, end wire.Seq) bool {
-	// Find the first range whose end is at or after start.
-	i := 0
-	for i < len(o.r) && o.r[i].end.LessThan(start) {
-		i++
-	}
-	j := i
-	for j < len(o.r) && o.r[j].start.LessEq(end) {
-		j++
-	}
-	// Ranges i..j-1 touch or overlap [start, end): merge them.
-	if i == j {
-		if len(o.r) >= maxOOORanges {
-			return false
-		}
-		o.r = append(o.r, seqRange{})
-		copy(o.r[i+1:], o.r[i:])
-		o.r[i] = seqRange{start, end}
-	} else {
-		o.r[i].start = wire.MinSeq(o.r[i].start, start)
-		o.r[i].end = wire.MaxSeq(o.r[j-1].end, end)
-		o.r = append(o.r[:i+1], o.r[j:]...)
+	if !o.set.add(start, end, maxOOORanges) {
+		return false
 	}
 	o.touch(start)
 	return true
@@ -71,25 +52,18 @@ func (o *ooo) touch(seq wire.Seq) {
 }
 
 // find returns the index of the range holding seq, or -1.
-func (o *ooo) find(seq wire.Seq) int {
-	for i, r := range o.r {
-		if seq.InRange(r.start, r.end) {
-			return i
-		}
-	}
-	return -1
-}
+func (o *ooo) find(seq wire.Seq) int { return o.set.find(seq) }
 
 // advance pops the ranges that start at or before rcvNxt and returns the
 // new RCV.NXT: the end of the contiguous data.
 func (o *ooo) advance(rcvNxt wire.Seq) wire.Seq {
 	k := 0
-	for k < len(o.r) && o.r[k].start.LessEq(rcvNxt) {
-		rcvNxt = wire.MaxSeq(rcvNxt, o.r[k].end)
+	for k < len(o.set) && o.set[k].start.LessEq(rcvNxt) {
+		rcvNxt = wire.MaxSeq(rcvNxt, o.set[k].end)
 		k++
 	}
 	if k > 0 {
-		o.r = append(o.r[:0], o.r[k:]...)
+		o.set = append(o.set[:0], o.set[k:]...)
 	}
 	return rcvNxt
 }
@@ -119,11 +93,11 @@ func (o *ooo) sackBlocks(blocks []wire.SACKBlock, first *seqRange) int {
 		}
 		used[nu] = i
 		nu++
-		blocks[n] = wire.SACKBlock{Start: o.r[i].start, End: o.r[i].end}
+		blocks[n] = wire.SACKBlock{Start: o.set[i].start, End: o.set[i].end}
 		n++
 	}
 	// Fill remaining room with the other blocks, highest first.
-	for i := len(o.r) - 1; i >= 0 && n < len(blocks); i-- {
+	for i := len(o.set) - 1; i >= 0 && n < len(blocks); i-- {
 		dup := false
 		for _, u := range used[:nu] {
 			dup = dup || u == i
@@ -135,7 +109,7 @@ func (o *ooo) sackBlocks(blocks []wire.SACKBlock, first *seqRange) int {
 			used[nu] = i
 			nu++
 		}
-		blocks[n] = wire.SACKBlock{Start: o.r[i].start, End: o.r[i].end}
+		blocks[n] = wire.SACKBlock{Start: o.set[i].start, End: o.set[i].end}
 		n++
 	}
 	return n
@@ -143,6 +117,64 @@ func (o *ooo) sackBlocks(blocks []wire.SACKBlock, first *seqRange) int {
 
 // reset forgets everything (the connection ended).
 func (o *ooo) reset() {
-	o.r = nil
+	o.set = nil
 	o.nrecent = 0
+}
+
+// rangeSet is a sorted list of disjoint, non-adjacent sequence ranges: the
+// out-of-order data a receiver holds, or the SACKed data a sender knows of.
+type rangeSet []seqRange
+
+// add merges [start, end) into the set. It returns false, changing
+// nothing, if the set would need more than limit ranges.
+func (s *rangeSet) add(start, end wire.Seq, limit int) bool {
+	r := *s
+	// The first range whose end is at or after start, and the first one
+	// after that which starts beyond end: ranges i..j-1 touch [start, end).
+	i := 0
+	for i < len(r) && r[i].end.LessThan(start) {
+		i++
+	}
+	j := i
+	for j < len(r) && r[j].start.LessEq(end) {
+		j++
+	}
+	if i == j {
+		if len(r) >= limit {
+			return false
+		}
+		r = append(r, seqRange{})
+		copy(r[i+1:], r[i:])
+		r[i] = seqRange{start, end}
+	} else {
+		r[i].start = wire.MinSeq(r[i].start, start)
+		r[i].end = wire.MaxSeq(r[j-1].end, end)
+		r = append(r[:i+1], r[j:]...)
+	}
+	*s = r
+	return true
+}
+
+// find returns the index of the range holding seq, or -1.
+func (s rangeSet) find(seq wire.Seq) int {
+	for i, r := range s {
+		if seq.InRange(r.start, r.end) {
+			return i
+		}
+	}
+	return -1
+}
+
+// trimBelow drops everything before seq.
+func (s *rangeSet) trimBelow(seq wire.Seq) {
+	r := *s
+	k := 0
+	for k < len(r) && r[k].end.LessEq(seq) {
+		k++
+	}
+	r = append(r[:0], r[k:]...)
+	if len(r) > 0 && r[0].start.LessThan(seq) {
+		r[0].start = seq
+	}
+	*s = r
 }

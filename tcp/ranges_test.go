@@ -32,15 +32,15 @@ func TestOOOMerge(t *testing.T) {
 		if !o.add(c.add.start, c.add.end) {
 			t.Fatalf("add %v refused", c.add)
 		}
-		if !reflect.DeepEqual(o.r, c.want) {
-			t.Fatalf("after add %v: %v, want %v", c.add, o.r, c.want)
+		if !reflect.DeepEqual([]seqRange(o.set), c.want) {
+			t.Fatalf("after add %v: %v, want %v", c.add, o.set, c.want)
 		}
 	}
-	if got := o.advance(50); got != 50 || len(o.r) != 1 {
-		t.Fatalf("advance(50) = %v, ranges %v", got, o.r)
+	if got := o.advance(50); got != 50 || len(o.set) != 1 {
+		t.Fatalf("advance(50) = %v, ranges %v", got, o.set)
 	}
 	if got := o.advance(90); got != 600 || !o.empty() {
-		t.Fatalf("advance(90) = %v, ranges %v; want 600 and none", got, o.r)
+		t.Fatalf("advance(90) = %v, ranges %v; want 600 and none", got, o.set)
 	}
 }
 
@@ -50,11 +50,11 @@ func TestOOOWrap(t *testing.T) {
 	top := wire.Seq(0xffffff00)
 	o.add(top.Add(0x200), top.Add(0x300)) // past the wrap
 	o.add(top, top.Add(0x100))
-	if o.r[0].start != top {
-		t.Fatalf("ranges %v: not in sequence order across the wrap", o.r)
+	if o.set[0].start != top {
+		t.Fatalf("ranges %v: not in sequence order across the wrap", o.set)
 	}
-	if got := o.advance(top); got != top.Add(0x100) || len(o.r) != 1 {
-		t.Fatalf("advance = %#x, ranges %v", uint32(got), o.r)
+	if got := o.advance(top); got != top.Add(0x100) || len(o.set) != 1 {
+		t.Fatalf("advance = %#x, ranges %v", uint32(got), o.set)
 	}
 }
 

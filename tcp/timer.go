@@ -76,12 +76,22 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	if c.sndUna == c.sndMax {
 		return
 	}
-	c.rexmitCount++
-	if c.rexmitCount > c.env.cfg.Retries2 {
+	// The peer closed its window with data in flight (RFC 9293 §3.8.6,
+	// MUST-34): the window holds back every resend, so the retransmission
+	// must serve as the zero-window probe (MUST-36), and the connection
+	// must not time out while the peer answers (SHLD-17). As Linux's
+	// tcp_retransmit_timer: give up only after MaxRTO of silence, unless
+	// the connection is orphaned.
+	zeroWindow := c.sndWnd == 0 && !c.orphan
+	if zeroWindow && now.Sub(c.lastRecv) > c.env.cfg.MaxRTO ||
+		!zeroWindow && c.rexmitCount+1 > c.env.cfg.Retries2 {
 		// Linux ends the connection without a RST (tcp_write_err).
 		st.AbortOnTimeout++
 		c.finish(ErrTimedOut)
 		return
+	}
+	if !zeroWindow {
+		c.rexmitCount++
 	}
 	st.Timeouts++
 	// RFC 5681 §3.1 (equations 4, 5), RFC 6582 §3.2 step 6 ("recover"
@@ -89,12 +99,16 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	c.cc.OnTimeout(now, c.sndMax.Size(c.sndUna))
 	c.inRecovery = false
 	c.recover = c.sndMax
+	c.highRxt = c.sndUna // the scoreboard itself is kept (RFC 6675 §5.1)
 	c.dupAcks = 0
 	c.ltSent = 0
 	c.rexmitNow = false
 	c.sndNxt = c.sndUna
 	c.backoff()
 	c.timers[timerRexmit] = now.Add(c.rto)
+	if zeroWindow {
+		c.rexmitNow = true // the first segment goes whatever the window
+	}
 }
 
 // onPersistTimeout fires while data is held back with nothing in flight.
