@@ -67,6 +67,10 @@ func (s *Stack) afterConnQuiet(c *TCPConn) {
 		s.notify(l, tcp.EventReadable)
 		ev &^= tcp.EventEstablished
 	}
+	// A connection still in a listener's queues has no owner to tell;
+	// Accept reports what it missed. One that dies there is never
+	// handed out, so it is never reported at all.
+	queued := c.listener != nil
 	if c.conn.State() == tcp.Closed {
 		if c.listener != nil {
 			// Died before being accepted.
@@ -88,9 +92,7 @@ func (s *Stack) afterConnQuiet(c *TCPConn) {
 	} else {
 		s.timers.update(c, c.conn.NextDeadline())
 	}
-	if c.listener == nil {
-		// A connection still in a listener's queues has no owner to
-		// tell; Accept reports what it missed.
+	if !queued {
 		s.notify(c, ev)
 	}
 }
