@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/stack/stacktest"
 	"github.com/ustack/ustack/tcp"
@@ -227,3 +228,8 @@ func isErr(err, target error) bool { return errors.Is(err, target) }
 
 var _ = io.EOF
 var _ = wire.ProtoTCP
+
+// newPacket wraps frame in a link.Packet.
+func newPacket(frame []byte) *link.Packet {
+	return &link.Packet{Buf: frame, N: len(frame)}
+}
