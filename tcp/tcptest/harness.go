@@ -269,8 +269,17 @@ func (h *Harness) poll() error {
 	return nil
 }
 
+// ourISS returns the ISS the connection's sequence numbers are relative to:
+// the current incarnation's, or the configured one before any opened.
+func (h *Harness) ourISS() wire.Seq {
+	if h.conn == nil {
+		return h.ISS
+	}
+	return h.iss
+}
+
 // formatOut formats a segment the connection sent.
-func (h *Harness) formatOut(b []byte) string { return formatSegment(">", b, h.iss, h.RemoteISN) }
+func (h *Harness) formatOut(b []byte) string { return formatSegment(">", b, h.ourISS(), h.RemoteISN) }
 
 // expect finds the next segment the connection sends, which must leave in
 // [lo-Tolerance, hi+Tolerance], and matches it against ev.
@@ -324,7 +333,7 @@ func (h *Harness) match(want *segSpec, b []byte) error {
 		bad("flags %s, want %s", flagString(t.Flags()), flagString(want.flags))
 	}
 	payload := t.Payload()
-	if got := uint32(t.Seq() - h.iss); got != want.start {
+	if got := uint32(t.Seq() - h.ourISS()); got != want.start {
 		bad("seq %d, want %d", got, want.start)
 	}
 	if got := uint32(len(payload)); got != want.end-want.start {
@@ -373,10 +382,7 @@ func (h *Harness) match(want *segSpec, b []byte) error {
 
 // inbound delivers a segment from the peer.
 func (h *Harness) inbound(s *segSpec) error {
-	iss := h.iss
-	if h.conn == nil {
-		iss = h.ISS
-	}
+	iss := h.ourISS()
 	peerData := h.peerData
 	if s.flags&wire.TCPFlagSYN != 0 {
 		peerData = h.RemoteISN.Add(s.start + 1)

@@ -43,6 +43,12 @@ func TestStrict(t *testing.T) {
 		{"state", "+0 state(CLOSE_WAIT)", "state ESTABLISHED, want CLOSE-WAIT"},
 		{"stats", "+0 stats(OutSegs=7, PassiveOpens=1)", "stats: OutSegs=1, want 7"},
 		{"info", "+0 info(SndMSS=1460)", "info: SndMSS=1448, want 1460"},
+		{"range", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <...>\n+.2~+.4 > P. 1:11(10) ack 1 <...>", ""},
+		{"range-early", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <...>\n+.4~+.5 > P. 1:11(10) ack 1 <...>", "timing error: segment sent at 0.400000"},
+		{"any", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <...>\n* > P. 1:11(10) ack 1 <...>\n* > P. 1:11(10) ack 1 <...>", ""},
+		{"abs", "+0 write(10)\n0.1 > P. 1:11(10) ack 1 <...>\n0.4 > P. 1:11(10) ack 1 <...>", ""},
+		{"none-ok", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <...>\n+.29 > none", ""},
+		{"none-fail", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <...>\n+.3 > none", "unexpected outbound segment at 0.400000"},
 		{"delack", "+0 < . 1:11(10) ack 1 win 257 <nop,nop,TS val 300 ecr 100>\n+0 > . 1:1(0) ack 11 <nop,nop,TS val 100 ecr 300>\n+0 read(10)", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +87,47 @@ func TestParseErrors(t *testing.T) {
 		_, err := Parse("t.pkt", tc.src)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q) = %v, want error containing %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+// TestPayloadChecked checks that data is verified end to end: the peer's
+// bytes by read, and ours in every outbound segment.
+func TestPayloadChecked(t *testing.T) {
+	h := New()
+	if err := h.Exec("t.pkt", handshake+"+0 < P. 1:11(10) ack 1 win 257 <nop,nop,TS val 300 ecr 100>\n+0 > . 1:1(0) ack 11 <...>\n+0 read(4) = 4"); err != nil {
+		t.Fatal(err)
+	}
+	// Skipping ahead in the stream is caught: make the harness believe
+	// two bytes were already read.
+	h.read += 2
+	err := h.Exec("t2.pkt", "+0 read(6) = 6")
+	if err == nil || !strings.Contains(err.Error(), "not the peer's bytes") {
+		t.Fatalf("corrupted read not detected: %v", err)
+	}
+	h = New()
+	if err := h.Exec("t.pkt", handshake); err != nil {
+		t.Fatal(err)
+	}
+	h.wrote = 3 // the next write claims another stream offset
+	err = h.Exec("t2.pkt", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <...>")
+	if err == nil || !strings.Contains(err.Error(), "payload is not the bytes written") {
+		t.Fatalf("corrupted payload not detected: %v", err)
+	}
+}
+
+// TestClosedPort checks the harness's stand-in for the stack: a segment
+// for no connection is answered as RFC 9293 §3.10.7.1 says.
+func TestClosedPort(t *testing.T) {
+	for _, src := range []string{
+		"0 < . 1:1(0) ack 100 win 10\n+0 > R 100:100(0) win 0",
+		// <SEQ=0>: absolute, so relative to an ISS of 0.
+		"%iss 0\n0 < S 0:0(0) win 10\n+0 > R. 0:0(0) ack 1 win 0",
+		"0 < P. 1:11(10) ack 5 win 10\n+0 > R 5:5(0) win 0",
+		"0 < R 1:1(0) win 0\n+0 > none",
+	} {
+		if err := New().Exec("t.pkt", src); err != nil {
+			t.Errorf("%q: %v", src, err)
 		}
 	}
 }
