@@ -218,18 +218,17 @@ func (n *Net) send(from *Node, data []byte) *Frame {
 		}
 		for range 1 + f.Action.Dups {
 			n.seq++
-			n.q = append(n.q, delivery{at: at, seq: n.seq, to: to, frame: f})
+			// Keep the queue ordered by arrival, then by sending order:
+			// insert after every delivery due no later.
+			i, _ := slices.BinarySearchFunc(n.q, at, func(d delivery, at clock.Instant) int {
+				if d.at <= at {
+					return -1
+				}
+				return 1
+			})
+			n.q = slices.Insert(n.q, i, delivery{at: at, seq: n.seq, to: to, frame: f})
 		}
 	}
-	slices.SortStableFunc(n.q, func(a, b delivery) int {
-		if a.at != b.at {
-			if a.at < b.at {
-				return -1
-			}
-			return 1
-		}
-		return a.seq - b.seq
-	})
 	return f
 }
 

@@ -1,0 +1,149 @@
+package stack_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/stack/stacktest"
+	"github.com/ustack/ustack/tcp"
+)
+
+// bulk drives a bulk transfer from c (on stack a) to s (on stack b) by
+// hand, frame by frame, with no harness in between: the steady state of
+// "Nothing per packet on the heap" (DESIGN.md).
+type bulk struct {
+	a, b         *stacktest.Node
+	c, s         *stack.TCPConn
+	now          clock.Instant
+	pa, pb       link.Packet
+	data, rbuf   []byte
+	sent, recvd  int
+	frames, acks int
+	// interleave: the receiver reads and answers after each segment,
+	// rather than after the whole batch.
+	interleave bool
+}
+
+func newBulk(t testing.TB) *bulk {
+	n, a, b := pair(t, stack.Config{}, stack.Config{})
+	a.Stack.AddNeighbor(a.NIC, ipB, b.MAC)
+	b.Stack.AddNeighbor(b.NIC, ipA, a.MAC)
+	c, s, _ := connect(t, n, a, b, 80)
+	// Warm up through the harness: buffers, chunk pools and every slice
+	// the stacks keep reach their steady size.
+	transfer(t, n, c, s, payload(1, 4<<20), time.Minute)
+	n.RunFor(time.Second)
+	return &bulk{
+		a: a, b: b, c: c, s: s, now: n.Now,
+		pa:   link.Packet{Buf: make([]byte, a.Stack.MaxFrameLen())},
+		pb:   link.Packet{Buf: make([]byte, b.Stack.MaxFrameLen())},
+		data: payload(2, 64<<10),
+		rbuf: make([]byte, 64<<10),
+	}
+}
+
+// sendSide writes and sends what the windows allow: Write, then
+// PollTransmit of data segments into the peer's HandleFrame.
+func (x *bulk) sendSide() {
+	k, err := x.c.Write(x.data)
+	if err != nil && !errors.Is(err, tcp.ErrWouldBlock) {
+		panic(err)
+	}
+	x.sent += k
+	for {
+		_, ok := x.a.Stack.PollTransmit(x.now, &x.pa)
+		if !ok {
+			break
+		}
+		x.frames++
+		x.b.Stack.HandleFrame(x.now, x.b.NIC, &x.pa)
+		if x.interleave {
+			x.recvSide()
+		}
+	}
+}
+
+// recvSide reads, then sends the receiver's ACKs back to the sender:
+// PollTransmit of ACKs into the sender's HandleFrame.
+func (x *bulk) recvSide() {
+	for {
+		k, err := x.s.Read(x.rbuf)
+		x.recvd += k
+		if k == 0 || err != nil {
+			break
+		}
+	}
+	for {
+		_, ok := x.b.Stack.PollTransmit(x.now, &x.pb)
+		if !ok {
+			break
+		}
+		x.acks++
+		x.a.Stack.HandleFrame(x.now, x.a.NIC, &x.pb)
+	}
+}
+
+func (x *bulk) housekeeping() {
+	x.now = x.now.Add(50 * time.Microsecond)
+	for _, st := range []*stack.Stack{x.a.Stack, x.b.Stack} {
+		if st.NextDeadline() <= x.now {
+			st.HandleTimeout(x.now)
+		}
+		for {
+			if _, _, ok := st.PollEvent(); !ok {
+				break
+			}
+		}
+	}
+}
+
+func (x *bulk) round() {
+	x.housekeeping()
+	x.sendSide()
+	x.recvSide()
+}
+
+// TestZeroAllocsBulk: in an established bulk transfer between two
+// stacks, neither the sender (Write, PollTransmit of data segments,
+// HandleFrame of ACKs) nor the receiver (HandleFrame of data segments,
+// Read, PollTransmit of ACKs) allocates — whether frames are handled in
+// batches or one at a time.
+func TestZeroAllocsBulk(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	for _, interleave := range []bool{false, true} {
+		x := newBulk(t)
+		x.interleave = interleave
+		for range 200 {
+			x.round()
+		}
+		frames, acks, recvd := x.frames, x.acks, x.recvd
+		allocs := testing.AllocsPerRun(200, x.round)
+		frames, acks, recvd = x.frames-frames, x.acks-acks, x.recvd-recvd
+		if allocs != 0 {
+			t.Errorf("interleave %v: %.2f allocations per round (%d data segments, %d ACKs a round)", interleave, allocs, frames/201, acks/201)
+		}
+		if frames < 1000 || acks < 200 || recvd < 1000*1448 {
+			t.Errorf("interleave %v: only %d segments, %d ACKs, %d bytes: not a bulk transfer", interleave, frames, acks, recvd)
+		}
+		t.Logf("interleave %v: %d segments, %d ACKs, %d bytes in 201 rounds", interleave, frames, acks, recvd)
+	}
+}
+
+// BenchmarkBulk measures the core's bulk transfer between two stacks in
+// one goroutine: bytes of payload per second of CPU, and allocations.
+func BenchmarkBulk(b *testing.B) {
+	x := newBulk(b)
+	b.ReportAllocs()
+	start := x.recvd
+	b.ResetTimer()
+	for range b.N {
+		x.round()
+	}
+	b.SetBytes(int64(x.recvd-start) / int64(b.N))
+}
