@@ -632,7 +632,21 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 		} else {
 			// Out of order: hold it and send a duplicate ACK at once
 			// (RFC 5681 §4.2, RFC 9293 §3.10.7.4).
-			if c.ooo.add(seq, seq.Add(uint32(len(data)))) {
+			segEnd := seq.Add(uint32(len(data)))
+			if c.sackOK {
+				// Data already held out of order is reported with a
+				// D-SACK block, before the block holding it (RFC 2883
+				// §4; Linux's tcp_data_queue_ofo).
+				if i := c.ooo.find(seq); i >= 0 {
+					c.setDSACK(seq, wire.MinSeq(segEnd, c.ooo.set[i].end))
+				} else if i := c.ooo.find(segEnd - 1); i >= 0 {
+					c.setDSACK(c.ooo.set[i].start, segEnd)
+				}
+				if c.dsackNow && c.dsack == (seqRange{seq, segEnd}) {
+					st.DupData++
+				}
+			}
+			if c.ooo.add(seq, segEnd) {
 				st.OFOQueue++
 				if !c.rdShut {
 					c.rcv.q.writeAt(c.rcv.n+int(off), data)
