@@ -87,6 +87,10 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
+		if c.isClosing() {
+			s.mu.Unlock()
+			return 0, c.opErr("read", net.ErrClosed)
+		}
 		n, err := c.sc.Read(p)
 		if !errors.Is(err, tcp.ErrWouldBlock) {
 			s.flushLocked() // reading may open the window: send the update
@@ -117,6 +121,10 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
+		if c.isClosing() {
+			s.mu.Unlock()
+			return total, c.opErr("write", net.ErrClosed)
+		}
 		n, err := c.sc.Write(p[total:])
 		total += n
 		if n > 0 {

@@ -69,6 +69,10 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 			return 0, netip.AddrPort{}, u.opErr("read", nil, os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
+		if u.isClosing() {
+			s.mu.Unlock()
+			return 0, netip.AddrPort{}, u.opErr("read", nil, net.ErrClosed)
+		}
 		n, from, err := u.ep.ReadFrom(p)
 		s.mu.Unlock()
 		switch {
@@ -107,6 +111,10 @@ func (u *UDPConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error)
 	}
 	s := u.s
 	s.mu.Lock()
+	if u.isClosing() {
+		s.mu.Unlock()
+		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
 	n, err := u.ep.WriteTo(s.now(), p, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
 	s.flushLocked()
 	s.mu.Unlock()

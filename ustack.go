@@ -202,16 +202,14 @@ func (s *Stack) Close() error {
 		return nil
 	}
 	s.closed = true
-	socks := make([]sockCloser, 0, len(s.socks))
+	// Sockets are marked closed before the core resets their
+	// connections, so a woken Read reports net.ErrClosed, not the reset.
 	for so := range s.socks {
-		socks = append(socks, so)
+		so.closeFromStack()
 	}
 	s.core.Close()
 	s.flushLocked()
 	s.mu.Unlock()
-	for _, so := range socks {
-		so.closeFromStack()
-	}
 	close(s.done)
 	var errs []error
 	for _, n := range s.nics {
