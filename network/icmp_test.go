@@ -154,6 +154,13 @@ func TestErrorAllowed(t *testing.T) {
 			}
 		})
 	}
+	// An empty ICMP message followed by link padding: the padding is not
+	// a type.
+	f := wire.IPv4Fields{ID: 1, TTL: 64, Protocol: wire.ProtoICMP, Src: srcA, Dst: dstB}
+	padded := append(buildIPv4(f, nil), 8, 0, 0, 0, 0, 0)
+	if p, _ := wire.ParseIPv4(padded); ErrorAllowed(p, false) {
+		t.Error("padding read as an ICMP type")
+	}
 	if ErrorAllowed(wire.IPv4{0x45, 0}, false) || ErrorAllowed(nil, false) {
 		t.Error("short view allowed")
 	}
@@ -229,9 +236,23 @@ func TestTokenBucket(t *testing.T) {
 	if n != 50 {
 		t.Fatalf("refill to %d, want 50", n)
 	}
-	// Time going backwards adds nothing.
-	if b.Allow(now.Add(-time.Second)) {
-		t.Fatal("token from the past")
+	// Time going backwards neither adds nor takes tokens.
+	b = TokenBucket{Rate: 1000, Burst: 3}
+	b.Allow(now)
+	b.Allow(now)
+	if !b.Allow(now.Add(-time.Second)) || b.Allow(now.Add(-time.Second)) || b.Allow(now) {
+		t.Fatal("time going backwards changed the tokens")
+	}
+	// A smaller Burst takes effect at once.
+	b = TokenBucket{Burst: 50}
+	b.Allow(now)
+	b.Burst = 5
+	n = 0
+	for b.Allow(now) {
+		n++
+	}
+	if n != 5 {
+		t.Fatalf("after shrinking Burst to 5: %d tokens", n)
 	}
 }
 

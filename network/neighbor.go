@@ -74,6 +74,7 @@ const (
 
 var neighStateNames = [...]string{"INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT"}
 
+// String returns the state as `ip neigh` prints it ("REACHABLE", ...).
 func (s neighState) String() string { return neighStateNames[s] }
 
 type neighKey struct {
