@@ -520,3 +520,59 @@ func TestLoopback(t *testing.T) {
 		t.Errorf("loopback datagram: %d bytes from %v, %v", k, from, err)
 	}
 }
+
+// TestSegmentsFitMTU: RFC 9293 §3.7.1 (MUST-16): the data a segment
+// carries is the effective send MSS less its TCP options, SACK blocks
+// included, so that data segments sent while holding out-of-order data
+// (and thus carrying SACK blocks, RFC 2018) still fit the MTU. Data flows
+// both ways while frames are lost both ways.
+func TestSegmentsFitMTU(t *testing.T) {
+	for _, noTS := range []bool{false, true} {
+		cfg := stack.Config{TCP: tcp.Config{NoTimestamps: noTS}}
+		n, a, b := pair(t, cfg, cfg)
+		c, s, _ := connect(t, n, a, b, 80)
+		k := 0
+		n.Impair = func(f *stacktest.Frame) stacktest.Action {
+			if d := f.Decode(); d.TCP != nil && len(d.TCP.Payload) > 0 {
+				k++
+				return stacktest.Action{Drop: k%7 == 3}
+			}
+			return stacktest.Action{}
+		}
+		ab, ba := payload(1, 300000), payload(2, 300000)
+		var gotA, gotB []byte
+		sentA, sentB := 0, 0
+		buf := make([]byte, 65536)
+		n.RunUntil(time.Minute, func() bool {
+			if sentA < len(ab) {
+				w, _ := c.Write(ab[sentA:])
+				sentA += w
+			}
+			if sentB < len(ba) {
+				w, _ := s.Write(ba[sentB:])
+				sentB += w
+			}
+			r, _ := c.Read(buf)
+			gotA = append(gotA, buf[:r]...)
+			r, _ = s.Read(buf)
+			gotB = append(gotB, buf[:r]...)
+			n.Flush()
+			return len(gotA) == len(ba) && len(gotB) == len(ab)
+		})
+		if string(gotA) != string(ba) || string(gotB) != string(ab) {
+			t.Fatalf("noTS %v: data corrupted", noTS)
+		}
+		sacked := 0
+		for _, f := range n.Log {
+			if len(f.Data) > 1514 {
+				t.Fatalf("noTS %v: frame of %d bytes: %v", noTS, len(f.Data), f)
+			}
+			if d := f.Decode(); d.TCP != nil && len(d.TCP.Payload) > 0 && d.TCP.Options.NumSACK > 0 {
+				sacked++
+			}
+		}
+		if sacked == 0 {
+			t.Errorf("noTS %v: no data segment carried SACK blocks: the test tests nothing", noTS)
+		}
+	}
+}

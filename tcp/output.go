@@ -13,6 +13,30 @@ func (c *Conn) MaxSegmentLen() int {
 	return wire.TCPMaxHeaderLen + int(max(c.sndMSS, uint32(c.advMSS)))
 }
 
+// effMSS returns the most data the next segment may carry: the send MSS
+// less the SACK option build will put in it (RFC 9293 §3.7.1, MUST-16:
+// Eff.snd.MSS = min(SendMSS+20, MMS_S) − TCPhdrsize − IPoptionsize, where
+// TCPhdrsize counts the options; sndMSS already leaves out the fixed
+// timestamps option). Without this, a data segment sent while we hold
+// out-of-order data carries SACK blocks on top of a full MSS and exceeds
+// the MTU. Linux shrinks mss_now the same way (tcp_current_mss).
+func (c *Conn) effMSS() uint32 {
+	if !c.sackOK || !c.dsackNow && c.ooo.empty() {
+		return c.sndMSS
+	}
+	room := wire.TCPMaxSACKBlocks
+	if c.tsOK {
+		room = 3
+	}
+	k := len(c.ooo.set)
+	if c.dsackNow {
+		k++
+	}
+	k = min(k, room)
+	// sndMSS is at least 64 − 12 and the option at most 4 + 8·4 bytes.
+	return c.sndMSS - uint32(4+8*k)
+}
+
 // rcvFree returns the receive buffer space not taken by readable data:
 // the largest window that can be offered.
 func (c *Conn) rcvFree() uint32 {
@@ -174,7 +198,7 @@ func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
 		return 0
 	}
 	sent := c.sndMax.Size(c.sndUna) // sequence space outstanding
-	n := min(sent, c.sndMSS, uint32(c.snd.n))
+	n := min(sent, c.effMSS(), uint32(c.snd.n))
 	seg := segment{seq: c.sndUna, flags: wire.TCPFlagACK, dataLen: int(n)}
 	if c.finQueued && c.sndUna.Add(n) == c.finSeq && c.finSeq.LessThan(c.sndMax) {
 		seg.flags |= wire.TCPFlagFIN
@@ -234,11 +258,12 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	if w := c.cwnd(); used < w {
 		cwndLeft = w - used
 	}
-	n := min(avail, wndLeft, cwndLeft, c.sndMSS)
+	mss := c.effMSS()
+	n := min(avail, wndLeft, cwndLeft, mss)
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
 	force := c.forceSend                  // the SWS override timeout fired
 	c.forceSend = false
-	if n < avail && n < c.sndMSS && !resend && !force {
+	if n < avail && n < mss && !resend && !force {
 		// Window-limited with more data waiting: sender SWS avoidance
 		// sends a small segment only if it is at least half the largest
 		// window the peer has offered.
@@ -246,7 +271,7 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 			n = 0
 		}
 	}
-	if n > 0 && n == avail && n < c.sndMSS && !resend && !force && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
+	if n > 0 && n == avail && n < mss && !resend && !force && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
 		// Nagle (RFC 9293 §3.7.4, RFC 896): hold a small final segment
 		// while data is unacknowledged.
 		n = 0

@@ -161,6 +161,7 @@ func (c *Conn) sendSACKRecovery(now clock.Instant, dst []byte) int {
 // retransmit resends n bytes from seq (with the FIN if they end at it and
 // it was sent), moves HighRxt, and keeps Karn's rule.
 func (c *Conn) retransmit(now clock.Instant, dst []byte, seq wire.Seq, n uint32) int {
+	n = min(n, c.effMSS()) // room for our own SACK blocks (RFC 9293 §3.7.1)
 	dataEnd := c.sndUna.Add(uint32(c.snd.n))
 	if seq.Add(n).GreaterThan(dataEnd) {
 		n = dataEnd.Size(seq)
