@@ -10,6 +10,7 @@ import (
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/stack/stacktest"
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
 )
 
 // bulk drives a bulk transfer from c (on stack a) to s (on stack b) by
@@ -146,4 +147,56 @@ func BenchmarkBulk(b *testing.B) {
 		x.round()
 	}
 	b.SetBytes(int64(x.recvd-start) / int64(b.N))
+}
+
+// TestZeroAllocsUDP: a UDP exchange (WriteTo, PollTransmit, HandleFrame,
+// ReadFrom) and a ping (echo request in, reply out) allocate nothing once
+// warm.
+func TestZeroAllocsUDP(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	n, a, b := knownPair(t, stack.Config{})
+	ua, ub := udpPair(t, a, b)
+	pkt := link.Packet{Buf: make([]byte, a.Stack.MaxFrameLen())}
+	data := payload(1, 1000)
+	buf := make([]byte, 2000)
+	now := n.Now
+	echo := stacktest.New(t).AddRaw("R", stacktest.MAC(9), ipRaw).ICMPFrame(a.MAC, ipB, ipA, wire.ICMPv4Fields{Type: wire.ICMPv4EchoRequest, ID: 1, Payload: data})
+	in := link.Packet{Buf: make([]byte, len(echo))}
+	round := func() {
+		now += 1000
+		if _, err := ua.WriteTo(now, data, ap(ipB, 7)); err != nil {
+			panic(err)
+		}
+		for {
+			if _, ok := a.Stack.PollTransmit(now, &pkt); !ok {
+				break
+			}
+			b.Stack.HandleFrame(now, b.NIC, &pkt)
+		}
+		if k, _, err := ub.ReadFrom(buf); err != nil || k != len(data) {
+			panic(err)
+		}
+		in.N = copy(in.Buf, echo)
+		a.Stack.HandleFrame(now, a.NIC, &in)
+		for {
+			if _, ok := a.Stack.PollTransmit(now, &pkt); !ok {
+				break
+			}
+		}
+		for _, st := range []*stack.Stack{a.Stack, b.Stack} {
+			for {
+				if _, _, ok := st.PollEvent(); !ok {
+					break
+				}
+			}
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
+		t.Errorf("%.2f allocations per datagram and ping", allocs)
+	}
 }
