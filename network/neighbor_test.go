@@ -112,6 +112,13 @@ func TestNeighborsQueueWhileResolving(t *testing.T) {
 	if e := n.Entries(); len(e) != 1 || e[0].State != "INCOMPLETE" || e[0].Queued != 3 || !e[0].MAC.IsZero() {
 		t.Fatalf("Entries = %+v", e)
 	}
+	if _, ok := n.Lookup(1, ipN1); ok {
+		t.Fatal("Lookup of an INCOMPLETE entry succeeded")
+	}
+	// An invalid address resolves to nothing and schedules nothing.
+	if _, ok := n.Resolve(0, 1, netip.Addr{}, []byte("lost")); ok || n.Len() != 1 {
+		t.Fatal("Resolve of the zero Addr")
+	}
 	n.Learn(at(10*time.Millisecond), 1, ipN1, macN1, false) // the reply: merge into the entry
 	want := []ready{{1, macN1, "packet-1"}, {1, macN1, "packet-2"}, {1, macN1, "packet-3"}}
 	if got := readies(n); !slices.Equal(got, want) {
