@@ -74,7 +74,8 @@ type Event struct {
 // what reaches it.
 type Node struct {
 	Name string
-	// Stack is the node's stack; nil for a raw node.
+	// Stack is the node's stack; nil for a raw node. A stack may have
+	// several NICs on the segment, each its own node (AddStack again).
 	Stack *stack.Stack
 	// NIC is the stack's NIC on the segment.
 	NIC stack.NICID
@@ -83,7 +84,8 @@ type Node struct {
 	Addr netip.Addr
 	// Inbox holds the frames that reached a raw node, in order.
 	Inbox []*Frame
-	// Events are the stack's PollEvent results, in order.
+	// Events are the stack's PollEvent results, in order (on the
+	// stack's first node, if it has several NICs on the segment).
 	Events []Event
 	// Down makes the node deaf and mute: frames to it are lost, and a
 	// stack's output is polled and thrown away.
@@ -233,22 +235,28 @@ func (n *Net) send(from *Node, data []byte) *Frame {
 }
 
 // Flush collects every stack's output frames and events at Now. Frames
-// go on the wire; events are recorded on their node.
+// go on the wire from the node of the NIC PollTransmit names; events are
+// recorded on the stack's first node. A frame for a NIC that is not on
+// this segment fails the test.
 func (n *Net) Flush() {
 	for again := true; again; {
 		again = false
-		for _, nd := range n.nodes {
-			if nd.Stack == nil {
+		for i, nd := range n.nodes {
+			if nd.Stack == nil || n.firstNode(nd.Stack) != i {
 				continue
 			}
 			for {
 				nd.tx.N = 0
-				_, ok := nd.Stack.PollTransmit(n.Now, &nd.tx)
+				id, ok := nd.Stack.PollTransmit(n.Now, &nd.tx)
 				if !ok {
 					break
 				}
-				if !nd.Down {
-					n.send(nd, slices.Clone(nd.tx.Frame()))
+				out := n.nodeOf(nd.Stack, id)
+				if out == nil {
+					n.tb.Fatalf("stacktest: %s sent a frame on NIC %d, which is not on this segment", nd.Name, id)
+				}
+				if !out.Down {
+					n.send(out, slices.Clone(nd.tx.Frame()))
 				}
 				if n.Delay == 0 {
 					again = true
@@ -267,6 +275,26 @@ func (n *Net) Flush() {
 			again = true
 		}
 	}
+}
+
+// firstNode returns the index of st's first node.
+func (n *Net) firstNode(st *stack.Stack) int {
+	for i, nd := range n.nodes {
+		if nd.Stack == st {
+			return i
+		}
+	}
+	return -1
+}
+
+// nodeOf returns the node of st's NIC id, or nil.
+func (n *Net) nodeOf(st *stack.Stack, id stack.NICID) *Node {
+	for _, nd := range n.nodes {
+		if nd.Stack == st && nd.NIC == id {
+			return nd
+		}
+	}
+	return nil
 }
 
 // Next returns the time of the next thing to happen: an arrival or a
@@ -315,8 +343,8 @@ func (n *Net) Step() bool {
 		n.Now = next
 	}
 	n.deliverDue()
-	for _, nd := range n.nodes {
-		if nd.Stack == nil || nd.Stack.NextDeadline() > n.Now {
+	for i, nd := range n.nodes {
+		if nd.Stack == nil || n.firstNode(nd.Stack) != i || nd.Stack.NextDeadline() > n.Now {
 			continue
 		}
 		nd.Stack.HandleTimeout(n.Now)
