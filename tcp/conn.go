@@ -523,7 +523,7 @@ func (c *Conn) Abort() {
 func (c *Conn) abort() {
 	switch c.state {
 	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
-		c.reply = ctlReply{pending: true, seq: c.sndNxt, ack: c.rcvNxt, flags: wire.TCPFlagRST | wire.TCPFlagACK}
+		c.reply = ctlReply{pending: true, seq: c.ctlSeq(), ack: c.rcvNxt, flags: wire.TCPFlagRST | wire.TCPFlagACK}
 		c.env.Stats.OutRsts++
 	}
 	c.finish(ErrConnAborted)

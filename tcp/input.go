@@ -560,7 +560,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 		// New data for a connection the application closed: reset it.
 		// RFC 9293 is silent; Linux does this (TCPAbortOnData).
 		st.AbortOnData++
-		c.sendReply(c.sndNxt, c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
+		c.sendReply(c.ctlSeq(), c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
 		c.finish(ErrConnReset)
 		return
 	}

@@ -13,6 +13,24 @@ func (c *Conn) MaxSegmentLen() int {
 	return wire.TCPMaxHeaderLen + int(max(c.sndMSS, uint32(c.advMSS)))
 }
 
+// ctlSeq returns the sequence number of a segment that carries no data
+// (an ACK, or a RST we send on our own): the highest sequence number sent,
+// SND.MAX, unless that lies beyond the peer's window (then its right
+// edge, but never below SND.NXT), as Linux's tcp_acceptable_seq. After a
+// retransmission timeout SND.NXT is rewound to SND.UNA (RFC 6298 §5.4,
+// resending from there); an ACK carrying it is below the peer's RCV.NXT
+// when the peer already holds the data, and the peer drops it unread
+// (RFC 9293 §3.10.7.4, "first: check sequence number"). With both ends
+// retransmitting at once, each then ignores the other's ACKs until
+// Retries2 ends the connection.
+func (c *Conn) ctlSeq() wire.Seq {
+	seq := c.sndMax
+	if end := c.sndUna.Add(c.sndWnd); end.LessThan(seq) {
+		seq = wire.MaxSeq(end, c.sndNxt)
+	}
+	return seq
+}
+
 // effMSS returns the most data the next segment may carry: the send MSS
 // less the SACK option build will put in it (RFC 9293 §3.7.1, MUST-16:
 // Eff.snd.MSS = min(SendMSS+20, MMS_S) − TCPhdrsize − IPoptionsize, where
@@ -133,7 +151,7 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 		}
 	case TimeWait:
 		if c.ackNow {
-			return c.build(now, dst, segment{seq: c.sndNxt, flags: wire.TCPFlagACK}, c.rcvNxt)
+			return c.build(now, dst, segment{seq: c.ctlSeq(), flags: wire.TCPFlagACK}, c.rcvNxt)
 		}
 		return 0
 	}
@@ -168,7 +186,7 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 		}
 	}
 	if c.ackNow || c.dsackNow {
-		return c.build(now, dst, segment{seq: c.sndNxt, flags: wire.TCPFlagACK}, c.rcvNxt)
+		return c.build(now, dst, segment{seq: c.ctlSeq(), flags: wire.TCPFlagACK}, c.rcvNxt)
 	}
 	return 0
 }

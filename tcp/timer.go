@@ -179,7 +179,7 @@ func (c *Conn) onKeepAliveTimeout(now clock.Instant) {
 	}
 	if c.keepProbes >= c.keepCount {
 		c.env.Stats.AbortOnTimeout++
-		c.sendReply(c.sndNxt, c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
+		c.sendReply(c.ctlSeq(), c.rcvNxt, wire.TCPFlagRST|wire.TCPFlagACK)
 		c.finish(ErrTimedOut)
 		return
 	}
