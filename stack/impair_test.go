@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -17,6 +18,11 @@ import (
 // duplication, reordering (extra delay) and corruption, in percent.
 type impairment struct {
 	loss, dup, reorder, corrupt int
+	// smallBuf makes the buffers 8 KiB, so that windows fill and close.
+	smallBuf bool
+	// slowRead reads at most 500 bytes a step: windows close, and the
+	// zero-window probes and window updates of RFC 9293 §3.8.6 run.
+	slowRead bool
 }
 
 func (im impairment) hook(seed uint64) func(f *stacktest.Frame) stacktest.Action {
@@ -33,9 +39,11 @@ func (im impairment) hook(seed uint64) func(f *stacktest.Frame) stacktest.Action
 		if r.IntN(100) < im.reorder {
 			a.Delay = time.Duration(r.IntN(3000)) * time.Microsecond
 		}
-		if r.IntN(100) < im.corrupt && len(f.Data) > 14 {
-			// Flip a bit past the Ethernet header: the IP or transport
-			// checksum must catch it.
+		if r.IntN(100) < im.corrupt && len(f.Data) > 14 && f.Data[12] == 0x08 && f.Data[13] == 0x00 {
+			// Flip a bit of an IPv4 packet: the IP or transport checksum
+			// must catch it. (ARP has no checksum: a corrupted reply
+			// poisons the cache until the entry goes stale, 30 s, on a
+			// real link too.)
 			i := 14 + r.IntN(len(f.Data)-14)
 			f.Data[i] ^= 1 << r.IntN(8)
 		}
@@ -58,6 +66,9 @@ func TestTransferImpaired(t *testing.T) {
 		{impairment{reorder: 10}, 2},
 		{impairment{corrupt: 3}, 2},
 		{impairment{loss: 3, dup: 2, reorder: 5, corrupt: 1}, 5},
+		{impairment{loss: 10, dup: 5, reorder: 20, corrupt: 3}, 20},
+		{impairment{loss: 5, dup: 5, reorder: 20, corrupt: 1, smallBuf: true}, 20},
+		{impairment{loss: 3, reorder: 5, smallBuf: true, slowRead: true}, 10},
 	} {
 		for seed := range uint64(tc.seeds) {
 			t.Run(fmt.Sprintf("%+v/seed%d", tc.im, seed), func(t *testing.T) {
@@ -68,7 +79,11 @@ func TestTransferImpaired(t *testing.T) {
 }
 
 func impairedRun(t *testing.T, im impairment, seed uint64) {
-	n, a, b := pair(t, stack.Config{Seed: seed + 1}, stack.Config{Seed: seed + 100})
+	var tc tcp.Config
+	if im.smallBuf {
+		tc.RcvBuf, tc.SndBuf = 8<<10, 8<<10
+	}
+	n, a, b := pair(t, stack.Config{Seed: seed + 1, TCP: tc}, stack.Config{Seed: seed + 100, TCP: tc})
 	l, err := b.Stack.Listen(ap(ipB, 80), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +97,7 @@ func impairedRun(t *testing.T, im impairment, seed uint64) {
 	}
 	var flows []*flow
 	for i := range 3 {
-		c, s := connectTo(t, n, a, l, ap(ipB, 80))
+		c, s := dialRetry(t, n, a, l, ap(ipB, 80))
 		size := 100000 * (i + 1)
 		flows = append(flows, &flow{c: c, s: s, ab: payload(seed*10+uint64(i), size), ba: payload(seed*10+uint64(i)+5, size/2)})
 	}
@@ -95,12 +110,19 @@ func impairedRun(t *testing.T, im impairment, seed uint64) {
 				c.CloseWrite()
 			}
 		}
+		rb := buf
+		if im.slowRead {
+			rb = buf[:500]
+		}
 		for {
-			k, _ := c.Read(buf)
+			k, _ := c.Read(rb)
 			if k == 0 {
 				break
 			}
-			*got = append(*got, buf[:k]...)
+			*got = append(*got, rb[:k]...)
+			if im.slowRead && n.Pending() > 0 {
+				break // one small read per step while frames fly
+			}
 		}
 	}
 	ok := n.TryRunUntil(10*time.Minute, func() bool {
@@ -187,4 +209,25 @@ func TestSimultaneousRetransmission(t *testing.T) {
 	if c.Info().TotalRetrans > 2 || s.Info().TotalRetrans > 2 {
 		t.Errorf("retransmissions %d %d: the ACKs after the first timeout were not taken", c.Info().TotalRetrans, s.Info().TotalRetrans)
 	}
+}
+
+// dialRetry connects as connectTo does, dialing again when a connect
+// fails, as an application would: under heavy loss ARP (three requests)
+// or the SYN retries may give up.
+func dialRetry(t *testing.T, n *stacktest.Net, a *stacktest.Node, l *stack.TCPListener, to netip.AddrPort) (*stack.TCPConn, *stack.TCPConn) {
+	t.Helper()
+	for range 5 {
+		c, err := a.Stack.Connect(n.Now, netip.AddrPort{}, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.RunUntil(5*time.Minute, func() bool { return c.State() == tcp.Closed || c.State() == tcp.Established && l.Pending() > 0 })
+		if c.State() == tcp.Closed {
+			t.Logf("connect failed (%v), dialing again", c.Err())
+			continue
+		}
+		return c, l.Accept()
+	}
+	t.Fatal("five connects failed")
+	return nil, nil
 }
