@@ -576,3 +576,33 @@ func TestSegmentsFitMTU(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowWithinBuffer: the window a connection advertises never
+// exceeds its receive buffer (RFC 9293 §3.8.6: the window is the buffer
+// space available), from the first ACK of the handshake on, on both
+// sides, whatever the initial sequence numbers.
+func TestWindowWithinBuffer(t *testing.T) {
+	for seed := range uint64(8) {
+		for _, buf := range []int{16 << 10, 1 << 20} {
+			cfg := stack.Config{Seed: seed + 1, TCP: tcp.Config{RcvBuf: buf}}
+			n, a, b := pair(t, cfg, stack.Config{Seed: seed + 50, TCP: tcp.Config{RcvBuf: buf}})
+			c, s, _ := connect(t, n, a, b, 80)
+			transfer(t, n, c, s, payload(1, 3*buf), time.Minute)
+			transfer(t, n, s, c, payload(2, 3*buf), time.Minute)
+			scale := map[*stacktest.Node]uint8{}
+			for _, f := range n.Log {
+				d := f.Decode()
+				if d.TCP == nil {
+					continue
+				}
+				if d.TCP.Flags&wire.TCPFlagSYN != 0 {
+					scale[f.From] = d.TCP.Options.WScale
+					continue
+				}
+				if w := int(d.TCP.Window) << scale[f.From]; w > buf {
+					t.Fatalf("seed %d buffer %d: %s advertises %d bytes: %v", seed, buf, f.From.Name, w, f)
+				}
+			}
+		}
+	}
+}

@@ -72,6 +72,12 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	}
 	c.irs = seg.Seq
 	c.rcvNxt = seg.Seq.Add(1)
+	// The window our SYN offered, unscaled (RFC 7323 §2.2), is the one
+	// advertised so far: RCV.ADV starts from it. Left at zero, RCV.ADV
+	// compares modulo 2^32 with RCV.NXT and, for half of all IRS values,
+	// lies far beyond it, so the first ACK would announce the largest
+	// window the field holds, whatever the buffer (RFC 9293 §3.8.6).
+	c.rcvAdv = c.rcvNxt.Add(min(c.rcvFree(), 65535))
 	c.negotiate(now, seg, false)
 	c.lastRecv = now
 	if f&wire.TCPFlagACK != 0 {
