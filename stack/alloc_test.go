@@ -27,6 +27,9 @@ type bulk struct {
 	// interleave: the receiver reads and answers after each segment,
 	// rather than after the whole batch.
 	interleave bool
+	// dropEvery loses every so many data segments (SACK, fast
+	// retransmit and recovery then run in the steady state too).
+	dropEvery int
 }
 
 func newBulk(t testing.TB) *bulk {
@@ -61,6 +64,9 @@ func (x *bulk) sendSide() {
 			break
 		}
 		x.frames++
+		if x.dropEvery > 0 && x.frames%x.dropEvery == 0 {
+			continue
+		}
 		x.b.Stack.HandleFrame(x.now, x.b.NIC, &x.pa)
 		if x.interleave {
 			x.recvSide()
@@ -112,27 +118,31 @@ func (x *bulk) round() {
 // stacks, neither the sender (Write, PollTransmit of data segments,
 // HandleFrame of ACKs) nor the receiver (HandleFrame of data segments,
 // Read, PollTransmit of ACKs) allocates — whether frames are handled in
-// batches or one at a time.
+// batches or one at a time, and with losses (SACK, RFC 2018; fast
+// retransmit and recovery, RFC 5681, RFC 6675).
 func TestZeroAllocsBulk(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items")
 	}
-	for _, interleave := range []bool{false, true} {
+	for _, mode := range []struct {
+		interleave bool
+		dropEvery  int
+	}{{false, 0}, {true, 0}, {false, 53}} {
 		x := newBulk(t)
-		x.interleave = interleave
-		for range 200 {
+		x.interleave, x.dropEvery = mode.interleave, mode.dropEvery
+		for range 2000 {
 			x.round()
 		}
 		frames, acks, recvd := x.frames, x.acks, x.recvd
 		allocs := testing.AllocsPerRun(200, x.round)
 		frames, acks, recvd = x.frames-frames, x.acks-acks, x.recvd-recvd
 		if allocs != 0 {
-			t.Errorf("interleave %v: %.2f allocations per round (%d data segments, %d ACKs a round)", interleave, allocs, frames/201, acks/201)
+			t.Errorf("%+v: %.2f allocations per round (%d data segments, %d ACKs a round)", mode, allocs, frames/201, acks/201)
 		}
-		if frames < 1000 || acks < 200 || recvd < 1000*1448 {
-			t.Errorf("interleave %v: only %d segments, %d ACKs, %d bytes: not a bulk transfer", interleave, frames, acks, recvd)
+		if frames < 1000 || acks < 200 || recvd < 1000*1448 || mode.dropEvery > 0 && x.c.Info().TotalRetrans == 0 {
+			t.Errorf("%+v: only %d segments, %d ACKs, %d bytes, %d retransmissions: not the bulk transfer meant", mode, frames, acks, recvd, x.c.Info().TotalRetrans)
 		}
-		t.Logf("interleave %v: %d segments, %d ACKs, %d bytes in 201 rounds", interleave, frames, acks, recvd)
+		t.Logf("%+v: %d segments, %d ACKs, %d bytes in 201 rounds", mode, frames, acks, recvd)
 	}
 }
 
