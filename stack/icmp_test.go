@@ -245,3 +245,44 @@ func TestICMPRateLimit(t *testing.T) {
 		t.Errorf("refill: OutDestUnreachs %d OutRateLimited %d, want 55 15", st.OutDestUnreachs, st.OutRateLimited)
 	}
 }
+
+// TestICMPEchoLarge: RFC 1122 §3.2.2.6: the data of an echo request is
+// returned whole, and an echo request may arrive in fragments (ping -s
+// 4000); the reply is then larger than the MTU and leaves in fragments
+// (RFC 791 §3.2), as Linux's does.
+func TestICMPEchoLarge(t *testing.T) {
+	n, a, b := pair(t, stack.Config{}, stack.Config{})
+	data := payload(4, 4000)
+	msg := stacktest.ICMPMsg(wire.ICMPv4Fields{Type: wire.ICMPv4EchoRequest, ID: 7, Seq: 1, Payload: data})
+	h := stacktest.IPHeader(ipB, ipA, wire.ProtoICMP)
+	h.ID = 99
+	for off := 0; off < len(msg); off += 1480 {
+		end := min(off+1480, len(msg))
+		h.FragOffset, h.MF = uint16(off), end < len(msg)
+		b.Send(b.IPFrame(a.MAC, stacktest.IP(h, msg[off:end])))
+	}
+	b.Stack.AddNeighbor(b.NIC, ipA, a.MAC)
+	a.Stack.AddNeighbor(a.NIC, ipB, b.MAC)
+	n.RunFor(10 * time.Millisecond)
+	var frags [][]byte
+	for _, f := range frames(n, 0, from(a)) {
+		d := decodeOne(t, f)
+		if len(f.Data) > 1514 {
+			t.Fatalf("frame of %d bytes", len(f.Data))
+		}
+		if d.IP != nil && d.IP.Protocol == wire.ProtoICMP {
+			frags = append(frags, d.IPv4)
+		}
+	}
+	if len(frags) != 3 {
+		t.Fatalf("%d reply fragments, want 3", len(frags))
+	}
+	var reply []byte
+	for _, p := range frags {
+		reply = append(reply, wire.IPv4(p).Payload()...)
+	}
+	m, err := wire.ParseICMPv4(reply)
+	if err != nil || m.Type() != wire.ICMPv4EchoReply || m.ID() != 7 || !bytes.Equal(m.Payload(), data) || !m.ChecksumValid() {
+		t.Errorf("reassembled reply: %v, type %d id %d, data equal %v", err, m.Type(), m.ID(), bytes.Equal(m.Payload(), data))
+	}
+}

@@ -63,6 +63,12 @@ func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte
 		s.loopback(pkt)
 		return
 	}
+	if len(pkt) > n.cfg.MTU {
+		// An echo reply to a reassembled request, say: larger than the
+		// frame buffers, so it must leave in fragments.
+		s.sendFragments(now, n, nextHop, pkt)
+		return
+	}
 	if n.cfg.Medium != link.Ethernet {
 		buf := s.getBuf(len(pkt))
 		copy(buf, pkt)
@@ -76,6 +82,30 @@ func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte
 	buf, hdr := s.ctlFrame(n, mac, wire.EtherTypeIPv4)
 	copy(buf[hdr:], pkt)
 	s.pushCtl(n.id, buf, hdr+len(pkt))
+}
+
+// sendFragments sends the IP packet pkt, larger than n's MTU, in
+// fragments that fit it (RFC 791 §3.2, "Fragmentation"). It reports false,
+// sending nothing and counting FragFails, if pkt may not be fragmented (DF
+// set: RFC 791 §3.2).
+func (s *Stack) sendFragments(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) bool {
+	st := &s.stats.Net
+	if err := s.frag.Reset(pkt, n.cfg.MTU); err != nil {
+		st.FragFails++
+		return false
+	}
+	fb := s.getBuf(n.cfg.MTU)
+	defer s.putBuf(fb)
+	for {
+		k := s.frag.Next(fb)
+		if k == 0 {
+			break
+		}
+		st.FragCreates++
+		s.sendIP(now, n, nextHop, fb[:k])
+	}
+	st.FragOKs++
+	return true
 }
 
 // resolve returns nextHop's MAC on n, or queues a copy of pkt (if not nil)

@@ -146,21 +146,9 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 		s.sendIP(now, n, nextHop, pkt)
 		return len(p), nil
 	}
-	if err := s.frag.Reset(pkt, n.cfg.MTU); err != nil {
-		s.stats.Net.FragFails++
+	if !s.sendFragments(now, n, nextHop, pkt) {
 		return 0, ErrMsgSize
 	}
-	fb := s.getBuf(n.cfg.MTU)
-	defer s.putBuf(fb)
-	for {
-		k := s.frag.Next(fb)
-		if k == 0 {
-			break
-		}
-		s.stats.Net.FragCreates++
-		s.sendIP(now, n, nextHop, fb[:k])
-	}
-	s.stats.Net.FragOKs++
 	return len(p), nil
 }
 
