@@ -130,7 +130,7 @@ func TestZeroAllocsBulk(t *testing.T) {
 	}{{false, 0}, {true, 0}, {false, 53}} {
 		x := newBulk(t)
 		x.interleave, x.dropEvery = mode.interleave, mode.dropEvery
-		for range 2000 {
+		for range 500 {
 			x.round()
 		}
 		frames, acks, recvd := x.frames, x.acks, x.recvd
