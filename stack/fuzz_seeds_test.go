@@ -148,6 +148,55 @@ func tcpFromTo(from, to *stacktest.Node, src, dst netip.AddrPort, f wire.TCPFiel
 	return from.TCPFrame(to.MAC, src, dst, f)
 }
 
+// multiSeeds are seeds of several frames.
+func multiSeeds(t testing.TB) []stackSeed {
+	x := newFuzzFixture(t)
+	a, b := x.a, x.b
+	// A ping of 4000 bytes in three fragments.
+	msg := stacktest.ICMPMsg(wire.ICMPv4Fields{Type: wire.ICMPv4EchoRequest, ID: 7, Seq: 1, Payload: payload(4, 4000)})
+	ping := fragments(b, a, wire.ProtoICMP, 1480, msg)
+	// A UDP datagram to port 53 in 8-byte... 64-byte fragments, last first.
+	dgram := stacktest.UDPDgram(ap(ipB, 5353), ap(ipA, 53), payload(5, 300))
+	udp := fragments(b, a, wire.ProtoUDP, 84, dgram)
+	slices.Reverse(udp)
+	// Overlapping fragments with different bytes (RFC 5722 rules).
+	over := fragments(b, a, wire.ProtoUDP, 84, dgram)
+	alt := slices.Clone(dgram)
+	alt[100] ^= 0xff
+	over = append(over[:2], fragments(b, a, wire.ProtoUDP, 164, alt)...)
+	// A whole handshake to the listener, then data and a FIN.
+	cl, srv := ap(ipB, 40002), ap(ipA, 80)
+	syn := tcpFromTo(b, a, cl, srv, wire.TCPFields{Seq: 1000, Flags: wire.TCPFlagSYN, Window: 65535, Options: wire.TCPOptions{MSS: 1460}})
+	// A's SYN-ACK carries its ISS, which the fuzzer cannot know: the ACK
+	// is a guess, answered with a RST unless it is right.
+	ack := tcpFromTo(b, a, cl, srv, wire.TCPFields{Seq: 1001, Ack: 1, Flags: wire.TCPFlagACK, Window: 65535})
+	fin := tcpFromTo(b, a, cl, srv, wire.TCPFields{Seq: 1001, Ack: 1, Flags: wire.TCPFlagACK | wire.TCPFlagFIN, Window: 65535, Payload: []byte("hello")})
+	rst := tcpFromTo(b, a, cl, srv, wire.TCPFields{Seq: 1001, Flags: wire.TCPFlagRST})
+	return []stackSeed{
+		{"multi-ping-fragments", "a 4000-byte echo request in three fragments: the reply must leave in fragments (this crashed the stack)", joinFrames(ping...)},
+		{"multi-udp-fragments-reversed", "a UDP datagram to port 53 in five fragments, last first", joinFrames(udp...)},
+		{"multi-udp-fragments-overlap", "fragments overlapping earlier ones with different bytes: the datagram is dropped", joinFrames(over...)},
+		{"multi-syn-ack-data-fin", "SYN to the listener, a guessed ACK, data with FIN", joinFrames(syn, ack, fin)},
+		{"multi-syn-rst", "SYN to the listener, then RST for the half-open connection", joinFrames(syn, rst)},
+		{"multi-syn-twice", "SYN to the listener, retransmitted", joinFrames(syn, syn)},
+	}
+}
+
+// fragments returns the frames of an IP packet from node from to node to
+// with payload p cut into fragments of at most mtu bytes.
+func fragments(from, to *stacktest.Node, proto uint8, mtu int, p []byte) [][]byte {
+	h := stacktest.IPHeader(from.Addr, to.Addr, proto)
+	h.ID = 4242
+	step := (mtu - 20) &^ 7
+	var out [][]byte
+	for off := 0; off < len(p); off += step {
+		end := min(off+step, len(p))
+		h.FragOffset, h.MF = uint16(off), end < len(p)
+		out = append(out, from.IPFrame(to.MAC, stacktest.IP(h, p[off:end])))
+	}
+	return out
+}
+
 func corpusFile(b []byte) []byte {
 	return []byte("go test fuzz v1\n[]byte(" + strconv.Quote(string(b)) + ")\n")
 }
@@ -163,8 +212,10 @@ func corpusReadme(seeds []stackSeed) []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Seeds of FuzzStackInput
 
-Each file is one frame in Go's corpus format ("go test fuzz v1"), fed to
-stack A of the fuzz fixture (fuzz_test.go): A holds an established
+Each file is an input in Go's corpus format ("go test fuzz v1"): a
+sequence of frames, each preceded by its length in two bytes (big-endian),
+fed one by one to stack A of the fuzz fixture (fuzz_test.go), 100 µs
+apart. Most seeds are one frame; those named multi-* are several. A holds an established
 connection to B with data in flight both ways, a listener on port 80 and a
 UDP socket on port 53. Plain ` + "`go test ./stack`" + ` runs every file as a test
 case; ` + "`go test ./stack -fuzz FuzzStackInput`" + ` fuzzes from them.
@@ -193,7 +244,12 @@ that every file is listed here).
 // listed, with a comment, in testdata/fuzz/README.md; with -update-corpus it rewrites
 // both from stackSeeds.
 func TestFuzzStackInputCorpus(t *testing.T) {
-	seeds := stackSeeds(t)
+	var seeds []stackSeed
+	for _, s := range stackSeeds(t) {
+		s.data = joinFrames(s.data) // one frame
+		seeds = append(seeds, s)
+	}
+	seeds = append(seeds, multiSeeds(t)...)
 	if *updateCorpus {
 		if err := os.RemoveAll(corpusDir); err != nil {
 			t.Fatal(err)

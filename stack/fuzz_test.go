@@ -138,30 +138,71 @@ func (x *fuzzFixture) finish(t testing.TB, strict bool) {
 	}
 }
 
-// FuzzStackInput feeds one arbitrary frame to a stack that holds an
+// FuzzStackInput feeds arbitrary frames to a stack that holds an
 // established connection with data in flight, a listener and a UDP
-// socket. Properties: no panic; no counter goes down; and unless the
-// frame is a valid segment of the connection itself, the connection
-// still delivers every byte both ways, in order, and closes cleanly.
-// Each input runs twice: as it is, and with its checksums made valid, so
-// that the fuzzer reaches past the checksum checks into the protocols.
-// Seeds are frames captured from the fixture's own traffic and edits of
-// them (testdata/fuzz/FuzzStackInput, see testdata/fuzz/README.md).
+// socket. The input is a sequence of frames, each preceded by its length
+// (two bytes, big-endian; see splitFrames), so that sequences such as
+// fragments, handshakes or bursts are reachable too. Properties: no panic;
+// no counter goes down; and unless a frame is a valid segment of the
+// connection itself, the connection still delivers every byte both ways,
+// in order, and closes cleanly. Each input runs twice: as it is, and with
+// its checksums made valid, so that the fuzzer reaches past the checksum
+// checks into the protocols. Seeds are frames captured from the fixture's
+// own traffic, edits of them and inputs the fuzzer found
+// (testdata/fuzz/FuzzStackInput, see testdata/fuzz/README.md).
 func FuzzStackInput(f *testing.F) {
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		fixed := bytes.Clone(frame)
-		stacktest.FixChecksums(fixed)
-		for i, fr := range [][]byte{frame, fixed} {
-			if i == 1 && bytes.Equal(fixed, frame) {
-				break
+	f.Fuzz(func(t *testing.T, data []byte) {
+		frames := splitFrames(data)
+		for fix := range 2 {
+			if fix == 1 {
+				changed := false
+				for i, fr := range frames {
+					fixed := bytes.Clone(fr)
+					stacktest.FixChecksums(fixed)
+					changed = changed || !bytes.Equal(fixed, fr)
+					frames[i] = fixed
+				}
+				if !changed {
+					break
+				}
 			}
 			x := newFuzzFixture(t)
-			before := x.a.Stack.Stats()
-			x.a.Inject(fr)
-			checkGrowth(t, before, x.a.Stack.Stats())
-			x.finish(t, !x.aimedAtConn(fr))
+			aimed := false
+			for _, fr := range frames {
+				before := x.a.Stack.Stats()
+				x.a.Inject(fr)
+				checkGrowth(t, before, x.a.Stack.Stats())
+				aimed = aimed || x.aimedAtConn(fr)
+				x.n.RunFor(100 * time.Microsecond)
+			}
+			x.finish(t, !aimed)
 		}
 	})
+}
+
+// splitFrames cuts a fuzz input into frames: each is preceded by its
+// length, two bytes big-endian; the last one takes what is left if it is
+// shorter than its length says. At most 64 frames are taken.
+func splitFrames(data []byte) [][]byte {
+	var out [][]byte
+	for len(data) >= 2 && len(out) < 64 {
+		n := int(data[0])<<8 | int(data[1])
+		data = data[2:]
+		n = min(n, len(data))
+		out = append(out, data[:n])
+		data = data[n:]
+	}
+	return out
+}
+
+// joinFrames is the inverse of splitFrames, for seeds.
+func joinFrames(frames ...[]byte) []byte {
+	var out []byte
+	for _, f := range frames {
+		out = append(out, byte(len(f)>>8), byte(len(f)))
+		out = append(out, f...)
+	}
+	return out
 }
 
 // checkGrowth fails if a counter of after is below its value in before;
