@@ -606,3 +606,46 @@ func TestWindowWithinBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeWaitOldSYN: RFC 9293 §3.10.7.4 and RFC 6191: a SYN for a
+// TIME-WAIT connection whose sequence number and timestamp are not newer
+// is an old duplicate: it is acknowledged, opens nothing, and the
+// TIME-WAIT goes on. A newer SYN when the listener is gone is refused
+// with a RST.
+func TestTimeWaitOldSYN(t *testing.T) {
+	n, a, r := withRaw(t, stack.Config{TCP: tcp.Config{NoTimestamps: true}})
+	l, err := a.Stack.Listen(ap(ipA, 80), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 5000, Flags: wire.TCPFlagSYN, Window: 65535})
+	iss := out[0].Seq
+	rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 5001, Ack: iss + 1, Flags: wire.TCPFlagACK, Window: 65535})
+	s := l.Accept()
+	s.Close() // A's FIN
+	n.RunFor(10 * time.Millisecond)
+	r.Take()
+	// R acknowledges the FIN and sends its own: A is in TIME-WAIT.
+	rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 5001, Ack: iss + 2, Flags: wire.TCPFlagACK | wire.TCPFlagFIN, Window: 65535})
+	if s.State() != tcp.TimeWait {
+		t.Fatalf("state %v, want TIME-WAIT", s.State())
+	}
+	// An old SYN (below RCV.NXT = 5002).
+	out = rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 4000, Flags: wire.TCPFlagSYN, Window: 65535})
+	if len(out) != 1 || out[0].Flags != wire.TCPFlagACK || out[0].Ack != 5002 {
+		t.Errorf("old SYN answered with %v, want an ACK of 5002", out)
+	}
+	if len(a.Stack.Conns()) != 1 || l.Pending() != 0 {
+		t.Errorf("old SYN opened a connection")
+	}
+	// A newer SYN, with the listener closed: the TIME-WAIT ends and the
+	// SYN finds no listener.
+	l.Close()
+	out = rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 90000, Flags: wire.TCPFlagSYN, Window: 65535})
+	if len(out) != 1 || out[0].Flags != wire.TCPFlagRST|wire.TCPFlagACK || out[0].Ack != 90001 {
+		t.Errorf("new SYN without a listener: %v, want RST/ACK ack 90001", out)
+	}
+	if len(a.Stack.Conns()) != 0 {
+		t.Errorf("connections left: %+v", a.Stack.Conns())
+	}
+}

@@ -308,3 +308,68 @@ func TestTwoNICs(t *testing.T) {
 		t.Errorf("ARP replies: %v", replies)
 	}
 }
+
+// TestUDPInput: RFC 768: a zero checksum means none was sent and the
+// datagram is taken; a bad checksum, or a length field beyond the IP
+// payload or below 8, is an error (Linux UdpInCsumErrors, UdpInErrors);
+// bytes after the UDP length are not data.
+func TestUDPInput(t *testing.T) {
+	n, a, r := withRaw(t, stack.Config{})
+	u, err := a.Stack.BindUDP(ap(netip.IPv4Unspecified(), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(mut func(d []byte) []byte) []byte {
+		d := mut(stacktest.UDPDgram(ap(ipRaw, 1000), ap(ipA, 7), []byte("data")))
+		return r.IPFrame(a.MAC, stacktest.IP(stacktest.IPHeader(ipRaw, ipA, wire.ProtoUDP), d))
+	}
+	a.Inject(mk(func(d []byte) []byte { d[6], d[7] = 0, 0; return d }))
+	a.Inject(mk(func(d []byte) []byte { return append(d, "trailer"...) }))
+	var buf [100]byte
+	for i := range 2 {
+		if k, _, err := u.ReadFrom(buf[:]); err != nil || string(buf[:k]) != "data" {
+			t.Errorf("datagram %d: %q %v", i, buf[:k], err)
+		}
+	}
+	expectDrop(t, n, a, mk(func(d []byte) []byte { d[8] ^= 1; return d }), map[string]int64{"Net.InDelivers": 1, "UDP.InErrors": 1, "UDP.InCsumErrors": 1})
+	expectDrop(t, n, a, mk(func(d []byte) []byte { d[5] = 20; return d }), map[string]int64{"Net.InDelivers": 1, "UDP.InErrors": 1})
+	expectDrop(t, n, a, mk(func(d []byte) []byte { d[5] = 4; return d }), map[string]int64{"Net.InDelivers": 1, "UDP.InErrors": 1})
+}
+
+// TestSelfConnect: a connection from an address and port to the same
+// address and port is a simultaneous open with itself (RFC 9293 §3.5,
+// figure 8, both SYNs being the same one); Linux allows it, and it
+// carries data to itself.
+func TestSelfConnect(t *testing.T) {
+	n, a, _ := pair(t, stack.Config{}, stack.Config{})
+	c, err := a.Stack.Connect(n.Now, ap(ipA, 5000), ap(ipA, 5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.RunUntil(time.Second, func() bool { return c.State() == tcp.Established })
+	if _, err := c.Write([]byte("echo")); err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(100 * time.Millisecond)
+	if got, err := readAll(c); string(got) != "echo" || err != nil {
+		t.Errorf("read %q %v", got, err)
+	}
+	c.Close()
+	n.RunUntil(5*time.Minute, func() bool { return len(a.Stack.Conns()) == 0 })
+}
+
+// TestARPProbe: RFC 5227 §2.1.1: an ARP probe (sender address 0.0.0.0)
+// for our address is answered, so the prober sees the conflict, and
+// teaches nothing.
+func TestARPProbe(t *testing.T) {
+	n, a, r := bare(t)
+	r.Send(stacktest.Ether(wire.BroadcastMAC, r.MAC, 0, wire.EtherTypeARP, stacktest.ARP(wire.ARPRequest, r.MAC, netip.IPv4Unspecified(), wire.MAC{}, ipA)))
+	n.RunFor(10 * time.Millisecond)
+	in := r.Take()
+	if len(in) != 1 || decodeOne(t, in[0]).ARP == nil || decodeOne(t, in[0]).ARP.Op != wire.ARPReply || decodeOne(t, in[0]).ARP.SenderMAC != a.MAC {
+		t.Fatalf("answers %v, want one reply", in)
+	}
+	if len(a.Stack.Neighbors()) != 0 {
+		t.Errorf("probe learnt: %+v", a.Stack.Neighbors())
+	}
+}
