@@ -174,7 +174,7 @@ func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
 		return 0
 	}
 	sent := c.sndMax.Size(c.sndUna) // sequence space outstanding
-	n := min(sent, c.sndMSS, uint32(c.snd.n))
+	n := min(sent, c.dataMSS(), uint32(c.snd.n))
 	seg := segment{seq: c.sndUna, flags: wire.TCPFlagACK, dataLen: int(n)}
 	if c.finQueued && c.sndUna.Add(n) == c.finSeq && c.finSeq.LessThan(c.sndMax) {
 		seg.flags |= wire.TCPFlagFIN
@@ -194,6 +194,31 @@ func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
 		c.timers[timerRexmit] = now.Add(c.rto)
 	}
 	return out
+}
+
+// dataMSS is the most data the next segment may carry: the send MSS less
+// the SACK option that segment will carry while out-of-order data is
+// held (or a D-SACK is due). Linux's tcp_current_mss shrinks segments the
+// same way for options beyond the usual ones; without it a full segment
+// plus SACK blocks would exceed the MTU (RFC 6691 §2: options count
+// against the MSS).
+func (c *Conn) dataMSS() uint32 {
+	if !c.sackOK || !c.dsackNow && c.ooo.empty() {
+		return c.sndMSS
+	}
+	room := wire.TCPMaxSACKBlocks
+	if c.tsOK {
+		room = 3
+	}
+	blocks := len(c.ooo.set)
+	if c.dsackNow {
+		blocks++
+	}
+	space := uint32(4 + 8*min(blocks, room)) // nop, nop, kind, length, 8 per block
+	if c.sndMSS <= space+64 {
+		return c.sndMSS
+	}
+	return c.sndMSS - space
 }
 
 func (c *Conn) countRetransmit(n uint32) {
@@ -234,11 +259,12 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	if w := c.cwnd(); used < w {
 		cwndLeft = w - used
 	}
-	n := min(avail, wndLeft, cwndLeft, c.sndMSS)
+	mss := c.dataMSS()
+	n := min(avail, wndLeft, cwndLeft, mss)
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
 	force := c.forceSend                  // the SWS override timeout fired
 	c.forceSend = false
-	if n < avail && n < c.sndMSS && !resend && !force {
+	if n < avail && n < mss && !resend && !force {
 		// Window-limited with more data waiting: sender SWS avoidance
 		// sends a small segment only if it is at least half the largest
 		// window the peer has offered.
@@ -246,7 +272,7 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 			n = 0
 		}
 	}
-	if n > 0 && n == avail && n < c.sndMSS && !resend && !force && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
+	if n > 0 && n == avail && n < mss && !resend && !force && !c.noDelay && !finDue && c.sndNxt != c.sndUna {
 		// Nagle (RFC 9293 §3.7.4, RFC 896): hold a small final segment
 		// while data is unacknowledged.
 		n = 0
