@@ -159,6 +159,16 @@ func SetOffloads(name string, on bool) error {
 	})
 }
 
+// SetTxChecksum turns transmit checksum offload of interface name on or
+// off (`ethtool -K NAME tx on|off`).
+func SetTxChecksum(name string, on bool) error {
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	return ioctlSock(func(fd int) error { return ethtool(fd, name, ethtoolSTXCSUM, v) })
+}
+
 // SetGRO turns generic receive offload of interface name on or off
 // (`ethtool -K NAME gro on|off`).
 func SetGRO(name string, on bool) error {
