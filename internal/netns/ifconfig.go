@@ -138,7 +138,10 @@ type ethtoolValue struct {
 // `ethtool -K NAME tso off gso off tx off`. With them off, a veth peer
 // hands the other end MTU-sized frames with complete checksums, which is
 // what a link without offload support (link/afpacket by default) needs
-// (environment notes §3).
+// (environment notes §3). The legacy commands know the TSO variants of
+// their time: a newer one (tx-tcp-accecn-segmentation, Linux 6.18, used
+// only by AccECN connections) stays as it was; `ethtool -K NAME tso off`
+// turns off every variant by name.
 func SetOffloads(name string, on bool) error {
 	v := uint32(0)
 	if on {

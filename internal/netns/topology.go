@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"runtime"
 	"strconv"
 )
@@ -93,7 +94,16 @@ func NewPair(cfg PairConfig) (p *Pair, err error) {
 		return p, err
 	}
 	if !cfg.PeerOffloads {
-		if err = p.Peer.Do(func() error { return SetOffloads(cfg.PeerIf, false) }); err != nil {
+		// The ethtool command turns off every TSO variant by name
+		// (tx-tcp*-segmentation); the legacy ioctls of SetOffloads
+		// miss ones newer than they are, such as
+		// tx-tcp-accecn-segmentation (Linux 6.18).
+		if _, lerr := exec.LookPath("ethtool"); lerr == nil {
+			_, err = p.Peer.Run("ethtool", "-K", cfg.PeerIf, "tso", "off", "gso", "off", "tx", "off")
+		} else {
+			err = p.Peer.Do(func() error { return SetOffloads(cfg.PeerIf, false) })
+		}
+		if err != nil {
 			return p, err
 		}
 	}
