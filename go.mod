@@ -1,5 +1,7 @@
 module github.com/ustack/ustack
 
-go 1.26
+go 1.26.0
 
 require github.com/gopacket/gopacket v1.7.7
+
+require golang.org/x/sys v0.49.0

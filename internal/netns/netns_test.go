@@ -1,0 +1,75 @@
+package netns_test
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/ustack/ustack/internal/leaktest"
+	"github.com/ustack/ustack/internal/netns"
+	"github.com/ustack/ustack/internal/netns/netnstest"
+)
+
+func TestUniqueName(t *testing.T) {
+	a, b := netns.UniqueName("x-"), netns.UniqueName("x-")
+	if a == b || !strings.HasPrefix(a, "x-") {
+		t.Errorf("UniqueName gave %q and %q", a, b)
+	}
+	if netns.Path("foo") != "/var/run/netns/foo" || netns.Path("/proc/1/ns/net") != "/proc/1/ns/net" {
+		t.Error("Path")
+	}
+}
+
+// TestPair: the standard topology is built as described, a socket opened
+// inside Do lives in the peer namespace, and everything goes on Close.
+func TestPair(t *testing.T) {
+	netnstest.NeedCommands(t, "ethtool")
+	leaktest.Check(t)
+	p := netnstest.Pair(t, netns.PairConfig{Prefix: "ustack-nst-"})
+	out := netnstest.MustRun(t, p.Peer, "ip", "-br", "addr", "show", "dev", "p0")
+	if !strings.Contains(out, "10.77.0.1/24") || !strings.Contains(out, "UP") {
+		t.Errorf("peer p0: %s", out)
+	}
+	out = netnstest.MustRun(t, p.DUT, "ip", "-br", "addr", "show", "dev", "d0")
+	if strings.Contains(out, "10.77") {
+		t.Errorf("DUT d0 has an address: %s", out)
+	}
+	out = netnstest.MustRun(t, p.Peer, "ethtool", "-k", "p0")
+	for _, f := range []string{"tx-tcp-segmentation: off", "tx-tcp6-segmentation: off", "generic-segmentation-offload: off", "tx-checksumming: off"} {
+		if !strings.Contains(out, f) {
+			t.Errorf("peer offloads: want %q in\n%s", f, out)
+		}
+	}
+	if rps := netnstest.MustRun(t, p.DUT, "cat", "/sys/class/net/d0/queues/rx-0/rps_cpus"); !strings.Contains(rps, "1") {
+		t.Errorf("RPS on d0: %q", rps)
+	}
+	// A listener made inside Do belongs to the peer namespace: only an
+	// address of that namespace can be bound.
+	var ln net.Listener
+	if err := p.Peer.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", "10.77.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if l, err := net.Listen("tcp", "10.77.0.1:0"); err == nil {
+		l.Close()
+		t.Error("10.77.0.1 is bindable outside the namespace: Do did not switch back?")
+	}
+	var mtu int
+	if err := p.DUT.Do(func() error {
+		var err error
+		mtu, err = netns.MTU("d0")
+		return err
+	}); err != nil || mtu != 1500 {
+		t.Errorf("MTU(d0) = %d, %v", mtu, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if netns.Exists(p.Peer.Name) || netns.Exists(p.DUT.Name) {
+		t.Error("namespaces left after Close")
+	}
+}

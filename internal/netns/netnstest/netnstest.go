@@ -1,0 +1,86 @@
+// Package netnstest gives tests private network namespaces that are
+// removed when the test ends, even when it fails, and skips tests (with
+// the reason) on machines where they cannot run.
+//
+//	func TestPing(t *testing.T) {
+//		p := netnstest.Pair(t, netns.PairConfig{})
+//		ep, err := afpacket.Open(afpacket.Config{Interface: p.DUTIf, Netns: p.DUT.Name})
+//		...
+//		netnstest.MustRun(t, p.Peer, "ping", "-c", "3", "-W", "2", "10.77.0.2")
+//	}
+//
+// Names are unique per test (netns.UniqueName), so test binaries may run
+// in parallel, and nothing outside the namespaces a test made is touched.
+package netnstest
+
+import (
+	"os/exec"
+	"testing"
+
+	"github.com/ustack/ustack/internal/netns"
+)
+
+// Skip skips t, saying why, unless the machine can build namespace
+// topologies (root, the ip command, and /dev/net/tun when needTun).
+func Skip(t testing.TB, needTun bool) {
+	t.Helper()
+	if why := netns.Why(needTun); why != "" {
+		t.Skip("skipped: " + why)
+	}
+}
+
+// NeedCommands skips t if any of the named programs is missing.
+func NeedCommands(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("skipped: needs %s on PATH (make test installs it: scripts/install-test-tools.sh)", n)
+		}
+	}
+}
+
+// NS returns a new named namespace, deleted when the test ends.
+func NS(t testing.TB, prefix string) *netns.NS {
+	t.Helper()
+	Skip(t, false)
+	ns, err := netns.Create(netns.UniqueName(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Delete(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ns
+}
+
+// Pair returns a new netns.Pair, deleted when the test ends.
+func Pair(t testing.TB, cfg netns.PairConfig) *netns.Pair {
+	t.Helper()
+	Skip(t, false)
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ustack-t-"
+	}
+	p, err := netns.NewPair(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+// MustRun runs a command in ns and fails the test if it fails; it returns
+// the output.
+func MustRun(t testing.TB, ns *netns.NS, name string, args ...string) string {
+	t.Helper()
+	out, err := ns.Run(name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,100 @@
+// Package rawfd puts a non-blocking file descriptor (a TUN/TAP device, an
+// AF_PACKET socket) under the Go runtime's network poller, so that a link
+// can wait for it without a goroutine or a blocked thread of its own, and
+// so that Close wakes a blocked reader at once.
+//
+// This is what package net does for sockets and what wireguard-go does
+// for its TUN device: os.NewFile on a non-blocking descriptor registers it
+// with epoll (edge-triggered); RawConn.Read and RawConn.Write run a
+// function that makes the system calls, and park the goroutine when it
+// reports that the descriptor would block. Closing the file evicts the
+// waiters, and the descriptor itself is closed only after the last
+// in-flight call on it has returned, so a closed descriptor number is
+// never reused under a reader's feet.
+package rawfd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FD is a pollable descriptor.
+type FD struct {
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+}
+
+// New takes ownership of fd, makes it non-blocking and registers it with
+// the poller. name is for error messages.
+func New(fd int, name string) (*FD, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s: set non-blocking: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &FD{f: f, rc: rc}, nil
+}
+
+// Read calls fn with the descriptor until fn returns true, waiting for the
+// descriptor to become readable each time fn returns false. fn must
+// return false only after a system call said EAGAIN (edge-triggered
+// polling reports only new readiness). After Close, Read returns an error
+// wrapping net.ErrClosed.
+func (d *FD) Read(fn func(fd int) (done bool)) error {
+	err := d.rc.Read(func(fd uintptr) bool { return fn(int(fd)) })
+	return d.mapErr(err)
+}
+
+// Write is Read for writability.
+func (d *FD) Write(fn func(fd int) (done bool)) error {
+	err := d.rc.Write(func(fd uintptr) bool { return fn(int(fd)) })
+	return d.mapErr(err)
+}
+
+// Control calls fn with the descriptor, which stays open during the call.
+func (d *FD) Control(fn func(fd int)) error {
+	return d.mapErr(d.rc.Control(func(fd uintptr) { fn(int(fd)) }))
+}
+
+// SetWriteDeadline bounds the waits of Write (zero: none). A Write that
+// waits past it returns an error wrapping os.ErrDeadlineExceeded.
+func (d *FD) SetWriteDeadline(t time.Time) error { return d.f.SetWriteDeadline(t) }
+
+func (d *FD) mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if d.closed.Load() {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// Closed reports whether Close was called.
+func (d *FD) Closed() bool { return d.closed.Load() }
+
+// Close wakes every waiting Read and Write (they return net.ErrClosed)
+// and closes the descriptor once no call is using it. A second Close
+// returns an error wrapping net.ErrClosed.
+func (d *FD) Close() error {
+	if d.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	if err := d.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,447 @@
+//go:build linux
+
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ustack/ustack/internal/netns"
+	"github.com/ustack/ustack/internal/rawfd"
+	"github.com/ustack/ustack/internal/vnet"
+	"github.com/ustack/ustack/link"
+)
+
+// Config describes the device to open. Name and MTU are the usual
+// settings: tap.Open(tap.Config{Name: "tap0", MTU: 1500}).
+type Config struct {
+	// Name is the device's name. If a device of that name exists (a
+	// persistent one made by `ip tuntap add`, or one another process
+	// holds with IFF_MULTI_QUEUE), Open attaches to it; otherwise it
+	// creates it. "" lets the kernel pick one (tap0, tap1, ... or tun0,
+	// ...); Name reports it.
+	Name string
+	// TUN opens a TUN device (bare IP packets, link.IP) instead of a TAP
+	// device (Ethernet frames, link.Ethernet).
+	TUN bool
+	// MTU, if not 0, is set on the device (SIOCSIFMTU). 0 keeps the
+	// device's MTU (1500 for a new one).
+	MTU int
+	// Netns, if not "", opens the device inside that network namespace:
+	// a name under /var/run/netns (as `ip netns add` makes) or a path
+	// such as /proc/PID/ns/net. The device lives there, and the
+	// descriptor keeps working from this process's namespace.
+	Netns string
+	// Persist keeps the device after Close (TUNSETPERSIST). Without it, a
+	// device Open created disappears on Close, and a persistent device
+	// Open attached to stays as it was.
+	Persist bool
+	// BatchSize is the most frames one ReadBatch returns; 0 means 64.
+	BatchSize int
+	// VnetHdr (experimental, off by default) opens the device with
+	// IFF_VNET_HDR and turns on checksum offload and TSO
+	// (TUNSETOFFLOAD TUN_F_CSUM|TSO4|TSO6|TSO_ECN). Frames then carry
+	// their virtio-net header's meaning in link.Offload, and the kernel
+	// sends TCP frames up to 64 KiB (GSO super-frames) that read buffers
+	// must have room for. Caps reports CapRxChecksumValid, CapGRO,
+	// CapTxChecksum and CapTSO. The stack does not yet segment or
+	// coalesce, so leave this off unless the code on the endpoint
+	// handles super-frames.
+	VnetHdr bool
+}
+
+// Stats are the counters of an Endpoint.
+type Stats struct {
+	RxFrames, RxBytes uint64 // frames ReadBatch returned
+	TxFrames, TxBytes uint64 // frames WriteBatch wrote
+	// RxTooBig counts frames dropped because they did not fit the
+	// caller's buffer (for example GSO super-frames from a device whose
+	// offloads another process turned on).
+	RxTooBig uint64
+	// RxErrors counts failed reads other than "would block".
+	RxErrors uint64
+	// TxDropped counts frames WriteBatch dropped: the device refused
+	// them, or it stayed unwritable for WriteTimeout.
+	TxDropped uint64
+	// TxTooBig counts frames longer than MTU plus the link header that
+	// WriteBatch refused with link.ErrFrameTooBig.
+	TxTooBig uint64
+}
+
+// WriteTimeout is how long WriteBatch waits for a device that cannot take
+// a frame (EAGAIN) before dropping the rest of the batch.
+const WriteTimeout = 50 * time.Millisecond
+
+// Endpoint is an open TAP or TUN device.
+type Endpoint struct {
+	fd      *rawfd.FD
+	name    string
+	medium  link.Medium
+	mtu     int
+	batch   int
+	vnet    bool
+	created bool
+
+	// Reader state: one ReadBatch at a time (the link contract), so the
+	// function handed to the poller is made once and keeps its state
+	// here, and a read allocates nothing.
+	rmu    sync.Mutex
+	rpkts  []link.Packet
+	rn     int
+	rerr   error
+	riov   [3]unix.Iovec
+	rhdr   [vnet.Len]byte
+	spill  []byte // catches the part of a frame too big for its buffer
+	readFn func(fd int) bool
+
+	// Writer state, the same way.
+	wmu     sync.Mutex
+	wpkts   []link.Packet
+	wn      int
+	werr    error
+	wiov    [2]unix.Iovec
+	whdr    [vnet.Len]byte
+	writeFn func(fd int) bool
+	// wdeadline: writeSome set a write deadline to clear.
+	wdeadline bool
+
+	rxFrames, rxBytes, txFrames, txBytes,
+	rxTooBig, rxErrors, txDropped, txTooBig atomic.Uint64
+}
+
+var _ link.Endpoint = (*Endpoint)(nil)
+
+// Open opens (creating it if needed) the TAP or TUN device cfg describes,
+// sets its MTU when cfg.MTU is set, and brings it up. It needs
+// CAP_NET_ADMIN in the device's namespace (root, or a user namespace of
+// one's own with /dev/net/tun readable and writable: see the package
+// documentation).
+func Open(cfg Config) (*Endpoint, error) {
+	if len(cfg.Name) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("tap: name %q longer than %d bytes", cfg.Name, unix.IFNAMSIZ-1)
+	}
+	e := &Endpoint{medium: link.Ethernet, batch: cfg.BatchSize, vnet: cfg.VnetHdr}
+	if cfg.TUN {
+		e.medium = link.IP
+	}
+	if e.batch <= 0 {
+		e.batch = 64
+	}
+	var fd int = -1
+	err := netns.Do(cfg.Netns, func() error {
+		var err error
+		fd, e.name, e.mtu, e.created, err = openDevice(cfg)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.fd, err = rawfd.New(fd, "tap "+e.name)
+	if err != nil {
+		return nil, err
+	}
+	e.spill = make([]byte, 65536+vnet.Len)
+	e.readFn = e.readSome
+	e.writeFn = e.writeSome
+	return e, nil
+}
+
+// openDevice does the work of Open in the device's namespace: the calls
+// of Documentation/networking/tuntap.rst.
+func openDevice(cfg Config) (fd int, name string, mtu int, created bool, err error) {
+	existed := false
+	if cfg.Name != "" {
+		_, ierr := netns.Index(cfg.Name)
+		existed = ierr == nil
+	}
+	fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, "", 0, false, fmt.Errorf("tap: open /dev/net/tun: %w (needs CAP_NET_ADMIN and access to /dev/net/tun)", err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(fd)
+			fd = -1
+		}
+	}()
+	ifr, err := unix.NewIfreq(cfg.Name)
+	if err != nil {
+		return
+	}
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if cfg.TUN {
+		flags = unix.IFF_TUN | unix.IFF_NO_PI
+	}
+	if cfg.VnetHdr {
+		flags |= unix.IFF_VNET_HDR
+	}
+	ifr.SetUint16(flags)
+	if err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		err = fmt.Errorf("tap: TUNSETIFF %q: %w", cfg.Name, err)
+		return
+	}
+	name = ifr.Name()
+	created = !existed
+	if cfg.VnetHdr {
+		if err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnet.Len); err != nil {
+			err = fmt.Errorf("tap: TUNSETVNETHDRSZ: %w", err)
+			return
+		}
+		off := unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+		if err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, off); err != nil {
+			err = fmt.Errorf("tap: TUNSETOFFLOAD: %w", err)
+			return
+		}
+	} else {
+		// Always: a persistent device keeps the offloads its previous
+		// user set, and without a virtio header nothing would tell us
+		// a frame's checksum is partial (environment notes §2).
+		if err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
+			err = fmt.Errorf("tap: TUNSETOFFLOAD 0: %w", err)
+			return
+		}
+	}
+	if cfg.Persist {
+		if err = unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+			err = fmt.Errorf("tap: TUNSETPERSIST: %w", err)
+			return
+		}
+	}
+	if cfg.MTU > 0 {
+		if err = netns.SetMTU(name, cfg.MTU); err != nil {
+			return
+		}
+	}
+	if mtu, err = netns.MTU(name); err != nil {
+		return
+	}
+	err = netns.SetUp(name)
+	return
+}
+
+// Name returns the device's name.
+func (e *Endpoint) Name() string { return e.name }
+
+// Created reports whether Open created the device (rather than attaching
+// to an existing one).
+func (e *Endpoint) Created() bool { return e.created }
+
+// Medium returns link.Ethernet for a TAP device, link.IP for a TUN device.
+func (e *Endpoint) Medium() link.Medium { return e.medium }
+
+// MTU returns the device's MTU when it was opened.
+func (e *Endpoint) MTU() int { return e.mtu }
+
+// Caps returns 0, or with Config.VnetHdr the virtio-net offloads.
+func (e *Endpoint) Caps() link.Caps {
+	if e.vnet {
+		return link.CapRxChecksumValid | link.CapGRO | link.CapTxChecksum | link.CapTSO
+	}
+	return 0
+}
+
+// BatchSize returns Config.BatchSize (64 by default).
+func (e *Endpoint) BatchSize() int { return e.batch }
+
+// Stats returns the endpoint's counters.
+func (e *Endpoint) Stats() Stats {
+	return Stats{
+		RxFrames: e.rxFrames.Load(), RxBytes: e.rxBytes.Load(),
+		TxFrames: e.txFrames.Load(), TxBytes: e.txBytes.Load(),
+		RxTooBig: e.rxTooBig.Load(), RxErrors: e.rxErrors.Load(),
+		TxDropped: e.txDropped.Load(), TxTooBig: e.txTooBig.Load(),
+	}
+}
+
+func opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tap", Err: err}
+}
+
+// ReadBatch blocks until at least one frame has arrived, then reads up to
+// len(pkts) frames, one read(2) each, until the device has none ready. A
+// frame that does not fit its buffer is dropped and counted (RxTooBig).
+// After Close it returns an error wrapping net.ErrClosed.
+func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
+	if len(pkts) == 0 {
+		return 0, nil
+	}
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	e.rpkts, e.rn, e.rerr = pkts, 0, nil
+	err := e.fd.Read(e.readFn)
+	n := e.rn
+	e.rpkts = nil
+	if err == nil {
+		err = e.rerr
+	}
+	if n > 0 {
+		return n, nil
+	}
+	if err != nil {
+		return 0, opError("read", err)
+	}
+	return 0, nil
+}
+
+// readSome reads frames into e.rpkts[e.rn:] until the batch is full or
+// the device would block; it returns false (wait, then call again) only
+// when it read nothing.
+func (e *Endpoint) readSome(fd int) bool {
+	// iovecs: [0] the virtio-net header (VnetHdr only), [1] the
+	// caller's buffer, [2] the spill buffer that tells a frame too big
+	// for [1] from one that fits exactly.
+	iov, hdr := e.riov[1:], 0
+	if e.vnet {
+		iov, hdr = e.riov[:], vnet.Len
+		e.riov[0].Base = &e.rhdr[0]
+		e.riov[0].SetLen(vnet.Len)
+	}
+	e.riov[2].Base = &e.spill[0]
+	e.riov[2].SetLen(len(e.spill))
+	for e.rn < len(e.rpkts) {
+		p := &e.rpkts[e.rn]
+		e.riov[1].Base = nil
+		if len(p.Buf) > 0 {
+			e.riov[1].Base = &p.Buf[0]
+		}
+		e.riov[1].SetLen(len(p.Buf))
+		k, _, errno := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return e.rn > 0
+		case unix.EINTR:
+			continue
+		default:
+			e.rxErrors.Add(1)
+			e.rerr = os.NewSyscallError("readv", errno)
+			return true
+		}
+		size := int(k) - hdr
+		if size < 0 {
+			continue
+		}
+		if size > len(p.Buf) {
+			e.rxTooBig.Add(1)
+			continue
+		}
+		p.N = size
+		p.Offload = link.Offload{}
+		if e.vnet {
+			p.Offload = vnet.Decode(e.rhdr[:])
+		}
+		e.rxFrames.Add(1)
+		e.rxBytes.Add(uint64(size))
+		e.rn++
+	}
+	return true
+}
+
+// WriteBatch writes the frames, one write(2) each (writev with the
+// virtio-net header when Config.VnetHdr is set). A frame longer than the
+// MTU plus the link header stops the batch with link.ErrFrameTooBig
+// (unless it carries a GSO Offload on a VnetHdr device). If the device
+// cannot take a frame for WriteTimeout, the rest of the batch is dropped
+// and counted (TxDropped), as a full NIC queue drops. WriteBatch keeps no
+// buffer.
+func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
+	if len(pkts) == 0 {
+		return 0, nil
+	}
+	if e.fd.Closed() {
+		return 0, opError("write", net.ErrClosed)
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.wpkts, e.wn, e.werr = pkts, 0, nil
+	err := e.fd.Write(e.writeFn)
+	if e.wdeadline {
+		e.fd.SetWriteDeadline(time.Time{})
+		e.wdeadline = false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Drop what is left, as a NIC does with a full queue.
+		e.txDropped.Add(uint64(len(pkts) - e.wn))
+		e.wn, err = len(pkts), nil
+	}
+	n := e.wn
+	e.wpkts = nil
+	if err == nil {
+		err = e.werr
+	}
+	if err != nil {
+		return n, opError("write", err)
+	}
+	return n, nil
+}
+
+// writeSome writes e.wpkts[e.wn:]; it returns false (wait until the
+// device is writable, then call again) when the device would block.
+func (e *Endpoint) writeSome(fd int) bool {
+	maxLen := e.mtu + e.medium.HeaderLen()
+	for e.wn < len(e.wpkts) {
+		p := &e.wpkts[e.wn]
+		if p.N < 0 || p.N > len(p.Buf) {
+			e.werr = errors.New("tap: packet length out of range")
+			return true
+		}
+		if p.N > maxLen && !(e.vnet && p.Offload.GSOType != link.GSONone) {
+			e.txTooBig.Add(1)
+			e.werr = link.ErrFrameTooBig
+			return true
+		}
+		var errno unix.Errno
+		if e.vnet {
+			vnet.Encode(e.whdr[:], p.Offload)
+			e.wiov[0].Base = &e.whdr[0]
+			e.wiov[0].SetLen(vnet.Len)
+			e.wiov[1].Base = nil
+			if p.N > 0 {
+				e.wiov[1].Base = &p.Buf[0]
+			}
+			e.wiov[1].SetLen(p.N)
+			_, _, errno = unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&e.wiov[0])), 2)
+		} else {
+			var b unsafe.Pointer
+			if p.N > 0 {
+				b = unsafe.Pointer(&p.Buf[0])
+			}
+			_, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(fd), uintptr(b), uintptr(p.N))
+		}
+		switch errno {
+		case 0:
+			e.txFrames.Add(1)
+			e.txBytes.Add(uint64(p.N))
+		case unix.EAGAIN:
+			e.fd.SetWriteDeadline(time.Now().Add(WriteTimeout))
+			e.wdeadline = true
+			return false
+		case unix.EINTR:
+			continue
+		default:
+			// The device refused this frame (EINVAL for a malformed
+			// one, EIO while it is down): drop it and go on.
+			e.txDropped.Add(1)
+		}
+		e.wn++
+	}
+	return true
+}
+
+// Close closes the device: a blocked ReadBatch returns net.ErrClosed, and
+// a device Open created goes away unless Config.Persist was set. Close
+// returns an error wrapping net.ErrClosed if called twice.
+func (e *Endpoint) Close() error {
+	if err := e.fd.Close(); err != nil {
+		return opError("close", err)
+	}
+	return nil
+}
