@@ -34,7 +34,10 @@ import (
 // SHA-256.
 func TestHTTPConcurrent(t *testing.T) {
 	leaktest.Check(t)
-	n := newTestNet(t, pipe.Config{MTU: 1500, Delay: 200 * time.Microsecond}, Config{})
+	// A queue deep enough that drops come from congestion, not from a
+	// reader starved of CPU on a loaded 2-CPU machine (each drop of a
+	// retransmission costs an RTO back-off).
+	n := newTestNet(t, pipe.Config{MTU: 1500, Delay: 200 * time.Microsecond, QueueLen: 4096}, Config{})
 	ln, err := n.A.Listen("tcp", "10.0.0.1:80")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +53,7 @@ func TestHTTPConcurrent(t *testing.T) {
 
 	tr := &http.Transport{DialContext: n.B.DialContext, MaxConnsPerHost: 0, MaxIdleConnsPerHost: 100}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
 	sizes := []int64{0, 1, 1460, 1461, 4096, 65535, 65536, 100_000, 1 << 20, 3 << 20}
 	const requests = 100
 	var wg sync.WaitGroup
@@ -90,7 +93,8 @@ func TestHTTPConcurrent(t *testing.T) {
 	}
 	st := n.B.Stats()
 	sa, sb := n.ea.Stats(), n.eb.Stats()
-	t.Logf("client TCP: in %d out %d retrans %d; link drops %d", st.TCP.InSegs, st.TCP.OutSegs, st.TCP.RetransSegs, sa.Dropped()+sb.Dropped())
+	ss := n.A.Stats()
+	t.Logf("client TCP: in %d out %d; server: out %d retrans %d timeouts %d recoveries %d; link drops %d", st.TCP.InSegs, st.TCP.OutSegs, ss.TCP.OutSegs, ss.TCP.RetransSegs, ss.TCP.Timeouts, ss.TCP.Recoveries, sa.Dropped()+sb.Dropped())
 }
 
 func sumSlice(s [32]byte) []byte { return s[:] }
