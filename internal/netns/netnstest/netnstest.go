@@ -74,6 +74,25 @@ func Pair(t testing.TB, cfg netns.PairConfig) *netns.Pair {
 	return p
 }
 
+// Chain returns a new netns.Chain, deleted when the test ends.
+func Chain(t testing.TB, cfg netns.ChainConfig) *netns.Chain {
+	t.Helper()
+	Skip(t, false)
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ustack-t-"
+	}
+	c, err := netns.NewChain(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
 // MustRun runs a command in ns and fails the test if it fails; it returns
 // the output.
 func MustRun(t testing.TB, ns *netns.NS, name string, args ...string) string {
