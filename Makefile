@@ -27,7 +27,7 @@ vet:
 # (root; they skip otherwise). They run after the others, one package at
 # a time: on a 2-CPU machine their kernel traffic, run beside the
 # timing-sensitive in-memory tests, starved those into timeouts.
-KERNEL_PKGS ?= ./internal/netns/... ./link/tap ./link/afpacket ./cmd/ustack
+KERNEL_PKGS ?= ./internal/netns/... ./link/tap ./link/afpacket ./cmd/ustack ./interop
 
 race:
 	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v -x -F $$(for p in $(KERNEL_PKGS); do $(GO) list $$p; done | sed 's/^/-e /'))
