@@ -263,6 +263,18 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 	if cfg.Medium == link.Ethernet && (cfg.MAC.IsZero() || cfg.MAC.IsMulticast()) {
 		return 0, fmt.Errorf("stack: an Ethernet NIC needs a unicast MAC address, not %v", cfg.MAC)
 	}
+	// Check the addresses before anything is added, so that a failed
+	// AddNIC leaves no NIC and no route behind.
+	for i, p := range cfg.Addrs {
+		if !p.Addr().Is4() {
+			return 0, fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
+		}
+		for _, q := range cfg.Addrs[:i] {
+			if q.Addr() == p.Addr() {
+				return 0, fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
+			}
+		}
+	}
 	n := &nic{id: NICID(len(s.nics) + 1), cfg: cfg, hdr: cfg.Medium.HeaderLen()}
 	if cfg.VLAN != 0 {
 		n.hdr += wire.VLANTagLen
