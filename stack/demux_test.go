@@ -582,13 +582,14 @@ func TestSegmentsFitMTU(t *testing.T) {
 // space available), from the first ACK of the handshake on, on both
 // sides, whatever the initial sequence numbers.
 func TestWindowWithinBuffer(t *testing.T) {
-	for seed := range uint64(8) {
+	for seed := range uint64(6) {
 		for _, buf := range []int{16 << 10, 1 << 20} {
 			cfg := stack.Config{Seed: seed + 1, TCP: tcp.Config{RcvBuf: buf}}
 			n, a, b := pair(t, cfg, stack.Config{Seed: seed + 50, TCP: tcp.Config{RcvBuf: buf}})
 			c, s, _ := connect(t, n, a, b, 80)
-			transfer(t, n, c, s, payload(1, 3*buf), time.Minute)
-			transfer(t, n, s, c, payload(2, 3*buf), time.Minute)
+			size := min(3*buf, 256<<10)
+			transfer(t, n, c, s, payload(1, size), time.Minute)
+			transfer(t, n, s, c, payload(2, size), time.Minute)
 			scale := map[*stacktest.Node]uint8{}
 			for _, f := range n.Log {
 				d := f.Decode()
