@@ -210,3 +210,54 @@ func TestZeroAllocsUDP(t *testing.T) {
 		t.Errorf("%.2f allocations per datagram and ping", allocs)
 	}
 }
+
+// TestZeroAllocsLoopback: a bulk transfer over a connection to the
+// stack's own address (Write, PollTransmit, Read) allocates nothing once
+// warm either.
+func TestZeroAllocsLoopback(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	n, a, _ := knownPair(t, stack.Config{})
+	c, s, _ := connect(t, n, a, a, 80)
+	transfer(t, n, c, s, payload(1, 1<<20), time.Minute)
+	pkt := link.Packet{Buf: make([]byte, a.Stack.MaxFrameLen())}
+	data := payload(2, 64<<10)
+	buf := make([]byte, 64<<10)
+	now := n.Now
+	recvd := 0
+	round := func() {
+		now = now.Add(50 * time.Microsecond)
+		if a.Stack.NextDeadline() <= now {
+			a.Stack.HandleTimeout(now)
+		}
+		c.Write(data)
+		for {
+			if _, ok := a.Stack.PollTransmit(now, &pkt); !ok {
+				break
+			}
+		}
+		for {
+			k, _ := s.Read(buf)
+			recvd += k
+			if k == 0 {
+				break
+			}
+		}
+		for {
+			if _, _, ok := a.Stack.PollEvent(); !ok {
+				break
+			}
+		}
+	}
+	for range 500 {
+		round()
+	}
+	recvd = 0
+	if allocs := testing.AllocsPerRun(200, round); allocs != 0 {
+		t.Errorf("%.2f allocations per round", allocs)
+	}
+	if recvd < 200*64<<10/2 {
+		t.Errorf("only %d bytes through loopback", recvd)
+	}
+}

@@ -212,9 +212,11 @@ type Stack struct {
 	ctl    []outFrame // frames the stack made itself, in order
 	ctlHd  int
 	loop   []outFrame // packets to our own addresses
-	free   [][]byte   // spare frame buffers
-	maxFr  int        // largest frame of any NIC
-	closed bool
+	// loopSpare is the other slice loop alternates with (PollTransmit).
+	loopSpare []outFrame
+	free      [][]byte // spare frame buffers
+	maxFr     int      // largest frame of any NIC
+	closed    bool
 }
 
 // outFrame is a queued frame (or, for loopback, an IP packet).
