@@ -397,11 +397,18 @@ func (h *Harness) inbound(s *segSpec) error {
 	}
 	var f wire.TCPFields
 	t, err := wire.ParseTCP(b)
-	if err == nil {
-		err = f.Decode(t)
-	}
 	if err != nil {
 		return fmt.Errorf("the segment does not decode: %v", err)
+	}
+	if err := f.Decode(t); err != nil {
+		// Malformed options ("opt KIND len N" with a length the kind
+		// cannot have): the stack drops the segment before any
+		// connection sees it, and counts it (RFC 9293 MUST-7).
+		h.logf("  dropped by the stack: %v", err)
+		st := &h.Env().Stats
+		st.InBadHeader++
+		st.InErrs++
+		return nil
 	}
 	if h.conn != nil && h.conn.State() != tcp.Closed {
 		if s.flags&wire.TCPFlagSYN != 0 && h.conn.State() == tcp.SynSent {

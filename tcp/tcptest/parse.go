@@ -251,6 +251,8 @@ type segSpec struct {
 	hasWin     bool
 	winAny     bool
 	win        uint16
+	hasUrg     bool
+	urg        uint16   // the urgent pointer ("urg N"; inbound only)
 	opts       *optSpec // nil: no options at all
 }
 
@@ -267,6 +269,7 @@ type optItem struct {
 	tsVal, tsEcr   uint32
 	valAny, ecrAny bool
 	sack           [][2]uint32 // relative
+	rawLen         int         // "opt KIND len N": an option of that kind and length, zero-filled
 }
 
 // parseSegment parses "flags start:end(len) [ack N] [win N] [<options>]".
@@ -329,6 +332,15 @@ func parseSegment(body string, inbound bool) (*segSpec, error) {
 				return nil, fmt.Errorf("bad win %q", val)
 			}
 			s.win = uint16(n)
+		case "urg":
+			if !inbound || s.hasUrg {
+				return nil, fmt.Errorf("\"urg\" is for inbound segments, once")
+			}
+			n, err := strconv.ParseUint(val, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("bad urg %q", val)
+			}
+			s.hasUrg, s.urg = true, uint16(n)
 		default:
 			return nil, fmt.Errorf("unknown segment field %q", key)
 		}
@@ -468,6 +480,18 @@ func parseOptions(list string, inbound bool) (*optSpec, error) {
 				}
 				it.sack = append(it.sack, [2]uint32{uint32(x), uint32(y)})
 			}
+		case "opt":
+			// opt KIND len N: any option, its N-2 value bytes zero
+			// (inbound only; how unknown or malformed options arrive).
+			if len(f) != 4 || f[2] != "len" || !inbound {
+				return nil, bad()
+			}
+			k, err1 := strconv.ParseUint(f[1], 10, 8)
+			n, err2 := strconv.ParseUint(f[3], 10, 8)
+			if err1 != nil || err2 != nil {
+				return nil, bad()
+			}
+			it.kind, it.rawLen = byte(k), int(n)
 		default:
 			return nil, fmt.Errorf("unknown option %q", strings.TrimSpace(item))
 		}
