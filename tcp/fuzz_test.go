@@ -597,9 +597,14 @@ func (d *fuzzDriver) segment(b []byte) *wire.TCPFields {
 		if s.Options.HasTimestamp {
 			s.Options.NumSACK = min(s.Options.NumSACK, 3)
 		}
+		// Mostly a duplicate ACK whose blocks leave holes above
+		// SND.UNA, so that recovery, IsLost and NextSeg are reached.
+		if b[0]&0x40 == 0 {
+			s.Ack = c.sndUna
+		}
 		for i := 0; i < int(s.Options.NumSACK); i++ {
-			st := c.sndUna.Add(uint32(b[(i+2)%8]) * c.sndMSS / 8)
-			s.Options.SACK[i] = wire.SACKBlock{Start: st, End: st.Add(uint32(1+b[(i+5)%8]&0x0f) * c.sndMSS / 2)}
+			st := c.sndUna.Add(uint32(1+b[2+i]&0x1f) * c.sndMSS / 2)
+			s.Options.SACK[i] = wire.SACKBlock{Start: st, End: st.Add(uint32(1+b[4+i]&0x07) * c.sndMSS / 2)}
 		}
 	case 4:
 		// No options at all.
