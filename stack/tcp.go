@@ -107,6 +107,12 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, ErrInvalid
 	}
+	if a := raddr.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
+		// RFC 9293 MUST-46 (RFC 1122 §4.2.3.10): an OPEN to a broadcast
+		// or multicast address is rejected; ENETUNREACH as in Linux
+		// (ip_route_connect refuses RTCF_BROADCAST|RTCF_MULTICAST).
+		return nil, ErrNetUnreachable
+	}
 	n, nextHop, src, err := s.route(raddr.Addr())
 	if err != nil {
 		return nil, err
