@@ -49,6 +49,13 @@
 //	> flags start:end(len) [ack N] [win N] [<options>]   the connection sends it
 //	> none                                               the connection sends nothing up to this time
 //
+//	< icmp unreachable CODE [start:end(len)]             an ICMP destination unreachable about the connection arrives
+//
+// CODE is one of packetdrill's names (net_unreachable, host_unreachable,
+// protocol_unreachable, port_unreachable, frag_needed, ...); the quoted
+// segment in brackets is not checked. The harness hands the error to the
+// connection as the stack does.
+//
 // Flags are packetdrill's letters: F S R P . U E W (FIN, SYN, RST, PSH, ACK,
 // URG, ECE, CWR); "." (ACK) requires "ack N" and "ack" requires ".".
 // Sequence numbers are relative, as packetdrill's: the peer's to its ISN

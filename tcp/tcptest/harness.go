@@ -180,6 +180,10 @@ func (h *Harness) step(ev *event) error {
 		h.logf("%s", ev.text)
 		return h.inbound(ev.seg)
 	}
+	if ev.kind == evICMP {
+		h.logf("%s", ev.text)
+		return h.icmp(ev.icmp)
+	}
 	h.logf("%s", ev.text)
 	if err := h.call(ev.call); err != nil {
 		return err
@@ -429,6 +433,22 @@ func (h *Harness) inbound(s *segSpec) error {
 		return h.noConnection(&f, h.conn.ReopenISS(), peerData)
 	}
 	return h.noConnection(&f, h.ISS, peerData)
+}
+
+// icmp delivers an ICMP destination unreachable about the connection, as
+// the stack does (stack.icmpUnreachable): port and protocol unreachable
+// become ECONNREFUSED, the others EHOSTUNREACH, and "fragmentation
+// needed" is not passed on (no path MTU discovery yet).
+func (h *Harness) icmp(code string) error {
+	if h.conn == nil || code == "frag_needed" {
+		return nil
+	}
+	err := tcp.ErrHostUnreachable
+	if code == "port_unreachable" || code == "protocol_unreachable" {
+		err = tcp.ErrConnRefused
+	}
+	h.conn.HandleICMPError(h.now, err)
+	return h.poll()
 }
 
 // noConnection plays the stack for a segment no open connection takes: a
