@@ -72,6 +72,9 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	}
 	c.irs = seg.Seq
 	c.rcvNxt = seg.Seq.Add(1)
+	// RCV.WND is what our SYN offered, unscaled (RFC 7323 §2.2); the
+	// SYN carried no ACK, so RCV.ADV was never set.
+	c.rcvAdv = c.rcvNxt.Add(min(c.rcvFree(), 65535))
 	c.negotiate(now, seg, false)
 	c.lastRecv = now
 	if f&wire.TCPFlagACK != 0 {
