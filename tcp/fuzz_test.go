@@ -312,6 +312,27 @@ func (d *fuzzDriver) check() error {
 	if err := c.checkInvariants(); err != nil {
 		return err
 	}
+	// Liveness: once the output is drained, anything still to send or
+	// to be acknowledged has a timer that will act on it, so no
+	// connection can stall for ever.
+	switch c.state {
+	case SynSent, SynReceived:
+		if c.timers[timerRexmit] == clock.Never {
+			return fmt.Errorf("%v without a retransmission timer", c.state)
+		}
+	case Established, FinWait1, CloseWait, Closing, LastAck:
+		unsent := c.sndNxt.LessThan(c.sndUna.Add(uint32(c.snd.n))) || c.finQueued && c.sndNxt.LessEq(c.finSeq)
+		switch {
+		case c.sndMax != c.sndUna && c.timers[timerRexmit] == clock.Never:
+			return fmt.Errorf("%d bytes outstanding and no retransmission timer", c.sndMax.Size(c.sndUna))
+		case c.sndMax == c.sndUna && unsent && c.timers[timerPersist] == clock.Never && c.timers[timerRexmit] == clock.Never:
+			return fmt.Errorf("data or FIN held back with nothing in flight and no persist timer (SND.WND %d)", c.sndWnd)
+		}
+	case FinWait2:
+		if c.orphan && c.timers[timerLife] == clock.Never {
+			return fmt.Errorf("orphaned FIN-WAIT-2 without its timer")
+		}
+	}
 	if c.snd.n > d.maxSndBuf {
 		return fmt.Errorf("send buffer %d > largest size set %d", c.snd.n, d.maxSndBuf)
 	}
