@@ -340,6 +340,11 @@ func (d *fuzzDriver) check() error {
 	if held := c.rcvHeld(); held > d.maxRcvBuf+slack {
 		return fmt.Errorf("receive data %d > largest buffer set %d", held, d.maxRcvBuf)
 	}
+	if c.state.synchronized() && c.state != Closed && !c.rdShut {
+		if w := int(c.advertisedRemaining()) + c.rcv.n; w > d.maxRcvBuf+slack {
+			return fmt.Errorf("window offered up to %d bytes beyond what was read, largest buffer set %d", w, d.maxRcvBuf)
+		}
+	}
 	maxChunks := (d.maxSndBuf+chunk.Size-1)/chunk.Size + (d.maxRcvBuf+slack+chunk.Size-1)/chunk.Size + 2
 	if n := c.BufferedChunks(); n > maxChunks {
 		return fmt.Errorf("%d chunks held, at most %d expected", n, maxChunks)
