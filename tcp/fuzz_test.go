@@ -100,6 +100,10 @@ type fuzzDriver struct {
 	maxSndBuf     int
 	maxRcvBuf     int
 	reopened      bool
+	// SND.UNA and RCV.NXT after the previous step, to check they only
+	// move forward.
+	prevConn          *Conn
+	prevUna, prevNext wire.Seq
 	// What the connection sent in the current operation.
 	sentSegs int
 	sent     []seqRange
@@ -311,6 +315,13 @@ func (d *fuzzDriver) check() error {
 	c := d.c
 	if err := c.checkInvariants(); err != nil {
 		return err
+	}
+	// SND.UNA and RCV.NXT never move backwards.
+	if c.state != SynSent && c.state != Closed {
+		if d.prevConn == c && (c.sndUna.LessThan(d.prevUna) || c.rcvNxt.LessThan(d.prevNext)) {
+			return fmt.Errorf("went backwards: SND.UNA %d -> %d, RCV.NXT %d -> %d", d.prevUna, c.sndUna, d.prevNext, c.rcvNxt)
+		}
+		d.prevConn, d.prevUna, d.prevNext = c, c.sndUna, c.rcvNxt
 	}
 	// Liveness: once the output is drained, anything still to send or
 	// to be acknowledged has a timer that will act on it, so no
