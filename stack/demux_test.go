@@ -158,6 +158,22 @@ func TestTCPToBroadcast(t *testing.T) {
 	expectDrop(t, n, a, r.TCPFrame(wire.BroadcastMAC, ap(ipRaw, 1000), ap(ipA, 80), syn), map[string]int64{"Net.InAddrErrors": 1})
 }
 
+// TestConnectToBroadcast: RFC 9293 MUST-46 (RFC 1122 §4.2.3.10): an
+// active open to a broadcast or multicast address, or to 0.0.0.0, is
+// refused (ENETUNREACH, as Linux's connect) and sends nothing.
+func TestConnectToBroadcast(t *testing.T) {
+	n, a, _ := pair(t, stack.Config{}, stack.Config{})
+	for _, dst := range []string{"10.0.0.255", "255.255.255.255", "224.0.0.1", "239.1.2.3", "0.0.0.0"} {
+		c, err := a.Stack.Connect(n.Now, netip.AddrPort{}, ap(netip.MustParseAddr(dst), 80))
+		if !errors.Is(err, syscall.ENETUNREACH) || c != nil {
+			t.Errorf("Connect to %s: %v, %v; want ENETUNREACH", dst, c, err)
+		}
+	}
+	if st := a.Stack.Stats(); st.TCP.ActiveOpens != 0 || st.TCP.OutSegs != 0 {
+		t.Errorf("after refused connects: ActiveOpens %d, OutSegs %d", st.TCP.ActiveOpens, st.TCP.OutSegs)
+	}
+}
+
 // twoAddrs returns a segment where B has 10.0.0.2 and 10.0.0.3.
 func twoAddrs(t *testing.T) (*stacktest.Net, *stacktest.Node, *stacktest.Node, netip.Addr) {
 	n, a, b := pair(t, stack.Config{}, stack.Config{})

@@ -107,10 +107,10 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, ErrInvalid
 	}
-	// TCP is unicast (RFC 1122 §4.2.3.10): like Linux's tcp_v4_connect,
-	// refuse a broadcast or multicast destination with ENETUNREACH
-	// rather than send a SYN to every host of the link.
-	if a := raddr.Addr(); a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
+	if a := raddr.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
+		// RFC 9293 MUST-46 (RFC 1122 §4.2.3.10): an OPEN to a broadcast
+		// or multicast address is rejected; ENETUNREACH as in Linux
+		// (ip_route_connect refuses RTCF_BROADCAST|RTCF_MULTICAST).
 		return nil, ErrNetUnreachable
 	}
 	n, nextHop, src, err := s.route(raddr.Addr())
