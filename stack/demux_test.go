@@ -666,3 +666,37 @@ func TestTimeWaitOldSYN(t *testing.T) {
 		t.Errorf("connections left: %+v", a.Stack.Conns())
 	}
 }
+
+// TestHalfOpenExpires: a half-open connection whose SYN-ACK is never
+// answered is retransmitted SynAckRetries times (RFC 9293 §3.8.1, Linux
+// tcp_synack_retries 5: 1+2+4+8+16 s, then 32 s more) and then forgotten,
+// freeing its place in the SYN queue.
+func TestHalfOpenExpires(t *testing.T) {
+	n, a, r := withRaw(t, stack.Config{SynBacklog: 1})
+	if _, err := a.Stack.Listen(ap(ipA, 80), 0); err != nil {
+		t.Fatal(err)
+	}
+	rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 1, Flags: wire.TCPFlagSYN, Window: 1000})
+	if q := a.Stack.Listeners()[0].SynQueue; q != 1 {
+		t.Fatalf("SYN queue %d, want 1", q)
+	}
+	n.RunUntil(2*time.Minute, func() bool { return len(a.Stack.Conns()) == 0 })
+	if got := n.Now.Sub(0); got < 63*time.Second || got > 64*time.Second {
+		t.Errorf("forgotten after %v, want 63 s", got)
+	}
+	synacks := 0
+	for _, f := range r.Take() {
+		if decodeOne(t, f).IsTCP(wire.TCPFlagSYN | wire.TCPFlagACK) {
+			synacks++
+		}
+	}
+	if synacks != 5 {
+		t.Errorf("%d SYN-ACK retransmissions, want 5", synacks)
+	}
+	if q := a.Stack.Listeners()[0].SynQueue; q != 0 {
+		t.Errorf("SYN queue %d after the half-open connection expired", q)
+	}
+	if out := rawTCP(t, n, a, r, 1001, 80, wire.TCPFields{Seq: 1, Flags: wire.TCPFlagSYN, Window: 1000}); len(out) != 1 {
+		t.Errorf("a new SYN: %v, want a SYN-ACK", out)
+	}
+}
