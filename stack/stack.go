@@ -3,9 +3,11 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"syscall"
 	"time"
 
@@ -562,12 +564,33 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 // neighborFailed fails the connects waiting on an unresolvable next hop
 // with EHOSTUNREACH, as Linux does when ARP gives up.
 func (s *Stack) neighborFailed(now clock.Instant, id NICID, ip netip.Addr) {
+	for _, c := range s.sortedConns(func(c *TCPConn) bool {
+		return c.nic != nil && c.nic.id == id && c.nextHop == ip && c.conn.State() == tcp.SynSent
+	}) {
+		c.conn.HandleICMPError(now, tcp.ErrHostUnreachable)
+		s.afterConn(c)
+	}
+}
+
+// sortedConns returns the connections keep selects, ordered by their
+// 4-tuples. What the stack does to several connections at once (their
+// RSTs, their events) must come out in the same order on every run, as a
+// seed replays exactly (DESIGN.md), and Go's map iteration order is
+// random.
+func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
+	var out []*TCPConn
 	for _, c := range s.conns {
-		if c.nic != nil && c.nic.id == id && c.nextHop == ip && c.conn.State() == tcp.SynSent {
-			c.conn.HandleICMPError(now, tcp.ErrHostUnreachable)
-			s.afterConn(c)
+		if keep(c) {
+			out = append(out, c)
 		}
 	}
+	slices.SortFunc(out, func(a, b *TCPConn) int { return a.key.compare(b.key) })
+	return out
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[netip.AddrPort]V) []netip.AddrPort {
+	return slices.SortedFunc(maps.Keys(m), netip.AddrPort.Compare)
 }
 
 // Close aborts every connection (each sends a RST), closes every listener
@@ -577,15 +600,15 @@ func (s *Stack) Close() {
 		return
 	}
 	s.closed = true
-	for _, l := range s.listeners {
-		l.Close()
+	for _, a := range sortedKeys(s.listeners) {
+		s.listeners[a].Close()
 	}
-	for _, c := range s.conns {
+	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
 		c.conn.Abort()
 		s.afterConn(c)
 	}
-	for _, u := range s.udp {
-		u.Close()
+	for _, a := range sortedKeys(s.udp) {
+		s.udp[a].Close()
 	}
 }
 

@@ -14,6 +14,14 @@ type tuple struct {
 	local, remote netip.AddrPort
 }
 
+// compare orders tuples by local, then remote address and port.
+func (t tuple) compare(u tuple) int {
+	if c := t.local.Compare(u.local); c != 0 {
+		return c
+	}
+	return t.remote.Compare(u.remote)
+}
+
 // TCPConn is a TCP connection of a Stack: a tcp.Conn plus the stack's
 // bookkeeping (demultiplexing key, route, timers, events). Its methods are
 // the non-blocking socket calls; the runtime and the simulator both use
@@ -386,11 +394,9 @@ func (l *TCPListener) Close() {
 	if s.listeners[l.addr] == l {
 		delete(s.listeners, l.addr)
 	}
-	for _, c := range s.conns {
-		if c.listener == l {
-			c.conn.Abort()
-			s.afterConn(c)
-		}
+	for _, c := range s.sortedConns(func(c *TCPConn) bool { return c.listener == l }) {
+		c.conn.Abort()
+		s.afterConn(c)
 	}
 	l.acceptQ = nil
 	s.notify(l, tcp.EventClosed|tcp.EventReadable)
@@ -402,19 +408,22 @@ type ConnInfo struct {
 	Info          tcp.Info
 }
 
-// Conns returns every connection the stack holds, TIME-WAIT included.
+// Conns returns every connection the stack holds, TIME-WAIT included,
+// ordered by local then remote address and port.
 func (s *Stack) Conns() []ConnInfo {
 	out := make([]ConnInfo, 0, len(s.conns))
-	for k, c := range s.conns {
-		out = append(out, ConnInfo{Local: k.local, Remote: k.remote, Info: c.conn.Info()})
+	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
+		out = append(out, ConnInfo{Local: c.key.local, Remote: c.key.remote, Info: c.conn.Info()})
 	}
 	return out
 }
 
-// Listeners returns the addresses listened on, with queue lengths.
+// Listeners returns the addresses listened on, with queue lengths,
+// ordered by address and port.
 func (s *Stack) Listeners() []ListenerInfo {
 	out := make([]ListenerInfo, 0, len(s.listeners))
-	for a, l := range s.listeners {
+	for _, a := range sortedKeys(s.listeners) {
+		l := s.listeners[a]
 		out = append(out, ListenerInfo{Addr: a, SynQueue: l.synQueue, AcceptQueue: len(l.acceptQ), Backlog: l.backlog})
 	}
 	return out
