@@ -387,13 +387,13 @@ type endpoint struct {
 	in     *Stream
 	out    *Stream
 
-	hdr      [8]byte
-	hdrN     int
-	echo     []byte // bytes read and not yet echoed
-	wclosed  bool
-	resume   *Timer
-	moved    int64
-	done     bool
+	hdr     [8]byte
+	hdrN    int
+	echo    []byte // bytes read and not yet echoed
+	wclosed bool
+	resume  *Timer
+	moved   int64
+	done    bool
 }
 
 func (a *Apps) startEndpoint(nd *Node, c *stack.TCPConn, f *Flow, client bool) {
@@ -435,9 +435,12 @@ func (e *endpoint) step() {
 	}
 	st := e.c.State()
 	if st == tcp.Closed {
+		if e.paused() {
+			return // a slow reader reads what is left when it resumes
+		}
 		// Read what is left, then report the error.
 		e.read()
-		if !e.done {
+		if !e.done && !e.paused() {
 			err := e.c.Err()
 			if err == nil && !(e.wclosed && e.in != nil && e.in.EOF) {
 				err = errors.New("connection closed before the flow ended")
@@ -449,13 +452,22 @@ func (e *endpoint) step() {
 	if st == tcp.SynSent || st == tcp.SynReceived {
 		return
 	}
-	e.write()
-	if e.done {
-		return
-	}
-	e.read()
-	if e.done {
-		return
+	// Writing may follow reading (a server learns its flow from the
+	// first bytes; an echo server writes what it read) and reading may
+	// follow writing: go on until neither makes progress.
+	for {
+		moved, eof, f := e.moved, e.in != nil && e.in.EOF, e.f
+		e.write()
+		if e.done {
+			return
+		}
+		e.read()
+		if e.done {
+			return
+		}
+		if e.moved == moved && (e.in != nil && e.in.EOF) == eof && e.f == f {
+			break
+		}
 	}
 	if e.b.AbortAfter > 0 && e.moved >= e.b.AbortAfter {
 		e.side.Aborted = true
@@ -525,7 +537,7 @@ func (e *endpoint) closeWrite() {
 
 func (e *endpoint) read() {
 	a := e.a
-	for e.resume == nil || e.resume.idx < 0 {
+	for !e.paused() {
 		k := sizeIn(e.rng, e.b.MaxRead)
 		if e.f != nil && e.f.Config.Echo && !e.client {
 			room := 256<<10 - len(e.echo)
@@ -572,6 +584,9 @@ func (e *endpoint) read() {
 		}
 	}
 }
+
+// paused reports whether a slow reader is pausing.
+func (e *endpoint) paused() bool { return e.resume != nil && e.resume.idx >= 0 }
 
 // consume takes bytes just read: the flow header on a server, then the
 // stream's bytes, checked.

@@ -191,7 +191,7 @@ type Node struct {
 	kind  nodeKind
 	ports []*Port
 
-	fdb  map[wire.MAC]*Port                          // switch: forwarding database
+	fdb  map[wire.MAC]*Port                         // switch: forwarding database
 	recv func(now clock.Instant, p *Port, f []byte) // raw: frame handler
 }
 
@@ -323,12 +323,14 @@ func (nd *Node) AddPort(mac ...wire.MAC) *Port {
 // Send offers frame to the port's link at the current time (raw nodes;
 // also usable on a host's port to inject a frame as if the host sent it).
 // The frame is copied.
-func (p *Port) Send(frame []byte) {
+func (p *Port) Send(frame []byte) { p.send(frame, lineMeta{}) }
+
+func (p *Port) send(frame []byte, carried lineMeta) {
 	if p.out == nil {
 		p.Unattached++
 		return
 	}
-	p.out.offer(frame)
+	p.out.offer(frame, carried)
 }
 
 // Link is a duplex link between two ports. Each direction has its own
@@ -367,6 +369,13 @@ type Dir struct {
 	CorruptSpared uint64
 	// LineFull counts copies dropped because the delay line was full.
 	LineFull uint64
+	// Filter, if set, is asked about every frame offered before the
+	// model is: true drops it (counted in Filtered, reported as a
+	// FrameDropped event with reason impair.DropNone). Tests use it for
+	// exact losses: a partition, a window of lost ACKs.
+	Filter func(now clock.Instant, frame []byte) bool
+	// Filtered counts the frames Filter dropped.
+	Filtered uint64
 }
 
 // lineMeta is what the delay line carries with each frame copy.
@@ -446,24 +455,42 @@ type FrameEvent struct {
 	Frame []byte
 	// Reason is why a FrameDropped copy was dropped.
 	Reason impair.DropReason
+	// Survivors is, for FrameDropped, how many copies of the same offer
+	// are delivered (1 when one of two duplicates was lost): 0 means the
+	// frame is lost.
+	Survivors int
 	// Corrupt says a FrameDelivered copy had a bit flipped.
 	Corrupt bool
 }
 
-// offer sends a frame into the direction at the current time.
-func (d *Dir) offer(frame []byte) {
+// offer sends a frame into the direction at the current time. carried is
+// the damage the frame already took on an earlier hop (a switch forwards
+// a corrupted frame as it got it), so the receiving host's checks know.
+func (d *Dir) offer(frame []byte, carried lineMeta) {
 	n := d.Link.A.Node.net
 	d.Offered++
 	if n.digest != nil {
 		n.hashFrame('o', d, frame)
 	}
+	for _, c := range n.captures {
+		if c.sent {
+			c.write(d, n.now, frame)
+		}
+	}
 	if n.OnFrame != nil {
 		n.OnFrame(&FrameEvent{Kind: FrameOffered, Dir: d, At: n.now, Frame: frame})
+	}
+	if d.Filter != nil && d.Filter(n.now, frame) {
+		d.Filtered++
+		if n.OnFrame != nil {
+			n.OnFrame(&FrameEvent{Kind: FrameDropped, Dir: d, At: n.now, Frame: frame, Reason: impair.DropNone})
+		}
+		return
 	}
 	dec := d.Model.Offer(n.now, len(frame))
 	if dec.Dropped > 0 && n.OnFrame != nil {
 		for range dec.Dropped {
-			n.OnFrame(&FrameEvent{Kind: FrameDropped, Dir: d, At: n.now, Frame: frame, Reason: dec.Reason})
+			n.OnFrame(&FrameEvent{Kind: FrameDropped, Dir: d, At: n.now, Frame: frame, Reason: dec.Reason, Survivors: dec.N})
 		}
 	}
 	for _, c := range dec.Deliver() {
@@ -471,7 +498,11 @@ func (d *Dir) offer(frame []byte) {
 			c.Corrupt = false
 			d.CorruptSpared++
 		}
-		if !d.line.Push(c, frame, lineMeta{corrupt: c.Corrupt, bit: c.Bit}) {
+		meta := carried
+		if c.Corrupt && !meta.corrupt {
+			meta = lineMeta{corrupt: true, bit: c.Bit}
+		}
+		if !d.line.Push(c, frame, meta) {
 			d.LineFull++
 		}
 	}
@@ -498,7 +529,9 @@ func (d *Dir) deliverDue() {
 			n.hashFrame('d', d, frame)
 		}
 		for _, c := range n.captures {
-			c.write(d, n.now, frame)
+			if !c.sent {
+				c.write(d, n.now, frame)
+			}
 		}
 		if n.OnFrame != nil {
 			n.OnFrame(&FrameEvent{Kind: FrameDelivered, Dir: d, At: n.now, Frame: frame, Corrupt: meta.corrupt})
@@ -514,7 +547,7 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 	switch nd.kind {
 	case kindHost:
 		pkt := link.Packet{Buf: frame, N: len(frame)}
-		if !meta.corrupt || !n.CheckCorrupt || meta.bit < 14*8 {
+		if !meta.corrupt || !n.CheckCorrupt || meta.bit < 14*8 || fragmentPayload(frame, meta.bit) {
 			nd.Stack.HandleFrame(n.now, p.NIC, &pkt)
 			return
 		}
@@ -533,13 +566,13 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 		}
 		if out, ok := nd.fdb[dst]; ok && !dst.IsMulticast() {
 			if out != p {
-				out.Send(frame)
+				out.send(frame, meta)
 			}
 			return
 		}
 		for _, q := range nd.ports {
 			if q != p {
-				q.Send(frame)
+				q.send(frame, meta)
 			}
 		}
 	case kindRaw:
@@ -547,6 +580,20 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 			nd.recv(n.now, p, frame)
 		}
 	}
+}
+
+// fragmentPayload reports whether bit lies in the payload of an IPv4
+// fragment: the damage shows only once the datagram is reassembled (a
+// transport checksum error), or never if it is not (a reassembly
+// timeout), not when the fragment arrives.
+func fragmentPayload(frame []byte, bit int) bool {
+	if len(frame) < 14+20 || binary.BigEndian.Uint16(frame[12:]) != uint16(wire.EtherTypeIPv4) {
+		return false
+	}
+	ip := frame[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	frag := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0
+	return frag && bit >= (14+ihl)*8
 }
 
 // dropCount sums the counters of frames a stack dropped as damaged: a
