@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/wire"
 )
 
 // pairNet returns two hosts, a (10.0.0.1) and b (10.0.0.2), on one link
@@ -57,6 +59,62 @@ func TestRegressSACKBlocksOnData(t *testing.T) {
 	for _, l := range n.Links() {
 		if d := l.AB.Model.Counters().DroppedMTU + l.BA.Model.Counters().DroppedMTU; d != 0 {
 			t.Errorf("%d frames larger than the MTU", d)
+		}
+	}
+}
+
+// TestRegressAckSeqAfterRTO: after an RTO, SND.NXT goes back to SND.UNA,
+// but the peer may already hold everything up to SND.MAX. A pure ACK
+// sent with SEQ=SND.NXT then falls below the peer's RCV.NXT, is
+// unacceptable (RFC 9293 §3.10.7.4) and is dropped with the
+// acknowledgment it carries. When both sides went back (each lost the
+// other's ACKs for a while), each ignored the other's ACKs, and dropped
+// the other's retransmissions as old, until the connection timed out.
+// Pure ACKs (and RSTs) now carry SND.MAX, as Linux's tcp_acceptable_seq
+// does.
+func TestRegressAckSeqAfterRTO(t *testing.T) {
+	cfg := stack.Config{}
+	cfg.TCP.NoSACK, cfg.TCP.NoTimestamps = true, true
+	link := impair.Config{Delay: 10 * time.Millisecond}
+	n, a, b, l := pairNet(1, cfg, cfg, link, link)
+	ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(time.Minute, func() bool { return ln.Pending() > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	s := ln.Accept()
+	// Both sides send a window of data at once; every pure ACK is lost
+	// for three seconds, so both time out and go back to SND.UNA while
+	// the peer holds the whole window.
+	pureACK := func(_ clock.Instant, f []byte) bool {
+		_, k, seg, ok := tcpData(f)
+		return ok && k == 0 && seg.Flags() == wire.TCPFlagACK
+	}
+	l.AB.Filter, l.BA.Filter = pureACK, pureACK
+	data := make([]byte, 10*1460)
+	Pattern(1, 0, data)
+	for _, x := range []*stack.TCPConn{c, s} {
+		if k, err := x.Write(data); k != len(data) || err != nil {
+			t.Fatalf("write: %d, %v", k, err)
+		}
+	}
+	if err := n.RunFor(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.AB.Filter, l.BA.Filter = nil, nil
+	acked := func() bool { return c.Info().Unacked == 0 && s.Info().Unacked == 0 }
+	if err := n.Run(time.Minute, acked); err != nil {
+		t.Errorf("data not acknowledged a minute after the ACKs came back: %v (client %+v, server %+v)", err, c.Info(), s.Info())
+	}
+	for _, x := range []*stack.TCPConn{c, s} {
+		if x.Info().TotalRetrans == 0 {
+			t.Errorf("%v: no retransmission; the scenario needs both sides to time out", x.LocalAddr())
 		}
 	}
 }
