@@ -440,6 +440,11 @@ func (e *endpoint) step() {
 		}
 		// Read what is left, then report the error.
 		e.read()
+		if !e.done && e.b.AbortAfter > 0 && e.moved >= e.b.AbortAfter {
+			e.side.Aborted = true
+			e.finish(nil, true)
+			return
+		}
 		if !e.done && !e.paused() {
 			err := e.c.Err()
 			if err == nil && !(e.wclosed && e.in != nil && e.in.EOF) {
