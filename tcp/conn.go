@@ -489,6 +489,15 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.orphan = true
+	if c.state == Closed {
+		// Already CLOSED (after a reset, a timeout, or TIME-WAIT ended
+		// while data stayed readable): nothing goes out, and the unread
+		// data goes with the TCB (RFC 9293 §3.10.4; Linux tcp_close sends
+		// no reset for a socket already in TCP_CLOSE).
+		c.rcv.discard(c.rcv.n, false)
+		c.rcv.q.free()
+		return nil
+	}
 	if c.rcv.n > 0 && !c.rdShut {
 		c.env.Stats.AbortOnClose++
 		c.abort()
