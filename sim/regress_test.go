@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -122,44 +123,52 @@ func TestRegressAckSeqAfterRTO(t *testing.T) {
 
 // TestRegressCloseFreesReceiveBuffer: a connection that reached CLOSED in
 // an orderly way (TIME-WAIT over) keeps its unread data for the
-// application, as Linux does. Closing it then must give the buffer back;
-// before the fix Close took the "unread data: reset" path, counted
-// AbortOnClose, and kept the chunks (RFC 9293 §3.10.4: in CLOSED, close
-// just deletes the TCB).
+// application, as Linux does. Closing or aborting it then must give the
+// buffer back; before the fix Close took the "unread data: reset" path,
+// counted AbortOnClose and kept the chunks, and Abort did nothing at all
+// (RFC 9293 §3.10.4: in CLOSED, close just deletes the TCB).
 func TestRegressCloseFreesReceiveBuffer(t *testing.T) {
-	cfg := stack.Config{}
-	cfg.TCP.TimeWait = time.Second
-	link := impair.Config{Delay: 10 * time.Millisecond}
-	n, a, b, _ := pairNet(1, cfg, cfg, link, link)
-	ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := a.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:80"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Run(time.Minute, func() bool { return ln.Pending() > 0 }); err != nil {
-		t.Fatal(err)
-	}
-	s := ln.Accept()
-	c.CloseWrite()
-	s.Write(make([]byte, 10000))
-	s.Close()
-	if err := n.Run(time.Minute, func() bool { return c.State() == tcp.Closed }); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Info().RcvBuffered; got != 10000 {
-		t.Fatalf("%d bytes readable after TIME-WAIT, want 10000", got)
-	}
-	c.Close()
-	if err := n.RunFor(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if k := c.BufferedChunks(); k != 0 {
-		t.Errorf("%d buffer chunks held after Close", k)
-	}
-	if st := a.Stack.Stats().TCP; st.AbortOnClose != 0 || st.OutRsts != 0 {
-		t.Errorf("Close of a CLOSED connection counted AbortOnClose %d, OutRsts %d", st.AbortOnClose, st.OutRsts)
+	for _, abort := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abort=%v", abort), func(t *testing.T) {
+			cfg := stack.Config{}
+			cfg.TCP.TimeWait = time.Second
+			link := impair.Config{Delay: 10 * time.Millisecond}
+			n, a, b, _ := pairNet(1, cfg, cfg, link, link)
+			ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := a.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:80"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Run(time.Minute, func() bool { return ln.Pending() > 0 }); err != nil {
+				t.Fatal(err)
+			}
+			s := ln.Accept()
+			c.CloseWrite()
+			s.Write(make([]byte, 10000))
+			s.Close()
+			if err := n.Run(time.Minute, func() bool { return c.State() == tcp.Closed }); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Info().RcvBuffered; got != 10000 {
+				t.Fatalf("%d bytes readable after TIME-WAIT, want 10000", got)
+			}
+			if abort {
+				c.Abort()
+			} else {
+				c.Close()
+			}
+			if err := n.RunFor(time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if k := c.BufferedChunks(); k != 0 {
+				t.Errorf("%d buffer chunks held after Close", k)
+			}
+			if st := a.Stack.Stats().TCP; st.AbortOnClose != 0 || st.OutRsts != 0 {
+				t.Errorf("Close of a CLOSED connection counted AbortOnClose %d, OutRsts %d", st.AbortOnClose, st.OutRsts)
+			}
+		})
 	}
 }

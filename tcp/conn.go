@@ -520,6 +520,7 @@ func (c *Conn) Close() error {
 // §3.10.5): a RST goes out and the connection is closed.
 func (c *Conn) Abort() {
 	if c.state == Closed {
+		c.Close() // nothing to reset; free what is unread
 		return
 	}
 	c.orphan = true
