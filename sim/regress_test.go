@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -170,5 +171,80 @@ func TestRegressCloseFreesReceiveBuffer(t *testing.T) {
 				t.Errorf("Close of a CLOSED connection counted AbortOnClose %d, OutRsts %d", st.AbortOnClose, st.OutRsts)
 			}
 		})
+	}
+}
+
+// TestRegressOrphanZeroWindowRetransmits: an orphaned connection (closed
+// by its application) with data in flight learns of a zero window — here
+// from an ACK that a reordering link delivered after a newer one — and
+// the data in flight is lost. The RTO must still resend the first
+// segment, which serves as the zero-window probe (RFC 9293 §3.8.6.1,
+// MUST-36; Linux's tcp_retransmit_skb always sends the segment at
+// SND.UNA, whatever the window). Before the fix only a connection with an
+// owner did; an orphan backed off in silence until it timed out and
+// reset the peer.
+func TestRegressOrphanZeroWindowRetransmits(t *testing.T) {
+	link := impair.Config{Delay: 10 * time.Millisecond}
+	n, a, b, l := pairNet(1, stack.Config{}, stack.Config{}, link, link)
+	var lastACK []byte
+	n.OnFrame = func(ev *FrameEvent) {
+		if _, k, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered && ev.Dir == l.BA && k == 0 && seg.Flags() == wire.TCPFlagACK {
+			lastACK = append(lastACK[:0], ev.Frame...)
+		}
+	}
+	ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:80"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(time.Minute, func() bool { return ln.Pending() > 0 }); err != nil {
+		t.Fatal(err)
+	}
+	s := ln.Accept()
+	data := make([]byte, 20100)
+	Pattern(7, 0, data)
+	var got []byte
+	buf := make([]byte, 64<<10)
+	n.OnStep = func() {
+		for {
+			k, _ := s.Read(buf)
+			if k == 0 {
+				return
+			}
+			got = append(got, buf[:k]...)
+		}
+	}
+	c.Write(data[:100])
+	if err := n.RunFor(time.Second); err != nil || lastACK == nil {
+		t.Fatalf("no pure ACK from the server: %v", err)
+	}
+	// The rest is written and the connection closed; every data segment
+	// is lost, then the old ACK arrives again, with a zero window.
+	l.AB.Filter = func(_ clock.Instant, f []byte) bool { _, k, _, _ := tcpData(f); return k > 0 }
+	c.Write(data[100:])
+	c.Close()
+	if err := n.RunFor(time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	seg := wire.TCP(lastACK[14+20:])
+	seg.SetWindow(0)
+	seg.SetChecksum(0)
+	seg.SetChecksum(wire.TCPChecksum(seg, netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1")))
+	b.Port(0).Send(lastACK)
+	if err := n.RunFor(20 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Info().SndWnd; w != 0 {
+		t.Fatalf("send window %d after the zero-window ACK, want 0", w)
+	}
+	l.AB.Filter = nil
+	if err := n.Run(5*time.Minute, func() bool { return len(got) == len(data) }); err != nil {
+		t.Fatalf("%d of %d bytes arrived: %v (sender %+v)", len(got), len(data), err, c.Info())
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data differs")
 	}
 }
