@@ -248,3 +248,48 @@ func TestRegressOrphanZeroWindowRetransmits(t *testing.T) {
 		t.Fatal("data differs")
 	}
 }
+
+// TestDeterministicListenerClose: closing a listener resets the
+// connections waiting in its queues, and closing a stack resets every
+// connection; the RSTs must leave in the same order in every run (the
+// stack keeps its connections in a map).
+func TestDeterministicListenerClose(t *testing.T) {
+	run := func() [32]byte {
+		n, a, b, _ := pairNet(5, stack.Config{}, stack.Config{}, impair.Config{Delay: time.Millisecond}, impair.Config{Delay: time.Millisecond})
+		n.EnableDigest()
+		ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if _, err := a.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:80")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := n.Run(time.Minute, func() bool { return ln.Pending() == 20 }); err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		if err := n.RunFor(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if _, err := b.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.1:9")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.RunFor(time.Millisecond)
+		a.Stack.Close()
+		b.Stack.Close()
+		if err := n.RunQuiet(time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		return n.Digest()
+	}
+	first := run()
+	for i := range 5 {
+		if d := run(); d != first {
+			t.Fatalf("run %d differs from the first", i+2)
+		}
+	}
+}
