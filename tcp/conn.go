@@ -636,6 +636,10 @@ type Info struct {
 	BytesReceived        uint64
 	SegsIn, SegsOut      uint64
 	InRecovery           bool
+	// SndUna, SndMax and RcvNxt are SND.UNA, the highest sequence number
+	// sent plus one, and RCV.NXT (RFC 9293 §3.3.1): for ss-like tables
+	// and for tests that need to know what the connection would accept.
+	SndUna, SndMax, RcvNxt wire.Seq
 }
 
 // Info returns a snapshot of the connection's state.
@@ -666,6 +670,9 @@ func (c *Conn) Info() Info {
 		SegsIn:        c.segsIn,
 		SegsOut:       c.segsOut,
 		InRecovery:    c.inRecovery,
+		SndUna:        c.sndUna,
+		SndMax:        c.sndMax,
+		RcvNxt:        c.rcvNxt,
 	}
 	if c.wsOK {
 		i.SndWScale, i.RcvWScale = int8(c.sndWScale), int8(c.rcvWScale)
