@@ -12,6 +12,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/stack/stacktest"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -120,6 +121,7 @@ func checkCounters(t *testing.T, n *Network) {
 		var rx, tx, corrupt uint64
 		for _, p := range nd.Ports() {
 			tx += p.Unattached
+			rx += p.Injected
 			if p.Link() != nil {
 				rx += p.in.Delivered
 				tx += p.out.Offered
@@ -185,4 +187,16 @@ func logStats(t *testing.T, n *Network) {
 	}
 }
 
-var _ = stack.Config{}
+// end is one end of a connection the attacker aims at.
+type end struct {
+	node *Node
+	c    *stack.TCPConn
+}
+
+// spoof returns a frame from the peer of e's connection (as if), to e.
+func spoof(e end, f wire.TCPFields) []byte {
+	from, to := e.c.RemoteAddr(), e.c.LocalAddr()
+	p := e.node.Port(0)
+	return stacktest.Ether(p.MAC, MAC(99, 1), 0, wire.EtherTypeIPv4,
+		stacktest.IP(stacktest.IPHeader(from.Addr(), to.Addr(), wire.ProtoTCP), stacktest.TCPSeg(from, to, f)))
+}

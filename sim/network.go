@@ -213,6 +213,8 @@ type Port struct {
 	in   *Dir // the direction arriving at the port
 	// Unattached counts frames sent on the port while it had no link.
 	Unattached uint64
+	// Injected counts frames handed to the port with Inject.
+	Injected uint64
 }
 
 // Link returns the link the port is attached to, or nil.
@@ -331,6 +333,23 @@ func (p *Port) send(frame []byte, carried lineMeta) {
 		return
 	}
 	p.out.offer(frame, carried)
+}
+
+// Inject hands frame to the port's node now, as if its link had just
+// delivered it: an attacker one hop away and no delay, so a test knows the
+// state of the stack that processes it. Captures of delivered frames
+// record it (if the port is linked). The frame is not kept.
+func (p *Port) Inject(frame []byte) {
+	n := p.Node.net
+	p.Injected++
+	if p.in != nil {
+		for _, c := range n.captures {
+			if !c.sent {
+				c.write(p.in, n.now, frame)
+			}
+		}
+	}
+	p.receive(frame, lineMeta{})
 }
 
 // Link is a duplex link between two ports. Each direction has its own

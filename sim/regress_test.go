@@ -293,3 +293,89 @@ func TestDeterministicListenerClose(t *testing.T) {
 		}
 	}
 }
+
+// TestRegressBogusSACK: a forged ACK claims, with a SACK block, data the
+// receiver never got (the link lost it). RFC 2018 §8 and RFC 6675 §5.1:
+// SACK information is advisory; a sender that keeps it across a
+// retransmission timeout needs a test for reneging, or it never resends
+// what the receiver lacks. Two cases: a block starting at the cumulative
+// ACK (which a receiver never sends: it is not above the ACK, RFC 2018
+// §4) must be ignored; a block above it is found out when the cumulative
+// ACK reaches its start (the receiver "reneged", as Linux's
+// tcp_check_sack_reneging sees it) and the scoreboard is dropped. Before
+// the fix the sender skipped the claimed data after every timeout until
+// Retries2 ended the connection.
+func TestRegressBogusSACK(t *testing.T) {
+	for _, atACK := range []bool{true, false} {
+		t.Run(fmt.Sprintf("atACK=%v", atACK), func(t *testing.T) {
+			link := impair.Config{Delay: 5 * time.Millisecond}
+			n, a, b, l := pairNet(11, stack.Config{}, stack.Config{}, link, link)
+			ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := a.Stack.Connect(n.Now(), netip.AddrPort{}, netip.MustParseAddrPort("10.0.0.2:80"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Run(time.Minute, func() bool { return ln.Pending() > 0 }); err != nil {
+				t.Fatal(err)
+			}
+			s := ln.Accept()
+			data := make([]byte, 100_000)
+			Pattern(3, 0, data)
+			var got []byte
+			buf := make([]byte, 64<<10)
+			n.OnStep = func() {
+				for {
+					k, _ := c.Read(buf)
+					if k == 0 {
+						return
+					}
+					got = append(got, buf[:k]...)
+				}
+			}
+			s.Write(data[:10_000])
+			if err := n.RunFor(time.Second); err != nil {
+				t.Fatal(err)
+			}
+			// The first transmission of the next three segments is lost,
+			// and a forged ACK claims them (or the last two) received.
+			const mss = 1448
+			x := s.Info().SndMax
+			dropped := map[wire.Seq]bool{}
+			l.BA.Filter = func(_ clock.Instant, fr []byte) bool {
+				_, k, seg, ok := tcpData(fr)
+				if !ok || k == 0 || !seg.Seq().InRange(x, x+3*mss) || dropped[seg.Seq()] {
+					return false
+				}
+				dropped[seg.Seq()] = true
+				return true
+			}
+			s.Write(data[10_000:])
+			if err := n.RunFor(time.Microsecond); err != nil {
+				t.Fatal(err)
+			}
+			if len(dropped) != 3 {
+				t.Fatalf("%d segments lost, want 3", len(dropped))
+			}
+			start := x
+			if !atACK {
+				start = x + mss
+			}
+			seg := wire.TCPFields{Seq: c.Info().SndMax, Ack: x, Flags: wire.TCPFlagACK, Window: 65535}
+			seg.Options.NumSACK = 1
+			seg.Options.SACK[0] = wire.SACKBlock{Start: start, End: x + 3*mss}
+			b.Port(0).Inject(spoof(end{b, s}, seg))
+			if err := n.Run(10*time.Minute, func() bool { return len(got) == len(data) }); err != nil {
+				t.Fatalf("%d of %d bytes arrived: %v (sender %+v)", len(got), len(data), err, s.Info())
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("data differs")
+			}
+			if d := n.Time(); d > 5*time.Second {
+				t.Errorf("transfer took until %v", d)
+			}
+		})
+	}
+}
