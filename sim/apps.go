@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,18 +21,22 @@ import (
 // pseudo-random function of id and the offset. A reader checks what it
 // reads against Pattern, byte for byte, in order.
 func Pattern(id uint64, off int64, p []byte) {
-	for i := 0; i < len(p); {
+	i := 0
+	for ; i < len(p) && off+int64(i) < 8; i++ {
+		p[i] = byte(id >> (56 - 8*(off+int64(i))))
+	}
+	word := func(o int64) uint64 { return splitmix(id*0x9e3779b97f4a7c15 ^ uint64(o/8)) }
+	// Up to the next multiple of 8, then whole words, then the tail.
+	for ; i < len(p) && (off+int64(i))%8 != 0; i++ {
 		o := off + int64(i)
-		if o < 8 {
-			p[i] = byte(id >> (56 - 8*o))
-			i++
-			continue
-		}
-		w := splitmix(id*0x9e3779b97f4a7c15 ^ uint64(o/8))
-		for k := o % 8; k < 8 && i < len(p); k++ {
-			p[i] = byte(w >> (8 * k))
-			i++
-		}
+		p[i] = byte(word(o) >> (8 * (o % 8)))
+	}
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], word(off+int64(i)))
+	}
+	for ; i < len(p); i++ {
+		o := off + int64(i)
+		p[i] = byte(word(o) >> (8 * (o % 8)))
 	}
 }
 
@@ -68,7 +73,7 @@ func (s *Stream) check(p, scratch []byte) {
 	for len(p) > 0 {
 		k := min(len(p), len(scratch))
 		Pattern(s.ID, s.Read, scratch[:k])
-		if s.Mismatch < 0 {
+		if s.Mismatch < 0 && !bytes.Equal(p[:k], scratch[:k]) {
 			for i := 0; i < k; i++ {
 				if p[i] != scratch[i] {
 					s.Mismatch = s.Read + int64(i)
@@ -720,11 +725,8 @@ func (a *Apps) udpReceived(p []byte) {
 	u.seen[seq] = true
 	want := a.scratch[:len(p)-udpHeader]
 	Pattern(id^uint64(seq)<<32, udpHeader, want)
-	for i, b := range p[udpHeader:] {
-		if b != want[i] {
-			u.Bad++
-			return
-		}
+	if !bytes.Equal(p[udpHeader:], want) {
+		u.Bad++
 	}
 }
 

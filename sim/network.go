@@ -53,10 +53,11 @@ type Network struct {
 	timers   timerHeap
 	timerSeq uint64
 
-	tx     link.Packet // the PollTransmit buffer, shared by every stack
-	rx     []byte      // the delivery buffer
-	steps  int
-	digest hash.Hash
+	tx      link.Packet // the PollTransmit buffer, shared by every stack
+	rx      []byte      // the delivery buffer
+	steps   int
+	origins uint64 // frames offered, to number them (lineMeta.origin)
+	digest  hash.Hash
 
 	// MaxSteps bounds the steps of one Run call; 0 means no bound.
 	MaxSteps int
@@ -383,6 +384,10 @@ type Dir struct {
 	Delivered uint64
 	// CorruptDelivered counts delivered copies with a flipped bit.
 	CorruptDelivered uint64
+	// Late counts delivered copies that a frame sent after them (by any
+	// node, on any path) overtook, and second copies of duplicates.
+	Late      uint64
+	maxOrigin uint64
 	// CorruptSpared counts copies the model chose to corrupt but that
 	// were ARP frames, left intact (see Network.Link).
 	CorruptSpared uint64
@@ -401,6 +406,9 @@ type Dir struct {
 type lineMeta struct {
 	corrupt bool
 	bit     int
+	// origin numbers the frame when a node first sent it (a switch
+	// forwards it with its number), to tell copies that arrive late.
+	origin uint64
 }
 
 // String names the direction "from->to".
@@ -478,8 +486,10 @@ type FrameEvent struct {
 	// are delivered (1 when one of two duplicates was lost): 0 means the
 	// frame is lost.
 	Survivors int
-	// Corrupt says a FrameDelivered copy had a bit flipped.
+	// Corrupt says a FrameDelivered copy had a bit flipped: bit Bit,
+	// counted from the start of the frame.
 	Corrupt bool
+	Bit     int
 }
 
 // offer sends a frame into the direction at the current time. carried is
@@ -506,6 +516,8 @@ func (d *Dir) offer(frame []byte, carried lineMeta) {
 		}
 		return
 	}
+	n.origins++
+	origin := n.origins
 	dec := d.Model.Offer(n.now, len(frame))
 	if dec.Dropped > 0 && n.OnFrame != nil {
 		for range dec.Dropped {
@@ -518,8 +530,11 @@ func (d *Dir) offer(frame []byte, carried lineMeta) {
 			d.CorruptSpared++
 		}
 		meta := carried
+		if meta.origin == 0 {
+			meta.origin = origin
+		}
 		if c.Corrupt && !meta.corrupt {
-			meta = lineMeta{corrupt: true, bit: c.Bit}
+			meta.corrupt, meta.bit = true, c.Bit
 		}
 		if !d.line.Push(c, frame, meta) {
 			d.LineFull++
@@ -544,6 +559,11 @@ func (d *Dir) deliverDue() {
 		if meta.corrupt {
 			d.CorruptDelivered++
 		}
+		if meta.origin <= d.maxOrigin {
+			d.Late++
+		} else {
+			d.maxOrigin = meta.origin
+		}
 		if n.digest != nil {
 			n.hashFrame('d', d, frame)
 		}
@@ -553,7 +573,7 @@ func (d *Dir) deliverDue() {
 			}
 		}
 		if n.OnFrame != nil {
-			n.OnFrame(&FrameEvent{Kind: FrameDelivered, Dir: d, At: n.now, Frame: frame, Corrupt: meta.corrupt})
+			n.OnFrame(&FrameEvent{Kind: FrameDelivered, Dir: d, At: n.now, Frame: frame, Corrupt: meta.corrupt, Bit: meta.bit})
 		}
 		d.To.receive(frame, meta)
 	}
