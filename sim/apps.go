@@ -139,7 +139,9 @@ type Side struct {
 // Flow is one TCP connection made by the applications, from Dial to the
 // end of both sides.
 type Flow struct {
-	ID     uint64
+	// ID names the flow; the client's stream starts with it.
+	ID uint64
+	// Config is what the flow was asked to do.
 	Config FlowConfig
 	// Client and Server are the nodes at either end.
 	Client, Server *Node
@@ -659,7 +661,9 @@ func (e *endpoint) finish(err error, abort bool) {
 // UDPFlow is a stream of datagrams from a sender to a sink, each
 // carrying its flow, its number and a pattern the sink checks.
 type UDPFlow struct {
-	ID       uint64
+	// ID names the flow; every datagram starts with it.
+	ID uint64
+	// From and To are the sender and the sink.
 	From, To *Node
 	// Sent counts datagrams sent; Received those the sink read, intact
 	// or not; Bad those whose contents differ from what was sent.

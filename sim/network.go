@@ -475,9 +475,12 @@ const (
 
 // FrameEvent describes a frame on a link for Network.OnFrame.
 type FrameEvent struct {
+	// Kind says what happened.
 	Kind FrameKind
-	Dir  *Dir
-	At   clock.Instant
+	// Dir is the link direction it happened on.
+	Dir *Dir
+	// At is when.
+	At clock.Instant
 	// Frame is the frame; valid only during the call.
 	Frame []byte
 	// Reason is why a FrameDropped copy was dropped.
