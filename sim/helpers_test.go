@@ -22,6 +22,7 @@ import (
 var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed (replays a failure)")
 	flagSeeds = flag.Int("sim.seeds", 2000, "number of seeds the seeded tests run")
+	flagFrom  = flag.Uint64("sim.from", 1, "first seed the seeded tests run")
 	flagPcap  = flag.String("sim.pcap", "", "with -sim.seed: write every frame of the run to this pcap file")
 	flagV     = flag.Bool("sim.v", false, "log each run's scenario, flows and counters")
 )
@@ -32,8 +33,9 @@ func replayCmd(test string, seed uint64) string {
 	return fmt.Sprintf("go test ./sim -run '^%s$' -sim.seed=%d -sim.pcap=/tmp/seed%d.pcap -sim.v", test, seed, seed)
 }
 
-// forSeeds runs f for seeds 1…-sim.seeds as parallel subtests, or for
-// -sim.seed alone. A failure or panic prints the replay command.
+// forSeeds runs f for seeds -sim.from… (-sim.seeds of them) as parallel
+// subtests, or for -sim.seed alone. A failure or panic prints the replay
+// command.
 func forSeeds(t *testing.T, seeds int, f func(t *testing.T, seed uint64)) {
 	test := t.Name()
 	one := func(t *testing.T, seed uint64) {
@@ -51,8 +53,8 @@ func forSeeds(t *testing.T, seeds int, f func(t *testing.T, seed uint64)) {
 		one(t, *flagSeed)
 		return
 	}
-	for i := 1; i <= seeds; i++ {
-		seed := uint64(i)
+	for i := range uint64(seeds) {
+		seed := *flagFrom + i
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
 			one(t, seed)

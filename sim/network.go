@@ -389,7 +389,8 @@ type Dir struct {
 	Late      uint64
 	maxOrigin uint64
 	// CorruptSpared counts copies the model chose to corrupt but that
-	// were ARP frames, left intact (see Network.Link).
+	// were ARP frames, or already corrupted on an earlier hop, left as
+	// they were (see Network.Link).
 	CorruptSpared uint64
 	// LineFull counts copies dropped because the delay line was full.
 	LineFull uint64
@@ -423,7 +424,10 @@ func (d *Dir) String() string { return d.From.String() + "->" + d.To.String() }
 // that escaped the Ethernet FCS, and ARP, which has no checksum of its
 // own, would turn it into a wrong neighbour entry that no TCP property
 // can be checked against. ARP copies the model chose to corrupt are
-// delivered intact and counted in Dir.CorruptSpared.
+// delivered intact and counted in Dir.CorruptSpared. A frame is flipped
+// at most once on its way: the Internet checksum catches every single-bit
+// error but not every pair (RFC 1071: two flips of one bit position in
+// opposite directions cancel), so a second flip on a later hop is spared.
 func (n *Network) Link(p, q *Port, ab, ba impair.Config) *Link {
 	if p.link != nil || q.link != nil {
 		panic("sim: port already linked")
@@ -528,7 +532,7 @@ func (d *Dir) offer(frame []byte, carried lineMeta) {
 		}
 	}
 	for _, c := range dec.Deliver() {
-		if c.Corrupt && isARP(frame) {
+		if c.Corrupt && (isARP(frame) || carried.corrupt) {
 			c.Corrupt = false
 			d.CorruptSpared++
 		}
