@@ -52,6 +52,11 @@ type Config struct {
 	// CtlQueueLen bounds the frames the stack queues on its own (ARP and
 	// ICMP replies, RSTs, UDP datagrams) until the owner polls them.
 	CtlQueueLen int
+	// InitialSeq, if not nil, replaces the RFC 6528 generator: it returns
+	// the initial send sequence number and the timestamp offset of each
+	// new connection. It is for tests of sequence-number and timestamp
+	// wrap-around (ISS and TSval near 2³²); leave it nil otherwise.
+	InitialSeq func(local, remote netip.AddrPort) (iss wire.Seq, tsOffset uint32)
 }
 
 func (c *Config) setDefaults() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
 )
 
 // tuple identifies a TCP connection: local and remote address and port.
@@ -143,13 +144,23 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 		return nil, ErrAddrInUse
 	}
 	c := s.newConn(key, n, nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: s.isn.ISN(now, key.local, raddr), TSOffset: s.isn.TSOffset(key.local, raddr), MTU: n.cfg.MTU}
+	iss, tsOff := s.initialSeq(now, key.local, raddr)
+	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}
 	s.conns[key] = c
 	s.afterConn(c)
 	return c, nil
+}
+
+// initialSeq returns a new connection's ISS (RFC 6528) and timestamp
+// offset, or what Config.InitialSeq says.
+func (s *Stack) initialSeq(now clock.Instant, local, remote netip.AddrPort) (wire.Seq, uint32) {
+	if s.cfg.InitialSeq != nil {
+		return s.cfg.InitialSeq(local, remote)
+	}
+	return s.isn.ISN(now, local, remote), s.isn.TSOffset(local, remote)
 }
 
 // ephemeralTCP picks a local port for a connection from src to dst with
