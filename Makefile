@@ -7,7 +7,9 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 FUZZTIME ?= 30s
 
-.PHONY: test tools fmt vet race fuzz demo bench
+SEEDS ?= 100000
+
+.PHONY: test tools fmt vet race fuzz sim demo bench
 
 ## test: everything CI runs — tools, gofmt, vet, all tests with the race
 ## detector (fuzz seed corpora included), the interop suite when root.
@@ -36,6 +38,10 @@ race:
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m).
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+## sim: sweep SEEDS simulator seeds (make sim SEEDS=1000000).
+sim:
+	$(GO) test -count=1 -timeout 0 ./sim -run '^TestProperties$$' -sim.seeds=$(SEEDS)
 
 demo:
 	$(GO) run ./cmd/ustack demo

@@ -27,11 +27,40 @@ func benchConn(b *testing.B) (client, server net.Conn) {
 	return c, s
 }
 
+// kernelConn returns a connected pair of kernel TCP sockets over loopback:
+// the same benchmarks run on them give the kernel's figures in the same
+// run, for comparison.
+func kernelConn(b *testing.B) (client, server net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Skipf("no kernel loopback TCP: %v", err)
+	}
+	defer ln.Close()
+	accepted := acceptOne(b, ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := <-accepted
+	b.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
+}
+
 // BenchmarkBulk measures one TCP stream between two stacks in one process
 // (go test -bench Bulk -benchmem): throughput, and allocations per 64 KiB
 // written, which must stay near zero (nothing per packet).
 func BenchmarkBulk(b *testing.B) {
 	c, s := benchConn(b)
+	bulk(b, c, s)
+}
+
+// BenchmarkKernelBulk is BenchmarkBulk over the kernel's loopback.
+func BenchmarkKernelBulk(b *testing.B) {
+	c, s := kernelConn(b)
+	bulk(b, c, s)
+}
+
+func bulk(b *testing.B, c, s net.Conn) {
 	done := make(chan int64)
 	go func() {
 		k, _ := io.Copy(io.Discard, s)
@@ -46,7 +75,7 @@ func BenchmarkBulk(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	c.(*TCPConn).CloseWrite()
+	c.(interface{ CloseWrite() error }).CloseWrite()
 	if k := <-done; k != int64(b.N)*int64(len(buf)) {
 		b.Fatalf("received %d bytes, want %d", k, b.N*len(buf))
 	}
@@ -57,6 +86,17 @@ func BenchmarkBulk(b *testing.B) {
 // runtime, stack, pipe and back).
 func BenchmarkRoundTrip(b *testing.B) {
 	c, s := benchConn(b)
+	roundTrip(b, c, s)
+}
+
+// BenchmarkKernelRoundTrip is BenchmarkRoundTrip over the kernel's
+// loopback.
+func BenchmarkKernelRoundTrip(b *testing.B) {
+	c, s := kernelConn(b)
+	roundTrip(b, c, s)
+}
+
+func roundTrip(b *testing.B, c, s net.Conn) {
 	go func() {
 		buf := make([]byte, 1)
 		for {

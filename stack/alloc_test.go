@@ -160,8 +160,8 @@ func BenchmarkBulk(b *testing.B) {
 }
 
 // TestZeroAllocsUDP: a UDP exchange (WriteTo, PollTransmit, HandleFrame,
-// ReadFrom) and a ping (echo request in, reply out) allocate nothing once
-// warm.
+// ReadFrom), a datagram that travels in fragments (RFC 791 §3.2) and a
+// ping (echo request in, reply out) allocate nothing once warm.
 func TestZeroAllocsUDP(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items")
@@ -170,14 +170,17 @@ func TestZeroAllocsUDP(t *testing.T) {
 	ua, ub := udpPair(t, a, b)
 	pkt := link.Packet{Buf: make([]byte, a.Stack.MaxFrameLen())}
 	data := payload(1, 1000)
-	buf := make([]byte, 2000)
+	big := payload(2, 4000)
+	buf := make([]byte, 5000)
 	now := n.Now
 	echo := stacktest.New(t).AddRaw("R", stacktest.MAC(9), ipRaw).ICMPFrame(a.MAC, ipB, ipA, wire.ICMPv4Fields{Type: wire.ICMPv4EchoRequest, ID: 1, Payload: data})
 	in := link.Packet{Buf: make([]byte, len(echo))}
 	round := func() {
 		now += 1000
-		if _, err := ua.WriteTo(now, data, ap(ipB, 7)); err != nil {
-			panic(err)
+		for _, d := range [][]byte{data, big} {
+			if _, err := ua.WriteTo(now, d, ap(ipB, 7)); err != nil {
+				panic(err)
+			}
 		}
 		for {
 			if _, ok := a.Stack.PollTransmit(now, &pkt); !ok {
@@ -185,8 +188,10 @@ func TestZeroAllocsUDP(t *testing.T) {
 			}
 			b.Stack.HandleFrame(now, b.NIC, &pkt)
 		}
-		if k, _, err := ub.ReadFrom(buf); err != nil || k != len(data) {
-			panic(err)
+		for _, d := range [][]byte{data, big} {
+			if k, _, err := ub.ReadFrom(buf); err != nil || k != len(d) {
+				panic(err)
+			}
 		}
 		in.N = copy(in.Buf, echo)
 		a.Stack.HandleFrame(now, a.NIC, &in)
@@ -208,5 +213,56 @@ func TestZeroAllocsUDP(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
 		t.Errorf("%.2f allocations per datagram and ping", allocs)
+	}
+}
+
+// TestZeroAllocsLoopback: a bulk transfer over a connection to the
+// stack's own address (Write, PollTransmit, Read) allocates nothing once
+// warm either.
+func TestZeroAllocsLoopback(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	n, a, _ := knownPair(t, stack.Config{})
+	c, s, _ := connect(t, n, a, a, 80)
+	transfer(t, n, c, s, payload(1, 1<<20), time.Minute)
+	pkt := link.Packet{Buf: make([]byte, a.Stack.MaxFrameLen())}
+	data := payload(2, 64<<10)
+	buf := make([]byte, 64<<10)
+	now := n.Now
+	recvd := 0
+	round := func() {
+		now = now.Add(50 * time.Microsecond)
+		if a.Stack.NextDeadline() <= now {
+			a.Stack.HandleTimeout(now)
+		}
+		c.Write(data)
+		for {
+			if _, ok := a.Stack.PollTransmit(now, &pkt); !ok {
+				break
+			}
+		}
+		for {
+			k, _ := s.Read(buf)
+			recvd += k
+			if k == 0 {
+				break
+			}
+		}
+		for {
+			if _, _, ok := a.Stack.PollEvent(); !ok {
+				break
+			}
+		}
+	}
+	for range 500 {
+		round()
+	}
+	recvd = 0
+	if allocs := testing.AllocsPerRun(200, round); allocs != 0 {
+		t.Errorf("%.2f allocations per round", allocs)
+	}
+	if recvd < 200*64<<10/2 {
+		t.Errorf("only %d bytes through loopback", recvd)
 	}
 }

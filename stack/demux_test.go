@@ -158,6 +158,22 @@ func TestTCPToBroadcast(t *testing.T) {
 	expectDrop(t, n, a, r.TCPFrame(wire.BroadcastMAC, ap(ipRaw, 1000), ap(ipA, 80), syn), map[string]int64{"Net.InAddrErrors": 1})
 }
 
+// TestConnectToBroadcast: RFC 9293 MUST-46 (RFC 1122 §4.2.3.10): an
+// active open to a broadcast or multicast address, or to 0.0.0.0, is
+// refused (ENETUNREACH, as Linux's connect) and sends nothing.
+func TestConnectToBroadcast(t *testing.T) {
+	n, a, _ := pair(t, stack.Config{}, stack.Config{})
+	for _, dst := range []string{"10.0.0.255", "255.255.255.255", "224.0.0.1", "239.1.2.3", "0.0.0.0"} {
+		c, err := a.Stack.Connect(n.Now, netip.AddrPort{}, ap(netip.MustParseAddr(dst), 80))
+		if !errors.Is(err, syscall.ENETUNREACH) || c != nil {
+			t.Errorf("Connect to %s: %v, %v; want ENETUNREACH", dst, c, err)
+		}
+	}
+	if st := a.Stack.Stats(); st.TCP.ActiveOpens != 0 || st.TCP.OutSegs != 0 {
+		t.Errorf("after refused connects: ActiveOpens %d, OutSegs %d", st.TCP.ActiveOpens, st.TCP.OutSegs)
+	}
+}
+
 // twoAddrs returns a segment where B has 10.0.0.2 and 10.0.0.3.
 func twoAddrs(t *testing.T) (*stacktest.Net, *stacktest.Node, *stacktest.Node, netip.Addr) {
 	n, a, b := pair(t, stack.Config{}, stack.Config{})
@@ -582,13 +598,14 @@ func TestSegmentsFitMTU(t *testing.T) {
 // space available), from the first ACK of the handshake on, on both
 // sides, whatever the initial sequence numbers.
 func TestWindowWithinBuffer(t *testing.T) {
-	for seed := range uint64(8) {
+	for seed := range uint64(6) {
 		for _, buf := range []int{16 << 10, 1 << 20} {
 			cfg := stack.Config{Seed: seed + 1, TCP: tcp.Config{RcvBuf: buf}}
 			n, a, b := pair(t, cfg, stack.Config{Seed: seed + 50, TCP: tcp.Config{RcvBuf: buf}})
 			c, s, _ := connect(t, n, a, b, 80)
-			transfer(t, n, c, s, payload(1, 3*buf), time.Minute)
-			transfer(t, n, s, c, payload(2, 3*buf), time.Minute)
+			size := min(3*buf, 256<<10)
+			transfer(t, n, c, s, payload(1, size), time.Minute)
+			transfer(t, n, s, c, payload(2, size), time.Minute)
 			scale := map[*stacktest.Node]uint8{}
 			for _, f := range n.Log {
 				d := f.Decode()
@@ -647,5 +664,39 @@ func TestTimeWaitOldSYN(t *testing.T) {
 	}
 	if len(a.Stack.Conns()) != 0 {
 		t.Errorf("connections left: %+v", a.Stack.Conns())
+	}
+}
+
+// TestHalfOpenExpires: a half-open connection whose SYN-ACK is never
+// answered is retransmitted SynAckRetries times (RFC 9293 §3.8.1, Linux
+// tcp_synack_retries 5: 1+2+4+8+16 s, then 32 s more) and then forgotten,
+// freeing its place in the SYN queue.
+func TestHalfOpenExpires(t *testing.T) {
+	n, a, r := withRaw(t, stack.Config{SynBacklog: 1})
+	if _, err := a.Stack.Listen(ap(ipA, 80), 0); err != nil {
+		t.Fatal(err)
+	}
+	rawTCP(t, n, a, r, 1000, 80, wire.TCPFields{Seq: 1, Flags: wire.TCPFlagSYN, Window: 1000})
+	if q := a.Stack.Listeners()[0].SynQueue; q != 1 {
+		t.Fatalf("SYN queue %d, want 1", q)
+	}
+	n.RunUntil(2*time.Minute, func() bool { return len(a.Stack.Conns()) == 0 })
+	if got := n.Now.Sub(0); got < 63*time.Second || got > 64*time.Second {
+		t.Errorf("forgotten after %v, want 63 s", got)
+	}
+	synacks := 0
+	for _, f := range r.Take() {
+		if decodeOne(t, f).IsTCP(wire.TCPFlagSYN | wire.TCPFlagACK) {
+			synacks++
+		}
+	}
+	if synacks != 5 {
+		t.Errorf("%d SYN-ACK retransmissions, want 5", synacks)
+	}
+	if q := a.Stack.Listeners()[0].SynQueue; q != 0 {
+		t.Errorf("SYN queue %d after the half-open connection expired", q)
+	}
+	if out := rawTCP(t, n, a, r, 1001, 80, wire.TCPFields{Seq: 1, Flags: wire.TCPFlagSYN, Window: 1000}); len(out) != 1 {
+		t.Errorf("a new SYN: %v, want a SYN-ACK", out)
 	}
 }

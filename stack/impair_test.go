@@ -70,6 +70,9 @@ func TestTransferImpaired(t *testing.T) {
 		{impairment{loss: 5, dup: 5, reorder: 20, corrupt: 1, smallBuf: true}, 20},
 		{impairment{loss: 3, reorder: 5, smallBuf: true, slowRead: true}, 10},
 	} {
+		if testing.Short() {
+			tc.seeds = 1
+		}
 		for seed := range uint64(tc.seeds) {
 			t.Run(fmt.Sprintf("%+v/seed%d", tc.im, seed), func(t *testing.T) {
 				impairedRun(t, tc.im, seed)

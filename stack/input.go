@@ -353,11 +353,12 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 		st.ListenDrops++
 		return
 	}
+	newISS, tsOff := s.initialSeq(now, key.local, key.remote)
 	if !reopen {
-		iss = s.isn.ISN(now, key.local, key.remote)
+		iss = newISS
 	}
 	c := s.newConn(key, n, nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: s.isn.TSOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
 	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
 		return
 	}

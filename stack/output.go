@@ -10,17 +10,34 @@ import (
 	"github.com/ustack/ustack/wire"
 )
 
-// getBuf returns a spare frame buffer of at least size bytes.
+// getBuf returns a spare frame buffer of at least size bytes: the
+// smallest one free that is large enough, searching from the most
+// recently freed and stopping at one of the size getBuf would make. (It
+// used to drop the buffers too small for a request, so a mix of large and
+// small packets, such as fragmented datagrams, allocated on every one.)
 func (s *Stack) getBuf(size int) []byte {
-	for len(s.free) > 0 {
-		b := s.free[len(s.free)-1]
-		s.free[len(s.free)-1] = nil
-		s.free = s.free[:len(s.free)-1]
-		if cap(b) >= size {
-			return b[:cap(b)]
+	best := -1
+	for i := len(s.free) - 1; i >= 0; i-- {
+		c := cap(s.free[i])
+		if c < size {
+			continue
+		}
+		if best < 0 || c < cap(s.free[best]) {
+			best = i
+		}
+		if c <= max(size, s.maxFr) {
+			break
 		}
 	}
-	return make([]byte, max(size, s.maxFr))
+	if best < 0 {
+		return make([]byte, max(size, s.maxFr))
+	}
+	b := s.free[best]
+	last := len(s.free) - 1
+	s.free[best] = s.free[last]
+	s.free[last] = nil
+	s.free = s.free[:last]
+	return b[:cap(b)]
 }
 
 func (s *Stack) putBuf(b []byte) {
@@ -294,13 +311,17 @@ func (s *Stack) PollTransmit(now clock.Instant, pkt *link.Packet) (id NICID, ok 
 		if len(s.loop) == 0 {
 			return 0, false
 		}
-		// Deliver looped-back packets, which may make more output.
+		// Deliver looped-back packets, which may make more output. Their
+		// answers queue on the other of two slices that take turns, so
+		// that loopback traffic allocates nothing once they have grown.
 		loop := s.loop
-		s.loop = nil
+		s.loop = s.loopSpare[:0]
 		for _, f := range loop {
 			s.handleIPv4(now, s.nics[0], f.buf[:f.n], false, link.Offload{DataValid: true})
 			s.putBuf(f.buf)
 		}
+		clear(loop)
+		s.loopSpare = loop[:0]
 	}
 }
 

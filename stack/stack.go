@@ -3,9 +3,11 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"syscall"
 	"time"
 
@@ -50,6 +52,11 @@ type Config struct {
 	// CtlQueueLen bounds the frames the stack queues on its own (ARP and
 	// ICMP replies, RSTs, UDP datagrams) until the owner polls them.
 	CtlQueueLen int
+	// InitialSeq, if not nil, replaces the RFC 6528 generator: it returns
+	// the initial send sequence number and the timestamp offset of each
+	// new connection. It is for tests of sequence-number and timestamp
+	// wrap-around (ISS and TSval near 2³²); leave it nil otherwise.
+	InitialSeq func(local, remote netip.AddrPort) (iss wire.Seq, tsOffset uint32)
 }
 
 func (c *Config) setDefaults() {
@@ -212,9 +219,11 @@ type Stack struct {
 	ctl    []outFrame // frames the stack made itself, in order
 	ctlHd  int
 	loop   []outFrame // packets to our own addresses
-	free   [][]byte   // spare frame buffers
-	maxFr  int        // largest frame of any NIC
-	closed bool
+	// loopSpare is the other slice loop alternates with (PollTransmit).
+	loopSpare []outFrame
+	free      [][]byte // spare frame buffers
+	maxFr     int      // largest frame of any NIC
+	closed    bool
 }
 
 // outFrame is a queued frame (or, for loopback, an IP packet).
@@ -262,6 +271,18 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 	}
 	if cfg.Medium == link.Ethernet && (cfg.MAC.IsZero() || cfg.MAC.IsMulticast()) {
 		return 0, fmt.Errorf("stack: an Ethernet NIC needs a unicast MAC address, not %v", cfg.MAC)
+	}
+	// Check the addresses before anything is added, so that a failed
+	// AddNIC leaves no NIC and no route behind.
+	for i, p := range cfg.Addrs {
+		if !p.Addr().Is4() {
+			return 0, fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
+		}
+		for _, q := range cfg.Addrs[:i] {
+			if q.Addr() == p.Addr() {
+				return 0, fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
+			}
+		}
 	}
 	n := &nic{id: NICID(len(s.nics) + 1), cfg: cfg, hdr: cfg.Medium.HeaderLen()}
 	if cfg.VLAN != 0 {
@@ -548,12 +569,33 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 // neighborFailed fails the connects waiting on an unresolvable next hop
 // with EHOSTUNREACH, as Linux does when ARP gives up.
 func (s *Stack) neighborFailed(now clock.Instant, id NICID, ip netip.Addr) {
+	for _, c := range s.sortedConns(func(c *TCPConn) bool {
+		return c.nic != nil && c.nic.id == id && c.nextHop == ip && c.conn.State() == tcp.SynSent
+	}) {
+		c.conn.HandleICMPError(now, tcp.ErrHostUnreachable)
+		s.afterConn(c)
+	}
+}
+
+// sortedConns returns the connections keep selects, ordered by their
+// 4-tuples. What the stack does to several connections at once (their
+// RSTs, their events) must come out in the same order on every run, as a
+// seed replays exactly (DESIGN.md), and Go's map iteration order is
+// random.
+func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
+	var out []*TCPConn
 	for _, c := range s.conns {
-		if c.nic != nil && c.nic.id == id && c.nextHop == ip && c.conn.State() == tcp.SynSent {
-			c.conn.HandleICMPError(now, tcp.ErrHostUnreachable)
-			s.afterConn(c)
+		if keep(c) {
+			out = append(out, c)
 		}
 	}
+	slices.SortFunc(out, func(a, b *TCPConn) int { return a.key.compare(b.key) })
+	return out
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[netip.AddrPort]V) []netip.AddrPort {
+	return slices.SortedFunc(maps.Keys(m), netip.AddrPort.Compare)
 }
 
 // Close aborts every connection (each sends a RST), closes every listener
@@ -563,15 +605,15 @@ func (s *Stack) Close() {
 		return
 	}
 	s.closed = true
-	for _, l := range s.listeners {
-		l.Close()
+	for _, a := range sortedKeys(s.listeners) {
+		s.listeners[a].Close()
 	}
-	for _, c := range s.conns {
+	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
 		c.conn.Abort()
 		s.afterConn(c)
 	}
-	for _, u := range s.udp {
-		u.Close()
+	for _, a := range sortedKeys(s.udp) {
+		s.udp[a].Close()
 	}
 }
 

@@ -7,11 +7,20 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/tcp"
+	"github.com/ustack/ustack/wire"
 )
 
 // tuple identifies a TCP connection: local and remote address and port.
 type tuple struct {
 	local, remote netip.AddrPort
+}
+
+// compare orders tuples by local, then remote address and port.
+func (t tuple) compare(u tuple) int {
+	if c := t.local.Compare(u.local); c != 0 {
+		return c
+	}
+	return t.remote.Compare(u.remote)
 }
 
 // TCPConn is a TCP connection of a Stack: a tcp.Conn plus the stack's
@@ -107,10 +116,10 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, ErrInvalid
 	}
-	// TCP is unicast (RFC 1122 §4.2.3.10): like Linux's tcp_v4_connect,
-	// refuse a broadcast or multicast destination with ENETUNREACH
-	// rather than send a SYN to every host of the link.
-	if a := raddr.Addr(); a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
+	if a := raddr.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
+		// RFC 9293 MUST-46 (RFC 1122 §4.2.3.10): an OPEN to a broadcast
+		// or multicast address is rejected; ENETUNREACH as in Linux
+		// (ip_route_connect refuses RTCF_BROADCAST|RTCF_MULTICAST).
 		return nil, ErrNetUnreachable
 	}
 	n, nextHop, src, err := s.route(raddr.Addr())
@@ -135,13 +144,23 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 		return nil, ErrAddrInUse
 	}
 	c := s.newConn(key, n, nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: s.isn.ISN(now, key.local, raddr), TSOffset: s.isn.TSOffset(key.local, raddr), MTU: n.cfg.MTU}
+	iss, tsOff := s.initialSeq(now, key.local, raddr)
+	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}
 	s.conns[key] = c
 	s.afterConn(c)
 	return c, nil
+}
+
+// initialSeq returns a new connection's ISS (RFC 6528) and timestamp
+// offset, or what Config.InitialSeq says.
+func (s *Stack) initialSeq(now clock.Instant, local, remote netip.AddrPort) (wire.Seq, uint32) {
+	if s.cfg.InitialSeq != nil {
+		return s.cfg.InitialSeq(local, remote)
+	}
+	return s.isn.ISN(now, local, remote), s.isn.TSOffset(local, remote)
 }
 
 // ephemeralTCP picks a local port for a connection from src to dst with
@@ -386,11 +405,9 @@ func (l *TCPListener) Close() {
 	if s.listeners[l.addr] == l {
 		delete(s.listeners, l.addr)
 	}
-	for _, c := range s.conns {
-		if c.listener == l {
-			c.conn.Abort()
-			s.afterConn(c)
-		}
+	for _, c := range s.sortedConns(func(c *TCPConn) bool { return c.listener == l }) {
+		c.conn.Abort()
+		s.afterConn(c)
 	}
 	l.acceptQ = nil
 	s.notify(l, tcp.EventClosed|tcp.EventReadable)
@@ -402,19 +419,22 @@ type ConnInfo struct {
 	Info          tcp.Info
 }
 
-// Conns returns every connection the stack holds, TIME-WAIT included.
+// Conns returns every connection the stack holds, TIME-WAIT included,
+// ordered by local then remote address and port.
 func (s *Stack) Conns() []ConnInfo {
 	out := make([]ConnInfo, 0, len(s.conns))
-	for k, c := range s.conns {
-		out = append(out, ConnInfo{Local: k.local, Remote: k.remote, Info: c.conn.Info()})
+	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
+		out = append(out, ConnInfo{Local: c.key.local, Remote: c.key.remote, Info: c.conn.Info()})
 	}
 	return out
 }
 
-// Listeners returns the addresses listened on, with queue lengths.
+// Listeners returns the addresses listened on, with queue lengths,
+// ordered by address and port.
 func (s *Stack) Listeners() []ListenerInfo {
 	out := make([]ListenerInfo, 0, len(s.listeners))
-	for a, l := range s.listeners {
+	for _, a := range sortedKeys(s.listeners) {
+		l := s.listeners[a]
 		out = append(out, ListenerInfo{Addr: a, SynQueue: l.synQueue, AcceptQueue: len(l.acceptQ), Backlog: l.backlog})
 	}
 	return out

@@ -489,6 +489,15 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.orphan = true
+	if c.state == Closed {
+		// Already CLOSED (after a reset, a timeout, or TIME-WAIT ended
+		// while data stayed readable): nothing goes out, and the unread
+		// data goes with the TCB (RFC 9293 §3.10.4; Linux tcp_close sends
+		// no reset for a socket already in TCP_CLOSE).
+		c.rcv.discard(c.rcv.n, false)
+		c.rcv.q.free()
+		return nil
+	}
 	if c.rcv.n > 0 && !c.rdShut {
 		c.env.Stats.AbortOnClose++
 		c.abort()
@@ -511,6 +520,7 @@ func (c *Conn) Close() error {
 // §3.10.5): a RST goes out and the connection is closed.
 func (c *Conn) Abort() {
 	if c.state == Closed {
+		c.Close() // nothing to reset; free what is unread
 		return
 	}
 	c.orphan = true
@@ -626,6 +636,10 @@ type Info struct {
 	BytesReceived        uint64
 	SegsIn, SegsOut      uint64
 	InRecovery           bool
+	// SndUna, SndMax and RcvNxt are SND.UNA, the highest sequence number
+	// sent plus one, and RCV.NXT (RFC 9293 §3.3.1): for ss-like tables
+	// and for tests that need to know what the connection would accept.
+	SndUna, SndMax, RcvNxt wire.Seq
 }
 
 // Info returns a snapshot of the connection's state.
@@ -656,6 +670,9 @@ func (c *Conn) Info() Info {
 		SegsIn:        c.segsIn,
 		SegsOut:       c.segsOut,
 		InRecovery:    c.inRecovery,
+		SndUna:        c.sndUna,
+		SndMax:        c.sndMax,
+		RcvNxt:        c.rcvNxt,
 	}
 	if c.wsOK {
 		i.SndWScale, i.RcvWScale = int8(c.sndWScale), int8(c.rcvWScale)

@@ -413,6 +413,7 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	case dupCandidate && c.isDupAck(seg, oldWnd):
 		c.dupAck(now)
 	}
+	c.checkReneging()
 	// RFC 6675 §5: with SACK, recovery starts on DupThresh duplicate ACKs
 	// or as soon as the scoreboard deems the first unacknowledged segment
 	// lost, but not before the previous episode's RecoveryPoint is

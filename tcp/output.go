@@ -271,6 +271,16 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	used := inflight
 	if c.sackRecovery() {
 		used = c.pipe()
+	} else if c.sndNxt.LessThan(c.sndMax) {
+		// Resending after an RTO: what the peer SACKed below SND.NXT
+		// was skipped and is not in the network (RFC 6675 §5.1 keeps
+		// the scoreboard); counting it would hold the next hole back
+		// until another timeout.
+		for _, r := range c.sacked {
+			if r.start.LessThan(c.sndNxt) {
+				used -= min(used, wire.MinSeq(r.end, c.sndNxt).Size(r.start))
+			}
+		}
 	}
 	cwndLeft := uint32(0)
 	if w := c.cwnd(); used < w {

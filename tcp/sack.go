@@ -42,8 +42,10 @@ func (c *Conn) updateScoreboard(seg *wire.TCPFields) bool {
 				continue // D-SACK of data inside the second block
 			}
 		}
-		start, end := wire.MaxSeq(b.Start, seg.Ack), b.End
-		if !start.LessThan(end) || end.GreaterThan(c.sndMax) || start.LessThan(c.sndUna) {
+		// A block reports data above the cumulative ACK (RFC 2018 §4);
+		// one reaching down to it contradicts the ACK it came with.
+		start, end := b.Start, b.End
+		if !seg.Ack.LessThan(start) || !start.LessThan(end) || end.GreaterThan(c.sndMax) || start.LessThan(c.sndUna) {
 			continue
 		}
 		// Only what is not already SACKed counts as new information.
@@ -54,6 +56,25 @@ func (c *Conn) updateScoreboard(seg *wire.TCPFields) bool {
 		}
 	}
 	return news
+}
+
+// checkReneging drops the scoreboard, and resends from SND.UNA, when the
+// cumulative ACK points at the start of a SACKed range: the receiver does not hold what it SACKed
+// (it reneged, RFC 2018 §8, or the SACK was forged), since a receiver
+// holding it would acknowledge past it. The scoreboard outlives RTOs
+// (RFC 6675 §5.1 allows that only "as long as robust tests for reneging
+// are present"); without this test the data it wrongly shows as received
+// would never be resent. Linux detects reneging the same way
+// (tcp_check_sack_reneging).
+func (c *Conn) checkReneging() {
+	if len(c.sacked) > 0 && c.sacked[0].start.LessEq(c.sndUna) {
+		c.sacked = nil
+		c.env.Stats.SACKReneging++
+		// What the scoreboard let a resend skip is not at the receiver:
+		// go back to SND.UNA, as after a timeout (Linux enters loss).
+		c.sndNxt = c.sndUna
+		c.highRxt = c.sndUna
+	}
 }
 
 // holeLost is IsLost (RFC 6675 §4) for every byte of the hole below

@@ -59,6 +59,7 @@ type Stats struct {
 	FastRetrans      uint64 // fast retransmissions (TCPFastRetrans)
 	Recoveries       uint64 // fast-recovery episodes, NewReno or SACK (TCPRenoRecovery + TCPSackRecovery)
 	SACKRecoveries   uint64 // recovery episodes driven by SACK (TCPSackRecovery)
+	SACKReneging     uint64 // ACKs pointing at SACKed data: scoreboard dropped (TCPSACKReneging)
 	PartialACKs      uint64 // partial ACKs in NewReno recovery (TCPRenoRecoveryFail... ustack)
 	DupACKsIn        uint64 // duplicate ACKs received (ustack)
 	ZeroWindowProbes uint64 // zero-window probes sent (ustack)

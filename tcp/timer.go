@@ -106,8 +106,12 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	c.sndNxt = c.sndUna
 	c.backoff()
 	c.timers[timerRexmit] = now.Add(c.rto)
-	if zeroWindow {
-		c.rexmitNow = true // the first segment goes whatever the window
+	if c.sndWnd == 0 {
+		// The first segment goes whatever the window, orphaned or not:
+		// it is the zero-window probe (MUST-36), and Linux's
+		// tcp_retransmit_skb always sends the segment at SND.UNA. Only
+		// the time-out rule above differs for an orphan.
+		c.rexmitNow = true
 	}
 }
 

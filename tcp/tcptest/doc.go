@@ -49,6 +49,13 @@
 //	> flags start:end(len) [ack N] [win N] [<options>]   the connection sends it
 //	> none                                               the connection sends nothing up to this time
 //
+//	< icmp unreachable CODE [start:end(len)]             an ICMP destination unreachable about the connection arrives
+//
+// CODE is one of packetdrill's names (net_unreachable, host_unreachable,
+// protocol_unreachable, port_unreachable, frag_needed, ...); the quoted
+// segment in brackets is not checked. The harness hands the error to the
+// connection as the stack does.
+//
 // Flags are packetdrill's letters: F S R P . U E W (FIN, SYN, RST, PSH, ACK,
 // URG, ECE, CWR); "." (ACK) requires "ack N" and "ack" requires ".".
 // Sequence numbers are relative, as packetdrill's: the peer's to its ISN
@@ -58,17 +65,24 @@
 // connection from TIME-WAIT (RFC 6191), the connection's numbers are
 // relative to the new incarnation's ISS.
 //
-// On an inbound segment "win" is required (a RST defaults to 0); on an
-// outbound one, "win" omitted is not checked, and "ack *" and "win *" match
+// On an inbound segment "win" is required (a RST defaults to 0), and "urg N"
+// sets the urgent pointer (packetdrill's syntax); on an outbound one, "win" omitted is not checked, and "ack *" and "win *" match
 // anything. Options are checked byte for byte, in order, nops included:
 // outbound without "<...>" must carry no options; "<...>" (three dots)
 // matches any. The option items are
 //
 //	nop  eol  mss N  sackOK  wscale N  TS val X ecr Y  sack a:b c:d ...
+//	opt K len N      (inbound only; ustack's) an option of kind K and length N, value bytes zero
 //
 // where "TS val *" and "ecr *" are wildcards on outbound segments, and SACK
 // blocks are relative to the ISN of the side whose data they acknowledge.
 // Inbound option lists must be a multiple of 4 bytes (pad with nop).
+// "opt K len N" is how a script sends an option ustack does not know
+// (RFC 9293 MUST-6) or a known one with a length it cannot have (MUST-7);
+// packetdrill has no generic option item, so a translator for the kernel
+// writes those bytes itself. A segment whose options do not decode is
+// dropped as the stack drops it, before any connection sees it, and
+// counted in Stats.InBadHeader and InErrs.
 //
 // Payloads are not written in scripts: the bytes at stream offset k of
 // either direction are Pattern(k). Inbound segments carry the peer's
@@ -120,6 +134,21 @@
 //	%mtu 1500
 //	%local 192.168.0.1:8080
 //	%remote 192.0.2.1:49152
+//
+// # Running the scripts against Linux
+//
+// Everything above is packetdrill's syntax except: the assertions
+// (state, stats, info, chunks, readable, writable), which a translator
+// maps to getsockopt(TCP_INFO) fields or /proc/net/netstat counters
+// where Linux has an equivalent and drops otherwise; the "%" settings,
+// which map to sysctls (%config DelayedACK, MinRTO, Retries2, SynRetries,
+// ... name the sysctl they mirror in tcp.Config), to the TUN device's MTU
+// and addresses, or (%iss, %remote_isn, %tsoffset) to packetdrill's own
+// handling of relative sequence numbers and timestamps, which makes them
+// unnecessary there; abort(), which is SO_LINGER {1, 0} then close; and
+// "opt K len N". Scripts whose header comment says ustack follows the RFC
+// rather than Linux, or differs from Linux, are expected to fail on Linux
+// at the line the comment names; docs/CONFORMANCE.md lists them.
 //
 // # The stack around the connection
 //

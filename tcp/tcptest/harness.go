@@ -180,6 +180,10 @@ func (h *Harness) step(ev *event) error {
 		h.logf("%s", ev.text)
 		return h.inbound(ev.seg)
 	}
+	if ev.kind == evICMP {
+		h.logf("%s", ev.text)
+		return h.icmp(ev.icmp)
+	}
 	h.logf("%s", ev.text)
 	if err := h.call(ev.call); err != nil {
 		return err
@@ -397,11 +401,18 @@ func (h *Harness) inbound(s *segSpec) error {
 	}
 	var f wire.TCPFields
 	t, err := wire.ParseTCP(b)
-	if err == nil {
-		err = f.Decode(t)
-	}
 	if err != nil {
 		return fmt.Errorf("the segment does not decode: %v", err)
+	}
+	if err := f.Decode(t); err != nil {
+		// Malformed options ("opt KIND len N" with a length the kind
+		// cannot have): the stack drops the segment before any
+		// connection sees it, and counts it (RFC 9293 MUST-7).
+		h.logf("  dropped by the stack: %v", err)
+		st := &h.Env().Stats
+		st.InBadHeader++
+		st.InErrs++
+		return nil
 	}
 	if h.conn != nil && h.conn.State() != tcp.Closed {
 		if s.flags&wire.TCPFlagSYN != 0 && h.conn.State() == tcp.SynSent {
@@ -422,6 +433,22 @@ func (h *Harness) inbound(s *segSpec) error {
 		return h.noConnection(&f, h.conn.ReopenISS(), peerData)
 	}
 	return h.noConnection(&f, h.ISS, peerData)
+}
+
+// icmp delivers an ICMP destination unreachable about the connection, as
+// the stack does (stack.icmpUnreachable): port and protocol unreachable
+// become ECONNREFUSED, the others EHOSTUNREACH, and "fragmentation
+// needed" is not passed on (no path MTU discovery yet).
+func (h *Harness) icmp(code string) error {
+	if h.conn == nil || code == "frag_needed" {
+		return nil
+	}
+	err := tcp.ErrHostUnreachable
+	if code == "port_unreachable" || code == "protocol_unreachable" {
+		err = tcp.ErrConnRefused
+	}
+	h.conn.HandleICMPError(h.now, err)
+	return h.poll()
 }
 
 // noConnection plays the stack for a segment no open connection takes: a

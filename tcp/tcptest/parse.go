@@ -53,6 +53,7 @@ const (
 	evOutbound                  // "> ...": the connection must send this segment
 	evNone                      // "> none": the connection must send nothing
 	evCall                      // "name(args) = result": an application call or an assertion
+	evICMP                      // "< icmp unreachable CODE [...]": an ICMP error about the connection arrives
 )
 
 type event struct {
@@ -62,6 +63,7 @@ type event struct {
 	kind eventKind
 	seg  *segSpec
 	call *callSpec
+	icmp string // the unreachable code of an evICMP
 }
 
 // Error is a script failure: parse or run, with the script line that
@@ -153,6 +155,17 @@ func parseEvent(text string) (*event, error) {
 				return nil, fmt.Errorf("\"> none\" needs a time")
 			}
 			ev.kind = evNone
+			return ev, nil
+		}
+		if dir == '<' && strings.HasPrefix(body, "icmp ") {
+			code, err := parseICMP(body)
+			if err != nil {
+				return nil, err
+			}
+			if when.kind == timeAny || when.start != when.end {
+				return nil, fmt.Errorf("an inbound ICMP message needs an exact time")
+			}
+			ev.kind, ev.icmp = evICMP, code
 			return ev, nil
 		}
 		seg, err := parseSegment(body, dir == '<')
@@ -251,6 +264,8 @@ type segSpec struct {
 	hasWin     bool
 	winAny     bool
 	win        uint16
+	hasUrg     bool
+	urg        uint16   // the urgent pointer ("urg N"; inbound only)
 	opts       *optSpec // nil: no options at all
 }
 
@@ -267,6 +282,7 @@ type optItem struct {
 	tsVal, tsEcr   uint32
 	valAny, ecrAny bool
 	sack           [][2]uint32 // relative
+	rawLen         int         // "opt KIND len N": an option of that kind and length, zero-filled
 }
 
 // parseSegment parses "flags start:end(len) [ack N] [win N] [<options>]".
@@ -329,6 +345,15 @@ func parseSegment(body string, inbound bool) (*segSpec, error) {
 				return nil, fmt.Errorf("bad win %q", val)
 			}
 			s.win = uint16(n)
+		case "urg":
+			if !inbound || s.hasUrg {
+				return nil, fmt.Errorf("\"urg\" is for inbound segments, once")
+			}
+			n, err := strconv.ParseUint(val, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("bad urg %q", val)
+			}
+			s.hasUrg, s.urg = true, uint16(n)
 		default:
 			return nil, fmt.Errorf("unknown segment field %q", key)
 		}
@@ -468,6 +493,18 @@ func parseOptions(list string, inbound bool) (*optSpec, error) {
 				}
 				it.sack = append(it.sack, [2]uint32{uint32(x), uint32(y)})
 			}
+		case "opt":
+			// opt KIND len N: any option, its N-2 value bytes zero
+			// (inbound only; how unknown or malformed options arrive).
+			if len(f) != 4 || f[2] != "len" || !inbound {
+				return nil, bad()
+			}
+			k, err1 := strconv.ParseUint(f[1], 10, 8)
+			n, err2 := strconv.ParseUint(f[3], 10, 8)
+			if err1 != nil || err2 != nil {
+				return nil, bad()
+			}
+			it.kind, it.rawLen = byte(k), int(n)
 		default:
 			return nil, fmt.Errorf("unknown option %q", strings.TrimSpace(item))
 		}
@@ -738,4 +775,24 @@ func parseValue(t reflect.Type, v string) (reflect.Value, error) {
 		return out, fmt.Errorf("cannot set a %v from a script", t)
 	}
 	return out, nil
+}
+
+// icmpCodes are the destination-unreachable codes a script may name
+// (packetdrill's names, RFC 792).
+var icmpCodes = map[string]bool{
+	"net_unreachable": true, "host_unreachable": true, "protocol_unreachable": true,
+	"port_unreachable": true, "frag_needed": true, "source_route_failed": true,
+	"net_unknown": true, "host_unknown": true, "net_prohibited": true, "host_prohibited": true,
+}
+
+// parseICMP parses packetdrill's "icmp unreachable CODE [...]": the
+// bracketed quote of the offending segment is accepted and not checked
+// (the stack matches the quote to the connection before the core sees
+// the error).
+func parseICMP(body string) (string, error) {
+	f := strings.Fields(body)
+	if len(f) < 3 || f[1] != "unreachable" || !icmpCodes[f[2]] {
+		return "", fmt.Errorf("want \"icmp unreachable CODE [...]\" with a code such as host_unreachable, got %q", body)
+	}
+	return f[2], nil
 }

@@ -28,6 +28,16 @@ func fillPattern(p []byte, off uint64) {
 func encodeOptions(o *optSpec, sackBase wire.Seq) (b, mask []byte) {
 	for _, it := range o.items {
 		start := len(b)
+		if it.rawLen > 0 {
+			b = append(b, it.kind, byte(it.rawLen))
+			for len(b) < start+it.rawLen {
+				b = append(b, 0)
+			}
+			for len(mask) < len(b) {
+				mask = append(mask, 0xff)
+			}
+			continue
+		}
 		switch it.kind {
 		case wire.TCPOptNOP, wire.TCPOptEOL:
 			b = append(b, it.kind)
@@ -176,6 +186,9 @@ func buildInbound(s *segSpec, srcPort, dstPort uint16, seqBase, ackBase wire.Seq
 	b[12] = byte(hl/4) << 4
 	t.SetFlags(s.flags)
 	t.SetWindow(s.win)
+	if s.hasUrg {
+		binary.BigEndian.PutUint16(b[18:], s.urg)
+	}
 	copy(b[wire.TCPHeaderLen:], opts)
 	fillPattern(b[hl:], dataOff)
 	return b, nil
