@@ -29,7 +29,8 @@ type impairCase struct {
 
 // impairCases are the impairments of issue 3 — 1 % and 5 % loss, 50 ms ±
 // 10 ms of delay with 25 % reordering, 1 % duplication, 0.1 % corruption
-// and a rate limit — plus 50 ms with loss, and everything at once.
+// and a rate limit — plus 50 ms with loss, everything at once, and no
+// impairment at all (what the bridge itself costs).
 //
 // Sizes keep the whole suite short: 50 MiB at low delay; 2 MiB at 50 ms
 // with 1 % loss, where the Mathis bound (MSS/RTT · 1.22/√p) is about
@@ -40,6 +41,7 @@ type impairCase struct {
 // overtakes are taken for lost (kernel to kernel manages about 1 Mbit/s,
 // where 50 ms with jitter alone gives 250 Mbit/s).
 var impairCases = []impairCase{
+	{name: "none", spec: "none", size: 50 * mib}, // the bridge itself: the baseline
 	{name: "loss-1pct", spec: "loss=1%", size: 50 * mib},
 	{name: "loss-5pct", spec: "loss=5%", size: 16 * mib},
 	{name: "delay-50ms-reorder", spec: "delay=50ms,jitter=10ms,reorder=25%", size: 1 * mib, limit: 20000},
