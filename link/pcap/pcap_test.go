@@ -337,7 +337,11 @@ func lookTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s is not installed (apt-get install %s; make test installs it)", name, name)
+		msg := fmt.Sprintf("%s is not installed (apt-get install %s; make test installs it)", name, name)
+		if os.Getenv("USTACK_TEST_STRICT") != "" {
+			t.Fatal(msg + " (USTACK_TEST_STRICT is set: every test must run here)")
+		}
+		t.Skip(msg)
 	}
 	return p
 }
