@@ -6,7 +6,7 @@ set -euo pipefail
 
 # command -> Debian package
 declare -A PKG=(
-  [ip]=iproute2 [ping]=iputils-ping [curl]=curl [nginx]=nginx-light
+  [ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [curl]=curl [nginx]=nginx-light
   [socat]=socat [tcpdump]=tcpdump [tshark]=tshark [ethtool]=ethtool
   [nft]=nftables [iperf3]=iperf3
 )

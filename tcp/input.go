@@ -390,12 +390,27 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 		// Linux resets icsk_probes_out in tcp_ack).
 		c.rexmitCount = 0
 	}
+	newSACK := false
 	if c.sackOK && seg.Options.NumSACK > 0 {
-		c.updateScoreboard(seg)
+		newSACK = c.updateScoreboard(seg)
 	}
+	dupCandidate := ack == c.sndUna // before newlyAcked moves SND.UNA
 	if ack.GreaterThan(c.sndUna) {
 		c.newlyAcked(now, seg, ack)
-	} else if ack == c.sndUna && c.isDupAck(seg, oldWnd) {
+	}
+	switch {
+	case c.sackOK:
+		// RFC 6675 §2: with SACK, an ACK is a duplicate when it SACKs
+		// octets not SACKed before, "even if it carries new data,
+		// changes the advertised window, or moves the cumulative
+		// acknowledgment point"; a cumulative ACK resets DupAcks
+		// first (§5). RFC 5681's unchanged-window rule would miss
+		// every duplicate from a receiver whose window moves as its
+		// application reads, and with them limited transmit.
+		if newSACK && c.sndMax.GreaterThan(c.sndUna) {
+			c.dupAck(now)
+		}
+	case dupCandidate && c.isDupAck(seg, oldWnd):
 		c.dupAck(now)
 	}
 	c.checkReneging()
@@ -430,7 +445,9 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 }
 
 // isDupAck is the duplicate-ACK definition of RFC 5681 §2: outstanding
-// data, no data and no SYN or FIN in the segment, an unchanged window.
+// data, no data and no SYN or FIN in the segment, an unchanged window. It
+// is the definition for a connection without SACK; with SACK, RFC 6675
+// §2's applies (see processACK).
 func (c *Conn) isDupAck(seg *wire.TCPFields, oldWnd uint32) bool {
 	return c.sndMax.GreaterThan(c.sndUna) && len(seg.Payload) == 0 &&
 		seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) == 0 && c.sndWnd == oldWnd

@@ -25,18 +25,26 @@ func buildUstack(t *testing.T) string {
 	return bin
 }
 
-// startServe runs `ustack serve args...` and returns it once it has
-// printed its first line, with the lines it printed so far; it is
-// killed when the test ends if it is still running.
+// served is a running `ustack serve` (or another long-running command of
+// ustack): its output lines as they come, and all of them read so far.
 type served struct {
 	cmd   *exec.Cmd
 	lines chan string
 	all   []string
 }
 
+// startServe runs `ustack serve args...`; it is killed when the test
+// ends if it is still running.
 func startServe(t *testing.T, bin string, args ...string) *served {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	return startCommand(t, bin, "serve", args...)
+}
+
+// startCommand runs `ustack sub args...`; it is killed when the test ends
+// if it is still running.
+func startCommand(t *testing.T, bin, sub string, args ...string) *served {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{sub}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

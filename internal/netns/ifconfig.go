@@ -80,6 +80,42 @@ func MTU(name string) (int, error) {
 	return mtu, err
 }
 
+// SetTxQueueLen sets the transmit queue length of interface name
+// (SIOCSIFTXQLEN), like `ip link set dev NAME txqueuelen N`. On a TAP or
+// TUN device it is also the size of the ring the kernel fills for the
+// device's reader.
+func SetTxQueueLen(name string, n int) error {
+	return ioctlSock(func(fd int) error {
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		ifr.SetUint32(uint32(n))
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFTXQLEN, ifr); err != nil {
+			return fmt.Errorf("netns: SIOCSIFTXQLEN %s %d: %w", name, n, err)
+		}
+		return nil
+	})
+}
+
+// TxQueueLen returns the transmit queue length of interface name
+// (SIOCGIFTXQLEN).
+func TxQueueLen(name string) (int, error) {
+	var n int
+	err := ioctlSock(func(fd int) error {
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		if err := unix.IoctlIfreq(fd, unix.SIOCGIFTXQLEN, ifr); err != nil {
+			return fmt.Errorf("netns: SIOCGIFTXQLEN %s: %w", name, err)
+		}
+		n = int(ifr.Uint32())
+		return nil
+	})
+	return n, err
+}
+
 // Index returns the interface index of name (SIOCGIFINDEX).
 func Index(name string) (int, error) {
 	var idx int

@@ -73,3 +73,39 @@ func TestPair(t *testing.T) {
 		t.Error("namespaces left after Close")
 	}
 }
+
+// TestChain: the impairment topology is built as described — offloads
+// off on all four ends, no addresses in the middle or on the DUT's end —
+// and everything goes on Close.
+func TestChain(t *testing.T) {
+	netnstest.NeedCommands(t, "ethtool")
+	leaktest.Check(t)
+	c := netnstest.Chain(t, netns.ChainConfig{PairConfig: netns.PairConfig{Prefix: "ustack-nsc-"}})
+	out := netnstest.MustRun(t, c.Peer, "ip", "-br", "addr", "show", "dev", "p0")
+	if !strings.Contains(out, "10.77.0.1/24") || !strings.Contains(out, "UP") {
+		t.Errorf("peer p0: %s", out)
+	}
+	for _, e := range []struct {
+		ns     *netns.NS
+		ifname string
+	}{{c.Peer, "p0"}, {c.Mid, "ma"}, {c.Mid, "mb"}, {c.DUT, "d0"}} {
+		out := netnstest.MustRun(t, e.ns, "ethtool", "-k", e.ifname)
+		for _, f := range []string{"tx-tcp-segmentation: off", "generic-segmentation-offload: off", "tx-checksumming: off", "generic-receive-offload: off"} {
+			if !strings.Contains(out, f) {
+				t.Errorf("%s offloads: want %q", e.ifname, f)
+			}
+		}
+		if e.ns != c.Peer {
+			out := netnstest.MustRun(t, e.ns, "ip", "-br", "addr", "show", "dev", e.ifname)
+			if strings.Contains(out, "10.77") || !strings.Contains(out, "UP") {
+				t.Errorf("%s: %s", e.ifname, out)
+			}
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if netns.Exists(c.Peer.Name) || netns.Exists(c.Mid.Name) || netns.Exists(c.DUT.Name) {
+		t.Error("namespaces left after Close")
+	}
+}

@@ -149,3 +149,120 @@ func AddVeth(na *NS, a string, nb *NS, b string, mtu int) error {
 	}
 	return nil
 }
+
+// Chain is the three-namespace topology of an impaired link (environment
+// notes §5): the kernel's stack in Peer, joined by a veth pair to MidA in
+// Mid, and MidB in Mid joined by a second veth pair to DUTIf in DUT. Mid
+// has no addresses (and IPv6 off): a bridge there, such as `ustack netem`,
+// forwards (and impairs) every frame between MidA and MidB. Segmentation
+// and checksum offloads are off on all four ends, so that every frame is
+// an MTU-sized frame with complete checksums that a corruption breaks for
+// real, and receive processing is steered to one CPU on all of them.
+//
+//	peer: p0 10.77.0.1/24 ══ mid: ma │ netem │ mb ══ dut: d0 (the stack on AF_PACKET)
+//
+// The embedded Pair has Peer, DUT, PeerIf, DUTIf and PeerAddr as in a
+// Pair, so code written for a Pair runs over a Chain unchanged.
+type Chain struct {
+	Pair
+	Mid        *NS
+	MidA, MidB string
+}
+
+// ChainConfig describes a Chain: the Pair's settings (PeerOffloads is
+// ignored: offloads are always off), and the names of the middle
+// namespace's interfaces, "ma" and "mb" by default.
+type ChainConfig struct {
+	PairConfig
+	MidA, MidB string
+}
+
+// NewChain builds a Chain. On error it removes whatever it had made.
+func NewChain(cfg ChainConfig) (c *Chain, err error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ustack-"
+	}
+	if !cfg.PeerAddr.IsValid() {
+		cfg.PeerAddr = netip.MustParsePrefix("10.77.0.1/24")
+	}
+	if cfg.PeerIf == "" {
+		cfg.PeerIf = "p0"
+	}
+	if cfg.DUTIf == "" {
+		cfg.DUTIf = "d0"
+	}
+	if cfg.MidA == "" {
+		cfg.MidA = "ma"
+	}
+	if cfg.MidB == "" {
+		cfg.MidB = "mb"
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	c = &Chain{Pair: Pair{PeerIf: cfg.PeerIf, DUTIf: cfg.DUTIf, PeerAddr: cfg.PeerAddr}, MidA: cfg.MidA, MidB: cfg.MidB}
+	defer func() {
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}()
+	base := UniqueName(cfg.Prefix)
+	if c.Peer, err = Create(base + "-peer"); err != nil {
+		return c, err
+	}
+	if c.Mid, err = Create(base + "-mid"); err != nil {
+		return c, err
+	}
+	if c.DUT, err = Create(base + "-dut"); err != nil {
+		return c, err
+	}
+	if err = AddVeth(c.Peer, cfg.PeerIf, c.Mid, cfg.MidA, cfg.MTU); err != nil {
+		return c, err
+	}
+	if err = AddVeth(c.Mid, cfg.MidB, c.DUT, cfg.DUTIf, cfg.MTU); err != nil {
+		return c, err
+	}
+	for _, ns := range []*NS{c.Mid, c.DUT} {
+		for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"} {
+			if err = ns.Sysctl(k, "1"); err != nil {
+				return c, err
+			}
+		}
+	}
+	if err = c.Peer.IP("addr", "add", cfg.PeerAddr.String(), "dev", cfg.PeerIf); err != nil {
+		return c, err
+	}
+	_, lerr := exec.LookPath("ethtool")
+	for _, e := range []struct {
+		ns     *NS
+		ifname string
+	}{{c.Peer, cfg.PeerIf}, {c.Mid, cfg.MidA}, {c.Mid, cfg.MidB}, {c.DUT, cfg.DUTIf}} {
+		if lerr == nil {
+			// As in NewPair: ethtool knows every TSO variant by name.
+			_, err = e.ns.Run("ethtool", "-K", e.ifname, "tso", "off", "gso", "off", "tx", "off", "gro", "off")
+		} else {
+			err = e.ns.Do(func() error { return errors.Join(SetOffloads(e.ifname, false), SetGRO(e.ifname, false)) })
+		}
+		if err != nil {
+			return c, err
+		}
+		if err = e.ns.Do(func() error { return SetUp(e.ifname) }); err != nil {
+			return c, err
+		}
+		if !cfg.NoRPS && runtime.NumCPU() > 1 {
+			if err = e.ns.SetRPS(e.ifname, "1"); err != nil {
+				return c, err
+			}
+		}
+	}
+	return c, nil
+}
+
+// Close deletes the three namespaces (and with them both veth pairs).
+func (c *Chain) Close() error {
+	if c == nil {
+		return nil
+	}
+	return errors.Join(c.Pair.Close(), c.Mid.Delete())
+}

@@ -22,6 +22,16 @@ import (
 // costs one write to the file. A mutex serialises the captures of
 // concurrent ReadBatch and WriteBatch calls.
 //
+// The records are in causal order, as a capture must be for Wireshark's
+// TCP analysis to make sense of it: a frame read is never recorded before
+// a frame written earlier that it may answer. WriteBatch therefore holds
+// the mutex from before it hands the frames to the wrapped endpoint until
+// it has recorded the ones taken, and every record is time-stamped under
+// the mutex, so times never go backwards either. (Recording the written
+// frames after the write, without the mutex, let the peer's ACK to a
+// segment be read and recorded first; tshark then took the segment for a
+// retransmission of data already acknowledged.)
+//
 // A failure to write the capture does not fail the link: capturing stops,
 // Err reports the error and Close returns it.
 type Endpoint struct {
@@ -98,29 +108,33 @@ func (e *Endpoint) Caps() link.Caps { return e.ep.Caps() }
 func (e *Endpoint) BatchSize() int { return e.ep.BatchSize() }
 
 // ReadBatch reads from the wrapped endpoint and captures the frames read,
-// time-stamped when the read returned.
+// time-stamped when they are recorded (after any write in progress).
 func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	n, err := e.ep.ReadBatch(pkts)
 	if n > 0 {
+		e.mu.Lock()
 		e.capture(time.Now(), pkts[:n])
+		e.mu.Unlock()
 	}
 	return n, err
 }
 
 // WriteBatch writes to the wrapped endpoint and captures the frames it
-// accepted, time-stamped when the write began.
+// accepted, time-stamped when the write began. No frame read meanwhile is
+// recorded before them (see Endpoint).
 func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	ts := time.Now()
 	n, err := e.ep.WriteBatch(pkts)
 	if n > 0 {
-		e.capture(ts, pkts[:n])
+		e.capture(ts, pkts[:min(n, len(pkts))])
 	}
 	return n, err
 }
 
+// capture records pkts; e.mu is held.
 func (e *Endpoint) capture(ts time.Time, pkts []link.Packet) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed || e.err != nil {
 		return
 	}

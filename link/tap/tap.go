@@ -35,6 +35,11 @@ type Config struct {
 	// MTU, if not 0, is set on the device (SIOCSIFMTU). 0 keeps the
 	// device's MTU (1500 for a new one).
 	MTU int
+	// TxQueueLen is the device's transmit queue length (txqueuelen):
+	// the frames the kernel holds for the endpoint to read, beyond which
+	// it drops what it sends. 0 means DefaultTxQueueLen for a device
+	// Open creates and leaves an existing device's as it is.
+	TxQueueLen int
 	// Netns, if not "", opens the device inside that network namespace:
 	// a name under /var/run/netns (as `ip netns add` makes) or a path
 	// such as /proc/PID/ns/net. The device lives there, and the
@@ -75,6 +80,17 @@ type Stats struct {
 	// WriteBatch refused with link.ErrFrameTooBig.
 	TxTooBig uint64
 }
+
+// DefaultTxQueueLen is the transmit queue length Open gives a device it
+// creates: room for a whole 4 MiB window of full-sized frames (the
+// stack's default receive buffer), about what an AF_PACKET socket's
+// 8 MiB receive buffer holds. The kernel's own default for TUN and TAP
+// devices, 500 frames, overflows whenever the kernel sends a window
+// faster than a reader that works in batches of 64 drains it; the frames
+// it drops cost the sender loss recovery, and while the reader is short
+// of CPU, one retransmission timeout after another (see
+// TestBurstNotDropped).
+const DefaultTxQueueLen = 4096
 
 // WriteTimeout is how long WriteBatch waits for a device that cannot take
 // a frame (EAGAIN) before dropping the rest of the batch.
@@ -217,6 +233,15 @@ func openDevice(cfg Config) (fd int, name string, mtu int, created bool, err err
 	}
 	if cfg.MTU > 0 {
 		if err = netns.SetMTU(name, cfg.MTU); err != nil {
+			return
+		}
+	}
+	qlen := cfg.TxQueueLen
+	if qlen == 0 && created {
+		qlen = DefaultTxQueueLen
+	}
+	if qlen > 0 {
+		if err = netns.SetTxQueueLen(name, qlen); err != nil {
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package tap_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -209,5 +210,83 @@ func TestMTUAndName(t *testing.T) {
 	}
 	if _, err := tap.Open(tap.Config{Name: "a-name-that-is-far-too-long"}); err == nil {
 		t.Error("Open with a 27-byte name succeeded")
+	}
+}
+
+// TestBurstNotDropped: a burst from the kernel larger than the kernel's
+// default TUN/TAP queue (500 frames) waits, whole, for a reader that is
+// busy elsewhere: Open gives a device it creates DefaultTxQueueLen. With
+// the old depth the same burst loses most of its frames, which is what
+// made TCP transfers over a TAP stall in loss recovery and retransmission
+// timeouts when the reader fell behind.
+func TestBurstNotDropped(t *testing.T) {
+	for _, c := range []struct {
+		qlen     int
+		wantLoss bool
+	}{{0, false}, {500, true}} {
+		t.Run(fmt.Sprintf("txqueuelen=%d", c.qlen), func(t *testing.T) {
+			ns, ep := setup(t, tap.Config{Name: "tun0", TUN: true, TxQueueLen: c.qlen})
+			var qlen int
+			if err := ns.Do(func() error {
+				var err error
+				qlen, err = netns.TxQueueLen("tun0")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := c.qlen
+			if want == 0 {
+				want = tap.DefaultTxQueueLen
+			}
+			if qlen != want {
+				t.Errorf("txqueuelen %d, want %d", qlen, want)
+			}
+			// Nobody reads while the kernel sends 3000 datagrams.
+			const burst = 3000
+			if err := ns.Do(func() error {
+				c, err := net.Dial("udp", stackAddr.Addr().String()+":9")
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				for i := 0; i < burst; i++ {
+					if _, err := c.Write([]byte("burst")); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			pkts := make([]link.Packet, 64)
+			for i := range pkts {
+				pkts[i].Buf = make([]byte, 1600)
+			}
+			got := 0
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for got < burst {
+					n, err := ep.ReadBatch(pkts)
+					if err != nil {
+						return
+					}
+					for _, p := range pkts[:n] {
+						if f := p.Frame(); len(f) >= 28 && f[0]>>4 == 4 && f[9] == 17 {
+							got++
+						}
+					}
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				ep.Close() // what was there has been read
+				<-done
+			}
+			if lost := got < burst; lost != c.wantLoss {
+				t.Errorf("%d of %d datagrams waited for the reader", got, burst)
+			}
+		})
 	}
 }

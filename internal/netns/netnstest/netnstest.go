@@ -14,27 +14,45 @@
 package netnstest
 
 import (
+	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/ustack/ustack/internal/netns"
 )
 
+// StrictEnv names the environment variable that turns these skips into
+// failures. `make test` sets it when it runs as root (as CI does), where
+// every test must run: a missing tool or device there is a broken set-up,
+// not a reason to pass quietly.
+const StrictEnv = "USTACK_TEST_STRICT"
+
+// skip skips t with msg, or fails it when StrictEnv is set.
+func skip(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv(StrictEnv) != "" {
+		t.Fatalf("%s (%s is set: every test must run here)", msg, StrictEnv)
+	}
+	t.Skip(msg)
+}
+
 // Skip skips t, saying why, unless the machine can build namespace
-// topologies (root, the ip command, and /dev/net/tun when needTun).
+// topologies (root, the ip command, and /dev/net/tun when needTun). With
+// StrictEnv set it fails t instead.
 func Skip(t testing.TB, needTun bool) {
 	t.Helper()
 	if why := netns.Why(needTun); why != "" {
-		t.Skip("skipped: " + why)
+		skip(t, "skipped: "+why)
 	}
 }
 
-// NeedCommands skips t if any of the named programs is missing.
+// NeedCommands skips t if any of the named programs is missing (fails it
+// with StrictEnv set).
 func NeedCommands(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("skipped: needs %s on PATH (make test installs it: scripts/install-test-tools.sh)", n)
+			skip(t, "skipped: needs "+n+" on PATH (make test installs it: scripts/install-test-tools.sh)")
 		}
 	}
 }
@@ -72,6 +90,25 @@ func Pair(t testing.TB, cfg netns.PairConfig) *netns.Pair {
 		}
 	})
 	return p
+}
+
+// Chain returns a new netns.Chain, deleted when the test ends.
+func Chain(t testing.TB, cfg netns.ChainConfig) *netns.Chain {
+	t.Helper()
+	Skip(t, false)
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ustack-t-"
+	}
+	c, err := netns.NewChain(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
 }
 
 // MustRun runs a command in ns and fails the test if it fails; it returns
