@@ -42,7 +42,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -123,6 +125,60 @@ func UniqueName(prefix string) string {
 	var r [3]byte
 	rand.Read(r[:])
 	return fmt.Sprintf("%s%x-%s-%d", prefix, os.Getpid(), hex.EncodeToString(r[:]), uniq.Add(1))
+}
+
+// uniqueRE matches what UniqueName appends to a prefix (the process ID in
+// hex, six hex digits, a counter), optionally followed by a role such as
+// "-peer"; its first group is the process ID.
+var uniqueRE = regexp.MustCompile(`^([0-9a-f]+)-[0-9a-f]{6}-[0-9]+(?:-[a-z0-9]+)?$`)
+
+// Creator returns the process ID UniqueName put in name after prefix, and
+// whether name has that shape.
+func Creator(name, prefix string) (pid int, ok bool) {
+	rest, found := strings.CutPrefix(name, prefix)
+	if !found {
+		return 0, false
+	}
+	m := uniqueRE.FindStringSubmatch(rest)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(m[1], 16, 31)
+	if err != nil || v == 0 {
+		return 0, false
+	}
+	return int(v), true
+}
+
+// Stale returns the named namespaces left behind by processes that no
+// longer exist: names that start with one of prefixes and carry (per
+// UniqueName) the ID of a process that is gone, with no process inside.
+// A run killed before its clean-up (a test binary's timeout panic, a
+// SIGKILL) leaves such namespaces; nothing else owns them. A process ID
+// reused since makes a namespace look alive, never the reverse.
+func Stale(prefixes ...string) []string {
+	ents, err := os.ReadDir(RunDir)
+	if err != nil {
+		return nil
+	}
+	var stale []string
+	for _, e := range ents {
+		for _, prefix := range prefixes {
+			pid, ok := Creator(e.Name(), prefix)
+			if !ok {
+				continue
+			}
+			if unix.Kill(pid, 0) != unix.ESRCH {
+				break // alive, or not ours to judge
+			}
+			out, err := exec.Command("ip", "netns", "pids", e.Name()).Output()
+			if err == nil && len(bytes.TrimSpace(out)) == 0 {
+				stale = append(stale, e.Name())
+			}
+			break
+		}
+	}
+	return stale
 }
 
 // NS is a named network namespace this process created.

@@ -1,9 +1,14 @@
 package netns_test
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/internal/netns"
@@ -17,6 +22,68 @@ func TestUniqueName(t *testing.T) {
 	}
 	if netns.Path("foo") != "/var/run/netns/foo" || netns.Path("/proc/1/ns/net") != "/proc/1/ns/net" {
 		t.Error("Path")
+	}
+}
+
+// TestCreator: the creating process is read back from every name
+// UniqueName makes, with or without a role, and from nothing else.
+func TestCreator(t *testing.T) {
+	for _, prefix := range []string{"ustack-t-", "ustack-iop-", "ustack-demo-", "ustack-ab-"} {
+		name := netns.UniqueName(prefix)
+		for _, n := range []string{name, name + "-peer", name + "-mid"} {
+			if pid, ok := netns.Creator(n, prefix); !ok || pid != os.Getpid() {
+				t.Errorf("Creator(%q, %q) = %d, %v; want %d", n, prefix, pid, ok, os.Getpid())
+			}
+		}
+	}
+	for _, n := range []string{"ustack-t-", "ustack-t-zz-abcdef-1", "ustack-t-1f-abcde-1", "ustack-t-1f-abcdef-x",
+		"other-1f-abcdef-1", "ustack-t-0-abcdef-1", "ustack-t-1f-abcdef-1-Peer"} {
+		if pid, ok := netns.Creator(n, "ustack-t-"); ok {
+			t.Errorf("Creator(%q) = %d, true; want false", n, pid)
+		}
+	}
+}
+
+// TestStale: a namespace named by a process that is gone is stale; one
+// of a live process, or one with a process inside, is not.
+func TestStale(t *testing.T) {
+	netnstest.Skip(t, false)
+	// A process ID that is surely gone: a child that has exited and been
+	// reaped.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadPid := cmd.Process.Pid
+	const prefix = "ustack-stale-test-"
+	mk := func(pid int) *netns.NS {
+		name := fmt.Sprintf("%s%x-abcdef-1-dut", prefix, pid)
+		ns, err := netns.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Delete() })
+		return ns
+	}
+	dead, alive := mk(deadPid), mk(os.Getpid())
+	stale := netns.Stale(prefix)
+	if !slices.Contains(stale, dead.Name) || slices.Contains(stale, alive.Name) {
+		t.Fatalf("Stale = %v; want %s and not %s", stale, dead.Name, alive.Name)
+	}
+	// A process inside keeps a namespace from being stale.
+	sleeper := dead.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	for range 100 {
+		if out, _ := exec.Command("ip", "netns", "pids", dead.Name).Output(); len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if stale := netns.Stale(prefix); slices.Contains(stale, dead.Name) {
+		t.Errorf("Stale = %v with a process inside %s", stale, dead.Name)
 	}
 }
 

@@ -16,6 +16,7 @@ package netnstest
 import (
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 
 	"github.com/ustack/ustack/internal/netns"
@@ -57,10 +58,33 @@ func NeedCommands(t testing.TB, names ...string) {
 	}
 }
 
+// stalePrefixes are the prefixes of the namespaces the project's tests
+// and commands create.
+var stalePrefixes = []string{"ustack-"}
+
+var sweepOnce sync.Once
+
+// sweep deletes, once per test binary, the namespaces earlier runs of
+// the project's tests left when they were killed before their clean-up
+// (netns.Stale: their creator is gone and nothing runs inside).
+func sweep(t testing.TB) {
+	t.Helper()
+	sweepOnce.Do(func() {
+		for _, name := range netns.Stale(stalePrefixes...) {
+			if err := (&netns.NS{Name: name}).Delete(); err != nil {
+				t.Logf("a stale namespace of an earlier run: %v", err)
+				continue
+			}
+			t.Logf("deleted %s, left by an earlier run that no longer exists", name)
+		}
+	})
+}
+
 // NS returns a new named namespace, deleted when the test ends.
 func NS(t testing.TB, prefix string) *netns.NS {
 	t.Helper()
 	Skip(t, false)
+	sweep(t)
 	ns, err := netns.Create(netns.UniqueName(prefix))
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +101,7 @@ func NS(t testing.TB, prefix string) *netns.NS {
 func Pair(t testing.TB, cfg netns.PairConfig) *netns.Pair {
 	t.Helper()
 	Skip(t, false)
+	sweep(t)
 	if cfg.Prefix == "" {
 		cfg.Prefix = "ustack-t-"
 	}
@@ -96,6 +121,7 @@ func Pair(t testing.TB, cfg netns.PairConfig) *netns.Pair {
 func Chain(t testing.TB, cfg netns.ChainConfig) *netns.Chain {
 	t.Helper()
 	Skip(t, false)
+	sweep(t)
 	if cfg.Prefix == "" {
 		cfg.Prefix = "ustack-t-"
 	}
