@@ -30,6 +30,12 @@ type FD struct {
 	f      *os.File
 	rc     syscall.RawConn
 	closed atomic.Bool
+
+	// The WriteBounded call in progress (calls must not overlap).
+	wfn      func(fd int) bool
+	wtimeout time.Duration
+	warmed   bool                  // a write deadline is set
+	wstep    func(fd uintptr) bool // d.boundedStep, bound once
 }
 
 // New takes ownership of fd, makes it non-blocking and registers it with
@@ -45,7 +51,9 @@ func New(fd int, name string) (*FD, error) {
 		f.Close()
 		return nil, err
 	}
-	return &FD{f: f, rc: rc}, nil
+	d := &FD{f: f, rc: rc}
+	d.wstep = d.boundedStep
+	return d, nil
 }
 
 // Read calls fn with the descriptor until fn returns true, waiting for the
@@ -69,9 +77,35 @@ func (d *FD) Control(fn func(fd int)) error {
 	return d.mapErr(d.rc.Control(func(fd uintptr) { fn(int(fd)) }))
 }
 
-// SetWriteDeadline bounds the waits of Write (zero: none). A Write that
-// waits past it returns an error wrapping os.ErrDeadlineExceeded.
-func (d *FD) SetWriteDeadline(t time.Time) error { return d.f.SetWriteDeadline(t) }
+// WriteBounded is Write with every wait for room bounded, as a NIC's
+// full queue bounds it: each time fn reports the descriptor full (returns
+// false after EAGAIN), a write deadline is set timeout ahead; if it
+// passes before the descriptor takes more, WriteBounded returns
+// timedOut, and the caller drops what is left. The deadline is cleared
+// before it returns. Calls must not overlap (the links hold their write
+// lock).
+func (d *FD) WriteBounded(timeout time.Duration, fn func(fd int) (done bool)) (timedOut bool, err error) {
+	d.wfn, d.wtimeout, d.warmed = fn, timeout, false
+	err = d.mapErr(d.rc.Write(d.wstep))
+	d.wfn = nil
+	if d.warmed {
+		d.f.SetWriteDeadline(time.Time{})
+		d.warmed = false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true, nil
+	}
+	return false, err
+}
+
+func (d *FD) boundedStep(fd uintptr) bool {
+	if d.wfn(int(fd)) {
+		return true
+	}
+	d.f.SetWriteDeadline(time.Now().Add(d.wtimeout))
+	d.warmed = true
+	return false
+}
 
 func (d *FD) mapErr(err error) error {
 	if err == nil {

@@ -157,15 +157,14 @@ type Endpoint struct {
 	left      uint32 // frames of cur not yet read; 0: cur not held
 	off       int    // offset in cur of the next frame
 
-	wmu       sync.Mutex
-	wpkts     []link.Packet
-	wn        int
-	werr      error
-	writeFn   func(fd int) bool
-	wdeadline bool
-	wmsgs     []unix.Mmsghdr
-	wiov      []unix.Iovec
-	whdr      [vnet.Len]byte // all zero: a complete frame
+	wmu     sync.Mutex
+	wpkts   []link.Packet
+	wn      int
+	werr    error
+	writeFn func(fd int) bool
+	wmsgs   []unix.Mmsghdr
+	wiov    []unix.Iovec
+	whdr    [vnet.Len]byte // all zero: a complete frame
 
 	rxFrames, rxBytes, txFrames, txBytes, rxTooBig, rxGSO, rxCsum,
 	rxKernelDrops, rxErrors, txDropped, txTooBig atomic.Uint64
@@ -590,14 +589,10 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
 	e.wpkts, e.wn, e.werr = pkts, 0, nil
-	err := e.fd.Write(e.writeFn)
-	if e.wdeadline {
-		e.fd.SetWriteDeadline(time.Time{})
-		e.wdeadline = false
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	timedOut, err := e.fd.WriteBounded(WriteTimeout, e.writeFn)
+	if timedOut {
 		e.txDropped.Add(uint64(len(pkts) - e.wn))
-		e.wn, err = len(pkts), nil
+		e.wn = len(pkts)
 	}
 	n := e.wn
 	e.wpkts = nil
@@ -660,9 +655,7 @@ func (e *Endpoint) writeMmsg(fd int) bool {
 				return true
 			}
 		case unix.EAGAIN, unix.ENOBUFS:
-			e.fd.SetWriteDeadline(time.Now().Add(WriteTimeout))
-			e.wdeadline = true
-			return false
+			return false // WriteBounded waits, at most WriteTimeout
 		case unix.EINTR:
 		default:
 			// The first frame was refused (ENETDOWN while the

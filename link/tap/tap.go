@@ -126,8 +126,6 @@ type Endpoint struct {
 	wiov    [2]unix.Iovec
 	whdr    [vnet.Len]byte
 	writeFn func(fd int) bool
-	// wdeadline: writeSome set a write deadline to clear.
-	wdeadline bool
 
 	rxFrames, rxBytes, txFrames, txBytes,
 	rxTooBig, rxErrors, txDropped, txTooBig atomic.Uint64
@@ -387,15 +385,11 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
 	e.wpkts, e.wn, e.werr = pkts, 0, nil
-	err := e.fd.Write(e.writeFn)
-	if e.wdeadline {
-		e.fd.SetWriteDeadline(time.Time{})
-		e.wdeadline = false
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	timedOut, err := e.fd.WriteBounded(WriteTimeout, e.writeFn)
+	if timedOut {
 		// Drop what is left, as a NIC does with a full queue.
 		e.txDropped.Add(uint64(len(pkts) - e.wn))
-		e.wn, err = len(pkts), nil
+		e.wn = len(pkts)
 	}
 	n := e.wn
 	e.wpkts = nil
@@ -446,9 +440,7 @@ func (e *Endpoint) writeSome(fd int) bool {
 			e.txFrames.Add(1)
 			e.txBytes.Add(uint64(p.N))
 		case unix.EAGAIN:
-			e.fd.SetWriteDeadline(time.Now().Add(WriteTimeout))
-			e.wdeadline = true
-			return false
+			return false // WriteBounded waits, at most WriteTimeout
 		case unix.EINTR:
 			continue
 		default:
