@@ -269,7 +269,7 @@ func (c *Conn) OpenPassive(now clock.Instant, ep Endpoints, syn *wire.TCPFields)
 	c.state = SynReceived
 	c.irs = syn.Seq
 	c.rcvNxt = syn.Seq.Add(1)
-	c.negotiate(now, syn, true)
+	c.negotiate(now, syn)
 	c.sndWnd = uint32(syn.Window) // RFC 7323 §2.2: never scaled in a SYN
 	c.maxSndWnd = c.sndWnd
 	c.sndWl1, c.sndWl2 = syn.Seq, c.iss
@@ -279,10 +279,10 @@ func (c *Conn) OpenPassive(now clock.Instant, ep Endpoints, syn *wire.TCPFields)
 	return nil
 }
 
-// negotiate applies the options of the peer's SYN or SYN-ACK. ours says
-// whether our own SYN is still to be sent (passive side): then we offer
-// only what the peer offered.
-func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields, passive bool) {
+// negotiate applies the options of the peer's SYN (passive open, before
+// our SYN-ACK, which then offers only what the peer offered) or SYN-ACK
+// (active open).
+func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	o := &syn.Options
 	cfg := &c.env.cfg
 	// MSS (RFC 9293 §3.7.1, MUST-15: 536 when the option is absent).
@@ -600,9 +600,6 @@ func (c *Conn) KeepAlive() bool { return c.keepAlive }
 // the handshake, limits how large a window can be announced.
 func (c *Conn) SetReadBuffer(n int) {
 	c.rcvBufSize = min(max(n, minBuf), maxBuf)
-	if c.state == Closed && !c.local.IsValid() {
-		return
-	}
 }
 
 // SetWriteBuffer sets the send buffer size (SO_SNDBUF).

@@ -6,7 +6,8 @@
 //   - RFC 1122 §4.2: keep-alive, delayed ACKs, Nagle, silly-window avoidance.
 //   - RFC 6298: the retransmission timer; RFC 6928: initial window.
 //   - RFC 7323: window scaling, timestamps, PAWS.
-//   - RFC 2018: SACK (this package generates SACK blocks as a receiver).
+//   - RFC 2018 and RFC 2883: SACK and D-SACK blocks as a receiver;
+//     RFC 6675: SACK-based loss recovery as a sender (sack.go).
 //   - RFC 5681 and RFC 6582: congestion control, fast retransmit, NewReno.
 //   - RFC 5961: blind RST, SYN and data injection (challenge ACKs).
 //   - RFC 6528: initial sequence numbers; RFC 6191: SYN in TIME-WAIT.

@@ -28,7 +28,8 @@ func (e *Error) Errno() syscall.Errno { return e.errno }
 // Timeout reports whether the error is a timeout (net.Error).
 func (e *Error) Timeout() bool { return e.errno == syscall.ETIMEDOUT }
 
-// Temporary is false for every TCP error (net.Error).
+// Temporary reports whether the error is ErrWouldBlock, the only one a
+// retry can cure (net.Error); every other TCP error is permanent.
 func (e *Error) Temporary() bool { return e == ErrWouldBlock }
 
 // The errors a Conn reports.

@@ -78,7 +78,7 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	// lies far beyond it, so the first ACK would announce the largest
 	// window the field holds, whatever the buffer (RFC 9293 §3.8.6).
 	c.rcvAdv = c.rcvNxt.Add(min(c.rcvFree(), 65535))
-	c.negotiate(now, seg, false)
+	c.negotiate(now, seg)
 	c.lastRecv = now
 	if f&wire.TCPFlagACK != 0 {
 		c.sndUna = seg.Ack
