@@ -26,7 +26,13 @@ var _ net.Listener = (*Listener)(nil)
 func (l *Listener) wake(ev tcp.Events) { l.sig.notify() }
 
 // Accept waits for and returns the next connection (net.Listener).
-func (l *Listener) Accept() (net.Conn, error) { return l.AcceptTCP() }
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err // a nil net.Conn, not one holding a nil *TCPConn
+	}
+	return c, nil
+}
 
 // AcceptTCP is Accept returning the concrete type.
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
