@@ -5,15 +5,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 )
-
-var errDeadline = os.ErrDeadlineExceeded
 
 // proto is the transport a network name selects.
 type proto int

@@ -2,6 +2,7 @@ package ustack
 
 import (
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -45,8 +46,9 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 			return nil, opError("accept", "tcp", nil, l.addr, net.ErrClosed)
 		default:
 		}
-		if l.dl.expired() {
-			return nil, opError("accept", "tcp", nil, l.addr, errDeadline)
+		dl, passed := l.dl.wait()
+		if passed {
+			return nil, opError("accept", "tcp", nil, l.addr, os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
 		if sc := l.sl.Accept(); sc != nil {
@@ -60,7 +62,7 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 		select {
 		case <-l.sig:
 		case <-l.closing:
-		case <-l.dl.wait():
+		case <-dl:
 		}
 	}
 }

@@ -83,7 +83,8 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 		if c.isClosing() {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
-		if c.rdl.expired() {
+		dl, passed := c.rdl.wait()
+		if passed {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
@@ -100,7 +101,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 		s.mu.Unlock()
 		select {
 		case <-c.rsig:
-		case <-c.rdl.wait():
+		case <-dl:
 		case <-c.closing:
 		}
 	}
@@ -117,7 +118,8 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 		if c.isClosing() {
 			return total, c.opErr("write", net.ErrClosed)
 		}
-		if c.wdl.expired() {
+		dl, passed := c.wdl.wait()
+		if passed {
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
@@ -139,7 +141,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 		}
 		select {
 		case <-c.wsig:
-		case <-c.wdl.wait():
+		case <-dl:
 		case <-c.closing:
 		}
 	}

@@ -65,7 +65,8 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 		if u.isClosing() {
 			return 0, netip.AddrPort{}, u.opErr("read", nil, net.ErrClosed)
 		}
-		if u.rdl.expired() {
+		dl, passed := u.rdl.wait()
+		if passed {
 			return 0, netip.AddrPort{}, u.opErr("read", nil, os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
@@ -85,7 +86,7 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 		}
 		select {
 		case <-u.rsig:
-		case <-u.rdl.wait():
+		case <-dl:
 		case <-u.closing:
 		}
 	}
