@@ -2,13 +2,10 @@ package ustack
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"strconv"
-	"time"
 
-	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -239,9 +236,3 @@ func (s *Stack) dialUDP(network string, raddr netip.AddrPort) (*UDPConn, error) 
 	}
 	return s.newUDPConn(ep, raddr), nil
 }
-
-var (
-	_              = errors.New
-	_              = time.Second
-	_ stack.Socket = (*stack.TCPConn)(nil)
-)

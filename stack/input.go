@@ -6,7 +6,6 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
-	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -421,5 +420,3 @@ func (s *Stack) handleUDP(now clock.Instant, n *nic, ip wire.IPv4, bcast bool, o
 	st.InDatagrams++
 	s.notify(ep, tcp.EventReadable)
 }
-
-var _ = network.NICID(0)

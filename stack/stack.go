@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -9,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/siphash"
@@ -617,8 +615,6 @@ func (s *Stack) Close() {
 	}
 }
 
-var errNoNIC = errors.New("stack: no such NIC")
-
 // ephemeralRange returns the first port and the count of the range.
 func (s *Stack) ephemeralRange() (uint32, uint32) {
 	lo, hi := uint32(s.cfg.EphemeralPorts[0]), uint32(s.cfg.EphemeralPorts[1])
@@ -627,5 +623,3 @@ func (s *Stack) ephemeralRange() (uint32, uint32) {
 	}
 	return lo, hi - lo + 1
 }
-
-var _ = time.Second
