@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 )
 
 // Listener is a TCP listener on a Stack; it implements net.Listener.
@@ -24,7 +23,7 @@ type Listener struct {
 
 var _ net.Listener = (*Listener)(nil)
 
-func (l *Listener) wake(ev tcp.Events) { l.sig.notify() }
+func (l *Listener) wake(ev stack.Events) { l.sig.notify() }
 
 // Accept waits for and returns the next connection (net.Listener).
 func (l *Listener) Accept() (net.Conn, error) {

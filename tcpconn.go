@@ -49,11 +49,11 @@ func (s *Stack) newTCPConn(sc *stack.TCPConn) *TCPConn {
 }
 
 // wake implements waker.
-func (c *TCPConn) wake(ev tcp.Events) {
-	if ev&(tcp.EventReadable|tcp.EventClosed|tcp.EventEstablished) != 0 {
+func (c *TCPConn) wake(ev stack.Events) {
+	if ev&(stack.EventReadable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.rsig.notify()
 	}
-	if ev&(tcp.EventWritable|tcp.EventClosed|tcp.EventEstablished) != 0 {
+	if ev&(stack.EventWritable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.wsig.notify()
 	}
 }
@@ -93,7 +93,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
 		n, err := c.sc.Read(p)
-		if !errors.Is(err, tcp.ErrWouldBlock) {
+		if !errors.Is(err, stack.ErrWouldBlock) {
 			s.flushLocked() // reading may open the window: send the update
 			s.mu.Unlock()
 			return n, c.opErr("read", err)
@@ -136,7 +136,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 		if total == len(p) {
 			return total, nil
 		}
-		if err != nil && !errors.Is(err, tcp.ErrWouldBlock) {
+		if err != nil && !errors.Is(err, stack.ErrWouldBlock) {
 			return total, c.opErr("write", err)
 		}
 		select {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 )
 
 // UDPConn is a UDP socket on a Stack. It implements net.PacketConn, and
@@ -40,7 +39,7 @@ func (s *Stack) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn 
 	return u
 }
 
-func (u *UDPConn) wake(ev tcp.Events) { u.rsig.notify() }
+func (u *UDPConn) wake(ev stack.Events) { u.rsig.notify() }
 
 func (u *UDPConn) opErr(op string, addr net.Addr, err error) error {
 	return opError(op, "udp", u.laddr, addr, err)
@@ -81,7 +80,7 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 			continue // a connected socket takes only its peer's datagrams
 		case err == nil:
 			return n, from, nil
-		case !errors.Is(err, tcp.ErrWouldBlock):
+		case !errors.Is(err, stack.ErrWouldBlock):
 			return 0, netip.AddrPort{}, u.opErr("read", nil, err)
 		}
 		select {

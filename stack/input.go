@@ -418,5 +418,5 @@ func (s *Stack) handleUDP(now clock.Instant, n *nic, ip wire.IPv4, bcast bool, o
 		return
 	}
 	st.InDatagrams++
-	s.notify(ep, tcp.EventReadable)
+	s.notify(ep, EventReadable)
 }

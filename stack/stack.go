@@ -488,7 +488,7 @@ type Socket interface {
 // sockBase is what every socket has for the owner's bookkeeping.
 type sockBase struct {
 	owner  any
-	events tcp.Events
+	events Events
 	queued bool
 }
 
@@ -502,7 +502,7 @@ func (b *sockBase) SetOwner(o any) { b.owner = o }
 func (b *sockBase) Owner() any { return b.owner }
 
 // notify queues events of a socket for PollEvent.
-func (s *Stack) notify(so Socket, ev tcp.Events) {
+func (s *Stack) notify(so Socket, ev Events) {
 	if ev == 0 {
 		return
 	}
@@ -515,7 +515,7 @@ func (s *Stack) notify(so Socket, ev tcp.Events) {
 }
 
 // PollEvent returns the next socket with events and the events, or false.
-func (s *Stack) PollEvent() (Socket, tcp.Events, bool) {
+func (s *Stack) PollEvent() (Socket, Events, bool) {
 	if len(s.ready) == 0 {
 		return nil, 0, false
 	}
