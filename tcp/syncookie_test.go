@@ -414,3 +414,52 @@ func TestOpenCookieMisuse(t *testing.T) {
 		t.Errorf("second OpenCookie: %v, want ErrInvalid", err)
 	}
 }
+
+// FuzzSynCookie: arbitrary final ACKs at a cookie listener (sequence and
+// acknowledgment numbers near a real cookie's or anywhere, timestamps,
+// data, FIN, time): Check never panics, and whatever it accepts,
+// OpenCookie turns into a synchronized connection that holds the core's
+// invariants.
+func FuzzSynCookie(f *testing.F) {
+	_, g := newTestCookies(Config{})
+	syn := wire.TCPFields{SrcPort: cookieRemote.Port(), DstPort: cookieLocal.Port(), Seq: 1000, Flags: wire.TCPFlagSYN, Window: 1000,
+		Options: wire.TCPOptions{MSS: 1460, HasTimestamp: true, TSVal: 5, SACKPermitted: true, HasWScale: true, WScale: 7}}
+	ep := Endpoints{Local: cookieLocal, Remote: cookieRemote, TSOffset: 77, MTU: 1500}
+	t0 := clock.Instant(90 * time.Second)
+	_, ack := cookieHandshake(g, ep, &syn, t0)
+	f.Add(uint32(0), uint32(0), uint8(0), true, uint32(0), uint32(0), uint16(0), int64(0))
+	f.Add(uint32(0), uint32(0), uint8(wire.TCPFlagFIN|wire.TCPFlagPSH), true, uint32(0), uint32(0), uint16(100), int64(time.Second))
+	f.Add(uint32(2), uint32(0), uint8(0), false, uint32(0), uint32(0), uint16(0), int64(-time.Second))
+	f.Add(uint32(0), uint32(0xffffffff), uint8(0), true, uint32(1<<31), uint32(63), uint16(65535), int64(100*time.Second))
+	f.Fuzz(func(t *testing.T, dseq, dack uint32, flags uint8, ts bool, dtsval, dtsecr uint32, plen uint16, dt int64) {
+		env, g := newTestCookies(Config{})
+		a := ack
+		a.Seq += wire.Seq(dseq)
+		a.Ack += wire.Seq(dack)
+		a.Flags = wire.TCPFlagACK | wire.TCPFlags(flags)&(wire.TCPFlagFIN|wire.TCPFlagPSH|wire.TCPFlagURG)
+		a.Options.HasTimestamp = ts
+		a.Options.TSVal += dtsval
+		a.Options.TSEcr += dtsecr
+		a.Payload = make([]byte, plen)
+		now := t0.Add(time.Duration(dt))
+		o, ok := g.Check(now, ep, &a)
+		if !ok {
+			if env.Stats.SyncookiesFailed != 1 {
+				t.Fatalf("refused without counting: %+v", env.Stats)
+			}
+			return
+		}
+		e := ep
+		e.ISS = a.Ack - 1
+		c := NewConn(env)
+		if err := c.OpenCookie(now, e, &a, o); err != nil {
+			t.Fatalf("Check accepted %+v but OpenCookie failed: %v", a, err)
+		}
+		if s := c.State(); s != Established && s != CloseWait {
+			t.Fatalf("cookie connection in %v", s)
+		}
+		if err := c.checkInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
