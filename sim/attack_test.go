@@ -219,14 +219,14 @@ func TestAttackBlindInjection(t *testing.T) {
 	}
 }
 
-// The SYN floods: 10,000 SYNs a second from random spoofed sources for
-// five seconds, at a listener (S's port 80, SynBacklog 1024) whose
-// established connections are sending data, while legitimate clients
-// connect and fetch a body.
+// The SYN floods: 20,000 SYNs from random spoofed sources (as issue 8's),
+// 4,000 a second for five seconds, at a listener (S's port 80, SynBacklog
+// 1024) whose established connections are sending data, while
+// legitimate clients connect and fetch a body.
 const (
 	floodStart = time.Second
 	floodEnd   = 6 * time.Second
-	floodRate  = 10 // SYNs a millisecond
+	floodRate  = 4 // SYNs a millisecond
 )
 
 // synFlood is what a flood run saw.
@@ -267,12 +267,13 @@ func floodSYNs(n *Network, xp *Port, dstMAC wire.MAC, dst netip.AddrPort, src fu
 	n.At(clock.Instant(floodStart), tick)
 }
 
-// synFloodRun runs four bulk transfers from S to C, with or without a SYN
-// flood at S from random off-link spoofed sources; during a flood, C
-// also makes five fetches of 200 kB, the last starting at 4.8 s. It
-// returns when the applications are done, the listener still open.
-func synFloodRun(t *testing.T, cfgS stack.Config, flood bool) *synFlood {
-	link := impair.Config{Delay: 5 * time.Millisecond, Rate: 100_000_000, Queue: 500}
+// synFloodRun runs four bulk transfers from S to C (unless !bulk), with
+// or without a SYN flood at S from random off-link spoofed sources;
+// during a flood, C also makes five fetches of 200 kB, the last starting
+// at 4.8 s. It returns when the applications are done, the listener
+// still open.
+func synFloodRun(t *testing.T, cfgS stack.Config, flood, bulk bool) *synFlood {
+	link := impair.Config{Delay: 5 * time.Millisecond, Rate: 20_000_000, Queue: 500}
 	an := newAttackNet(t, 2, cfgS, stack.Config{}, link)
 	n := an.n
 	res := &synFlood{n: n, an: an}
@@ -288,13 +289,15 @@ func synFloodRun(t *testing.T, cfgS stack.Config, flood bool) *synFlood {
 		t.Fatal(err)
 	}
 	dst := netip.MustParseAddrPort("10.0.0.1:80")
-	var bulk []*Flow
+	var flows []*Flow
 	for range 4 {
-		bulk = append(bulk, an.apps.Dial(0, an.cli, dst, FlowConfig{Down: 25_000_000}))
+		if bulk {
+			flows = append(flows, an.apps.Dial(0, an.cli, dst, FlowConfig{Down: 5_000_000}))
+		}
 	}
 	received := func() int64 {
 		var s int64
-		for _, f := range bulk {
+		for _, f := range flows {
 			s += f.Down.Read
 		}
 		return s
@@ -330,21 +333,24 @@ func synFloodRun(t *testing.T, cfgS stack.Config, flood bool) *synFlood {
 // TestAttackSYNFlood: issue 8 §2. During the flood the SYN queue fills
 // (SynBacklog) and every further SYN is answered with a SYN cookie (RFC
 // 4987 §3.6): nothing is dropped, the connection table stays the size of
-// the SYN queue, and every legitimate fetch connects at once and gets
-// its body intact (Flow.Check) before the flood ends.
-// The established connections keep at least 75 % of their throughput
-// without the flood. Why 75 %: the SYNs (58-byte frames, 4.6 Mbit/s)
+// the SYN queue, every SYN of the legitimate client is answered (the
+// counters account for each), and every legitimate fetch gets its body
+// intact (Flow.Check) within 5 s of its start — the server's egress is
+// a full drop-tail queue, so a SYN-ACK may be lost and the SYN resent a
+// second or three later; with cookies off the same fetches wait over a
+// minute (TestAttackSYNFloodNoCookies). The established connections keep at least 75 % of their throughput
+// without the flood. Why 75 %: the SYNs (58-byte frames, 1.9 Mbit/s)
 // share the server's ingress only with the connections' ACKs, and the
-// SYN-ACKs, one per SYN as in Linux, take 4.6 % of its 100 Mbit/s
-// egress (and their share of the drop-tail queue's losses); the
-// simulator charges nothing for CPU. Anything below would be the flood
-// disturbing the connections themselves. After the flood the half-open
+// SYN-ACKs, one per SYN as in Linux, take 9 % of its 20 Mbit/s egress
+// (and their share of the drop-tail queue's losses); the simulator
+// charges nothing for CPU. Anything below would be the flood disturbing
+// the connections themselves. After the flood the half-open
 // connections expire after their SYN-ACK retries (tcp_synack_retries 5,
 // 63 s), the listener is as before, and once it closes nothing is left:
 // no connection, no timer, the counters exactly what the flood explains.
 func TestAttackSYNFlood(t *testing.T) {
-	base := synFloodRun(t, stack.Config{}, false)
-	r := synFloodRun(t, stack.Config{}, true)
+	base := synFloodRun(t, stack.Config{}, false, true)
+	r := synFloodRun(t, stack.Config{}, true, true)
 	// The queue drains with the listener open.
 	if err := r.n.RunFor(80 * time.Second); err != nil {
 		t.Fatal(err)
@@ -362,7 +368,7 @@ func TestAttackSYNFlood(t *testing.T) {
 		t.Errorf("throughput under the flood %.0f %% of the baseline, want at least 75 %%", 100*ratio)
 	}
 	for _, f := range r.legit {
-		if f.Check() != nil || f.C.At >= clock.Instant(floodEnd) {
+		if f.Check() != nil || f.C.At.Sub(f.Start) > 5*time.Second {
 			t.Errorf("legitimate fetch started at %v, finished at %v: %v", f.Start, f.C.At, f)
 		} else {
 			t.Logf("legitimate fetch of 200 kB: %v → %v", f.Start, f.C.At)
@@ -415,7 +421,7 @@ func TestAttackSYNFlood(t *testing.T) {
 // SYNs are dropped (SynQueueDrops) until those expire, more than a minute
 // later; the fetches complete only then.
 func TestAttackSYNFloodNoCookies(t *testing.T) {
-	r := synFloodRun(t, stack.Config{SynCookies: stack.SynCookiesOff}, true)
+	r := synFloodRun(t, stack.Config{SynCookies: stack.SynCookiesOff}, true, false)
 	tc := r.an.srv.Stack.Stats().TCP
 	t.Logf("%d spoofed SYNs: SynQueueDrops %d ListenDrops %d SyncookiesSent %d", r.sent, tc.SynQueueDrops, tc.ListenDrops, tc.SyncookiesSent)
 	if tc.SyncookiesSent != 0 || tc.SynQueueDrops < uint64(r.sent)-1024 || tc.ListenDrops != tc.SynQueueDrops {
@@ -484,8 +490,8 @@ func TestAttackSYNFloodOnLink(t *testing.T) {
 			for i := range 5 {
 				legit = append(legit, apps.Dial(clock.Instant(2*time.Second+time.Duration(i)*700*time.Millisecond), cli, dst, FlowConfig{Down: 200_000}))
 			}
-			// The neighbour cache, sampled every millisecond of the
-			// flood (network's tests check the bounds at every call).
+			// The neighbour cache, sampled every 10 ms of the flood
+			// (network's tests check the bounds at every call).
 			var maxIncomplete, maxQueued int
 			var sample func()
 			sample = func() {
@@ -498,7 +504,7 @@ func TestAttackSYNFloodOnLink(t *testing.T) {
 				}
 				maxIncomplete, maxQueued = max(maxIncomplete, inc), max(maxQueued, q)
 				if n.Now() < clock.Instant(floodEnd) {
-					n.After(time.Millisecond, sample)
+					n.After(10*time.Millisecond, sample)
 				}
 			}
 			n.At(clock.Instant(floodStart), sample)
