@@ -11,6 +11,7 @@
 //   - RFC 5681 and RFC 6582: congestion control, fast retransmit, NewReno.
 //   - RFC 5961: blind RST, SYN and data injection (challenge ACKs).
 //   - RFC 6528: initial sequence numbers; RFC 6191: SYN in TIME-WAIT.
+//   - RFC 4987 §3.6: SYN cookies, as Linux builds them (syncookie.go).
 //
 // # The Handle/Poll contract
 //
@@ -37,5 +38,7 @@
 // send buffer; no segment is kept.
 //
 // A listening socket is not a Conn: the stack demultiplexes SYNs to its
-// listeners and opens a Conn per SYN with OpenPassive.
+// listeners and opens a Conn per SYN with OpenPassive, or, when it
+// answers with a SYN cookie (SynCookies), keeps nothing and opens the
+// Conn from the cookie ACK with OpenCookie.
 package tcp
