@@ -22,11 +22,14 @@ import (
 // Every set starts a new generation, and a timer only acts for the
 // generation that armed it: a timer that fired but still waits for mu
 // when set moves or clears the deadline cannot pass the new one (the
-// runtime's netpoll does the same with its sequence numbers).
+// runtime's netpoll does the same with its sequence numbers). A call
+// made once the time has come fails even if the timer has not run yet:
+// wait and expired compare the clock with an armed deadline.
 type deadline struct {
 	mu     sync.Mutex
 	gen    uint64        // bumped by every set and by stop
 	timer  *time.Timer   // armed for generation gen, or nil
+	at     time.Time     // when the armed timer's deadline passes
 	passed bool          // the current deadline has passed
 	ch     chan struct{} // closed when the deadline passes; made by wait
 }
@@ -55,6 +58,7 @@ func (d *deadline) set(t time.Time) {
 		return
 	}
 	gen := d.gen
+	d.at = t
 	d.timer = time.AfterFunc(dur, func() { d.fire(gen) })
 }
 
@@ -62,8 +66,8 @@ func (d *deadline) set(t time.Time) {
 func (d *deadline) fire(gen uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if gen != d.gen {
-		return // set or stop came first: this timer's deadline is gone
+	if gen != d.gen || d.passed {
+		return // set or stop came first, or a call saw the time had come
 	}
 	d.timer = nil
 	d.passLocked()
@@ -77,13 +81,24 @@ func (d *deadline) passLocked() {
 	}
 }
 
+// checkLocked passes an armed deadline whose time has come before its
+// timer ran; it reports whether the deadline has passed.
+func (d *deadline) checkLocked() bool {
+	if !d.passed && d.timer != nil && !time.Now().Before(d.at) {
+		d.timer.Stop()
+		d.timer = nil
+		d.passLocked()
+	}
+	return d.passed
+}
+
 // wait returns whether the deadline has passed and, if not, the channel
 // that will be closed when it does. A caller takes it before it tries
 // its operation, so a set between the try and the wait is not missed.
 func (d *deadline) wait() (<-chan struct{}, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.passed {
+	if d.checkLocked() {
 		return nil, true
 	}
 	if d.ch == nil {
@@ -109,5 +124,5 @@ func (d *deadline) stop() {
 func (d *deadline) expired() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.passed
+	return d.checkLocked()
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -629,4 +630,90 @@ func TestBlockingCallsAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, roundTrip); a != 0 {
 		t.Errorf("%v allocations per write and blocked read, want 0", a)
 	}
+}
+
+// TestUDPWriteDeadline: WriteTo never waits, so a write deadline matters
+// only once passed: WriteTo and Write then fail with a timeout, and work
+// again once it is cleared or moved to the future.
+func TestUDPWriteDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+		srv, err := n.A.ListenUDP("udp", ":53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		c, err := n.B.Dial("udp", "10.0.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		u := c.(*UDPConn)
+		to := netip.AddrPortFrom(ipA, 53)
+		u.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := u.Write([]byte("a")); err != nil {
+			t.Fatalf("write before the deadline: %v", err)
+		}
+		time.Sleep(time.Second)
+		_, err = u.Write([]byte("b"))
+		checkErr(t, "Write past the deadline", err, os.ErrDeadlineExceeded)
+		other, err := n.B.ListenUDP("udp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		other.SetWriteDeadline(time.Now())
+		_, err = other.WriteToUDPAddrPort([]byte("c"), to)
+		checkErr(t, "WriteTo past the deadline", err, os.ErrDeadlineExceeded)
+		other.SetWriteDeadline(time.Time{})
+		if _, err := other.WriteToUDPAddrPort([]byte("d"), to); err != nil {
+			t.Errorf("WriteTo after clearing the deadline: %v", err)
+		}
+		u.SetWriteDeadline(time.Now().Add(time.Hour))
+		if _, err := u.Write([]byte("e")); err != nil {
+			t.Errorf("Write after moving the deadline on: %v", err)
+		}
+		// The datagrams sent before and after, none of those refused.
+		buf := make([]byte, 10)
+		var got []string
+		srv.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			k, _, err := srv.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			got = append(got, string(buf[:k]))
+		}
+		if strings.Join(got, "") != "ade" {
+			t.Errorf("server got %q, want a, d and e", got)
+		}
+	})
+}
+
+// TestSetDeadlineAfterClose: as in package net, setting a deadline on a
+// closed socket fails with net.ErrClosed.
+func TestSetDeadlineAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+		c, _ := connPair(t, n)
+		c.Close()
+		ln, err := n.A.ListenTCP("tcp", ":81", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		u, err := n.A.ListenUDP("udp", ":53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Close()
+		for name, set := range map[string]func(time.Time) error{
+			"TCPConn.SetDeadline": c.SetDeadline, "TCPConn.SetReadDeadline": c.SetReadDeadline,
+			"TCPConn.SetWriteDeadline": c.SetWriteDeadline, "Listener.SetDeadline": ln.SetDeadline,
+			"UDPConn.SetDeadline": u.SetDeadline, "UDPConn.SetReadDeadline": u.SetReadDeadline,
+			"UDPConn.SetWriteDeadline": u.SetWriteDeadline,
+		} {
+			checkErr(t, name+" after Close", set(time.Now().Add(time.Second)), net.ErrClosed)
+		}
+	})
 }

@@ -109,8 +109,15 @@ func (l *Listener) closeFromStack() {
 // Addr returns the listener's address (net.Listener).
 func (l *Listener) Addr() net.Addr { return l.addr }
 
-// SetDeadline sets a deadline for Accept, like net.TCPListener.
+// SetDeadline sets a deadline for Accept, like net.TCPListener: it
+// applies to an Accept already waiting as well as to later ones (see
+// TCPConn.SetDeadline). It fails with net.ErrClosed after Close.
 func (l *Listener) SetDeadline(t time.Time) error {
+	select {
+	case <-l.closing:
+		return opError("set", "tcp", nil, l.addr, net.ErrClosed)
+	default:
+	}
 	l.dl.set(t)
 	return nil
 }

@@ -248,18 +248,38 @@ func (c *TCPConn) LocalAddrPort() netip.AddrPort { return c.sc.LocalAddr() }
 // RemoteAddrPort returns the peer's address as a netip.AddrPort.
 func (c *TCPConn) RemoteAddrPort() netip.AddrPort { return c.sc.RemoteAddr() }
 
-// SetDeadline sets the read and write deadlines (net.Conn).
+// SetDeadline sets the read and write deadlines (net.Conn). As in
+// package net, a deadline applies to calls already waiting as well as to
+// later ones: one not in the future makes them fail at once with
+// os.ErrDeadlineExceeded, a later one extends them, and the zero time
+// lets them wait for good. It fails with net.ErrClosed after Close.
 func (c *TCPConn) SetDeadline(t time.Time) error {
+	if c.isClosing() {
+		return c.opErr("set", net.ErrClosed)
+	}
 	c.rdl.set(t)
 	c.wdl.set(t)
 	return nil
 }
 
-// SetReadDeadline sets the read deadline (net.Conn).
-func (c *TCPConn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+// SetReadDeadline sets the deadline of Read (net.Conn; see SetDeadline).
+func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if c.isClosing() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	return nil
+}
 
-// SetWriteDeadline sets the write deadline (net.Conn).
-func (c *TCPConn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+// SetWriteDeadline sets the deadline of Write (net.Conn; see
+// SetDeadline). A Write that times out returns how much it queued.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if c.isClosing() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.wdl.set(t)
+	return nil
+}
 
 // SetNoDelay turns Nagle's algorithm off (true, package net's default) or
 // on (false).

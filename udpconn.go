@@ -196,15 +196,34 @@ func (u *UDPConn) RemoteAddr() net.Addr {
 	return net.UDPAddrFromAddrPort(u.peer)
 }
 
-// SetDeadline sets both deadlines.
+// SetDeadline sets both deadlines, as net.UDPConn: a deadline applies to
+// a read already waiting as well as to later calls (see
+// TCPConn.SetDeadline). It fails with net.ErrClosed after Close.
 func (u *UDPConn) SetDeadline(t time.Time) error {
+	if u.isClosing() {
+		return u.opErr("set", nil, net.ErrClosed)
+	}
 	u.rdl.set(t)
 	u.wdl.set(t)
 	return nil
 }
 
-// SetReadDeadline sets the read deadline.
-func (u *UDPConn) SetReadDeadline(t time.Time) error { u.rdl.set(t); return nil }
+// SetReadDeadline sets the deadline of ReadFrom and Read.
+func (u *UDPConn) SetReadDeadline(t time.Time) error {
+	if u.isClosing() {
+		return u.opErr("set", nil, net.ErrClosed)
+	}
+	u.rdl.set(t)
+	return nil
+}
 
-// SetWriteDeadline sets the write deadline.
-func (u *UDPConn) SetWriteDeadline(t time.Time) error { u.wdl.set(t); return nil }
+// SetWriteDeadline sets the deadline of WriteTo and Write. They never
+// wait on ustack, so only a deadline already passed matters: it makes
+// them fail with os.ErrDeadlineExceeded.
+func (u *UDPConn) SetWriteDeadline(t time.Time) error {
+	if u.isClosing() {
+		return u.opErr("set", nil, net.ErrClosed)
+	}
+	u.wdl.set(t)
+	return nil
+}
