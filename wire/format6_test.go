@@ -81,6 +81,8 @@ func TestString6(t *testing.T) {
 	add(mld("mld-query-v1"), "ICMP6, multicast listener query, max resp delay 1000ms, addr ::, length 24")
 	add(mld("mldv1-report"), "ICMP6, multicast listener report, max resp delay 0ms, addr ff02::1:ff00:101, length 24")
 	q := MLDFields{Type: ICMPv6MLDQuery, V2: true, SuppressRouterProcessing: true, MaxRespCode: 0x8001, Multicast: mustAddr6("ff05::2"), QQIC: 0x81, Sources: AppendIPv6Addrs(nil, ip6A)}
+	done := MLDFields{Type: ICMPv6MLDv1Done, Multicast: mustAddr6("ff02::1:ff00:1")}
+	add(done.String(), "ICMP6, multicast listener done, max resp delay 0ms, addr ff02::1:ff00:1, length 24")
 	add(q.String(), "ICMP6, multicast listener query v2, max resp delay 32776ms, addr ff05::2, S, qrv 0, qqi 136s, 1 source(s), length 44")
 
 	for _, c := range cases {

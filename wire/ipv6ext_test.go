@@ -147,7 +147,8 @@ func TestIPv6ChainWalk(t *testing.T) {
 		{"second header's option is pointed at", pkt6(ProtoDestOpts, uni, ext(ProtoDestOpts, 1, 4, 0, 0, 0, 0), ext(ProtoUDP, 1, 0, 0x80, 0, 1, 0)),
 			IPv6Chain{Headers: 1, ICMP: true, Code: ICMPv6UnknownOption, Pointer: 52}, ErrUnknownOption},
 		// Malformed option lists are dropped silently, as Linux does.
-		{"option past the header", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 1, 4, 0, 0, 0x1e, 1)), IPv6Chain{}, ErrBadOptions},
+		{"option past the header", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 0x1e, 5, 0, 0, 0, 0)), IPv6Chain{}, ErrBadOptions},
+		{"PadN past the header", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 1, 0, 1, 3, 0, 0)), IPv6Chain{}, ErrBadOptions},
 		{"option type in the last byte", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 1, 3, 0, 0, 0, 0x1e)), IPv6Chain{}, ErrBadOptions},
 		{"Router Alert of length 4", pkt6(ProtoHopByHop, uni, ext(ProtoUDP, 5, 4, 0, 0, 0, 0)), IPv6Chain{}, ErrBadOptions},
 		{"PadN with data", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 1, 4, 0, 0, 0, 1)), IPv6Chain{}, ErrBadOptions},
@@ -156,6 +157,13 @@ func TestIPv6ChainWalk(t *testing.T) {
 		{"7 bytes of padding, reset by an option", pkt6(ProtoDestOpts, uni,
 			ext(ProtoUDP, 1, 5, 0, 0, 0, 0, 0, 0x1e, 0, 0, 0, 0, 1, 5, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), udp8),
 			IPv6Chain{}, ErrBadOptions},
+		// The padding limit at its edge: 7 bytes in a row pass, 8 do not.
+		{"7 Pad1, then an option", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 0, 0, 0, 0, 0, 0, 0, 0x1e, 5, 0, 0, 0, 0, 0), udp8),
+			IPv6Chain{Proto: ProtoUDP, Offset: 56, ProtoOffset: 40, Headers: 1}, nil},
+		{"8 Pad1, then an option", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 0, 0, 0, 0, 0, 0, 0, 0, 0x1e, 4, 0, 0, 0, 0), udp8), IPv6Chain{}, ErrBadOptions},
+		{"PadN of 7 bytes, then an option", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 1, 5, 0, 0, 0, 0, 0, 0x1e, 5, 0, 0, 0, 0, 0), udp8),
+			IPv6Chain{Proto: ProtoUDP, Offset: 56, ProtoOffset: 40, Headers: 1}, nil},
+		{"Pad1 and a PadN of 7 bytes", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 0, 1, 5, 0, 0, 0, 0, 0, 0x1e, 4, 0, 0, 0, 0), udp8), IPv6Chain{}, ErrBadOptions},
 		{"9 options", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 1, 2, 0, 0)),
 			IPv6Chain{}, ErrBadOptions},
 		{"8 options", pkt6(ProtoDestOpts, uni, ext(ProtoUDP, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 1, 4, 0, 0, 0, 0), udp8),

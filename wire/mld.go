@@ -32,7 +32,7 @@ const (
 // MLD is a view of an MLD query (version 1 or 2), or of an MLDv1 report or
 // done message: the messages whose first 24 bytes have the MLDv1 layout
 // (RFC 2710 §3; RFC 3810 §5.1). The MLDv2 fields (S, QRV, QQIC, sources)
-// are meaningful when IsV2Query reports true.
+// are meaningful when IsV2Query reports true, and read zero otherwise.
 type MLD []byte
 
 // ParseMLD checks that b, an ICMPv6 message, is an MLD query, MLDv1 report
@@ -97,23 +97,46 @@ func (m MLD) MaxRespDelay() uint32 {
 // query).
 func (m MLD) Multicast() netip.Addr { return netip.AddrFrom16([16]byte(m[8:24])) }
 
+// v2 returns the octets after the multicast address of an MLDv2 query
+// (flags, QQIC, number of sources), zero for other messages, so that the
+// MLDv2 accessors read zero instead of panicking.
+func (m MLD) v2() (flags, qqic uint8, n int) {
+	if !m.IsV2Query() {
+		return 0, 0, 0
+	}
+	return m[24], m[25], int(binary.BigEndian.Uint16(m[26:]))
+}
+
 // SuppressRouterProcessing returns the S flag of an MLDv2 query (RFC 3810
-// §5.1.7).
-func (m MLD) SuppressRouterProcessing() bool { return m[24]&0x08 != 0 }
+// §5.1.7); false for other messages.
+func (m MLD) SuppressRouterProcessing() bool {
+	flags, _, _ := m.v2()
+	return flags&0x08 != 0
+}
 
 // QRV returns the querier's robustness variable of an MLDv2 query (RFC 3810
-// §5.1.8); 0 means the sender's exceeds 7.
-func (m MLD) QRV() uint8 { return m[24] & 0x07 }
+// §5.1.8); 0 means the sender's exceeds 7, or that m is not an MLDv2 query.
+func (m MLD) QRV() uint8 {
+	flags, _, _ := m.v2()
+	return flags & 0x07
+}
 
 // QQIC returns the querier's query interval code of an MLDv2 query (RFC
-// 3810 §5.1.9).
-func (m MLD) QQIC() uint8 { return m[25] }
+// 3810 §5.1.9); 0 for other messages.
+func (m MLD) QQIC() uint8 {
+	_, qqic, _ := m.v2()
+	return qqic
+}
 
 // QQI returns the querier's query interval in seconds, decoded from QQIC.
 func (m MLD) QQI() uint32 { return MLDv2QQI(m.QQIC()) }
 
-// NumSources returns the number of sources of an MLDv2 query.
-func (m MLD) NumSources() int { return int(binary.BigEndian.Uint16(m[26:])) }
+// NumSources returns the number of sources of an MLDv2 query; 0 for other
+// messages.
+func (m MLD) NumSources() int {
+	_, _, n := m.v2()
+	return n
+}
 
 // Sources returns the source addresses of an MLDv2 query (RFC 3810
 // §5.1.11), empty for other messages.

@@ -61,7 +61,8 @@ func ndpHeaderLen(t uint8) int {
 // NDP is a view of a Neighbor Discovery message (RFC 4861 §4): router
 // solicitation or advertisement, neighbour solicitation or advertisement,
 // or redirect, from the ICMPv6 type on. Which accessors mean anything
-// depends on Type; all of them are safe on a view ParseNDP returned.
+// depends on Type; on a view ParseNDP returned they are all safe, and
+// those of another type read zero.
 type NDP []byte
 
 // ParseNDP checks that b, an ICMPv6 message, is an NDP message as RFC 4861
@@ -100,43 +101,89 @@ func (m NDP) Checksum() uint16 { return binary.BigEndian.Uint16(m[2:]) }
 
 // CurHopLimit returns a router advertisement's hop limit for outgoing
 // packets; 0 means unspecified (RFC 4861 §4.2).
-func (m NDP) CurHopLimit() uint8 { return m[4] }
+func (m NDP) CurHopLimit() uint8 {
+	if m.Type() != ICMPv6RouterAdvert {
+		return 0
+	}
+	return m[4]
+}
 
 // RAFlags returns a router advertisement's flags octet (NDPRAManaged,
 // NDPRAOther, ...).
-func (m NDP) RAFlags() uint8 { return m[5] }
+func (m NDP) RAFlags() uint8 {
+	if m.Type() != ICMPv6RouterAdvert {
+		return 0
+	}
+	return m[5]
+}
 
 // RouterLifetime returns a router advertisement's router lifetime in
 // seconds; 0 means "not a default router" (RFC 4861 §4.2).
-func (m NDP) RouterLifetime() uint16 { return binary.BigEndian.Uint16(m[6:]) }
+func (m NDP) RouterLifetime() uint16 {
+	if m.Type() != ICMPv6RouterAdvert {
+		return 0
+	}
+	return binary.BigEndian.Uint16(m[6:])
+}
 
 // ReachableTime returns a router advertisement's reachable time in
 // milliseconds; 0 means unspecified.
-func (m NDP) ReachableTime() uint32 { return binary.BigEndian.Uint32(m[8:]) }
+func (m NDP) ReachableTime() uint32 {
+	if m.Type() != ICMPv6RouterAdvert {
+		return 0
+	}
+	return binary.BigEndian.Uint32(m[8:])
+}
 
 // RetransTimer returns a router advertisement's retransmission timer in
 // milliseconds; 0 means unspecified.
-func (m NDP) RetransTimer() uint32 { return binary.BigEndian.Uint32(m[12:]) }
+func (m NDP) RetransTimer() uint32 {
+	if m.Type() != ICMPv6RouterAdvert {
+		return 0
+	}
+	return binary.BigEndian.Uint32(m[12:])
+}
 
 // Router reports a neighbour advertisement's R flag: the sender is a router
 // (RFC 4861 §4.4).
-func (m NDP) Router() bool { return m[4]&0x80 != 0 }
+func (m NDP) Router() bool { return m.naFlags()&0x80 != 0 }
 
 // Solicited reports a neighbour advertisement's S flag: it answers a
 // solicitation.
-func (m NDP) Solicited() bool { return m[4]&0x40 != 0 }
+func (m NDP) Solicited() bool { return m.naFlags()&0x40 != 0 }
 
 // Override reports a neighbour advertisement's O flag: it should replace a
 // cached link-layer address.
-func (m NDP) Override() bool { return m[4]&0x20 != 0 }
+func (m NDP) Override() bool { return m.naFlags()&0x20 != 0 }
+
+// naFlags returns a neighbour advertisement's flags octet, 0 for other
+// types.
+func (m NDP) naFlags() uint8 {
+	if m.Type() != ICMPv6NeighborAdvert {
+		return 0
+	}
+	return m[4]
+}
 
 // Target returns the target address of a neighbour solicitation,
-// neighbour advertisement or redirect (RFC 4861 §4.3–§4.5).
-func (m NDP) Target() netip.Addr { return netip.AddrFrom16([16]byte(m[8:24])) }
+// neighbour advertisement or redirect (RFC 4861 §4.3–§4.5); the zero Addr
+// for other types.
+func (m NDP) Target() netip.Addr {
+	switch m.Type() {
+	case ICMPv6NeighborSolicit, ICMPv6NeighborAdvert, ICMPv6Redirect:
+		return netip.AddrFrom16([16]byte(m[8:24]))
+	}
+	return netip.Addr{}
+}
 
 // Destination returns the destination address of a redirect (RFC 4861
-// §4.5).
-func (m NDP) Destination() netip.Addr { return netip.AddrFrom16([16]byte(m[24:40])) }
+// §4.5); the zero Addr for other types.
+func (m NDP) Destination() netip.Addr {
+	if m.Type() != ICMPv6Redirect {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16([16]byte(m[24:40]))
+}
 
 // Options returns the options after the fixed part, already checked by
 // ParseNDP.
@@ -174,18 +221,20 @@ type NDPFields struct {
 
 // Decode fills f from a view returned by ParseNDP.
 func (f *NDPFields) Decode(m NDP) {
-	*f = NDPFields{Type: m.Type(), Checksum: m.Checksum(), Options: m.Options()}
-	switch f.Type {
-	case ICMPv6RouterAdvert:
-		f.CurHopLimit, f.RAFlags, f.RouterLifetime = m.CurHopLimit(), m.RAFlags(), m.RouterLifetime()
-		f.ReachableTime, f.RetransTimer = m.ReachableTime(), m.RetransTimer()
-	case ICMPv6NeighborSolicit:
-		f.Target = m.Target()
-	case ICMPv6NeighborAdvert:
-		f.Router, f.Solicited, f.Override = m.Router(), m.Solicited(), m.Override()
-		f.Target = m.Target()
-	case ICMPv6Redirect:
-		f.Target, f.Destination = m.Target(), m.Destination()
+	*f = NDPFields{
+		Type:           m.Type(),
+		Checksum:       m.Checksum(),
+		CurHopLimit:    m.CurHopLimit(),
+		RAFlags:        m.RAFlags(),
+		RouterLifetime: m.RouterLifetime(),
+		ReachableTime:  m.ReachableTime(),
+		RetransTimer:   m.RetransTimer(),
+		Router:         m.Router(),
+		Solicited:      m.Solicited(),
+		Override:       m.Override(),
+		Target:         m.Target(),
+		Destination:    m.Destination(),
+		Options:        m.Options(),
 	}
 }
 
@@ -235,8 +284,9 @@ func (f *NDPFields) Encode(b []byte, src, dst netip.Addr) int {
 }
 
 // NDPOption is a view of one NDP option (RFC 4861 §4.6): type, length in
-// 8-byte units, body. The typed accessors are safe on options of their type
-// from a list NDPOptions.Decode accepted.
+// 8-byte units, body. Its typed accessors mean something on options of
+// their type from a list NDPOptions.Decode accepted; on any option
+// NDPOptionList.Next returns they are safe.
 type NDPOption []byte
 
 // Type returns the option type.
@@ -255,8 +305,12 @@ func (o NDPOption) LinkAddr() MAC { return MAC(o[2:8]) }
 // MTU returns the MTU of an MTU option (RFC 4861 §4.6.4).
 func (o NDPOption) MTU() uint32 { return binary.BigEndian.Uint32(o[4:]) }
 
-// PrefixInfo decodes a prefix information option (RFC 4861 §4.6.2).
+// PrefixInfo decodes a prefix information option (RFC 4861 §4.6.2); an
+// option shorter than 32 bytes gives the zero value.
 func (o NDPOption) PrefixInfo() NDPPrefixInfo {
+	if len(o) < NDPPrefixInfoLen {
+		return NDPPrefixInfo{}
+	}
 	return NDPPrefixInfo{
 		PrefixLen:         o[2],
 		Flags:             o[3],
