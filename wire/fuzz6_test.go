@@ -34,6 +34,19 @@ func FuzzIPv6Chain(f *testing.F) {
 	})
 }
 
+// FuzzIPv6ExtHeaders feeds arbitrary bytes to the extension header
+// parsers that work without a packet around them: ParseIPv6ExtHeader,
+// ParseIPv6Fragment and SkipIPv6Ext (whose Next Header is the first byte).
+func FuzzIPv6ExtHeaders(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 1 {
+			return
+		}
+		checkExtHeaders(t, b[0], b[1:])
+	})
+}
+
 func FuzzParseICMPv6(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -178,6 +191,58 @@ func checkChain(t *testing.T, p IPv6) {
 		checkUDP(t, up)
 	case ProtoICMPv6:
 		checkICMPv6(t, up)
+	}
+}
+
+func checkExtHeaders(t *testing.T, next uint8, b []byte) {
+	if h, err := ParseIPv6ExtHeader(b); err == nil {
+		if h.Len() != len(h) || h.Len()%8 != 0 || h.Len() > len(b) || len(h.Data()) != h.Len()-2 || !withinCap(h, b) {
+			t.Fatalf("ParseIPv6ExtHeader: %d-byte view, Len %d", len(h), h.Len())
+		}
+		sinkU8 = h.RoutingType() ^ h.SegmentsLeft() ^ h.NextHeader()
+		var f IPv6OptionsFields
+		f.Decode(h)
+		buf := poisoned(f.Len())
+		if n := f.Encode(buf); n != len(h) || !bytes.Equal(buf, h) {
+			t.Fatalf("options header %x re-encoded as %x", []byte(h), buf)
+		}
+	} else if err != ErrTruncated || len(b) >= 2 && (int(b[1])+1)*8 <= len(b) {
+		t.Fatalf("ParseIPv6ExtHeader(%d bytes) = %v", len(b), err)
+	}
+	if h, err := ParseIPv6Fragment(b); err == nil {
+		var f IPv6FragmentFields
+		f.Decode(h)
+		buf := poisoned(IPv6FragmentLen)
+		f.Encode(buf)
+		in := slicesClone(h)
+		in[1], in[3] = 0, in[3]&^6 // the reserved fields
+		if f.Offset%8 != 0 || !bytes.Equal(buf, in) {
+			t.Fatalf("fragment header %x re-encoded as %x", []byte(h), buf)
+		}
+	} else if err != ErrTruncated || len(b) >= IPv6FragmentLen {
+		t.Fatalf("ParseIPv6Fragment(%d bytes) = %v", len(b), err)
+	}
+	proto, off, err := SkipIPv6Ext(b, next)
+	switch {
+	case err == nil:
+		if off > len(b) {
+			t.Fatalf("SkipIPv6Ext: offset %d past %d bytes", off, len(b))
+		}
+		switch proto {
+		case ProtoHopByHop, ProtoDestOpts, ProtoRouting, ProtoAH:
+			t.Fatalf("SkipIPv6Ext stopped at extension header %d", proto)
+		case ProtoFragment:
+			if off < IPv6FragmentLen || IPv6Fragment(b[off-IPv6FragmentLen:]).Offset() == 0 {
+				t.Fatalf("SkipIPv6Ext stopped after a first fragment at %d", off)
+			}
+		}
+	case err == ErrTruncated:
+		// off is where the header that does not fit starts.
+		if off > len(b) || off+2 <= len(b) && off+8 <= len(b) && proto != ProtoAH && proto != ProtoFragment && off+(int(b[off+1])+1)*8 <= len(b) {
+			t.Fatalf("SkipIPv6Ext: truncated at %d of %d", off, len(b))
+		}
+	case err != ErrTooManyHeaders:
+		t.Fatalf("SkipIPv6Ext: unexpected error %v", err)
 	}
 }
 

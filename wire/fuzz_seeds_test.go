@@ -170,6 +170,17 @@ var fuzzSeeds = map[string][]fuzzSeed{
 		{"options-9", "9 options in one header: ErrBadOptions", append([]byte{ProtoDestOpts, 0}, ext(ProtoUDP, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 1, 2, 0, 0)...)},
 		{"no-next", "no next header, with bytes after it", []byte{ProtoNoNext, 0, 1, 2, 3}},
 	},
+	"FuzzIPv6ExtHeaders": {
+		{"linux-hbh", "Linux's MLD hop-by-hop header, then ICMPv6", append([]byte{ProtoHopByHop}, mustIPv6(g6("mld-report-linkup")).Payload()...)},
+		{"linux-dstopt-16", "a 16-byte destination options header, then UDP", append([]byte{ProtoDestOpts}, mustIPv6(g6("dstopt-16")).Payload()...)},
+		{"linux-frag-first", "a first fragment's header and data", append([]byte{ProtoFragment}, mustIPv6(g6("frag-first")).Payload()...)},
+		{"linux-frag-last", "a last fragment: the walk stops after its header", append([]byte{ProtoFragment}, mustIPv6(g6("frag-last")).Payload()...)},
+		{"ah", "an authentication header (RFC 4302: 4-byte units, plus 2)", append([]byte{ProtoAH, ProtoTCP, 1}, make([]byte, 14)...)},
+		{"routing", "a routing header with segments left", append([]byte{ProtoRouting}, ext(ProtoNoNext, 4, 1, 0, 0, 0, 0)...)},
+		{"reserved-bits", "a fragment header with its reserved fields set", []byte{ProtoFragment, ProtoUDP, 0xff, 0x00, 0x0f, 0, 0, 0, 1}},
+		{"chain-17", "17 headers: ErrTooManyHeaders", append([]byte{ProtoDestOpts}, bytes.Repeat(ext(ProtoDestOpts, 1, 4, 0, 0, 0, 0), 17)...)},
+		{"truncated", "a header longer than the bytes", []byte{ProtoDestOpts, ProtoUDP, 3, 1, 0}},
+	},
 	"FuzzParseICMPv6": {
 		{"linux-echo-request", "echo request", mustUpper(g6("echo-request"))},
 		{"linux-echo-reply", "echo reply", mustUpper(g6("echo-reply"))},
