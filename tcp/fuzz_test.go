@@ -328,19 +328,19 @@ func (d *fuzzDriver) check() error {
 	// connection can stall for ever.
 	switch c.state {
 	case SynSent, SynReceived:
-		if c.timers[timerRexmit] == clock.Never {
+		if !c.timers.armed(timerRexmit) {
 			return fmt.Errorf("%v without a retransmission timer", c.state)
 		}
 	case Established, FinWait1, CloseWait, Closing, LastAck:
 		unsent := c.sndNxt.LessThan(c.sndUna.Add(uint32(c.snd.n))) || c.finQueued && c.sndNxt.LessEq(c.finSeq)
 		switch {
-		case c.sndMax != c.sndUna && c.timers[timerRexmit] == clock.Never:
+		case c.sndMax != c.sndUna && !c.timers.armed(timerRexmit):
 			return fmt.Errorf("%d bytes outstanding and no retransmission timer", c.sndMax.Size(c.sndUna))
-		case c.sndMax == c.sndUna && unsent && c.timers[timerPersist] == clock.Never && c.timers[timerRexmit] == clock.Never:
+		case c.sndMax == c.sndUna && unsent && !c.timers.armed(timerPersist) && !c.timers.armed(timerRexmit):
 			return fmt.Errorf("data or FIN held back with nothing in flight and no persist timer (SND.WND %d)", c.sndWnd)
 		}
 	case FinWait2:
-		if c.orphan && c.timers[timerLife] == clock.Never {
+		if c.orphan && !c.timers.armed(timerLife) {
 			return fmt.Errorf("orphaned FIN-WAIT-2 without its timer")
 		}
 	}
