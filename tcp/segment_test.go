@@ -375,3 +375,74 @@ func TestSplitSegment(t *testing.T) {
 		t.Errorf("header longer than the segment: %v", err)
 	}
 }
+
+// TestZeroAllocsSuperSegments: a bulk transfer whose sender hands out
+// super-segments of up to eight segments (PollTransmitBatch), cut by
+// SplitSegment and delivered to the receiver, whose ACKs come back,
+// allocates nothing once warm.
+func TestZeroAllocsSuperSegments(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	p := newPair(t, Config{}, Config{}, 0)
+	p.connect()
+	snd, rcv := p.a, p.b
+	data := make([]byte, 256<<10)
+	super := make([]byte, snd.MaxSegmentLen()+8*int(snd.sndMSS))
+	piece := make([]byte, snd.MaxSegmentLen())
+	ack := make([]byte, rcv.MaxSegmentLen())
+	rbuf := make([]byte, 256<<10)
+	var f wire.TCPFields
+	now := p.now
+	pieces, received, supers := 0, 0, 0
+	round := func() {
+		now = now.Add(time.Millisecond)
+		snd.Write(data)
+		for {
+			tx := snd.PollTransmitBatch(now, super, 8)
+			if tx.Len == 0 {
+				break
+			}
+			if tx.Segments > 1 {
+				supers++
+			}
+			for i := range tx.Segments {
+				n, err := SplitSegment(piece, super[:tx.Len], tx.SegmentSize, i)
+				if err != nil {
+					panic(err)
+				}
+				v, _ := wire.ParseTCP(piece[:n])
+				f.Decode(v)
+				rcv.HandleSegment(now, &f)
+				pieces++
+			}
+			for {
+				k, _ := rcv.Read(rbuf)
+				received += k
+				if k == 0 {
+					break
+				}
+			}
+			for {
+				n := rcv.PollTransmit(now, ack)
+				if n == 0 {
+					break
+				}
+				v, _ := wire.ParseTCP(ack[:n])
+				f.Decode(v)
+				snd.HandleSegment(now, &f)
+			}
+		}
+	}
+	for range 50 {
+		round()
+	}
+	pieces, received, supers = 0, 0, 0
+	if allocs := testing.AllocsPerRun(50, round); allocs != 0 {
+		t.Errorf("%.2f allocations per round", allocs)
+	}
+	if received < 50*len(data) || pieces < 50*len(data)/int(snd.sndMSS) || supers < pieces/16 {
+		t.Errorf("%d bytes in %d segments, %d super-segments: not the transfer meant", received, pieces, supers)
+	}
+	t.Logf("%d bytes in %d segments, %d super-segments", received, pieces, supers)
+}
