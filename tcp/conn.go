@@ -161,10 +161,15 @@ type Conn struct {
 	ccName     string
 	pacingNext clock.Instant
 
+	// The shape of the super-segment sendData just wrote, for
+	// PollTransmitBatch (superSegs ≤ 1: an ordinary segment).
+	superSegs, superHdr, superSize int
+
 	// Loss recovery (recovery.go): rec is &reno or &sack, chosen when
 	// SACK is negotiated; both live here so that choosing allocates
 	// nothing.
 	rec   lossRecovery
+	lr    *recoveryBase // rec's recoveryBase
 	reno  renoRecovery
 	sack  sackRecovery
 	ackEv ackEvent // the ACK being processed (processACK)
@@ -187,7 +192,7 @@ func NewConn(env *Env) *Conn {
 	c := &Conn{env: env, ccName: env.cfg.Congestion}
 	c.timers.stopAll()
 	c.reno.init(c)
-	c.rec = &c.reno
+	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	c.sndBufSize = env.cfg.SndBuf
 	c.rcvBufSize = env.cfg.RcvBuf
 	c.keepIdle = env.cfg.KeepIdle
@@ -705,7 +710,7 @@ func (c *Conn) Info() Info {
 		BytesReceived: c.bytesReceived,
 		SegsIn:        c.segsIn,
 		SegsOut:       c.segsOut,
-		InRecovery:    c.rec.recovering(),
+		InRecovery:    c.lr.inRecovery,
 		SndUna:        c.sndUna,
 		SndMax:        c.sndMax,
 		RcvNxt:        c.rcvNxt,

@@ -392,31 +392,12 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 		// Linux resets icsk_probes_out in tcp_ack).
 		c.rexmitCount = 0
 	}
-	// Loss recovery (recovery.go) reads the ACK's SACK information, then
-	// SND.UNA moves, then recovery counts duplicate ACKs and starts or
-	// ends its episode; the congestion controller hears last.
-	a := &c.ackEv
-	*a = ackEvent{ack: ack, dupCandidate: ack == c.sndUna, wasRecovering: c.rec.recovering()}
-	a.dup5681 = a.dupCandidate && c.isDupAck(seg, oldWnd)
-	if n := seg.Options.NumSACK; n > 0 && c.sackOK {
-		a.numSACK = min(n, wire.TCPMaxSACKBlocks)
-		a.sack = seg.Options.SACK
-	}
-	c.rec.onSACK(a)
-	if ack.GreaterThan(c.sndUna) {
-		c.newlyAcked(now, seg, a)
-	}
-	c.rec.onAck(now, a)
-	if a.acked > 0 || a.delivered > 0 {
-		c.cc.OnAck(now, cc.AckSample{
-			Acked:         a.acked,
-			Delivered:     a.delivered,
-			PriorInFlight: a.priorInFlight,
-			RTT:           a.rtt,
-			// DeliveryRate, AppLimited and CE stay zero: no rate
-			// sampler and no ECN yet (see cc.AckSample).
-			InRecovery: a.wasRecovering || c.rec.recovering(),
-		})
+	// With nothing outstanding and nothing acknowledged (the ACK on the
+	// data of a peer we send nothing to) there is nothing for loss
+	// recovery or the controller to hear: any SACK block would lie
+	// outside [SND.UNA, SND.MAX].
+	if ack != c.sndUna || c.sndUna != c.sndMax {
+		c.ackSeg(now, seg, ack, oldWnd)
 	}
 	if c.sndWnd > 0 {
 		c.probeNow = false
@@ -438,6 +419,36 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 		}
 	}
 	return true
+}
+
+// ackSeg is what an acceptable ACK means for the data in flight: loss
+// recovery reads its SACK information, SND.UNA moves, recovery counts
+// duplicate ACKs and starts or ends its episode, and the congestion
+// controller hears last.
+func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldWnd uint32) {
+	a := &c.ackEv
+	*a = ackEvent{ack: ack, dupCandidate: ack == c.sndUna, wasRecovering: c.lr.inRecovery}
+	a.dup5681 = a.dupCandidate && c.isDupAck(seg, oldWnd)
+	if n := seg.Options.NumSACK; n > 0 && c.sackOK {
+		a.numSACK = min(n, wire.TCPMaxSACKBlocks)
+		a.sack = seg.Options.SACK
+	}
+	c.rec.onSACK(a)
+	if ack.GreaterThan(c.sndUna) {
+		c.newlyAcked(now, seg, a)
+	}
+	c.rec.onAck(now, a)
+	if a.acked > 0 || a.delivered > 0 {
+		c.cc.OnAck(now, cc.AckSample{
+			Acked:         a.acked,
+			Delivered:     a.delivered,
+			PriorInFlight: a.priorInFlight,
+			RTT:           a.rtt,
+			// DeliveryRate, AppLimited and CE stay zero: no rate
+			// sampler and no ECN yet (see cc.AckSample).
+			InRecovery: a.wasRecovering || c.lr.inRecovery,
+		})
+	}
 }
 
 // isDupAck is the duplicate-ACK definition of RFC 5681 §2: outstanding

@@ -79,10 +79,10 @@ func (c *Conn) checkInvariants() error {
 	}
 	if c.state != SynSent && c.state != Closed {
 		if want := lossRecovery(&c.reno); c.sackOK {
-			if c.rec != lossRecovery(&c.sack) {
+			if c.rec != lossRecovery(&c.sack) || c.lr != &c.sack.recoveryBase {
 				return bad("SACK negotiated, recovery %T", c.rec)
 			}
-		} else if c.rec != want || len(sb.ranges) > 0 {
+		} else if c.rec != want || c.lr != &c.reno.recoveryBase || len(sb.ranges) > 0 {
 			return bad("no SACK, recovery %T, %d scoreboard ranges", c.rec, len(sb.ranges))
 		}
 	}

@@ -94,12 +94,12 @@ func (r *renoRecovery) onTimeout(now clock.Instant) { r.timeout() }
 
 // send implements lossRecovery: the segment at SND.UNA when fast
 // retransmit or a partial ACK asked for it, then new data.
-func (r *renoRecovery) send(now clock.Instant, dst []byte, maxSegs int) Transmit {
+func (r *renoRecovery) send(now clock.Instant, dst []byte, maxSegs int) int {
 	c := r.c
 	if c.rexmitNow {
 		c.rexmitNow = false
 		if n := c.retransmitHead(now, dst); n > 0 {
-			return single(n)
+			return n
 		}
 	}
 	return c.sendData(now, dst, maxSegs)
@@ -113,8 +113,14 @@ func (r *renoRecovery) window() uint32 {
 	return r.limitedWindow()
 }
 
-// inFlight implements lossRecovery: everything outstanding counts.
-func (r *renoRecovery) inFlight(outstanding uint32) uint32 { return outstanding }
+// sendRoom implements lossRecovery: everything outstanding counts against
+// the window.
+func (r *renoRecovery) sendRoom(outstanding uint32) uint32 {
+	if w := r.window(); outstanding < w {
+		return w - outstanding
+	}
+	return 0
+}
 
 // release implements lossRecovery: NewReno holds nothing.
 func (r *renoRecovery) release() {}

@@ -129,20 +129,12 @@ type Transmit struct {
 	// HeaderLen is the length of the TCP header with options.
 	HeaderLen int
 	// SegmentSize is the payload size of every wire segment but the
-	// last. With one segment, it is that segment's payload size.
+	// last. With one segment, it is that segment's payload size (0 for
+	// a control segment), and there is nothing to cut.
 	SegmentSize int
 	// Segments is the number of wire segments (1 unless a super-segment
 	// was written; 0 when Len is 0).
 	Segments int
-}
-
-// single describes one ordinary segment of n bytes (0: none); the caller
-// of poll fills in the rest.
-func single(n int) Transmit {
-	if n == 0 {
-		return Transmit{}
-	}
-	return Transmit{Len: n, Segments: 1}
 }
 
 // PollTransmit writes the next segment the connection wants to send into
@@ -153,7 +145,7 @@ func single(n int) Transmit {
 //
 // It is PollTransmitBatch with maxSegs 1.
 func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
-	return c.PollTransmitBatch(now, dst, 1).Len
+	return c.poll(now, dst, 1)
 }
 
 // PollTransmitBatch is PollTransmit for a caller that can send up to
@@ -170,40 +162,49 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 // maxSegs × MSS within what its link takes at once (64 KiB with IPv4
 // TSO).
 func (c *Conn) PollTransmitBatch(now clock.Instant, dst []byte, maxSegs int) Transmit {
-	t := c.poll(now, dst, max(maxSegs, 1))
-	if t.Len > 0 && t.Segments == 1 {
-		t.HeaderLen = wire.TCP(dst).HeaderLen()
-		t.SegmentSize = t.Len - t.HeaderLen
+	c.superSegs = 0
+	n := c.poll(now, dst, max(maxSegs, 1))
+	switch {
+	case n == 0:
+		return Transmit{}
+	case c.superSegs > 1:
+		return Transmit{Len: n, HeaderLen: c.superHdr, SegmentSize: c.superSize, Segments: c.superSegs}
 	}
-	return t
+	hl := wire.TCP(dst).HeaderLen()
+	return Transmit{Len: n, HeaderLen: hl, SegmentSize: n - hl, Segments: 1}
 }
 
-func (c *Conn) poll(now clock.Instant, dst []byte, maxSegs int) Transmit {
+// poll writes what goes next into dst and returns its length; a
+// super-segment (sendData) leaves its shape in superSegs, superHdr and
+// superSize.
+func (c *Conn) poll(now clock.Instant, dst []byte, maxSegs int) int {
 	if c.reply.pending {
 		c.reply.pending = false
 		r := c.reply
-		return single(c.build(now, dst, segment{seq: r.seq, flags: r.flags}, r.ack))
+		return c.build(now, dst, segment{seq: r.seq, flags: r.flags}, r.ack)
 	}
 	switch c.state {
 	case Closed:
-		return Transmit{}
+		return 0
 	case SynSent, SynReceived:
 		if c.synPending {
-			return single(c.sendSYN(now, dst))
+			return c.sendSYN(now, dst)
 		}
 		if c.state == SynSent {
-			return Transmit{}
+			return 0
 		}
 	case TimeWait:
 		if c.ackNow {
-			return single(c.build(now, dst, segment{seq: c.ctlSeq(), flags: wire.TCPFlagACK}, c.rcvNxt))
+			return c.build(now, dst, segment{seq: c.ctlSeq(), flags: wire.TCPFlagACK}, c.rcvNxt)
 		}
-		return Transmit{}
+		return 0
 	}
 	if c.state != SynReceived {
-		if !c.pacingHold(now) {
-			if t := c.rec.send(now, dst, maxSegs); t.Len > 0 {
-				return t
+		// Loss recovery sends only a retransmission asked for, what an
+		// episode under way resends, or data waiting: ask it only then.
+		if (c.rexmitNow || c.lr.inRecovery || c.dataPending()) && (c.pacingNext <= now || !c.pacingHold(now)) {
+			if n := c.rec.send(now, dst, maxSegs); n > 0 {
+				return n
 			}
 		}
 		if c.probeNow || c.keepNow {
@@ -217,18 +218,20 @@ func (c *Conn) poll(now clock.Instant, dst []byte, maxSegs int) Transmit {
 				c.env.Stats.KeepAliveProbes++
 			}
 			c.probeNow, c.keepNow = false, false
-			return single(c.build(now, dst, segment{seq: c.sndUna - 1, flags: wire.TCPFlagACK}, c.rcvNxt))
+			return c.build(now, dst, segment{seq: c.sndUna - 1, flags: wire.TCPFlagACK}, c.rcvNxt)
 		}
 	}
 	if c.ackNow || c.dsackNow {
-		return single(c.build(now, dst, segment{seq: c.ctlSeq(), flags: wire.TCPFlagACK}, c.rcvNxt))
+		return c.build(now, dst, segment{seq: c.ctlSeq(), flags: wire.TCPFlagACK}, c.rcvNxt)
 	}
-	return Transmit{}
+	return 0
 }
 
 // pacingHold reports whether data must wait for the time the pacing rate
 // releases it, and arms the pacing timer for that time if so. With a
-// controller that does not pace, nothing waits.
+// controller that does not pace, nothing waits. (Callers test
+// pacingNext <= now first, which is all a connection that is not paced
+// pays.)
 func (c *Conn) pacingHold(now clock.Instant) bool {
 	if c.pacingNext <= now || c.cc.PacingRate() == 0 {
 		return false
@@ -242,11 +245,18 @@ func (c *Conn) pacingHold(now clock.Instant) bool {
 // controller's OnSent, and the pacing clock (Linux tcp_update_skb_after_send:
 // the next segment goes n bytes' time later at the pacing rate).
 func (c *Conn) noteSent(now clock.Instant, seq wire.Seq, n uint32, resend bool) {
-	c.rec.onSent(now, seq, n, resend)
-	c.cc.OnSent(now, n, c.rec.inFlight(c.sndNxt.Size(c.sndUna)))
-	if rate := c.cc.PacingRate(); rate > 0 {
-		c.pacingNext = max(c.pacingNext, now).Add(time.Duration(uint64(n) * uint64(time.Second) / rate))
+	if c.lr.dupAcks > 0 && !resend {
+		c.lr.onSent(seq, n)
 	}
+	c.cc.OnSent(now, n, c.sndNxt.Size(c.sndUna))
+	if rate := c.cc.PacingRate(); rate > 0 {
+		c.pace(now, n, rate)
+	}
+}
+
+// pace moves the time the next data segment may go by n bytes at rate.
+func (c *Conn) pace(now clock.Instant, n uint32, rate uint64) {
+	c.pacingNext = max(c.pacingNext, now).Add(time.Duration(uint64(n) * uint64(time.Second) / rate))
 }
 
 // sendSYN sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
@@ -312,11 +322,17 @@ type piece struct {
 	resend bool // data sent before an RTO rewound SND.NXT
 }
 
+// dataPending reports whether data or a FIN waits to be sent: the quick
+// test before nextPiece.
+func (c *Conn) dataPending() bool {
+	return c.sndNxt.LessThan(c.sndUna.Add(uint32(c.snd.n))) || c.finQueued && c.sndNxt.LessEq(c.finSeq)
+}
+
 // nextPiece decides the next segment of new (or, after an RTO, resent)
 // data and/or the FIN, if the windows, Nagle's algorithm and sender-side
-// SWS avoidance allow it (RFC 9293 §3.8.6.2.1, §3.7.4). When nothing may
-// go with nothing in flight, it arms the persist timer.
-func (c *Conn) nextPiece(now clock.Instant) (piece, bool) {
+// SWS avoidance allow it (RFC 9293 §3.8.6.2.1, §3.7.4), into p. When
+// nothing may go with nothing in flight, it arms the persist timer.
+func (c *Conn) nextPiece(now clock.Instant, p *piece) bool {
 	dataEnd := c.sndUna.Add(uint32(c.snd.n))
 	var avail uint32
 	if c.sndNxt.LessThan(dataEnd) {
@@ -324,7 +340,7 @@ func (c *Conn) nextPiece(now clock.Instant) (piece, bool) {
 	}
 	finDue := c.finQueued && c.sndNxt.LessEq(c.finSeq)
 	if avail == 0 && !finDue {
-		return piece{}, false
+		return false
 	}
 	inflight := c.sndNxt.Size(c.sndUna)
 	wndLeft := uint32(0)
@@ -333,11 +349,7 @@ func (c *Conn) nextPiece(now clock.Instant) (piece, bool) {
 	}
 	// The congestion window limits what is in the network, as loss
 	// recovery counts it (RFC 6675 §4's pipe in SACK recovery).
-	used := c.rec.inFlight(inflight)
-	cwndLeft := uint32(0)
-	if w := c.cwnd(); used < w {
-		cwndLeft = w - used
-	}
+	cwndLeft := c.rec.sendRoom(inflight)
 	mss := c.effMSS()
 	n := min(avail, wndLeft, cwndLeft, mss)
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
@@ -373,20 +385,21 @@ func (c *Conn) nextPiece(now clock.Instant) (piece, bool) {
 			// small one, as Linux's probe timer is (tcp_probe_timer).
 			c.timers.set(timerPersist, now.Add(c.rto))
 		}
-		return piece{}, false
+		return false
 	}
-	seg := segment{seq: c.sndNxt, flags: wire.TCPFlagACK, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}
+	flags := wire.TCPFlagACK
 	if n > 0 && n == avail {
-		seg.flags |= wire.TCPFlagPSH
+		flags |= wire.TCPFlagPSH
 	}
 	if fin {
-		seg.flags |= wire.TCPFlagFIN
+		flags |= wire.TCPFlagFIN
 	}
-	return piece{seg: seg, n: n, fin: fin, resend: resend}, true
+	*p = piece{seg: segment{seq: c.sndNxt, flags: flags, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}, n: n, fin: fin, resend: resend}
+	return true
 }
 
 // sentData does the bookkeeping of piece p once it is written.
-func (c *Conn) sentData(now clock.Instant, p piece) {
+func (c *Conn) sentData(now clock.Instant, p *piece) {
 	if p.resend {
 		c.countRetransmit(p.n)
 	} else if p.n > 0 && !c.rttTiming {
@@ -409,11 +422,15 @@ func (c *Conn) sentData(now clock.Instant, p piece) {
 // sendData sends the next segment of new (or, after an RTO, resent) data
 // and/or the FIN (nextPiece decides), and, when maxSegs allows, the full
 // segments of new data that follow it, as one super-segment (see
-// Transmit).
-func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) Transmit {
-	p, ok := c.nextPiece(now)
-	if !ok {
-		return Transmit{}
+// Transmit; its shape goes to superSegs, superHdr, superSize). It returns
+// the length written.
+func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) int {
+	if !c.dataPending() {
+		return 0
+	}
+	var p piece
+	if !c.nextPiece(now, &p) {
+		return 0
 	}
 	if c.sndUna == c.sndMax && now.Sub(c.lastSend) > c.rto && p.n > 0 {
 		c.cc.OnIdleRestart(now) // RFC 5681 §4.1
@@ -424,22 +441,22 @@ func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) Transmit {
 	mss := c.effMSS()
 	grow := maxSegs > 1 && !p.resend && p.seg.flags == wire.TCPFlagACK && p.n == mss && !c.dsackNow
 	out := c.build(now, dst, p.seg, c.rcvNxt)
-	c.sentData(now, p)
+	c.sentData(now, &p)
 	if !grow {
-		return single(out)
+		return out
 	}
 	hl := out - p.seg.dataLen
 	maxSegs = min(maxSegs, (len(dst)-hl)/int(mss))
 	t := Transmit{Len: out, HeaderLen: hl, SegmentSize: int(mss), Segments: 1}
 	last := p
+	var q piece
 	// Each further piece is what the next PollTransmit would send: the
 	// same decision, after the same bookkeeping. Pacing holds it back.
 	for t.Segments < maxSegs && last.n == mss && last.seg.flags == wire.TCPFlagACK {
 		if c.pacingNext > now && c.cc.PacingRate() > 0 {
 			break
 		}
-		q, ok := c.nextPiece(now)
-		if !ok || q.resend || q.n == 0 {
+		if !c.nextPiece(now, &q) || q.resend || q.n == 0 {
 			break
 		}
 		c.snd.peek(q.seg.dataOff, dst[t.Len:t.Len+int(q.n)])
@@ -447,14 +464,14 @@ func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) Transmit {
 		t.Segments++
 		c.segsOut++ // as build counts every segment
 		c.env.Stats.OutSegs++
-		c.sentData(now, q)
+		c.sentData(now, &q)
 		last = q
 	}
-	if t.Segments == 1 {
-		return single(out)
+	if t.Segments > 1 {
+		wire.TCP(dst[:hl]).SetFlags(last.seg.flags) // PSH and FIN as the last piece has them
+		c.superSegs, c.superHdr, c.superSize = t.Segments, hl, int(mss)
 	}
-	wire.TCP(dst[:hl]).SetFlags(last.seg.flags) // PSH and FIN as the last piece has them
-	return t
+	return t.Len
 }
 
 // build writes segment s with ack as its acknowledgment number (when ACK is

@@ -23,9 +23,13 @@ import (
 // file, and one more case in selectRecovery; docs/ARCHITECTURE.md says how.
 
 // lossRecovery is a loss-recovery algorithm. The connection calls it from
-// processACK (onSACK, then onAck), onRexmitTimeout (onTimeout),
-// PollTransmit (send), sendData (window, inFlight) and every transmission
-// of data (onSent).
+// processACK (onSACK, then onAck; not for an ACK that acknowledges
+// nothing while nothing is outstanding: there is nothing to recover
+// then), onRexmitTimeout (onTimeout), PollTransmit (send) and nextPiece
+// (sendRoom). What every algorithm keeps — whether an episode is under way,
+// the duplicate-ACK count, limited transmit's count — is its
+// recoveryBase, which the connection reads directly (Conn.lr) where a
+// call per segment would cost more than the answer.
 type lossRecovery interface {
 	// onSACK is the first thing an acceptable ACK does (RFC 9293
 	// §3.10.7.4, fifth step, after the window update), before SND.UNA
@@ -45,19 +49,20 @@ type lossRecovery interface {
 	// send writes the next data segment or super-segment into dst (up to
 	// maxSegs segments of one MSS): retransmissions the algorithm wants
 	// first, then new data through the connection's sendData. It returns
-	// a zero Transmit when nothing may go now.
-	send(now clock.Instant, dst []byte, maxSegs int) Transmit
+	// the length written, 0 when nothing may go now. The connection calls
+	// it only when there can be something: rexmitNow set, an episode
+	// under way (recoveryBase.inRecovery), or data or a FIN waiting; an
+	// algorithm with other reasons to send (a tail-loss probe) sets
+	// rexmitNow or widens that test in poll.
+	send(now clock.Instant, dst []byte, maxSegs int) int
 	// window returns the congestion window in effect: the controller's,
 	// or the algorithm's own during recovery (NewReno's inflated window),
 	// with limited transmit's extra room (RFC 3042).
 	window() uint32
-	// inFlight returns the bytes that count against window, given the
-	// outstanding SND.NXT − SND.UNA: RFC 6675's pipe in SACK recovery.
-	inFlight(outstanding uint32) uint32
-	// onSent reports n bytes of data from seq sent (resend: again).
-	onSent(now clock.Instant, seq wire.Seq, n uint32, resend bool)
-	// recovering reports whether a recovery episode is under way.
-	recovering() bool
+	// sendRoom returns how many more bytes the window lets into the
+	// network, given the outstanding SND.NXT − SND.UNA: window less what
+	// counts against it (RFC 6675's pipe in SACK recovery).
+	sendRoom(outstanding uint32) uint32
 	// release drops what the algorithm holds (the scoreboard): the
 	// connection closed or entered TIME-WAIT.
 	release()
@@ -95,19 +100,20 @@ type ackEvent struct {
 func (c *Conn) selectRecovery() {
 	if c.sackOK {
 		c.sack.init(c)
-		c.rec = &c.sack
+		c.rec, c.lr = &c.sack, &c.sack.recoveryBase
 	} else {
 		c.reno.init(c)
-		c.rec = &c.reno
+		c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	}
 }
 
 // dupThresh is DupThresh (RFC 6675 §2, RFC 5681 §3.2).
 const dupThresh = 3
 
-// recoveryBase is the state every algorithm here keeps about episodes and
+// recoveryBase is the state every algorithm keeps about episodes and
 // duplicate ACKs, and the rules they share: RFC 5681's duplicate-ACK
-// counter, RFC 3042's limited transmit, and RFC 6582's "recover".
+// counter, RFC 3042's limited transmit, and RFC 6582's "recover". Every
+// algorithm embeds one; the connection points Conn.lr at it.
 type recoveryBase struct {
 	c          *Conn
 	inRecovery bool
@@ -125,17 +131,22 @@ func (r *recoveryBase) init(c *Conn) {
 	*r = recoveryBase{c: c, recover: c.iss}
 }
 
-func (r *recoveryBase) recovering() bool { return r.inRecovery }
-
 // limitedWindow returns cwnd with room for limited transmit (RFC 3042
 // §2) on the first two duplicate ACKs. Limited transmit is for
 // "previously unsent data" (RFC 5681 §3.2 step 1): not for the go-back-N
 // resending after an RTO, which would repeat segments the duplicate ACKs
 // say arrived.
 func (r *recoveryBase) limitedWindow() uint32 {
+	w := r.c.cc.Cwnd()
+	if r.dupAcks > 0 {
+		w = r.limitedTransmit(w)
+	}
+	return w
+}
+
+func (r *recoveryBase) limitedTransmit(w uint32) uint32 {
 	c := r.c
-	w := c.cc.Cwnd()
-	if r.dupAcks > 0 && r.dupAcks < dupThresh && c.sndNxt == c.sndMax {
+	if r.dupAcks < dupThresh && c.sndNxt == c.sndMax {
 		w += uint32(r.dupAcks) * c.sndMSS
 	}
 	return w
@@ -143,8 +154,10 @@ func (r *recoveryBase) limitedWindow() uint32 {
 
 // onSent counts what limited transmit (RFC 3042) sent beyond cwnd, to
 // leave it out of FlightSize when recovery starts (RFC 5681 §3.2 step 2).
-func (r *recoveryBase) onSent(now clock.Instant, seq wire.Seq, n uint32, resend bool) {
-	if resend || r.inRecovery || r.dupAcks == 0 {
+// The connection calls it for n bytes of new data from seq sent while
+// duplicate ACKs are counted.
+func (r *recoveryBase) onSent(seq wire.Seq, n uint32) {
+	if r.inRecovery {
 		return
 	}
 	c := r.c

@@ -41,7 +41,9 @@ func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
 	st := &c.env.Stats
 	var wasSACKed uint32
 	if a.acked > 0 {
-		wasSACKed = s.sb.trimBelow(a.ack)
+		if len(s.sb.ranges) > 0 {
+			wasSACKed = s.sb.trimBelow(a.ack)
+		}
 		s.highRxt = wire.MaxSeq(s.highRxt, a.ack)
 		s.newAck()
 		if s.inRecovery {
@@ -71,7 +73,9 @@ func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
 		st.DupACKsIn++
 		s.dupAcks++
 	}
-	s.checkReneging()
+	if len(s.sb.ranges) > 0 {
+		s.checkReneging()
+	}
 	// RFC 6675 §5: recovery starts on DupThresh duplicate ACKs or as
 	// soon as the scoreboard deems the first unacknowledged segment
 	// lost, but not before the previous episode's RecoveryPoint is
@@ -130,18 +134,20 @@ func (s *sackRecovery) onTimeout(now clock.Instant) {
 // rules (one segment at a time). Otherwise the segment at SND.UNA if one
 // is due (a zero-window probe after an RTO), then data, skipping what the
 // peer SACKed when resending after an RTO.
-func (s *sackRecovery) send(now clock.Instant, dst []byte, maxSegs int) Transmit {
+func (s *sackRecovery) send(now clock.Instant, dst []byte, maxSegs int) int {
 	c := s.c
 	if s.inRecovery {
-		return single(s.sendRecovery(now, dst))
+		return s.sendRecovery(now, dst)
 	}
 	if c.rexmitNow {
 		c.rexmitNow = false
 		if n := c.retransmitHead(now, dst); n > 0 {
-			return single(n)
+			return n
 		}
 	}
-	s.skipSACKed()
+	if len(s.sb.ranges) > 0 {
+		s.skipSACKed()
+	}
 	return c.sendData(now, dst, maxSegs)
 }
 
@@ -170,7 +176,7 @@ func (s *sackRecovery) sendRecovery(now clock.Instant, dst []byte) int {
 		}
 	}
 	s.skipSACKed()
-	return c.sendData(now, dst, 1).Len
+	return c.sendData(now, dst, 1)
 }
 
 // retransmit resends n bytes from seq (with the FIN if they end at it and
@@ -234,25 +240,33 @@ func (s *sackRecovery) window() uint32 {
 	return s.limitedWindow()
 }
 
-// inFlight implements lossRecovery. The congestion window limits what is
+// sendRoom implements lossRecovery. The congestion window limits what is
 // in the network: in recovery that is pipe (RFC 6675 §4), otherwise all
 // that was sent — except, when resending after an RTO, what the peer
 // SACKed below SND.NXT, which was skipped and is not in the network
 // (RFC 6675 §5.1 keeps the scoreboard); counting it would hold the next
 // hole back until another timeout.
-func (s *sackRecovery) inFlight(outstanding uint32) uint32 {
-	if s.inRecovery {
-		return s.pipe()
-	}
-	c := s.c
-	if c.sndNxt.LessThan(c.sndMax) {
-		for _, r := range s.sb.ranges {
-			if r.start.LessThan(c.sndNxt) {
-				outstanding -= min(outstanding, wire.MinSeq(r.end, c.sndNxt).Size(r.start))
+func (s *sackRecovery) sendRoom(outstanding uint32) uint32 {
+	w, used := s.c.cc.Cwnd(), outstanding
+	switch {
+	case s.inRecovery:
+		used = s.pipe()
+	case s.dupAcks > 0:
+		w = s.limitedTransmit(w)
+		fallthrough
+	case len(s.sb.ranges) > 0:
+		if c := s.c; c.sndNxt.LessThan(c.sndMax) {
+			for _, r := range s.sb.ranges {
+				if r.start.LessThan(c.sndNxt) {
+					used -= min(used, wire.MinSeq(r.end, c.sndNxt).Size(r.start))
+				}
 			}
 		}
 	}
-	return outstanding
+	if used < w {
+		return w - used
+	}
+	return 0
 }
 
 // release implements lossRecovery: the scoreboard goes.

@@ -52,8 +52,8 @@ type Controller interface {
 	// SetMSS tells the controller that the send MSS changed.
 	SetMSS(mss uint32)
 	// OnSent reports a data segment of bytes payload bytes sent at now
-	// (new data or a retransmission), with inFlight bytes outstanding
-	// after it as loss recovery counts them.
+	// (new data or a retransmission; 0 bytes for a FIN alone), with
+	// inFlight bytes outstanding after it (SND.NXT − SND.UNA).
 	OnSent(now clock.Instant, bytes, inFlight uint32)
 	// OnAck reports an ACK that acknowledged or SACKed new data.
 	OnAck(now clock.Instant, s AckSample)
