@@ -12,6 +12,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
@@ -194,6 +195,13 @@ func (s *Stack) Listeners() []stack.ListenerInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.core.Listeners()
+}
+
+// Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
+func (s *Stack) Neighbors() []network.NeighborEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.core.Neighbors()
 }
 
 // Close stops the stack: every socket is closed (blocked calls return

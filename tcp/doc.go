@@ -13,6 +13,7 @@
 //     retransmit, NewReno (newreno.go).
 //   - RFC 5961: blind RST, SYN and data injection (challenge ACKs).
 //   - RFC 6528: initial sequence numbers; RFC 6191: SYN in TIME-WAIT.
+//   - RFC 4987 §3.6: SYN cookies, as Linux builds them (syncookie.go).
 //
 // # The Handle/Poll contract
 //
@@ -47,8 +48,8 @@
 //
 //   - loss recovery (recovery.go): the unexported lossRecovery, chosen
 //     once when SACK is negotiated — NewReno (newreno.go) or RFC 6675
-//     (sack.go) — told of each ACK, RTO and transmission, and asked what
-//     to send next and how much may be in flight;
+//     (sack.go) — told of each ACK and RTO, and asked what to send next
+//     and how much may be in flight;
 //   - congestion control: a cc.Controller made by name (Config.Congestion,
 //     SetCongestionControl) from package cc's registry, told of segments
 //     sent, ACK samples, recovery and timeouts, and asked for a window and
@@ -58,5 +59,7 @@
 // them. docs/ARCHITECTURE.md draws this and says how to add to it.
 //
 // A listening socket is not a Conn: the stack demultiplexes SYNs to its
-// listeners and opens a Conn per SYN with OpenPassive.
+// listeners and opens a Conn per SYN with OpenPassive, or, when it
+// answers with a SYN cookie (SynCookies), keeps nothing and opens the
+// Conn from the cookie ACK with OpenCookie.
 package tcp

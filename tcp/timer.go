@@ -73,7 +73,8 @@ func (tt *timerTable) next() clock.Instant {
 // clock.Never if no timer is armed.
 //
 // Only these calls can change the answer: HandleSegment, HandleTimeout,
-// HandleICMPError, PollTransmit and PollTransmitBatch (sending arms the
+// HandleICMPError, OpenCookie (it handles the cookie's ACK),
+// PollTransmit and PollTransmitBatch (sending arms the
 // retransmission, persist and pacing timers, an ACK stops the delayed-ACK
 // timer), Close, CloseWrite, Abort and SetKeepAlive; and Connect and
 // OpenPassive only by way of the PollTransmit that sends their SYN. Read,
