@@ -28,6 +28,7 @@ const (
 	MBytesEnd   = "B/end"       // mem: heap + stacks per connection end
 	MSlabEnd    = "slab B/end"  // mem: kernel slab per connection end
 	MPairs      = "pairs"       // mem: connections established
+	MNoTSO      = "no tso"      // bare source: the device offers TSO, unused
 )
 
 // grace bounds how long a measurement may run past its Duration before it
@@ -139,7 +140,11 @@ type onlyReader struct{ r io.Reader }
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 func showBulk(ss []Sample) string {
-	return show(ss, MGbps, sig) + " Gbit/s; " + show(ss, MCPUPerGiB, sig) + " CPU s/GiB"
+	out := show(ss, MGbps, sig) + " Gbit/s; " + show(ss, MCPUPerGiB, sig) + " CPU s/GiB"
+	if len(ss) > 0 && ss[0][MNoTSO] == 1 {
+		out += " (MTU-sized frames: TSO offered but not used)"
+	}
+	return out
 }
 
 // RRSize is the request and response size of the rr and crr workloads.
