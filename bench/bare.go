@@ -81,6 +81,13 @@ func bareRun(ctx context.Context, o Options, open func() (*bareDevice, error), s
 	return node.runSink(ctx, o, dev.kernel)
 }
 
+// tcpPeer is the other end of the bare path's connection: the kernel in a
+// namespace (kernelEnd), or in tests a ustack stack over a lossy pipe.
+type tcpPeer interface {
+	listen() (net.Listener, error)
+	dial(ctx context.Context, addr net.Addr) (net.Conn, error)
+}
+
 // TCP flags.
 const (
 	tcpFIN = 0x01
@@ -434,7 +441,7 @@ func wscaleOption(o []byte) uint8 {
 }
 
 // runSink lets the kernel connect to the sink and send for o.Duration.
-func (n *bareNode) runSink(ctx context.Context, o Options, k kernelEnd) (Sample, error) {
+func (n *bareNode) runSink(ctx context.Context, o Options, k tcpPeer) (Sample, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	c, err := k.dial(dctx, &net.TCPAddr{IP: n.ip[:], Port: barePort})
 	cancel()
@@ -481,7 +488,7 @@ func bulkSample(bytes uint64, elapsed, cpu time.Duration) Sample {
 
 // runSource connects to a kernel listener and sends full-sized segments
 // for o.Duration at the window the kernel offers.
-func (n *bareNode) runSource(ctx context.Context, o Options, k kernelEnd) (Sample, error) {
+func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample, error) {
 	ln, err := k.listen()
 	if err != nil {
 		return nil, err
