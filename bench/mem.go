@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -80,7 +81,7 @@ func Mem(ctx context.Context, n Net, o Options, kind MemKind) (Sample, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	conns := make([]net.Conn, 0, 2*o.Pairs)
+	conns := make([]net.Conn, 0, 2*o.Pairs+2)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -103,9 +104,18 @@ func Mem(ctx context.Context, n Net, o Options, kind MemKind) (Sample, error) {
 	// One pair first, not counted: what a stack allocates on its first
 	// connection (tables, pools) is not a per-connection cost.
 	_, kernel := n.(slabber)
+	pairs := o.Pairs
+	if kernel {
+		// Two descriptors a pair: stay within the open-file limit
+		// (which RaiseFileLimit could not lift far enough).
+		var lim syscall.Rlimit
+		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(2*pairs+512) {
+			pairs = max(1, (int(lim.Cur)-512)/2)
+		}
+	}
 	var base, slab0 uint64
 	var slabErr error
-	for i := -1; i < o.Pairs; i++ {
+	for i := -1; i < pairs; i++ {
 		if i == 0 {
 			if kernel {
 				slab0, slabErr = slabBytes()
@@ -148,10 +158,13 @@ func Mem(ctx context.Context, n Net, o Options, kind MemKind) (Sample, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	live := liveBytes()
-	ends := float64(2 * o.Pairs)
+	ends := float64(2 * pairs)
 	s := Sample{
 		MBytesEnd: (float64(live) - float64(base)) / ends,
-		MPairs:    float64(o.Pairs),
+		MPairs:    float64(pairs),
+	}
+	if pairs < o.Pairs {
+		s[MFileLimit] = 1
 	}
 	if kernel && slabErr == nil {
 		slab1, err := slabBytes()
@@ -175,6 +188,9 @@ func showMem(ss []Sample) string {
 	out := show(ss, MBytesEnd, bytesInt) + " B"
 	if _, ok := ss[0][MSlabEnd]; ok {
 		out += " + " + show(ss, MSlabEnd, bytesInt) + " B kernel slab"
+	}
+	if ss[0][MFileLimit] == 1 {
+		out += " (" + bytesInt(ss[0][MPairs]) + " pairs: the open-file limit)"
 	}
 	return out
 }

@@ -100,9 +100,6 @@ func bytesInt(x float64) string {
 	return b.String()
 }
 
-// micros formats a duration given in microseconds.
-func micros(x float64) string { return sig(x) + " µs" }
-
 // quantile returns the q-quantile (0..1) of sorted durations, by the
 // nearest-rank method.
 func quantile(sorted []time.Duration, q float64) time.Duration {

@@ -30,6 +30,7 @@ const (
 	MSlabEnd    = "slab B/end"  // mem: kernel slab per connection end
 	MPairs      = "pairs"       // mem: connections established
 	MNoTSO      = "no tso"      // bare source: the device offers TSO, unused
+	MFileLimit  = "file limit"  // mem: fewer pairs than asked (open-file limit)
 )
 
 // grace bounds how long a measurement may run past its Duration before it
@@ -141,7 +142,7 @@ type onlyReader struct{ r io.Reader }
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 func showBulk(ss []Sample) string {
-	out := show(ss, MGbps, sig) + " Gbit/s; " + show(ss, MCPUPerGiB, sig) + " CPU s/GiB"
+	out := show(ss, MGbps, sig) + " Gbit/s; CPU " + show(ss, MCPUPerGiB, sig) + " s/GiB"
 	if len(ss) > 0 && ss[0][MNoTSO] == 1 {
 		out += " (MTU-sized frames: TSO offered but not used)"
 	}
@@ -219,9 +220,9 @@ func echo(s net.Conn) error {
 }
 
 func showRR(ss []Sample) string {
-	return fmt.Sprintf("%s tx/s; mean %s, p50 %s, p99 %s, p999 %s; %s CPU/tx",
-		show(ss, MTPS, kilo), show(ss, MMean, micros), show(ss, MP50, micros),
-		show(ss, MP99, micros), show(ss, MP999, micros), show(ss, MCPUPerTx, micros))
+	return fmt.Sprintf("%s tx/s; µs: mean %s, p50 %s, p99 %s, p999 %s; CPU %s µs/tx",
+		show(ss, MTPS, kilo), show(ss, MMean, sig), show(ss, MP50, sig),
+		show(ss, MP99, sig), show(ss, MP999, sig), show(ss, MCPUPerTx, sig))
 }
 
 // CRRMaxConns bounds the connections of one crr measurement (it ends at
@@ -327,5 +328,5 @@ func CRR(ctx context.Context, n Net, o Options, clients int) (Sample, error) {
 }
 
 func showCRR(ss []Sample) string {
-	return show(ss, MCPS, kilo) + " conn/s; " + show(ss, MCPUPerConn, micros) + " CPU/conn"
+	return show(ss, MCPS, kilo) + " conn/s; CPU " + show(ss, MCPUPerConn, sig) + " µs/conn"
 }
