@@ -9,6 +9,7 @@ import (
 
 	"github.com/ustack/ustack"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/link/pipe"
 )
 
@@ -29,6 +30,7 @@ func (p stackPeer) dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
 // go-back-N on duplicate ACKs and on timeout, retried ARP, SYN and FIN)
 // runs, and checks every byte sent arrived.
 func TestBareOverLossyPipe(t *testing.T) {
+	leaktest.Check(t)
 	for _, source := range []bool{false, true} {
 		name := "sink"
 		if source {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ustack/ustack/internal/leaktest"
 )
 
 // strict is set by `make test` as root (CI): a cell that cannot run here
@@ -17,6 +19,7 @@ var strict = os.Getenv("USTACK_TEST_STRICT") != ""
 // run), and checks that each produced sound figures. It asserts no speed:
 // figures belong in BENCHMARKS.md, not in pass/fail.
 func TestQuickPlan(t *testing.T) {
+	leaktest.Check(t)
 	if err := RaiseFileLimit(); err != nil {
 		t.Logf("file limit: %v", err)
 	}
