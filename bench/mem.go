@@ -166,10 +166,12 @@ func Mem(ctx context.Context, n Net, o Options, kind MemKind) (Sample, error) {
 	if pairs < o.Pairs {
 		s[MFileLimit] = 1
 	}
-	if kernel && slabErr == nil {
+	if kernel {
 		slab1, err := slabBytes()
-		if err == nil {
+		if slabErr == nil && err == nil {
 			s[MSlabEnd] = (float64(slab1) - float64(slab0)) / ends
+		} else {
+			s[MNoSlab] = 1
 		}
 	}
 	runtime.KeepAlive(conns)
@@ -189,16 +191,11 @@ func showMem(ss []Sample) string {
 	if _, ok := ss[0][MSlabEnd]; ok {
 		out += " + " + show(ss, MSlabEnd, bytesInt) + " B kernel slab"
 	}
+	if ss[0][MNoSlab] == 1 {
+		out += " + kernel slab not measured (/proc/slabinfo needs root)"
+	}
 	if ss[0][MFileLimit] == 1 {
 		out += " (" + bytesInt(ss[0][MPairs]) + " pairs: the open-file limit)"
 	}
 	return out
-}
-
-// slabNote says whether kernel slab figures can be taken here.
-func slabNote() string {
-	if _, err := slabBytes(); err != nil {
-		return "kernel slab not measured: " + err.Error() + " (needs root)"
-	}
-	return ""
 }

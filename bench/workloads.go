@@ -31,6 +31,7 @@ const (
 	MPairs      = "pairs"       // mem: connections established
 	MNoTSO      = "no tso"      // bare source: the device offers TSO, unused
 	MFileLimit  = "file limit"  // mem: fewer pairs than asked (open-file limit)
+	MNoSlab     = "no slab"     // mem: kernel sockets, but the slab was not readable
 )
 
 // grace bounds how long a measurement may run past its Duration before it
