@@ -102,6 +102,7 @@ const (
 	bareISS     = 1_000_000
 	bareWScale  = 7 // the sink's window: 65535 << 7, about 8 MiB
 	bareRTO     = 200 * time.Millisecond
+	bareTries   = int(grace / bareRTO) // ARP, SYN and FIN are retried this often
 	ethHdr      = 14
 	ipHdr       = 20
 	tcpHdr      = 20
@@ -211,6 +212,9 @@ func (n *bareNode) handle(f []byte) bool {
 	ip := f[ethHdr:]
 	if len(ip) < ipHdr || ip[0]>>4 != 4 || ip[9] != 6 || [4]byte(ip[16:20]) != n.ip {
 		return false
+	}
+	if [4]byte(ip[12:16]) == n.peerIP {
+		n.learnMAC([6]byte(f[6:12])) // in case no ARP came first
 	}
 	ihl := int(ip[0]&0xf) * 4
 	tot := int(binary.BigEndian.Uint16(ip[2:]))
@@ -521,7 +525,7 @@ func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample,
 		select {
 		case <-n.haveMAC:
 		case <-time.After(200 * time.Millisecond):
-			if try < 25 {
+			if try < bareTries {
 				continue
 			}
 			return nil, errors.New("the kernel did not answer ARP")
@@ -535,7 +539,7 @@ func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample,
 		select {
 		case <-n.est:
 		case <-time.After(bareRTO):
-			if try < 25 {
+			if try < bareTries {
 				continue
 			}
 			return nil, errors.New("no SYN-ACK from the kernel")
@@ -618,7 +622,7 @@ func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample,
 		select {
 		case r = <-got:
 		case <-time.After(bareRTO):
-			if try < 25 {
+			if try < bareTries {
 				continue
 			}
 			return nil, errors.New("the kernel did not see our FIN")
