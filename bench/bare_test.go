@@ -10,7 +10,9 @@ import (
 	"github.com/ustack/ustack"
 	"github.com/ustack/ustack/impair"
 	"github.com/ustack/ustack/internal/leaktest"
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pipe"
+	"github.com/ustack/ustack/link/tap"
 )
 
 // stackPeer puts a ustack stack where the kernel is in the device cases.
@@ -70,5 +72,44 @@ func TestBareOverLossyPipe(t *testing.T) {
 			}
 			t.Logf("%s: %.0f bytes, %d frames lost, %s", name, smp[MBytes], lost, showBulk([]Sample{smp}))
 		})
+	}
+}
+
+// TestBareTAPOffloads runs the bare sink and source on a TAP device with
+// the virtio-net header and the kernel's offloads on (tap.Config.VnetHdr):
+// the sink takes the kernel's 64 KiB GSO frames, the source hands the
+// device 64 KiB frames to segment and checksum. It needs root.
+func TestBareTAPOffloads(t *testing.T) {
+	leaktest.Check(t)
+	if err := needRoot(); err != nil {
+		if strict {
+			t.Fatalf("USTACK_TEST_STRICT is set, so this must run: %v", err)
+		}
+		t.Skipf("skipped: %v", err)
+	}
+	open := func() (*bareDevice, error) {
+		ns, ep, err := tapKernelWith(func(netns string) tap.Config {
+			c := TAPConfig(netns)
+			c.VnetHdr = true
+			return c
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !ep.Caps().Has(link.CapTSO | link.CapGRO | link.CapTxChecksum) {
+			ep.Close()
+			ns.Close()
+			t.Fatalf("a VnetHdr TAP without offloads: caps %v", ep.Caps())
+		}
+		return &bareDevice{ep: ep, kernel: kernelEnd{ns, devKernelIP}, nss: []*netns{ns}}, nil
+	}
+	o := Quick()
+	for _, source := range []bool{false, true} {
+		s, err := bareRun(context.Background(), o, open, source)
+		if err != nil {
+			t.Fatalf("source=%v: %v", source, err)
+		}
+		checkSample(t, "bare TAP with offloads", s)
+		t.Logf("source=%v: %s", source, showBulk([]Sample{s}))
 	}
 }

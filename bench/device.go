@@ -98,7 +98,10 @@ func (d *devNet) attach(ep link.Endpoint) error {
 // tapKernel makes a namespace with a TAP device the kernel has the .1
 // address on, and returns the namespace and the device's endpoint (opened
 // with the link's default configuration, as a ustack user gets it).
-func tapKernel() (*netns, *tap.Endpoint, error) {
+func tapKernel() (*netns, *tap.Endpoint, error) { return tapKernelWith(TAPConfig) }
+
+// tapKernelWith is tapKernel with the device configuration config(netns).
+func tapKernelWith(config func(netns string) tap.Config) (*netns, *tap.Endpoint, error) {
 	if err := needRoot(); err != nil {
 		return nil, nil, err
 	}
@@ -106,7 +109,7 @@ func tapKernel() (*netns, *tap.Endpoint, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ep, err := tap.Open(TAPConfig(ns.path()))
+	ep, err := tap.Open(config(ns.path()))
 	if err == nil {
 		err = ns.ip("addr", "add", netip.PrefixFrom(devKernelIP, devPrefix).String(), "dev", tapName)
 	}
@@ -278,7 +281,7 @@ func DeviceTable() *Table {
 	t.Notes = []string{
 		fmt.Sprintf("The kernel's side is in a network namespace the bench creates (%s, removed after each measurement); its sockets are opened by this process on a thread inside it, so the CPU figures are this process's, kernel work included.", netip.PrefixFrom(devKernelIP, devPrefix)),
 		"TAP: the device as `link/tap` opens it by default (its offloads; receive steered to CPU 0). AF_PACKET: `link/afpacket` defaults on one end of a veth pair whose kernel end has TSO, GSO and checksum offload off (AF_PACKET takes no GSO frames yet); receive steered to CPU 0 on both ends. The kernel↔kernel row uses the same veth settings.",
-		"Bare path: a Go loop on the same `link.Endpoint` (same device, same configuration) that answers ARP, accepts one connection and acknowledges every in-order segment at the end of each read batch (sink), or connects and sends at the window the kernel offers, go-back-N on loss (source); its payload is constant, so its checksum is computed once. It is the device's ceiling for a stack on it.",
+		"Bare path: a Go loop on the same `link.Endpoint` (same device, same configuration) that answers ARP, accepts one connection and acknowledges every in-order segment at the end of each read batch (sink), or connects and sends at the window the kernel offers, go-back-N on loss (source), in frames of the MTU or, where the device offers TSO and checksum offload, of up to 64 KiB for the device to segment; its payload is constant, so its checksum is computed once. It is the device's ceiling for a stack on it.",
 	}
 	return t
 }

@@ -29,7 +29,6 @@ const (
 	MBytesEnd   = "B/end"       // mem: heap + stacks per connection end
 	MSlabEnd    = "slab B/end"  // mem: kernel slab per connection end
 	MPairs      = "pairs"       // mem: connections established
-	MNoTSO      = "no tso"      // bare source: the device offers TSO, unused
 	MFileLimit  = "file limit"  // mem: fewer pairs than asked (open-file limit)
 	MNoSlab     = "no slab"     // mem: kernel sockets, but the slab was not readable
 )
@@ -143,11 +142,7 @@ type onlyReader struct{ r io.Reader }
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 func showBulk(ss []Sample) string {
-	out := show(ss, MGbps, sig) + " Gbit/s; CPU " + show(ss, MCPUPerGiB, sig) + " s/GiB"
-	if len(ss) > 0 && ss[0][MNoTSO] == 1 {
-		out += " (MTU-sized frames: TSO offered but not used)"
-	}
-	return out
+	return show(ss, MGbps, sig) + " Gbit/s; CPU " + show(ss, MCPUPerGiB, sig) + " s/GiB"
 }
 
 // RRSize is the request and response size of the rr and crr workloads.
