@@ -32,7 +32,7 @@ func main() {
 	duration := flag.Duration("duration", 0, "length of one bulk, rr or crr measurement (default 1s)")
 	pairs := flag.Int("pairs", 0, "established connections of the memory cases (default 10000)")
 	only := flag.String("only", "", "regexp: measure only the cells whose `table/row/column` match")
-	write := flag.String("write", "", "replace the bench section of this Markdown file (BENCHMARKS.md) with the tables")
+	write := flag.String("write", "", "replace the bench section of this Markdown file (BENCHMARKS.md) with the tables, unless a cell failed")
 	note := flag.String("note", "", "a sentence to put above the tables (e.g. what else ran on the machine)")
 	command := flag.String("command", "", "the command to record in the file (default: how this one was invoked)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -95,6 +95,8 @@ func main() {
 	if *write != "" {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "bench: interrupted; not writing", *write)
+		} else if failed > 0 {
+			fmt.Fprintf(os.Stderr, "bench: %d cell(s) failed; not writing %s (the tables above say why)\n", failed, *write)
 		} else if err := bench.WriteSection(*write, bench.Heading, section); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			failed++
