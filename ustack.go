@@ -12,6 +12,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
@@ -84,8 +85,12 @@ type NICConfig struct {
 	VLAN uint16
 }
 
-// New returns a running Stack with no NICs.
+// New returns a running Stack with no NICs. It fails if cfg names a
+// congestion controller nothing is registered under (tcp.Config.Validate).
 func New(cfg Config) (*Stack, error) {
+	if err := cfg.TCP.Validate(); err != nil {
+		return nil, fmt.Errorf("ustack: %w", err)
+	}
 	if cfg.Seed == 0 {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -190,6 +195,13 @@ func (s *Stack) Listeners() []stack.ListenerInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.core.Listeners()
+}
+
+// Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
+func (s *Stack) Neighbors() []network.NeighborEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.core.Neighbors()
 }
 
 // Close stops the stack: every socket is closed (blocked calls return

@@ -23,6 +23,23 @@ type NeighborConfig struct {
 	// (Linux unres_qlen_bytes, SK_WMEM_MAX = 212992); the oldest packets are
 	// dropped to make room, but a packet alone in the queue is always kept.
 	QueueBytes int
+	// MaxUnresolved bounds the neighbours being resolved at once
+	// (INCOMPLETE entries), over all NICs; default MaxEntries/4. A new
+	// resolution beyond it abandons the one that started longest ago (its
+	// packets dropped; ARPUnresolvedEvicted): a real neighbour answers
+	// within a round trip, so the oldest is the likeliest never to answer,
+	// such as a spoofed source a SYN flood made the stack answer. Without
+	// this bound such sources fill the table with entries that cannot be
+	// evicted, and a real peer's entry cannot be made (ARPTableFull).
+	// Linux has no such bound (gc_thresh3 bounds all entries, and its
+	// forced GC evicts INCOMPLETE entries older than 5 s).
+	MaxUnresolved int
+	// MaxQueued bounds the packets held for unresolved neighbours beyond
+	// the first of each, over all NICs (default 1024): past it, a packet
+	// for a neighbour that already holds some replaces its oldest
+	// (ARPQueueFull). A neighbour's first packet is always kept, so the
+	// queues of many unanswered neighbours cannot starve a new one.
+	MaxQueued int
 }
 
 // Defaults of NeighborConfig.
@@ -34,6 +51,7 @@ const (
 	DefaultQueueLen      = 101
 	DefaultMaxEntries    = 1024
 	DefaultQueueBytes    = 212992
+	DefaultMaxQueued     = 1024
 )
 
 func (c *NeighborConfig) setDefaults() {
@@ -57,6 +75,12 @@ func (c *NeighborConfig) setDefaults() {
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.MaxUnresolved <= 0 {
+		c.MaxUnresolved = max(c.MaxEntries/4, 1)
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = DefaultMaxQueued
 	}
 }
 
@@ -102,6 +126,10 @@ type neighEntry struct {
 	reqPending bool // in Neighbors.reqs and not yet polled
 	queue      [][]byte
 	qbytes     int
+	// pending says e is in the list of INCOMPLETE entries, oldest first
+	// (Neighbors.pendHead), linked by pprev and pnext.
+	pending      bool
+	pprev, pnext *neighEntry
 }
 
 type readyPkt struct {
@@ -166,6 +194,13 @@ type Neighbors struct {
 	failed    fifo[neighKey]
 	lastReady []byte // returned by the last PollReady; recycled by the next
 
+	// The INCOMPLETE entries, in the order their resolutions started
+	// (MaxUnresolved), and the packets queued beyond the first of each
+	// entry (MaxQueued).
+	pendHead, pendTail *neighEntry
+	npending           int
+	extra              int
+
 	pool bufPool
 }
 
@@ -205,6 +240,11 @@ func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []b
 		if !ip.IsValid() {
 			return mac, false
 		}
+		if n.npending >= n.cfg.MaxUnresolved {
+			// Make room: abandon the oldest resolution.
+			n.stats.ARPUnresolvedEvicted++
+			n.remove(n.pendHead)
+		}
 		e = n.create(now, k, false)
 		if e == nil {
 			if pkt != nil {
@@ -213,6 +253,7 @@ func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []b
 			return mac, false
 		}
 		e.state = stateIncomplete
+		n.pendPush(e)
 		e.probes = 1
 		n.request(e)
 		n.arm(e, now.Add(n.cfg.RetransTime))
@@ -287,6 +328,7 @@ func (n *Neighbors) Learn(now clock.Instant, nic NICID, ip netip.Addr, mac wire.
 	if e.state == statePermanent {
 		return
 	}
+	n.unpend(e)
 	e.state = stateReachable
 	e.mac = mac
 	e.probes = 0
@@ -308,6 +350,7 @@ func (n *Neighbors) Add(nic NICID, ip netip.Addr, mac wire.MAC) {
 	if e == nil {
 		e = n.create(0, k, true)
 	}
+	n.unpend(e)
 	e.state = statePermanent
 	e.mac = mac
 	e.probes = 0
@@ -430,6 +473,7 @@ func (n *Neighbors) expire(now clock.Instant, e *neighEntry) bool {
 		n.stats.ARPResolveFailed++
 		n.dropQueue(e)
 		n.failed.push(e.key)
+		n.unpend(e)
 		e.state = stateFailed
 		e.reqPending = false
 		e.idle = now
@@ -539,6 +583,7 @@ func (n *Neighbors) dynamicLen() int {
 
 // remove deletes e, dropping its queue, and recycles it.
 func (n *Neighbors) remove(e *neighEntry) {
+	n.unpend(e)
 	n.dropQueue(e)
 	last := n.ents[len(n.ents)-1]
 	n.ents[e.idx] = last
@@ -568,7 +613,16 @@ func (n *Neighbors) request(e *neighEntry) {
 // packets that would exceed QueueLen or QueueBytes (Linux
 // __neigh_event_send: unres_qlen_bytes, counted as unresolved_discards).
 func (n *Neighbors) enqueue(e *neighEntry, pkt []byte) {
+	old := len(e.queue)
 	drop := 0
+	if old > 0 && n.extra >= n.cfg.MaxQueued {
+		// The stack's queues are at MaxQueued: e's grows no longer.
+		e.qbytes -= len(e.queue[0])
+		n.pool.put(e.queue[0])
+		n.stats.ARPQueueDrops++
+		n.stats.ARPQueueFull++
+		drop++
+	}
 	for len(e.queue)-drop > 0 && (len(e.queue)-drop >= n.cfg.QueueLen || e.qbytes+len(pkt) > n.cfg.QueueBytes) {
 		e.qbytes -= len(e.queue[drop])
 		n.pool.put(e.queue[drop])
@@ -584,10 +638,47 @@ func (n *Neighbors) enqueue(e *neighEntry, pkt []byte) {
 	copy(b, pkt)
 	e.queue = append(e.queue, b)
 	e.qbytes += len(pkt)
+	n.extra += extraOf(len(e.queue)) - extraOf(old)
+}
+
+// extraOf is how many of a queue of k packets count against MaxQueued.
+func extraOf(k int) int { return max(k-1, 0) }
+
+// pendPush appends e, which just became INCOMPLETE, to the pending list.
+func (n *Neighbors) pendPush(e *neighEntry) {
+	e.pending = true
+	e.pprev, e.pnext = n.pendTail, nil
+	if n.pendTail != nil {
+		n.pendTail.pnext = e
+	} else {
+		n.pendHead = e
+	}
+	n.pendTail = e
+	n.npending++
+}
+
+// unpend takes e off the pending list, if it is on it.
+func (n *Neighbors) unpend(e *neighEntry) {
+	if !e.pending {
+		return
+	}
+	if e.pprev != nil {
+		e.pprev.pnext = e.pnext
+	} else {
+		n.pendHead = e.pnext
+	}
+	if e.pnext != nil {
+		e.pnext.pprev = e.pprev
+	} else {
+		n.pendTail = e.pprev
+	}
+	e.pending, e.pprev, e.pnext = false, nil, nil
+	n.npending--
 }
 
 // release moves e's queued packets to the ready queue with e's MAC.
 func (n *Neighbors) release(e *neighEntry) {
+	n.extra -= extraOf(len(e.queue))
 	for i, b := range e.queue {
 		n.ready.push(readyPkt{nic: e.key.nic, mac: e.mac, buf: b})
 		e.queue[i] = nil
@@ -598,6 +689,7 @@ func (n *Neighbors) release(e *neighEntry) {
 
 // dropQueue drops e's queued packets, counting them in ARPQueueDrops.
 func (n *Neighbors) dropQueue(e *neighEntry) {
+	n.extra -= extraOf(len(e.queue))
 	for i, b := range e.queue {
 		n.pool.put(b)
 		e.queue[i] = nil

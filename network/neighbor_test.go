@@ -405,7 +405,7 @@ func TestNeighborsLearnMergeRule(t *testing.T) {
 
 func TestNeighborsTableFull(t *testing.T) {
 	var st Stats
-	cfg := NeighborConfig{MaxEntries: 3, ReachableTime: 10 * time.Second, StaleTime: 100 * time.Second}
+	cfg := NeighborConfig{MaxEntries: 3, MaxUnresolved: 3, ReachableTime: 10 * time.Second, StaleTime: 100 * time.Second}
 	n := NewNeighbors(cfg, &st)
 	n.Add(9, ipN4, macN3) // permanent: does not count
 	n.Learn(0, 1, ipN1, macN1, true)
@@ -539,9 +539,94 @@ func TestNeighborsEntriesSorted(t *testing.T) {
 	}
 }
 
+// TestNeighborsUnresolvedBound: at most MaxUnresolved resolutions run at
+// once, over all NICs; a new one abandons the one that started longest
+// ago, whose packets are dropped (ARPUnresolvedEvicted, ARPQueueDrops),
+// without reporting it as failed. A flood of unanswered neighbours
+// therefore cannot fill the table: a real neighbour is still learned and
+// resolved.
+func TestNeighborsUnresolvedBound(t *testing.T) {
+	var st Stats
+	n := NewNeighbors(NeighborConfig{MaxEntries: 16, MaxUnresolved: 4}, &st)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}) }
+	now := at(0)
+	for i := range 100 {
+		now = now.Add(time.Millisecond)
+		n.Resolve(now, NICID(1+i%2), addr(i), []byte{byte(i)})
+	}
+	var inc []netip.Addr
+	for _, e := range n.Entries() {
+		if e.State == "INCOMPLETE" {
+			inc = append(inc, e.IP)
+		}
+	}
+	slices.SortFunc(inc, netip.Addr.Compare)
+	if want := []netip.Addr{addr(96), addr(97), addr(98), addr(99)}; !slices.Equal(inc, want) {
+		t.Errorf("INCOMPLETE %v, want the newest four %v", inc, want)
+	}
+	if st.ARPUnresolvedEvicted != 96 || st.ARPQueueDrops != 96 || st.ARPTableFull != 0 || st.ARPResolveFailed != 0 {
+		t.Errorf("ARPUnresolvedEvicted %d ARPQueueDrops %d ARPTableFull %d ARPResolveFailed %d, want 96 96 0 0",
+			st.ARPUnresolvedEvicted, st.ARPQueueDrops, st.ARPTableFull, st.ARPResolveFailed)
+	}
+	if f := failures(n); len(f) != 0 {
+		t.Errorf("evicted resolutions reported as failed: %v", f)
+	}
+	// A real neighbour asks for us: learned (the table has room), and
+	// what we send it goes out at once.
+	n.Learn(now, 1, ipN1, macN1, true)
+	if mac, ok := n.Resolve(now, 1, ipN1, []byte("syn-ack")); !ok || mac != macN1 {
+		t.Errorf("real neighbour: %v %v", mac, ok)
+	}
+	// One we resolve answers before the flood evicts it.
+	n.Resolve(now, 1, ipN2, []byte("syn-ack"))
+	n.Resolve(now, 1, addr(200), nil)
+	n.Learn(now, 1, ipN2, macN2, false)
+	if r := readies(n); len(r) != 1 {
+		t.Errorf("the answered neighbour's packet: %v", r)
+	}
+}
+
+// TestNeighborsQueuedBound: beyond the first packet of each unresolved
+// neighbour, at most MaxQueued packets wait over the whole stack; past
+// that, a neighbour's queue stops growing (its oldest packet makes room,
+// ARPQueueFull), but a new neighbour's first packet is always kept.
+func TestNeighborsQueuedBound(t *testing.T) {
+	var st Stats
+	n := NewNeighbors(NeighborConfig{MaxQueued: 5}, &st)
+	// Two neighbours take 3 + 3 packets: 4 beyond their first.
+	for i := range 3 {
+		n.Resolve(0, 1, ipN1, []byte{1, byte(i)})
+		n.Resolve(0, 1, ipN2, []byte{2, byte(i)})
+	}
+	// One more fits, then the bound holds: N1's queue keeps 4 packets.
+	for i := 3; i < 10; i++ {
+		n.Resolve(0, 1, ipN1, []byte{1, byte(i)})
+	}
+	if st.ARPQueueFull != 6 || st.ARPQueueDrops != 6 {
+		t.Errorf("ARPQueueFull %d ARPQueueDrops %d, want 6 6", st.ARPQueueFull, st.ARPQueueDrops)
+	}
+	// A new neighbour's first packet is queued all the same, and goes out
+	// when it answers; N1's newest packets wait.
+	n.Resolve(0, 1, ipN3, []byte{3, 0})
+	n.Learn(0, 1, ipN3, macN3, false)
+	n.Learn(0, 1, ipN1, macN1, false)
+	r := readies(n)
+	want := []ready{
+		{1, macN3, "\x03\x00"},
+		{1, macN1, "\x01\x06"}, {1, macN1, "\x01\x07"}, {1, macN1, "\x01\x08"}, {1, macN1, "\x01\x09"},
+	}
+	if !slices.Equal(r, want) {
+		t.Errorf("sent %v, want %v", r, want)
+	}
+	// N2's three still wait, and count: two beyond its first.
+	if n.extra != 2 {
+		t.Errorf("%d packets beyond the first, want 2", n.extra)
+	}
+}
+
 func TestNeighborsDefaults(t *testing.T) {
 	c := NewNeighbors(NeighborConfig{}, nil).Config()
-	want := NeighborConfig{30 * time.Second, 60 * time.Second, time.Second, 3, 101, 1024, 212992}
+	want := NeighborConfig{30 * time.Second, 60 * time.Second, time.Second, 3, 101, 1024, 212992, 256, 1024}
 	if c != want {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
 	}
@@ -594,6 +679,8 @@ func TestNeighborsRandomTimersAndConservation(t *testing.T) {
 			MaxRequests:   1 + rng.IntN(4),
 			QueueLen:      1 + rng.IntN(4),
 			MaxEntries:    1 + rng.IntN(6),
+			MaxUnresolved: 1 + rng.IntN(6),
+			MaxQueued:     1 + rng.IntN(6),
 		}
 		var sa, sb Stats
 		a, b := NewNeighbors(cfg, &sa), NewNeighbors(cfg, &sb)
@@ -652,6 +739,17 @@ func TestNeighborsRandomTimersAndConservation(t *testing.T) {
 			}
 			if n := a.Len(); n > cfg.MaxEntries {
 				t.Fatalf("seed %d: %d entries, max %d", seed, n, cfg.MaxEntries)
+			}
+			incomplete, extra := 0, 0
+			for _, e := range a.Entries() {
+				if e.State == "INCOMPLETE" {
+					incomplete++
+				}
+				extra += max(e.Queued-1, 0)
+			}
+			if incomplete > cfg.MaxUnresolved || incomplete != a.npending || extra > cfg.MaxQueued || extra != a.extra {
+				t.Fatalf("seed %d tick %d: %d INCOMPLETE (counted %d, max %d), %d packets beyond the first (counted %d, max %d)",
+					seed, tick, incomplete, a.npending, cfg.MaxUnresolved, extra, a.extra, cfg.MaxQueued)
 			}
 		}
 		queued := 0

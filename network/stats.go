@@ -56,6 +56,10 @@ type Stats struct {
 	ARPQueueDrops    uint64 // packets dropped while or because resolution failed (arp_cache unresolved_discards)
 	ARPBad           uint64 // ARP packets dropped as malformed or with unusable addresses (ustack)
 	ARPTableFull     uint64 // new neighbours refused: table full (arp_cache table_fulls)
+	// The stack-wide bounds of resolution (NeighborConfig.MaxUnresolved,
+	// MaxQueued); the packets they drop count in ARPQueueDrops too.
+	ARPUnresolvedEvicted uint64 // resolutions abandoned for a new one: MaxUnresolved reached (ustack)
+	ARPQueueFull         uint64 // packets dropped: MaxQueued reached (ustack)
 }
 
 // Each calls f with the name and value of every counter, in declaration

@@ -253,10 +253,12 @@ func TestListenSpecificAndWildcard(t *testing.T) {
 }
 
 // TestSynBacklog: Config.SynBacklog bounds each listener's half-open
-// connections (net.ipv4.tcp_max_syn_backlog); further SYNs are dropped,
-// not answered, and counted (SynQueueDrops, ListenDrops).
+// connections (net.ipv4.tcp_max_syn_backlog); with SYN cookies off
+// (tcp_syncookies = 0) further SYNs are dropped, not answered, and
+// counted (SynQueueDrops, ListenDrops). TestSynCookiesOnOverflow has the
+// default, cookies.
 func TestSynBacklog(t *testing.T) {
-	n, a, r := withRaw(t, stack.Config{SynBacklog: 2})
+	n, a, r := withRaw(t, stack.Config{SynBacklog: 2, SynCookies: stack.SynCookiesOff})
 	if _, err := a.Stack.Listen(ap(ipA, 80), 0); err != nil {
 		t.Fatal(err)
 	}

@@ -332,6 +332,9 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	case f&wire.TCPFlagRST != 0:
 		return
 	case f&wire.TCPFlagACK != 0:
+		if f&wire.TCPFlagSYN == 0 && s.cookieACK(now, n, l, key, seg) {
+			return
+		}
 		// An ACK for a connection we do not have: <SEQ=SEG.ACK><CTL=RST>.
 		s.sendResetFor(now, key, seg)
 		return
@@ -341,6 +344,15 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	if l.acceptFull() {
 		st.ListenOverflows++
 		st.ListenDrops++
+		return
+	}
+	// RFC 4987 §3.6: with the SYN queue full (or always, by option),
+	// answer with a SYN cookie and keep nothing. A SYN reopening a
+	// TIME-WAIT connection keeps the normal path, as in Linux
+	// (tcp_conn_request's isn).
+	mode := s.cfg.SynCookies
+	if !reopen && mode != SynCookiesOff && (mode == SynCookiesAlways || l.synQueue >= s.cfg.SynBacklog) {
+		s.sendCookie(now, n, l, key, seg)
 		return
 	}
 	if l.synQueue >= s.cfg.SynBacklog {
@@ -366,6 +378,58 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	l.synQueue++
 	s.conns[key] = c
 	s.afterConn(c)
+}
+
+// sendCookie answers a SYN at l with a SYN-ACK carrying a SYN cookie
+// (RFC 4987 §3.6) and keeps no state but the time, which makes l check
+// ACKs as cookies for the next tcp.CookieValid.
+func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple, syn *wire.TCPFields) {
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	var synack wire.TCPFields
+	s.cookie.SynAck(now, ep, syn, &synack)
+	l.cookieSent = now
+	s.sendTCPControl(now, key, &synack)
+}
+
+// cookieACK checks an ACK that arrived at l for no connection as the
+// answer to a cookie SYN-ACK, if l sent cookies lately (Linux's
+// cookie_v4_check), and reports whether it took the segment: a valid
+// cookie opens a connection straight into l's accept queue (or, if that
+// is full, the segment is dropped and counted, ListenOverflows, as for
+// any handshake: the peer's next segment brings the cookie again).
+// Otherwise the caller answers the ACK as RFC 9293 §3.10.7.2 says.
+func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, seg *wire.TCPFields) bool {
+	if s.cfg.SynCookies == SynCookiesOff || !tcp.CookiesRecent(now, l.cookieSent) {
+		return false
+	}
+	st := &s.tcpEnv.Stats
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	o, ok := s.cookie.Check(now, ep, seg)
+	if !ok {
+		return false
+	}
+	if l.acceptFull() {
+		st.ListenOverflows++
+		st.ListenDrops++
+		return true
+	}
+	_, nextHop, _, err := s.route(key.remote.Addr())
+	if err != nil {
+		st.ListenDrops++
+		return true
+	}
+	c := s.newConn(key, n, nextHop)
+	ep.ISS = seg.Ack - 1
+	if err := c.conn.OpenCookie(now, ep, seg, o); err != nil {
+		return true
+	}
+	// In the SYN queue for an instant: afterConn sees the handshake
+	// complete and moves the connection to the accept queue.
+	c.listener = l
+	l.synQueue++
+	s.conns[key] = c
+	s.afterConn(c)
+	return true
 }
 
 // sendReset answers a segment that has no connection (RFC 9293 §3.10.7.1).

@@ -41,8 +41,14 @@ type Config struct {
 	// TTL is the TTL of outgoing packets (net.ipv4.ip_default_ttl: 64).
 	TTL uint8
 	// SynBacklog bounds each listener's half-open connections
-	// (net.ipv4.tcp_max_syn_backlog: 1024); SYNs beyond it are dropped.
+	// (net.ipv4.tcp_max_syn_backlog: 1024); SYNs beyond it are answered
+	// with SYN cookies, or dropped if SynCookies is SynCookiesOff.
 	SynBacklog int
+	// SynCookies says when a listener answers a SYN with a SYN cookie
+	// (RFC 4987 §3.6) instead of a half-open connection
+	// (net.ipv4.tcp_syncookies). The zero value is Linux's default: when
+	// the SYN queue is full.
+	SynCookies SynCookieMode
 	// MaxBacklog caps a listener's accept queue (net.core.somaxconn:
 	// 4096).
 	MaxBacklog int
@@ -57,6 +63,49 @@ type Config struct {
 	// new connection. It is for tests of sequence-number and timestamp
 	// wrap-around (ISS and TSval near 2³²); leave it nil otherwise.
 	InitialSeq func(local, remote netip.AddrPort) (iss wire.Seq, tsOffset uint32)
+}
+
+// SynCookieMode is when listeners use SYN cookies (RFC 4987 §3.6).
+type SynCookieMode uint8
+
+// The modes, with the values of net.ipv4.tcp_syncookies they stand for.
+const (
+	// SynCookiesOnOverflow (1, Linux's default): a SYN that finds its
+	// listener's SYN queue full gets a cookie.
+	SynCookiesOnOverflow SynCookieMode = iota
+	// SynCookiesAlways (2): every SYN gets a cookie; the SYN queue is not
+	// used.
+	SynCookiesAlways
+	// SynCookiesOff (0): no cookies; a SYN that finds the SYN queue full
+	// is dropped (SynQueueDrops).
+	SynCookiesOff
+)
+
+// SynCookieModeFromSysctl returns the mode net.ipv4.tcp_syncookies = v
+// selects: 0 off, 1 on overflow, 2 always.
+func SynCookieModeFromSysctl(v int) (SynCookieMode, error) {
+	switch v {
+	case 0:
+		return SynCookiesOff, nil
+	case 1:
+		return SynCookiesOnOverflow, nil
+	case 2:
+		return SynCookiesAlways, nil
+	}
+	return 0, fmt.Errorf("stack: tcp_syncookies %d: want 0 (off), 1 (when the SYN queue is full) or 2 (always)", v)
+}
+
+// String returns the mode as its tcp_syncookies value and name.
+func (m SynCookieMode) String() string {
+	switch m {
+	case SynCookiesOnOverflow:
+		return "1 (on SYN queue overflow)"
+	case SynCookiesAlways:
+		return "2 (always)"
+	case SynCookiesOff:
+		return "0 (off)"
+	}
+	return fmt.Sprintf("SynCookieMode(%d)", uint8(m))
 }
 
 func (c *Config) setDefaults() {
@@ -203,6 +252,7 @@ type Stack struct {
 	icmpRL network.TokenBucket
 	tcpEnv *tcp.Env
 	isn    *tcp.ISNGenerator
+	cookie *tcp.SynCookies // SYN cookies (RFC 4987 §3.6)
 	portK  siphash.Key
 	rng    *rand.Rand
 	stats  Stats
@@ -251,6 +301,8 @@ func New(cfg Config) *Stack {
 	s.portK = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
 	s.nextEph = s.rng.Uint32()
 	s.ipID = uint16(s.rng.Uint32())
+	s.cookie = tcp.NewSynCookies(s.tcpEnv,
+		siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}, siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
 	return s
 }
 

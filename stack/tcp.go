@@ -163,6 +163,16 @@ func (s *Stack) initialSeq(now clock.Instant, local, remote netip.AddrPort) (wir
 	return s.isn.ISN(now, local, remote), s.isn.TSOffset(local, remote)
 }
 
+// tsOffset returns the timestamp offset initialSeq gives a connection
+// between local and remote.
+func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
+	if s.cfg.InitialSeq != nil {
+		_, off := s.cfg.InitialSeq(local, remote)
+		return off
+	}
+	return s.isn.TSOffset(local, remote)
+}
+
 // ephemeralTCP picks a local port for a connection from src to dst with
 // RFC 6056 §3.3.3 (Algorithm 3, "Simple Hash-Based Port Selection"): the
 // search starts at an offset that is a keyed hash of the destination, so
@@ -257,6 +267,20 @@ func (c *TCPConn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.D
 // KeepAlive reports whether SO_KEEPALIVE is on.
 func (c *TCPConn) KeepAlive() bool { return c.conn.KeepAlive() }
 
+// SetCongestionControl selects the connection's congestion controller by
+// the name it is registered under in package tcp/cc (TCP_CONGESTION; see
+// tcp.Conn.SetCongestionControl). An unknown name fails with an error
+// matching syscall.ENOENT.
+func (c *TCPConn) SetCongestionControl(name string) error {
+	err := c.conn.SetCongestionControl(name)
+	c.s.afterConn(c)
+	return err
+}
+
+// CongestionControl returns the name of the connection's congestion
+// controller.
+func (c *TCPConn) CongestionControl() string { return c.conn.CongestionControl() }
+
 // SetReadBuffer sets SO_RCVBUF.
 func (c *TCPConn) SetReadBuffer(n int) { c.conn.SetReadBuffer(n) }
 
@@ -297,6 +321,10 @@ type TCPListener struct {
 	synQueue int
 	acceptQ  []*TCPConn
 	closed   bool
+	// cookieSent is when the listener last answered a SYN with a SYN
+	// cookie (clock.Never: never); ACKs for no connection are checked as
+	// cookies for tcp.CookieValid after it.
+	cookieSent clock.Instant
 }
 
 // Listen starts listening on addr (an unspecified address means every
@@ -334,7 +362,7 @@ func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 	if backlog <= 0 || backlog > s.cfg.MaxBacklog {
 		backlog = s.cfg.MaxBacklog
 	}
-	l := &TCPListener{s: s, addr: addr, backlog: backlog}
+	l := &TCPListener{s: s, addr: addr, backlog: backlog, cookieSent: clock.Never}
 	s.listeners[addr] = l
 	return l, nil
 }

@@ -27,7 +27,7 @@ type Stats struct {
 	NoListener      uint64 // segments for no connection and no listener: answered with a RST (ustack; the kernel counts them in OutRsts)
 	ListenOverflows uint64 // SYNs or final ACKs dropped: accept queue full (ListenOverflows)
 	ListenDrops     uint64 // SYNs dropped for any reason at a listener (ListenDrops)
-	SynQueueDrops   uint64 // SYNs dropped: SYN queue full (ustack)
+	SynQueueDrops   uint64 // SYNs dropped: SYN queue full and SYN cookies off (ustack)
 	PAWSEstab       uint64 // segments dropped by PAWS (PAWSEstab)
 	OutOfWindow     uint64 // unacceptable segments, answered with an ACK (ustack)
 	OOWRateLimited  uint64 // ACKs to unacceptable segments not sent: rate limit (TCPACKSkippedSeq)
@@ -50,6 +50,11 @@ type Stats struct {
 	AbortOnTimeout  uint64 // connections ended by retransmission/keep-alive timeouts (TCPAbortOnTimeout)
 	TWRecycled      uint64 // TIME-WAIT connections reused by a new SYN (TCPTimeWaitRecycled... "TW" in Linux)
 	TWKilled        uint64 // TIME-WAIT connections ended early by a RST (TWKilled)
+
+	// TcpExt: SYN cookies (RFC 4987 §3.6).
+	SyncookiesSent   uint64 // SYN-ACKs sent with a cookie (SyncookiesSent)
+	SyncookiesRecv   uint64 // ACKs that carried a valid cookie (SyncookiesRecv)
+	SyncookiesFailed uint64 // ACKs checked as cookies and refused, answered with a RST (SyncookiesFailed)
 
 	// TcpExt: output and recovery.
 	DelayedACKs      uint64 // ACKs sent by the delayed-ACK timer (DelayedACKs)

@@ -24,6 +24,7 @@ import (
 	"github.com/ustack/ustack/link/afpacket"
 	"github.com/ustack/ustack/link/pcap"
 	"github.com/ustack/ustack/link/tap"
+	"github.com/ustack/ustack/stack"
 )
 
 func init() {
@@ -45,6 +46,7 @@ type serveConfig struct {
 	persist, vnet     bool
 	demo, verbose     bool
 	statsEvery        time.Duration
+	synCookies        stack.SynCookieMode
 	out               io.Writer
 	ready             func() // called once everything listens (tests)
 	kernelAddrForDemo netip.Prefix
@@ -88,6 +90,7 @@ func runServe(args []string) int {
 	fs.BoolVar(&c.demo, "netns-demo", false, "build a private namespace with the kernel's side, print commands to try, remove it on exit (root)")
 	fs.BoolVar(&c.verbose, "v", false, "print every non-zero counter in summaries")
 	fs.DurationVar(&c.statsEvery, "stats", 0, "print a summary this often (0: only on exit)")
+	synCookies := fs.Int("syncookies", 1, "SYN cookies, as net.ipv4.tcp_syncookies: 0 off, 1 when a listener's SYN queue is full, 2 always")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -117,6 +120,9 @@ func runServe(args []string) int {
 	}
 	if c.afMode, err = afpacket.ParseMode(*mode); err != nil {
 		return usage("%v", err)
+	}
+	if c.synCookies, err = stack.SynCookieModeFromSysctl(*synCookies); err != nil {
+		return usage("-syncookies %d: want 0, 1 or 2", *synCookies)
 	}
 	if c.link == "" && !c.demo {
 		return usage("-link is required (tap:NAME, tun:NAME or afpacket:IFACE), or -netns-demo")
@@ -209,7 +215,7 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 		}
 	}
 
-	s, err := ustack.New(ustack.Config{})
+	s, err := ustack.New(ustack.Config{Config: stack.Config{SynCookies: c.synCookies}})
 	if err != nil {
 		ep.Close()
 		return err
@@ -489,6 +495,10 @@ func (sv *services) summary(w io.Writer, verbose bool, linkStats func() string) 
 	if !verbose {
 		fmt.Fprintf(w, "  link: rx %d frames, tx %d frames; tcp: %d segments in, %d out, %d retransmitted, %d resets sent\n",
 			m["Link.RxFrames"], m["Link.TxFrames"], m["TCP.InSegs"], m["TCP.OutSegs"], m["TCP.RetransSegs"], m["TCP.OutRsts"])
+		if m["TCP.SyncookiesSent"]+m["TCP.ListenDrops"] > 0 {
+			fmt.Fprintf(w, "  listeners: %d SYN cookies sent, %d valid, %d refused; %d SYNs or handshakes dropped\n",
+				m["TCP.SyncookiesSent"], m["TCP.SyncookiesRecv"], m["TCP.SyncookiesFailed"], m["TCP.ListenDrops"])
+		}
 		return
 	}
 	keys := make([]string, 0, len(m))

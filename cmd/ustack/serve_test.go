@@ -170,3 +170,32 @@ func TestServeAFPacket(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o644) }
+
+// TestServeSynCookies: -syncookies 2 (every SYN gets a SYN cookie, as
+// net.ipv4.tcp_syncookies = 2) reaches the stack: curl's connections open
+// from cookies, and the summary counts them. A value tcp_syncookies
+// cannot have is refused with the usage status.
+func TestServeSynCookies(t *testing.T) {
+	if got := runServe([]string{"-syncookies", "3", "-link", "tap:x"}); got != 2 {
+		t.Errorf("-syncookies 3: exit status %d, want 2", got)
+	}
+	netnstest.Skip(t, true)
+	netnstest.NeedCommands(t, "curl", "go")
+	bin := buildUstack(t)
+	s := startServe(t, bin, "-netns-demo", "-syncookies", "2")
+	m := s.waitFor(t, `the kernel's side is \S+ in netns (\S+)\.`)
+	ns := &netns.NS{Name: m[1]}
+	t.Cleanup(func() { ns.Delete() })
+	s.waitFor(t, `^Ctrl-C`)
+	for range 3 {
+		if got := curl(t, ns, "http://10.77.0.2/bytes/100000"); got != "200 100000" {
+			t.Errorf("curl: %q, want \"200 100000\"", got)
+		}
+	}
+	s.stop(t)
+	out := strings.Join(s.all, "\n")
+	c := regexp.MustCompile(`listeners: (\d+) SYN cookies sent, (\d+) valid, (\d+) refused`).FindStringSubmatch(out)
+	if c == nil || c[1] != "3" || c[2] != "3" || c[3] != "0" {
+		t.Errorf("want 3 cookies sent and 3 valid in the summary:\n%s", out)
+	}
+}

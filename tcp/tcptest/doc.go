@@ -132,6 +132,7 @@
 //	%remote_isn 0       the peer's ISN (default 0x7fffff00)
 //	%tsoffset 0         added to the connection's TSval (TSval = virtual ms + offset)
 //	%mtu 1500
+//	%syncookies always  the listener answers every SYN with a SYN cookie and opens the connection from the cookie ACK
 //	%local 192.168.0.1:8080
 //	%remote 192.0.2.1:49152
 //
@@ -153,7 +154,10 @@
 // # The stack around the connection
 //
 // The harness plays the parts of the stack the core leaves to its owner: a
-// SYN for a listening port opens a connection with OpenPassive; a SYN that
+// SYN for a listening port opens a connection with OpenPassive (or, with
+// %syncookies, gets a cookie SYN-ACK from tcp.SynCookies and no
+// connection; sequence numbers are then relative to the cookie, and an
+// ACK that Check accepts opens the connection with OpenCookie); a SYN that
 // reopens a connection from TIME-WAIT (HandleSegment returns tcp.Reopen)
 // opens the next incarnation with the ISS from ReopenISS; and a segment
 // for no connection is answered as RFC 9293 §3.10.7.1 says for CLOSED (a

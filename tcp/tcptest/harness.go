@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/siphash"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -42,9 +43,18 @@ type Harness struct {
 	// connect(addr) change their ports and the remote.
 	Local, Remote netip.AddrPort
 
+	// SynCookies makes the listener answer every SYN with a SYN cookie
+	// (RFC 4987 §3.6, as Linux with net.ipv4.tcp_syncookies = 2) and
+	// open the connection under test from a valid cookie ACK.
+	SynCookies bool
+
 	cfg  tcp.Config
 	env  *tcp.Env
 	conn *tcp.Conn
+
+	cookies    *tcp.SynCookies
+	cookieSent clock.Instant // when the last cookie SYN-ACK left
+	cookieISS  bool          // iss is a cookie SYN-ACK's, with no connection for it yet
 
 	listening   bool
 	listenOpts  []func(*tcp.Conn) // socket options a new connection inherits
@@ -276,7 +286,7 @@ func (h *Harness) poll() error {
 // ourISS returns the ISS the connection's sequence numbers are relative to:
 // the current incarnation's, or the configured one before any opened.
 func (h *Harness) ourISS() wire.Seq {
-	if h.conn == nil {
+	if h.conn == nil && !h.cookieISS {
 		return h.ISS
 	}
 	return h.iss
@@ -455,7 +465,40 @@ func (h *Harness) icmp(code string) error {
 // listener opens a connection for a SYN; anything else is answered as RFC
 // 9293 §3.10.7.1 says for a CLOSED connection.
 func (h *Harness) noConnection(f *wire.TCPFields, iss wire.Seq, peerData wire.Seq) error {
-	if h.listening && f.Flags&(wire.TCPFlagSYN|wire.TCPFlagACK|wire.TCPFlagRST) == wire.TCPFlagSYN {
+	ctl := f.Flags & (wire.TCPFlagSYN | wire.TCPFlagACK | wire.TCPFlagRST)
+	if h.listening && h.SynCookies {
+		if h.cookies == nil {
+			h.cookies = tcp.NewSynCookies(h.Env(), cookieKeys[0], cookieKeys[1])
+			h.cookieSent = clock.Never
+		}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, TSOffset: h.TSOffset, MTU: h.MTU}
+		switch {
+		case ctl == wire.TCPFlagSYN:
+			// The stack's cookie path (stack.listen): a SYN-ACK and no
+			// state.
+			var out wire.TCPFields
+			h.cookies.SynAck(h.now, ep, f, &out)
+			h.cookieSent = h.now
+			h.iss, h.cookieISS = out.Seq, true
+			h.peerData = peerData
+			b := make([]byte, out.HeaderLen())
+			out.Encode(b)
+			b[16], b[17] = 0, 0 // the caller's checksum, as PollTransmit leaves it
+			h.out = append(h.out, sent{at: h.now, b: b})
+			return nil
+		case ctl == wire.TCPFlagACK && tcp.CookiesRecent(h.now, h.cookieSent):
+			if o, ok := h.cookies.Check(h.now, ep, f); ok {
+				ep.ISS = f.Ack.Add(^uint32(0))
+				c := h.newConn(ep.ISS)
+				if err := c.OpenCookie(h.now, ep, f, o); err != nil {
+					return fmt.Errorf("OpenCookie: %v", err)
+				}
+				h.cookieISS = false
+				return h.poll()
+			}
+		}
+	}
+	if h.listening && ctl == wire.TCPFlagSYN {
 		c := h.newConn(iss)
 		h.peerData = peerData
 		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: iss, TSOffset: h.TSOffset, MTU: h.MTU}
@@ -478,6 +521,9 @@ func (h *Harness) noConnection(f *wire.TCPFields, iss wire.Seq, peerData wire.Se
 	h.out = append(h.out, sent{at: h.now, b: b})
 	return nil
 }
+
+// cookieKeys are the harness's SYN cookie secrets.
+var cookieKeys = [2]siphash.Key{{K0: 0x0706050403020100, K1: 0x0f0e0d0c0b0a0908}, {K0: 0x1716151413121110, K1: 0x1f1e1d1c1b1a1918}}
 
 // newConn makes the connection under test (a new incarnation if one
 // existed) with ISS iss.

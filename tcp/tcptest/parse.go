@@ -682,6 +682,11 @@ func parseSetting(text string) (setting, error) {
 			}
 			return nil
 		}}, nil
+	case "syncookies":
+		if val != "always" {
+			return setting{}, fmt.Errorf("%%syncookies: want \"always\", got %q", val)
+		}
+		return setting{apply: func(h *Harness) error { h.SynCookies = true; return nil }}, nil
 	case "mtu":
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 68 {
