@@ -41,6 +41,8 @@ func syscallName(op string) string {
 		return "read"
 	case "write":
 		return "write"
+	case "set":
+		return "setsockopt"
 	}
 	return op
 }

@@ -350,6 +350,29 @@ func (c *TCPConn) SetWriteBuffer(bytes int) error {
 	return nil
 }
 
+// SetCongestionControl selects the connection's congestion controller by
+// the name it is registered under in package tcp/cc ("reno", or one
+// registered with cc.Register), as the TCP_CONGESTION socket option does.
+// The new controller starts from the current window. An unknown name
+// fails with an error matching syscall.ENOENT, changing nothing.
+func (c *TCPConn) SetCongestionControl(name string) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if err := c.sc.SetCongestionControl(name); err != nil {
+		return c.opErr("set", err)
+	}
+	c.s.flushLocked()
+	return nil
+}
+
+// CongestionControl returns the name of the connection's congestion
+// controller.
+func (c *TCPConn) CongestionControl() string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.sc.CongestionControl()
+}
+
 // Info returns a snapshot of the connection's TCP state (like TCP_INFO).
 func (c *TCPConn) Info() tcp.Info {
 	c.s.mu.Lock()

@@ -84,8 +84,12 @@ type NICConfig struct {
 	VLAN uint16
 }
 
-// New returns a running Stack with no NICs.
+// New returns a running Stack with no NICs. It fails if cfg names a
+// congestion controller nothing is registered under (tcp.Config.Validate).
 func New(cfg Config) (*Stack, error) {
+	if err := cfg.TCP.Validate(); err != nil {
+		return nil, fmt.Errorf("ustack: %w", err)
+	}
 	if cfg.Seed == 0 {
 		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {

@@ -269,6 +269,20 @@ func (c *TCPConn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.D
 // KeepAlive reports whether SO_KEEPALIVE is on.
 func (c *TCPConn) KeepAlive() bool { return c.conn.KeepAlive() }
 
+// SetCongestionControl selects the connection's congestion controller by
+// the name it is registered under in package tcp/cc (TCP_CONGESTION; see
+// tcp.Conn.SetCongestionControl). An unknown name fails with an error
+// matching syscall.ENOENT.
+func (c *TCPConn) SetCongestionControl(name string) error {
+	err := c.conn.SetCongestionControl(name)
+	c.s.afterConn(c)
+	return err
+}
+
+// CongestionControl returns the name of the connection's congestion
+// controller.
+func (c *TCPConn) CongestionControl() string { return c.conn.CongestionControl() }
+
 // SetReadBuffer sets SO_RCVBUF.
 func (c *TCPConn) SetReadBuffer(n int) { c.conn.SetReadBuffer(n) }
 

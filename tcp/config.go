@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/ustack/ustack/tcp/cc"
@@ -59,9 +60,23 @@ type Config struct {
 	// sends in answer to out-of-window segments
 	// (net.ipv4.tcp_invalid_ratelimit, 500 ms).
 	InvalidRateLimit time.Duration
-	// Congestion makes the congestion controller of a new connection;
-	// nil means NewReno (RFC 5681, RFC 6582).
-	Congestion func(mss uint32) cc.Controller
+	// Congestion is the name of the congestion controller new
+	// connections use, as registered in package cc
+	// (net.ipv4.tcp_congestion_control); empty means cc.Default, "reno"
+	// (RFC 5681 with NewReno or RFC 6675 recovery). A connection can
+	// switch with SetCongestionControl. Validate reports an unknown
+	// name; NewEnv, which cannot fail, uses cc.Default instead.
+	Congestion string
+}
+
+// Validate reports settings no connection can use: for now, a
+// Congestion name no controller is registered under (the error matches
+// ErrUnknownCongestion).
+func (c *Config) Validate() error {
+	if !cc.Registered(c.Congestion) {
+		return fmt.Errorf("tcp: Config.Congestion: %w %q", ErrUnknownCongestion, c.Congestion)
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -92,8 +107,8 @@ func (c *Config) setDefaults() {
 	defInt(&c.InitialCwnd, 10)
 	defInt(&c.ChallengeACKLimit, 1000)
 	def(&c.InvalidRateLimit, 500*time.Millisecond)
-	if c.Congestion == nil {
-		c.Congestion = func(mss uint32) cc.Controller { return cc.NewReno(mss) }
+	if c.Congestion == "" || !cc.Registered(c.Congestion) {
+		c.Congestion = cc.Default
 	}
 	if c.RcvBuf < minBuf {
 		c.RcvBuf = minBuf

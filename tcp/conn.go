@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"io"
 	"net/netip"
 	"time"
@@ -63,16 +64,6 @@ const (
 	EventClosed
 )
 
-// Timer indices of the connection's deadline table.
-const (
-	timerRexmit    = iota // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
-	timerPersist          // zero-window probe (RFC 9293 §3.8.6.1)
-	timerDelAck           // delayed ACK (RFC 1122 §4.2.3.2)
-	timerKeepAlive        // keep-alive (RFC 1122 §4.2.3.6)
-	timerLife             // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
-	numTimers
-)
-
 // ctlReply is a one-off control segment to send, such as a RST in answer to
 // an unacceptable ACK (RFC 9293 §3.10.7.3).
 type ctlReply struct {
@@ -126,7 +117,7 @@ type Conn struct {
 	finQueued  bool     // the application closed the sending half
 	finSeq     wire.Seq // sequence number of our FIN, once queued
 	synPending bool     // a SYN or SYN-ACK is due (first or retransmitted)
-	rexmitNow  bool     // resend one segment at SND.UNA (fast retransmit, partial ACK)
+	rexmitNow  bool     // resend one segment at SND.UNA (fast retransmit, partial ACK, zero-window probe after an RTO)
 	probeNow   bool     // a zero-window probe is due
 	keepNow    bool     // a keep-alive probe is due
 	forceSend  bool     // send what fits, despite SWS avoidance (override timeout)
@@ -163,22 +154,32 @@ type Conn struct {
 	rttSeq    wire.Seq // the timed segment's end
 	rttStart  clock.Instant
 
-	// Congestion control and NewReno recovery (RFC 5681, RFC 6582).
+	// Congestion control (tcp/cc), made by name when the handshake fixes
+	// the MSS, and the time the next data segment may go at its pacing
+	// rate.
 	cc         cc.Controller
-	dupAcks    int
-	ltSent     uint32 // bytes sent beyond cwnd by limited transmit (RFC 3042) since the last new ACK
-	inRecovery bool
-	recover    wire.Seq // one past the highest sequence sent when recovery began
-	recCwnd    uint32   // the window during NewReno recovery, with inflation
-	sacked     rangeSet // SACK scoreboard: SACKed ranges above SND.UNA (RFC 6675)
-	highRxt    wire.Seq // HighRxt: one past the highest byte retransmitted in recovery
+	ccName     string
+	pacingNext clock.Instant
+
+	// The shape of the super-segment sendData just wrote, for
+	// PollTransmitBatch (superSegs ≤ 1: an ordinary segment).
+	superSegs, superHdr, superSize int
+
+	// Loss recovery (recovery.go): rec is &reno or &sack, chosen when
+	// SACK is negotiated; both live here so that choosing allocates
+	// nothing.
+	rec   lossRecovery
+	lr    *recoveryBase // rec's recoveryBase
+	reno  renoRecovery
+	sack  sackRecovery
+	ackEv ackEvent // the ACK being processed (processACK)
 
 	// Per-connection options set by the application.
 	noDelay                       bool
 	keepAlive                     bool
 	keepIdle, keepIntvl           time.Duration
 	keepCount                     int
-	timers                        [numTimers]clock.Instant
+	timers                        timerTable
 	events                        Events
 	err                           error
 	bytesSent, bytesRetrans       uint64
@@ -188,10 +189,10 @@ type Conn struct {
 
 // NewConn returns a closed connection that will use env.
 func NewConn(env *Env) *Conn {
-	c := &Conn{env: env}
-	for i := range c.timers {
-		c.timers[i] = clock.Never
-	}
+	c := &Conn{env: env, ccName: env.cfg.Congestion}
+	c.timers.stopAll()
+	c.reno.init(c)
+	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	c.sndBufSize = env.cfg.SndBuf
 	c.rcvBufSize = env.cfg.RcvBuf
 	c.keepIdle = env.cfg.KeepIdle
@@ -217,7 +218,6 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.local, c.remote = ep.Local, ep.Remote
 	c.iss = ep.ISS
 	c.sndUna, c.sndNxt, c.sndMax = ep.ISS, ep.ISS, ep.ISS
-	c.recover = ep.ISS
 	c.tsOffset = ep.TSOffset
 	mtu := ep.MTU
 	if mtu <= 0 {
@@ -311,11 +311,57 @@ func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	// SACK-permitted (RFC 2018 §2).
 	c.sackOK = o.SACKPermitted && !cfg.NoSACK
 	c.sndMSS = mss
-	c.cc = cfg.Congestion(mss)
-	if r, ok := c.cc.(*cc.Reno); ok && cfg.InitialCwnd != 10 {
-		r.SetInitialWindow(cfg.InitialCwnd)
-	}
+	c.selectRecovery()
+	c.startCongestionControl()
 }
+
+// ccParams returns what a new controller starts from.
+func (c *Conn) ccParams() cc.Params {
+	return cc.Params{MSS: c.sndMSS, InitialWindow: cc.InitialWindow(c.sndMSS, c.env.cfg.InitialCwnd)}
+}
+
+// startCongestionControl makes the connection's controller once the MSS
+// is known.
+func (c *Conn) startCongestionControl() {
+	ctl, err := cc.New(c.ccName)
+	if err != nil {
+		// Names are checked when set; the registry forgets none.
+		ctl = cc.NewReno(c.sndMSS)
+	}
+	ctl.Init(c.ccParams())
+	c.cc = ctl
+}
+
+// SetCongestionControl selects the connection's congestion controller by
+// the name it is registered under in package cc, as Linux's TCP_CONGESTION
+// socket option does. Before the handshake the choice takes effect when
+// the connection starts; on an open connection the new controller starts
+// from the current window and slow-start threshold (Linux keeps snd_cwnd
+// and snd_ssthresh across a switch). An unknown name changes nothing and
+// fails with an error that matches ErrUnknownCongestion and
+// syscall.ENOENT, as the kernel's setsockopt does.
+func (c *Conn) SetCongestionControl(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w %q", ErrUnknownCongestion, name)
+	}
+	ctl, err := cc.New(name)
+	if err != nil {
+		return fmt.Errorf("%w %q", ErrUnknownCongestion, name)
+	}
+	c.ccName = name
+	if c.cc == nil || c.cc.Name() == name {
+		return nil
+	}
+	p := c.ccParams()
+	p.Cwnd, p.Ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
+	ctl.Init(p)
+	c.cc = ctl
+	return nil
+}
+
+// CongestionControl returns the name of the connection's congestion
+// controller (TCP_CONGESTION).
+func (c *Conn) CongestionControl() string { return c.ccName }
 
 // State returns the connection's state.
 func (c *Conn) State() State { return c.state }
@@ -511,7 +557,7 @@ func (c *Conn) Close() error {
 		c.CloseWrite()
 	}
 	if c.state == FinWait2 {
-		c.timers[timerLife] = c.lastRecv.Add(c.env.cfg.FinTimeout)
+		c.timers.set(timerLife, c.lastRecv.Add(c.env.cfg.FinTimeout))
 	}
 	return nil
 }
@@ -564,10 +610,8 @@ func (c *Conn) finish(err error) {
 		c.rcv.q.free()
 	}
 	c.ooo.reset()
-	c.sacked = nil
-	for i := range c.timers {
-		c.timers[i] = clock.Never
-	}
+	c.rec.release()
+	c.timers.stopAll()
 	c.synPending, c.rexmitNow, c.probeNow, c.keepNow, c.ackNow = false, false, false, false, false
 	c.events |= EventClosed | EventReadable | EventWritable
 }
@@ -666,7 +710,7 @@ func (c *Conn) Info() Info {
 		BytesReceived: c.bytesReceived,
 		SegsIn:        c.segsIn,
 		SegsOut:       c.segsOut,
-		InRecovery:    c.inRecovery,
+		InRecovery:    c.lr.inRecovery,
 		SndUna:        c.sndUna,
 		SndMax:        c.sndMax,
 		RcvNxt:        c.rcvNxt,

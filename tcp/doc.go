@@ -7,8 +7,10 @@
 //   - RFC 6298: the retransmission timer; RFC 6928: initial window.
 //   - RFC 7323: window scaling, timestamps, PAWS.
 //   - RFC 2018 and RFC 2883: SACK and D-SACK blocks as a receiver;
-//     RFC 6675: SACK-based loss recovery as a sender (sack.go).
-//   - RFC 5681 and RFC 6582: congestion control, fast retransmit, NewReno.
+//     RFC 6675: SACK-based loss recovery as a sender (sack.go, on the
+//     scoreboard of scoreboard.go).
+//   - RFC 5681 and RFC 6582: congestion control (package cc), fast
+//     retransmit, NewReno (newreno.go).
 //   - RFC 5961: blind RST, SYN and data injection (challenge ACKs).
 //   - RFC 6528: initial sequence numbers; RFC 6191: SYN in TIME-WAIT.
 //   - RFC 4987 §3.6: SYN cookies, as Linux builds them (syncookie.go).
@@ -24,7 +26,9 @@
 //     Close, Abort and the option setters; they return ErrWouldBlock
 //     instead of waiting;
 //   - outputs, called after any input or command: PollTransmit(now, dst)
-//     until it returns 0, then NextDeadline, then TakeEvents;
+//     until it returns 0 (or PollTransmitBatch, which may combine
+//     segments of new data into one super-segment that SplitSegment cuts
+//     up again), then NextDeadline, then TakeEvents;
 //   - getters: State, Info, Readable, Writable, Err.
 //
 // Time only moves forward: every now passed in must be at or after the
@@ -36,6 +40,23 @@
 // arrives and given back when it is read or acknowledged, so an idle
 // connection holds no buffer memory. Retransmissions are rebuilt from the
 // send buffer; no segment is kept.
+//
+// # Seams
+//
+// What the sending side does after a loss and how fast it sends are
+// behind two interfaces, so that the next algorithm is a new file:
+//
+//   - loss recovery (recovery.go): the unexported lossRecovery, chosen
+//     once when SACK is negotiated — NewReno (newreno.go) or RFC 6675
+//     (sack.go) — told of each ACK and RTO, and asked what to send next
+//     and how much may be in flight;
+//   - congestion control: a cc.Controller made by name (Config.Congestion,
+//     SetCongestionControl) from package cc's registry, told of segments
+//     sent, ACK samples, recovery and timeouts, and asked for a window and
+//     a pacing rate.
+//
+// Timers are named slots of one table (timer.go), the pacing timer among
+// them. docs/ARCHITECTURE.md draws this and says how to add to it.
 //
 // A listening socket is not a Conn: the stack demultiplexes SYNs to its
 // listeners and opens a Conn per SYN with OpenPassive, or, when it

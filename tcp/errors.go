@@ -57,4 +57,8 @@ var (
 	// ErrInvalid: a call that makes no sense in the current state (Connect
 	// on an open connection, say).
 	ErrInvalid = &Error{msg: "invalid argument", errno: syscall.EINVAL}
+	// ErrUnknownCongestion: no congestion controller is registered under
+	// the name given (SetCongestionControl, Config.Congestion); Linux's
+	// TCP_CONGESTION answers ENOENT.
+	ErrUnknownCongestion = &Error{msg: "unknown congestion control", errno: syscall.ENOENT}
 )

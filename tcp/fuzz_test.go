@@ -33,7 +33,9 @@ import (
 //     larger than the MSS, no new data beyond the peer's window (only
 //     retransmissions may go beyond it: probes, MAY-7), no byte sent
 //     twice in one burst, and a bounded number of segments per operation;
-//   - Read returns the peer's bytes in order.
+//   - Read returns the peer's bytes in order;
+//   - Read, Write, CloseRead, SetNoDelay and the buffer setters leave
+//     NextDeadline as it was, as its documentation promises.
 //
 // The input format is documented in testdata/fuzz/FuzzConn/README.md.
 func FuzzConn(f *testing.F) {
@@ -328,19 +330,19 @@ func (d *fuzzDriver) check() error {
 	// connection can stall for ever.
 	switch c.state {
 	case SynSent, SynReceived:
-		if c.timers[timerRexmit] == clock.Never {
+		if !c.timers.armed(timerRexmit) {
 			return fmt.Errorf("%v without a retransmission timer", c.state)
 		}
 	case Established, FinWait1, CloseWait, Closing, LastAck:
 		unsent := c.sndNxt.LessThan(c.sndUna.Add(uint32(c.snd.n))) || c.finQueued && c.sndNxt.LessEq(c.finSeq)
 		switch {
-		case c.sndMax != c.sndUna && c.timers[timerRexmit] == clock.Never:
+		case c.sndMax != c.sndUna && !c.timers.armed(timerRexmit):
 			return fmt.Errorf("%d bytes outstanding and no retransmission timer", c.sndMax.Size(c.sndUna))
-		case c.sndMax == c.sndUna && unsent && c.timers[timerPersist] == clock.Never && c.timers[timerRexmit] == clock.Never:
+		case c.sndMax == c.sndUna && unsent && !c.timers.armed(timerPersist) && !c.timers.armed(timerRexmit):
 			return fmt.Errorf("data or FIN held back with nothing in flight and no persist timer (SND.WND %d)", c.sndWnd)
 		}
 	case FinWait2:
-		if c.orphan && c.timers[timerLife] == clock.Never {
+		if c.orphan && !c.timers.armed(timerLife) {
 			return fmt.Errorf("orphaned FIN-WAIT-2 without its timer")
 		}
 	}
@@ -359,6 +361,17 @@ func (d *fuzzDriver) check() error {
 	maxChunks := (d.maxSndBuf+chunk.Size-1)/chunk.Size + (d.maxRcvBuf+slack+chunk.Size-1)/chunk.Size + 2
 	if n := c.BufferedChunks(); n > maxChunks {
 		return fmt.Errorf("%d chunks held, at most %d expected", n, maxChunks)
+	}
+	return nil
+}
+
+// keepsDeadline runs call, which NextDeadline's documentation says cannot
+// change its answer, and checks that it did not.
+func (d *fuzzDriver) keepsDeadline(name string, call func()) error {
+	before := d.c.NextDeadline()
+	call()
+	if after := d.c.NextDeadline(); after != before {
+		return fmt.Errorf("%s moved NextDeadline from %v to %v", name, before, after)
 	}
 	return nil
 }
@@ -519,7 +532,11 @@ func (d *fuzzDriver) write(n int) error {
 	for i := range p {
 		p[i] = fuzzPattern(0xa5, d.wrote+uint64(i))
 	}
-	k, err := d.c.Write(p)
+	var k int
+	var err error
+	if e := d.keepsDeadline("Write", func() { k, err = d.c.Write(p) }); e != nil {
+		return e
+	}
 	if k < 0 || k > n || k > 0 && err != nil {
 		return fmt.Errorf("Write(%d) = %d, %v", n, k, err)
 	}
@@ -674,7 +691,11 @@ func (d *fuzzDriver) op(b []byte) error {
 		return d.write(n)
 	case fzRead:
 		n := int(binary.BigEndian.Uint16(b[1:3])) % 20000
-		k, err := c.Read(d.rbuf[:n])
+		var k int
+		var err error
+		if e := d.keepsDeadline("Read", func() { k, err = c.Read(d.rbuf[:n]) }); e != nil {
+			return e
+		}
 		if k < 0 || k > n || k > 0 && err != nil {
 			return fmt.Errorf("Read(%d) = %d, %v", n, k, err)
 		}
@@ -689,7 +710,9 @@ func (d *fuzzDriver) op(b []byte) error {
 		c.CloseWrite()
 		return d.drain()
 	case fzCloseRead:
-		c.CloseRead()
+		if err := d.keepsDeadline("CloseRead", func() { c.CloseRead() }); err != nil {
+			return err
+		}
 		return d.drain()
 	case fzClose:
 		c.Close()
@@ -702,20 +725,26 @@ func (d *fuzzDriver) op(b []byte) error {
 	case fzOption:
 		switch b[1] & 3 {
 		case 0:
-			c.SetNoDelay(b[2]&1 == 1)
+			if err := d.keepsDeadline("SetNoDelay", func() { c.SetNoDelay(b[2]&1 == 1) }); err != nil {
+				return err
+			}
 		case 1:
 			c.SetKeepAlive(d.now, b[2]&1 == 1, time.Duration(b[3])*time.Second, time.Duration(b[4])*100*time.Millisecond, int(b[5]&7))
 		}
 		return d.drain()
 	case fzBufSize:
 		n := int(binary.BigEndian.Uint16(b[2:4])) * 4
-		if b[1]&1 == 0 {
-			c.SetReadBuffer(n)
-			d.maxRcvBuf = max(d.maxRcvBuf, c.rcvBufSize)
-		} else {
-			c.SetWriteBuffer(n)
-			d.maxSndBuf = max(d.maxSndBuf, c.sndBufSize)
+		if err := d.keepsDeadline("SetReadBuffer/SetWriteBuffer", func() {
+			if b[1]&1 == 0 {
+				c.SetReadBuffer(n)
+			} else {
+				c.SetWriteBuffer(n)
+			}
+		}); err != nil {
+			return err
 		}
+		d.maxRcvBuf = max(d.maxRcvBuf, c.rcvBufSize)
+		d.maxSndBuf = max(d.maxSndBuf, c.sndBufSize)
 		return d.drain()
 	case fzICMP:
 		c.HandleICMPError(d.now, ErrHostUnreachable)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -117,7 +118,7 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
 	if c.sndNxt.LessThan(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
-	c.timers[timerRexmit] = clock.Never
+	c.timers.stop(timerRexmit)
 	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
 	if c.synRetries > 0 && !c.rtt.valid {
 		// RFC 6298 §5.7: the SYN's timer expired (so Karn's rule left no
@@ -129,9 +130,10 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
 		// RFC 5681 §3.1: after a lost SYN or SYN-ACK the initial window
 		// MUST be one segment; RFC 6928 §2 keeps IW10 for a single,
 		// perhaps spurious, retransmission (Linux tcp_init_transfer).
-		if l, ok := c.cc.(interface{ OnSYNLoss() }); ok {
-			l.OnSYNLoss()
-		}
+		// Nothing was sent with the controller yet: it starts over.
+		p := c.ccParams()
+		p.Cwnd = c.sndMSS
+		c.cc.Init(p)
 	}
 	c.synRetries = 0
 	c.quickAcks = 16
@@ -172,7 +174,7 @@ func (c *Conn) handleTimeWait(now clock.Instant, seg *wire.TCPFields) Verdict {
 		// restart the 2×MSL timer (RFC 9293 §3.10.7.4, eighth step).
 		c.ackNow = true
 		if f&wire.TCPFlagACK != 0 {
-			c.timers[timerLife] = now.Add(c.env.cfg.TimeWait)
+			c.timers.set(timerLife, now.Add(c.env.cfg.TimeWait))
 		}
 	}
 	return Consumed
@@ -374,53 +376,28 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 		}
 		c.sndWl1, c.sndWl2 = seg.Seq, ack
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
-		if c.sndWnd > 0 && c.timers[timerPersist] != clock.Never {
+		if c.sndWnd > 0 && c.timers.armed(timerPersist) {
 			// The window opened: stop probing (RFC 9293 §3.8.6.1).
-			c.timers[timerPersist] = clock.Never
+			c.timers.stop(timerPersist)
 			c.rexmitCount = 0
 			c.probeBackoff = 0
 			c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
 		}
 	}
 
-	if c.timers[timerPersist] != clock.Never && c.sndUna == c.sndMax {
+	if c.timers.armed(timerPersist) && c.sndUna == c.sndMax {
 		// An acceptable ACK while probing a zero window answers the
 		// probes: only unanswered ones count towards Retries2, so the
 		// window may stay zero indefinitely (RFC 9293 §3.8.6.1, MUST-37;
 		// Linux resets icsk_probes_out in tcp_ack).
 		c.rexmitCount = 0
 	}
-	newSACK := false
-	if c.sackOK && seg.Options.NumSACK > 0 {
-		newSACK = c.updateScoreboard(seg)
-	}
-	dupCandidate := ack == c.sndUna // before newlyAcked moves SND.UNA
-	if ack.GreaterThan(c.sndUna) {
-		c.newlyAcked(now, seg, ack)
-	}
-	switch {
-	case c.sackOK:
-		// RFC 6675 §2: with SACK, an ACK is a duplicate when it SACKs
-		// octets not SACKed before, "even if it carries new data,
-		// changes the advertised window, or moves the cumulative
-		// acknowledgment point"; a cumulative ACK resets DupAcks
-		// first (§5). RFC 5681's unchanged-window rule would miss
-		// every duplicate from a receiver whose window moves as its
-		// application reads, and with them limited transmit.
-		if newSACK && c.sndMax.GreaterThan(c.sndUna) {
-			c.dupAck(now)
-		}
-	case dupCandidate && c.isDupAck(seg, oldWnd):
-		c.dupAck(now)
-	}
-	c.checkReneging()
-	// RFC 6675 §5: with SACK, recovery starts on DupThresh duplicate ACKs
-	// or as soon as the scoreboard deems the first unacknowledged segment
-	// lost, but not before the previous episode's RecoveryPoint is
-	// acknowledged (§5.1).
-	if c.sackOK && !c.inRecovery && c.sndMax.GreaterThan(c.sndUna) && c.sndUna.GreaterEq(c.recover) &&
-		(c.dupAcks >= dupThresh || c.headLost()) {
-		c.enterSACKRecovery(now)
+	// With nothing outstanding and nothing acknowledged (the ACK on the
+	// data of a peer we send nothing to) there is nothing for loss
+	// recovery or the controller to hear: any SACK block would lie
+	// outside [SND.UNA, SND.MAX].
+	if ack != c.sndUna || c.sndUna != c.sndMax {
+		c.ackSeg(now, seg, ack, oldWnd)
 	}
 	if c.sndWnd > 0 {
 		c.probeNow = false
@@ -432,7 +409,7 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 		case FinWait1:
 			c.state = FinWait2
 			if c.orphan {
-				c.timers[timerLife] = now.Add(c.env.cfg.FinTimeout)
+				c.timers.set(timerLife, now.Add(c.env.cfg.FinTimeout))
 			}
 		case Closing:
 			c.enterTimeWait(now)
@@ -444,20 +421,51 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	return true
 }
 
+// ackSeg is what an acceptable ACK means for the data in flight: loss
+// recovery reads its SACK information, SND.UNA moves, recovery counts
+// duplicate ACKs and starts or ends its episode, and the congestion
+// controller hears last.
+func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldWnd uint32) {
+	a := &c.ackEv
+	*a = ackEvent{ack: ack, dupCandidate: ack == c.sndUna, wasRecovering: c.lr.inRecovery}
+	a.dup5681 = a.dupCandidate && c.isDupAck(seg, oldWnd)
+	if n := seg.Options.NumSACK; n > 0 && c.sackOK {
+		a.numSACK = min(n, wire.TCPMaxSACKBlocks)
+		a.sack = seg.Options.SACK
+	}
+	c.rec.onSACK(a)
+	if ack.GreaterThan(c.sndUna) {
+		c.newlyAcked(now, seg, a)
+	}
+	c.rec.onAck(now, a)
+	if a.acked > 0 || a.delivered > 0 {
+		c.cc.OnAck(now, cc.AckSample{
+			Acked:         a.acked,
+			Delivered:     a.delivered,
+			PriorInFlight: a.priorInFlight,
+			RTT:           a.rtt,
+			// DeliveryRate, AppLimited and CE stay zero: no rate
+			// sampler and no ECN yet (see cc.AckSample).
+			InRecovery: a.wasRecovering || c.lr.inRecovery,
+		})
+	}
+}
+
 // isDupAck is the duplicate-ACK definition of RFC 5681 §2: outstanding
 // data, no data and no SYN or FIN in the segment, an unchanged window. It
 // is the definition for a connection without SACK; with SACK, RFC 6675
-// §2's applies (see processACK).
+// §2's applies (sackRecovery.onAck).
 func (c *Conn) isDupAck(seg *wire.TCPFields, oldWnd uint32) bool {
 	return c.sndMax.GreaterThan(c.sndUna) && len(seg.Payload) == 0 &&
 		seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagFIN) == 0 && c.sndWnd == oldWnd
 }
 
-// newlyAcked handles an ACK that acknowledges new data.
-func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, ack wire.Seq) {
-	st := &c.env.Stats
+// newlyAcked handles an ACK that acknowledges new data: the send buffer,
+// SND.UNA, the RTT sample and the retransmission timer. What it means for
+// loss recovery and congestion control is processACK's next step.
+func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, a *ackEvent) {
+	ack := a.ack
 	acked := ack.Size(c.sndUna)
-	flight := c.sndMax.Size(c.sndUna)
 	// Bytes of data (not SYN or FIN) acknowledged.
 	data := acked
 	if c.finQueued && ack.GreaterThan(c.finSeq) {
@@ -473,86 +481,17 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, ack wire.Seq) 
 	if c.sndNxt.LessThan(c.sndUna) {
 		c.sndNxt = c.sndUna
 	}
-	c.sacked.trimBelow(ack)
-	c.highRxt = wire.MaxSeq(c.highRxt, ack)
-	rtt := c.takeRTTSample(now, seg)
+	a.acked = acked
+	a.rtt = c.takeRTTSample(now, seg)
 	c.rexmitCount = 0
-	c.dupAcks = 0
-	c.ltSent = 0
-
-	if c.inRecovery {
-		if ack.GreaterEq(c.recover) {
-			// Full acknowledgment: recovery ends (RFC 6582 §3.2 step 3;
-			// RFC 6675 §5: the episode ends at RecoveryPoint, with cwnd at
-			// ssthresh, which OnRecoveryEnd gives for a flight that large).
-			c.inRecovery = false
-			flight := c.sndMax.Size(c.sndUna)
-			if c.sackOK {
-				flight = max(flight, c.cc.Ssthresh())
-			}
-			c.cc.OnRecoveryEnd(now, flight)
-		} else if c.sackOK {
-			// A partial ACK in SACK recovery: pipe is recomputed and the
-			// next holes go out as cwnd allows (RFC 6675 §5 step C).
-			st.PartialACKs++
-		} else {
-			// Partial acknowledgment (RFC 6582 §3.2 step 4): resend the
-			// next segment, deflate the window by the amount acked and
-			// add back one MSS.
-			st.PartialACKs++
-			c.rexmitNow = true
-			c.recCwnd -= min(c.recCwnd, acked)
-			if acked >= c.sndMSS {
-				c.recCwnd += c.sndMSS
-			}
-			c.recCwnd = max(c.recCwnd, c.sndMSS)
-		}
-	} else {
-		c.cc.OnAck(now, acked, flight, rtt)
-	}
 
 	// RFC 6298 §5.2 and §5.3: stop the timer when everything is
 	// acknowledged, restart it otherwise.
 	if c.sndUna == c.sndMax {
-		c.timers[timerRexmit] = clock.Never
+		c.timers.stop(timerRexmit)
 	} else {
-		c.timers[timerRexmit] = now.Add(c.rto)
+		c.timers.set(timerRexmit, now.Add(c.rto))
 	}
-}
-
-// dupAck handles a duplicate ACK: fast retransmit on the third and window
-// inflation during recovery (RFC 5681 §3.2, RFC 6582 §3.2).
-func (c *Conn) dupAck(now clock.Instant) {
-	st := &c.env.Stats
-	st.DupACKsIn++
-	c.dupAcks++
-	if c.sackOK {
-		return // RFC 6675 recovery starts in processACK, without inflation
-	}
-	if c.inRecovery {
-		c.recCwnd += c.sndMSS // step 4: inflate by one segment
-		return
-	}
-	if c.dupAcks != 3 {
-		return
-	}
-	// RFC 6582 §3.2 step 2: only if this ACK covers more than "recover"
-	// (the end of the previous recovery), so one loss episode gives one
-	// window reduction.
-	if c.sndUna.LessThan(c.recover) {
-		return
-	}
-	// RFC 5681 §3.2 step 2: "additional data sent in limited transmit
-	// MUST NOT be included in this calculation" of FlightSize.
-	flight := c.sndMax.Size(c.sndUna) - min(c.ltSent, c.sndMax.Size(c.sndUna))
-	c.ltSent = 0
-	c.inRecovery = true
-	c.recover = c.sndMax
-	c.cc.OnRecoveryStart(now, flight)
-	c.recCwnd = c.cc.Ssthresh() + 3*c.sndMSS
-	c.rexmitNow = true
-	st.FastRetrans++
-	st.Recoveries++
 }
 
 // takeRTTSample measures the RTT from the timed segment if this ACK covers
@@ -719,14 +658,12 @@ func (c *Conn) receiveFIN(now clock.Instant) {
 // enterTimeWait moves to TIME-WAIT and starts the 2×MSL timer.
 func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.state = TimeWait
-	for i := range c.timers {
-		c.timers[i] = clock.Never
-	}
-	c.timers[timerLife] = now.Add(c.env.cfg.TimeWait)
+	c.timers.stopAll()
+	c.timers.set(timerLife, now.Add(c.env.cfg.TimeWait))
 	c.snd.ack(c.snd.n)
 	c.snd.q.free()
 	c.ooo.reset()
-	c.sacked = nil
+	c.rec.release()
 	c.events |= EventReadable | EventWritable
 }
 
@@ -743,8 +680,8 @@ func (c *Conn) scheduleACK(now clock.Instant) {
 		c.env.Stats.QuickACKs++
 	case c.rcvUnacked > c.rcvMSS:
 		c.ackNow = true
-	case c.timers[timerDelAck] == clock.Never:
-		c.timers[timerDelAck] = now.Add(c.env.cfg.DelayedACK)
+	case !c.timers.armed(timerDelAck):
+		c.timers.set(timerDelAck, now.Add(c.env.cfg.DelayedACK))
 	}
 }
 

@@ -2,8 +2,6 @@ package tcp
 
 import (
 	"fmt"
-
-	"github.com/ustack/ustack/clock"
 )
 
 // checkInvariants returns an error if the connection's internal state is
@@ -61,16 +59,32 @@ func (c *Conn) checkInvariants() error {
 		}
 		prev = r.end
 	}
-	// The SACK scoreboard: within [SND.UNA, SND.MAX].
-	if len(c.sacked) > maxOOORanges {
-		return bad("%d scoreboard ranges", len(c.sacked))
+	// The SACK scoreboard: within [SND.UNA, SND.MAX], its byte count
+	// right; and only a connection that negotiated SACK has one.
+	sb := &c.sack.sb
+	if len(sb.ranges) > maxOOORanges {
+		return bad("%d scoreboard ranges", len(sb.ranges))
 	}
 	prev = c.sndUna
-	for i, r := range c.sacked {
+	var sackedBytes uint32
+	for i, r := range sb.ranges {
 		if !r.start.LessThan(r.end) || r.start.LessThan(prev) || (i > 0 && r.start == prev) || r.end.GreaterThan(c.sndMax) {
 			return bad("scoreboard range %d %v (SND.UNA %d, SND.MAX %d)", i, r, c.sndUna, c.sndMax)
 		}
 		prev = r.end
+		sackedBytes += r.end.Size(r.start)
+	}
+	if sb.bytes != sackedBytes {
+		return bad("scoreboard counts %d bytes, its ranges hold %d", sb.bytes, sackedBytes)
+	}
+	if c.state != SynSent && c.state != Closed {
+		if want := lossRecovery(&c.reno); c.sackOK {
+			if c.rec != lossRecovery(&c.sack) || c.lr != &c.sack.recoveryBase {
+				return bad("SACK negotiated, recovery %T", c.rec)
+			}
+		} else if c.rec != want || c.lr != &c.reno.recoveryBase || len(sb.ranges) > 0 {
+			return bad("no SACK, recovery %T, %d scoreboard ranges", c.rec, len(sb.ranges))
+		}
 	}
 	// Timers and the RTO.
 	if c.rto <= 0 || c.rto > c.env.cfg.MaxRTO {
@@ -78,9 +92,9 @@ func (c *Conn) checkInvariants() error {
 	}
 	switch c.state {
 	case Closed:
-		for i, t := range c.timers {
-			if t != clock.Never {
-				return bad("timer %d armed in CLOSED", i)
+		for t := timer(0); t < numTimers; t++ {
+			if c.timers.armed(t) {
+				return bad("timer %v armed in CLOSED", t)
 			}
 		}
 		if c.snd.n != 0 || c.snd.q.held() != 0 {
@@ -90,12 +104,12 @@ func (c *Conn) checkInvariants() error {
 			return bad("out-of-order data held in CLOSED")
 		}
 	case TimeWait:
-		for i, t := range c.timers {
-			if i != timerLife && t != clock.Never {
-				return bad("timer %d armed in TIME-WAIT", i)
+		for t := timer(0); t < numTimers; t++ {
+			if t != timerLife && c.timers.armed(t) {
+				return bad("timer %v armed in TIME-WAIT", t)
 			}
 		}
-		if c.timers[timerLife] == clock.Never {
+		if !c.timers.armed(timerLife) {
 			return bad("TIME-WAIT without its 2*MSL timer")
 		}
 		if c.snd.n != 0 {

@@ -100,25 +100,10 @@ func (c *Conn) tsVal(now clock.Instant) uint32 {
 	return uint32(time.Duration(now)/time.Millisecond) + c.tsOffset
 }
 
-// cwnd returns the congestion window in effect: the inflated window during
-// NewReno recovery, and with room for limited transmit (RFC 3042 §2) on
-// the first two duplicate ACKs.
-func (c *Conn) cwnd() uint32 {
-	if c.inRecovery && !c.sackOK {
-		return c.recCwnd
-	}
-	if c.inRecovery {
-		return c.cc.Cwnd()
-	}
-	w := c.cc.Cwnd()
-	// Limited transmit is for "previously unsent data" (RFC 5681 §3.2
-	// step 1): not for the go-back-N resending after an RTO, which would
-	// repeat segments the duplicate ACKs say arrived.
-	if c.dupAcks > 0 && c.dupAcks < 3 && c.sndNxt == c.sndMax {
-		w += uint32(c.dupAcks) * c.sndMSS
-	}
-	return w
-}
+// cwnd returns the congestion window in effect, as loss recovery sees it
+// (the inflated window during NewReno recovery, room for limited
+// transmit on the first duplicate ACKs).
+func (c *Conn) cwnd() uint32 { return c.rec.window() }
 
 // segment describes one segment to build.
 type segment struct {
@@ -128,12 +113,71 @@ type segment struct {
 	dataLen int
 }
 
+// Transmit describes what PollTransmitBatch wrote into its buffer: one
+// TCP header (with options) followed by the payload of Segments wire
+// segments (a super-segment, like quinn-proto's Transmit with its
+// segment_size, or what a NIC's TSO takes). Cut the payload into pieces
+// of SegmentSize bytes — the last may be shorter — and give each the
+// header, its sequence number advanced by its offset, and the flags less
+// FIN and PSH except on the last piece: each piece is then exactly the
+// segment a call with maxSegs 1 would have written (SplitSegment does
+// this). The checksum field is zero.
+type Transmit struct {
+	// Len is the number of bytes written, header and payload; 0 when
+	// there is nothing to send now.
+	Len int
+	// HeaderLen is the length of the TCP header with options.
+	HeaderLen int
+	// SegmentSize is the payload size of every wire segment but the
+	// last. With one segment, it is that segment's payload size (0 for
+	// a control segment), and there is nothing to cut.
+	SegmentSize int
+	// Segments is the number of wire segments (1 unless a super-segment
+	// was written; 0 when Len is 0).
+	Segments int
+}
+
 // PollTransmit writes the next segment the connection wants to send into
 // dst — the TCP header with options, then data — and returns its length,
 // or 0 when there is nothing to send now. The checksum field is zero: the
 // caller, who knows the IP header, fills it in. dst must have room for
 // MaxSegmentLen bytes. Call it until it returns 0.
+//
+// It is PollTransmitBatch with maxSegs 1.
 func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
+	return c.poll(now, dst, 1)
+}
+
+// PollTransmitBatch is PollTransmit for a caller that can send up to
+// maxSegs segments of new data as one super-segment (Transmit says how to
+// cut it): a link with TCP segmentation offload, a peer in the same
+// process, or software segmentation (SplitSegment). The segments are the
+// ones maxSegs calls of PollTransmit would have written, in order, with
+// the same bookkeeping: the windows, Nagle's algorithm and the congestion
+// window hold for the whole. Only consecutive full-sized segments of new
+// data are combined; retransmissions, control segments, a segment after
+// which a D-SACK block would no longer be sent, and paced data go one at a
+// time. dst must have room for MaxSegmentLen bytes; fewer segments are
+// combined when it cannot hold maxSegs MSS of payload. The caller keeps
+// maxSegs × MSS within what its link takes at once (64 KiB with IPv4
+// TSO).
+func (c *Conn) PollTransmitBatch(now clock.Instant, dst []byte, maxSegs int) Transmit {
+	c.superSegs = 0
+	n := c.poll(now, dst, max(maxSegs, 1))
+	switch {
+	case n == 0:
+		return Transmit{}
+	case c.superSegs > 1:
+		return Transmit{Len: n, HeaderLen: c.superHdr, SegmentSize: c.superSize, Segments: c.superSegs}
+	}
+	hl := wire.TCP(dst).HeaderLen()
+	return Transmit{Len: n, HeaderLen: hl, SegmentSize: n - hl, Segments: 1}
+}
+
+// poll writes what goes next into dst and returns its length; a
+// super-segment (sendData) leaves its shape in superSegs, superHdr and
+// superSize.
+func (c *Conn) poll(now clock.Instant, dst []byte, maxSegs int) int {
 	if c.reply.pending {
 		c.reply.pending = false
 		r := c.reply
@@ -156,18 +200,10 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 		return 0
 	}
 	if c.state != SynReceived {
-		if c.sackRecovery() {
-			if n := c.sendSACKRecovery(now, dst); n > 0 {
-				return n
-			}
-		} else {
-			if c.rexmitNow {
-				c.rexmitNow = false
-				if n := c.retransmitHead(now, dst); n > 0 {
-					return n
-				}
-			}
-			if n := c.sendData(now, dst); n > 0 {
+		// Loss recovery sends only a retransmission asked for, what an
+		// episode under way resends, or data waiting: ask it only then.
+		if (c.rexmitNow || c.lr.inRecovery || c.dataPending()) && (c.pacingNext <= now || !c.pacingHold(now)) {
+			if n := c.rec.send(now, dst, maxSegs); n > 0 {
 				return n
 			}
 		}
@@ -191,6 +227,38 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 	return 0
 }
 
+// pacingHold reports whether data must wait for the time the pacing rate
+// releases it, and arms the pacing timer for that time if so. With a
+// controller that does not pace, nothing waits. (Callers test
+// pacingNext <= now first, which is all a connection that is not paced
+// pays.)
+func (c *Conn) pacingHold(now clock.Instant) bool {
+	if c.pacingNext <= now || c.cc.PacingRate() == 0 {
+		return false
+	}
+	c.timers.set(timerPacing, c.pacingNext)
+	return true
+}
+
+// noteSent is the bookkeeping every transmission of n data bytes from seq
+// shares, once SND.NXT has moved: loss recovery's (limited transmit), the
+// controller's OnSent, and the pacing clock (Linux tcp_update_skb_after_send:
+// the next segment goes n bytes' time later at the pacing rate).
+func (c *Conn) noteSent(now clock.Instant, seq wire.Seq, n uint32, resend bool) {
+	if c.lr.dupAcks > 0 && !resend {
+		c.lr.onSent(seq, n)
+	}
+	c.cc.OnSent(now, n, c.sndNxt.Size(c.sndUna))
+	if rate := c.cc.PacingRate(); rate > 0 {
+		c.pace(now, n, rate)
+	}
+}
+
+// pace moves the time the next data segment may go by n bytes at rate.
+func (c *Conn) pace(now clock.Instant, n uint32, rate uint64) {
+	c.pacingNext = max(c.pacingNext, now).Add(time.Duration(uint64(n) * uint64(time.Second) / rate))
+}
+
 // sendSYN sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
 func (c *Conn) sendSYN(now clock.Instant, dst []byte) int {
 	c.synPending = false
@@ -204,13 +272,13 @@ func (c *Conn) sendSYN(now clock.Instant, dst []byte) int {
 	n := c.build(now, dst, seg, c.rcvNxt)
 	c.sndNxt = c.iss.Add(1)
 	c.sndMax = wire.MaxSeq(c.sndMax, c.sndNxt)
-	c.timers[timerRexmit] = now.Add(c.rto)
+	c.timers.set(timerRexmit, now.Add(c.rto))
 	return n
 }
 
 // retransmitHead resends the first unacknowledged segment (fast
 // retransmit, RFC 5681 §3.2 step 2; a NewReno partial ACK, RFC 6582 §3.2
-// step 4).
+// step 4; the zero-window probe after an RTO, RFC 9293 MUST-36).
 func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
 	if c.sndMax == c.sndUna {
 		return 0
@@ -232,9 +300,10 @@ func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
 	if end := c.sndUna.Add(n); c.sndNxt.LessThan(end) {
 		c.sndNxt = end
 	}
-	if c.timers[timerRexmit] == clock.Never {
-		c.timers[timerRexmit] = now.Add(c.rto)
+	if !c.timers.armed(timerRexmit) {
+		c.timers.set(timerRexmit, now.Add(c.rto))
 	}
+	c.noteSent(now, c.sndUna, n, true)
 	return out
 }
 
@@ -245,13 +314,25 @@ func (c *Conn) countRetransmit(n uint32) {
 	c.env.Stats.OutSegs-- // build counted it; RFC 4022 excludes retransmissions
 }
 
-// sendData sends the next segment of new (or, after an RTO, resent) data
-// and/or the FIN, if the windows, Nagle's algorithm and sender-side SWS
-// avoidance allow it (RFC 9293 §3.8.6.2.1, §3.7.4).
-func (c *Conn) sendData(now clock.Instant, dst []byte) int {
-	if len(c.sacked) > 0 && c.sndNxt.LessThan(c.sndMax) {
-		c.skipSACKed()
-	}
+// piece is one segment of data (or a FIN) that sendData may send.
+type piece struct {
+	seg    segment
+	n      uint32
+	fin    bool
+	resend bool // data sent before an RTO rewound SND.NXT
+}
+
+// dataPending reports whether data or a FIN waits to be sent: the quick
+// test before nextPiece.
+func (c *Conn) dataPending() bool {
+	return c.sndNxt.LessThan(c.sndUna.Add(uint32(c.snd.n))) || c.finQueued && c.sndNxt.LessEq(c.finSeq)
+}
+
+// nextPiece decides the next segment of new (or, after an RTO, resent)
+// data and/or the FIN, if the windows, Nagle's algorithm and sender-side
+// SWS avoidance allow it (RFC 9293 §3.8.6.2.1, §3.7.4), into p. When
+// nothing may go with nothing in flight, it arms the persist timer.
+func (c *Conn) nextPiece(now clock.Instant, p *piece) bool {
 	dataEnd := c.sndUna.Add(uint32(c.snd.n))
 	var avail uint32
 	if c.sndNxt.LessThan(dataEnd) {
@@ -259,33 +340,16 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 	}
 	finDue := c.finQueued && c.sndNxt.LessEq(c.finSeq)
 	if avail == 0 && !finDue {
-		return 0
+		return false
 	}
 	inflight := c.sndNxt.Size(c.sndUna)
 	wndLeft := uint32(0)
 	if inflight < c.sndWnd {
 		wndLeft = c.sndWnd - inflight
 	}
-	// The congestion window limits what is in the network: in SACK
-	// recovery that is pipe (RFC 6675 §4), otherwise all that was sent.
-	used := inflight
-	if c.sackRecovery() {
-		used = c.pipe()
-	} else if c.sndNxt.LessThan(c.sndMax) {
-		// Resending after an RTO: what the peer SACKed below SND.NXT
-		// was skipped and is not in the network (RFC 6675 §5.1 keeps
-		// the scoreboard); counting it would hold the next hole back
-		// until another timeout.
-		for _, r := range c.sacked {
-			if r.start.LessThan(c.sndNxt) {
-				used -= min(used, wire.MinSeq(r.end, c.sndNxt).Size(r.start))
-			}
-		}
-	}
-	cwndLeft := uint32(0)
-	if w := c.cwnd(); used < w {
-		cwndLeft = w - used
-	}
+	// The congestion window limits what is in the network, as loss
+	// recovery counts it (RFC 6675 §4's pipe in SACK recovery).
+	cwndLeft := c.rec.sendRoom(inflight)
 	mss := c.effMSS()
 	n := min(avail, wndLeft, cwndLeft, mss)
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
@@ -312,52 +376,102 @@ func (c *Conn) sendData(now clock.Instant, dst []byte) int {
 		fin = false
 	}
 	if n == 0 && !fin {
-		if c.sndUna == c.sndMax && c.timers[timerPersist] == clock.Never && c.timers[timerRexmit] == clock.Never {
+		if c.sndUna == c.sndMax && !c.timers.armed(timerPersist) && !c.timers.armed(timerRexmit) {
 			// Data (or a FIN) is held back with nothing in flight: by a
 			// zero window, or by sender SWS avoidance in front of a
 			// window smaller than a segment. The persist timer probes
 			// the zero window (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17)
 			// and is the override timeout of RFC 9293 §3.8.6.2.1 for a
 			// small one, as Linux's probe timer is (tcp_probe_timer).
-			c.timers[timerPersist] = now.Add(c.rto)
+			c.timers.set(timerPersist, now.Add(c.rto))
 		}
-		return 0
+		return false
 	}
-	seg := segment{seq: c.sndNxt, flags: wire.TCPFlagACK, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}
+	flags := wire.TCPFlagACK
 	if n > 0 && n == avail {
-		seg.flags |= wire.TCPFlagPSH
+		flags |= wire.TCPFlagPSH
 	}
 	if fin {
-		seg.flags |= wire.TCPFlagFIN
+		flags |= wire.TCPFlagFIN
 	}
-	if c.sndUna == c.sndMax && now.Sub(c.lastSend) > c.rto && n > 0 {
-		c.cc.OnIdleRestart(now) // RFC 5681 §4.1
+	*p = piece{seg: segment{seq: c.sndNxt, flags: flags, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}, n: n, fin: fin, resend: resend}
+	return true
+}
+
+// sentData does the bookkeeping of piece p once it is written.
+func (c *Conn) sentData(now clock.Instant, p *piece) {
+	if p.resend {
+		c.countRetransmit(p.n)
+	} else if p.n > 0 && !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt.Add(p.n), now
 	}
-	out := c.build(now, dst, seg, c.rcvNxt)
-	if resend {
-		c.countRetransmit(n)
-	} else if n > 0 && !c.rttTiming {
-		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt.Add(n), now
-	}
-	if !resend && !c.inRecovery && c.dupAcks > 0 {
-		// Limited transmit (RFC 3042): count what went beyond cwnd, to
-		// leave it out of FlightSize when recovery starts.
-		if end := inflight + n; end > c.cc.Cwnd() {
-			c.ltSent += min(n, end-c.cc.Cwnd())
-		}
-	}
-	c.bytesSent += uint64(n)
-	c.sndNxt = c.sndNxt.Add(n)
-	if fin {
+	c.bytesSent += uint64(p.n)
+	c.sndNxt = c.sndNxt.Add(p.n)
+	if p.fin {
 		c.sndNxt = c.sndNxt.Add(1)
 	}
 	c.sndMax = wire.MaxSeq(c.sndMax, c.sndNxt)
 	c.lastSend = now
-	if c.timers[timerRexmit] == clock.Never {
-		c.timers[timerRexmit] = now.Add(c.rto) // RFC 6298 §5.1
+	if !c.timers.armed(timerRexmit) {
+		c.timers.set(timerRexmit, now.Add(c.rto)) // RFC 6298 §5.1
 	}
-	c.timers[timerPersist] = clock.Never
-	return out
+	c.timers.stop(timerPersist)
+	c.noteSent(now, p.seg.seq, p.n, p.resend)
+}
+
+// sendData sends the next segment of new (or, after an RTO, resent) data
+// and/or the FIN (nextPiece decides), and, when maxSegs allows, the full
+// segments of new data that follow it, as one super-segment (see
+// Transmit; its shape goes to superSegs, superHdr, superSize). It returns
+// the length written.
+func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) int {
+	if !c.dataPending() {
+		return 0
+	}
+	var p piece
+	if !c.nextPiece(now, &p) {
+		return 0
+	}
+	if c.sndUna == c.sndMax && now.Sub(c.lastSend) > c.rto && p.n > 0 {
+		c.cc.OnIdleRestart(now) // RFC 5681 §4.1
+	}
+	// A super-segment starts with a full segment of new data and nothing
+	// but ACK set, and needs the same header on every piece: not the
+	// first after a D-SACK block, which only the first would carry.
+	mss := c.effMSS()
+	grow := maxSegs > 1 && !p.resend && p.seg.flags == wire.TCPFlagACK && p.n == mss && !c.dsackNow
+	out := c.build(now, dst, p.seg, c.rcvNxt)
+	c.sentData(now, &p)
+	if !grow {
+		return out
+	}
+	hl := out - p.seg.dataLen
+	maxSegs = min(maxSegs, (len(dst)-hl)/int(mss))
+	t := Transmit{Len: out, HeaderLen: hl, SegmentSize: int(mss), Segments: 1}
+	last := p
+	var q piece
+	// Each further piece is what the next PollTransmit would send: the
+	// same decision, after the same bookkeeping. Pacing holds it back.
+	for t.Segments < maxSegs && last.n == mss && last.seg.flags == wire.TCPFlagACK {
+		if c.pacingNext > now && c.cc.PacingRate() > 0 {
+			break
+		}
+		if !c.nextPiece(now, &q) || q.resend || q.n == 0 {
+			break
+		}
+		c.snd.peek(q.seg.dataOff, dst[t.Len:t.Len+int(q.n)])
+		t.Len += int(q.n)
+		t.Segments++
+		c.segsOut++ // as build counts every segment
+		c.env.Stats.OutSegs++
+		c.sentData(now, &q)
+		last = q
+	}
+	if t.Segments > 1 {
+		wire.TCP(dst[:hl]).SetFlags(last.seg.flags) // PSH and FIN as the last piece has them
+		c.superSegs, c.superHdr, c.superSize = t.Segments, hl, int(mss)
+	}
+	return t.Len
 }
 
 // build writes segment s with ack as its acknowledgment number (when ACK is
@@ -408,7 +522,7 @@ func (c *Conn) build(now clock.Instant, dst []byte, s segment, ack wire.Seq) int
 		c.lastAckSent = ack
 		c.ackNow, c.dsackNow = false, false
 		c.rcvUnacked = 0
-		c.timers[timerDelAck] = clock.Never
+		c.timers.stop(timerDelAck)
 		c.rcvAdv = ack.Add(wndBytes)
 	}
 	c.segsOut++

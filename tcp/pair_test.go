@@ -17,7 +17,7 @@ import (
 // one-way delay and an optional drop function. It is the smallest driver of
 // the Handle/Poll contract and is used by the tests in this package.
 type pair struct {
-	t     *testing.T
+	t     testing.TB
 	now   clock.Instant
 	a, b  *Conn
 	delay time.Duration
@@ -34,7 +34,7 @@ type inflight struct {
 	data []byte
 }
 
-func newPair(t *testing.T, cfgA, cfgB Config, delay time.Duration) *pair {
+func newPair(t testing.TB, cfgA, cfgB Config, delay time.Duration) *pair {
 	p := &pair{t: t, delay: delay, buf: make([]byte, 70000), sent: map[*Conn][]wire.TCPFields{}}
 	p.a = NewConn(NewEnv(cfgA))
 	p.b = NewConn(NewEnv(cfgB))

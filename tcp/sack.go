@@ -5,147 +5,117 @@ import (
 	"github.com/ustack/ustack/wire"
 )
 
-// SACK-based loss recovery for the sender (RFC 6675), used when both sides
-// negotiated SACK (RFC 2018); NewReno (RFC 6582) remains for peers without
-// it.
-//
-// The scoreboard is the set of sequence ranges above SND.UNA that the
-// peer has SACKed. From it come the three functions of RFC 6675 §4:
-// IsLost (a hole with DupThresh SACKed blocks, or more than
-// (DupThresh−1)·SMSS SACKed bytes, above it), SetPipe (the bytes still in
-// the network) and NextSeg (what to send next). All of them walk the
-// scoreboard, which is bounded by maxOOORanges, so the work per ACK is
-// bounded whatever SACK blocks a peer invents.
+// sackRecovery is SACK-based loss recovery for the sender (RFC 6675),
+// used when both sides negotiated SACK (RFC 2018). Its scoreboard
+// (scoreboard.go) gives the three functions of RFC 6675 §4: IsLost,
+// SetPipe and NextSeg.
+type sackRecovery struct {
+	recoveryBase
+	sb scoreboard
+	// highRxt is HighRxt: one past the highest byte retransmitted in
+	// recovery (RFC 6675 §2).
+	highRxt wire.Seq
+}
 
-// dupThresh is DupThresh (RFC 6675 §2, RFC 5681 §3.2).
-const dupThresh = 3
+var _ lossRecovery = (*sackRecovery)(nil)
 
-// sackRecovery reports whether a loss recovery episode driven by the
-// scoreboard is under way.
-func (c *Conn) sackRecovery() bool { return c.inRecovery && c.sackOK }
+func (s *sackRecovery) init(c *Conn) {
+	*s = sackRecovery{}
+	s.recoveryBase.init(c)
+}
 
-// updateScoreboard records the SACK blocks of an ACK (RFC 6675 §5,
-// "Update()"). Blocks outside [SND.UNA, SND.MAX], a D-SACK first block
-// (RFC 2883 §4: below the cumulative ACK, or inside the second block),
-// and blocks beyond the scoreboard's bound are ignored. It reports whether
-// anything new was SACKed.
-func (c *Conn) updateScoreboard(seg *wire.TCPFields) bool {
-	o := &seg.Options
-	news := false
-	for i := 0; i < int(o.NumSACK); i++ {
-		b := o.SACK[i]
-		if i == 0 {
-			if b.End.LessEq(seg.Ack) {
-				continue // D-SACK of data below the cumulative ACK
-			}
-			if o.NumSACK > 1 && o.SACK[1].Start.LessEq(b.Start) && b.End.LessEq(o.SACK[1].End) {
-				continue // D-SACK of data inside the second block
-			}
+// onSACK implements lossRecovery: the scoreboard's Update() (RFC 6675
+// §5).
+func (s *sackRecovery) onSACK(a *ackEvent) {
+	c := s.c
+	out := c.sndMax.Size(c.sndUna)
+	a.priorInFlight = out - min(s.sb.bytes, out)
+	if a.numSACK > 0 {
+		a.newSACK, a.sacked = s.sb.update(a.ack, a.sack[:a.numSACK], c.sndUna, c.sndMax)
+	}
+}
+
+// onAck implements lossRecovery.
+func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
+	c := s.c
+	st := &c.env.Stats
+	var wasSACKed uint32
+	if a.acked > 0 {
+		if len(s.sb.ranges) > 0 {
+			wasSACKed = s.sb.trimBelow(a.ack)
 		}
-		// A block reports data above the cumulative ACK (RFC 2018 §4);
-		// one reaching down to it contradicts the ACK it came with.
-		start, end := b.Start, b.End
-		if !seg.Ack.LessThan(start) || !start.LessThan(end) || end.GreaterThan(c.sndMax) || start.LessThan(c.sndUna) {
-			continue
-		}
-		// Only what is not already SACKed counts as new information.
-		if i := c.sacked.find(start); i < 0 || c.sacked[i].end.LessThan(end) {
-			if c.sacked.add(start, end, maxOOORanges) {
-				news = true
+		s.highRxt = wire.MaxSeq(s.highRxt, a.ack)
+		s.newAck()
+		if s.inRecovery {
+			if a.ack.GreaterEq(s.recover) {
+				// RecoveryPoint acknowledged: the episode ends (RFC 6675
+				// §5) with cwnd at ssthresh, which OnRecoveryEnd gives a
+				// window-based controller for a flight at least as
+				// large as the window of the episode.
+				s.inRecovery = false
+				c.cc.OnRecoveryEnd(now, max(c.sndMax.Size(c.sndUna), c.cc.Cwnd()))
+			} else {
+				// A partial ACK: pipe is recomputed and the next holes
+				// go out as cwnd allows (RFC 6675 §5 step C).
+				st.PartialACKs++
 			}
 		}
 	}
-	return news
+	a.delivered = a.acked - min(wasSACKed, a.acked) + a.sacked
+	// RFC 6675 §2: with SACK, an ACK is a duplicate when it SACKs octets
+	// not SACKed before, "even if it carries new data, changes the
+	// advertised window, or moves the cumulative acknowledgment point";
+	// a cumulative ACK resets DupAcks first (§5). RFC 5681's
+	// unchanged-window rule would miss every duplicate from a receiver
+	// whose window moves as its application reads, and with them limited
+	// transmit.
+	if a.newSACK && c.sndMax.GreaterThan(c.sndUna) {
+		st.DupACKsIn++
+		s.dupAcks++
+	}
+	if len(s.sb.ranges) > 0 {
+		s.checkReneging()
+	}
+	// RFC 6675 §5: recovery starts on DupThresh duplicate ACKs or as
+	// soon as the scoreboard deems the first unacknowledged segment
+	// lost, but not before the previous episode's RecoveryPoint is
+	// acknowledged (§5.1).
+	if !s.inRecovery && c.sndMax.GreaterThan(c.sndUna) && c.sndUna.GreaterEq(s.recover) &&
+		(s.dupAcks >= dupThresh || s.sb.headLost(c.sndUna, c.sndMSS)) {
+		s.enter(now)
+	}
 }
 
 // checkReneging drops the scoreboard, and resends from SND.UNA, when the
-// cumulative ACK points at the start of a SACKed range: the receiver does not hold what it SACKed
-// (it reneged, RFC 2018 §8, or the SACK was forged), since a receiver
-// holding it would acknowledge past it. The scoreboard outlives RTOs
-// (RFC 6675 §5.1 allows that only "as long as robust tests for reneging
-// are present"); without this test the data it wrongly shows as received
-// would never be resent. Linux detects reneging the same way
-// (tcp_check_sack_reneging).
-func (c *Conn) checkReneging() {
-	if len(c.sacked) > 0 && c.sacked[0].start.LessEq(c.sndUna) {
-		c.sacked = nil
+// cumulative ACK points at the start of a SACKed range: the receiver does
+// not hold what it SACKed (it reneged, RFC 2018 §8, or the SACK was
+// forged), since a receiver holding it would acknowledge past it. The
+// scoreboard outlives RTOs (RFC 6675 §5.1 allows that only "as long as
+// robust tests for reneging are present"); without this test the data it
+// wrongly shows as received would never be resent. Linux detects reneging
+// the same way (tcp_check_sack_reneging).
+func (s *sackRecovery) checkReneging() {
+	c := s.c
+	if len(s.sb.ranges) > 0 && s.sb.ranges[0].start.LessEq(c.sndUna) {
+		s.sb.reset()
 		c.env.Stats.SACKReneging++
 		// What the scoreboard let a resend skip is not at the receiver:
 		// go back to SND.UNA, as after a timeout (Linux enters loss).
 		c.sndNxt = c.sndUna
-		c.highRxt = c.sndUna
+		s.highRxt = c.sndUna
 	}
 }
 
-// holeLost is IsLost (RFC 6675 §4) for every byte of the hole below
-// scoreboard range i: the SACK information above a hole is the same for
-// all of its bytes.
-func (c *Conn) holeLost(i int) bool {
-	blocks := len(c.sacked) - i
-	if blocks >= dupThresh {
-		return true
-	}
-	var bytes uint32
-	for _, r := range c.sacked[i:] {
-		bytes += r.end.Size(r.start)
-	}
-	return bytes > (dupThresh-1)*c.sndMSS
-}
-
-// headLost reports whether the first unacknowledged byte is lost by the
-// scoreboard's rule: RFC 6675 §5 (b) starts recovery on it even before
-// DupThresh duplicate ACKs.
-func (c *Conn) headLost() bool {
-	return len(c.sacked) > 0 && c.sacked[0].start.GreaterThan(c.sndUna) && c.holeLost(0)
-}
-
-// pipe is SetPipe (RFC 6675 §4): the bytes of the holes not deemed lost,
-// plus the bytes retransmitted in this recovery and not yet SACKed or
-// acknowledged, plus everything sent above the highest SACKed byte.
-func (c *Conn) pipe() uint32 {
-	var pipe uint32
-	prev := c.sndUna
-	for i, r := range c.sacked {
-		if prev.LessThan(r.start) {
-			if !c.holeLost(i) {
-				pipe += r.start.Size(prev)
-			}
-			if c.highRxt.GreaterThan(prev) {
-				pipe += wire.MinSeq(r.start, c.highRxt).Size(prev)
-			}
-		}
-		prev = r.end
-	}
-	if prev.LessThan(c.sndNxt) {
-		pipe += c.sndNxt.Size(prev)
-	}
-	return pipe
-}
-
-// nextLostHole is NextSeg's rule 1 (RFC 6675 §4): the first bytes at or
-// above HighRxt that are lost and not SACKed, at most one MSS of them.
-func (c *Conn) nextLostHole() (wire.Seq, uint32, bool) {
-	prev := c.sndUna
-	for i, r := range c.sacked {
-		start := wire.MaxSeq(prev, c.highRxt)
-		if start.LessThan(r.start) && c.holeLost(i) {
-			return start, min(r.start.Size(start), c.sndMSS), true
-		}
-		prev = r.end
-	}
-	return 0, 0, false
-}
-
-// enterSACKRecovery starts a recovery episode (RFC 6675 §5, steps 4.1 to
-// 4.3): RecoveryPoint is HighData, ssthresh and cwnd become half the
-// flight, and the first unacknowledged segment is resent at once.
-func (c *Conn) enterSACKRecovery(now clock.Instant) {
+// enter starts a recovery episode (RFC 6675 §5, steps 4.1 to 4.3):
+// RecoveryPoint is HighData, ssthresh and cwnd become half the flight,
+// and the first unacknowledged segment is resent at once.
+func (s *sackRecovery) enter(now clock.Instant) {
+	c := s.c
 	st := &c.env.Stats
-	flight := c.sndMax.Size(c.sndUna) - min(c.ltSent, c.sndMax.Size(c.sndUna))
-	c.ltSent = 0
-	c.inRecovery = true
-	c.recover = c.sndMax
-	c.highRxt = c.sndUna
+	flight := s.flightForEpisode()
+	s.inRecovery = true
+	s.recover = c.sndMax
+	s.highRxt = c.sndUna
 	c.cc.OnRecoveryStart(now, flight)
 	c.rexmitNow = true
 	st.FastRetrans++
@@ -153,35 +123,66 @@ func (c *Conn) enterSACKRecovery(now clock.Instant) {
 	st.SACKRecoveries++
 }
 
-// sendSACKRecovery sends what recovery allows (RFC 6675 §5 step 4.4 and
-// §5 step (C)): while cwnd − pipe ≥ SMSS, lost holes above HighRxt first,
+// onTimeout implements lossRecovery: the scoreboard itself is kept (RFC
+// 6675 §5.1), and resending starts again from SND.UNA.
+func (s *sackRecovery) onTimeout(now clock.Instant) {
+	s.timeout()
+	s.highRxt = s.c.sndUna
+}
+
+// send implements lossRecovery. In recovery: RFC 6675 §5's transmission
+// rules (one segment at a time). Otherwise the segment at SND.UNA if one
+// is due (a zero-window probe after an RTO), then data, skipping what the
+// peer SACKed when resending after an RTO.
+func (s *sackRecovery) send(now clock.Instant, dst []byte, maxSegs int) int {
+	c := s.c
+	if s.inRecovery {
+		return s.sendRecovery(now, dst)
+	}
+	if c.rexmitNow {
+		c.rexmitNow = false
+		if n := c.retransmitHead(now, dst); n > 0 {
+			return n
+		}
+	}
+	if len(s.sb.ranges) > 0 {
+		s.skipSACKed()
+	}
+	return c.sendData(now, dst, maxSegs)
+}
+
+// sendRecovery sends what recovery allows (RFC 6675 §5 step 4.4 and §5
+// step (C)): while cwnd − pipe ≥ SMSS, lost holes above HighRxt first,
 // then new data. The first segment of the episode goes regardless of
 // pipe.
-func (c *Conn) sendSACKRecovery(now clock.Instant, dst []byte) int {
+func (s *sackRecovery) sendRecovery(now clock.Instant, dst []byte) int {
+	c := s.c
 	if c.rexmitNow {
 		c.rexmitNow = false
 		n := min(c.sndMSS, uint32(c.snd.n))
-		if len(c.sacked) > 0 && c.sacked[0].start.GreaterThan(c.sndUna) {
-			n = min(n, c.sacked[0].start.Size(c.sndUna))
+		if len(s.sb.ranges) > 0 && s.sb.ranges[0].start.GreaterThan(c.sndUna) {
+			n = min(n, s.sb.ranges[0].start.Size(c.sndUna))
 		}
-		if out := c.retransmit(now, dst, c.sndUna, n); out > 0 {
+		if out := s.retransmit(now, dst, c.sndUna, n); out > 0 {
 			return out
 		}
 	}
-	if c.cc.Cwnd() < c.pipe()+c.sndMSS {
+	if c.cc.Cwnd() < s.pipe()+c.sndMSS {
 		return 0
 	}
-	if seq, n, ok := c.nextLostHole(); ok {
-		if out := c.retransmit(now, dst, seq, n); out > 0 {
+	if seq, n, ok := s.sb.nextLostHole(c.sndUna, s.highRxt, c.sndMSS); ok {
+		if out := s.retransmit(now, dst, seq, n); out > 0 {
 			return out
 		}
 	}
-	return c.sendData(now, dst)
+	s.skipSACKed()
+	return c.sendData(now, dst, 1)
 }
 
 // retransmit resends n bytes from seq (with the FIN if they end at it and
 // it was sent), moves HighRxt, and keeps Karn's rule.
-func (c *Conn) retransmit(now clock.Instant, dst []byte, seq wire.Seq, n uint32) int {
+func (s *sackRecovery) retransmit(now clock.Instant, dst []byte, seq wire.Seq, n uint32) int {
+	c := s.c
 	n = min(n, c.effMSS()) // room for our own SACK blocks (RFC 9293 §3.7.1)
 	dataEnd := c.sndUna.Add(uint32(c.snd.n))
 	if seq.Add(n).GreaterThan(dataEnd) {
@@ -203,23 +204,70 @@ func (c *Conn) retransmit(now clock.Instant, dst []byte, seq wire.Seq, n uint32)
 	if seg.flags&wire.TCPFlagFIN != 0 {
 		end = end.Add(1)
 	}
-	c.highRxt = wire.MaxSeq(c.highRxt, end)
+	s.highRxt = wire.MaxSeq(s.highRxt, end)
 	if c.sndNxt.LessThan(end) {
 		c.sndNxt = end
 	}
-	if c.timers[timerRexmit] == clock.Never {
-		c.timers[timerRexmit] = now.Add(c.rto)
+	if !c.timers.armed(timerRexmit) {
+		c.timers.set(timerRexmit, now.Add(c.rto))
 	}
+	c.noteSent(now, seq, n, true)
 	return out
 }
 
 // skipSACKed moves SND.NXT past SACKed data when it was rewound by an
 // RTO: RFC 6675 §5.1 keeps the scoreboard across the timeout, so data the
 // peer holds is not sent again.
-func (c *Conn) skipSACKed() {
-	for _, r := range c.sacked {
-		if c.sndNxt.InRange(r.start, r.end) {
-			c.sndNxt = r.end
-		}
+func (s *sackRecovery) skipSACKed() {
+	c := s.c
+	if len(s.sb.ranges) > 0 && c.sndNxt.LessThan(c.sndMax) {
+		c.sndNxt = s.sb.skip(c.sndNxt)
 	}
 }
+
+// pipe is SetPipe (RFC 6675 §4).
+func (s *sackRecovery) pipe() uint32 {
+	c := s.c
+	return s.sb.pipe(c.sndUna, c.sndNxt, s.highRxt, c.sndMSS)
+}
+
+// window implements lossRecovery: in recovery the controller's window
+// against pipe (RFC 6675 §5), without inflation.
+func (s *sackRecovery) window() uint32 {
+	if s.inRecovery {
+		return s.c.cc.Cwnd()
+	}
+	return s.limitedWindow()
+}
+
+// sendRoom implements lossRecovery. The congestion window limits what is
+// in the network: in recovery that is pipe (RFC 6675 §4), otherwise all
+// that was sent — except, when resending after an RTO, what the peer
+// SACKed below SND.NXT, which was skipped and is not in the network
+// (RFC 6675 §5.1 keeps the scoreboard); counting it would hold the next
+// hole back until another timeout.
+func (s *sackRecovery) sendRoom(outstanding uint32) uint32 {
+	w, used := s.c.cc.Cwnd(), outstanding
+	switch {
+	case s.inRecovery:
+		used = s.pipe()
+	case s.dupAcks > 0:
+		w = s.limitedTransmit(w)
+		fallthrough
+	case len(s.sb.ranges) > 0:
+		if c := s.c; c.sndNxt.LessThan(c.sndMax) {
+			for _, r := range s.sb.ranges {
+				if r.start.LessThan(c.sndNxt) {
+					used -= min(used, wire.MinSeq(r.end, c.sndNxt).Size(r.start))
+				}
+			}
+		}
+	}
+	if used < w {
+		return w - used
+	}
+	return 0
+}
+
+// release implements lossRecovery: the scoreboard goes.
+func (s *sackRecovery) release() { s.sb.reset() }

@@ -5,24 +5,93 @@ import (
 	"github.com/ustack/ustack/wire"
 )
 
-// NextDeadline returns when HandleTimeout must next be called, or
-// clock.Never if no timer is armed.
-func (c *Conn) NextDeadline() clock.Instant {
+// timer names one of a connection's timers. Each has one deadline in the
+// connection's timerTable; HandleTimeout runs the expired ones in the
+// order declared here.
+type timer uint8
+
+// The timers.
+const (
+	timerRexmit    timer = iota // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
+	timerPersist                // zero-window probe, or SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1)
+	timerDelAck                 // delayed ACK (RFC 1122 §4.2.3.2)
+	timerKeepAlive              // keep-alive (RFC 1122 §4.2.3.6)
+	timerLife                   // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
+	timerPacing                 // release of the next data segment at the pacing rate
+	numTimers
+)
+
+var timerNames = [numTimers]string{"rexmit", "persist", "delack", "keepalive", "life", "pacing"}
+
+// String returns the timer's name.
+func (t timer) String() string {
+	if t < numTimers {
+		return timerNames[t]
+	}
+	return "invalid"
+}
+
+// timerTable holds one deadline per timer, clock.Never when it is not
+// armed (quinn-proto's TimerTable is the model). The zero value is not
+// valid: NewConn stops every timer.
+type timerTable struct {
+	at [numTimers]clock.Instant
+}
+
+// set arms t for at, replacing any earlier deadline.
+func (tt *timerTable) set(t timer, at clock.Instant) { tt.at[t] = at }
+
+// stop disarms t.
+func (tt *timerTable) stop(t timer) { tt.at[t] = clock.Never }
+
+// stopAll disarms every timer.
+func (tt *timerTable) stopAll() {
+	for i := range tt.at {
+		tt.at[i] = clock.Never
+	}
+}
+
+// get returns t's deadline, clock.Never if it is not armed.
+func (tt *timerTable) get(t timer) clock.Instant { return tt.at[t] }
+
+// armed reports whether t is armed.
+func (tt *timerTable) armed(t timer) bool { return tt.at[t] != clock.Never }
+
+// expired reports whether t is armed for now or earlier.
+func (tt *timerTable) expired(t timer, now clock.Instant) bool { return tt.at[t] <= now }
+
+// next returns the earliest deadline, clock.Never if none is armed.
+func (tt *timerTable) next() clock.Instant {
 	d := clock.Never
-	for _, t := range c.timers {
-		d = clock.Min(d, t)
+	for _, at := range tt.at {
+		d = clock.Min(d, at)
 	}
 	return d
 }
 
+// NextDeadline returns when HandleTimeout must next be called, or
+// clock.Never if no timer is armed.
+//
+// Only these calls can change the answer: HandleSegment, HandleTimeout,
+// HandleICMPError, OpenCookie (it handles the cookie's ACK),
+// PollTransmit and PollTransmitBatch (sending arms the
+// retransmission, persist and pacing timers, an ACK stops the delayed-ACK
+// timer), Close, CloseWrite, Abort and SetKeepAlive; and Connect and
+// OpenPassive only by way of the PollTransmit that sends their SYN. Read,
+// Write, CloseRead, the other setters and the getters never do, so an
+// owner that keeps the deadlines of many connections in one structure
+// (package stack's heap) re-reads NextDeadline only after the calls
+// above.
+func (c *Conn) NextDeadline() clock.Instant { return c.timers.next() }
+
 // HandleTimeout runs every timer whose deadline is at or before now.
 func (c *Conn) HandleTimeout(now clock.Instant) {
-	for i := range c.timers {
-		if c.timers[i] > now || c.state == Closed {
+	for t := timer(0); t < numTimers; t++ {
+		if !c.timers.expired(t, now) || c.state == Closed {
 			continue
 		}
-		c.timers[i] = clock.Never
-		switch i {
+		c.timers.stop(t)
+		switch t {
 		case timerRexmit:
 			c.onRexmitTimeout(now)
 		case timerPersist:
@@ -37,6 +106,9 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 			// connection spent FinTimeout in FIN-WAIT-2 (Linux
 			// tcp_fin_timeout): the connection ends quietly.
 			c.finish(nil)
+		case timerPacing:
+			// The next data segment may go: the owner's PollTransmit,
+			// which follows every HandleTimeout, sends it.
 		}
 	}
 }
@@ -97,15 +169,11 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	// RFC 5681 §3.1 (equations 4, 5), RFC 6582 §3.2 step 6 ("recover"
 	// after a timeout), then go back to SND.UNA and resend from there.
 	c.cc.OnTimeout(now, c.sndMax.Size(c.sndUna))
-	c.inRecovery = false
-	c.recover = c.sndMax
-	c.highRxt = c.sndUna // the scoreboard itself is kept (RFC 6675 §5.1)
-	c.dupAcks = 0
-	c.ltSent = 0
+	c.rec.onTimeout(now)
 	c.rexmitNow = false
 	c.sndNxt = c.sndUna
 	c.backoff()
-	c.timers[timerRexmit] = now.Add(c.rto)
+	c.timers.set(timerRexmit, now.Add(c.rto))
 	if c.sndWnd == 0 {
 		// The first segment goes whatever the window, orphaned or not:
 		// it is the zero-window probe (MUST-36), and Linux's
@@ -147,20 +215,17 @@ func (c *Conn) onPersistTimeout(now clock.Instant) {
 	for i := 0; i < c.probeBackoff && d < c.env.cfg.MaxRTO; i++ {
 		d *= 2
 	}
-	c.timers[timerPersist] = now.Add(min(d, c.env.cfg.MaxRTO))
+	c.timers.set(timerPersist, now.Add(min(d, c.env.cfg.MaxRTO)))
 }
 
 // armKeepAlive schedules the keep-alive check (RFC 1122 §4.2.3.6) if
 // keep-alive is on and the state allows it.
 func (c *Conn) armKeepAlive(now clock.Instant) {
 	if !c.keepAlive || c.state == Closed || c.state == SynSent || c.state == SynReceived || c.state == TimeWait {
-		c.timers[timerKeepAlive] = clock.Never
+		c.timers.stop(timerKeepAlive)
 		return
 	}
-	c.timers[timerKeepAlive] = c.lastRecv.Add(c.keepIdle)
-	if c.timers[timerKeepAlive] < now {
-		c.timers[timerKeepAlive] = now
-	}
+	c.timers.set(timerKeepAlive, max(c.lastRecv.Add(c.keepIdle), now))
 }
 
 // onKeepAliveTimeout probes an idle connection, and ends it after
@@ -172,13 +237,13 @@ func (c *Conn) onKeepAliveTimeout(now clock.Instant) {
 	}
 	if c.sndMax != c.sndUna || c.snd.n > 0 {
 		// Data outstanding: the retransmission timer watches the peer.
-		c.timers[timerKeepAlive] = now.Add(c.keepIdle)
+		c.timers.set(timerKeepAlive, now.Add(c.keepIdle))
 		return
 	}
 	idle := now.Sub(c.lastRecv)
 	if idle < c.keepIdle {
 		c.keepProbes = 0
-		c.timers[timerKeepAlive] = c.lastRecv.Add(c.keepIdle)
+		c.timers.set(timerKeepAlive, c.lastRecv.Add(c.keepIdle))
 		return
 	}
 	if c.keepProbes >= c.keepCount {
@@ -189,5 +254,5 @@ func (c *Conn) onKeepAliveTimeout(now clock.Instant) {
 	}
 	c.keepProbes++
 	c.keepNow = true
-	c.timers[timerKeepAlive] = now.Add(c.keepIntvl)
+	c.timers.set(timerKeepAlive, now.Add(c.keepIntvl))
 }

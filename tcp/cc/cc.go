@@ -1,11 +1,21 @@
-// Package cc holds TCP congestion controllers behind one small interface, so
-// the connection core does not care which one runs (RFC 5681 §3 describes
-// the window arithmetic every controller must respect).
+// Package cc holds TCP congestion controllers behind one interface, so the
+// connection core does not care which one runs (RFC 5681 §3 describes the
+// window arithmetic every window-based controller must respect), and a
+// registry that picks them by name, as Linux's TCP_CONGESTION does.
 //
-// A Controller is pure, like the rest of the TCP core: it is told about ACKs,
-// losses and timeouts, with the current time, and answers with a congestion
-// window. Loss recovery itself (which segment to resend, when recovery ends)
-// stays in package tcp.
+// A Controller is pure, like the rest of the TCP core: it is told about
+// segments sent, ACKs, losses and timeouts, with the current time, and
+// answers with a congestion window and a pacing rate. Loss recovery itself
+// (which segment to resend, when recovery starts and ends) stays in
+// package tcp; the controller only hears of it.
+//
+// # Writing a controller
+//
+// Embed Base, which gives every hook a no-op default, and implement Name
+// and Cwnd; then override the hooks the algorithm needs. Register it
+// under its name (usually from an init function), and select it per stack
+// (tcp.Config.Congestion) or per connection (SetCongestionControl on a
+// connection). Reno, in this package, is the reference.
 package cc
 
 import (
@@ -15,25 +25,47 @@ import (
 	"github.com/ustack/ustack/clock"
 )
 
-// Controller decides the congestion window of one connection.
+// Controller decides the congestion window, and optionally the pacing
+// rate, of one connection. The connection calls its methods from one
+// goroutine at a time (its owner's), never concurrently.
 type Controller interface {
-	// Name returns the algorithm's name as Linux spells it ("reno").
+	// Name returns the algorithm's name as Linux spells it ("reno"),
+	// the name it is registered under.
 	Name() string
-	// Cwnd returns the congestion window in bytes.
+	// Init is called once the connection knows its MSS (the handshake
+	// negotiated it), before any other hook. It may be called again
+	// before any data has been sent with the controller, when the window
+	// must start elsewhere: after a lost SYN (p.Cwnd is then one
+	// segment). A controller that replaces another on an open
+	// connection gets the old one's window in p.Cwnd and p.Ssthresh.
+	Init(p Params)
+	// Cwnd returns the congestion window in bytes. It must not be zero.
 	Cwnd() uint32
-	// Ssthresh returns the slow-start threshold in bytes.
+	// Ssthresh returns the slow-start threshold in bytes, or
+	// math.MaxUint32 when the controller has none (or it is infinite);
+	// it is reported in tcp.Info.
 	Ssthresh() uint32
-	// SetMSS tells the controller the sender's maximum segment size.
+	// PacingRate returns the rate in bytes per second at which the
+	// connection spaces out its data segments, or 0 for no pacing
+	// (segments go as soon as the windows allow).
+	PacingRate() uint64
+	// SetMSS tells the controller that the send MSS changed.
 	SetMSS(mss uint32)
-	// OnAck reports an ACK, outside loss recovery, that acknowledged
-	// acked new bytes while flight bytes were outstanding before it; rtt
-	// is an RTT sample taken from it, or 0.
-	OnAck(now clock.Instant, acked, flight uint32, rtt time.Duration)
-	// OnRecoveryStart reports the start of fast recovery (RFC 5681 §3.2
-	// step 2) with flight bytes outstanding.
+	// OnSent reports a data segment of bytes payload bytes sent at now
+	// (new data or a retransmission; 0 bytes for a FIN alone), with
+	// inFlight bytes outstanding after it (SND.NXT − SND.UNA).
+	OnSent(now clock.Instant, bytes, inFlight uint32)
+	// OnAck reports an ACK that acknowledged or SACKed new data.
+	OnAck(now clock.Instant, s AckSample)
+	// OnRecoveryStart reports that loss was detected and fast recovery
+	// starts (RFC 5681 §3.2 step 2, RFC 6675 §5 step 4): the congestion
+	// event of the episode, with flight bytes outstanding.
 	OnRecoveryStart(now clock.Instant, flight uint32)
 	// OnRecoveryEnd reports the ACK that ended recovery (RFC 6582 §3.2
-	// step 3), with flight bytes still outstanding after it.
+	// step 3, RFC 6675 §5: RecoveryPoint acknowledged), with flight bytes
+	// outstanding after it; for RFC 6675 recovery flight is at least the
+	// window recovery ran with, so a window-based controller that sets
+	// cwnd = min(ssthresh, flight + SMSS) ends at ssthresh as §5 says.
 	OnRecoveryEnd(now clock.Instant, flight uint32)
 	// OnTimeout reports a retransmission timeout with flight bytes
 	// outstanding (RFC 5681 §3.1, equation 4).
@@ -41,7 +73,108 @@ type Controller interface {
 	// OnIdleRestart reports that the sender is about to send after an
 	// idle period longer than the RTO (RFC 5681 §4.1).
 	OnIdleRestart(now clock.Instant)
+	// OnUndo reports that the last window reduction (a recovery or a
+	// timeout) was spurious — the data was not lost (RFC 3708 D-SACK,
+	// RFC 4015 Eifel, RFC 5682 F-RTO): the controller restores the window
+	// it had before it, as Linux's undo_cwnd.
+	OnUndo(now clock.Instant)
 }
+
+// Params are what a controller starts from (see Controller.Init).
+type Params struct {
+	// MSS is the send MSS: the data bytes of a full segment.
+	MSS uint32
+	// InitialWindow is the configured initial window in bytes (RFC 6928:
+	// ten segments by default, tcp.Config.InitialCwnd): where the window
+	// starts, and to what it restarts after idle (RFC 5681 §4.1).
+	InitialWindow uint32
+	// Cwnd, when not zero, is the window to start from instead of
+	// InitialWindow: one segment after a lost SYN (RFC 5681 §3.1), or
+	// the window of the controller this one replaces.
+	Cwnd uint32
+	// Ssthresh, when not zero, is the slow-start threshold to start
+	// from instead of an infinite one (RFC 5681 §3.1): that of the
+	// controller this one replaces.
+	Ssthresh uint32
+}
+
+// AckSample describes one ACK to the controller (Controller.OnAck): what
+// it delivered and what it says about the path. Fields a connection cannot
+// measure yet are zero, as their comments say.
+type AckSample struct {
+	// Acked is how far the cumulative acknowledgment moved, in bytes of
+	// sequence space (RFC 3465 byte counting).
+	Acked uint32
+	// Delivered is the bytes newly delivered to the peer by this ACK:
+	// those newly acknowledged cumulatively that had not been SACKed,
+	// plus those newly SACKed (RFC 6937's DeliveredData).
+	Delivered uint32
+	// PriorInFlight is the bytes sent and neither acknowledged nor
+	// SACKed when the ACK arrived.
+	PriorInFlight uint32
+	// RTT is an RTT sample taken from this ACK (RFC 6298 §3, Karn's
+	// rule), or 0.
+	RTT time.Duration
+	// DeliveryRate is the delivery rate in bytes per second measured
+	// over the segment this ACK acknowledged
+	// (draft-cheng-iccrg-delivery-rate-estimation), and AppLimited says
+	// whether that measurement was limited by the application rather
+	// than the network. Not measured yet: the rate sampler needs a
+	// per-segment record of what was delivered when each segment was
+	// sent, which ustack does not keep (see docs/ARCHITECTURE.md, "The
+	// rate sampler"); until it does, DeliveryRate is 0 (no sample) and
+	// AppLimited false.
+	DeliveryRate uint64
+	AppLimited   bool
+	// CE is the number of data segments the peer newly reported as
+	// marked Congestion Experienced (RFC 3168 ECN-Echo, or RFC 9768's
+	// counters); 0 while ECN is not negotiated, which is always for now.
+	CE uint32
+	// InRecovery reports that the ACK was taken during loss recovery:
+	// recovery was under way when it arrived, or began on it. A
+	// window-based controller leaves cwnd alone then: the recovery
+	// algorithm (RFC 6582, RFC 6675) rules the window until it ends.
+	InRecovery bool
+}
+
+// Base gives every optional hook of Controller a default: Init, SetMSS,
+// OnSent, OnAck, OnRecoveryStart, OnRecoveryEnd, OnTimeout,
+// OnIdleRestart and OnUndo do nothing, Ssthresh is infinite and there is
+// no pacing. Embed it and implement Name and Cwnd.
+type Base struct{}
+
+// Init implements Controller: it does nothing.
+func (Base) Init(Params) {}
+
+// Ssthresh implements Controller: infinite.
+func (Base) Ssthresh() uint32 { return math.MaxUint32 }
+
+// PacingRate implements Controller: no pacing.
+func (Base) PacingRate() uint64 { return 0 }
+
+// SetMSS implements Controller: it does nothing.
+func (Base) SetMSS(uint32) {}
+
+// OnSent implements Controller: it does nothing.
+func (Base) OnSent(clock.Instant, uint32, uint32) {}
+
+// OnAck implements Controller: it does nothing.
+func (Base) OnAck(clock.Instant, AckSample) {}
+
+// OnRecoveryStart implements Controller: it does nothing.
+func (Base) OnRecoveryStart(clock.Instant, uint32) {}
+
+// OnRecoveryEnd implements Controller: it does nothing.
+func (Base) OnRecoveryEnd(clock.Instant, uint32) {}
+
+// OnTimeout implements Controller: it does nothing.
+func (Base) OnTimeout(clock.Instant, uint32) {}
+
+// OnIdleRestart implements Controller: it does nothing.
+func (Base) OnIdleRestart(clock.Instant) {}
+
+// OnUndo implements Controller: it does nothing.
+func (Base) OnUndo(clock.Instant) {}
 
 // InitialWindow returns the initial window for mss (RFC 6928 §2: ten
 // segments; RFC 3390's byte cap is not applied, as Linux does not).
@@ -49,115 +182,10 @@ func InitialWindow(mss uint32, segs int) uint32 {
 	return mss * uint32(segs)
 }
 
-// Reno is NewReno's window arithmetic (RFC 5681 slow start and congestion
-// avoidance with appropriate byte counting, RFC 3465; the recovery episode
-// of RFC 6582 is driven by package tcp).
-type Reno struct {
-	mss      uint32
-	cwnd     uint32
-	ssthresh uint32
-	iw       uint32
-	// acc counts bytes acknowledged in congestion avoidance (RFC 3465 §2.1).
-	acc uint32
-}
-
-// NewReno returns a Reno controller with the RFC 6928 initial window of ten
-// segments and an infinite initial ssthresh (RFC 5681 §3.1).
-func NewReno(mss uint32) *Reno {
-	r := &Reno{ssthresh: math.MaxUint32}
-	r.SetMSS(mss)
-	r.cwnd = r.iw
-	return r
-}
-
-// Name implements Controller.
-func (r *Reno) Name() string { return "reno" }
-
-// Cwnd implements Controller.
-func (r *Reno) Cwnd() uint32 { return r.cwnd }
-
-// Ssthresh implements Controller.
-func (r *Reno) Ssthresh() uint32 { return r.ssthresh }
-
-// SetMSS implements Controller.
-func (r *Reno) SetMSS(mss uint32) {
-	if mss == 0 {
-		mss = 536
-	}
-	r.mss = mss
-	r.iw = InitialWindow(mss, 10)
-}
-
-// SetInitialWindow sets the initial window in segments (for the
-// connection's configuration), and the current window if nothing was sent.
-func (r *Reno) SetInitialWindow(segs int) {
-	r.iw = InitialWindow(r.mss, segs)
-	r.cwnd = r.iw
-}
-
-// OnAck implements Controller. Below ssthresh, slow start grows cwnd by
-// every byte acknowledged, up to ssthresh (RFC 5681 §3.1 allows up to
-// SMSS per ACK and RFC 3465 L=2·SMSS; Linux's tcp_slow_start counts them
-// all, which matters when ACKs are aggregated, as a receiver behind GRO or
-// batched reads sends them). Above it, congestion avoidance adds one MSS
-// per cwnd of acknowledged bytes, however many ACKs carried them (RFC 3465
-// §2.1 byte counting; Linux tcp_cong_avoid_ai).
-func (r *Reno) OnAck(now clock.Instant, acked, flight uint32, rtt time.Duration) {
-	if r.cwnd < r.ssthresh {
-		grow := min(acked, r.ssthresh-r.cwnd)
-		r.cwnd = satAdd(r.cwnd, grow)
-		acked -= grow
-		if acked == 0 {
-			return
-		}
-	}
-	r.acc += acked
-	if r.acc >= r.cwnd {
-		k := r.acc / r.cwnd
-		r.acc -= k * r.cwnd
-		r.cwnd = satAdd(r.cwnd, k*r.mss)
-	}
-}
-
-// OnRecoveryStart implements Controller: ssthresh = max(FlightSize/2,
-// 2*SMSS) (RFC 5681 §3.2, equation 4).
-func (r *Reno) OnRecoveryStart(now clock.Instant, flight uint32) {
-	r.ssthresh = max(flight/2, 2*r.mss)
-	r.cwnd = r.ssthresh
-	r.acc = 0
-}
-
-// OnRecoveryEnd implements Controller: cwnd = min(ssthresh,
-// max(FlightSize, SMSS) + SMSS) (RFC 6582 §3.2 step 3, option 1).
-func (r *Reno) OnRecoveryEnd(now clock.Instant, flight uint32) {
-	r.cwnd = min(r.ssthresh, max(flight, r.mss)+r.mss)
-}
-
-// OnTimeout implements Controller: ssthresh = max(FlightSize/2, 2*SMSS) and
-// cwnd = one segment (RFC 5681 §3.1, equations 4 and 5).
-func (r *Reno) OnTimeout(now clock.Instant, flight uint32) {
-	r.ssthresh = max(flight/2, 2*r.mss)
-	r.cwnd = r.mss
-	r.acc = 0
-}
-
-// OnSYNLoss tells the controller that the SYN or SYN-ACK was retransmitted
-// more than once: the initial window is one segment (RFC 5681 §3.1, as RFC
-// 6928 §2 refines it). The restart window of RFC 5681 §4.1 stays IW, as in
-// Linux (tcp_init_transfer sets cwnd 1; tcp_cwnd_restart uses the IW).
-// Package tcp calls it on controllers that have it.
-func (r *Reno) OnSYNLoss() { r.cwnd = r.mss }
-
-// OnIdleRestart implements Controller: cwnd = min(IW, cwnd) (RFC 5681 §4.1).
-func (r *Reno) OnIdleRestart(now clock.Instant) {
-	r.cwnd = min(r.cwnd, r.iw)
-}
-
+// satAdd adds without wrapping past math.MaxUint32.
 func satAdd(a, b uint32) uint32 {
 	if s := a + b; s >= a {
 		return s
 	}
 	return math.MaxUint32
 }
-
-var _ Controller = (*Reno)(nil)

@@ -14,11 +14,11 @@ func TestRenoSlowStart(t *testing.T) {
 	if r.Cwnd() != 10000 || r.Ssthresh() != math.MaxUint32 {
 		t.Fatalf("initial cwnd %d ssthresh %d", r.Cwnd(), r.Ssthresh())
 	}
-	r.OnAck(0, 1000, 10000, 0)
+	r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 10000})
 	if r.Cwnd() != 11000 {
 		t.Fatalf("after 1 MSS acked: cwnd %d, want 11000", r.Cwnd())
 	}
-	r.OnAck(0, 300, 10000, 0)
+	r.OnAck(0, AckSample{Acked: 300, PriorInFlight: 10000})
 	if r.Cwnd() != 11300 {
 		t.Fatalf("after 300 bytes acked: cwnd %d, want 11300", r.Cwnd())
 	}
@@ -33,23 +33,23 @@ func TestRenoCongestionAvoidance(t *testing.T) {
 		t.Fatalf("ssthresh %d cwnd %d, want 10000 10000", r.Ssthresh(), r.Cwnd())
 	}
 	for i := 0; i < 9; i++ {
-		r.OnAck(0, 1000, 10000, 0)
+		r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 10000})
 	}
 	if r.Cwnd() != 10000 {
 		t.Fatalf("after 9000 bytes: cwnd %d, want 10000", r.Cwnd())
 	}
-	r.OnAck(0, 1000, 10000, 0)
+	r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 10000})
 	if r.Cwnd() != 11000 {
 		t.Fatalf("after a window of bytes: cwnd %d, want 11000", r.Cwnd())
 	}
 	// The count restarts: the next increase needs 11000 bytes.
 	for i := 0; i < 10; i++ {
-		r.OnAck(0, 1000, 11000, 0)
+		r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 11000})
 	}
 	if r.Cwnd() != 11000 {
 		t.Fatalf("after 10000 more: cwnd %d, want 11000", r.Cwnd())
 	}
-	r.OnAck(0, 1000, 11000, 0)
+	r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 11000})
 	if r.Cwnd() != 12000 {
 		t.Fatalf("cwnd %d, want 12000", r.Cwnd())
 	}
@@ -89,7 +89,7 @@ func TestRenoLoss(t *testing.T) {
 func TestRenoRestart(t *testing.T) {
 	r := NewReno(1000)
 	for i := 0; i < 10; i++ {
-		r.OnAck(0, 2000, 10000, 0)
+		r.OnAck(0, AckSample{Acked: 2000, PriorInFlight: 10000})
 	}
 	r.OnIdleRestart(0)
 	if r.Cwnd() != 10000 {
@@ -102,20 +102,21 @@ func TestRenoRestart(t *testing.T) {
 	}
 }
 
-// TestRenoConfig checks SetInitialWindow, the 536-byte default MSS
-// (RFC 9293 MUST-15) and that the window saturates instead of wrapping.
+// TestRenoConfig checks a configured initial window (Params), the
+// 536-byte default MSS (RFC 9293 MUST-15) and that the window saturates
+// instead of wrapping.
 func TestRenoConfig(t *testing.T) {
 	r := NewReno(0)
 	if r.Cwnd() != 5360 {
 		t.Fatalf("cwnd with MSS 0: %d, want 10*536", r.Cwnd())
 	}
-	r = NewReno(1460)
-	r.SetInitialWindow(4)
+	r = &Reno{}
+	r.Init(Params{MSS: 1460, InitialWindow: InitialWindow(1460, 4)})
 	if r.Cwnd() != 4*1460 {
 		t.Fatalf("cwnd %d, want 4*1460", r.Cwnd())
 	}
 	r.cwnd = math.MaxUint32 - 10
-	r.OnAck(0, 1000, 1000, 0)
+	r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 1000})
 	if r.Cwnd() != math.MaxUint32 {
 		t.Fatalf("cwnd %d, want saturated", r.Cwnd())
 	}
@@ -125,16 +126,16 @@ func TestRenoConfig(t *testing.T) {
 }
 
 // TestRenoSYNLoss checks the initial window after lost SYNs (RFC 5681
-// §3.1): one segment, while the restart window stays IW (RFC 5681 §4.1,
-// as Linux).
+// §3.1), which package tcp gives as Params.Cwnd: one segment, while the
+// restart window stays IW (RFC 5681 §4.1, as Linux).
 func TestRenoSYNLoss(t *testing.T) {
-	r := NewReno(1000)
-	r.OnSYNLoss()
+	r := &Reno{}
+	r.Init(Params{MSS: 1000, InitialWindow: InitialWindow(1000, 10), Cwnd: 1000})
 	if r.Cwnd() != 1000 || r.Ssthresh() != math.MaxUint32 {
 		t.Fatalf("after SYN loss cwnd %d ssthresh %d, want 1000 and infinite", r.Cwnd(), r.Ssthresh())
 	}
 	for i := 0; i < 20; i++ {
-		r.OnAck(0, 1000, 1000, 0)
+		r.OnAck(0, AckSample{Acked: 1000, PriorInFlight: 1000})
 	}
 	r.OnIdleRestart(0)
 	if r.Cwnd() != 10000 {
