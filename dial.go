@@ -104,48 +104,46 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 	if err := ctx.Err(); err != nil {
 		return fail(ctxError(err))
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	sh := s.shardForDial()
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
 		return fail(net.ErrClosed)
 	}
-	sc, err := s.core.Connect(s.now(), laddr, raddr)
+	sc, err := sh.core.Connect(s.now(), laddr, raddr)
 	if err != nil {
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		return fail(err)
 	}
-	c := s.newTCPConn(sc)
-	s.flushLocked()
-	s.mu.Unlock()
+	c := sh.newTCPConn(sc)
+	sh.unlock()
 
-	for {
-		s.mu.Lock()
-		st, cerr := sc.State(), sc.Err()
-		if st != tcp.SynSent && st != tcp.SynReceived {
-			if st == tcp.Closed && cerr != nil {
-				s.unregister(c)
-				s.mu.Unlock()
-				c.closeFromStack()
-				return fail(cerr)
-			}
-			s.applyDefaults(sc)
-			s.flushLocked()
-			s.mu.Unlock()
-			if c.isClosing() {
-				return fail(net.ErrClosed)
-			}
-			return c, nil
+	var cerr error // the connection failed: refused, timed out, unreachable
+	err = sh.block(waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func() tryResult {
+		switch st := sc.State(); {
+		case st == tcp.SynSent || st == tcp.SynReceived:
+			return tryWait
+		case st == tcp.Closed && sc.Err() != nil:
+			cerr = sc.Err()
+			sh.unregister(c)
+		default:
+			sh.applyDefaults(sc)
 		}
-		s.mu.Unlock()
-		select {
-		case <-c.wsig:
-		case <-c.closing:
-			return fail(net.ErrClosed)
-		case <-ctx.Done():
-			c.Close() // abandon the attempt; a SYN-SENT connection just ends
-			return fail(ctxError(ctx.Err()))
-		}
+		return tryDone
+	})
+	switch {
+	case err == errWaitCanceled:
+		c.Close() // abandon the attempt; a SYN-SENT connection just ends
+		return fail(ctxError(ctx.Err()))
+	case err != nil:
+		return fail(err)
+	case cerr != nil:
+		c.closeFromStack()
+		return fail(cerr)
+	case c.isClosing():
+		return fail(net.ErrClosed)
 	}
+	return c, nil
 }
 
 // Listen listens for TCP connections on address, as net.Listen; network
@@ -173,18 +171,22 @@ func (s *Stack) ListenTCP(network, address string, backlog int) (*Listener, erro
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), net.ErrClosed)
-	}
-	sl, err := s.core.Listen(addr, backlog)
+	sh, err := s.shardForListen()
 	if err != nil {
 		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
 	}
-	l := &Listener{s: s, sl: sl, addr: net.TCPAddrFromAddrPort(sl.Addr()), sig: newSignal(), closing: make(chan struct{})}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), net.ErrClosed)
+	}
+	sl, err := sh.core.Listen(addr, backlog)
+	if err != nil {
+		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
+	}
+	l := &Listener{sh: sh, sl: sl, addr: net.TCPAddrFromAddrPort(sl.Addr()), sig: newSignal(), closing: make(chan struct{})}
 	sl.SetOwner(l)
-	s.register(l)
+	sh.register(l)
 	return l, nil
 }
 
@@ -211,28 +213,36 @@ func (s *Stack) ListenUDP(network, address string) (*UDPConn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), net.ErrClosed)
-	}
-	ep, err := s.core.BindUDP(addr)
+	sh, err := s.shardForListen()
 	if err != nil {
 		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), err)
 	}
-	return s.newUDPConn(ep, netip.AddrPort{}), nil
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
+	ep, err := sh.core.BindUDP(addr)
+	if err != nil {
+		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), err)
+	}
+	return sh.newUDPConn(ep, netip.AddrPort{}), nil
 }
 
 func (s *Stack) dialUDP(network string, raddr netip.AddrPort) (*UDPConn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	ua := net.UDPAddrFromAddrPort(raddr)
-	if s.closed {
-		return nil, opError("dial", network, nil, ua, net.ErrClosed)
-	}
-	ep, err := s.core.BindUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	sh, err := s.shardForListen() // an unconnected socket in the core
 	if err != nil {
 		return nil, opError("dial", network, nil, ua, err)
 	}
-	return s.newUDPConn(ep, raddr), nil
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, opError("dial", network, nil, ua, net.ErrClosed)
+	}
+	ep, err := sh.core.BindUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+	if err != nil {
+		return nil, opError("dial", network, nil, ua, err)
+	}
+	return sh.newUDPConn(ep, raddr), nil
 }

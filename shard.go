@@ -1,0 +1,456 @@
+package ustack
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/stack"
+)
+
+// shard is one serialised part of the runtime. It owns the lock, the
+// protocol core (a stack.Stack) that the lock guards, the output queues in
+// which the core's frames wait to be written to the links, the delivery of
+// the core's socket events, and the timer that runs the core's deadlines.
+// A Stack has one shard.
+//
+// Every call into the core follows one pattern: lock, a non-blocking
+// core call, unlock. unlock collects what the call made — frames, socket
+// events, a new deadline — while the lock is still held, then releases the
+// lock, then wakes the sockets and writes the frames. Nothing blocks while
+// the lock is held: a link whose write waits (a full TAP queue waits up to
+// 50 ms) delays only the frames behind it, never another socket's calls,
+// the readers or the timer; and an owner woken by an event may call into
+// the shard at once (the callback API of issue 13 will rely on it).
+//
+// Frames keep their order. Each NIC has an output queue per shard, and a
+// writer token: the goroutine that finds frames queued and no writer takes
+// the token, moves the queued batch out (under the lock), and writes it
+// with the lock released; it then takes the lock again and goes on while
+// frames are queued, so one goroutine at a time writes a queue, in order.
+// Goroutines that queue frames meanwhile leave them to the writer. When a
+// queue is full the shard stops polling the core (the frame polled last
+// waits in spare): TCP keeps its data in its send buffers, so a slow link
+// pushes back on the core instead of growing a queue; the writer polls
+// again when it has written.
+type shard struct {
+	s      *Stack
+	mu     sync.Mutex // guards everything below but timer's channel
+	core   *stack.Stack
+	closed bool
+
+	spare link.Packet // the buffer PollTransmit fills before its NIC is known
+	held  *outQueue   // the queue spare's frame waits for room in, or nil
+	out   []*outQueue // one per NIC, by NIC ID - 1
+	socks map[sockCloser]struct{}
+
+	// timer runs fire at timerAt, the core's next deadline. It is a
+	// time.AfterFunc, so each run has a goroutine of its own: one held
+	// up writing to a slow link does not hold up the next.
+	timer   *time.Timer
+	timerAt clock.Instant
+
+	idle     sync.Cond   // broadcast when a writer returns its token while waitIdle
+	waitIdle atomic.Bool // close waits on idle
+}
+
+// outQueue holds one NIC's frames from one shard, in the order the core
+// made them.
+type outQueue struct {
+	nic  *NIC
+	fill []link.Packet // fill[:n] are queued; guarded by the shard lock
+	n    int
+	// writing is the writer token. It is taken only under the shard
+	// lock; its holder may give it back without the lock when more is
+	// false: more is set (under the lock) when frames are queued while
+	// the token is taken, before the token is read, so either the
+	// holder sees more or the goroutine that queued sees the token free
+	// and writes itself.
+	writing, more atomic.Bool
+	flight        []link.Packet // flight[:flightN] are being written by the token's holder
+	flightN       int
+}
+
+func newShard(s *Stack, core *stack.Stack) *shard {
+	sh := &shard{
+		s:       s,
+		core:    core,
+		socks:   map[sockCloser]struct{}{},
+		timerAt: clock.Never,
+	}
+	sh.idle.L = &sh.mu
+	sh.timer = time.AfterFunc(time.Hour, sh.fire)
+	sh.timer.Stop()
+	return sh
+}
+
+// addNIC gives the shard an output queue for a new NIC. The caller holds
+// sh.mu.
+func (sh *shard) addNICLocked(n *NIC) {
+	size := max(n.ep.BatchSize(), 1)
+	sh.out = append(sh.out, &outQueue{
+		nic:    n,
+		fill:   make([]link.Packet, size),
+		flight: make([]link.Packet, size),
+	})
+}
+
+// unlock ends a critical section: it collects the core's output, releases
+// sh.mu, wakes the sockets that have events, and writes queued frames if
+// no other goroutine is writing them. The caller holds sh.mu, and must
+// use unlock (not sh.mu.Unlock) after any call that may have changed the
+// core; read-only calls may just unlock.
+func (sh *shard) unlock() {
+	var wakes wakeBatch
+	for {
+		sh.collectLocked()
+		more := sh.takeEventsLocked(&wakes)
+		q, others := sh.takeWriteLocked()
+		more = more || others
+		if q != nil && sh.held != nil {
+			sh.collectLocked() // the move made room for the frame that waited
+		}
+		sh.mu.Unlock()
+		wakes.deliver()
+		if q != nil {
+			q.write()
+			q.writing.Store(false)
+			if q.more.Load() || sh.waitIdle.Load() {
+				more = true // frames came meanwhile, or close waits
+			}
+		}
+		if !more {
+			return
+		}
+		sh.mu.Lock()
+		if sh.waitIdle.Load() {
+			sh.idle.Broadcast()
+		}
+	}
+}
+
+// collectLocked moves the frames the core has ready into the output
+// queues, until the core has none or the queue of the next one is full,
+// and points the timer at the core's next deadline.
+func (sh *shard) collectLocked() {
+	now := sh.s.now()
+	size := sh.core.MaxFrameLen()
+	for {
+		if sh.held == nil {
+			if len(sh.spare.Buf) < size {
+				sh.spare.Buf = make([]byte, size)
+			}
+			id, ok := sh.core.PollTransmit(now, &sh.spare)
+			if !ok {
+				break
+			}
+			sh.held = sh.out[id-1]
+		}
+		q := sh.held
+		if q.n == len(q.fill) {
+			break // full: its writer collects again when it has written
+		}
+		if q.writing.Load() {
+			q.more.Store(true)
+		}
+		slot := &q.fill[q.n]
+		if len(slot.Buf) < size {
+			slot.Buf = make([]byte, size)
+		}
+		slot.Buf, sh.spare.Buf = sh.spare.Buf, slot.Buf
+		slot.N, slot.Offload = sh.spare.N, sh.spare.Offload
+		q.n++
+		sh.held = nil
+	}
+	sh.rearmLocked()
+}
+
+// takeWriteLocked gives the caller the writer token of a queue that has
+// frames and no writer, with those frames moved to its flight batch (nil
+// if there is none), and reports whether another such queue remains.
+func (sh *shard) takeWriteLocked() (q *outQueue, others bool) {
+	for _, o := range sh.out {
+		if o.n == 0 || o.writing.Load() {
+			continue
+		}
+		if q != nil {
+			return q, true
+		}
+		q = o
+		q.writing.Store(true)
+		q.more.Store(false)
+		q.fill, q.flight = q.flight, q.fill
+		q.flightN, q.n = q.n, 0
+	}
+	return q, false
+}
+
+// writingLocked reports whether a goroutine holds a writer token or
+// frames wait to be written.
+func (sh *shard) writingLocked() bool {
+	for _, q := range sh.out {
+		if q.writing.Load() || q.n > 0 {
+			return true
+		}
+	}
+	return sh.held != nil
+}
+
+// write writes the flight batch to the NIC's link. The caller holds q's
+// writer token, not the shard lock. A link error drops the rest of the
+// batch, as a NIC's full queue would; TCP retransmits.
+func (q *outQueue) write() {
+	n := q.nic
+	n.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	for done := 0; done < q.flightN; {
+		k, err := n.ep.WriteBatch(q.flight[done:q.flightN])
+		if err != nil {
+			n.txErrs.Add(1)
+			break
+		}
+		if k <= 0 {
+			break
+		}
+		done += k
+	}
+	n.wmu.Unlock()
+	q.flightN = 0
+}
+
+// rearmLocked points the timer at the core's next deadline. Every run
+// of fire the timer is set for is counted in the stack's WaitGroup (Add
+// here, under the lock and before Close waits; Done when the run ends or
+// Stop cancels it), so Close returns only when no run is left.
+func (sh *shard) rearmLocked() {
+	d := sh.core.NextDeadline()
+	if d == sh.timerAt || sh.closed {
+		return
+	}
+	sh.timerAt = d
+	if d == clock.Never {
+		if sh.timer.Stop() {
+			sh.s.wg.Done() // the run it was set for will not happen
+		}
+		return
+	}
+	if !sh.timer.Reset(max(sh.s.clk.Until(d), 0)) {
+		sh.s.wg.Add(1) // not pending: Reset set up a new run
+	}
+}
+
+// fire is the timer's run: when the earliest deadline of any connection,
+// neighbour or reassembly passes, it runs the core's timeouts.
+func (sh *shard) fire() {
+	defer sh.s.wg.Done()
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return
+	}
+	sh.timerAt = clock.Never
+	sh.core.HandleTimeout(sh.s.now())
+	sh.unlock()
+}
+
+// input hands received frames to the core; it reports false once the
+// shard is closed.
+func (sh *shard) input(id stack.NICID, pkts []link.Packet) bool {
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return false
+	}
+	now := sh.s.now()
+	for i := range pkts {
+		sh.core.HandleFrame(now, id, &pkts[i])
+		pkts[i].N = 0
+		pkts[i].Offload = link.Offload{}
+	}
+	sh.unlock()
+	return true
+}
+
+// close marks the shard closed, closes its sockets (their blocked calls
+// return net.ErrClosed), resets its connections, and returns when the
+// frames that made have been written.
+func (sh *shard) close() {
+	sh.mu.Lock()
+	sh.closed = true
+	// Sockets are marked closed before the core resets their
+	// connections, so a woken Read reports net.ErrClosed, not the reset.
+	for so := range sh.socks {
+		so.closeFromStack()
+	}
+	sh.core.Close()
+	sh.unlock()
+	sh.mu.Lock()
+	if sh.timer.Stop() {
+		sh.s.wg.Done()
+	}
+	sh.waitIdle.Store(true) // before writingLocked reads the tokens
+	for sh.writingLocked() {
+		sh.idle.Wait()
+	}
+	sh.waitIdle.Store(false)
+	sh.mu.Unlock()
+}
+
+// register and unregister track the sockets close must close. The
+// caller holds sh.mu.
+func (sh *shard) register(so sockCloser) { sh.socks[so] = struct{}{} }
+
+func (sh *shard) unregister(so sockCloser) { delete(sh.socks, so) }
+
+// waker is what a socket's owner object does when the core reports
+// events. It is called with no lock held.
+type waker interface {
+	wake(ev stack.Events)
+}
+
+// wakeBatch carries socket events from the core, taken under the lock, to
+// their owners, woken after it.
+type wakeBatch struct {
+	n  int
+	w  [16]waker
+	ev [16]stack.Events
+}
+
+// takeEventsLocked moves the core's socket events into b; it reports
+// whether b filled up before the core ran out (then there may be more).
+func (sh *shard) takeEventsLocked(b *wakeBatch) (more bool) {
+	for b.n < len(b.w) {
+		so, ev, ok := sh.core.PollEvent()
+		if !ok {
+			return false
+		}
+		if w, ok := so.Owner().(waker); ok {
+			b.w[b.n], b.ev[b.n] = w, ev
+			b.n++
+		}
+	}
+	return true
+}
+
+// deliver wakes the owners and empties b.
+func (b *wakeBatch) deliver() {
+	for i := 0; i < b.n; i++ {
+		b.w[i].wake(b.ev[i])
+		b.w[i] = nil
+	}
+	b.n = 0
+}
+
+// signal is a one-slot wake-up: a send never blocks and is never lost.
+type signal chan struct{}
+
+func newSignal() signal { return make(signal, 1) }
+
+func (c signal) notify() {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// isDone reports whether ch is closed (a socket's close channel).
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitOn is what a blocking call waits on between tries: its socket's
+// signal, its deadline (nil: none), its socket's close channel, and a
+// dial's context (nil: none).
+type waitOn struct {
+	sig     signal
+	dl      *deadline
+	closing <-chan struct{}
+	cancel  <-chan struct{}
+}
+
+// errWaitCanceled is block's report that waitOn.cancel fired; the caller
+// turns it into its context's error.
+var errWaitCanceled = errors.New("ustack: wait canceled")
+
+// tryResult is what a blocking call's try reports to block.
+type tryResult uint8
+
+const (
+	// tryWait: nothing changed (the call would block); wait and try
+	// again.
+	tryWait tryResult = iota
+	// tryMoved: the call changed the core (a partial write) but is not
+	// done; send what it made, wait and try again.
+	tryMoved
+	// tryDone: the call is done.
+	tryDone
+)
+
+// block is the loop every blocking call shares (TCP Read and Write,
+// Accept, UDP reads, dials). Each round checks that the socket is open
+// and takes the deadline's channel before it tries, so that a deadline set
+// between the try and the wait is not missed; then it runs try under the
+// shard lock — a non-blocking core call — and unlocks, which sends what
+// try made and wakes sockets (a try that changed nothing just releases the
+// lock); then, unless try was done, it waits for the socket's signal, the
+// deadline, the close or the cancellation, and tries again. It returns
+// nil when try is done, net.ErrClosed, os.ErrDeadlineExceeded or
+// errWaitCanceled.
+func (sh *shard) block(w waitOn, try func() tryResult) error {
+	for {
+		if isDone(w.closing) {
+			return net.ErrClosed
+		}
+		var dl <-chan struct{}
+		if w.dl != nil {
+			var passed bool
+			if dl, passed = w.dl.wait(); passed {
+				return os.ErrDeadlineExceeded
+			}
+		}
+		sh.mu.Lock()
+		if isDone(w.closing) {
+			sh.mu.Unlock()
+			return net.ErrClosed
+		}
+		r := try()
+		if r == tryWait {
+			sh.mu.Unlock()
+		} else {
+			sh.unlock()
+		}
+		if r == tryDone {
+			return nil
+		}
+		select {
+		case <-w.sig:
+		case <-dl:
+		case <-w.closing:
+		case <-w.cancel:
+			return errWaitCanceled
+		}
+	}
+}
+
+// applyDefaults gives a new connection package net's socket defaults
+// (TCP_NODELAY, keep-alive every 15 s) unless the Config says otherwise.
+// The caller holds sh.mu.
+func (sh *shard) applyDefaults(sc *stack.TCPConn) {
+	cfg := &sh.s.cfg
+	sc.SetNoDelay(!cfg.Nagle)
+	if ka := cfg.KeepAlive; ka >= 0 {
+		if ka == 0 {
+			ka = 15 * time.Second
+		}
+		sc.SetKeepAlive(sh.s.now(), true, ka, ka, 9)
+	}
+}

@@ -1,0 +1,362 @@
+package ustack
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/link/pipe"
+	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/wire"
+)
+
+// gate is a link whose WriteBatch, once closed, blocks until it is opened
+// again, as a TAP's write waits for room in a full queue; it records every
+// frame written, in the order written.
+type gate struct {
+	link.Endpoint
+	mu      sync.Mutex
+	shut    chan struct{} // not nil: writes wait until it is closed
+	entered chan struct{} // closed when a write first waits at the gate
+	who     string        // the stack of the goroutine that first waited
+	frames  [][]byte
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut, g.entered = make(chan struct{}), make(chan struct{})
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut != nil {
+		close(g.shut)
+		g.shut = nil
+	}
+}
+
+func (g *gate) WriteBatch(pkts []link.Packet) (int, error) {
+	g.mu.Lock()
+	for i := range pkts {
+		g.frames = append(g.frames, bytes.Clone(pkts[i].Frame()))
+	}
+	shut, entered := g.shut, g.entered
+	if shut != nil {
+		select {
+		case <-entered:
+		default:
+			b := make([]byte, 64<<10)
+			g.who = string(b[:runtime.Stack(b, false)])
+			close(entered)
+		}
+	}
+	g.mu.Unlock()
+	if shut != nil {
+		<-shut
+	}
+	return g.Endpoint.WriteBatch(pkts)
+}
+
+// hostOn makes a stack with one NIC on ep at addr (a /24), closed by
+// t.Cleanup.
+func hostOn(t *testing.T, ep link.Endpoint, addr string) (*Stack, *NIC) {
+	t.Helper()
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	nic, err := s.AddNIC(ep, NICConfig{Addrs: []netip.Prefix{netip.MustParsePrefix(addr + "/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, nic
+}
+
+// TestBlockedLinkWrite: while a link's write is blocked (a full TAP queue
+// waits up to 50 ms; this one waits until the test lets it go) — and the
+// goroutine it blocks is the timer's, sending a keep-alive probe — the
+// shard lock is free, so other sockets read, write and accept over
+// another NIC, the timer fires again (a retransmission), and datagrams
+// and a stream written to the blocked link meanwhile wait; once it is
+// released every frame leaves, in the order the stack made them.
+func TestBlockedLinkWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p1a, p1b := pipe.New(pipe.Config{Delay: time.Millisecond})
+		p2a, p2b := pipe.New(pipe.Config{Delay: time.Millisecond})
+		g := &gate{Endpoint: p1a}
+		a, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		t.Cleanup(g.open) // runs first: a failed test must not leave a write waiting
+		for _, nc := range []struct {
+			ep   link.Endpoint
+			addr string
+		}{{g, "10.0.1.1/24"}, {p2a, "10.0.2.1/24"}} {
+			if _, err := a.AddNIC(nc.ep, NICConfig{Addrs: []netip.Prefix{netip.MustParsePrefix(nc.addr)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b1, _ := hostOn(t, p1b, "10.0.1.2")
+		b2, _ := hostOn(t, p2b, "10.0.2.2")
+
+		// Over NIC 1 (the gate): a stream x and a connected UDP socket.
+		ln1, err := b1.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		acc1 := acceptOne(t, ln1)
+		x, err := a.Dial("tcp", "10.0.1.2:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		xPeer := <-acc1
+		u1, err := b1.ListenUDP("udp", ":7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := a.Dial("udp", "10.0.1.2:7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Over NIC 2: a stream y, and a listener on a.
+		ln2, err := b2.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		acc2 := acceptOne(t, ln2)
+		y, err := a.Dial("tcp", "10.0.2.2:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		yPeer := <-acc2
+		lnA, err := a.Listen("tcp", "10.0.2.1:81")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// Block NIC 1. x is idle; its keep-alive probe, sent by a run of
+		// the timer, is the first frame to wait at the gate.
+		xc := x.(*TCPConn)
+		if err := xc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: time.Second, Interval: time.Second, Count: 9}); err != nil {
+			t.Fatal(err)
+		}
+		g.close()
+		<-g.entered
+		synctest.Wait()
+		if !strings.Contains(g.who, "(*shard).fire") {
+			t.Fatalf("the first write to wait at the gate was not the timer's:\n%s", g.who)
+		}
+		if a.Stats().TCP.KeepAliveProbes == 0 {
+			t.Fatal("no keep-alive probe sent")
+		}
+		sh := a.shards[0]
+		if !sh.mu.TryLock() {
+			t.Fatal("the shard lock is held while a link write waits")
+		}
+		sh.mu.Unlock()
+
+		// A stream to the blocked link: Write returns once the data is in
+		// x's send buffer (4 MiB), without waiting for the link.
+		before := a.Stats().TCP.RetransSegs
+		data := make([]byte, 256<<10)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		xDone := make(chan error, 1)
+		go func() {
+			_, err := x.Write(data)
+			xDone <- err
+		}()
+		synctest.Wait()
+
+		// Datagrams to the blocked link: each write returns at once.
+		const dgrams = 20
+		for i := range dgrams {
+			var b [4]byte
+			binary.BigEndian.PutUint32(b[:], uint32(i))
+			if _, err := u.Write(b[:]); err != nil {
+				t.Fatalf("UDP write %d: %v", i, err)
+			}
+		}
+		// Read and Write on y, both ways, and an Accept on a.
+		if _, err := yPeer.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		if k, err := io.ReadFull(y, buf[:4]); err != nil || string(buf[:k]) != "ping" {
+			t.Fatalf("y read %q, %v", buf[:k], err)
+		}
+		if _, err := y.Write([]byte("pong")); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := io.ReadFull(yPeer, buf[:4]); err != nil || string(buf[:k]) != "pong" {
+			t.Fatalf("y's peer read %q, %v", buf[:k], err)
+		}
+		accA := acceptOne(t, lnA)
+		z, err := b2.Dial("tcp", "10.0.2.1:81")
+		if err != nil {
+			t.Fatalf("dial a's listener during the block: %v", err)
+		}
+		zPeer := <-accA
+		if zPeer == nil {
+			t.Fatal("no connection accepted during the block")
+		}
+		// The timer fires again though its last run still waits at the
+		// gate: x's segments are stuck there, so its retransmission timer
+		// runs out and resends them.
+		time.Sleep(time.Second)
+		if got := a.Stats().TCP.RetransSegs; got == before {
+			t.Errorf("no retransmission in a second of blocked link: the timer did not fire")
+		}
+		select {
+		case err := <-xDone:
+			if err != nil {
+				t.Fatalf("x.Write: %v", err)
+			}
+		default:
+			t.Fatal("x.Write waits for the blocked link, with room in its send buffer")
+		}
+
+		// Release: everything written meanwhile leaves, in order.
+		g.open()
+		got := make([]byte, len(data))
+		if _, err := io.ReadFull(xPeer, got); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("x's peer read %v; the stream differs: %v", err, !bytes.Equal(got, data))
+		}
+		for i := range dgrams {
+			k, err := u1.Read(buf)
+			if err != nil || k != 4 || binary.BigEndian.Uint32(buf) != uint32(i) {
+				t.Fatalf("datagram %d: read %x, %v", i, buf[:k], err)
+			}
+		}
+		// At the gate, the datagrams went out in the order written.
+		g.mu.Lock()
+		var seen []uint32
+		for _, f := range g.frames {
+			if d, ok := udpPayload(f); ok && len(d) == 4 {
+				seen = append(seen, binary.BigEndian.Uint32(d))
+			}
+		}
+		g.mu.Unlock()
+		if len(seen) != dgrams {
+			t.Fatalf("%d datagrams written to the link, want %d", len(seen), dgrams)
+		}
+		for i, v := range seen {
+			if v != uint32(i) {
+				t.Fatalf("datagrams written in the order %v", seen)
+			}
+		}
+		for _, c := range []io.Closer{x, xPeer, y, yPeer, z, zPeer, u, u1, ln1, ln2, lnA} {
+			c.Close()
+		}
+	})
+}
+
+// udpPayload returns the payload of an Ethernet frame carrying IPv4 UDP.
+func udpPayload(f []byte) ([]byte, bool) {
+	eth, err := wire.ParseEthernet(f)
+	if err != nil || eth.EtherType() != wire.EtherTypeIPv4 {
+		return nil, false
+	}
+	ip, err := wire.ParseIPv4(eth.Payload())
+	if err != nil || ip.Protocol() != wire.ProtoUDP {
+		return nil, false
+	}
+	udp, err := wire.ParseUDP(ip.Payload())
+	if err != nil {
+		return nil, false
+	}
+	return udp.Payload(), true
+}
+
+// callbackOwner stands in for the callback API's handlers (issue 13): its
+// wake reads the socket from inside the wake-up, under the shard lock it
+// takes itself, as a handler calling back into the stack would.
+type callbackOwner struct {
+	c       *TCPConn
+	got     []byte
+	waits   int // wake-ups that found the lock held
+	inLock  bool
+	handled chan struct{}
+}
+
+func (o *callbackOwner) wake(ev stack.Events) {
+	sh := o.c.sh
+	// Another goroutine may hold the lock for a moment; the one that
+	// delivers this wake-up must not.
+	for i := 0; !sh.mu.TryLock(); i++ {
+		if i == 100000 {
+			o.inLock = true
+			return
+		}
+		o.waits++
+		runtime.Gosched()
+	}
+	buf := make([]byte, 64)
+	n, _ := o.c.sc.Read(buf)
+	o.got = append(o.got, buf[:n]...)
+	sh.unlock() // nests: this unlock may deliver more wake-ups
+	if n > 0 {
+		o.handled <- struct{}{}
+	}
+}
+
+// TestWakeAfterUnlock: socket owners are woken after the shard lock is
+// released, so an owner can call into the stack from its wake-up (the
+// callback API will), here reading the data that woke it.
+func TestWakeAfterUnlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+		ln, err := n.A.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		acc := acceptOne(t, ln)
+		c, err := n.B.Dial("tcp", "10.0.0.1:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s := (<-acc).(*TCPConn)
+		defer s.Close()
+		o := &callbackOwner{c: s, handled: make(chan struct{}, 16)}
+		s.sh.mu.Lock()
+		s.sc.SetOwner(o)
+		s.sh.mu.Unlock()
+		for i := range 5 {
+			if _, err := c.Write([]byte{'a' + byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-o.handled:
+			case <-time.After(time.Second):
+				t.Fatalf("write %d: the owner read nothing (inLock %v)", i, o.inLock)
+			}
+		}
+		if o.inLock {
+			t.Fatal("an owner was woken with the shard lock held")
+		}
+		if string(o.got) != "abcde" {
+			t.Fatalf("the owner read %q, want abcde", o.got)
+		}
+		s.sh.mu.Lock()
+		s.sc.SetOwner(s)
+		s.sh.mu.Unlock()
+	})
+}
