@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 )
 
@@ -104,19 +105,11 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 	if err := ctx.Err(); err != nil {
 		return fail(ctxError(err))
 	}
-	sh := s.shardForDial()
-	sh.mu.Lock()
-	if sh.closed {
-		sh.mu.Unlock()
-		return fail(net.ErrClosed)
-	}
-	sc, err := sh.core.Connect(s.now(), laddr, raddr)
+	sh, c, err := s.connect(laddr, raddr)
 	if err != nil {
-		sh.mu.Unlock()
 		return fail(err)
 	}
-	c := sh.newTCPConn(sc)
-	sh.unlock()
+	sc := c.sc
 
 	var cerr error // the connection failed: refused, timed out, unreachable
 	err = sh.block(waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func() tryResult {
@@ -171,22 +164,33 @@ func (s *Stack) ListenTCP(network, address string, backlog int) (*Listener, erro
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	sh, err := s.shardForListen()
-	if err != nil {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
+	l := &Listener{shards: s.shards, sig: newSignal(), closing: make(chan struct{})}
+	// A listener has a part in every shard, since a SYN goes to the shard
+	// its flow hashes to; the first picks the port the others take.
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		var sl *stack.TCPListener
+		err := error(net.ErrClosed)
+		if !sh.closed {
+			sl, err = sh.core.Listen(addr, backlog)
+		}
+		if err != nil {
+			sh.mu.Unlock()
+			for i, sl := range l.sls {
+				l.shards[i].mu.Lock()
+				sl.Close()
+				l.shards[i].unregister(l)
+				l.shards[i].mu.Unlock()
+			}
+			return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
+		}
+		sl.SetOwner(l)
+		sh.register(l)
+		sh.mu.Unlock()
+		l.sls = append(l.sls, sl)
+		addr = sl.Addr()
 	}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.closed {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), net.ErrClosed)
-	}
-	sl, err := sh.core.Listen(addr, backlog)
-	if err != nil {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
-	}
-	l := &Listener{sh: sh, sl: sl, addr: net.TCPAddrFromAddrPort(sl.Addr()), sig: newSignal(), closing: make(chan struct{})}
-	sl.SetOwner(l)
-	sh.register(l)
+	l.addr = net.TCPAddrFromAddrPort(addr)
 	return l, nil
 }
 
@@ -213,7 +217,7 @@ func (s *Stack) ListenUDP(network, address string) (*UDPConn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	sh, err := s.shardForListen()
+	sh, err := s.shardForUDP()
 	if err != nil {
 		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), err)
 	}
@@ -231,7 +235,7 @@ func (s *Stack) ListenUDP(network, address string) (*UDPConn, error) {
 
 func (s *Stack) dialUDP(network string, raddr netip.AddrPort) (*UDPConn, error) {
 	ua := net.UDPAddrFromAddrPort(raddr)
-	sh, err := s.shardForListen() // an unconnected socket in the core
+	sh, err := s.shardForUDP()
 	if err != nil {
 		return nil, opError("dial", network, nil, ua, err)
 	}

@@ -10,10 +10,13 @@ import (
 
 // Listener is a TCP listener on a Stack; it implements net.Listener.
 type Listener struct {
-	sh        *shard
-	sl        *stack.TCPListener
+	// The core's listener in each shard (one per shard: a SYN goes to
+	// the shard its flow hashes to), sls[i] in shards[i].
+	shards    []*shard
+	sls       []*stack.TCPListener
 	addr      *net.TCPAddr
 	mu        sync.Mutex // one Accept waits at a time
+	next      int        // the shard Accept looks at first; guarded by mu
 	sig       signal
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -37,13 +40,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	sh := l.sh
 	var c *TCPConn
-	if err := sh.block(waitOn{sig: l.sig, dl: &l.dl, closing: l.closing}, func() tryResult {
-		sc := l.sl.Accept()
+	first := l.next
+	l.next = (l.next + 1) % len(l.shards) // shards take turns being first
+	if err := blockOn(l.shards, first, waitOn{sig: l.sig, dl: &l.dl, closing: l.closing}, func(i int) tryResult {
+		sc := l.sls[i].Accept()
 		if sc == nil {
 			return tryWait
 		}
+		sh := l.shards[i]
 		c = sh.newTCPConn(sc)
 		sh.applyDefaults(sc)
 		return tryDone
@@ -60,10 +65,12 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		first = true
 		close(l.closing)
-		l.sh.mu.Lock()
-		l.sl.Close()
-		l.sh.unregister(l)
-		l.sh.unlock()
+		for i, sh := range l.shards {
+			sh.mu.Lock()
+			l.sls[i].Close()
+			sh.unregister(l)
+			sh.unlock()
+		}
 		l.dl.stop()
 	})
 	if !first {

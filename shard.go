@@ -17,7 +17,7 @@ import (
 // protocol core (a stack.Stack) that the lock guards, the output queues in
 // which the core's frames wait to be written to the links, the delivery of
 // the core's socket events, and the timer that runs the core's deadlines.
-// A Stack has one shard.
+// A Stack has one shard; input.go chooses among several.
 //
 // Every call into the core follows one pattern: lock, a non-blocking
 // core call, unlock. unlock collects what the call made — frames, socket
@@ -40,7 +40,8 @@ import (
 // again when it has written.
 type shard struct {
 	s      *Stack
-	mu     sync.Mutex // guards everything below but timer's channel
+	self   [1]*shard  // this shard, as a slice for blockOn
+	mu     sync.Mutex // guards what follows
 	core   *stack.Stack
 	closed bool
 
@@ -83,6 +84,7 @@ func newShard(s *Stack, core *stack.Stack) *shard {
 		socks:   map[sockCloser]struct{}{},
 		timerAt: clock.Never,
 	}
+	sh.self[0] = sh
 	sh.idle.L = &sh.mu
 	sh.timer = time.AfterFunc(time.Hour, sh.fire)
 	sh.timer.Stop()
@@ -396,16 +398,23 @@ const (
 )
 
 // block is the loop every blocking call shares (TCP Read and Write,
-// Accept, UDP reads, dials). Each round checks that the socket is open
-// and takes the deadline's channel before it tries, so that a deadline set
-// between the try and the wait is not missed; then it runs try under the
-// shard lock — a non-blocking core call — and unlocks, which sends what
-// try made and wakes sockets (a try that changed nothing just releases the
-// lock); then, unless try was done, it waits for the socket's signal, the
-// deadline, the close or the cancellation, and tries again. It returns
-// nil when try is done, net.ErrClosed, os.ErrDeadlineExceeded or
-// errWaitCanceled.
+// Accept, UDP reads, dials), for a socket of one shard: blockOn with sh
+// alone.
 func (sh *shard) block(w waitOn, try func() tryResult) error {
+	return blockOn(sh.self[:], 0, w, func(int) tryResult { return try() })
+}
+
+// blockOn is the blocking loop, for a socket with a part in each of
+// shards (a listener has one in each). Each round checks that the socket
+// is open and takes the deadline's channel before it tries, so that a
+// deadline set between the try and the wait is not missed; then, for each
+// shard from shards[first] on, it runs try(i) under the shard's lock — a
+// non-blocking core call — and unlocks, which sends what try made and
+// wakes sockets (a try that changed nothing just releases the lock); then,
+// unless a try was done, it waits for the socket's signal, the deadline,
+// the close or the cancellation, and tries again. It returns nil when a
+// try is done, net.ErrClosed, os.ErrDeadlineExceeded or errWaitCanceled.
+func blockOn(shards []*shard, first int, w waitOn, try func(i int) tryResult) error {
 	for {
 		if isDone(w.closing) {
 			return net.ErrClosed
@@ -417,19 +426,23 @@ func (sh *shard) block(w waitOn, try func() tryResult) error {
 				return os.ErrDeadlineExceeded
 			}
 		}
-		sh.mu.Lock()
-		if isDone(w.closing) {
-			sh.mu.Unlock()
-			return net.ErrClosed
-		}
-		r := try()
-		if r == tryWait {
-			sh.mu.Unlock()
-		} else {
-			sh.unlock()
-		}
-		if r == tryDone {
-			return nil
+		for k := range shards {
+			i := (first + k) % len(shards)
+			sh := shards[i]
+			sh.mu.Lock()
+			if isDone(w.closing) {
+				sh.mu.Unlock()
+				return net.ErrClosed
+			}
+			r := try(i)
+			if r == tryWait {
+				sh.mu.Unlock()
+			} else {
+				sh.unlock()
+			}
+			if r == tryDone {
+				return nil
+			}
 		}
 		select {
 		case <-w.sig:

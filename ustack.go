@@ -48,7 +48,8 @@ type Stack struct {
 
 	// shards hold the protocol state; one unless a test asks for more
 	// (newStack). A frame goes to the shard its flow hashes to (input).
-	shards []*shard
+	shards   []*shard
+	nextDial atomic.Uint64 // the shard a dial goes to, in turn (input.go)
 
 	done chan struct{} // closed by Close: the goroutines end
 	wg   sync.WaitGroup
@@ -91,8 +92,8 @@ func New(cfg Config) (*Stack, error) {
 }
 
 // newStack is New with nShards shards. More than one is a configuration
-// for tests of the shard choice until the core's host state can be shared
-// (see Stack.input).
+// for tests of the shard choice until the cores can share their host
+// state (see input.go).
 func newStack(cfg Config, nShards int) (*Stack, error) {
 	if err := cfg.TCP.Validate(); err != nil {
 		return nil, fmt.Errorf("ustack: %w", err)
