@@ -403,3 +403,56 @@ func TestOfferFrameAllocs(t *testing.T) {
 		t.Errorf("OfferFrame allocates %v times per call", allocs)
 	}
 }
+
+// TestCoDelCountReuse: re-entering the dropping state soon after leaving
+// it (within 16 intervals) starts from the drop rate that controlled the
+// queue last time — count = count − lastcount when that is above 1
+// (RFC 8289 §5.5, Linux's codel_dequeue) — and from 1 after a longer
+// pause.
+func TestCoDelCountReuse(t *testing.T) {
+	q := newCoDel(AQM{Kind: CoDel})
+	const mtu = 10 * DefaultCoDelMTU // a backlog CoDel may drop from
+	at := func(ms float64) clock.Instant { return clock.Instant(ms * float64(time.Millisecond)) }
+	high := 20 * time.Millisecond
+	// Stand above target: the first frame starts the interval, the next
+	// one after it enters the dropping state (count 1).
+	if v := q.decide(at(0), high, mtu, false, false); v != vPass {
+		t.Fatalf("first frame above target: %v", v)
+	}
+	if v := q.decide(at(101), high, mtu, false, false); v != vDrop || q.count != 1 {
+		t.Fatalf("after an interval above target: %v, count %d", v, q.count)
+	}
+	q.decide(at(101), high, mtu, false, false) // the frame after the drop passes
+	// Keep dropping at the control law's times until count is 5: a frame
+	// a millisecond, and after a drop the one queued behind it at once.
+	for now := 102.0; q.count < 5 && now < 1000; now++ {
+		for q.decide(at(now), high, mtu, false, false) == vDrop {
+		}
+	}
+	if q.count != 5 {
+		t.Fatalf("count %d after a second in the dropping state", q.count)
+	}
+	last := q.dropNext
+	// Below target: leave the dropping state.
+	if v := q.decide(at(400), time.Millisecond, mtu, false, false); v != vPass || q.dropping {
+		t.Fatalf("below target: %v, dropping %v", v, q.dropping)
+	}
+	// Back above target for an interval, soon after: count = 5 − 1 = 4,
+	// so the next drop is interval/√4 = 50 ms later.
+	q.decide(at(410), high, mtu, false, false)
+	if v := q.decide(at(511), high, mtu, false, false); v != vDrop || q.count != 4 {
+		t.Fatalf("re-entry within 16 intervals: %v, count %d (lastcount %d, drop_next was %v)", v, q.count, q.lastCount, last)
+	}
+	if want := at(511).Add(50 * time.Millisecond); q.dropNext != want {
+		t.Errorf("next drop at %v, want %v", q.dropNext, want)
+	}
+	// Leave again, and come back only after 16 intervals: count 1.
+	q.decide(at(600), time.Millisecond, mtu, false, false)
+	q.decide(at(3000), high, mtu, false, false)
+	if v := q.decide(at(3101), high, mtu, false, false); v != vDrop || q.count != 1 {
+		t.Errorf("re-entry after a long pause: %v, count %d", v, q.count)
+	}
+	if want := at(3101).Add(100 * time.Millisecond); q.dropNext != want {
+		t.Errorf("next drop at %v, want %v", q.dropNext, want)
+	}
+}
