@@ -16,6 +16,7 @@ import (
 
 	"github.com/ustack/ustack"
 	"github.com/ustack/ustack/internal/netns"
+	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/tcp/cc"
 )
 
@@ -319,7 +320,7 @@ func sharedSetupFor() sharedSetup {
 // the stack's and the kernel's controllers and two kernel CUBIC flows as
 // the reference.
 func sharedCases(kernelCCs []string) []sharedCase {
-	def := cc.Default
+	def := tcp.NewEnv(tcp.Config{}).Config().Congestion // the stack's default
 	cases := []sharedCase{
 		{ustackN: 1, ustackCC: def, kernelN: 1, kernelCC: "cubic"},
 		{ustackN: 8, ustackCC: def},

@@ -97,6 +97,10 @@ func (p Path) String() string {
 // (cc.Names), the ones every experiment runs.
 func Controllers() []string { return cc.Names() }
 
+// DefaultController returns the controller a connection of a stack with
+// the default configuration runs.
+func DefaultController() string { return tcp.NewEnv(tcp.Config{}).Config().Congestion }
+
 // RequestECN turns on ECN for outgoing connections in cfg, if this build
 // of the TCP core has a setting for it: a field named ECN in tcp.Config,
 // either a bool (set true) or an integer mode (set 1, as Linux's

@@ -11,7 +11,6 @@ import (
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
 	"github.com/ustack/ustack/sim"
-	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -67,7 +66,7 @@ func TestGoodputCell(t *testing.T) {
 		})
 	}
 	// The byte budget ends a run early.
-	r := RunGoodput(1, Cell{CC: cc.Default, Rate: 100e6, RTT: time.Millisecond}, Budget{RTTs: 10, MinTime: 10 * time.Second, Bytes: 4 << 20})
+	r := RunGoodput(1, Cell{CC: DefaultController(), Rate: 100e6, RTT: time.Millisecond}, Budget{RTTs: 10, MinTime: 10 * time.Second, Bytes: 4 << 20})
 	if r.Err != nil || !r.ByBytes || r.Bytes < 4<<20 || r.Elapsed > 2*time.Second {
 		t.Errorf("byte budget: %+v", r)
 	}
@@ -116,7 +115,7 @@ var (
 // TestReorderHarness: the baseline run has no reordering and so no
 // spurious retransmission; the reordering runs do reorder.
 func TestReorderHarness(t *testing.T) {
-	name := cc.Default
+	name := DefaultController()
 	none := RunReorder(1, name, DefaultReorderings[0], testReorder)
 	if none.Err != nil {
 		t.Fatal(none.Err)
@@ -145,7 +144,7 @@ func TestReorderHarness(t *testing.T) {
 // TestFairnessHarness: two flows share the bottleneck: each gets
 // something, together no more than the link.
 func TestFairnessHarness(t *testing.T) {
-	r := RunFairness(1, Mix(2, cc.Default), testFair)
+	r := RunFairness(1, Mix(2, DefaultController()), testFair)
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}
@@ -166,8 +165,8 @@ func TestFairnessHarness(t *testing.T) {
 // 5 ms target. This is the marking queue of package impair at work in
 // the simulator.
 func TestCoDelCutsQueueDelay(t *testing.T) {
-	tail := RunQueue(1, cc.Default, 1, DefaultDisciplines[0], testQueue)
-	codel := RunQueue(1, cc.Default, 1, DefaultDisciplines[1], testQueue)
+	tail := RunQueue(1, DefaultController(), 1, DefaultDisciplines[0], testQueue)
+	codel := RunQueue(1, DefaultController(), 1, DefaultDisciplines[1], testQueue)
 	for _, r := range []QueueResult{tail, codel} {
 		if r.Err != nil {
 			t.Fatal(r.Err)
@@ -262,7 +261,7 @@ func TestSetECN(t *testing.T) {
 func TestReportRepeats(t *testing.T) {
 	o := Options{
 		Seed:        3,
-		CCs:         []string{cc.Default},
+		CCs:         []string{DefaultController()},
 		Grid:        Grid{Rates: []uint64{10e6}, RTTs: []time.Duration{5 * time.Millisecond, 20 * time.Millisecond}, Losses: []float64{0, 0.02}},
 		Budget:      Budget{RTTs: 50, MinTime: 500 * time.Millisecond, Bytes: 1 << 20},
 		TailRTTs:    []time.Duration{10 * time.Millisecond},
