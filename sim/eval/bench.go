@@ -194,7 +194,7 @@ func newBench(seed uint64, p Path, bc benchConfig) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	sim.Watch(l, func(tcp.Events) {
+	sim.Watch(l, func(stack.Events) {
 		for {
 			c := l.Accept()
 			if c == nil {
@@ -272,7 +272,7 @@ func (b *bench) dial(spec FlowSpec) *Flow {
 		c.SetNoDelay(true)
 		f.c = c
 		b.byAddr[c.LocalAddr()] = f
-		sim.Watch(c, func(tcp.Events) { f.write() })
+		sim.Watch(c, func(stack.Events) { f.write() })
 	})
 	return f
 }
@@ -316,7 +316,7 @@ func (f *Flow) write() {
 		}
 		n, err := c.Write(chunk)
 		f.Sent += int64(n)
-		if errors.Is(err, tcp.ErrWouldBlock) || (err == nil && n < len(chunk)) {
+		if errors.Is(err, stack.ErrWouldBlock) || (err == nil && n < len(chunk)) {
 			return
 		}
 		if err != nil {
@@ -335,7 +335,7 @@ func (b *bench) accepted(s *stack.TCPConn) {
 		return
 	}
 	f.s = s
-	sim.Watch(s, func(tcp.Events) { f.read() })
+	sim.Watch(s, func(stack.Events) { f.read() })
 	f.read()
 }
 
@@ -350,7 +350,7 @@ func (f *Flow) read() {
 		switch {
 		case err == nil:
 			continue
-		case errors.Is(err, tcp.ErrWouldBlock):
+		case errors.Is(err, stack.ErrWouldBlock):
 		case err == io.EOF:
 			if f.Spec.Size == 0 || f.Received < f.Spec.Size {
 				f.fail(errors.New("EOF before the end of the data"))
