@@ -112,7 +112,7 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 	sc := c.sc
 
 	var cerr error // the connection failed: refused, timed out, unreachable
-	err = sh.block(waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func() tryResult {
+	err = block(sh.self[:], 0, &waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func(int) tryResult {
 		switch st := sc.State(); {
 		case st == tcp.SynSent || st == tcp.SynReceived:
 			return tryWait

@@ -43,7 +43,7 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 	var c *TCPConn
 	first := l.next
 	l.next = (l.next + 1) % len(l.shards) // shards take turns being first
-	if err := blockOn(l.shards, first, waitOn{sig: l.sig, dl: &l.dl, closing: l.closing}, func(i int) tryResult {
+	if err := block(l.shards, first, &waitOn{sig: l.sig, dl: &l.dl, closing: l.closing}, func(i int) tryResult {
 		sc := l.sls[i].Accept()
 		if sc == nil {
 			return tryWait
@@ -65,6 +65,7 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		first = true
 		close(l.closing)
+		l.sig.notify() // a waiting Accept sees the close
 		for i, sh := range l.shards {
 			sh.mu.Lock()
 			l.sls[i].Close()

@@ -40,7 +40,7 @@ import (
 // again when it has written.
 type shard struct {
 	s      *Stack
-	self   [1]*shard  // this shard, as a slice for blockOn
+	self   [1]*shard  // this shard, as a slice for block
 	mu     sync.Mutex // guards what follows
 	core   *stack.Stack
 	closed bool
@@ -284,12 +284,18 @@ func (sh *shard) close() {
 	sh.mu.Lock()
 	sh.closed = true
 	// Sockets are marked closed before the core resets their
-	// connections, so a woken Read reports net.ErrClosed, not the reset.
+	// connections, so a woken Read reports net.ErrClosed, not the reset;
+	// they are woken after the lock, as always.
+	socks := make([]sockCloser, 0, len(sh.socks))
 	for so := range sh.socks {
 		so.closeFromStack()
+		socks = append(socks, so)
 	}
 	sh.core.Close()
 	sh.unlock()
+	for _, so := range socks {
+		so.wake(stack.EventClosed)
+	}
 	sh.mu.Lock()
 	if sh.timer.Stop() {
 		sh.s.wg.Done()
@@ -370,8 +376,10 @@ func isDone(ch <-chan struct{}) bool {
 }
 
 // waitOn is what a blocking call waits on between tries: its socket's
-// signal, its deadline (nil: none), its socket's close channel, and a
-// dial's context (nil: none).
+// signal, its deadline (nil: none) and its socket's close channel, and a
+// dial's context (nil: none). Closing a socket closes its close channel
+// and then notifies its signals, so a waiting call needs only the signal
+// to see the close.
 type waitOn struct {
 	sig     signal
 	dl      *deadline
@@ -398,23 +406,24 @@ const (
 )
 
 // block is the loop every blocking call shares (TCP Read and Write,
-// Accept, UDP reads, dials), for a socket of one shard: blockOn with sh
-// alone.
-func (sh *shard) block(w waitOn, try func() tryResult) error {
-	return blockOn(sh.self[:], 0, w, func(int) tryResult { return try() })
-}
-
-// blockOn is the blocking loop, for a socket with a part in each of
-// shards (a listener has one in each). Each round checks that the socket
-// is open and takes the deadline's channel before it tries, so that a
-// deadline set between the try and the wait is not missed; then, for each
-// shard from shards[first] on, it runs try(i) under the shard's lock — a
-// non-blocking core call — and unlocks, which sends what try made and
-// wakes sockets (a try that changed nothing just releases the lock); then,
-// unless a try was done, it waits for the socket's signal, the deadline,
-// the close or the cancellation, and tries again. It returns nil when a
-// try is done, net.ErrClosed, os.ErrDeadlineExceeded or errWaitCanceled.
-func blockOn(shards []*shard, first int, w waitOn, try func(i int) tryResult) error {
+// Accept, UDP reads, dials). A socket has a part in one shard, or in each
+// of several (a listener): shards lists them, and try(i) is the
+// non-blocking call on the part in shards[i]. Each round checks that the
+// socket is open and takes the deadline's channel before it tries, so
+// that a deadline set between the try and the wait is not missed; then,
+// for each shard from shards[first] on, it runs try(i) under the shard's
+// lock and unlocks, which sends what try made and wakes sockets (a try
+// that changed nothing just releases the lock); then, unless a try was
+// done, it waits for the socket's signal (which a close notifies too),
+// the deadline or the cancellation, and tries again. It returns nil when
+// a try is done, net.ErrClosed, os.ErrDeadlineExceeded or
+// errWaitCanceled.
+//
+// Goroutines blocked in Read sit in this frame, one per idle connection
+// that has a reader: so it is kept small, and without a deadline the wait
+// is a plain receive on the signal (one sudog, and a stack that stays at
+// its first 2 KiB) rather than a select.
+func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) error {
 	for {
 		if isDone(w.closing) {
 			return net.ErrClosed
@@ -444,14 +453,27 @@ func blockOn(shards []*shard, first int, w waitOn, try func(i int) tryResult) er
 				return nil
 			}
 		}
-		select {
-		case <-w.sig:
-		case <-dl:
-		case <-w.closing:
-		case <-w.cancel:
+		if dl == nil && w.cancel == nil {
+			<-w.sig
+		} else if w.sleep(dl) {
 			return errWaitCanceled
 		}
 	}
+}
+
+// sleep waits for the signal, the deadline or the cancellation; it
+// reports whether the call was cancelled. It is out of line so that the
+// select's room is not in block's frame.
+//
+//go:noinline
+func (w *waitOn) sleep(dl <-chan struct{}) (canceled bool) {
+	select {
+	case <-w.sig:
+	case <-dl:
+	case <-w.cancel:
+		return true
+	}
+	return false
 }
 
 // applyDefaults gives a new connection package net's socket defaults
@@ -466,4 +488,14 @@ func (sh *shard) applyDefaults(sc *stack.TCPConn) {
 		}
 		sc.SetKeepAlive(sh.s.now(), true, ka, ka, 9)
 	}
+}
+
+// wouldBlock reports whether err is the core's "would block". It
+// compares with the sentinel before it asks errors.Is, so that the call
+// a blocked reader makes on every wake-up stays shallow (see block).
+func wouldBlock(err error) bool {
+	if err == nil {
+		return false
+	}
+	return err == stack.ErrWouldBlock || errors.Is(err, stack.ErrWouldBlock)
 }

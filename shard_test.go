@@ -577,3 +577,58 @@ func TestTwoShardsAllocs(t *testing.T) {
 		t.Errorf("%v allocations per round trip into a two-shard stack, want 0", a)
 	}
 }
+
+// TestBlockedReaderStackAllocs: a goroutine blocked in Read keeps the 2 KiB
+// stack it started with (a deeper blocking loop once doubled it, adding
+// 2 KiB to every idle connection with a reader): 400 blocked readers take
+// less than 3 KiB of stack each.
+func TestBlockedReaderStackAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes every frame larger; make allocs runs this without it")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+		ln, err := n.A.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var conns []net.Conn
+		for range 200 {
+			acc := acceptOne(t, ln)
+			c, err := n.B.Dial("tcp", "10.0.0.1:80")
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c, <-acc)
+		}
+		synctest.Wait()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		done := make(chan error, len(conns))
+		for _, c := range conns {
+			go func() {
+				var b [1]byte
+				_, err := c.Read(b[:])
+				done <- err
+			}()
+		}
+		synctest.Wait() // every reader is blocked in Read
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per := (int64(after.StackInuse) - int64(before.StackInuse)) / int64(len(conns))
+		t.Logf("%d B of stack per blocked reader", per)
+		if per >= 3<<10 {
+			t.Errorf("%d B of stack per goroutine blocked in Read, want its first 2 KiB", per)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		for range conns {
+			if err := <-done; !errors.Is(err, net.ErrClosed) {
+				t.Errorf("blocked Read after Close: %v", err)
+			}
+		}
+	})
+}

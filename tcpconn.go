@@ -69,19 +69,29 @@ func (c *TCPConn) isClosing() bool { return isDone(c.closing) }
 // net.ErrClosed.
 func (c *TCPConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	var n int
 	var err error
-	if werr := c.sh.block(waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func() tryResult {
+	werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func(int) tryResult {
 		n, err = c.sc.Read(p) // reading may open the window: unlock sends the update
-		if errors.Is(err, stack.ErrWouldBlock) {
+		if wouldBlock(err) {
 			return tryWait
 		}
 		return tryDone
-	}); werr != nil {
-		return 0, c.opErr("read", werr)
+	})
+	c.rmu.Unlock()
+	return c.result("read", n, err, werr)
+}
+
+// result is what a call that waited in block returns: n and the call's
+// error, or the wait's, wrapped. It is out of line so that the callers'
+// frames, where blocked goroutines sit, stay small.
+//
+//go:noinline
+func (c *TCPConn) result(op string, n int, err, werr error) (int, error) {
+	if werr != nil {
+		return n, c.opErr(op, werr)
 	}
-	return n, c.opErr("read", err)
+	return n, c.opErr(op, err)
 }
 
 // Write writes p to the connection (net.Conn), blocking until all of it is
@@ -91,12 +101,12 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	total := 0
 	var err error
-	if werr := c.sh.block(waitOn{sig: c.wsig, dl: &c.wdl, closing: c.closing}, func() tryResult {
+	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig, dl: &c.wdl, closing: c.closing}, func(int) tryResult {
 		var n int
 		n, err = c.sc.Write(p[total:])
 		total += n
 		switch {
-		case total == len(p) || err != nil && !errors.Is(err, stack.ErrWouldBlock):
+		case total == len(p) || err != nil && !wouldBlock(err):
 			return tryDone
 		case n > 0:
 			return tryMoved
@@ -120,6 +130,8 @@ func (c *TCPConn) Close() error {
 	c.closeOnce.Do(func() {
 		err = nil
 		close(c.closing)
+		c.rsig.notify() // waiting calls see the close
+		c.wsig.notify()
 		sh := c.sh
 		sh.mu.Lock()
 		if c.lingerSet && c.lingerSecond == 0 {
@@ -163,8 +175,9 @@ func (c *TCPConn) linger(d time.Duration) {
 	}
 }
 
-// closeFromStack is Stack.Close's way of closing the connection: blocked
-// calls return net.ErrClosed; the core already reset it.
+// closeFromStack is Stack.Close's way of closing the connection, under
+// the shard lock before the core resets it: blocked calls return
+// net.ErrClosed once woken (after the lock, with EventClosed).
 func (c *TCPConn) closeFromStack() {
 	c.closeOnce.Do(func() {
 		close(c.closing)

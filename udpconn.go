@@ -55,13 +55,13 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 	var n int
 	var from netip.AddrPort
 	var err error
-	if werr := u.sh.block(waitOn{sig: u.rsig, dl: &u.rdl, closing: u.closing}, func() tryResult {
+	if werr := block(u.sh.self[:], 0, &waitOn{sig: u.rsig, dl: &u.rdl, closing: u.closing}, func(int) tryResult {
 		for {
 			n, from, err = u.ep.ReadFrom(p)
 			switch {
 			case err == nil && u.peer.IsValid() && from != u.peer:
 				continue // a connected socket takes only its peer's datagrams
-			case errors.Is(err, stack.ErrWouldBlock):
+			case wouldBlock(err):
 				return tryWait
 			}
 			return tryDone
@@ -147,6 +147,7 @@ func (u *UDPConn) Close() error {
 	u.closeOnce.Do(func() {
 		first = true
 		close(u.closing)
+		u.rsig.notify() // a waiting read sees the close
 		u.sh.mu.Lock()
 		u.ep.Close()
 		u.sh.unregister(u)

@@ -55,8 +55,10 @@ type Stack struct {
 	wg   sync.WaitGroup
 }
 
-// sockCloser is a socket the stack must close when it closes.
+// sockCloser is a socket the stack must close when it closes: marked
+// closed under the shard lock, then woken.
 type sockCloser interface {
+	waker
 	closeFromStack()
 }
 
