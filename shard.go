@@ -115,7 +115,10 @@ func (sh *shard) unlock() {
 		q, others := sh.takeWriteLocked()
 		more = more || others
 		if q != nil && sh.held != nil {
-			sh.collectLocked() // the move made room for the frame that waited
+			// The move made room for the frame that waited: collect
+			// again, and go round once more for what that makes.
+			sh.collectLocked()
+			more = true
 		}
 		sh.mu.Unlock()
 		wakes.deliver()
