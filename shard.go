@@ -35,9 +35,11 @@ import (
 // frames are queued, so one goroutine at a time writes a queue, in order.
 // Goroutines that queue frames meanwhile leave them to the writer. When a
 // queue is full the shard stops polling the core (the frame polled last
-// waits in spare): TCP keeps its data in its send buffers, so a slow link
-// pushes back on the core instead of growing a queue; the writer polls
-// again when it has written.
+// waits in spare): TCP keeps its data in its send buffers, so a busy
+// writer pushes back on the core instead of growing a queue; the writer
+// polls again when it has written. A writer stuck in the link for
+// stallDrop no longer holds the core's output back: frames for its queue
+// are dropped, so other NICs' frames go out.
 type shard struct {
 	s      *Stack
 	self   [1]*shard  // this shard, as a slice for block
@@ -73,6 +75,7 @@ type outQueue struct {
 	// holder sees more or the goroutine that queued sees the token free
 	// and writes itself.
 	writing, more atomic.Bool
+	since         clock.Instant // when the token was taken; guarded by the shard lock
 	flight        []link.Packet // flight[:flightN] are being written by the token's holder
 	flightN       int
 }
@@ -110,14 +113,15 @@ func (sh *shard) addNICLocked(n *NIC) {
 func (sh *shard) unlock() {
 	var wakes wakeBatch
 	for {
-		sh.collectLocked()
+		now := sh.s.now()
+		sh.collectLocked(now)
 		more := sh.takeEventsLocked(&wakes)
-		q, others := sh.takeWriteLocked()
+		q, others := sh.takeWriteLocked(now)
 		more = more || others
 		if q != nil && sh.held != nil {
 			// The move made room for the frame that waited: collect
 			// again, and go round once more for what that makes.
-			sh.collectLocked()
+			sh.collectLocked(now)
 			more = true
 		}
 		sh.mu.Unlock()
@@ -139,11 +143,21 @@ func (sh *shard) unlock() {
 	}
 }
 
+// stallDrop is how long a queue's writer may be in the link's write, with
+// the queue full behind it, before frames for that queue are dropped
+// rather than waited for. Until then a full queue stops the polling (the
+// frames stay in the core, TCP's in its send buffers), which is what a
+// busy writer on a fast link needs; past it the link's own queue is full
+// (a TAP write waits up to 50 ms for room, then drops what is left, as a
+// NIC's full queue does), and holding the core's output for it would hold
+// up every other NIC's frames behind the next one for this NIC.
+const stallDrop = 10 * time.Millisecond
+
 // collectLocked moves the frames the core has ready into the output
 // queues, until the core has none or the queue of the next one is full,
-// and points the timer at the core's next deadline.
-func (sh *shard) collectLocked() {
-	now := sh.s.now()
+// and points the timer at the core's next deadline. A frame for a queue
+// whose writer has stalled (stallDrop) is dropped and counted.
+func (sh *shard) collectLocked(now clock.Instant) {
 	size := sh.core.MaxFrameLen()
 	for {
 		if sh.held == nil {
@@ -158,6 +172,11 @@ func (sh *shard) collectLocked() {
 		}
 		q := sh.held
 		if q.n == len(q.fill) {
+			if q.writing.Load() && now.Sub(q.since) >= stallDrop {
+				q.nic.txStallDrops.Add(1)
+				sh.held = nil
+				continue
+			}
 			break // full: its writer collects again when it has written
 		}
 		if q.writing.Load() {
@@ -178,7 +197,7 @@ func (sh *shard) collectLocked() {
 // takeWriteLocked gives the caller the writer token of a queue that has
 // frames and no writer, with those frames moved to its flight batch (nil
 // if there is none), and reports whether another such queue remains.
-func (sh *shard) takeWriteLocked() (q *outQueue, others bool) {
+func (sh *shard) takeWriteLocked(now clock.Instant) (q *outQueue, others bool) {
 	for _, o := range sh.out {
 		if o.n == 0 || o.writing.Load() {
 			continue
@@ -189,6 +208,7 @@ func (sh *shard) takeWriteLocked() (q *outQueue, others bool) {
 		q = o
 		q.writing.Store(true)
 		q.more.Store(false)
+		q.since = now
 		q.fill, q.flight = q.flight, q.fill
 		q.flightN, q.n = q.n, 0
 	}
@@ -227,12 +247,17 @@ func (q *outQueue) write() {
 	q.flightN = 0
 }
 
-// rearmLocked points the timer at the core's next deadline. Every run
-// of fire the timer is set for is counted in the stack's WaitGroup (Add
-// here, under the lock and before Close waits; Done when the run ends or
-// Stop cancels it), so Close returns only when no run is left.
+// rearmLocked points the timer at the core's next deadline, or at the
+// time a frame waiting for a full queue is to be dropped (stallDrop) if
+// that comes first. Every run of fire the timer is set for is counted in
+// the stack's WaitGroup (Add here, under the lock and before Close waits;
+// Done when the run ends or Stop cancels it), so Close returns only when
+// no run is left.
 func (sh *shard) rearmLocked() {
 	d := sh.core.NextDeadline()
+	if q := sh.held; q != nil && q.writing.Load() {
+		d = clock.Min(d, q.since.Add(stallDrop))
+	}
 	if d == sh.timerAt || sh.closed {
 		return
 	}

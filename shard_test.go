@@ -90,12 +90,15 @@ func hostOn(t *testing.T, ep link.Endpoint, addr string) (*Stack, *NIC) {
 // waits up to 50 ms; this one waits until the test lets it go) — and the
 // goroutine it blocks is the timer's, sending a keep-alive probe — the
 // shard lock is free, so other sockets read, write and accept over
-// another NIC, the timer fires again (a retransmission), and datagrams
-// and a stream written to the blocked link meanwhile wait; once it is
-// released every frame leaves, in the order the stack made them.
+// another NIC and the timer fires again (a retransmission). The blocked
+// NIC's output queue fills, which first holds the core's output back;
+// once the write has been stuck for stallDrop, frames for that NIC are
+// dropped and counted so that the other NIC's frames go out. Once the
+// link is released, TCP delivers the stream written meanwhile.
 func TestBlockedLinkWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p1a, p1b := pipe.New(pipe.Config{Delay: time.Millisecond})
+		// NIC 1's output queue holds 4 frames, so the block fills it.
+		p1a, p1b := pipe.New(pipe.Config{Delay: time.Millisecond, BatchSize: 4})
 		p2a, p2b := pipe.New(pipe.Config{Delay: time.Millisecond})
 		g := &gate{Endpoint: p1a}
 		a, err := New(Config{})
@@ -104,18 +107,21 @@ func TestBlockedLinkWrite(t *testing.T) {
 		}
 		t.Cleanup(func() { a.Close() })
 		t.Cleanup(g.open) // runs first: a failed test must not leave a write waiting
+		var nics []*NIC
 		for _, nc := range []struct {
 			ep   link.Endpoint
 			addr string
 		}{{g, "10.0.1.1/24"}, {p2a, "10.0.2.1/24"}} {
-			if _, err := a.AddNIC(nc.ep, NICConfig{Addrs: []netip.Prefix{netip.MustParsePrefix(nc.addr)}}); err != nil {
+			nic, err := a.AddNIC(nc.ep, NICConfig{Addrs: []netip.Prefix{netip.MustParsePrefix(nc.addr)}})
+			if err != nil {
 				t.Fatal(err)
 			}
+			nics = append(nics, nic)
 		}
 		b1, _ := hostOn(t, p1b, "10.0.1.2")
 		b2, _ := hostOn(t, p2b, "10.0.2.2")
 
-		// Over NIC 1 (the gate): a stream x and a connected UDP socket.
+		// Over NIC 1 (the gate): a stream x.
 		ln1, err := b1.Listen("tcp", ":80")
 		if err != nil {
 			t.Fatal(err)
@@ -126,14 +132,6 @@ func TestBlockedLinkWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		xPeer := <-acc1
-		u1, err := b1.ListenUDP("udp", ":7")
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := a.Dial("udp", "10.0.1.2:7")
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Over NIC 2: a stream y, and a listener on a.
 		ln2, err := b2.Listen("tcp", ":80")
 		if err != nil {
@@ -172,28 +170,23 @@ func TestBlockedLinkWrite(t *testing.T) {
 		sh.mu.Unlock()
 
 		// A stream to the blocked link: Write returns once the data is in
-		// x's send buffer (4 MiB), without waiting for the link.
+		// x's send buffer (4 MiB), without waiting for the link; what
+		// the window lets out fills NIC 1's queue.
 		before := a.Stats().TCP.RetransSegs
 		data := make([]byte, 256<<10)
 		for i := range data {
 			data[i] = byte(i * 7)
 		}
-		xDone := make(chan error, 1)
-		go func() {
-			_, err := x.Write(data)
-			xDone <- err
-		}()
-		synctest.Wait()
-
-		// Datagrams to the blocked link: each write returns at once.
-		const dgrams = 20
-		for i := range dgrams {
-			var b [4]byte
-			binary.BigEndian.PutUint32(b[:], uint32(i))
-			if _, err := u.Write(b[:]); err != nil {
-				t.Fatalf("UDP write %d: %v", i, err)
-			}
+		if _, err := x.Write(data); err != nil {
+			t.Fatalf("x.Write: %v", err)
 		}
+		sh.mu.Lock()
+		held := sh.held
+		sh.mu.Unlock()
+		if held == nil {
+			t.Fatal("NIC 1's queue is not full: the test does not reach the push back on the core")
+		}
+
 		// Read and Write on y, both ways, and an Accept on a.
 		if _, err := yPeer.Write([]byte("ping")); err != nil {
 			t.Fatal(err)
@@ -202,11 +195,17 @@ func TestBlockedLinkWrite(t *testing.T) {
 		if k, err := io.ReadFull(y, buf[:4]); err != nil || string(buf[:k]) != "ping" {
 			t.Fatalf("y read %q, %v", buf[:k], err)
 		}
+		start := time.Now()
 		if _, err := y.Write([]byte("pong")); err != nil {
 			t.Fatal(err)
 		}
 		if k, err := io.ReadFull(yPeer, buf[:4]); err != nil || string(buf[:k]) != "pong" {
 			t.Fatalf("y's peer read %q, %v", buf[:k], err)
+		}
+		// pong waited behind x's segment for NIC 1 until the writer had
+		// been stuck for stallDrop, not for the link.
+		if d := time.Since(start); d > stallDrop+10*time.Millisecond {
+			t.Errorf("y's write took %v to arrive, with NIC 1 blocked", d)
 		}
 		accA := acceptOne(t, lnA)
 		z, err := b2.Dial("tcp", "10.0.2.1:81")
@@ -224,28 +223,82 @@ func TestBlockedLinkWrite(t *testing.T) {
 		if got := a.Stats().TCP.RetransSegs; got == before {
 			t.Errorf("no retransmission in a second of blocked link: the timer did not fire")
 		}
-		select {
-		case err := <-xDone:
-			if err != nil {
-				t.Fatalf("x.Write: %v", err)
-			}
-		default:
-			t.Fatal("x.Write waits for the blocked link, with room in its send buffer")
+		if s1, s2 := nics[0].Stats(), nics[1].Stats(); s1.TxStallDrops == 0 || s2.TxStallDrops != 0 {
+			t.Errorf("stall drops: NIC 1 %d (want some), NIC 2 %d (want none)", s1.TxStallDrops, s2.TxStallDrops)
 		}
 
-		// Release: everything written meanwhile leaves, in order.
+		// Release: TCP delivers x's stream.
 		g.open()
 		got := make([]byte, len(data))
 		if _, err := io.ReadFull(xPeer, got); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("x's peer read %v; the stream differs: %v", err, !bytes.Equal(got, data))
 		}
-		for i := range dgrams {
-			k, err := u1.Read(buf)
+		for _, c := range []io.Closer{x, xPeer, y, yPeer, z, zPeer, ln1, ln2, lnA} {
+			c.Close()
+		}
+	})
+}
+
+// TestBlockedLinkOrder: frames made while a link's write is blocked —
+// more than its output queue holds — leave in the order they were made
+// once it is released: the queue, then the frame that waited for room,
+// then what the core held back. The block is shorter than stallDrop, so
+// nothing is dropped.
+func TestBlockedLinkOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pa, pb := pipe.New(pipe.Config{Delay: time.Millisecond, BatchSize: 4})
+		g := &gate{Endpoint: pa}
+		t.Cleanup(g.open)
+		a, nic := hostOn(t, g, "10.0.0.1")
+		b, _ := hostOn(t, pb, "10.0.0.2")
+		srv, err := b.ListenUDP("udp", ":7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		var us []net.Conn
+		for range 2 {
+			u, err := a.Dial("udp", "10.0.0.2:7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			us = append(us, u)
+		}
+		send := func(i int) {
+			var b [4]byte
+			binary.BigEndian.PutUint32(b[:], uint32(i))
+			if _, err := us[i%2].Write(b[:]); err != nil {
+				t.Errorf("datagram %d: %v", i, err)
+			}
+		}
+		send(0) // resolves b's address before the block
+		k, _, err := srv.ReadFromUDPAddrPort(make([]byte, 4))
+		if err != nil || k != 4 {
+			t.Fatal(k, err)
+		}
+		g.close()
+		go send(1) // its goroutine ends up writing, and waits at the gate
+		<-g.entered
+		const n = 200
+		for i := 2; i < n; i++ {
+			send(i) // from two sockets, one goroutine: the order is i's
+		}
+		a.shards[0].mu.Lock()
+		held := a.shards[0].held
+		a.shards[0].mu.Unlock()
+		if held == nil {
+			t.Fatal("the output queue is not full: the test does not reach the push back on the core")
+		}
+		time.Sleep(stallDrop / 2)
+		g.open()
+		buf := make([]byte, 16)
+		for i := 1; i < n; i++ {
+			k, _, err := srv.ReadFromUDPAddrPort(buf)
 			if err != nil || k != 4 || binary.BigEndian.Uint32(buf) != uint32(i) {
 				t.Fatalf("datagram %d: read %x, %v", i, buf[:k], err)
 			}
 		}
-		// At the gate, the datagrams went out in the order written.
 		g.mu.Lock()
 		var seen []uint32
 		for _, f := range g.frames {
@@ -254,16 +307,16 @@ func TestBlockedLinkWrite(t *testing.T) {
 			}
 		}
 		g.mu.Unlock()
-		if len(seen) != dgrams {
-			t.Fatalf("%d datagrams written to the link, want %d", len(seen), dgrams)
-		}
 		for i, v := range seen {
 			if v != uint32(i) {
-				t.Fatalf("datagrams written in the order %v", seen)
+				t.Fatalf("datagrams written to the link in the order %v", seen)
 			}
 		}
-		for _, c := range []io.Closer{x, xPeer, y, yPeer, z, zPeer, u, u1, ln1, ln2, lnA} {
-			c.Close()
+		if len(seen) != n {
+			t.Errorf("%d datagrams written to the link, want %d", len(seen), n)
+		}
+		if d := nic.Stats().TxStallDrops; d != 0 {
+			t.Errorf("%d frames dropped for a block shorter than stallDrop", d)
 		}
 	})
 }

@@ -70,7 +70,32 @@ type NIC struct {
 	name string
 	wmu  sync.Mutex // held around WriteBatch: one writer at a time, whichever shard
 	rxErrs,
-	txErrs atomic.Uint64
+	txErrs,
+	txStallDrops atomic.Uint64
+}
+
+// NICStats are the runtime's counters of a NIC (the stack's are in
+// Stack.Stats, the link's in its endpoint).
+type NICStats struct {
+	// RxErrors counts ReadBatch calls that failed.
+	RxErrors uint64
+	// TxErrors counts WriteBatch calls that failed; the rest of their
+	// batch was dropped.
+	TxErrors uint64
+	// TxStallDrops counts frames dropped because the link's write had
+	// been blocked for 10 ms with the NIC's output queue full behind it
+	// (a TAP whose device queue is full): they would have held up the
+	// frames of every other NIC. TCP sends them again.
+	TxStallDrops uint64
+}
+
+// Stats returns the NIC's counters.
+func (n *NIC) Stats() NICStats {
+	return NICStats{
+		RxErrors:     n.rxErrs.Load(),
+		TxErrors:     n.txErrs.Load(),
+		TxStallDrops: n.txStallDrops.Load(),
+	}
 }
 
 // NICConfig describes a NIC. The MTU and framing come from the link.
