@@ -54,9 +54,13 @@ type shard struct {
 
 	// timer runs fire at timerAt, the core's next deadline. It is a
 	// time.AfterFunc, so each run has a goroutine of its own: one held
-	// up writing to a slow link does not hold up the next.
-	timer   *time.Timer
-	timerAt clock.Instant
+	// up writing to a slow link does not hold up the next. Its function
+	// reaches the shard through timerRef, which Stack.Close clears: a
+	// stopped timer can stay in the runtime's heap for a while, and must
+	// not keep a closed stack's memory alive.
+	timer    *time.Timer
+	timerRef *atomic.Pointer[shard]
+	timerAt  clock.Instant
 
 	idle     sync.Cond   // broadcast when a writer returns its token while waitIdle
 	waitIdle atomic.Bool // close waits on idle
@@ -89,7 +93,14 @@ func newShard(s *Stack, core *stack.Stack) *shard {
 	}
 	sh.self[0] = sh
 	sh.idle.L = &sh.mu
-	sh.timer = time.AfterFunc(time.Hour, sh.fire)
+	ref := new(atomic.Pointer[shard])
+	ref.Store(sh)
+	sh.timerRef = ref
+	sh.timer = time.AfterFunc(time.Hour, func() {
+		if sh := ref.Load(); sh != nil {
+			sh.fire()
+		}
+	})
 	sh.timer.Stop()
 	return sh
 }

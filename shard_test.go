@@ -685,3 +685,65 @@ func TestBlockedReaderStackAllocs(t *testing.T) {
 		}
 	})
 }
+
+// TestClosedStackCollected: once closed and dropped, a stack's memory is
+// garbage: no goroutine, timer or table of the runtime keeps its shards or
+// cores reachable (the shard's timer, which may stay in the runtime's
+// timer heap for a while after Stop, reaches the shard only through a
+// reference Close clears).
+func TestClosedStackCollected(t *testing.T) {
+	collected := make(chan string, 4)
+	func() {
+		ea, eb := pipe.New(pipe.Config{})
+		var stacks []*Stack
+		for i, ep := range []link.Endpoint{ea, eb} {
+			s, err := New(Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			addr := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 24)
+			if _, err := s.AddNIC(ep, NICConfig{Addrs: []netip.Prefix{addr}}); err != nil {
+				t.Fatal(err)
+			}
+			stacks = append(stacks, s)
+		}
+		ln, err := stacks[0].Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		acc := acceptOne(t, ln)
+		c, err := stacks[1].Dial("tcp", "10.0.0.1:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		srv := <-acc
+		defer srv.Close()
+		if _, err := c.Write([]byte("x")); err != nil { // timers armed
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(srv, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		// Let the short timers (delayed ACK) pass: the timers are left
+		// set for the keep-alives, 15 s away, when the stacks close.
+		time.Sleep(300 * time.Millisecond)
+		for _, s := range stacks {
+			runtime.AddCleanup(s.shards[0].core, func(name string) { collected <- name }, "core")
+			runtime.AddCleanup(s.shards[0], func(name string) { collected <- name }, "shard")
+		}
+	}()
+	deadline := time.After(5 * time.Second)
+	for got := 0; got < 4; {
+		runtime.GC()
+		select {
+		case <-collected:
+			got++
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d of the closed stacks' 2 shards and 2 cores collected", got)
+		}
+	}
+}

@@ -309,6 +309,9 @@ func (s *Stack) Close() error {
 		}
 	}
 	s.wg.Wait()
+	for _, sh := range s.shards {
+		sh.timerRef.Store(nil) // no run is left (wg); let the timer forget the shard
+	}
 	return errors.Join(errs...)
 }
 
