@@ -37,9 +37,9 @@ import (
 // queue is full the shard stops polling the core (the frame polled last
 // waits in spare): TCP keeps its data in its send buffers, so a busy
 // writer pushes back on the core instead of growing a queue; the writer
-// polls again when it has written. A writer stuck in the link for
-// stallDrop no longer holds the core's output back: frames for its queue
-// are dropped, so other NICs' frames go out.
+// polls again when it has written. On a stack with several NICs, a
+// writer stuck in the link for stallDrop no longer holds the core's output
+// back: frames for its queue are dropped, so other NICs' frames go out.
 type shard struct {
 	s      *Stack
 	self   [1]*shard  // this shard, as a slice for block
@@ -156,13 +156,22 @@ func (sh *shard) unlock() {
 
 // stallDrop is how long a queue's writer may be in the link's write, with
 // the queue full behind it, before frames for that queue are dropped
-// rather than waited for. Until then a full queue stops the polling (the
+// rather than waited for (on a stack with more than one NIC). Until then a full queue stops the polling (the
 // frames stay in the core, TCP's in its send buffers), which is what a
 // busy writer on a fast link needs; past it the link's own queue is full
 // (a TAP write waits up to 50 ms for room, then drops what is left, as a
 // NIC's full queue does), and holding the core's output for it would hold
 // up every other NIC's frames behind the next one for this NIC.
 const stallDrop = 10 * time.Millisecond
+
+// stalled reports whether q's frames are to be dropped rather than held:
+// its writer has been in the link's write for stallDrop, and the shard has
+// other NICs, whose frames may be waiting behind q's. With one NIC there
+// is nothing to let through, and the frames wait, as they did when the
+// link's write was made under the lock.
+func (sh *shard) stalled(q *outQueue, now clock.Instant) bool {
+	return len(sh.out) > 1 && q.writing.Load() && now.Sub(q.since) >= stallDrop
+}
 
 // collectLocked moves the frames the core has ready into the output
 // queues, until the core has none or the queue of the next one is full,
@@ -183,7 +192,7 @@ func (sh *shard) collectLocked(now clock.Instant) {
 		}
 		q := sh.held
 		if q.n == len(q.fill) {
-			if q.writing.Load() && now.Sub(q.since) >= stallDrop {
+			if sh.stalled(q, now) {
 				q.nic.txStallDrops.Add(1)
 				sh.held = nil
 				continue
@@ -266,7 +275,7 @@ func (q *outQueue) write() {
 // no run is left.
 func (sh *shard) rearmLocked() {
 	d := sh.core.NextDeadline()
-	if q := sh.held; q != nil && q.writing.Load() {
+	if q := sh.held; q != nil && len(sh.out) > 1 && q.writing.Load() {
 		d = clock.Min(d, q.since.Add(stallDrop))
 	}
 	if d == sh.timerAt || sh.closed {

@@ -84,8 +84,9 @@ type NICStats struct {
 	TxErrors uint64
 	// TxStallDrops counts frames dropped because the link's write had
 	// been blocked for 10 ms with the NIC's output queue full behind it
-	// (a TAP whose device queue is full): they would have held up the
-	// frames of every other NIC. TCP sends them again.
+	// (a TAP whose device queue is full), on a stack with other NICs:
+	// they would have held up the frames of every other NIC. TCP sends
+	// them again. With one NIC, frames wait instead.
 	TxStallDrops uint64
 }
 
