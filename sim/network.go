@@ -12,6 +12,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/heapq"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
@@ -50,7 +51,7 @@ type Network struct {
 	links []*Link
 	dirs  []*Dir // every link direction, in creation order
 
-	timers   timerHeap
+	timers   heapq.Heap[*Timer]
 	timerSeq uint64
 
 	tx      link.Packet // the PollTransmit buffer, shared by every stack
@@ -82,7 +83,10 @@ type Network struct {
 // impairments, stack seeds not given) derives from seed. Virtual time
 // starts at 0.
 func New(seed uint64) *Network {
-	return &Network{seed: seed, MaxSteps: DefaultMaxSteps, rx: make([]byte, impair.MaxFrame)}
+	return &Network{
+		seed: seed, MaxSteps: DefaultMaxSteps, rx: make([]byte, impair.MaxFrame),
+		timers: heapq.Heap[*Timer]{Moved: timerMoved},
+	}
 }
 
 // Seed returns the network's seed.
@@ -660,7 +664,7 @@ func Watch(so stack.Socket, h Handler) { so.SetOwner(h) }
 
 // next returns the time of the next thing to happen, or clock.Never.
 func (n *Network) next() clock.Instant {
-	t := n.timers.min()
+	t := n.nextTimer()
 	for _, d := range n.dirs {
 		if at, ok := d.line.Next(); ok && at < t {
 			t = at
@@ -711,8 +715,8 @@ func (n *Network) Step() bool {
 			n.Violation("%s: NextDeadline %v not after HandleTimeout(%v)", nd.Name, d, n.now)
 		}
 	}
-	for n.timers.min() <= n.now {
-		tm := n.timers.pop()
+	for n.nextTimer() <= n.now {
+		_, tm := n.timers.Pop()
 		tm.f()
 	}
 	n.flush()
@@ -837,7 +841,7 @@ func (n *Network) At(t clock.Instant, f func()) *Timer {
 	t = max(t, n.now)
 	n.timerSeq++
 	tm := &Timer{at: t, seq: n.timerSeq, f: f, n: n, idx: -1}
-	n.timers.push(tm)
+	n.timers.Push(heapq.Key{At: t, Seq: tm.seq}, tm)
 	return tm
 }
 
@@ -849,78 +853,15 @@ func (t *Timer) Stop() bool {
 	if t == nil || t.idx < 0 {
 		return false
 	}
-	t.n.timers.remove(t)
+	t.n.timers.Remove(t.idx)
 	return true
 }
 
-// timerHeap is a min-heap of timers by (at, seq).
-type timerHeap []*Timer
+// timerMoved keeps a timer's index in the network's heap of timers (an
+// internal/heapq heap by (at, seq)).
+func timerMoved(t **Timer, i int) { (*t).idx = i }
 
-func (h timerHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
-}
-
-func (h timerHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-
-func (h timerHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-func (h timerHeap) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(h) && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h.swap(i, m)
-		i = m
-	}
-}
-
-func (h *timerHeap) push(t *Timer) {
-	t.idx = len(*h)
-	*h = append(*h, t)
-	h.up(t.idx)
-}
-
-func (h *timerHeap) min() clock.Instant {
-	if len(*h) == 0 {
-		return clock.Never
-	}
-	return (*h)[0].at
-}
-
-func (h *timerHeap) pop() *Timer {
-	t := (*h)[0]
-	h.remove(t)
-	return t
-}
-
-func (h *timerHeap) remove(t *Timer) {
-	i, last := t.idx, len(*h)-1
-	h.swap(i, last)
-	(*h)[last] = nil
-	*h = (*h)[:last]
-	if i < last {
-		h.up(i)
-		h.down(i)
-	}
-	t.idx = -1
+// nextTimer returns when the earliest timer is due, or clock.Never.
+func (n *Network) nextTimer() clock.Instant {
+	return n.timers.TopKey().At
 }

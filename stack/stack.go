@@ -293,6 +293,7 @@ func New(cfg Config) *Stack {
 		udp:       map[netip.AddrPort]*UDPEndpoint{},
 		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x75737461636b)),
 		maxFr:     1514,
+		timers:    newDeadlineHeap(),
 	}
 	s.tcpEnv = tcp.NewEnv(cfg.TCP)
 	s.neigh = network.NewNeighbors(cfg.Neighbor, &s.stats.Net)
@@ -593,8 +594,7 @@ func (s *Stack) NextDeadline() clock.Instant {
 
 // HandleTimeout runs every timer due at now.
 func (s *Stack) HandleTimeout(now clock.Instant) {
-	for len(s.timers) > 0 && s.timers[0].deadline <= now {
-		c := s.timers[0]
+	for c := s.timers.top(); c != nil && c.deadline <= now; c = s.timers.top() {
 		s.timers.remove(c)
 		c.conn.HandleTimeout(now)
 		s.afterConn(c)
