@@ -12,6 +12,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/internal/heapq"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
@@ -55,6 +56,7 @@ type Network struct {
 	timerSeq uint64
 
 	tx      link.Packet // the PollTransmit buffer, shared by every stack
+	seg     []byte      // where offloaded frames are cut (Port.transmit)
 	rx      []byte      // the delivery buffer
 	steps   int
 	origins uint64 // frames offered, to number them (lineMeta.origin)
@@ -338,6 +340,38 @@ func (p *Port) send(frame []byte, carried lineMeta) {
 		return
 	}
 	p.out.offer(frame, carried)
+}
+
+// transmit offers the frame a host's stack handed its NIC to the link:
+// as it is, or, with offload metadata (a NIC given link.CapTSO or
+// link.CapTxChecksum), cut into the wire's frames and checksums
+// completed, as the NIC would (internal/gso).
+func (p *Port) transmit(pkt *link.Packet) {
+	if pkt.Offload == (link.Offload{}) {
+		p.Send(pkt.Frame())
+		return
+	}
+	n := p.Node.net
+	l2 := wire.EthernetHeaderLen
+	if eth, err := wire.ParseEthernet(pkt.Frame()); err == nil {
+		l2 = eth.HeaderLen()
+	}
+	k, err := gso.Count(pkt.Frame(), l2, pkt.Offload)
+	if err != nil {
+		n.Violation("%s: a frame with offload %+v the NIC cannot segment: %v", p, pkt.Offload, err)
+		return
+	}
+	if len(n.seg) < pkt.N {
+		n.seg = make([]byte, pkt.N)
+	}
+	for i := range k {
+		m, err := gso.Segment(n.seg, pkt.Frame(), l2, pkt.Offload, i)
+		if err != nil {
+			n.Violation("%s: segment %d of %d: %v", p, i, k, err)
+			return
+		}
+		p.Send(n.seg[:m])
+	}
 }
 
 // Inject hands frame to the port's node now, as if its link had just
@@ -764,7 +798,7 @@ func (nd *Node) flush() bool {
 			n.Violation("%s: PollTransmit for NIC %d, which the simulator does not know", nd.Name, id)
 			continue
 		}
-		nd.ports[id-1].Send(n.tx.Frame())
+		nd.ports[id-1].transmit(&n.tx)
 	}
 	for {
 		so, ev, ok := nd.Stack.PollEvent()

@@ -2,10 +2,12 @@ package stack
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -21,6 +23,7 @@ type output struct {
 	loopSpare []outFrame
 	free      [][]byte // spare frame buffers
 	maxFr     int      // largest frame of any NIC
+	super     []byte   // where loopback super-segments are built (superBuf)
 }
 
 // outFrame is a queued frame (or, for loopback, an IP packet).
@@ -182,7 +185,21 @@ func (s *Stack) countTx(n int) {
 }
 
 // pollConns takes the next segment from the connections with output,
-// round robin, and frames it.
+// round robin, and frames it. Where the receiver can take more than a
+// segment at once, it asks the connection for a super-segment of up to
+// 64 KiB (tcp.Conn.PollTransmitBatch): on a NIC that segments TCP itself
+// (link.CapTSO with CapTxChecksum) it leaves as one frame with the GSO
+// fields of link.Offload set, and to the stack's own addresses it loops
+// back whole (as Linux's loopback takes 64 KiB). Everywhere else a
+// connection is asked for one segment at a time, so the frames on the
+// wire are those of one PollTransmit per segment (tcp.SplitSegment, and
+// internal/gso for a whole frame, cut a super-segment into exactly
+// those).
+//
+// The TCP checksum is left partial (the pseudo-header sum, with
+// Offload.NeedsCsum) for a NIC that completes it (link.CapTxChecksum),
+// not computed at all for a packet that loops back (it never leaves the
+// stack; delivery marks it DataValid), and computed in full otherwise.
 func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 	dirty := &s.flows.dirty
 	for {
@@ -192,10 +209,26 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		}
 		n := c.nic
 		src, dst := c.key.local.Addr(), c.key.remote.Addr()
-		ipOff := n.hdr
-		tcpOff := ipOff + ipHeaderLen(dst)
-		l := c.conn.PollTransmit(now, pkt.Buf[tcpOff:])
-		if l == 0 {
+		hl := ipHeaderLen(dst)
+		loop := s.isLocal(dst)
+		// Offloads apply to a frame that leaves now: one that waits for
+		// the neighbour is queued as a plain packet, whole and
+		// checksummed.
+		offload := !loop && n.offloads() && s.resolved(n, c.nextHop)
+		var t tcp.Transmit
+		var frame []byte // the frame's buffer, from the IP header on
+		switch {
+		case loop:
+			frame = s.superBuf()
+			t = c.conn.PollTransmitBatch(now, frame[hl:], maxSuperSegs)
+		case offload && n.tso > 0:
+			frame = pkt.Buf[n.hdr : n.hdr+n.tso]
+			t = c.conn.PollTransmitBatch(now, frame[hl:], maxSuperSegs)
+		default:
+			frame = pkt.Buf[n.hdr:]
+			t = c.conn.PollTransmitBatch(now, frame[hl:], 1)
+		}
+		if t.Len == 0 {
 			c.dirty = false
 			dirty.PopFront()
 			s.afterConnQuiet(c)
@@ -206,24 +239,76 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			dirty.PopFront()
 			dirty.PushBack(c)
 		}
-		seg := pkt.Buf[tcpOff : tcpOff+l]
-		binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
-		s.writeIPHeader(pkt.Buf[ipOff:], src, dst, wire.ProtoTCP, l, true)
+		seg := frame[hl : hl+t.Len]
+		csum := offload && n.cfg.Caps.Has(link.CapTxChecksum)
+		switch {
+		case loop:
+		case csum:
+			binary.BigEndian.PutUint16(seg[16:], wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, t.Len))
+		default:
+			binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
+		}
+		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, t.Len, true)
+		// The IDs of a super-segment's pieces are the next ones (as TSO
+		// numbers them): the next packet's ID follows the last piece's.
+		s.host.ipID += uint16(t.Segments - 1)
 		s.host.net.OutRequests++
-		ipPkt := pkt.Buf[ipOff : tcpOff+l]
-		if s.isLocal(dst) {
+		ipPkt := frame[:hl+t.Len]
+		if loop {
 			s.loopback(ipPkt)
 			continue
 		}
 		if n.cfg.Medium == link.Ethernet {
 			mac, ok := s.resolve(now, n, c.nextHop, ipPkt)
 			if !ok {
-				continue // queued until ARP resolves
+				continue // queued until ARP resolves (a plain packet: see offload)
 			}
 			s.linkHeader(n, pkt.Buf, mac, wire.EtherTypeIPv4)
 		}
-		pkt.N = tcpOff + l
+		pkt.N = n.hdr + hl + t.Len
 		pkt.Offload = link.Offload{}
+		if csum {
+			pkt.Offload = link.Offload{NeedsCsum: true, CsumStart: uint16(n.hdr + hl), CsumOffset: 16}
+		}
+		if t.Segments > 1 {
+			pkt.Offload.GSOType = link.GSOTCPv4
+			if !dst.Is4() {
+				pkt.Offload.GSOType = link.GSOTCPv6
+			}
+			pkt.Offload.GSOSize = uint16(t.SegmentSize)
+			pkt.Offload.HdrLen = uint16(n.hdr + hl + t.HeaderLen)
+		}
 		return n.id, true
 	}
+}
+
+// maxSuperSegs bounds the segments of a super-segment; the 64 KiB of an
+// IP packet (maxIPPacket) bounds it first at any MSS above 1 KiB.
+const maxSuperSegs = 64
+
+// offloads reports whether n's link takes frames with offloads the stack
+// uses: a checksum to complete (CapTxChecksum), TCP to segment (CapTSO,
+// which needs CapTxChecksum).
+func (n *nic) offloads() bool { return n.cfg.Caps.Has(link.CapTxChecksum) }
+
+// resolved reports whether a packet to nextHop on n can leave at once,
+// without waiting in the neighbour queue: only then may it use the
+// link's offloads, which the queue (packets, not frames with offload
+// metadata) could not carry.
+func (s *Stack) resolved(n *nic, nextHop netip.Addr) bool {
+	if n.cfg.Medium != link.Ethernet || isBroadcast(n, nextHop) {
+		return true
+	}
+	_, ok := s.host.neigh.Lookup(n.id, nextHop)
+	return ok
+}
+
+// superBuf returns the buffer super-segments to the stack's own
+// addresses are built in (one IP packet of up to 64 KiB), made on first
+// use; loopback copies the packet out of it.
+func (s *Stack) superBuf() []byte {
+	if s.out.super == nil {
+		s.out.super = make([]byte, maxIPPacket)
+	}
+	return s.out.super
 }
