@@ -64,7 +64,7 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 	// Check the addresses before anything is added, so that a failed
 	// AddNIC leaves no NIC and no route behind.
 	for i, p := range cfg.Addrs {
-		if !p.Addr().Is4() {
+		if !supported(p.Addr()) {
 			return 0, fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
 		}
 		for _, q := range cfg.Addrs[:i] {
@@ -121,7 +121,7 @@ func (s *Stack) AddAddress(id NICID, p netip.Prefix) error {
 	if n == nil {
 		return fmt.Errorf("stack: no NIC %d", id)
 	}
-	if !p.Addr().Is4() {
+	if !supported(p.Addr()) {
 		return fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
 	}
 	for _, q := range n.addrs {
@@ -175,7 +175,7 @@ func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr, id NICID) error {
 	if s.nic(id) == nil {
 		return fmt.Errorf("stack: no NIC %d", id)
 	}
-	if gw.IsValid() && !gw.Is4() || !dst.Addr().Is4() {
+	if gw.IsValid() && !supported(gw) || !supported(dst.Addr()) || gw.IsValid() && gw.Is4() != dst.Addr().Is4() {
 		return fmt.Errorf("stack: route %v via %v: %w", dst, gw, ErrAFNoSupport)
 	}
 	return s.host.routes.Add(network.Route{Dst: dst.Masked(), Gateway: gw, NIC: id})
@@ -271,7 +271,7 @@ type route struct {
 // routeTo finds the route to dst (RFC 1122 §3.3.1: the stack's own
 // addresses first, then the longest matching prefix).
 func (s *Stack) routeTo(dst netip.Addr) (route, error) {
-	if !dst.Is4() {
+	if !supported(dst) {
 		return route{}, ErrAFNoSupport
 	}
 	if n := s.host.local.lookup(dst); n != nil {

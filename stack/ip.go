@@ -180,6 +180,19 @@ func (s *Stack) transportError(now clock.Instant, e *transportError) {
 	}
 }
 
+// supported reports whether the stack speaks a's family: the one place
+// that says IPv4 only (the socket calls, routes and addresses refuse the
+// rest with their errors), until IPv6 (issue 11).
+func supported(a netip.Addr) bool { return a.Is4() }
+
+// etherTypeOf returns the EtherType of an IP packet, by its version.
+func etherTypeOf(pkt []byte) wire.EtherType {
+	if len(pkt) > 0 && pkt[0]>>4 == 6 {
+		return wire.EtherTypeIPv6
+	}
+	return wire.EtherTypeIPv4
+}
+
 // ipHeaderLen returns the length of the IP header the stack writes in
 // front of a transport payload to dst.
 func ipHeaderLen(dst netip.Addr) int {
@@ -248,7 +261,7 @@ func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte
 	if !ok {
 		return true // queued until the neighbour resolves
 	}
-	buf, hdr := s.ctlFrame(n, mac, wire.EtherTypeIPv4)
+	buf, hdr := s.ctlFrame(n, mac, etherTypeOf(pkt))
 	copy(buf[hdr:], pkt)
 	s.pushCtl(n.id, buf, hdr+len(pkt))
 	return true

@@ -117,7 +117,7 @@ func (s *Stack) flushNeighbors() {
 		if n == nil {
 			continue
 		}
-		buf, hdr := s.ctlFrame(n, mac, wire.EtherTypeIPv4)
+		buf, hdr := s.ctlFrame(n, mac, etherTypeOf(pkt))
 		copy(buf[hdr:], pkt)
 		s.pushCtl(id, buf, hdr+len(pkt))
 	}
@@ -263,7 +263,7 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			if !ok {
 				continue // queued until ARP resolves (a plain packet: see offload)
 			}
-			s.linkHeader(n, pkt.Buf, mac, wire.EtherTypeIPv4)
+			s.linkHeader(n, pkt.Buf, mac, etherTypeOf(ipPkt))
 		}
 		pkt.N = n.hdr + hl + t.Len
 		pkt.Offload = link.Offload{}

@@ -338,7 +338,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+	if !supported(raddr.Addr()) || raddr.Port() == 0 {
 		return nil, ErrInvalid
 	}
 	if a := raddr.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
@@ -570,7 +570,7 @@ func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if !a.Is4() {
+	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
 	if !a.IsUnspecified() && !s.isLocal(a) {

@@ -39,7 +39,7 @@ func (s *Stack) BindUDP(addr netip.AddrPort) (*UDPEndpoint, error) {
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if !a.Is4() {
+	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
 	if !a.IsUnspecified() && !s.isLocal(a) {
@@ -144,7 +144,7 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 	if len(p) > maxUDPPayload {
 		return 0, ErrMsgSize
 	}
-	if !to.Addr().Is4() || to.Port() == 0 {
+	if !supported(to.Addr()) || to.Port() == 0 {
 		return 0, ErrInvalid
 	}
 	dst := to.Addr()
