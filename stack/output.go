@@ -225,8 +225,10 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			frame = pkt.Buf[n.hdr : n.hdr+n.tso]
 			t = c.conn.PollTransmitBatch(now, frame[hl:], maxSuperSegs)
 		default:
+			// One segment: PollTransmit, which is PollTransmitBatch
+			// without the shape to report.
 			frame = pkt.Buf[n.hdr:]
-			t = c.conn.PollTransmitBatch(now, frame[hl:], 1)
+			t.Len, t.Segments = c.conn.PollTransmit(now, frame[hl:]), 1
 		}
 		if t.Len == 0 {
 			c.dirty = false

@@ -64,12 +64,11 @@ func (q *chunks) consume(n int) {
 // pointers is kept, so a connection that drains its buffer many times a
 // second does not allocate; free drops it too.
 func (q *chunks) release() {
-	for i := range q.c.Len() {
-		if c := q.c.At(i); c != nil {
+	for q.c.Len() > 0 {
+		if c, _ := q.c.PopFront(); c != nil {
 			chunk.Put(c)
 		}
 	}
-	q.c.Clear()
 	q.head = 0
 }
 

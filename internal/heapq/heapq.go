@@ -75,7 +75,9 @@ func (h *Heap[T]) Push(k Key, x T) {
 	h.items = append(h.items, item[T]{key: k, v: x})
 	i := len(h.items) - 1
 	h.moved(i)
-	h.up(i)
+	if i > 0 {
+		h.up(i)
+	}
 }
 
 // Pop removes and returns the least item; it panics if the heap is empty,
@@ -104,7 +106,9 @@ func (h *Heap[T]) Remove(i int) (Key, T) {
 // SetKey gives the item at index i the key k and restores the order.
 func (h *Heap[T]) SetKey(i int, k Key) {
 	h.items[i].key = k
-	h.fix(i)
+	if len(h.items) > 1 {
+		h.fix(i)
+	}
 }
 
 // Clear removes every item (calling Moved with -1 for each), keeping the

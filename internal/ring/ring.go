@@ -15,6 +15,7 @@ package ring
 // Ring is a FIFO queue of T. The zero value is an empty queue.
 type Ring[T any] struct {
 	buf  []T // len(buf) is zero or a power of two
+	mask int // len(buf) - 1 (kept, so that PushBack inlines)
 	head int // index of the front item in buf
 	n    int // number of items
 }
@@ -27,7 +28,7 @@ func (r *Ring[T]) PushBack(x T) {
 	if r.n == len(r.buf) {
 		r.grow()
 	}
-	r.buf[(r.head+r.n)&(len(r.buf)-1)] = x
+	r.buf[(r.head+r.n)&r.mask] = x
 	r.n++
 }
 
@@ -40,7 +41,7 @@ func (r *Ring[T]) PopFront() (x T, ok bool) {
 	var zero T
 	x = r.buf[r.head]
 	r.buf[r.head] = zero // keep nothing alive
-	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.head = (r.head + 1) & r.mask
 	r.n--
 	if r.n == 0 {
 		r.head = 0
@@ -125,5 +126,5 @@ func (r *Ring[T]) grow() {
 		k := copy(buf, r.buf[r.head:])
 		copy(buf[k:], r.buf[:r.head])
 	}
-	r.buf, r.head = buf, 0
+	r.buf, r.mask, r.head = buf, size-1, 0
 }
