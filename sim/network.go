@@ -222,6 +222,10 @@ type Port struct {
 	Unattached uint64
 	// Injected counts frames handed to the port with Inject.
 	Injected uint64
+	// Offloaded counts the frames a host's stack handed the port with
+	// offloads to do (a NIC configured with link.CapTxChecksum or
+	// CapTSO); Segments counts the wire frames they became.
+	Offloaded, Segments uint64
 }
 
 // Link returns the link the port is attached to, or nil.
@@ -364,6 +368,8 @@ func (p *Port) transmit(pkt *link.Packet) {
 	if len(n.seg) < pkt.N {
 		n.seg = make([]byte, pkt.N)
 	}
+	p.Offloaded++
+	p.Segments += uint64(k)
 	for i := range k {
 		m, err := gso.Segment(n.seg, pkt.Frame(), l2, pkt.Offload, i)
 		if err != nil {
