@@ -16,7 +16,6 @@ import (
 	"github.com/ustack/ustack/internal/heapq"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -569,7 +568,7 @@ func (d *Dir) offer(frame []byte, carried lineMeta) {
 	}
 	n.origins++
 	origin := n.origins
-	dec := d.Model.Offer(n.now, len(frame))
+	dec := d.Model.OfferFrame(n.now, frame)
 	if dec.Dropped > 0 && n.OnFrame != nil {
 		for range dec.Dropped {
 			n.OnFrame(&FrameEvent{Kind: FrameDropped, Dir: d, At: n.now, Frame: frame, Reason: dec.Reason, Survivors: dec.N})
@@ -696,7 +695,7 @@ func dropCount(st stack.Stats) uint64 {
 }
 
 // Handler receives the events of a socket (see Node.Watch).
-type Handler func(ev tcp.Events)
+type Handler func(ev stack.Events)
 
 // Watch makes h the receiver of so's events: the event loop calls it with
 // what PollEvent reports for so. It replaces any earlier owner.

@@ -1,14 +1,12 @@
 package stack
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
@@ -319,7 +317,7 @@ type Socket interface {
 // sockBase is what every socket has for the owner's bookkeeping.
 type sockBase struct {
 	owner  any
-	events tcp.Events
+	events Events
 	queued bool
 }
 
@@ -333,7 +331,7 @@ func (b *sockBase) SetOwner(o any) { b.owner = o }
 func (b *sockBase) Owner() any { return b.owner }
 
 // notify queues events of a socket for PollEvent.
-func (s *Stack) notify(so Socket, ev tcp.Events) {
+func (s *Stack) notify(so Socket, ev Events) {
 	if ev == 0 {
 		return
 	}
@@ -346,7 +344,7 @@ func (s *Stack) notify(so Socket, ev tcp.Events) {
 }
 
 // PollEvent returns the next socket with events and the events, or false.
-func (s *Stack) PollEvent() (Socket, tcp.Events, bool) {
+func (s *Stack) PollEvent() (Socket, Events, bool) {
 	so, ok := s.flows.ready.PopFront()
 	if !ok {
 		return nil, 0, false
@@ -442,8 +440,6 @@ func (s *Stack) Close() {
 	}
 }
 
-var errNoNIC = errors.New("stack: no such NIC")
-
 // ephemeralRange returns the first port and the count of the range.
 func (s *Stack) ephemeralRange() (uint32, uint32) {
 	lo, hi := uint32(s.cfg.EphemeralPorts[0]), uint32(s.cfg.EphemeralPorts[1])
@@ -452,5 +448,3 @@ func (s *Stack) ephemeralRange() (uint32, uint32) {
 	}
 	return lo, hi - lo + 1
 }
-
-var _ = time.Second

@@ -5,7 +5,6 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -96,7 +95,7 @@ func (s *Stack) handleUDP(now clock.Instant, p *ipRepr) {
 		return
 	}
 	st.InDatagrams++
-	s.notify(ep, tcp.EventReadable)
+	s.notify(ep, EventReadable)
 }
 
 // deliver queues a datagram; false if the receive buffer is full.
@@ -113,14 +112,14 @@ func (u *UDPEndpoint) deliver(from, to netip.AddrPort, p []byte) bool {
 
 // ReadFrom reads the next datagram into p, truncating it if p is short (as
 // recvfrom(2) without MSG_TRUNC does), and returns its sender. It returns
-// tcp.ErrWouldBlock if none is queued.
+// ErrWouldBlock if none is queued.
 func (u *UDPEndpoint) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 	if u.closed {
 		return 0, netip.AddrPort{}, ErrClosed
 	}
 	d, ok := u.q.PopFront()
 	if !ok {
-		return 0, netip.AddrPort{}, tcp.ErrWouldBlock
+		return 0, netip.AddrPort{}, ErrWouldBlock
 	}
 	u.qBytes -= d.n
 	n := copy(p, d.buf[:d.n])
@@ -187,5 +186,5 @@ func (u *UDPEndpoint) Close() {
 	}
 	u.q.Free()
 	u.qBytes = 0
-	u.s.notify(u, tcp.EventClosed|tcp.EventReadable)
+	u.s.notify(u, EventClosed|EventReadable)
 }

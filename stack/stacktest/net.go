@@ -30,7 +30,6 @@ import (
 	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -79,7 +78,7 @@ func (f *Frame) String() string {
 type Event struct {
 	At     clock.Instant
 	Socket stack.Socket
-	Events tcp.Events
+	Events stack.Events
 }
 
 // Node is a NIC on the segment: a stack's, or a raw one that only records
@@ -210,8 +209,8 @@ func (nd *Node) Take() []*Frame {
 }
 
 // EventsFor returns the events recorded for socket so, in order.
-func (nd *Node) EventsFor(so stack.Socket) []tcp.Events {
-	var out []tcp.Events
+func (nd *Node) EventsFor(so stack.Socket) []stack.Events {
+	var out []stack.Events
 	for _, e := range nd.Events {
 		if e.Socket == so {
 			out = append(out, e.Events)
