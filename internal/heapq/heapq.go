@@ -75,14 +75,32 @@ func (h *Heap[T]) Push(k Key, x T) {
 	h.items = append(h.items, item[T]{key: k, v: x})
 	i := len(h.items) - 1
 	h.moved(i)
-	if i > 0 {
+	if i > 0 && k.Less(h.items[(i-1)/2].key) {
 		h.up(i)
 	}
 }
 
 // Pop removes and returns the least item; it panics if the heap is empty,
-// as indexing an empty slice does.
-func (h *Heap[T]) Pop() (Key, T) { return h.Remove(0) }
+// as indexing an empty slice does. (Remove(0) with the top's shortcuts:
+// the last item moved to the top can only go down.)
+func (h *Heap[T]) Pop() (Key, T) {
+	items := h.items
+	if h.Moved != nil {
+		h.Moved(&items[0].v, -1)
+	}
+	top := items[0]
+	last := len(items) - 1
+	if last > 0 {
+		items[0] = items[last]
+		h.moved(0)
+	}
+	items[last] = item[T]{} // keep nothing alive
+	h.items = items[:last]
+	if last > 1 {
+		h.down(0)
+	}
+	return top.key, top.v
+}
 
 // Remove removes and returns the item at index i.
 func (h *Heap[T]) Remove(i int) (Key, T) {
