@@ -57,9 +57,12 @@ type Config struct {
 	// their virtio-net header's meaning in link.Offload, and the kernel
 	// sends TCP frames up to 64 KiB (GSO super-frames) that read buffers
 	// must have room for. Caps reports CapRxChecksumValid, CapGRO,
-	// CapTxChecksum and CapTSO. The stack does not yet segment or
-	// coalesce, so leave this off unless the code on the endpoint
-	// handles super-frames.
+	// CapTxChecksum and CapTSO: the stack then hands the device TCP
+	// super-frames to segment and partial checksums to complete, and
+	// takes the kernel's coalesced frames whole. Off by default until
+	// the offloads are measured and tested against the kernel (issue
+	// 12); leave it off for code on the endpoint that does not handle
+	// super-frames.
 	VnetHdr bool
 }
 
