@@ -9,6 +9,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/link"
 )
 
@@ -41,6 +42,12 @@ type Config struct {
 	Impair *impair.Config
 	// Seed seeds the impairments' random decisions.
 	Seed uint64
+	// NoOffloads makes a link without offloads (Caps 0), which carries
+	// frames of at most MTU plus the link header and hands the Offload of
+	// each to the reader unchanged. By default a pipe has the offloads of
+	// a Linux veth (see the package documentation): Caps is
+	// link.CapTxChecksum, CapRxChecksumValid, CapTSO, CapUSO and CapGRO.
+	NoOffloads bool
 }
 
 // Stats are the counters of one end of a pipe.
@@ -54,6 +61,14 @@ type Stats struct {
 	// TxQueueFull counts accepted frames dropped because the direction
 	// already held QueueLen frames.
 	TxQueueFull uint64
+	// TxSegmented counts super-frames cut into wire frames in software,
+	// because an impairment acts per frame; TxSegments the frames they
+	// gave.
+	TxSegmented, TxSegments uint64
+	// TxBadOffload counts frames dropped because their Offload did not
+	// match them (a GSO type for a packet that is not TCP or UDP, a
+	// checksum offset outside the frame).
+	TxBadOffload uint64
 	// RxTooShort counts frames dropped because the read buffer was too
 	// small for them.
 	RxTooShort uint64
@@ -66,7 +81,7 @@ type Stats struct {
 // Dropped returns the frames dropped on their way from this end, for any
 // reason (including those refused as too big).
 func (s *Stats) Dropped() uint64 {
-	return s.TxTooBig + s.TxQueueFull + s.Impair.Dropped(impair.DropNone)
+	return s.TxTooBig + s.TxQueueFull + s.TxBadOffload + s.Impair.Dropped(impair.DropNone)
 }
 
 // Endpoint is one end of a pipe.
@@ -82,6 +97,7 @@ var _ link.Endpoint = (*Endpoint)(nil)
 type wire struct {
 	mtu, batch int
 	medium     link.Medium
+	offloads   bool
 	clk        clock.Real
 	dirs       [2]direction
 
@@ -100,16 +116,33 @@ type direction struct {
 	mu    sync.Mutex // guards the rest
 	model *impair.Model
 	line  *impair.Line[link.Offload]
+	// perFrame: the impairments act on each wire frame (anything but a
+	// fixed delay), so super-frames are cut in software first; csum: they
+	// corrupt, so checksums are completed before and verified after.
+	perFrame, csum bool
+	medium         link.Medium
+	seg            gso.Segmenter
+	scratch        []byte // one wire frame being cut
 	txFrames, txBytes, txTooBig, txQueueFull,
+	txSegmented, txSegments, txBadOffload,
 	rxFrames, rxBytes, rxTooShort uint64
+}
+
+// perFrame reports whether the impairments of c act per frame — loss,
+// jitter, reordering, duplication, corruption, a rate, an MTU — rather
+// than only delaying every frame alike.
+func perFrame(c *impair.Config) bool {
+	return c.Loss > 0 || c.GE.Enabled() || c.Jitter > 0 || c.Reorder > 0 || c.Dup > 0 ||
+		c.Corrupt > 0 || c.Rate > 0 || c.MTU > 0
 }
 
 // New returns the two ends of a new pipe.
 func New(cfg Config) (a, b *Endpoint) {
 	w := &wire{
-		mtu:    cfg.MTU,
-		batch:  cfg.BatchSize,
-		medium: cfg.Medium,
+		mtu:      cfg.MTU,
+		batch:    cfg.BatchSize,
+		medium:   cfg.Medium,
+		offloads: !cfg.NoOffloads,
 		clk:    clock.NewReal(),
 		done:   make(chan struct{}),
 	}
@@ -144,9 +177,15 @@ func New(cfg Config) (a, b *Endpoint) {
 	ab, ba := impair.NewPair(ic, ic, cfg.Seed)
 	for i, m := range []*impair.Model{ab, ba} {
 		w.dirs[i] = direction{
-			wake:  make(chan struct{}, 1),
-			model: m,
-			line:  impair.NewLine[link.Offload](qlen),
+			wake:     make(chan struct{}, 1),
+			model:    m,
+			line:     impair.NewLine[link.Offload](qlen),
+			perFrame: w.offloads && perFrame(&ic),
+			csum:     w.offloads && ic.Corrupt > 0,
+			medium:   w.medium,
+		}
+		if w.dirs[i].perFrame {
+			w.dirs[i].scratch = make([]byte, w.mtu+w.medium.HeaderLen())
 		}
 	}
 	a = &Endpoint{w: w, tx: &w.dirs[0], rx: &w.dirs[1]}
@@ -160,9 +199,15 @@ func (e *Endpoint) Medium() link.Medium { return e.w.medium }
 // MTU returns the configured MTU.
 func (e *Endpoint) MTU() int { return e.w.mtu }
 
-// Caps returns 0: a pipe offers no offloads (it carries Offload metadata
-// from writer to reader unchanged).
-func (e *Endpoint) Caps() link.Caps { return 0 }
+// Caps returns the offloads of a veth — link.CapTxChecksum,
+// CapRxChecksumValid, CapTSO, CapUSO and CapGRO — or 0 with
+// Config.NoOffloads.
+func (e *Endpoint) Caps() link.Caps {
+	if e.w.offloads {
+		return link.CapTxChecksum | link.CapRxChecksumValid | link.CapTSO | link.CapUSO | link.CapGRO
+	}
+	return 0
+}
 
 // BatchSize returns the configured batch size.
 func (e *Endpoint) BatchSize() int { return e.w.batch }
@@ -179,7 +224,11 @@ var errBadPacket = errors.New("pipe: packet length out of range")
 // metadata to the other end. It copies them and keeps no buffer. Frames
 // the link loses (impairments, full queue) count as accepted, as on a
 // wire. A frame longer than MTU plus the link header stops the batch: the
-// frames before it are sent and the error wraps link.ErrFrameTooBig.
+// frames before it are sent and the error wraps link.ErrFrameTooBig —
+// unless it is a super-frame (Offload.GSOType) of at most
+// link.MaxSuperFrame bytes on a pipe with offloads. Where the impairments
+// act per frame, super-frames are cut into wire frames first (package
+// internal/gso), and with corruption every partial checksum is completed.
 func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	w, d := e.w, e.tx
 	maxLen := w.mtu + w.medium.HeaderLen()
@@ -196,7 +245,8 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			e.signal(i)
 			return i, opError("write", errBadPacket)
 		}
-		if p.N > maxLen {
+		super := w.offloads && p.Offload.GSOType != link.GSONone
+		if p.N > maxLen && !(super && p.N <= link.MaxSuperFrame) {
 			d.txTooBig++
 			d.mu.Unlock()
 			e.signal(i)
@@ -204,16 +254,67 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		}
 		d.txFrames++
 		d.txBytes += uint64(p.N)
-		dec := d.model.Offer(now, p.N)
-		for _, c := range dec.Deliver() {
-			if !d.line.Push(c, p.Buf[:p.N], p.Offload) {
-				d.txQueueFull++
+		if d.perFrame && (super || p.Offload.NeedsCsum) {
+			if err := d.cut(now, p, maxLen); err != nil {
+				d.mu.Unlock()
+				e.signal(i)
+				return i, opError("write", err)
 			}
+			continue
 		}
+		d.offer(now, p.Buf[:p.N], p.Offload)
 	}
 	d.mu.Unlock()
 	e.signal(len(pkts))
 	return len(pkts), nil
+}
+
+// offer passes one frame through the impairments into the line; d.mu is
+// held.
+func (d *direction) offer(now clock.Instant, frame []byte, off link.Offload) {
+	dec := d.model.Offer(now, len(frame))
+	for _, c := range dec.Deliver() {
+		if !d.line.Push(c, frame, off) {
+			d.txQueueFull++
+		}
+	}
+}
+
+// cut offers the wire frames of a super-frame, or of a frame whose
+// checksum is partial, one by one, as a NIC doing TSO and checksum
+// offload puts them on an impaired wire. Checksums stay partial (the
+// reader trusts them) unless the link corrupts; d.mu is held.
+func (d *direction) cut(now clock.Instant, p *link.Packet, maxLen int) error {
+	s := &d.seg
+	if err := s.Init(p.Frame(), d.medium, p.Offload); err != nil {
+		d.txBadOffload++
+		return nil // dropped, as a device drops a frame it cannot parse
+	}
+	if s.SegmentLen(0) > maxLen {
+		d.txTooBig++
+		return link.ErrFrameTooBig
+	}
+	mode, off := gso.Partial, link.Offload{}
+	if d.csum {
+		mode = gso.Complete
+	} else {
+		l := s.Layout()
+		off = link.Offload{NeedsCsum: true, CsumStart: uint16(l.L4), CsumOffset: 6} // UDP
+		if l.Proto == 6 {
+			off.CsumOffset = 16 // TCP
+		}
+	}
+	if s.Count() > 1 {
+		d.txSegmented++
+	}
+	for {
+		n, ok := s.Next(d.scratch, mode)
+		if !ok {
+			return nil
+		}
+		d.txSegments++
+		d.offer(now, d.scratch[:n], off)
+	}
 }
 
 // signal wakes the reader of the outgoing direction if n frames were
@@ -255,6 +356,11 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 			if size > len(p.Buf) {
 				d.rxTooShort++
 				continue
+			}
+			if w.offloads && off.NeedsCsum {
+				// Checksum partial on one side is data valid on the
+				// other, as on a veth.
+				off.DataValid = true
 			}
 			p.N, p.Offload = size, off
 			d.rxFrames++
@@ -326,6 +432,7 @@ func (e *Endpoint) Stats() Stats {
 	e.tx.mu.Lock()
 	s.TxFrames, s.TxBytes = e.tx.txFrames, e.tx.txBytes
 	s.TxTooBig, s.TxQueueFull = e.tx.txTooBig, e.tx.txQueueFull
+	s.TxSegmented, s.TxSegments, s.TxBadOffload = e.tx.txSegmented, e.tx.txSegments, e.tx.txBadOffload
 	s.Impair = e.tx.model.Counters()
 	e.tx.mu.Unlock()
 	e.rx.mu.Lock()
