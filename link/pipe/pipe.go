@@ -143,8 +143,8 @@ func New(cfg Config) (a, b *Endpoint) {
 		batch:    cfg.BatchSize,
 		medium:   cfg.Medium,
 		offloads: !cfg.NoOffloads,
-		clk:    clock.NewReal(),
-		done:   make(chan struct{}),
+		clk:      clock.NewReal(),
+		done:     make(chan struct{}),
 	}
 	if w.medium == 0 {
 		w.medium = link.Ethernet
