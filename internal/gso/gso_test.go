@@ -284,3 +284,69 @@ func FuzzSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestQueue: frames come out of a Queue in the order they went in, super-
+// datagrams cut into their datagrams (partial checksums trusted, complete
+// ones complete), plain frames as they were, across Fill calls smaller
+// than a super-datagram; a full queue and an unparseable super-frame are
+// refused.
+func TestQueue(t *testing.T) {
+	q := gso.NewQueue(link.Ethernet, 3)
+	big := gsotest.Seg{UDP: true, SrcPort: 40000, DstPort: 40001, Payload: gsotest.Bytes(5*1000+1, 1)}
+	bf := big.Frame()
+	boff := big.TSO(bf, 1000)
+	boff.DataValid = true
+	plain := gsotest.Seg{UDP: true, SrcPort: 40000, DstPort: 40001, Payload: []byte("after")}.Frame()
+	if !q.Push(bf, boff) || !q.Push(plain, link.Offload{}) {
+		t.Fatal("Push refused")
+	}
+	if q.Push(tcpFrameWithUDPOffload(), link.Offload{GSOType: link.GSOUDPL4, GSOSize: 100}) {
+		t.Error("Push took a super-frame that does not parse as one")
+	}
+	if !q.Push(plain, link.Offload{}) || q.Push(plain, link.Offload{}) {
+		t.Error("the queue does not hold exactly 3")
+	}
+	pkts := make([]link.Packet, 4)
+	for i := range pkts {
+		pkts[i].Buf = make([]byte, 1514)
+	}
+	var payload []byte
+	var got [][]byte
+	for q.Len() > 0 {
+		n, tooBig := q.Fill(pkts)
+		if tooBig != 0 || n == 0 {
+			t.Fatalf("Fill = %d, %d", n, tooBig)
+		}
+		for _, p := range pkts[:n] {
+			got = append(got, append([]byte(nil), p.Frame()...))
+			if p.Offload.NeedsCsum != p.Offload.DataValid {
+				t.Errorf("offload %+v", p.Offload)
+			}
+			c := append([]byte(nil), p.Frame()...)
+			gso.Finish(c, link.Ethernet, p.Offload)
+			if err := gsotest.Check(c, link.Ethernet); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if len(got) != 8 {
+		t.Fatalf("%d frames, want 6 datagrams and 2 plain frames", len(got))
+	}
+	for _, f := range got[:6] {
+		payload = append(payload, gsotest.Payload(f, link.Ethernet)...)
+	}
+	if !bytes.Equal(payload, big.Payload) || !bytes.Equal(got[6], plain) || !bytes.Equal(got[7], plain) {
+		t.Error("frames out of order or changed")
+	}
+	// Buffers too short for a datagram: the datagrams are skipped and
+	// counted, the short last one (1 byte of payload) fits.
+	q.Push(bf, boff)
+	small := []link.Packet{{Buf: make([]byte, 100)}, {Buf: make([]byte, 100)}}
+	if n, tooBig := q.Fill(small); n != 1 || tooBig != 5 || q.Len() != 0 {
+		t.Errorf("short buffers: Fill = %d, %d (%d left)", n, tooBig, q.Len())
+	}
+}
+
+func tcpFrameWithUDPOffload() []byte {
+	return gsotest.Seg{Seq: 1, Payload: gsotest.Bytes(3000, 1)}.Frame()
+}
