@@ -473,6 +473,18 @@ func (s *Stack) handleUDP(now clock.Instant, n *nic, ip wire.IPv4, bcast bool, o
 	if ep == nil || ep.closed {
 		st.NoPorts++
 		if !bcast {
+			if off.NeedsCsum {
+				// The sender left the checksum to the link (a partial
+				// checksum, trusted): quote the datagram as the wire
+				// would carry it. (Linux quotes the partial sum.)
+				seg := ip.Payload()[:u.Length()]
+				seg[6], seg[7] = 0, 0
+				c := wire.UDPChecksum(seg, ip.Src(), ip.Dst())
+				if c == 0 {
+					c = 0xffff
+				}
+				binary.BigEndian.PutUint16(seg[6:], c)
+			}
 			s.sendICMPError(now, ip.Packet(), wire.ICMPv4DestUnreachable, wire.ICMPv4PortUnreachable, 0)
 		}
 		return
