@@ -10,7 +10,10 @@
 //
 // Buffer ownership is simple: both calls work on buffers the caller owns and
 // keeps. ReadBatch fills them; WriteBatch has finished with them (copied or
-// sent them) when it returns. Nothing is reference-counted.
+// sent them) when it returns. Nothing is reference-counted. A caller may
+// allow an exchange instead (Packet.Swap): the endpoint then keeps a
+// buffer the caller passed and gives it another in its place, so a frame
+// changes hands without a copy and every buffer still has one owner.
 package link
 
 import "errors"
@@ -138,6 +141,18 @@ type Packet struct {
 	Buf     []byte
 	N       int
 	Offload Offload
+	// Swap, set by the caller, lets the endpoint hand the frame over by
+	// exchanging buffers instead of copying it: WriteBatch may keep Buf,
+	// frame and all, and put in its place a buffer of at least len(Buf)
+	// bytes; ReadBatch may put in place of Buf a buffer that holds the
+	// frame, with room for what ReadBatch requires of Bufs, and keep the
+	// caller's. Each buffer still has one owner: what the caller finds in
+	// Buf after the call is the caller's, what it passed in is no longer.
+	// So a caller that sets Swap uses pkts[i].Buf afresh after every call
+	// and keeps no other reference to a buffer it passed; middleware that
+	// passes packets on and needs their frames afterwards clears it.
+	// Endpoints that cannot exchange ignore it (link/pipe exchanges).
+	Swap bool
 }
 
 // Frame returns the frame bytes, Buf[:N].

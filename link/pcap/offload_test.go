@@ -162,3 +162,47 @@ func TestSuperFrameTsharkExpert(t *testing.T) {
 		}
 	}
 }
+
+// TestSwapNotTakenUnderCapture: a link that could take a frame by
+// exchanging buffers (link.Packet.Swap on a pipe) is not let to under a
+// capture, which records the frames after they are written: the record
+// is the frame, and the writer keeps its buffer.
+func TestSwapNotTakenUnderCapture(t *testing.T) {
+	a, b := pipe.New(pipe.Config{})
+	defer b.Close()
+	var buf bytes.Buffer
+	pa, err := New(a, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := gsotest.Seg{Seq: 1, Ack: 1, Payload: gsotest.Bytes(20*1448, 3)}
+	f := s.Frame()
+	off := s.TSO(f, 1448)
+	in := []link.Packet{{Buf: make([]byte, link.MaxSuperFrame), Swap: true}}
+	for round := 0; round < 2; round++ {
+		// Round 0 leaves the pipe a spare buffer (the reader's, by
+		// exchange), with which round 1 could take the writer's.
+		p := []link.Packet{{Buf: make([]byte, link.MaxSuperFrame), Swap: true, Offload: off}}
+		p[0].N = copy(p[0].Buf, f)
+		mine := &p[0].Buf[0]
+		if n, err := pa.WriteBatch(p); n != 1 || err != nil {
+			t.Fatal(n, err)
+		}
+		if &p[0].Buf[0] != mine {
+			t.Fatalf("round %d: the link took the writer's buffer under a capture", round)
+		}
+		if n, err := b.ReadBatch(in); n != 1 || err != nil || !bytes.Equal(in[0].Frame(), f) {
+			t.Fatalf("round %d: read %d, %v", round, n, err)
+		}
+	}
+	pa.Close()
+	_, recs := readPcap(t, buf.Bytes())
+	if len(recs) != 40 {
+		t.Fatalf("%d records, want 40", len(recs))
+	}
+	for i, r := range recs {
+		if err := gsotest.Check(r.data, link.Ethernet); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+}

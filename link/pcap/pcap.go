@@ -136,6 +136,11 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ts := time.Now()
+	for i := range pkts {
+		// The frames are recorded after the write: the link must not
+		// take them by exchanging buffers (link.Packet.Swap).
+		pkts[i].Swap = false
+	}
 	n, err := e.ep.WriteBatch(pkts)
 	if n > 0 {
 		e.capture(ts, pkts[:min(n, len(pkts))])

@@ -37,10 +37,21 @@
 //
 // # Buffers and allocation
 //
-// WriteBatch copies every frame into a buffer from a pool of fixed-size
-// arrays (impair.Line) and never keeps the caller's buffer; ReadBatch
-// copies it out into the caller's buffer and returns the pooled one. In
-// steady state neither call allocates.
+// A pipe without impairment and delay hands frames over through a queue
+// per direction, and where the callers allow it (link.Packet.Swap) by
+// exchanging buffers rather than copying: WriteBatch keeps the writer's
+// buffer, frame and all, and gives it a spare one at least as long;
+// ReadBatch gives the reader that buffer and keeps the reader's as the
+// next spare. A frame of more than 2 KiB whose writer and reader both
+// allow it crosses without a copy; otherwise it is copied once into a
+// spare buffer (small frames into small ones) and, unless the reader
+// allows the exchange, once out. Spare buffers are kept up to a bound and
+// made when there are none, so in steady state nothing is allocated.
+//
+// With impairments or a delay, WriteBatch copies every frame into a
+// buffer from a pool of fixed-size arrays (impair.Line) and never keeps
+// the caller's buffer; ReadBatch copies it out into the caller's buffer
+// and returns the pooled one. In steady state neither call allocates.
 //
 // # Blocking and time
 //

@@ -98,8 +98,14 @@ type wire struct {
 	mtu, batch int
 	medium     link.Medium
 	offloads   bool
-	clk        clock.Real
-	dirs       [2]direction
+	// fast: no impairment and no delay, so every frame is due at once and
+	// goes through each direction's fifo, buffers exchanged where the
+	// caller allows (link.Packet.Swap), instead of the Line's copies.
+	fast    bool
+	bufSize int // the buffers the fifo makes: the longest frame
+	rxMin   int // what a reader's buffers must hold (link.Endpoint)
+	clk     clock.Real
+	dirs    [2]direction
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close
@@ -126,6 +132,25 @@ type direction struct {
 	txFrames, txBytes, txTooBig, txQueueFull,
 	txSegmented, txSegments, txBadOffload,
 	rxFrames, rxBytes, rxTooShort uint64
+
+	// The fast path (wire.fast): frames due at once, in order, each in a
+	// buffer of the pipe's or one a writer handed over; and buffers to
+	// copy into or exchange, bounded (the rest are left to the GC).
+	fifo       []fifoEntry
+	fhead, fn  int
+	free       [][]byte // buffers of at least bufSize bytes
+	freeSmall  [][]byte // buffers of smallBuf bytes
+	freeMax    int
+	bufSize    int
+	fastFrames uint64 // frames that went through the fifo (tests)
+	swapped    uint64 // buffers exchanged rather than copied (tests)
+}
+
+// fifoEntry is a frame in a direction's fifo.
+type fifoEntry struct {
+	buf []byte
+	n   int
+	off link.Offload
 }
 
 // perFrame reports whether the impairments of c act per frame — loss,
@@ -174,6 +199,12 @@ func New(cfg Config) (a, b *Endpoint) {
 		ic.Queue = qlen
 	}
 	ic.LinkHeader = w.medium.HeaderLen()
+	w.fast = ic == impair.Config{Queue: ic.Queue, LinkHeader: ic.LinkHeader}
+	w.bufSize = w.mtu + w.medium.HeaderLen()
+	w.rxMin = w.bufSize
+	if w.offloads {
+		w.bufSize, w.rxMin = link.MaxSuperFrame, link.MaxSuperFrame
+	}
 	ab, ba := impair.NewPair(ic, ic, cfg.Seed)
 	for i, m := range []*impair.Model{ab, ba} {
 		w.dirs[i] = direction{
@@ -186,6 +217,11 @@ func New(cfg Config) (a, b *Endpoint) {
 		}
 		if w.dirs[i].perFrame {
 			w.dirs[i].scratch = make([]byte, w.mtu+w.medium.HeaderLen())
+		}
+		if w.fast {
+			w.dirs[i].fifo = make([]fifoEntry, qlen)
+			w.dirs[i].freeMax = 2*w.batch + 16
+			w.dirs[i].bufSize = w.bufSize
 		}
 	}
 	a = &Endpoint{w: w, tx: &w.dirs[0], rx: &w.dirs[1]}
@@ -262,11 +298,145 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			}
 			continue
 		}
+		if w.fast {
+			d.pushFast(now, p, w.rxMin)
+			continue
+		}
 		d.offer(now, p.Buf[:p.N], p.Offload)
 	}
 	d.mu.Unlock()
 	e.signal(len(pkts))
 	return len(pkts), nil
+}
+
+// smallBuf is the size of the buffers small frames are copied into (an
+// ACK does not hold a 64 KiB buffer while it waits to be read).
+const smallBuf = 2048
+
+// pushFast puts one frame in the fifo (the model, which has nothing to
+// impair, still counts it, and drops it while the link is down): in the
+// writer's own buffer if the writer allows an exchange, the frame is not
+// small, the buffer can serve a reader (room for rxMin bytes) and a free
+// buffer at least as long can take its place; otherwise in a copy. d.mu
+// is held.
+//
+// Buffers circulate: the writer's go to the reader, the reader's to the
+// free list, from which writers take their replacements and copies their
+// room. Only buffers of at least bufSize bytes (or exactly smallBuf)
+// enter the free lists, and a reader's is exchanged only if it is that
+// long, so in steady state nothing is allocated, whatever the callers'
+// sizes.
+func (d *direction) pushFast(now clock.Instant, p *link.Packet, rxMin int) {
+	dec := d.model.Offer(now, p.N)
+	if len(dec.Deliver()) == 0 {
+		return
+	}
+	if d.fn == len(d.fifo) {
+		d.txQueueFull++
+		return
+	}
+	e := &d.fifo[(d.fhead+d.fn)%len(d.fifo)]
+	var b []byte
+	if p.Swap && p.N > smallBuf && len(p.Buf) >= rxMin {
+		b = d.takeFree(len(p.Buf))
+	}
+	if b != nil {
+		e.buf, p.Buf = p.Buf, b
+		d.swapped++
+	} else {
+		b = d.takeFree(p.N)
+		if b == nil {
+			b = make([]byte, d.sizeFor(p.N))
+		}
+		copy(b, p.Buf[:p.N])
+		e.buf = b
+	}
+	e.n, e.off = p.N, p.Offload
+	d.fn++
+	d.fastFrames++
+}
+
+// sizeFor is the length of a new buffer for a frame of n bytes.
+func (d *direction) sizeFor(n int) int {
+	if n <= smallBuf {
+		return smallBuf
+	}
+	return max(d.bufSize, n)
+}
+
+// takeFree returns a free buffer for n bytes — a small one if n is
+// small — or nil.
+func (d *direction) takeFree(n int) []byte {
+	if n <= smallBuf && d.bufSize > smallBuf {
+		if len(d.freeSmall) == 0 {
+			return nil
+		}
+		last := len(d.freeSmall) - 1
+		b := d.freeSmall[last]
+		d.freeSmall[last] = nil
+		d.freeSmall = d.freeSmall[:last]
+		return b
+	}
+	for i := len(d.free) - 1; i >= 0; i-- {
+		if b := d.free[i]; len(b) >= n {
+			last := len(d.free) - 1
+			d.free[i] = d.free[last]
+			d.free[last] = nil
+			d.free = d.free[:last]
+			return b
+		}
+	}
+	return nil
+}
+
+// putFree keeps b for later frames, up to freeMax buffers of each kind.
+func (d *direction) putFree(b []byte) {
+	switch {
+	case len(b) == smallBuf && d.bufSize > smallBuf:
+		if len(d.freeSmall) < d.freeMax {
+			d.freeSmall = append(d.freeSmall, b)
+		}
+	case len(b) >= d.bufSize:
+		if len(d.free) < d.freeMax {
+			d.free = append(d.free, b)
+		}
+	}
+}
+
+// popFast moves frames from the fifo into pkts, exchanging buffers where
+// the reader allows it and the frame's buffer has room for what readers'
+// buffers must hold; it returns how many packets it filled. d.mu is held.
+func (d *direction) popFast(pkts []link.Packet, rxMin int, offloads bool) int {
+	n := 0
+	for n < len(pkts) && d.fn > 0 {
+		e := &d.fifo[d.fhead]
+		p := &pkts[n]
+		d.fhead = (d.fhead + 1) % len(d.fifo)
+		d.fn--
+		off := e.off
+		if offloads && off.NeedsCsum {
+			off.DataValid = true // as in ReadBatch
+		}
+		switch {
+		case p.Swap && len(e.buf) >= rxMin && len(p.Buf) >= d.bufSize:
+			p.Buf, e.buf = e.buf, p.Buf
+			d.swapped++
+		case e.n > len(p.Buf):
+			d.rxTooShort++
+			d.putFree(e.buf)
+			e.buf = nil
+			continue
+		default:
+			copy(p.Buf, e.buf[:e.n])
+		}
+		d.putFree(e.buf)
+		p.N, p.Offload = e.n, off
+		e.buf, e.off = nil, link.Offload{}
+		d.rxFrames++
+		d.rxBytes += uint64(p.N)
+		n++
+	}
+	return n
 }
 
 // offer passes one frame through the impairments into the line; d.mu is
@@ -346,7 +516,7 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 			d.mu.Unlock()
 			return 0, opError("read", net.ErrClosed)
 		}
-		n := 0
+		n := d.popFast(pkts, w.rxMin, w.offloads)
 		for n < len(pkts) {
 			p := &pkts[n]
 			size, off, ok := d.line.Pop(now, p.Buf)
@@ -407,6 +577,12 @@ func (e *Endpoint) Close() error {
 			d.mu.Lock()
 			w.closed.Store(true)
 			d.line.Clear()
+			for d.fn > 0 {
+				d.fifo[d.fhead] = fifoEntry{}
+				d.fhead = (d.fhead + 1) % len(d.fifo)
+				d.fn--
+			}
+			d.free, d.freeSmall = nil, nil
 			d.mu.Unlock()
 		}
 		close(w.done)
