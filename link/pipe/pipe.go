@@ -220,7 +220,10 @@ func New(cfg Config) (a, b *Endpoint) {
 		}
 		if w.fast {
 			w.dirs[i].fifo = make([]fifoEntry, qlen)
-			w.dirs[i].freeMax = 2*w.batch + 16
+			// As many spares as frames can be in flight (and the callers'
+			// batches): buffers are conserved, so this keeps what the
+			// busiest moment made, and a steady stream allocates nothing.
+			w.dirs[i].freeMax = qlen + 2*w.batch + 16
 			w.dirs[i].bufSize = w.bufSize
 		}
 	}
