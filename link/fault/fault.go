@@ -296,9 +296,9 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			held = held || t.held
 			continue
 		}
-		dec := t.model.Offer(now, p.N)
+		dec := t.model.OfferFrame(now, p.Buf[:p.N])
 		for _, c := range dec.Deliver() {
-			if c.Due <= now && !c.Corrupt && t.line.Len() == 0 {
+			if c.Due <= now && !c.Corrupt && !c.CE && t.line.Len() == 0 {
 				// Straight through, in the caller's buffer.
 				if len(t.out) == cap(t.out) {
 					e.flushOut(t)
@@ -333,7 +333,7 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 // hold passes one wire frame through the transmit impairments into the
 // line; t.mu is held.
 func (t *txDir) hold(now clock.Instant, frame []byte, off link.Offload) {
-	dec := t.model.Offer(now, len(frame))
+	dec := t.model.OfferFrame(now, frame)
 	for _, c := range dec.Deliver() {
 		if !t.line.Push(c, frame, off) {
 			t.queueFull++
@@ -569,7 +569,7 @@ func (e *Endpoint) receive(r *rxDir) {
 // offer passes one frame read through the receive impairments; r.mu is
 // held.
 func (r *rxDir) offer(now clock.Instant, frame []byte, off link.Offload) {
-	dec := r.model.Offer(now, len(frame))
+	dec := r.model.OfferFrame(now, frame)
 	for _, c := range dec.Deliver() {
 		if !r.line.Push(c, frame, off) {
 			r.queueFull++

@@ -330,7 +330,7 @@ const smallBuf = 2048
 // long, so in steady state nothing is allocated, whatever the callers'
 // sizes.
 func (d *direction) pushFast(now clock.Instant, p *link.Packet, rxMin int) {
-	dec := d.model.Offer(now, p.N)
+	dec := d.model.OfferFrame(now, p.Buf[:p.N])
 	if len(dec.Deliver()) == 0 {
 		return
 	}
@@ -445,7 +445,7 @@ func (d *direction) popFast(pkts []link.Packet, rxMin int, offloads bool) int {
 // offer passes one frame through the impairments into the line; d.mu is
 // held.
 func (d *direction) offer(now clock.Instant, frame []byte, off link.Offload) {
-	dec := d.model.Offer(now, len(frame))
+	dec := d.model.OfferFrame(now, frame)
 	for _, c := range dec.Deliver() {
 		if !d.line.Push(c, frame, off) {
 			d.txQueueFull++
