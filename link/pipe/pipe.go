@@ -260,7 +260,10 @@ func opError(op string, err error) error {
 var errBadPacket = errors.New("pipe: packet length out of range")
 
 // WriteBatch sends the frames pkts[i].Buf[:pkts[i].N] with their Offload
-// metadata to the other end. It copies them and keeps no buffer. Frames
+// metadata to the other end. It copies them and keeps no buffer — except
+// that, on a pipe without impairments and delay, it may take a large
+// frame's buffer in exchange for another where the packet allows it
+// (link.Packet.Swap; see the package documentation). Frames
 // the link loses (impairments, full queue) count as accepted, as on a
 // wire. A frame longer than MTU plus the link header stops the batch: the
 // frames before it are sent and the error wraps link.ErrFrameTooBig —
@@ -503,8 +506,10 @@ func (e *Endpoint) signal(n int) {
 
 // ReadBatch blocks until at least one frame is due, then fills up to
 // len(pkts) packets with the due frames, in order of due time. Each Buf
-// should have room for MTU plus the link header; a frame that does not fit
-// is dropped and counted (RxTooShort).
+// should have room for MTU plus the link header (link.MaxSuperFrame with
+// the default offloads); a frame that does not fit is dropped and counted
+// (RxTooShort). Where a packet allows it (link.Packet.Swap), the frame may
+// arrive in a buffer exchanged for the packet's.
 func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	if len(pkts) == 0 {
 		return 0, nil
