@@ -472,10 +472,12 @@ func (s *Stack) handleUDP(now clock.Instant, n *nic, ip wire.IPv4, bcast bool, o
 	if ep == nil || ep.closed {
 		st.NoPorts++
 		if !bcast {
-			if off.NeedsCsum {
-				// The sender left the checksum to the link (a partial
-				// checksum, trusted): quote the datagram as the wire
-				// would carry it. (Linux quotes the partial sum.)
+			if off.DataValid && u.Checksum() != 0 {
+				// The checksum was not verified here: it may be partial
+				// (the sender left it to the link, and the link vouched
+				// for the data). Quote the datagram as the wire would
+				// carry it; a checksum that was right stays the same.
+				// (Linux quotes a partial sum as it is.)
 				seg := ip.Payload()[:u.Length()]
 				seg[6], seg[7] = 0, 0
 				c := wire.UDPChecksum(seg, ip.Src(), ip.Dst())
