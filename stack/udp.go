@@ -85,6 +85,20 @@ func (s *Stack) handleUDP(now clock.Instant, p *ipRepr) {
 	if ep == nil || ep.closed {
 		st.NoPorts++
 		if !p.bcast {
+			if p.dataValid && u.Checksum() != 0 {
+				// The checksum was not verified here: it may be partial
+				// (the sender left it to the link, and the link vouched
+				// for the data). Quote the datagram as the wire would
+				// carry it; a checksum that was right stays the same.
+				// (Linux quotes a partial sum as it is.)
+				seg := u.Datagram()
+				seg[6], seg[7] = 0, 0
+				c := wire.UDPChecksum(seg, p.src, p.dst)
+				if c == 0 {
+					c = 0xffff
+				}
+				u.SetChecksum(c)
+			}
 			s.sendUnreachable(now, p, unreachPort)
 		}
 		return

@@ -19,7 +19,7 @@ import (
 func TestVnetHdrStack(t *testing.T) {
 	netnstest.NeedCommands(t, "ping")
 	leaktest.Check(t)
-	ns, ep := setup(t, tap.Config{MTU: 1500, VnetHdr: true})
+	ns, ep := setup(t, tap.Config{MTU: 1500})
 	if !ep.Caps().Has(link.CapTSO | link.CapTxChecksum | link.CapGRO) {
 		t.Fatalf("caps %v", ep.Caps())
 	}
