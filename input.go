@@ -1,13 +1,11 @@
 package ustack
 
 import (
-	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 
-	"github.com/ustack/ustack/internal/siphash"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
@@ -21,16 +19,17 @@ import (
 // NIC's RSS spreads them over queues:
 //
 //   - a received TCP or UDP frame goes to the shard its flow hashes to,
-//     anything else (ARP, ICMP, fragments) to shard 0;
+//     anything else (ARP, ICMP, fragments) to shard 0 (stack.ParseFlowKey
+//     tells them apart);
 //   - a dial goes to a shard in turn and picks a local port its flow
 //     hashes back to that shard with;
 //   - a listener has a part in every shard, and Accept takes turns.
 //
-// Until the cores can share one host part (ARP and ICMP are per core
-// today), several shards work only where host traffic does not matter to
-// flows: a link without ARP (link.IP), dials with a local address. UDP
-// sockets are refused. issue 13 makes the shard count configuration on
-// that ground.
+// Until the shards' cores share one host part (package stack keeps host
+// state apart from flows, but each core has its own), several shards work
+// only where host traffic does not matter to flows: a link without ARP
+// (link.IP), dials with a local address. UDP sockets are refused. issue
+// 13 makes the shard count configuration on that ground.
 
 // errShardsUDP is the refusal of a UDP socket on a stack with several
 // shards.
@@ -84,55 +83,26 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	return open
 }
 
-// shardOfFrame returns the shard a received frame goes to.
+// shardOfFrame returns the shard a received frame goes to: the one its
+// flow hashes to (stack.ParseFlowKey, a pure parse up to the flow key),
+// or shard 0 for host traffic.
 func (s *Stack) shardOfFrame(m link.Medium, frame []byte) int {
-	local, remote, ok := flowOf(m, frame)
-	if !ok {
-		return 0 // host traffic
+	k := stack.ParseFlowKey(m, frame)
+	if k.Host() {
+		return 0
 	}
-	return s.shardOfFlow(local, remote)
+	return s.shardOfKey(k)
 }
 
-// shardOfFlow returns the shard that owns the flow between local and
+// shardOfKey returns the shard that owns flow k.
+func (s *Stack) shardOfKey(k stack.FlowKey) int {
+	return int(k.Hash(s.cfg.Seed) % uint64(len(s.shards)))
+}
+
+// shardOfFlow returns the shard that owns the TCP flow between local and
 // remote.
 func (s *Stack) shardOfFlow(local, remote netip.AddrPort) int {
-	var b [2 * (16 + 2)]byte
-	n := 0
-	for _, ap := range [2]netip.AddrPort{local, remote} {
-		a := ap.Addr().As16()
-		n += copy(b[n:], a[:])
-		binary.BigEndian.PutUint16(b[n:], ap.Port())
-		n += 2
-	}
-	key := siphash.Key{K0: s.cfg.Seed, K1: s.cfg.Seed ^ 0x9e3779b97f4a7c15}
-	return int(key.Sum64(b[:n]) % uint64(len(s.shards)))
-}
-
-// flowOf parses a frame as it arrives on a NIC of medium m up to its flow:
-// the destination and source address and port of an IPv4 TCP or UDP
-// packet that is not a fragment. It reports false for anything else (host
-// traffic). It reads only what it needs and checks nothing more; the
-// shard's core checks the rest.
-func flowOf(m link.Medium, frame []byte) (local, remote netip.AddrPort, ok bool) {
-	pkt := frame
-	if m == link.Ethernet {
-		eth, err := wire.ParseEthernet(frame)
-		if err != nil || eth.EtherType() != wire.EtherTypeIPv4 {
-			return local, remote, false
-		}
-		pkt = eth.Payload()
-	}
-	ip, err := wire.ParseIPv4(pkt)
-	if err != nil || ip.IsFragment() {
-		return local, remote, false
-	}
-	l4 := ip.Payload()
-	if p := ip.Protocol(); p != wire.ProtoTCP && p != wire.ProtoUDP || len(l4) < 4 {
-		return local, remote, false
-	}
-	local = netip.AddrPortFrom(ip.Dst(), binary.BigEndian.Uint16(l4[2:]))
-	remote = netip.AddrPortFrom(ip.Src(), binary.BigEndian.Uint16(l4[0:]))
-	return local, remote, true
+	return s.shardOfKey(stack.FlowKey{Proto: wire.ProtoTCP, Local: local, Remote: remote})
 }
 
 // connect opens a TCP connection from laddr to raddr in the shard its

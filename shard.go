@@ -50,7 +50,12 @@ type shard struct {
 	spare link.Packet // the buffer PollTransmit fills before its NIC is known
 	held  *outQueue   // the queue spare's frame waits for room in, or nil
 	out   []*outQueue // one per NIC, by NIC ID - 1
-	socks map[sockCloser]struct{}
+	// rxBufLen is the longest read buffer of any NIC (readBufLen);
+	// output buffers are at least as long, so that a link that hands
+	// frames over by exchanging buffers (link.Packet.Swap) can give a
+	// written frame's buffer to a reader.
+	rxBufLen int
+	socks    map[sockCloser]struct{}
 
 	// timer runs fire at timerAt, the core's next deadline. It is a
 	// time.AfterFunc, so each run has a goroutine of its own: one held
@@ -109,11 +114,19 @@ func newShard(s *Stack, core *stack.Stack) *shard {
 // sh.mu.
 func (sh *shard) addNICLocked(n *NIC) {
 	size := max(n.ep.BatchSize(), 1)
-	sh.out = append(sh.out, &outQueue{
+	q := &outQueue{
 		nic:    n,
 		fill:   make([]link.Packet, size),
 		flight: make([]link.Packet, size),
-	})
+	}
+	for i := range size {
+		// The slots' buffers are used afresh every time: a link may
+		// take a frame by exchanging buffers (link/pipe does).
+		q.fill[i].Swap = true
+		q.flight[i].Swap = true
+	}
+	sh.out = append(sh.out, q)
+	sh.rxBufLen = max(sh.rxBufLen, readBufLen(n.ep))
 }
 
 // unlock ends a critical section: it collects the core's output, releases
@@ -179,6 +192,9 @@ func (sh *shard) stalled(q *outQueue, now clock.Instant) bool {
 // whose writer has stalled (stallDrop) is dropped and counted.
 func (sh *shard) collectLocked(now clock.Instant) {
 	size := sh.core.MaxFrameLen()
+	if size > 16384 {
+		size = max(size, sh.rxBufLen) // see rxBufLen
+	}
 	for {
 		if sh.held == nil {
 			if len(sh.spare.Buf) < size {

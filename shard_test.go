@@ -97,8 +97,9 @@ func hostOn(t *testing.T, ep link.Endpoint, addr string) (*Stack, *NIC) {
 // link is released, TCP delivers the stream written meanwhile.
 func TestBlockedLinkWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// NIC 1's output queue holds 4 frames, so the block fills it.
-		p1a, p1b := pipe.New(pipe.Config{Delay: time.Millisecond, BatchSize: 4})
+		// NIC 1's output queue holds 4 frames, so the block fills it (with
+		// frames of one segment each: no offloads).
+		p1a, p1b := pipe.New(pipe.Config{Delay: time.Millisecond, BatchSize: 4, NoOffloads: true})
 		p2a, p2b := pipe.New(pipe.Config{Delay: time.Millisecond})
 		g := &gate{Endpoint: p1a}
 		a, err := New(Config{})

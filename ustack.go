@@ -316,18 +316,24 @@ func (s *Stack) Close() error {
 	return errors.Join(errs...)
 }
 
+// readBufLen is the length of the buffers frames are read into from ep.
+func readBufLen(ep link.Endpoint) int {
+	if ep.Caps().Has(link.CapGRO) {
+		return 65536 + 128
+	}
+	return ep.MTU() + ep.Medium().HeaderLen() + wire.VLANTagLen
+}
+
 // readLoop feeds the frames the link receives to the stack, a batch at a
 // time.
 func (n *NIC) readLoop() {
 	s := n.s
 	defer s.wg.Done()
-	size := n.ep.MTU() + n.ep.Medium().HeaderLen() + wire.VLANTagLen
-	if n.ep.Caps().Has(link.CapGRO) {
-		size = 65536 + 128
-	}
+	size := readBufLen(n.ep)
 	pkts := make([]link.Packet, max(n.ep.BatchSize(), 1))
 	for i := range pkts {
 		pkts[i].Buf = make([]byte, size)
+		pkts[i].Swap = true // used afresh on every read
 	}
 	var in input
 	for {

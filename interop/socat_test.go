@@ -57,15 +57,19 @@ func TestSocatBothWays(t *testing.T) {
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Minute))
+			sendDone := make(chan error, 1)
 			go func() {
 				_, err := io.CopyBuffer(c, stream(2, size), make([]byte, 256<<10))
 				if err == nil {
 					err = c.(*ustack.TCPConn).CloseWrite()
 				}
-				sent <- err
+				sendDone <- err
 			}()
 			n, sum, err := hashReader(c)
 			got <- result{n, sum, err}
+			// Close only once our own send is done: the kernel's
+			// direction may end first.
+			sent <- <-sendDone
 		}()
 
 		kh := sha256.New()
