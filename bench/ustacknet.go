@@ -8,6 +8,7 @@ import (
 
 	"github.com/ustack/ustack"
 	"github.com/ustack/ustack/link/pipe"
+	"github.com/ustack/ustack/stack"
 )
 
 // PipeQueueLen is the frames each direction of the in-memory pipe holds:
@@ -37,7 +38,14 @@ func newUstackPair(a, b *pipe.Endpoint) (*ustackPair, error) {
 		a.Close()
 		return nil, err
 	}
-	client, err := ustack.New(ustack.Config{})
+	// The client closes first, so each connection leaves its port in
+	// TIME-WAIT; a port is taken over from TIME-WAIT 1 s after its last
+	// timestamp (stack.Config.TimeWaitReuse, as the kernel's tcp_tw_reuse
+	// on loopback), so at more than 28,232 connections a second the
+	// kernel's default range would run dry: the client uses every port
+	// above the well-known ones, as a host tuned for it would
+	// (net.ipv4.ip_local_port_range = 1024 65535).
+	client, err := ustack.New(ustack.Config{Config: stack.Config{EphemeralPorts: [2]uint16{1024, 65535}}})
 	if err != nil {
 		server.Close()
 		a.Close()
