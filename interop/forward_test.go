@@ -537,5 +537,3 @@ func TestForwardUserNamespace(t *testing.T) {
 		t.Fatalf("forward: %v\n%s", err, fwd.output())
 	}
 }
-
-
