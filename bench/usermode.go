@@ -101,8 +101,12 @@ func usermode(program string, relay func(guestPath string) ([]string, error)) Se
 			},
 			func() error { return u.server.ip("link", "set", "dev", vethKern, "up") },
 			func() error { return u.host.ip("link", "set", "dev", vethDUT, "up") },
-			func() error { return u.server.ip("addr", "add", netip.PrefixFrom(umGateway, 24).String(), "dev", vethKern) },
-			func() error { return u.server.ip("addr", "add", netip.PrefixFrom(umServer, 24).String(), "dev", vethKern) },
+			func() error {
+				return u.server.ip("addr", "add", netip.PrefixFrom(umGateway, 24).String(), "dev", vethKern)
+			},
+			func() error {
+				return u.server.ip("addr", "add", netip.PrefixFrom(umServer, 24).String(), "dev", vethKern)
+			},
 			func() error { return u.host.ip("addr", "add", netip.PrefixFrom(umHost, 24).String(), "dev", vethDUT) },
 			func() error { return u.host.ip("route", "add", "default", "via", umGateway.String()) },
 			func() error { return u.server.rps(vethKern) },
