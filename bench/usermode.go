@@ -205,7 +205,11 @@ func UstackForward() Setup {
 		if err != nil {
 			return nil, err
 		}
-		return []string{bin, "forward", "--configure", "--disable-dns", "-q", "--mtu", itoa(UserModeMTU), guest}, nil
+		args := []string{bin, "forward", "--configure", "--disable-dns", "-q", "--mtu", itoa(UserModeMTU)}
+		if p := os.Getenv("USTACK_FORWARD_CPUPROFILE"); p != "" {
+			args = append(args, "-cpuprofile", p)
+		}
+		return append(args, guest), nil
 	})
 }
 

@@ -49,6 +49,7 @@ type forwardConfig struct {
 	tcpFwds     []portForward
 	udpFwds     []portForward
 	quiet       bool
+	cpuprofile  string
 }
 
 // portForward is -t/-u: connections to host on the host reach the
@@ -154,6 +155,7 @@ flags:`)
 	fs.Var(&tcpF, "t", "forward TCP [ADDR:]HOSTPORT[:GUESTPORT] on the host to the guest (repeatable)")
 	fs.Var(&udpF, "u", "forward UDP [ADDR:]HOSTPORT[:GUESTPORT] on the host to the guest (repeatable)")
 	fs.BoolVar(&c.quiet, "q", false, "log nothing but errors")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile to this file until exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -242,6 +244,12 @@ func runForward(args []string) int {
 	if cfg.exitFD >= 0 {
 		ctx = exitOnFD(ctx, cfg.exitFD)
 	}
+	stopProf, err := startProfiles(cfg.cpuprofile, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ustack forward:", err)
+		return 1
+	}
+	defer stopProf()
 	f, err := startForward(cfg, logf)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ustack forward:", err)

@@ -218,8 +218,9 @@ func splice(a, b halfCloser) {
 	}
 	pipe := func(dst, src halfCloser) {
 		defer wg.Done()
-		buf := make([]byte, 256<<10)
-		_, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, buf)
+		bp := relayBufs.Get().(*[]byte)
+		defer relayBufs.Put(bp)
+		_, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bp)
 		if err != nil {
 			// A reset (or a failed write: the other side reset) on
 			// one side is a reset on the other.
@@ -235,6 +236,14 @@ func splice(a, b halfCloser) {
 	a.Close()
 	b.Close()
 }
+
+// relayBufs are the buffers splice copies through: large, so that a
+// bulk transfer moves a window per call, and pooled, so that a
+// connection does not cost an allocation of its own.
+var relayBufs = sync.Pool{New: func() any {
+	b := make([]byte, 128<<10)
+	return &b
+}}
 
 // onlyReader and onlyWriter hide ReadFrom and WriteTo, so io.CopyBuffer
 // uses the large buffer it is given.
