@@ -81,9 +81,26 @@ type Forwarder struct {
 	done      chan struct{} // closed when the goroutine has ended
 	core      interface{ Close() }
 	handlers  sync.WaitGroup
+	// next pops the next queued item (under the stack's lock); with
+	// direct, wake (which the runtime calls under the lock, in
+	// flushLocked) starts the handlers itself, sparing a connection the
+	// hop through the forwarder's goroutine.
+	next   func() (func(), bool)
+	direct bool
 }
 
-func (f *Forwarder) wake(stack.Events) { f.sig.notify() }
+func (f *Forwarder) wake(stack.Events) {
+	if f.direct {
+		for {
+			run, ok := f.next()
+			if !ok {
+				break
+			}
+			run() // starts a goroutine: it does not block
+		}
+	}
+	f.sig.notify()
+}
 
 // Close stops the forwarder: the stack answers what no socket matches
 // as a host does again (RST, port unreachable, its own echo replies);
@@ -110,12 +127,13 @@ func (f *Forwarder) Wait() {
 
 // startForwarder registers core's owner and runs the loop that pops
 // items under the lock (next, until it reports false) and hands each to
-// run, outside the lock.
+// run, outside the lock; with direct, the items' run only starts a
+// goroutine, and wake runs them at once, under the lock.
 func (s *Stack) startForwarder(core interface {
 	Close()
 	SetOwner(any)
-}, next func() (func(), bool)) *Forwarder {
-	f := &Forwarder{s: s, sig: newSignal(), stop: make(chan struct{}), done: make(chan struct{}), core: core}
+}, next func() (func(), bool), direct bool) *Forwarder {
+	f := &Forwarder{s: s, sig: newSignal(), stop: make(chan struct{}), done: make(chan struct{}), core: core, next: next, direct: direct}
 	core.SetOwner(f)
 	s.wg.Add(1)
 	go func() {
@@ -189,7 +207,7 @@ func (s *Stack) ForwardTCP(maxInFlight int, handler func(*TCPRequest)) (*Forward
 				handler(req)
 			}()
 		}, true
-	})
+	}, true)
 	return f, nil
 }
 
@@ -342,7 +360,7 @@ func (s *Stack) ForwardUDP(mapping UDPMapping, maxFlows int, handler func(*UDPFl
 				handler(fl)
 			}()
 		}, true
-	})
+	}, true)
 	return f, nil
 }
 
@@ -372,7 +390,7 @@ func (s *Stack) ForwardEcho(maxQueue int, handler func(stack.EchoRequest)) (*For
 			return nil, false
 		}
 		return func() { handler(req) }, true
-	}), nil
+	}, false), nil
 }
 
 // SendEchoReply sends an ICMP echo reply (RFC 792) from `from` to `to`:

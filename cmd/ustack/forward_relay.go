@@ -231,7 +231,7 @@ func splice(a, b halfCloser) {
 	}
 	wg.Add(2)
 	go pipe(a, b)
-	go pipe(b, a)
+	pipe(b, a) // on the caller's goroutine: one goroutine fewer a connection
 	wg.Wait()
 	a.Close()
 	b.Close()
