@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
@@ -87,6 +88,49 @@ type Forwarder struct {
 	// hop through the forwarder's goroutine.
 	next   func() (func(), bool)
 	direct bool
+	// work hands a handler to an idle worker (see spawn).
+	work chan func()
+}
+
+// workerIdle is how long a worker that ran a handler waits for the next
+// before it ends.
+const workerIdle = 10 * time.Second
+
+// spawn runs fn on a worker of the forwarder: an idle one if there is
+// one, else a new goroutine. A worker waits workerIdle for the next
+// handler before it ends, so that under a stream of connections each
+// does not start a goroutine whose stack grows anew to a handler's depth
+// (a relay's dial and copy loop: stack growth was a tenth of `ustack
+// forward`'s CPU at a few thousand connections a second). It never
+// blocks, so wake may call it under the stack's lock.
+func (f *Forwarder) spawn(fn func()) {
+	select {
+	case f.work <- fn:
+		return
+	default:
+	}
+	f.handlers.Add(1)
+	go f.worker(fn)
+}
+
+func (f *Forwarder) worker(fn func()) {
+	defer f.handlers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		fn()
+		fn = nil
+		idle.Reset(workerIdle)
+		select {
+		case fn = <-f.work:
+		case <-idle.C:
+			return
+		case <-f.stop:
+			return
+		case <-f.s.done:
+			return
+		}
+	}
 }
 
 func (f *Forwarder) wake(stack.Events) {
@@ -133,7 +177,7 @@ func (s *Stack) startForwarder(core interface {
 	Close()
 	SetOwner(any)
 }, next func() (func(), bool), direct bool) *Forwarder {
-	f := &Forwarder{s: s, sig: newSignal(), stop: make(chan struct{}), done: make(chan struct{}), core: core, next: next, direct: direct}
+	f := &Forwarder{s: s, sig: newSignal(), stop: make(chan struct{}), done: make(chan struct{}), core: core, next: next, direct: direct, work: make(chan func())}
 	core.SetOwner(f)
 	s.wg.Add(1)
 	go func() {
@@ -199,13 +243,11 @@ func (s *Stack) ForwardTCP(maxInFlight int, handler func(*TCPRequest)) (*Forward
 			return nil, false
 		}
 		req := &TCPRequest{s: s, r: r, local: r.LocalAddr(), remote: r.RemoteAddr(), syn: r.SYN()}
-		f.handlers.Add(1)
 		return func() {
-			go func() {
-				defer f.handlers.Done()
+			f.spawn(func() {
 				defer req.dropIfUndecided()
 				handler(req)
-			}()
+			})
 		}, true
 	}, true)
 	return f, nil
@@ -353,13 +395,7 @@ func (s *Stack) ForwardUDP(mapping UDPMapping, maxFlows int, handler func(*UDPFl
 			return nil, false
 		}
 		fl := s.newUDPFlow(ep)
-		f.handlers.Add(1)
-		return func() {
-			go func() {
-				defer f.handlers.Done()
-				handler(fl)
-			}()
-		}, true
+		return func() { f.spawn(func() { handler(fl) }) }, true
 	}, true)
 	return f, nil
 }

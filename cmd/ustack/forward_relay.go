@@ -33,6 +33,7 @@ type forwarder struct {
 	mu     sync.Mutex
 	closer []io.Closer // host listeners and sockets to close on Close
 	pings  map[pingKey]*pinger
+	work   chan func() // hands work to idle workers (spawn)
 }
 
 // newForwarder starts the stack on ep with the gateway and DNS
@@ -43,7 +44,7 @@ func newForwarder(cfg *forwardConfig, ep link.Endpoint, logf func(string, ...any
 		ep.Close()
 		return nil, err
 	}
-	f := &forwarder{cfg: cfg, logf: logf, s: s, pings: map[pingKey]*pinger{}}
+	f := &forwarder{cfg: cfg, logf: logf, s: s, pings: map[pingKey]*pinger{}, work: make(chan func())}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	bits := cfg.cidr.Bits()
 	f.nic, err = s.AddNIC(ep, ustack.NICConfig{
@@ -109,6 +110,38 @@ func (f *forwarder) track(c io.Closer) {
 	f.closer = append(f.closer, c)
 	f.mu.Unlock()
 }
+
+// spawn runs fn on an idle worker, or a new one; a worker waits up to
+// workerIdle for more work, keeping the stack it grew (a new goroutine
+// per connection regrows one to the copy loop's depth).
+func (f *forwarder) spawn(fn func()) {
+	select {
+	case f.work <- fn:
+		return
+	default:
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		idle := time.NewTimer(workerIdle)
+		defer idle.Stop()
+		for {
+			fn()
+			fn = nil
+			idle.Reset(workerIdle)
+			select {
+			case fn = <-f.work:
+			case <-idle.C:
+				return
+			case <-f.ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// workerIdle is how long an idle relay worker waits for work.
+const workerIdle = 10 * time.Second
 
 func (f *forwarder) goRun(fn func()) {
 	f.wg.Add(1)
@@ -176,7 +209,7 @@ func (f *forwarder) relayTCP(r *ustack.TCPRequest) {
 		up.Close()
 		return
 	}
-	splice(c, up.(*net.TCPConn))
+	f.splice(c, up.(*net.TCPConn))
 }
 
 // rejectFor maps an upstream connect's error to the answer the guest
@@ -205,7 +238,7 @@ type halfCloser interface {
 // splice relays between the guest's connection and the upstream one
 // until both directions end: a FIN passes on as a FIN (half-close), a
 // RST as a RST.
-func splice(a, b halfCloser) {
+func (f *forwarder) splice(a, b halfCloser) {
 	var wg sync.WaitGroup
 	var once sync.Once
 	abort := func() {
@@ -230,8 +263,8 @@ func splice(a, b halfCloser) {
 		dst.CloseWrite()
 	}
 	wg.Add(2)
-	go pipe(a, b)
-	pipe(b, a) // on the caller's goroutine: one goroutine fewer a connection
+	f.spawn(func() { pipe(a, b) })
+	pipe(b, a) // on the caller's goroutine
 	wg.Wait()
 	a.Close()
 	b.Close()
@@ -400,7 +433,7 @@ func (f *forwarder) startDNS() error {
 					c.Close()
 					return
 				}
-				splice(c, up.(*net.TCPConn))
+				f.splice(c, up.(*net.TCPConn))
 			})
 		}
 	})
@@ -432,7 +465,7 @@ func (f *forwarder) startTCPPortForward(pf portForward) error {
 					hc.Close()
 					return
 				}
-				splice(hc, gc)
+				f.splice(hc, gc)
 			})
 		}
 	})
