@@ -28,12 +28,17 @@ import (
 // Until the shards' cores share one host part (package stack keeps host
 // state apart from flows, but each core has its own), several shards work
 // only where host traffic does not matter to flows: a link without ARP
-// (link.IP), dials with a local address. UDP sockets are refused. issue
+// (link.IP), dials with a local address. UDP sockets and forwarders are
+// refused. issue
 // 13 makes the shard count configuration on that ground.
 
 // errShardsUDP is the refusal of a UDP socket on a stack with several
 // shards.
 var errShardsUDP = errors.New("ustack: UDP on a stack with several shards is not supported yet")
+
+// errShardsForward is the refusal of a forwarder on a stack with several
+// shards.
+var errShardsForward = errors.New("ustack: forwarders on a stack with several shards are not supported yet")
 
 // errShardsSource is the refusal of a dial without a local address on a
 // stack with several shards.
@@ -168,6 +173,17 @@ func (sh *shard) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) 
 func (s *Stack) shardForUDP() (*shard, error) {
 	if len(s.shards) > 1 {
 		return nil, errShardsUDP
+	}
+	return s.shards[0], nil
+}
+
+// shardForForwarder returns the shard of a forwarder (ForwardTCP,
+// ForwardUDP, ForwardEcho): what no socket matched reaches it only in
+// the shard its flow hashes to, so until the shards share one
+// forwarder (or each runs its own) a stack with several refuses them.
+func (s *Stack) shardForForwarder() (*shard, error) {
+	if len(s.shards) > 1 {
+		return nil, errShardsForward
 	}
 	return s.shards[0], nil
 }

@@ -111,6 +111,10 @@ type NICConfig struct {
 	Addrs []netip.Prefix
 	// VLAN puts the NIC on an 802.1Q VLAN; 0 means untagged.
 	VLAN uint16
+	// Promiscuous makes the NIC take packets to any unicast address,
+	// and Spoofing lets packets leave it from any address: forwarder
+	// mode (see ForwardTCP; SetForwarding changes them later).
+	Promiscuous, Spoofing bool
 }
 
 // New returns a running Stack with no NICs. It fails if cfg names a
@@ -174,6 +178,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		id, err := sh.core.AddNIC(stack.NICConfig{
 			Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
 			Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(),
+			Promiscuous: cfg.Promiscuous, Spoofing: cfg.Spoofing,
 		})
 		if err == nil && i > 0 && id != n.id {
 			err = fmt.Errorf("ustack: shard %d numbered the NIC %d, not %d", i, id, n.id)
