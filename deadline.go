@@ -10,10 +10,11 @@ import (
 // absolute time after which pending and future calls fail with
 // os.ErrDeadlineExceeded, as in package net.
 //
-// A blocking call asks expired before it tries the operation, then waits
-// on its socket's signal, and asks again when woken. When the deadline
-// passes, whether by the timer or by set with a time not in the future,
-// it notifies that signal (sig, the socket's signal for the direction),
+// A blocking call asks check, giving its socket's signal, before it
+// tries the operation, then waits on that signal, and asks again when
+// woken. When the deadline passes, whether by the timer or by set with a
+// time not in the future, it notifies the signal the last check gave
+// (sig),
 // so a deadline set, moved earlier or into the past while a call waits
 // applies to that call, and the call waits on one channel, not a select
 // over two (a select cost rr 6 % of its CPU). A deadline moved later or
@@ -34,7 +35,7 @@ type deadline struct {
 	at     time.Time     // when the armed timer's deadline passes
 	passed bool          // the current deadline has passed
 	ch     chan struct{} // closed when the deadline passes; made by wait
-	sig    signal        // notified when the deadline passes; set once, before use
+	sig    signal        // notified when the deadline passes (the waiting calls' signal; set by check)
 }
 
 // set arms the deadline at t; the zero time clears it.
@@ -123,6 +124,16 @@ func (d *deadline) stop() {
 		d.timer.Stop()
 		d.timer = nil
 	}
+}
+
+// check is expired for a call that waits on sig between tries: sig is
+// what the deadline notifies when it passes (every call on one deadline
+// waits on the same socket signal).
+func (d *deadline) check(sig signal) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sig = sig
+	return d.checkLocked()
 }
 
 // expired reports whether the deadline has passed, for calls that do not

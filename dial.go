@@ -165,7 +165,6 @@ func (s *Stack) ListenTCP(network, address string, backlog int) (*Listener, erro
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	l := &Listener{shards: s.shards, sig: newSignal(), closing: make(chan struct{})}
-	l.dl.sig = l.sig
 	// A listener has a part in every shard, since a SYN goes to the shard
 	// its flow hashes to; the first picks the port the others take.
 	for _, sh := range s.shards {

@@ -505,7 +505,7 @@ func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) err
 		if isDone(w.closing) {
 			return net.ErrClosed
 		}
-		if w.dl != nil && w.dl.expired() {
+		if w.dl != nil && w.dl.check(w.sig) {
 			// Another call waiting on the same signal may not have
 			// been woken by the deadline's notify: pass it on.
 			w.sig.notify()

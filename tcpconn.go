@@ -42,7 +42,6 @@ func (sh *shard) newTCPConn(sc *stack.TCPConn) *TCPConn {
 		wsig:    newSignal(),
 		closing: make(chan struct{}),
 	}
-	c.rdl.sig, c.wdl.sig = c.rsig, c.wsig
 	sc.SetOwner(c)
 	sh.register(c)
 	return c

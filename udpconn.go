@@ -34,7 +34,6 @@ var (
 // newUDPConn wraps ep; the caller holds sh.mu.
 func (sh *shard) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn {
 	u := &UDPConn{sh: sh, ep: ep, laddr: net.UDPAddrFromAddrPort(ep.LocalAddr()), peer: peer, rsig: newSignal(), closing: make(chan struct{})}
-	u.rdl.sig = u.rsig // writes never wait: wdl has no signal
 	ep.SetOwner(u)
 	sh.register(u)
 	return u
