@@ -319,7 +319,7 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		if w.fast && d.direct != nil && d.fn == 0 && d.parked && e.rx.delivering.Load() == 0 {
 			// Nothing queued ahead: the frame goes to the receiver
 			// with the run it is part of (flushDirect).
-			if dec := d.model.OfferFrame(now, p.Buf[:p.N]); len(dec.Deliver()) == 0 {
+			if !d.admit(now, p) {
 				d.flushDirect(pkts[run:i]) // the link is down: lost
 				run = i + 1
 				continue
@@ -353,6 +353,19 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	d.mu.Unlock()
 	e.signal(queued)
 	return len(pkts), nil
+}
+
+// admit runs the model on a frame bound for the receiver function (it
+// counts the frame, and drops it while the link is down) and reports
+// whether to deliver it. It is out of line so that the model's Decision
+// is not in WriteBatch's frame: with a receiver, a writer's goroutine
+// runs the peer's input below WriteBatch, and a fresh goroutine's stack
+// grows (a copy each time) with every byte of the path.
+//
+//go:noinline
+func (d *direction) admit(now clock.Instant, p *link.Packet) bool {
+	dec := d.model.OfferFrame(now, p.Buf[:p.N])
+	return len(dec.Deliver()) > 0
 }
 
 // flushDirect hands pkts, a run of frames that were to go straight to the
