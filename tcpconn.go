@@ -139,6 +139,13 @@ func (c *TCPConn) Close() error {
 		} else {
 			c.sc.Close()
 		}
+		if !c.lingerSet || c.lingerSecond == 0 {
+			// Nothing waits on this wrapper any more (blocked calls see
+			// the close channel): the core's connection, which lives on
+			// through FIN-WAIT and TIME-WAIT (60 s), no longer keeps it
+			// alive or wakes it. Linger waits for the wake-ups.
+			c.sc.SetOwner(nil)
+		}
 		sh.unregister(c)
 		sh.unlock()
 		c.rdl.stop()
