@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -159,6 +160,7 @@ type Stats struct {
 	Net  network.Stats
 	UDP  UDPStats
 	TCP  tcp.Stats
+	Ping PingStats
 }
 
 // Each calls f with every counter as "Group.Name", value; for printing.
@@ -173,6 +175,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	each("Net.", &s.Net)
 	each("UDP.", &s.UDP)
 	each("TCP.", &s.TCP)
+	each("Ping.", &s.Ping)
 }
 
 // Map returns the non-zero counters by name.
@@ -261,11 +264,14 @@ type flows struct {
 	conns     map[tuple]*TCPConn
 	listeners bindings[*TCPListener]
 	udp       bindings[*UDPEndpoint]
-	nextEph   uint32 // RFC 6056 Algorithm 3's next_ephemeral
+	ping      map[uint16]*PingEndpoint // ping sockets by echo identifier
+	pingNext  uint16                   // the identifier picked last (BindPing)
+	nextEph   uint32                   // RFC 6056 Algorithm 3's next_ephemeral
 	timers    deadlineHeap
 	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
 	ready     ring.Ring[Socket]   // sockets with events to report
 	udpStats  UDPStats
+	pingStats PingStats
 }
 
 // New returns a stack with no NICs.
@@ -280,6 +286,7 @@ func New(cfg Config) *Stack {
 	f.conns = map[tuple]*TCPConn{}
 	f.listeners = newBindings[*TCPListener]()
 	f.udp = newBindings[*UDPEndpoint]()
+	f.ping = map[uint16]*PingEndpoint{}
 	f.timers = newDeadlineHeap()
 	f.tcpEnv = tcp.NewEnv(cfg.TCP)
 	h := &s.host
@@ -293,6 +300,7 @@ func New(cfg Config) *Stack {
 	h.ipID = uint16(s.rng.Uint32())
 	f.cookie = tcp.NewSynCookies(f.tcpEnv,
 		siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}, siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
+	f.pingNext = uint16(s.rng.Uint32())
 	return s
 }
 
@@ -301,11 +309,11 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, TCP: s.flows.tcpEnv.Stats}
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, TCP: s.flows.tcpEnv.Stats, Ping: s.flows.pingStats}
 }
 
-// Socket is a TCPConn, TCPListener or UDPEndpoint, as PollEvent reports
-// them.
+// Socket is a TCPConn, TCPListener, UDPEndpoint or PingEndpoint, as
+// PollEvent reports them.
 type Socket interface {
 	// Owner returns what SetOwner attached.
 	Owner() any
@@ -418,8 +426,8 @@ func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
 	return out
 }
 
-// Close aborts every connection (each sends a RST), closes every listener
-// and UDP socket. Frames still to send can be polled afterwards.
+// Close aborts every connection (each sends a RST), closes every listener,
+// UDP socket and ping socket. Frames still to send can be polled afterwards.
 func (s *Stack) Close() {
 	if s.closed {
 		return
@@ -437,6 +445,9 @@ func (s *Stack) Close() {
 	for _, a := range f.udp.sorted() {
 		u, _ := f.udp.get(a)
 		u.Close()
+	}
+	for _, id := range slices.Sorted(maps.Keys(f.ping)) {
+		f.ping[id].Close()
 	}
 }
 
