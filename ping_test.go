@@ -217,4 +217,3 @@ func TestPingAllocs(t *testing.T) {
 		t.Errorf("%.2f allocations per ping", allocs)
 	}
 }
-
