@@ -1,0 +1,149 @@
+package wgnet
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/ustack/ustack"
+)
+
+// Net is the network side of a device made by CreateNetTUN: a ustack
+// stack whose only link is the device, with the Dial, Listen, Ping and
+// Lookup methods of wireguard-go's netstack.Net. Its methods are safe
+// for concurrent use.
+type Net struct {
+	s            *ustack.Stack
+	dev          *tunDevice
+	dnsServers   []netip.Addr
+	hasV4, hasV6 bool
+}
+
+// tunDevice is the tun.Device of CreateNetTUN: what wireguard-go reads
+// packets to encrypt from, and writes decrypted packets to.
+type tunDevice struct {
+	l         *tunLink
+	s         *ustack.Stack
+	mtu       int
+	events    chan tun.Event
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// DeviceBatchSize is the device's BatchSize: the most packets one Read
+// returns. It is wireguard-go's conn.IdealBatchSize, the size the
+// device's own buffers already have (wireguard-go reads and writes its
+// tun device in batches of the largest of the bind's and the device's
+// sizes).
+const DeviceBatchSize = 128
+
+// CreateNetTUN makes a ustack stack with localAddresses (each a /32 or
+// /128 of its own, with a default route of its family through the
+// device, as netstack's) and returns the tun.Device to hand to
+// wireguard-go's device.NewDevice and the *Net whose sockets use it.
+// dnsServers are the servers LookupHost asks, through the tunnel; mtu is
+// the device's MTU (wireguard-go's default is 1420). The device says
+// tun.EventUp at once. Closing the device closes the stack, its sockets
+// and its goroutines.
+func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device, *Net, error) {
+	s, err := ustack.New(ustack.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	l := newTunLink(mtu)
+	dev := &tunDevice{l: l, s: s, mtu: mtu, events: make(chan tun.Event, 10)}
+	n := &Net{s: s, dev: dev, dnsServers: append([]netip.Addr(nil), dnsServers...)}
+	var prefixes []netip.Prefix
+	for _, a := range localAddresses {
+		a = a.Unmap()
+		if !a.IsValid() {
+			s.Close()
+			return nil, nil, fmt.Errorf("wgnet: local address %v is not an IP address", a)
+		}
+		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+		n.hasV4 = n.hasV4 || a.Is4()
+		n.hasV6 = n.hasV6 || a.Is6()
+	}
+	nic, err := s.AddNIC(l, ustack.NICConfig{Name: "go", Addrs: prefixes})
+	if err != nil {
+		l.Close()
+		s.Close()
+		return nil, nil, fmt.Errorf("wgnet: %w", err)
+	}
+	for _, r := range []struct {
+		has bool
+		dst netip.Prefix
+	}{{n.hasV4, netip.PrefixFrom(netip.IPv4Unspecified(), 0)}, {n.hasV6, netip.PrefixFrom(netip.IPv6Unspecified(), 0)}} {
+		if !r.has {
+			continue
+		}
+		if err := s.AddRoute(r.dst, netip.Addr{}, nic); err != nil {
+			s.Close()
+			return nil, nil, fmt.Errorf("wgnet: default route %v: %w", r.dst, err)
+		}
+	}
+	dev.events <- tun.EventUp
+	return dev, n, nil
+}
+
+// Name returns "go", as netstack's device does.
+func (d *tunDevice) Name() (string, error) { return "go", nil }
+
+// File returns nil: there is no file descriptor behind the device.
+func (d *tunDevice) File() *os.File { return nil }
+
+// Events returns the device's events: tun.EventUp once, at creation;
+// the channel is closed by Close.
+func (d *tunDevice) Events() <-chan tun.Event { return d.events }
+
+// MTU returns the MTU given to CreateNetTUN.
+func (d *tunDevice) MTU() (int, error) { return d.mtu, nil }
+
+// BatchSize returns DeviceBatchSize.
+func (d *tunDevice) BatchSize() int { return DeviceBatchSize }
+
+// Read writes packets the stack sent into bufs[i][offset:], setting
+// sizes[i], and returns how many: at least one, waiting until there is
+// one. It returns os.ErrClosed after Close.
+func (d *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.l.get(bufs, sizes, offset)
+	if err != nil {
+		return 0, os.ErrClosed
+	}
+	return n, nil
+}
+
+// Write hands the IP packets bufs[i][offset:] to the stack; empty ones
+// are skipped. A packet that is neither IPv4 nor IPv6 fails the call
+// with EAFNOSUPPORT, as netstack's device does (the packets before it
+// are taken). It returns os.ErrClosed after Close.
+func (d *tunDevice) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		if len(b) > offset {
+			if v := b[offset] >> 4; v != 4 && v != 6 {
+				if _, err := d.l.put(bufs[:i], offset); err != nil {
+					return 0, os.ErrClosed
+				}
+				return 0, syscall.EAFNOSUPPORT
+			}
+		}
+	}
+	if _, err := d.l.put(bufs, offset); err != nil {
+		return 0, os.ErrClosed
+	}
+	return len(bufs), nil
+}
+
+// Close closes the stack (every socket of the Net, its goroutines, the
+// link) and the events channel. Calls after the first do nothing.
+func (d *tunDevice) Close() error {
+	d.closeOnce.Do(func() {
+		d.closeErr = d.s.Close() // closes the link, which wakes Read and Write
+		close(d.events)
+	})
+	return d.closeErr
+}
