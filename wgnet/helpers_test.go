@@ -244,4 +244,3 @@ func bodySum(seed uint64, n int64) string {
 	io.Copy(h, newBody(seed, n))
 	return hex.EncodeToString(h.Sum(nil))
 }
-
