@@ -207,9 +207,9 @@ func TestDialContext(t *testing.T) {
 		z := testZone()
 		z.A["two.example.com."] = []netip.Addr{netip.MustParseAddr("192.168.4.99"), ip4B}
 		p := resolverPair(t, []netip.Addr{dns1}, z, nil)
-		p.Drop = func(pkt []byte) bool {
+		p.SetDrop(func(pkt []byte) bool {
 			return len(pkt) >= 20 && netip.AddrFrom4([4]byte(pkt[16:20])) == netip.MustParseAddr("192.168.4.99")
-		}
+		})
 		ln, err := p.B.ListenTCP(&net.TCPAddr{Port: 80})
 		if err != nil {
 			t.Fatal(err)

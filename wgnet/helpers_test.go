@@ -148,9 +148,17 @@ type directPair struct {
 	A, B       *Net
 	devA, devB tun.Device
 	wg         sync.WaitGroup
-	// Drop, if set, is asked about each packet from A to B; true loses
-	// it.
-	Drop func(pkt []byte) bool
+
+	mu   sync.Mutex // guards drop, and is held while it runs
+	drop func(pkt []byte) bool
+}
+
+// SetDrop makes f see each packet from A to B (under p.mu); true loses
+// it.
+func (p *directPair) SetDrop(f func(pkt []byte) bool) {
+	p.mu.Lock()
+	p.drop = f
+	p.mu.Unlock()
 }
 
 // pumpOffset is where wireguard-go puts the packet in its buffers (the
@@ -195,13 +203,15 @@ func (p *directPair) pump(from, to tun.Device, aToB bool) {
 			return
 		}
 		out = out[:0]
+		p.mu.Lock()
 		for i := range k {
 			pkt := bufs[i][:pumpOffset+sizes[i]]
-			if aToB && p.Drop != nil && p.Drop(pkt[pumpOffset:]) {
+			if aToB && p.drop != nil && p.drop(pkt[pumpOffset:]) {
 				continue
 			}
 			out = append(out, pkt)
 		}
+		p.mu.Unlock()
 		if _, err := to.Write(out, pumpOffset); err != nil {
 			return
 		}

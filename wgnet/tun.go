@@ -34,6 +34,13 @@ type tunDevice struct {
 	closeErr  error
 }
 
+// The MTUs a device may have: IPv4's minimum (RFC 791) to the largest
+// IP packet.
+const (
+	minMTU = 68
+	maxMTU = 65535
+)
+
 // DeviceBatchSize is the device's BatchSize: the most packets one Read
 // returns. It is wireguard-go's conn.IdealBatchSize, the size the
 // device's own buffers already have (wireguard-go reads and writes its
@@ -50,6 +57,9 @@ const DeviceBatchSize = 128
 // tun.EventUp at once. Closing the device closes the stack, its sockets
 // and its goroutines.
 func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device, *Net, error) {
+	if mtu < minMTU || mtu > maxMTU {
+		return nil, nil, fmt.Errorf("wgnet: MTU %d out of range %d..%d", mtu, minMTU, maxMTU)
+	}
 	s, err := ustack.New(ustack.Config{})
 	if err != nil {
 		return nil, nil, err
