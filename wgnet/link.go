@@ -45,8 +45,14 @@ const (
 	outQueueBytes = 4 << 20
 	outQueueLen   = 2048
 	// linkBatch is the link's batch size: the frames one ReadBatch
-	// returns, the segments GRO can merge into one.
-	linkBatch = 64
+	// returns, the segments GRO can merge into one. The stack keeps a
+	// 64 KiB buffer per frame of a batch each way (for GRO's and TSO's
+	// super-frames), so this is also 4 MiB of an idle stack's memory.
+	linkBatch = 32
+	// Buffers kept for reuse once their packet or frame has moved on:
+	// packets from the device, frames up to the MTU and super-frames
+	// from the stack. Beyond these, buffers go to the garbage collector.
+	keepIn, keepOut, keepBig = 256, 256, 16
 )
 
 // tunLink is the link.Endpoint of the stack's one NIC.
@@ -204,7 +210,7 @@ func (l *tunLink) ReadBatch(pkts []link.Packet) (int, error) {
 			p.Offload = link.Offload{DataValid: true}
 			n++
 		}
-		if len(l.inFree) < inQueueLen {
+		if len(l.inFree) < keepIn {
 			l.inFree = append(l.inFree, q.b)
 		}
 	}
@@ -332,10 +338,10 @@ func (l *tunLink) get(bufs [][]byte, sizes []int, offset int) (int, error) {
 	l.mu.Lock()
 	for _, f := range rd.taken[:done] {
 		if cap(f.b) > l.mtu {
-			if len(l.bigFree) < 64 {
+			if len(l.bigFree) < keepBig {
 				l.bigFree = append(l.bigFree, f.b)
 			}
-		} else if len(l.outFree) < outQueueLen {
+		} else if len(l.outFree) < keepOut {
 			l.outFree = append(l.outFree, f.b)
 		}
 	}

@@ -48,6 +48,25 @@ const (
 // sizes).
 const DeviceBatchSize = 128
 
+// DefaultBuffer is the TCP send and receive buffer of a Net's
+// connections (SO_SNDBUF, SO_RCVBUF): 1 MiB, netstack's (gVisor's
+// defaults), not ustack's 4 MiB. The receive buffer bounds what a peer
+// has in flight, and everything in flight through wireguard-go sits in
+// its queues in a 64 KiB buffer per packet: with 4 MiB windows a bulk
+// transfer between two wgnet ends held 350 MiB at its peak and its RTT
+// grew until retransmission timers fired spuriously; with 1 MiB, 125 MiB
+// and none (BENCHMARKS.md). A tunnel over a long path may want larger
+// windows: CreateNetTUNConfig.
+const DefaultBuffer = 1 << 20
+
+// DefaultConfig returns the stack configuration of CreateNetTUN:
+// ustack's defaults (the Linux kernel's) but for DefaultBuffer.
+func DefaultConfig() ustack.Config {
+	var c ustack.Config
+	c.TCP.RcvBuf, c.TCP.SndBuf = DefaultBuffer, DefaultBuffer
+	return c
+}
+
 // CreateNetTUN makes a ustack stack with localAddresses (each a /32 or
 // /128 of its own, with a default route of its family through the
 // device, as netstack's) and returns the tun.Device to hand to
@@ -57,10 +76,17 @@ const DeviceBatchSize = 128
 // tun.EventUp at once. Closing the device closes the stack, its sockets
 // and its goroutines.
 func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device, *Net, error) {
+	return CreateNetTUNConfig(localAddresses, dnsServers, mtu, DefaultConfig())
+}
+
+// CreateNetTUNConfig is CreateNetTUN with the stack configured by cfg
+// (TCP buffers, congestion control, keep-alive, ...); DefaultConfig is
+// what CreateNetTUN passes.
+func CreateNetTUNConfig(localAddresses, dnsServers []netip.Addr, mtu int, cfg ustack.Config) (tun.Device, *Net, error) {
 	if mtu < minMTU || mtu > maxMTU {
 		return nil, nil, fmt.Errorf("wgnet: MTU %d out of range %d..%d", mtu, minMTU, maxMTU)
 	}
-	s, err := ustack.New(ustack.Config{})
+	s, err := ustack.New(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
