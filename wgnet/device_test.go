@@ -110,6 +110,24 @@ func TestDevice(t *testing.T) {
 	if st := n.s.Stats().Net; st.InEchos != 4 {
 		t.Errorf("the stack got %d echo requests, want 4", st.InEchos)
 	}
+	// Bad calls fail or drop, and never panic: a negative offset, a
+	// buffer shorter than the offset (skipped on Write; on Read, too
+	// short for the packet, which is dropped and counted).
+	if _, err := dev.Write(in, -1); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Write with offset -1: %v", err)
+	}
+	if _, err := dev.Read(bufs, sizes, -1); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Read with offset -1: %v", err)
+	}
+	if k, err := dev.Write([][]byte{make([]byte, 3), echoPacket(peer, ip4A, 6, off)}, off); k != 2 || err != nil {
+		t.Errorf("Write with a short buffer = %d, %v", k, err)
+	}
+	if k, err := dev.Read([][]byte{make([]byte, 10)}, sizes, off); k != 0 || err != nil {
+		t.Errorf("Read into a buffer shorter than the offset = %d, %v; want the packet dropped", k, err)
+	}
+	if bad := n.dev.l.stats.outBad.Load(); bad != 1 {
+		t.Errorf("%d packets dropped for short buffers, want 1", bad)
+	}
 }
 
 // TestDeviceClose: Close wakes a blocked Read with os.ErrClosed, makes

@@ -152,10 +152,10 @@ func (l *tunLink) put(bufs [][]byte, offset int) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, b := range bufs {
-		p := b[offset:]
-		if len(p) == 0 {
-			continue
+		if len(b) <= offset {
+			continue // empty
 		}
+		p := b[offset:]
 		if len(p) > link.MaxSuperFrame {
 			l.stats.inDropped.Add(1)
 			continue
@@ -267,6 +267,9 @@ func (l *tunLink) WriteBatch(pkts []link.Packet) (int, error) {
 // super-frames and completing checksums. It reports net.ErrClosed once
 // the link is closed.
 func (l *tunLink) get(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if len(sizes) < len(bufs) {
+		bufs = bufs[:len(sizes)]
+	}
 	rd := &l.rd
 	l.mu.Lock()
 	for len(rd.taken) == 0 && l.out.Len() == 0 && !l.closed {
@@ -295,7 +298,7 @@ func (l *tunLink) get(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, done := 0, 0
 	for n < len(bufs) && done < len(rd.taken) {
 		f := &rd.taken[done]
-		dst := bufs[n][offset:]
+		dst := bufs[n][min(offset, len(bufs[n])):]
 		if f.off.GSOType == link.GSONone && !f.off.NeedsCsum {
 			if f.n > len(dst) {
 				l.stats.outBad.Add(1)

@@ -144,8 +144,13 @@ func (d *tunDevice) BatchSize() int { return DeviceBatchSize }
 
 // Read writes packets the stack sent into bufs[i][offset:], setting
 // sizes[i], and returns how many: at least one, waiting until there is
-// one. It returns os.ErrClosed after Close.
+// one (a packet longer than its buffer is dropped and counted). It
+// returns os.ErrClosed after Close, EINVAL for a negative offset or no
+// buffers.
 func (d *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if offset < 0 || len(bufs) == 0 || len(sizes) == 0 {
+		return 0, syscall.EINVAL
+	}
 	n, err := d.l.get(bufs, sizes, offset)
 	if err != nil {
 		return 0, os.ErrClosed
@@ -154,10 +159,13 @@ func (d *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 // Write hands the IP packets bufs[i][offset:] to the stack; empty ones
-// are skipped. A packet that is neither IPv4 nor IPv6 fails the call
+// (and buffers no longer than offset) are skipped. A packet that is neither IPv4 nor IPv6 fails the call
 // with EAFNOSUPPORT, as netstack's device does (the packets before it
 // are taken). It returns os.ErrClosed after Close.
 func (d *tunDevice) Write(bufs [][]byte, offset int) (int, error) {
+	if offset < 0 {
+		return 0, syscall.EINVAL
+	}
 	for i, b := range bufs {
 		if len(b) > offset {
 			if v := b[offset] >> 4; v != 4 && v != 6 {
