@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,8 +205,9 @@ func (t *wgTunnel) Close() error {
 
 // Metric names of the WireGuard workloads.
 const (
-	MPeakMiB = "peak MiB" // HTTP: the most heap and stacks in use during the transfer, above the idle tunnel
-	MEndMiB  = "MiB/end"  // tunnel: heap and stacks of one idle end, after a first request
+	MPeakMiB  = "peak MiB"      // HTTP: the most heap and stacks in use during the transfer, above the idle tunnel
+	MPeakLive = "peak live MiB" // HTTP: the most heap found live by a collection during the transfer, above the idle tunnel
+	MEndMiB   = "MiB/end"       // tunnel: heap and stacks of one idle end, after a first request
 )
 
 // HTTPSize returns the body of one HTTP GET measurement: 256 MiB per
@@ -245,7 +247,7 @@ func HTTPGet(ctx context.Context, n Net, o Options) (Sample, error) {
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: o.Duration*20 + grace}
 	base := liveBytes()
-	var peak atomic.Uint64
+	var peak, peakLive atomic.Uint64
 	stop := make(chan struct{})
 	var sampler sync.WaitGroup
 	sampler.Add(1)
@@ -253,11 +255,14 @@ func HTTPGet(ctx context.Context, n Net, o Options) (Sample, error) {
 		defer sampler.Done()
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
+		ms := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/stack/starting-size:bytes"}}
 		for {
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			if v := m.HeapAlloc + m.StackInuse; v > peak.Load() {
+			metrics.Read(ms)
+			if v := ms[1].Value.Uint64(); v > peak.Load() {
 				peak.Store(v)
+			}
+			if v := ms[0].Value.Uint64(); v > peakLive.Load() {
+				peakLive.Store(v)
 			}
 			select {
 			case <-stop:
@@ -290,6 +295,7 @@ func HTTPGet(ctx context.Context, n Net, o Options) (Sample, error) {
 		MCPUPerGiB: cpu.Seconds() / gib,
 		MBytes:     float64(got),
 		MPeakMiB:   (float64(peak.Load()) - float64(base)) / (1 << 20),
+		MPeakLive:  (float64(peakLive.Load()) - float64(base)) / (1 << 20),
 	}, nil
 }
 
@@ -328,7 +334,7 @@ func bodyHash(size int64) string {
 }
 
 func showHTTP(ss []Sample) string {
-	return show(ss, MGbps, sig) + " Gbit/s; CPU " + show(ss, MCPUPerGiB, sig) + " s/GiB; peak " + show(ss, MPeakMiB, sig) + " MiB"
+	return show(ss, MGbps, sig) + " Gbit/s; CPU " + show(ss, MCPUPerGiB, sig) + " s/GiB; peak " + show(ss, MPeakMiB, sig) + " MiB (live " + show(ss, MPeakLive, sig) + " MiB)"
 }
 
 // TunnelMem measures what an idle tunnel end costs: the heap and

@@ -35,7 +35,7 @@ func echoPacket(src, dst netip.Addr, id uint16, off int) []byte {
 }
 
 // TestDevice: the tun.Device as wireguard-go sees it — Name "go", no
-// File, the MTU given, BatchSize 128, EventUp first; Write takes
+// File, the MTU given, BatchSize DeviceBatchSize, EventUp first; Write takes
 // packets at an offset (skipping empty ones) and the stack's answers
 // come out of Read at the offset asked, several per call; a packet that
 // is neither IPv4 nor IPv6 fails the Write with EAFNOSUPPORT.
@@ -52,7 +52,7 @@ func TestDevice(t *testing.T) {
 	if mtu, err := dev.MTU(); mtu != 1400 || err != nil {
 		t.Errorf("MTU = %d, %v", mtu, err)
 	}
-	if dev.File() != nil || dev.BatchSize() != 128 {
+	if dev.File() != nil || dev.BatchSize() != DeviceBatchSize {
 		t.Errorf("File %v, BatchSize %d", dev.File(), dev.BatchSize())
 	}
 	select {
@@ -279,7 +279,7 @@ func TestDeviceOffloads(t *testing.T) {
 // TestLinkAllocs: the device's paths allocate nothing per packet once
 // warm: a super-frame the stack hands over (WriteBatch), cut into
 // packets by the device's Read; the packets given back by Write, merged
-// by ReadBatch into the very super-frame again.
+// by ReadBatch into super-frames again, with the same payload.
 func TestLinkAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items; make test runs this without it")
@@ -304,12 +304,12 @@ func TestLinkAllocs(t *testing.T) {
 	out := []link.Packet{{Buf: frame, N: len(frame), Offload: link.Offload{
 		GSOType: link.GSOTCPv4, GSOSize: mss, HdrLen: 40, NeedsCsum: true, CsumStart: 20, CsumOffset: 16}}}
 	const off = 16
-	bufs := make([][]byte, DeviceBatchSize)
+	bufs := make([][]byte, 128) // wireguard-go's batch
 	for i := range bufs {
 		bufs[i] = make([]byte, off+65535)
 	}
-	sizes := make([]int, DeviceBatchSize)
-	wbufs := make([][]byte, DeviceBatchSize)
+	sizes := make([]int, 128)
+	wbufs := make([][]byte, 128)
 	in := make([]link.Packet, linkBatch)
 	for i := range in {
 		in[i].Buf = make([]byte, link.MaxSuperFrame)
@@ -318,19 +318,32 @@ func TestLinkAllocs(t *testing.T) {
 		if k, err := l.WriteBatch(out); k != 1 || err != nil {
 			panic(err)
 		}
-		k, err := l.get(bufs, sizes, off)
-		if err != nil || k != segs {
-			t.Fatalf("Read gave %d packets, %v; want %d", k, err, segs)
+		// Read returns at most DeviceBatchSize packets a call.
+		for got := 0; got < segs; {
+			k, err := l.get(bufs, sizes, off)
+			if err != nil || k != min(segs-got, DeviceBatchSize) {
+				t.Fatalf("Read gave %d packets, %v; want %d", k, err, min(segs-got, DeviceBatchSize))
+			}
+			for i := range k {
+				wbufs[i] = bufs[i][:off+sizes[i]]
+			}
+			if _, err := l.put(wbufs[:k], off); err != nil {
+				panic(err)
+			}
+			got += k
 		}
-		for i := range k {
-			wbufs[i] = bufs[i][:off+sizes[i]]
-		}
-		if _, err := l.put(wbufs[:k], off); err != nil {
-			panic(err)
-		}
-		n, err := l.ReadBatch(in)
-		if err != nil || n != 1 || in[0].N != len(frame) || !bytes.Equal(in[0].Buf[40:in[0].N], payload) {
-			t.Fatalf("ReadBatch gave %d frames, the first %d bytes long, %v; want the super-frame", n, in[0].N, err)
+		// ReadBatch takes linkBatch packets at a time, each batch merged
+		// into one super-frame: the payload comes back in order.
+		for got := 0; got < len(payload); {
+			n, err := l.ReadBatch(in)
+			if err != nil || n != 1 {
+				t.Fatalf("ReadBatch gave %d frames, %v; want one super-frame", n, err)
+			}
+			seg := in[0].Buf[40:in[0].N]
+			if !bytes.Equal(seg, payload[got:got+len(seg)]) || in[0].Offload.GSOSize != mss {
+				t.Fatalf("super-frame of %d bytes at %d: not the payload sent", len(seg), got)
+			}
+			got += len(seg)
 		}
 	}
 	round()

@@ -21,7 +21,7 @@
 //
 // The tun.Device is a link of the stack: wireguard-go writes decrypted
 // packets to it and reads the packets to encrypt from it, in batches
-// (BatchSize is wireguard-go's ideal batch of 128). Packets from the
+// (of at most DeviceBatchSize packets a Read). Packets from the
 // tunnel are trusted to have good checksums (WireGuard authenticated
 // them, as Linux's wireguard trusts them) and their TCP segments merged
 // per batch; the stack sends 64 KiB TCP super-segments that the device

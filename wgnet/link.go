@@ -270,6 +270,9 @@ func (l *tunLink) get(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(sizes) < len(bufs) {
 		bufs = bufs[:len(sizes)]
 	}
+	if len(bufs) > DeviceBatchSize {
+		bufs = bufs[:DeviceBatchSize]
+	}
 	rd := &l.rd
 	l.mu.Lock()
 	for len(rd.taken) == 0 && l.out.Len() == 0 && !l.closed {

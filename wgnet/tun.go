@@ -42,11 +42,13 @@ const (
 )
 
 // DeviceBatchSize is the device's BatchSize: the most packets one Read
-// returns. It is wireguard-go's conn.IdealBatchSize, the size the
-// device's own buffers already have (wireguard-go reads and writes its
-// tun device in batches of the largest of the bind's and the device's
-// sizes).
-const DeviceBatchSize = 128
+// returns. wireguard-go reads and writes its device in batches of the
+// largest of its bind's (128 on Linux) and the device's sizes, so its
+// Write batches are unchanged; but it keeps references to the buffers
+// of the last batch it sent (64 KiB each), so smaller Read batches leave
+// less memory held by an idle tunnel: 32 kept 3.4 MiB less per end than
+// 128, for the same throughput.
+const DeviceBatchSize = 32
 
 // DefaultBuffer is the TCP send and receive buffer of a Net's
 // connections (SO_SNDBUF, SO_RCVBUF): 1 MiB, netstack's (gVisor's
