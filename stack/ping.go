@@ -157,12 +157,13 @@ func (e *PingEndpoint) WriteTo(now clock.Instant, msg []byte, to netip.Addr) (in
 // pingReply hands an echo reply — msg, whose checksum the ICMP layer has
 // checked — to the ping socket its identifier names, if that socket is of
 // the reply's family and bound to its destination or to every address
-// (Linux's ping_lookup). It is the one hook of ping sockets in the input
-// path, for ICMPv4 and ICMPv6 alike.
+// (Linux's ping_lookup); a reply to an address that is not the stack's
+// (a promiscuous NIC's, in forwarder mode) is no socket's. It is the one
+// hook of ping sockets in the input path, for ICMPv4 and ICMPv6 alike.
 func (s *Stack) pingReply(p *ipRepr, msg []byte) {
 	st := &s.flows.pingStats
 	ep := s.flows.ping[binary.BigEndian.Uint16(msg[4:])]
-	if ep == nil || ep.closed || ep.is6() != p.dst.Is6() ||
+	if ep == nil || ep.closed || p.foreign || ep.is6() != p.dst.Is6() ||
 		!ep.addr.IsUnspecified() && ep.addr != p.dst {
 		st.NoSocket++
 		return

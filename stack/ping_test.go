@@ -375,3 +375,28 @@ func TestZeroAllocsPingSocket(t *testing.T) {
 		t.Errorf("%.2f allocations per ping", allocs)
 	}
 }
+
+// TestPingSocketForeign: on a promiscuous NIC (forwarder mode) an echo
+// reply to an address that is not the stack's reaches no ping socket,
+// even one bound to every address: it was not sent from here.
+func TestPingSocketForeign(t *testing.T) {
+	_, a, r := withRaw(t, stack.Config{})
+	if err := a.Stack.SetForwarding(a.NIC, true, false); err != nil {
+		t.Fatal(err)
+	}
+	e, err := a.Stack.BindPing(netip.IPv4Unspecified(), 0x5151)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := func(dst netip.Addr) []byte {
+		return r.ICMPFrame(a.MAC, ipRaw, dst, wire.ICMPv4Fields{Type: wire.ICMPv4EchoReply, ID: 0x5151, Seq: 1})
+	}
+	a.Inject(reply(netip.MustParseAddr("198.51.100.7")))
+	if e.Readable() || a.Stack.Stats().Ping.NoSocket != 1 {
+		t.Errorf("a reply to a foreign address was queued (NoSocket %d)", a.Stack.Stats().Ping.NoSocket)
+	}
+	a.Inject(reply(ipA))
+	if !e.Readable() {
+		t.Error("the reply to the stack's own address was not queued")
+	}
+}
