@@ -110,6 +110,51 @@ func TestLookupNotFound(t *testing.T) {
 	})
 }
 
+// TestLookupAAAA: the resolver's IPv6 side, as netstack's — a Net with
+// an IPv6 address asks AAAA beside A, at once, and returns the IPv6
+// addresses first; a name with only AAAA records resolves even though
+// its A query says "no such host"; a Net with only an IPv6 address asks
+// only AAAA. The stack cannot yet hold an IPv6 address (IPv6 is on
+// another branch), so the test marks A's Net as having one; the
+// queries still cross the directly joined devices over IPv4.
+func TestLookupAAAA(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		z := testZone()
+		p := resolverPair(t, []netip.Addr{dns1}, z, nil)
+		p.A.hasV6 = true
+		for name, want := range map[string][]string{
+			"www.example.com": {"fd00::29", "192.168.4.29", "192.168.4.30"},
+			"v6.example.com":  {"fd00::6"},
+		} {
+			if got, err := p.A.LookupHost(name); err != nil || !slices.Equal(got, want) {
+				t.Errorf("%s = %v, %v; want %v", name, got, err, want)
+			}
+		}
+		_, err := p.A.LookupHost("nowhere.example.com")
+		if de := dnsErr(t, err); !de.IsNotFound || de.Err != "no such host" {
+			t.Errorf("nowhere: %#v", de)
+		}
+		q := z.Queries()
+		slices.Sort(q)
+		want := []string{
+			"udp A nowhere.example.com.", "udp A v6.example.com.", "udp A www.example.com.",
+			"udp AAAA nowhere.example.com.", "udp AAAA v6.example.com.", "udp AAAA www.example.com.",
+		}
+		if !slices.Equal(q, want) {
+			t.Errorf("queries %q, want %q", q, want)
+		}
+
+		p.A.hasV4 = false
+		got, err := p.A.LookupHost("www.example.com")
+		if err != nil || !slices.Equal(got, []string{"fd00::29"}) {
+			t.Errorf("IPv6 only: www = %v, %v", got, err)
+		}
+		if q := z.Queries(); len(q) != 7 || q[6] != "udp AAAA www.example.com." {
+			t.Errorf("IPv6 only: queries %q", q[6:])
+		}
+	})
+}
+
 // TestLookupServerOrder: a server that fails (SERVFAIL) or is lame is
 // passed over for the next; when all fail, the list is tried twice and
 // the last error is returned: SERVFAIL is temporary, a lame referral is
