@@ -60,10 +60,10 @@ func (x *addr6) usable() bool { return x.state == addrPreferred || x.state == ad
 // nicV6 is a NIC's IPv6 state.
 type nicV6 struct {
 	addrs   []*addr6
-	started bool     // the all-nodes group joined and router solicitation scheduled
-	iid     [8]byte  // the interface identifier of its link-local and autoconfigured addresses
-	mtu     int      // from a router advertisement's MTU option; 0: the link's
-	macs    []wire.MAC // multicast MACs of the groups joined: frames to them are taken
+	started bool         // the all-nodes group joined and router solicitation scheduled
+	iid     [8]byte      // the interface identifier of its link-local and autoconfigured addresses
+	mtu     int          // from a router advertisement's MTU option; 0: the link's
+	macs    []wire.MAC   // multicast MACs of the groups joined: frames to them are taken
 	leaves  []netip.Addr // groups to leave at the next timeout (RemoveAddress has no time)
 	// Router solicitations still to send and when the next one is due.
 	rsLeft int
@@ -259,10 +259,6 @@ func (s *Stack) timeoutNIC6(now clock.Instant, n *nic) {
 			s.startRS(now.Add(s.randDelay(maxRtrSolicitationDelay)), n)
 		}
 	}
-	for _, g := range v.leaves {
-		h.mld.Leave(now, n.id, g)
-	}
-	v.leaves = v.leaves[:0]
 	for i := 0; i < len(v.addrs); {
 		x := v.addrs[i]
 		if !x.started {
@@ -281,6 +277,11 @@ func (s *Stack) timeoutNIC6(now clock.Instant, n *nic) {
 		}
 		i++
 	}
+	// Groups left by addresses removed, here or since the last timeout.
+	for _, g := range v.leaves {
+		h.mld.Leave(now, n.id, g)
+	}
+	v.leaves = v.leaves[:0]
 	s.updateMACs(n)
 	if v.rsAt <= now {
 		s.sendRS(n)
@@ -605,8 +606,8 @@ func commonPrefix(a, b netip.Addr) int {
 // 6724 §5's rules that apply to a host without mobility, temporary
 // addresses or a policy table: 1 (the destination itself), 2 (the
 // appropriate scope), 3 (avoid deprecated addresses) and 8 (the longest
-// matching prefix), among n's usable addresses (tentative and duplicate
-// ones never). It returns the zero Addr if n has none.
+// matching prefix, up to the source's prefix length), among n's usable
+// addresses (tentative and duplicate ones never). It returns the zero Addr if n has none.
 func srcFor6(n *nic, dst netip.Addr) netip.Addr {
 	if n.v6 == nil {
 		return netip.Addr{}
@@ -644,7 +645,9 @@ func srcFor6(n *nic, dst netip.Addr) netip.Addr {
 			}
 			continue
 		}
-		if commonPrefix(a, dst) > commonPrefix(best.p.Addr(), dst) {
+		// Rule 8's CommonPrefixLen stops at the source's prefix length
+		// (RFC 6724 §2.2).
+		if min(commonPrefix(a, dst), x.p.Bits()) > min(commonPrefix(best.p.Addr(), dst), best.p.Bits()) {
 			best = x
 		}
 	}

@@ -42,7 +42,7 @@ type host struct {
 	fragID6  uint32
 	hopLimit uint8 // hop limit of packets the host sends
 	mld      *network.MLDHost
-	rng6     *rand.Rand // DAD delays and nonces, reachable times, TUN interface IDs
+	rng6     *rand.Rand  // DAD delays and nonces, reachable times, TUN interface IDs
 	routers  []defRouter // the default router list (RFC 4861 §6.3.6)
 	prefixes []raPrefix  // on-link prefixes learned from router advertisements
 	v6next   clock.Instant

@@ -350,34 +350,53 @@ func (nd *Node) ICMPFrame(to wire.MAC, src, dst netip.Addr, f wire.ICMPv4Fields)
 }
 
 // FixChecksums recomputes, in place, the IPv4 header checksum of frame and
-// the checksum of its TCP, UDP or ICMP payload, as far as the headers
-// parse, so that a fuzzed or edited frame gets past checksum checks. It
-// leaves fragments' transport checksums alone.
+// the checksum of its TCP, UDP, ICMP or ICMPv6 payload, as far as the
+// headers parse (IPv6's extension headers walked), so that a fuzzed or
+// edited frame gets past checksum checks. It leaves fragments' transport
+// checksums alone.
 func FixChecksums(frame []byte) {
 	eth, err := wire.ParseEthernet(frame)
-	if err != nil || eth.EtherType() != wire.EtherTypeIPv4 {
-		return
-	}
-	ip, err := wire.ParseIPv4(eth.Payload())
 	if err != nil {
 		return
 	}
-	ip.SetChecksum(0)
-	ip.SetChecksum(wire.Checksum(ip[:ip.HeaderLen()], 0))
-	if ip.IsFragment() {
+	var src, dst netip.Addr
+	var proto uint8
+	var p []byte
+	switch eth.EtherType() {
+	case wire.EtherTypeIPv4:
+		ip, err := wire.ParseIPv4(eth.Payload())
+		if err != nil {
+			return
+		}
+		ip.SetChecksum(0)
+		ip.SetChecksum(wire.Checksum(ip[:ip.HeaderLen()], 0))
+		if ip.IsFragment() {
+			return
+		}
+		src, dst, proto, p = ip.Src(), ip.Dst(), ip.Protocol(), ip.Payload()
+	case wire.EtherTypeIPv6:
+		ip, err := wire.ParseIPv6(eth.Payload())
+		if err != nil {
+			return
+		}
+		var c wire.IPv6Chain
+		if c.Walk(ip) != nil || c.Fragmented() {
+			return
+		}
+		src, dst, proto, p = ip.Src(), ip.Dst(), c.Proto, c.Upper(ip)
+	default:
 		return
 	}
-	p := ip.Payload()
-	switch ip.Protocol() {
+	switch proto {
 	case wire.ProtoTCP:
 		if len(p) >= wire.TCPHeaderLen {
 			p[16], p[17] = 0, 0
-			binary.BigEndian.PutUint16(p[16:], wire.TCPChecksum(p, ip.Src(), ip.Dst()))
+			binary.BigEndian.PutUint16(p[16:], wire.TCPChecksum(p, src, dst))
 		}
 	case wire.ProtoUDP:
 		if u, err := wire.ParseUDP(p); err == nil {
 			u.SetChecksum(0)
-			c := wire.UDPChecksum(u.Datagram(), ip.Src(), ip.Dst())
+			c := wire.UDPChecksum(u.Datagram(), src, dst)
 			if c == 0 {
 				c = 0xffff
 			}
@@ -387,6 +406,11 @@ func FixChecksums(frame []byte) {
 		if len(p) >= wire.ICMPv4HeaderLen {
 			p[2], p[3] = 0, 0
 			binary.BigEndian.PutUint16(p[2:], wire.Checksum(p, 0))
+		}
+	case wire.ProtoICMPv6:
+		if len(p) >= wire.ICMPv6HeaderLen {
+			p[2], p[3] = 0, 0
+			binary.BigEndian.PutUint16(p[2:], wire.ICMPv6Checksum(p, src, dst))
 		}
 	}
 }
