@@ -77,16 +77,22 @@ type NIC struct {
 
 // NICConfig describes a NIC. The MTU and framing come from the link.
 type NICConfig struct {
-	// Name is for humans; optional.
+	// Name is for humans; optional. It is also the zone that names the
+	// NIC in link-local addresses ("[fe80::1%eth0]:80"; the NIC's number
+	// works too).
 	Name string
 	// MAC is the NIC's Ethernet address. Nil picks a random locally
 	// administered one.
 	MAC net.HardwareAddr
-	// Addrs are the NIC's addresses with prefix lengths; each prefix is
-	// on-link, as in the kernel.
+	// Addrs are the NIC's addresses with prefix lengths, IPv4 or IPv6;
+	// each prefix is on-link, as in the kernel. A NIC with an IPv6
+	// address also gets a link-local one (see stack.NICConfig.IPv6).
 	Addrs []netip.Prefix
 	// VLAN puts the NIC on an 802.1Q VLAN; 0 means untagged.
 	VLAN uint16
+	// IPv6 turns IPv6 on for a NIC given no IPv6 address: a link-local
+	// address, and addresses and routes from router advertisements.
+	IPv6 bool
 }
 
 // New returns a running Stack with no NICs. It fails if cfg names a
@@ -143,7 +149,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 	}
 	id, err := s.core.AddNIC(stack.NICConfig{
 		Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
-		Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(),
+		Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(), IPv6: cfg.IPv6,
 	})
 	if err != nil {
 		return nil, err
@@ -159,11 +165,24 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 	s.nics = append(s.nics, n)
 	s.wg.Add(1)
 	go n.readLoop()
+	// An IPv6 NIC has work to start (DAD, MLD, router solicitation):
+	// the core's next deadline is due.
+	s.rearmLocked()
 	return n, nil
 }
 
 // ID returns the NIC's number in the stack.
 func (n *NIC) ID() stack.NICID { return n.id }
+
+// Addresses returns the NIC's addresses with their states, as `ip addr`
+// shows them: an IPv6 address is "tentative" until duplicate address
+// detection has run (a second or two after it was added; RFC 4862 §5.4)
+// and cannot be bound or used as a source before, as in Linux.
+func (n *NIC) Addresses() []stack.AddrInfo {
+	n.s.mu.Lock()
+	defer n.s.mu.Unlock()
+	return n.s.core.AddrInfo(n.id)
+}
 
 // Endpoint returns the link the NIC is attached to.
 func (n *NIC) Endpoint() link.Endpoint { return n.ep }
@@ -183,7 +202,9 @@ func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr, nic *NIC) error {
 func (s *Stack) AddAddress(nic *NIC, p netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.core.AddAddress(nic.id, p)
+	err := s.core.AddAddress(nic.id, p)
+	s.rearmLocked() // an IPv6 address has DAD to start
+	return err
 }
 
 // Stats returns a snapshot of every counter of the stack.
