@@ -636,7 +636,7 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 	switch nd.kind {
 	case kindHost:
 		pkt := link.Packet{Buf: frame, N: len(frame)}
-		if !meta.corrupt || !n.CheckCorrupt || meta.bit < 14*8 || fragmentPayload(frame, meta.bit) {
+		if !meta.corrupt || !n.CheckCorrupt || meta.bit < 14*8 || fragmentPayload(frame, meta.bit) || unchecked6(frame, meta.bit) {
 			nd.Stack.HandleFrame(n.now, p.NIC, &pkt)
 			return
 		}
@@ -672,17 +672,67 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 }
 
 // fragmentPayload reports whether bit lies in the payload of an IPv4
-// fragment: the damage shows only once the datagram is reassembled (a
-// transport checksum error), or never if it is not (a reassembly
-// timeout), not when the fragment arrives.
+// fragment, or in the fragment header or data of an IPv6 one: the damage
+// shows only once the packet is reassembled (a transport checksum
+// error), or never if it is not (a reassembly timeout), not when the
+// fragment arrives. (IPv6 has no header checksum to catch a flip in the
+// fragment header when it arrives.)
 func fragmentPayload(frame []byte, bit int) bool {
-	if len(frame) < 14+20 || binary.BigEndian.Uint16(frame[12:]) != uint16(wire.EtherTypeIPv4) {
+	if len(frame) < 14+20 {
 		return false
 	}
-	ip := frame[14:]
-	ihl := int(ip[0]&0x0f) * 4
-	frag := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0
-	return frag && bit >= (14+ihl)*8
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case uint16(wire.EtherTypeIPv4):
+		ip := frame[14:]
+		ihl := int(ip[0]&0x0f) * 4
+		frag := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0
+		return frag && bit >= (14+ihl)*8
+	case uint16(wire.EtherTypeIPv6):
+		ip, err := wire.ParseIPv6(frame[14:])
+		if err != nil {
+			return false
+		}
+		var c wire.IPv6Chain
+		c.Walk(ip) // a fragment header found before any error is enough
+		return c.FragHeader != 0 && !c.Frag.Atomic() && bit >= (14+c.FragHeader)*8
+	}
+	return false
+}
+
+// unchecked6 reports whether bit lies in a field of an IPv6 header that
+// no checksum covers and no check reads, so that a flip there is
+// delivered unnoticed as on a real link: the traffic class and the flow
+// label (RFC 8200 §3); the hop limit, but for NDP and MLD, which check
+// theirs; and a next header turned into "no next header" (RFC 8200 §4.7:
+// what follows is ignored, as Linux does, with no counter).
+func unchecked6(frame []byte, bit int) bool {
+	if len(frame) < 14+wire.IPv6HeaderLen || binary.BigEndian.Uint16(frame[12:]) != uint16(wire.EtherTypeIPv6) {
+		return false
+	}
+	// Bit b is mask 1<<(b%8) of byte b/8 (impair.Copy).
+	i, mask := bit/8-14, byte(1)<<(bit%8)
+	nh := frame[14+6]
+	switch {
+	case i == 0:
+		return mask < 0x10 // the traffic class's high nibble, not the version
+	case i >= 1 && i <= 3:
+		return true
+	case i == 6:
+		return nh == wire.ProtoNoNext
+	case i == 7:
+		switch nh {
+		case wire.ProtoHopByHop:
+			return false // MLD
+		case wire.ProtoICMPv6:
+			t := byte(0)
+			if len(frame) > 14+wire.IPv6HeaderLen {
+				t = frame[14+wire.IPv6HeaderLen]
+			}
+			return t < wire.ICMPv6MLDQuery || t > wire.ICMPv6MLDv2Report
+		}
+		return true
+	}
+	return false
 }
 
 // dropCount sums the counters of frames a stack dropped as damaged: a
@@ -691,7 +741,12 @@ func dropCount(st stack.Stats) uint64 {
 	l, ip := &st.Link, &st.Net
 	return l.RxRunts + l.RxNotForUs + l.RxMulticast + l.RxVLANMismatch + l.RxUnknownEtherType +
 		ip.InHdrErrors + ip.InTruncated + ip.InCsumErrors + ip.InErrors +
-		st.TCP.InCsumErrors + st.TCP.InBadHeader + st.UDP.InCsumErrors + st.UDP.InErrors
+		// IPv6 has no header checksum: a flipped address or next header
+		// shows as an address not ours or a protocol unknown.
+		ip.Ip6InHdrErrors + ip.Ip6InTruncatedPkts + ip.Ip6InAddrErrors + ip.Ip6InUnknownProtos +
+		ip.Icmp6InCsumErrors + ip.Icmp6InErrors + ip.NDPBad +
+		st.TCP.InCsumErrors + st.TCP.InBadHeader + st.UDP.InCsumErrors + st.UDP.InErrors +
+		st.UDP6.InCsumErrors + st.UDP6.InErrors
 }
 
 // Handler receives the events of a socket (see Node.Watch).

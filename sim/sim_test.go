@@ -118,7 +118,7 @@ func TestSequenceWrap(t *testing.T) {
 			n, a, b, _ := pairNet(3, ca, cb, link, link)
 			var low, high bool
 			n.OnFrame = func(ev *FrameEvent) {
-				if _, _, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered {
+				if _, _, _, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered {
 					low = low || seg.Seq() < 1<<31
 					high = high || seg.Seq() > 1<<31
 				}
@@ -169,7 +169,7 @@ func TestTimestampWrap(t *testing.T) {
 	n, a, b, _ := pairNet(4, wrapConfig(5000, 2000), wrapConfig(5000, 2000), link, link)
 	var before, after bool
 	n.OnFrame = func(ev *FrameEvent) {
-		if _, _, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered {
+		if _, _, _, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered {
 			var f wire.TCPFields
 			if f.Decode(seg) == nil && f.Options.HasTimestamp {
 				before = before || f.Options.TSVal > 1<<31
