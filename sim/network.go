@@ -182,10 +182,12 @@ const (
 	kindHost nodeKind = iota
 	kindSwitch
 	kindRaw
+	kindRouter
 )
 
-// Node is a host (a stack.Stack), a learning switch, or a raw node that
-// sends and receives frames through functions (an attacker, a sink).
+// Node is a host (a stack.Stack), a learning switch, a router (Router),
+// or a raw node that sends and receives frames through functions (an
+// attacker, a sink).
 type Node struct {
 	// Name names the node in messages.
 	Name string
@@ -197,8 +199,9 @@ type Node struct {
 	kind  nodeKind
 	ports []*Port
 
-	fdb  map[wire.MAC]*Port                         // switch: forwarding database
-	recv func(now clock.Instant, p *Port, f []byte) // raw: frame handler
+	fdb    map[wire.MAC]*Port                         // switch: forwarding database
+	recv   func(now clock.Instant, p *Port, f []byte) // raw: frame handler
+	router *Router                                    // router: its state
 }
 
 // Port is a node's attachment to a link: a NIC of a host, a port of a
@@ -318,8 +321,8 @@ func (nd *Node) AddNIC(cfg stack.NICConfig, addrs ...string) *Port {
 // AddPort adds a port to a switch or a raw node. A raw node's port has the
 // automatic MAC unless mac is given.
 func (nd *Node) AddPort(mac ...wire.MAC) *Port {
-	if nd.kind == kindHost {
-		panic("sim: AddPort on a host; use AddNIC")
+	if nd.kind == kindHost || nd.kind == kindRouter {
+		panic("sim: AddPort on a host or router; use AddNIC or Router.AddPort")
 	}
 	p := &Port{Node: nd, idx: len(nd.ports)}
 	if nd.kind == kindRaw {
@@ -668,6 +671,8 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 		if nd.recv != nil {
 			nd.recv(n.now, p, frame)
 		}
+	case kindRouter:
+		nd.router.receive(n.now, p, frame, meta)
 	}
 }
 
@@ -768,6 +773,9 @@ func (n *Network) next() clock.Instant {
 		if nd.Stack != nil {
 			t = clock.Min(t, nd.Stack.NextDeadline())
 		}
+		if nd.router != nil {
+			t = clock.Min(t, nd.router.nextDeadline())
+		}
 	}
 	return t
 }
@@ -799,6 +807,9 @@ func (n *Network) Step() bool {
 		d.deliverDue()
 	}
 	for _, nd := range n.nodes {
+		if nd.router != nil && nd.router.nextDeadline() <= n.now {
+			nd.router.handleTimeout(n.now)
+		}
 		if nd.Stack == nil || nd.Stack.NextDeadline() > n.now {
 			continue
 		}

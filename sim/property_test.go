@@ -257,22 +257,53 @@ func buildScenario(t *testing.T, seed uint64) *scenario {
 	if fam != "IPv4" && mtu < 1280 {
 		mtu = 1280
 	}
-	s.say("%d hosts, %s, MTU %d", nh, fam, mtu)
+	// Three or four hosts share a switch, or each has a link of its own
+	// to a router (its own subnet, the default routes through the
+	// router).
+	routed := nh > 2 && r.IntN(3) == 0
+	s.say("%d hosts, %s, MTU %d, routed %v", nh, fam, mtu, routed)
 	var ports []*Port
+	var router *Router
+	if routed {
+		router = n.AddRouter("router", RouterConfig{})
+	}
 	for i := range nh {
 		cfg := s.stackConfig(i, fam != "IPv4")
 		h := n.AddHost(fmt.Sprintf("h%d", i+1), cfg)
-		var addrs []string
+		var addrs, raddrs []string
+		subnet := 0
+		if routed {
+			subnet = i + 1
+		}
 		if fam != "IPv6" {
-			addrs = append(addrs, fmt.Sprintf("10.0.0.%d/24", i+1))
+			addrs = append(addrs, fmt.Sprintf("10.0.%d.%d/24", subnet, i+1))
+			raddrs = append(raddrs, fmt.Sprintf("10.0.%d.254/24", subnet))
 		}
 		if fam != "IPv4" {
-			addrs = append(addrs, fmt.Sprintf("2001:db8::%x/64", i+1))
+			addrs = append(addrs, fmt.Sprintf("2001:db8:%x::%x/64", subnet, i+1))
+			raddrs = append(raddrs, fmt.Sprintf("2001:db8:%x::fe/64", subnet))
 		}
-		ports = append(ports, h.AddNIC(stack.NICConfig{MTU: mtu}, addrs...))
+		p := h.AddNIC(stack.NICConfig{MTU: mtu}, addrs...)
+		ports = append(ports, p)
 		s.hosts = append(s.hosts, h)
+		if routed {
+			rp := router.AddPort(mtu, raddrs...)
+			for _, ra := range rp.Addrs {
+				all := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+				if ra.Addr().Is6() {
+					all = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+				}
+				if err := h.Stack.AddRoute(all, ra.Addr(), p.NIC); err != nil {
+					s.t.Fatal(err)
+				}
+			}
+			l := n.Link(p, rp, s.impairment(mtu), s.impairment(mtu))
+			s.say("link %s: %v / %v", l.Name, l.AB.Model.Config(), l.BA.Model.Config())
+		}
 	}
-	if nh == 2 {
+	if routed {
+		// Linked above.
+	} else if nh == 2 {
 		l := n.Link(ports[0], ports[1], s.impairment(mtu), s.impairment(mtu))
 		s.say("link %s: %v / %v", l.Name, l.AB.Model.Config(), l.BA.Model.Config())
 	} else {
@@ -285,7 +316,14 @@ func buildScenario(t *testing.T, seed uint64) *scenario {
 	if r.IntN(2) == 0 {
 		s.static = true
 		s.say("static neighbours (no ARP)")
-		for _, h := range s.hosts {
+		for i, h := range s.hosts {
+			if routed {
+				rp := router.Node().Port(i)
+				for _, a := range rp.Addrs {
+					h.Stack.AddNeighbor(h.Port(0).NIC, a.Addr(), rp.MAC)
+				}
+				continue
+			}
 			for _, p := range ports {
 				if p.Node != h {
 					for _, a := range p.Addrs {
