@@ -699,7 +699,14 @@ func fragmentPayload(frame []byte, bit int) bool {
 		}
 		var c wire.IPv6Chain
 		c.Walk(ip) // a fragment header found before any error is enough
-		return c.FragHeader != 0 && !c.Frag.Atomic() && bit >= (14+c.FragHeader)*8
+		if c.FragHeader == 0 || c.Frag.Atomic() {
+			return false
+		}
+		// The payload length and the source address are in the key or
+		// the bounds of the packet being reassembled: a flip there
+		// shows later, too.
+		i := bit/8 - 14
+		return bit >= (14+c.FragHeader)*8 || i == 4 || i == 5 || i >= 8 && i < 24
 	}
 	return false
 }
