@@ -283,8 +283,9 @@ func (c *Conn) OpenPassive(now clock.Instant, ep Endpoints, syn *wire.TCPFields)
 func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	o := &syn.Options
 	cfg := &c.env.cfg
-	// MSS (RFC 9293 §3.7.1, MUST-15: 536 when the option is absent).
-	peerMSS := uint32(536)
+	// MSS (RFC 9293 §3.7.1, MUST-15: when the option is absent, 536
+	// over IPv4, 1220 over IPv6).
+	peerMSS := uint32(defaultMSS(c.remote))
 	if o.MSS != 0 {
 		peerMSS = uint32(o.MSS)
 	}

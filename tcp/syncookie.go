@@ -188,7 +188,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 	so := &syn.Options
 	peerMSS := so.MSS
 	if peerMSS == 0 {
-		peerMSS = 536 // RFC 9293 §3.7.1, MUST-15
+		peerMSS = defaultMSS(ep.Remote) // RFC 9293 §3.7.1, MUST-15
 	}
 	idx := cookieMSSIndex(peerMSS)
 	var o CookieOptions
@@ -271,6 +271,16 @@ func (g *SynCookies) check(now clock.Instant, ep Endpoints, ack *wire.TCPFields)
 // msClock is the timestamp clock before a connection's offset:
 // milliseconds, as Linux's (and tsVal's).
 func msClock(now clock.Instant) uint32 { return uint32(time.Duration(now) / time.Millisecond) }
+
+// defaultMSS is the MSS assumed of a peer whose SYN carries no MSS
+// option (RFC 9293 §3.7.1, MUST-15): 536 over IPv4, 1220 over IPv6 (the
+// minimum MTU of 1280, RFC 8200 §5, less 60).
+func defaultMSS(remote netip.AddrPort) uint16 {
+	if a := remote.Addr(); a.Is6() && !a.Is4In6() {
+		return 1220
+	}
+	return 536
+}
 
 // advMSS is the MSS announced for the IP MTU of ep's route: the MTU less
 // the fixed IP and TCP headers (RFC 9293 §3.7.1: MTU − 40 over IPv4; RFC
