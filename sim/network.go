@@ -466,11 +466,14 @@ func (d *Dir) String() string { return d.From.String() + "->" + d.To.String() }
 // defaults to 14 (Ethernet). The models' random streams derive from the
 // network's seed and the link's index.
 //
-// Corruption is applied to IPv4 frames only: a bit flip models an error
+// Corruption is applied to IP frames only: a bit flip models an error
 // that escaped the Ethernet FCS, and ARP, which has no checksum of its
 // own, would turn it into a wrong neighbour entry that no TCP property
 // can be checked against. ARP copies the model chose to corrupt are
-// delivered intact and counted in Dir.CorruptSpared. A frame is flipped
+// delivered intact and counted in Dir.CorruptSpared. (NDP has ICMPv6's
+// checksum, so its frames are corrupted like any other; a flip in a
+// field of IPv6's header that nothing checks is let through, as on a
+// real link: see unchecked6.) A frame is flipped
 // at most once on its way: the Internet checksum catches every single-bit
 // error but not every pair (RFC 1071: two flips of one bit position in
 // opposite directions cancel), so a second flip on a later hop is spared.
