@@ -162,8 +162,11 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 		reopen = true
 		s.afterConn(c)
 	}
-	l, _ := s.flows.listeners.lookup(key.local)
+	l := s.listenerFor(p, key.local)
 	if l == nil || l.closed {
+		if f := s.flows.tcpFwd; f != nil && f.offer(p, key, &seg) {
+			return // a forwarder took the SYN (forward.go)
+		}
 		// RFC 9293 §3.10.7.1: no connection and no listener.
 		st.NoListener++
 		s.sendReset(now, p.nic, key, &seg)
@@ -398,7 +401,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	raddr = netip.AddrPortFrom(raddr.Addr().WithZone(""), raddr.Port())
 	n, nextHop, src := rt.nic, rt.nextHop, rt.src
 	if la := laddr.Addr().WithZone(""); la.IsValid() && !la.IsUnspecified() {
-		if !s.isLocal(la) {
+		if !s.isLocal(la) && !n.cfg.Spoofing {
 			return nil, ErrAddrNotAvail
 		}
 		src = la
@@ -647,7 +650,7 @@ func (s *Stack) ListenOpts(addr netip.AddrPort, backlog int, o BindOptions) (*TC
 	if o.V6Only && !a.Is6() {
 		return nil, ErrInvalid
 	}
-	if !a.IsUnspecified() && !s.isLocal(a) {
+	if !a.IsUnspecified() && !s.isLocal(a) && !s.spoofing() {
 		return nil, ErrAddrNotAvail
 	}
 	port := addr.Port()
