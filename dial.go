@@ -157,48 +157,38 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 	if err := ctx.Err(); err != nil {
 		return fail(ctxError(err))
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return fail(net.ErrClosed)
-	}
-	sc, err := s.core.Connect(s.now(), laddr, raddr)
+	sh, c, err := s.connect(laddr, raddr)
 	if err != nil {
-		s.mu.Unlock()
 		return fail(err)
 	}
-	c := s.newTCPConn(sc)
-	s.flushLocked()
-	s.mu.Unlock()
+	sc := c.sc
 
-	for {
-		s.mu.Lock()
-		st, cerr := sc.State(), sc.Err()
-		if st != tcp.SynSent && st != tcp.SynReceived {
-			if st == tcp.Closed && cerr != nil {
-				s.unregister(c)
-				s.mu.Unlock()
-				c.closeFromStack()
-				return fail(cerr)
-			}
-			s.applyDefaults(sc)
-			s.flushLocked()
-			s.mu.Unlock()
-			if c.isClosing() {
-				return fail(net.ErrClosed)
-			}
-			return c, nil
+	var cerr error // the connection failed: refused, timed out, unreachable
+	err = block(sh.self[:], 0, &waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func(int) tryResult {
+		switch st := sc.State(); {
+		case st == tcp.SynSent || st == tcp.SynReceived:
+			return tryWait
+		case st == tcp.Closed && sc.Err() != nil:
+			cerr = sc.Err()
+			sh.unregister(c)
+		default:
+			sh.applyDefaults(sc)
 		}
-		s.mu.Unlock()
-		select {
-		case <-c.wsig:
-		case <-c.closing:
-			return fail(net.ErrClosed)
-		case <-ctx.Done():
-			c.Close() // abandon the attempt; a SYN-SENT connection just ends
-			return fail(ctxError(ctx.Err()))
-		}
+		return tryDone
+	})
+	switch {
+	case err == errWaitCanceled:
+		c.Close() // abandon the attempt; a SYN-SENT connection just ends
+		return fail(ctxError(ctx.Err()))
+	case err != nil:
+		return fail(err)
+	case cerr != nil:
+		c.closeFromStack()
+		return fail(cerr)
+	case c.isClosing():
+		return fail(net.ErrClosed)
 	}
+	return c, nil
 }
 
 // Listen listens for TCP connections on address, as net.Listen; network
@@ -252,18 +242,33 @@ func anyIfInvalid(a netip.AddrPort) netip.AddrPort {
 // listenTCP listens on addr; v6only keeps a listener on :: to IPv6
 // (IPV6_V6ONLY).
 func (s *Stack) listenTCP(network string, addr netip.AddrPort, backlog int, v6only bool) (*Listener, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), net.ErrClosed)
+	l := &Listener{shards: s.shards, sig: newSignal(), closing: make(chan struct{})}
+	// A listener has a part in every shard, since a SYN goes to the shard
+	// its flow hashes to; the first picks the port the others take.
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		var sl *stack.TCPListener
+		err := error(net.ErrClosed)
+		if !sh.closed {
+			sl, err = sh.core.ListenOpts(addr, backlog, stack.BindOptions{V6Only: v6only})
+		}
+		if err != nil {
+			sh.mu.Unlock()
+			for i, sl := range l.sls {
+				l.shards[i].mu.Lock()
+				sl.Close()
+				l.shards[i].unregister(l)
+				l.shards[i].mu.Unlock()
+			}
+			return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
+		}
+		sl.SetOwner(l)
+		sh.register(l)
+		sh.mu.Unlock()
+		l.sls = append(l.sls, sl)
+		addr = sl.Addr()
 	}
-	sl, err := s.core.ListenOpts(addr, backlog, stack.BindOptions{V6Only: v6only})
-	if err != nil {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
-	}
-	l := &Listener{s: s, sl: sl, addr: net.TCPAddrFromAddrPort(sl.Addr()), sig: newSignal(), closing: make(chan struct{})}
-	sl.SetOwner(l)
-	s.register(l)
+	l.addr = net.TCPAddrFromAddrPort(addr)
 	return l, nil
 }
 
@@ -321,20 +326,24 @@ func (s *Stack) DialUDPAddrPort(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 // bindUDP opens a UDP socket on addr, connected to peer if it is valid;
 // v6only keeps a socket on :: to IPv6 (IPV6_V6ONLY).
 func (s *Stack) bindUDP(op, network string, addr, peer netip.AddrPort, v6only bool) (*UDPConn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	ea := net.Addr(net.UDPAddrFromAddrPort(addr))
 	if peer.IsValid() {
 		ea = net.UDPAddrFromAddrPort(peer)
 	}
-	if s.closed {
-		return nil, opError(op, network, nil, ea, net.ErrClosed)
-	}
-	ep, err := s.core.BindUDPOpts(addr, stack.BindOptions{V6Only: v6only})
+	sh, err := s.shardForUDP()
 	if err != nil {
 		return nil, opError(op, network, nil, ea, err)
 	}
-	return s.newUDPConn(ep, peer), nil
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, opError(op, network, nil, ea, net.ErrClosed)
+	}
+	ep, err := sh.core.BindUDPOpts(addr, stack.BindOptions{V6Only: v6only})
+	if err != nil {
+		return nil, opError(op, network, nil, ea, err)
+	}
+	return sh.newUDPConn(ep, peer), nil
 }
 
 func (s *Stack) dialUDP(network string, raddr netip.AddrPort) (*UDPConn, error) {

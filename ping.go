@@ -23,7 +23,7 @@ import (
 // As on Linux, a dialed socket takes replies to its identifier from any
 // source: the identifier is what matches them.
 type PingConn struct {
-	s         *Stack
+	sh        *shard
 	ep        *stack.PingEndpoint
 	network   string // "ping4" or "ping6", for errors
 	laddr     *net.IPAddr
@@ -79,19 +79,25 @@ func (s *Stack) openPing(laddr, raddr netip.Addr, id uint16) (*PingConn, error) 
 			return nil, opError(op, network, nil, addr, stack.ErrAFNoSupport)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, opError(op, network, nil, addr, net.ErrClosed)
-	}
-	ep, err := s.core.BindPing(laddr, id)
+	// Like a UDP socket, a ping socket lives in one shard: the echo
+	// replies it takes carry no port to steer them by flow hash.
+	sh, err := s.shardForUDP()
 	if err != nil {
 		return nil, opError(op, network, nil, addr, err)
 	}
-	c := &PingConn{s: s, ep: ep, network: network, laddr: &net.IPAddr{IP: laddr.AsSlice()}, peer: raddr,
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, opError(op, network, nil, addr, net.ErrClosed)
+	}
+	ep, err := sh.core.BindPing(laddr, id)
+	if err != nil {
+		return nil, opError(op, network, nil, addr, err)
+	}
+	c := &PingConn{sh: sh, ep: ep, network: network, laddr: &net.IPAddr{IP: laddr.AsSlice()}, peer: raddr,
 		rsig: newSignal(), closing: make(chan struct{})}
 	ep.SetOwner(c)
-	s.register(c)
+	sh.register(c)
 	return c, nil
 }
 
@@ -101,14 +107,7 @@ func (c *PingConn) opErr(op string, addr net.Addr, err error) error {
 	return opError(op, c.network, c.laddr, addr, err)
 }
 
-func (c *PingConn) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (c *PingConn) isClosing() bool { return isDone(c.closing) }
 
 // ID returns the socket's echo identifier.
 func (c *PingConn) ID() uint16 { return c.ep.ID() }
@@ -119,34 +118,22 @@ func (c *PingConn) ID() uint16 { return c.ep.ID() }
 func (c *PingConn) ReadFromAddr(p []byte) (int, netip.Addr, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	s := c.s
-	for {
-		if c.isClosing() {
-			return 0, netip.Addr{}, c.opErr("read", nil, net.ErrClosed)
+	var n int
+	var from netip.Addr
+	var err error
+	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func(int) tryResult {
+		n, from, err = c.ep.ReadFrom(p)
+		if wouldBlock(err) {
+			return tryWait
 		}
-		dl, passed := c.rdl.wait()
-		if passed {
-			return 0, netip.Addr{}, c.opErr("read", nil, os.ErrDeadlineExceeded)
-		}
-		s.mu.Lock()
-		if c.isClosing() {
-			s.mu.Unlock()
-			return 0, netip.Addr{}, c.opErr("read", nil, net.ErrClosed)
-		}
-		n, from, err := c.ep.ReadFrom(p)
-		s.mu.Unlock()
-		if err == nil {
-			return n, from, nil
-		}
-		if !errors.Is(err, stack.ErrWouldBlock) {
-			return 0, netip.Addr{}, c.opErr("read", nil, err)
-		}
-		select {
-		case <-c.rsig:
-		case <-dl:
-		case <-c.closing:
-		}
+		return tryDone
+	}); werr != nil {
+		return 0, netip.Addr{}, c.opErr("read", nil, werr)
 	}
+	if err != nil {
+		return 0, netip.Addr{}, c.opErr("read", nil, err)
+	}
+	return n, from, nil
 }
 
 // ReadFrom reads one echo reply (net.PacketConn); the address is a
@@ -175,15 +162,14 @@ func (c *PingConn) WriteToAddr(p []byte, addr netip.Addr) (int, error) {
 	if c.wdl.expired() {
 		return 0, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, os.ErrDeadlineExceeded)
 	}
-	s := c.s
-	s.mu.Lock()
+	sh := c.sh
+	sh.mu.Lock()
 	if c.isClosing() {
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		return 0, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, net.ErrClosed)
 	}
-	n, err := c.ep.WriteTo(s.now(), p, addr)
-	s.flushLocked()
-	s.mu.Unlock()
+	n, err := c.ep.WriteTo(sh.s.now(), p, addr)
+	sh.unlock()
 	if err != nil {
 		return n, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, err)
 	}
@@ -230,10 +216,11 @@ func (c *PingConn) Close() error {
 	c.closeOnce.Do(func() {
 		first = true
 		close(c.closing)
-		c.s.mu.Lock()
+		c.rsig.notify() // a waiting read sees the close
+		c.sh.mu.Lock()
 		c.ep.Close()
-		c.s.unregister(c)
-		c.s.mu.Unlock()
+		c.sh.unregister(c)
+		c.sh.unlock()
 		c.rdl.stop()
 		c.wdl.stop()
 	})
