@@ -49,6 +49,19 @@ type Config struct {
 	// 7323 and RFC 2018 (net.ipv4.tcp_window_scaling, tcp_timestamps,
 	// tcp_sack all default on).
 	NoWindowScale, NoTimestamps, NoSACK bool
+	// NoRACK turns RACK-TLP (RFC 8985) off: with SACK, losses are found
+	// by RFC 6675's DupThresh rule and resent by its NextSeg, without
+	// tail-loss probes, PRR or undo (net.ipv4.tcp_recovery = 0; Linux's
+	// default 1 is RACK). NoTLP keeps RACK but sends no tail-loss probes
+	// (net.ipv4.tcp_early_retrans = 0). NoFRTO turns F-RTO (RFC 5682)
+	// off, so every RTO is taken as a real loss (net.ipv4.tcp_frto = 0;
+	// default on).
+	NoRACK, NoTLP, NoFRTO bool
+	// ECN is the use of Explicit Congestion Notification (RFC 3168),
+	// net.ipv4.tcp_ecn: ECNAccept (the default, Linux's 2) accepts it
+	// when a peer asks in its SYN; ECNRequest (1) also asks for it on
+	// outgoing connections; ECNOff (0) neither.
+	ECN ECNMode
 	// InitialCwnd is the initial congestion window in segments (RFC 6928:
 	// 10).
 	InitialCwnd int
@@ -67,6 +80,50 @@ type Config struct {
 	// switch with SetCongestionControl. Validate reports an unknown
 	// name; NewEnv, which cannot fail, uses cc.Default instead.
 	Congestion string
+}
+
+// ECNMode is Config.ECN, Linux's net.ipv4.tcp_ecn.
+type ECNMode uint8
+
+// The ECN modes. The zero value is ECNAccept.
+const (
+	// ECNAccept: answer an ECN-setup SYN with an ECN-setup SYN-ACK;
+	// never ask (tcp_ecn = 2, Linux's default).
+	ECNAccept ECNMode = iota
+	// ECNRequest: ask for ECN in the SYN of an outgoing connection, and
+	// accept it on incoming ones (tcp_ecn = 1).
+	ECNRequest
+	// ECNOff: neither ask nor accept (tcp_ecn = 0).
+	ECNOff
+)
+
+// String returns the mode's name.
+func (m ECNMode) String() string {
+	switch m {
+	case ECNAccept:
+		return "accept"
+	case ECNRequest:
+		return "request"
+	case ECNOff:
+		return "off"
+	}
+	return fmt.Sprintf("ECNMode(%d)", uint8(m))
+}
+
+// UnmarshalText sets the mode from its name ("off", "request", "accept")
+// or from the value net.ipv4.tcp_ecn gives it ("0", "1", "2").
+func (m *ECNMode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "accept", "2":
+		*m = ECNAccept
+	case "request", "1":
+		*m = ECNRequest
+	case "off", "0":
+		*m = ECNOff
+	default:
+		return fmt.Errorf("tcp: unknown ECN mode %q (off, request, accept; or 0, 1, 2 as net.ipv4.tcp_ecn)", b)
+	}
+	return nil
 }
 
 // Validate reports settings no connection can use: for now, a

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/minmax"
 	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
@@ -157,22 +158,42 @@ type Conn struct {
 	// Congestion control (tcp/cc), made by name when the handshake fixes
 	// the MSS, and the time the next data segment may go at its pacing
 	// rate.
-	cc         cc.Controller
-	ccName     string
-	pacingNext clock.Instant
+	cc           cc.Controller
+	ccName       string
+	ccSetsWindow bool // cc.SetsRecoveryWindow(), asked once
+	pacingNext   clock.Instant
+	// tlpProbe: the segment being built is a tail-loss probe of new data
+	// (RFC 8985 §7.3), which goes whatever cwnd allows.
+	tlpProbe bool
 
 	// The shape of the super-segment sendData just wrote, for
 	// PollTransmitBatch (superSegs ≤ 1: an ordinary segment).
 	superSegs, superHdr, superSize int
 
-	// Loss recovery (recovery.go): rec is &reno or &sack, chosen when
-	// SACK is negotiated; both live here so that choosing allocates
+	// What is in flight (delivery.go): the SACK scoreboard, a record of
+	// every segment sent and not yet acknowledged (sent.go), the
+	// delivery-rate sampler, and the minimum RTT seen.
+	sb     scoreboard
+	sent   sentQueue
+	rs     rateSampler
+	minRTT minmax.Filter
+
+	// Loss recovery (recovery.go): rec is &reno, &sack or &rack, chosen
+	// when SACK is negotiated; all live here so that choosing allocates
 	// nothing.
 	rec   lossRecovery
 	lr    *recoveryBase // rec's recoveryBase
 	reno  renoRecovery
 	sack  sackRecovery
+	rack  rackRecovery
 	ackEv ackEvent // the ACK being processed (processACK)
+
+	// ECN (RFC 3168, ecn.go): negotiated; asked for in our SYN; CE
+	// seen and not yet answered by CWR (ECE on every segment); CWR owed
+	// on the next new data segment; the codepoint of the segment being
+	// handled, and of the segment last written.
+	ecnOK, ecnAsked, ecnEcho, cwrPending bool
+	ecnIn, ecnOut                        ECN
 
 	// Per-connection options set by the application.
 	noDelay                       bool
@@ -189,8 +210,9 @@ type Conn struct {
 
 // NewConn returns a closed connection that will use env.
 func NewConn(env *Env) *Conn {
-	c := &Conn{env: env, ccName: env.cfg.Congestion}
+	c := &Conn{env: env, ccName: env.cfg.Congestion, minRTT: minmax.NewMin()}
 	c.timers.stopAll()
+	c.sent.init()
 	c.reno.init(c)
 	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	c.sndBufSize = env.cfg.SndBuf
@@ -310,6 +332,8 @@ func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	}
 	// SACK-permitted (RFC 2018 §2).
 	c.sackOK = o.SACKPermitted && !cfg.NoSACK
+	// ECN (RFC 3168 §6.1.1).
+	c.ecnNegotiate(syn)
 	c.sndMSS = mss
 	c.selectRecovery()
 	c.startCongestionControl()
@@ -330,6 +354,7 @@ func (c *Conn) startCongestionControl() {
 	}
 	ctl.Init(c.ccParams())
 	c.cc = ctl
+	c.ccSetsWindow = ctl.SetsRecoveryWindow()
 }
 
 // SetCongestionControl selects the connection's congestion controller by
@@ -356,6 +381,7 @@ func (c *Conn) SetCongestionControl(name string) error {
 	p.Cwnd, p.Ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
 	ctl.Init(p)
 	c.cc = ctl
+	c.ccSetsWindow = ctl.SetsRecoveryWindow()
 	return nil
 }
 
@@ -476,6 +502,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if room <= 0 {
 		return 0, ErrWouldBlock
 	}
+	c.checkAppLimited()
 	n := c.snd.write(p, room)
 	return n, nil
 }
@@ -611,6 +638,8 @@ func (c *Conn) finish(err error) {
 	}
 	c.ooo.reset()
 	c.rec.release()
+	c.sent.free()
+	c.sb.free()
 	c.timers.stopAll()
 	c.synPending, c.rexmitNow, c.probeNow, c.keepNow, c.ackNow = false, false, false, false, false
 	c.events |= EventClosed | EventReadable | EventWritable
@@ -665,18 +694,20 @@ type Info struct {
 	// SndWScale and RcvWScale are -1 without window scaling.
 	SndWScale, RcvWScale int8
 	Timestamps, SACK     bool
-	CongestionControl    string
-	Unacked              uint32 // bytes sent and not acknowledged
-	SndBuffered          int    // bytes in the send buffer
-	RcvBuffered          int    // bytes readable
-	Retransmits          int    // RTOs in a row without progress
-	TotalRetrans         uint64 // segments retransmitted
-	BytesSent            uint64 // data bytes sent, retransmissions included
-	BytesRetrans         uint64
-	BytesAcked           uint64
-	BytesReceived        uint64
-	SegsIn, SegsOut      uint64
-	InRecovery           bool
+	// ECN reports that ECN was negotiated (RFC 3168).
+	ECN               bool
+	CongestionControl string
+	Unacked           uint32 // bytes sent and not acknowledged
+	SndBuffered       int    // bytes in the send buffer
+	RcvBuffered       int    // bytes readable
+	Retransmits       int    // RTOs in a row without progress
+	TotalRetrans      uint64 // segments retransmitted
+	BytesSent         uint64 // data bytes sent, retransmissions included
+	BytesRetrans      uint64
+	BytesAcked        uint64
+	BytesReceived     uint64
+	SegsIn, SegsOut   uint64
+	InRecovery        bool
 	// SndUna, SndMax and RcvNxt are SND.UNA, the highest sequence number
 	// sent plus one, and RCV.NXT (RFC 9293 §3.3.1): for ss-like tables
 	// and for tests that need to know what the connection would accept.
@@ -699,6 +730,7 @@ func (c *Conn) Info() Info {
 		RcvWScale:     -1,
 		Timestamps:    c.tsOK,
 		SACK:          c.sackOK,
+		ECN:           c.ecnOK,
 		Unacked:       c.sndMax.Size(c.sndUna),
 		SndBuffered:   c.snd.n,
 		RcvBuffered:   c.rcv.n,

@@ -314,6 +314,7 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 	if simOpen {
 		return // its SYN was acknowledged by our SYN-ACK already
 	}
+	c.ecnReceived(seg)
 
 	if ctlOnly {
 		// A bare FIN at RCV.NXT is taken even with a zero window, as
@@ -421,33 +422,60 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	return true
 }
 
-// ackSeg is what an acceptable ACK means for the data in flight: loss
-// recovery reads its SACK information, SND.UNA moves, recovery counts
-// duplicate ACKs and starts or ends its episode, and the congestion
-// controller hears last.
+// ackSeg is what an acceptable ACK means for the data in flight: the
+// scoreboard and the send records take its SACK blocks, SND.UNA moves,
+// loss recovery counts duplicate ACKs, detects losses and starts or ends
+// its episode, and the congestion controller hears last, with the
+// delivery-rate sample.
 func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldWnd uint32) {
 	a := &c.ackEv
 	*a = ackEvent{ack: ack, dupCandidate: ack == c.sndUna, wasRecovering: c.lr.inRecovery}
 	a.dup5681 = a.dupCandidate && c.isDupAck(seg, oldWnd)
+	a.tsEcr, a.tsEcrOK = seg.Options.TSEcr, c.tsOK && seg.Options.HasTimestamp
+	a.ece = c.ecnOK && seg.Flags&wire.TCPFlagECE != 0
+	out := c.sndMax.Size(c.sndUna)
+	a.priorInFlight = out - min(c.sb.bytes, out)
+	c.rs.has = false
 	if n := seg.Options.NumSACK; n > 0 && c.sackOK {
 		a.numSACK = min(n, wire.TCPMaxSACKBlocks)
 		a.sack = seg.Options.SACK
+		c.tagSACK(now, a)
 	}
-	c.rec.onSACK(a)
 	if ack.GreaterThan(c.sndUna) {
 		c.newlyAcked(now, seg, a)
 	}
+	if a.hasCA {
+		c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(a.caRTT))
+	} else if a.rtt > 0 {
+		c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(a.rtt))
+	}
 	c.rec.onAck(now, a)
-	if a.acked > 0 || a.delivered > 0 {
-		c.cc.OnAck(now, cc.AckSample{
-			Acked:         a.acked,
-			Delivered:     a.delivered,
-			PriorInFlight: a.priorInFlight,
-			RTT:           a.rtt,
-			// DeliveryRate, AppLimited and CE stay zero: no rate
-			// sampler and no ECN yet (see cc.AckSample).
-			InRecovery: a.wasRecovering || c.lr.inRecovery,
-		})
+	if a.delivered > 0 || a.acked > 0 {
+		s := cc.AckSample{
+			Acked:          a.acked,
+			Delivered:      a.delivered,
+			PriorInFlight:  a.priorInFlight,
+			InFlight:       c.sent.flight.bytes,
+			RTT:            a.caRTT,
+			TotalDelivered: c.rs.delivered,
+			NewlyLost:      a.newlyLost,
+			InRecovery:     a.wasRecovering || c.lr.inRecovery,
+		}
+		if s.RTT == 0 {
+			s.RTT = a.rtt
+		}
+		var delivered uint64
+		s.DeliveryRate, s.Interval, delivered, s.AppLimited = c.rateSample()
+		if c.rs.has {
+			s.PriorDelivered = c.rs.priorDelivered
+			s.SampleDelivered = delivered
+			s.TxInFlight = c.rs.txInFlight
+			s.SampleLost = c.rs.lost - min(c.rs.priorLost, c.rs.lost)
+		}
+		if a.ece {
+			s.CE = max(a.delivered, 1)
+		}
+		c.cc.OnAck(now, s)
 	}
 }
 
@@ -482,6 +510,8 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, a *ackEvent) {
 		c.sndNxt = c.sndUna
 	}
 	a.acked = acked
+	c.sb.trimBelow(ack)
+	c.ackRecords(now, a)
 	a.rtt = c.takeRTTSample(now, seg)
 	c.rexmitCount = 0
 
@@ -664,6 +694,8 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.snd.q.free()
 	c.ooo.reset()
 	c.rec.release()
+	c.sent.free()
+	c.sb.free()
 	c.events |= EventReadable | EventWritable
 }
 

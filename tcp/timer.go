@@ -18,10 +18,12 @@ const (
 	timerKeepAlive              // keep-alive (RFC 1122 §4.2.3.6)
 	timerLife                   // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
 	timerPacing                 // release of the next data segment at the pacing rate
+	timerRACK                   // RACK's reordering timeout (RFC 8985 §6.3)
+	timerTLP                    // RACK-TLP's probe timeout (RFC 8985 §7.2)
 	numTimers
 )
 
-var timerNames = [numTimers]string{"rexmit", "persist", "delack", "keepalive", "life", "pacing"}
+var timerNames = [numTimers]string{"rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack", "tlp"}
 
 // String returns the timer's name.
 func (t timer) String() string {
@@ -109,6 +111,10 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 		case timerPacing:
 			// The next data segment may go: the owner's PollTransmit,
 			// which follows every HandleTimeout, sends it.
+		case timerRACK:
+			c.rack.onReoTimeout(now)
+		case timerTLP:
+			c.rack.onProbeTimeout(now)
 		}
 	}
 }
@@ -167,11 +173,10 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	}
 	st.Timeouts++
 	// RFC 5681 §3.1 (equations 4, 5), RFC 6582 §3.2 step 6 ("recover"
-	// after a timeout), then go back to SND.UNA and resend from there.
+	// after a timeout); then loss recovery decides what is resent.
 	c.cc.OnTimeout(now, c.sndMax.Size(c.sndUna))
-	c.rec.onTimeout(now)
 	c.rexmitNow = false
-	c.sndNxt = c.sndUna
+	c.rec.onTimeout(now)
 	c.backoff()
 	c.timers.set(timerRexmit, now.Add(c.rto))
 	if c.sndWnd == 0 {

@@ -127,6 +127,13 @@ func (r *Reno) OnRecoveryStart(now clock.Instant, flight uint32) {
 	r.acc = 0
 }
 
+// OnECE implements Controller: the same reduction as for a loss (RFC 3168
+// §6.1.2).
+func (r *Reno) OnECE(now clock.Instant, flight uint32) { r.OnRecoveryStart(now, flight) }
+
+// SetsRecoveryWindow implements Controller: the recovery algorithm rules.
+func (r *Reno) SetsRecoveryWindow() bool { return false }
+
 // OnRecoveryEnd implements Controller: cwnd = min(ssthresh,
 // max(FlightSize, SMSS) + SMSS) (RFC 6582 §3.2 step 3, option 1).
 func (r *Reno) OnRecoveryEnd(now clock.Instant, flight uint32) {
