@@ -9,7 +9,7 @@ FUZZTIME ?= 30s
 
 SEEDS ?= 100000
 
-.PHONY: test tools fmt vet race allocs fuzz sim demo bench
+.PHONY: test tools fmt vet race allocs benchmod fuzz sim demo bench
 
 # As root (CI), every test must run: the kernel-link tests fail instead of
 # skipping when a tool or device is missing (internal/netns/netnstest).
@@ -17,8 +17,9 @@ export USTACK_TEST_STRICT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 
 ## test: everything CI runs — tools, gofmt, vet, all tests with the race
 ## detector (fuzz seed corpora included), the interop suite when root,
-## and the zero-allocation tests without the race detector.
-test: tools fmt vet allocs race
+## and the zero-allocation tests without the race detector; then the
+## bench module (its own go.mod): vet, and its smoke test of every case.
+test: tools fmt vet allocs race benchmod
 
 tools:
 	@./scripts/install-test-tools.sh
@@ -45,6 +46,14 @@ race:
 allocs:
 	$(GO) test -count=1 -run 'Allocs' $$($(GO) list ./... | grep -v -x -F $$(for p in $(KERNEL_PKGS); do $(GO) list $$p; done | sed 's/^/-e /'))
 
+# The nested bench module (gVisor lives only there): vet it and run its
+# tests, a quick pass over every benchmark case that checks each produced
+# sound figures (about a minute as root, where the TAP and AF_PACKET cases
+# run too).
+benchmod:
+	cd bench && $(GO) vet ./...
+	cd bench && $(GO) test -race -count=1 -timeout 10m ./...
+
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m).
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
@@ -56,5 +65,9 @@ sim:
 demo:
 	$(GO) run ./cmd/ustack demo
 
+## bench: ustack beside gVisor's netstack and the kernel (bench/, about
+## 3 minutes); prints the tables and writes them into BENCHMARKS.md.
+## BENCHFLAGS adds flags, e.g. make bench BENCHFLAGS='-note "machine busy"'.
+BENCHFLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	cd bench && $(GO) run ./cmd/bench -write ../BENCHMARKS.md -command 'make bench' $(BENCHFLAGS)

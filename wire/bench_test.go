@@ -102,3 +102,49 @@ func BenchmarkParseUDPFrame(b *testing.B) {
 		sinkUDPF.Decode(u)
 	}
 }
+
+// BenchmarkParseDecodeTCP6Frame is BenchmarkParseDecodeTCPFrame over IPv6:
+// the captured TCP data segment parsed, its (empty) extension header chain
+// walked, the TCP checksum verified with the IPv6 pseudo-header, and the
+// TCP fields decoded.
+func BenchmarkParseDecodeTCP6Frame(b *testing.B) {
+	frame := g6("tcp-data")
+	var c IPv6Chain
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := ParseEthernet(frame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := ParseIPv6(e.Payload())
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkIPv6F.Decode(p)
+		if err := c.Walk(p); err != nil || c.Proto != ProtoTCP {
+			b.Fatal(err)
+		}
+		seg := c.Upper(p)
+		s, err := ParseTCP(seg)
+		if err != nil || TCPChecksum(seg, sinkIPv6F.Src, sinkIPv6F.Dst) != 0 {
+			b.Fatal(err)
+		}
+		if err := sinkTCPF.Decode(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIPv6Chain walks the hop-by-hop header of an MLD report (Router
+// Alert and PadN), as every MLD message and router-alert packet needs.
+func BenchmarkIPv6Chain(b *testing.B) {
+	p := mustIPv6(g6("mld-report-linkup"))
+	var c IPv6Chain
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Walk(p); err != nil || !c.RouterAlert {
+			b.Fatal(err)
+		}
+	}
+}

@@ -60,14 +60,30 @@ func AddSum(a, b uint16) uint16 {
 // a correct checksum gives 0.
 func Checksum(b []byte, initial uint16) uint16 { return ^PartialSum(b, initial) }
 
-// PseudoHeaderSum returns the partial sum of the IPv4 pseudo-header used by
-// TCP and UDP checksums (RFC 9293 §3.1, RFC 768): source, destination, zero,
-// protocol, and the transport length. Both addresses must be IPv4.
+// PseudoHeaderSum returns the partial sum of the pseudo-header that TCP,
+// UDP and ICMPv6 checksums cover, for either family. When src and dst are
+// both IPv4 addresses it is the IPv4 pseudo-header (RFC 9293 §3.1, RFC 768):
+// source, destination, zero, protocol, and the transport length. Otherwise
+// it is the IPv6 pseudo-header (RFC 8200 §8.1): source, destination, the
+// upper-layer packet length as 32 bits, three zero bytes and the next
+// header, with an IPv4 address taken as its IPv4-mapped IPv6 form (RFC 4291
+// §2.5.5.2) and the zero Addr as ::. An IPv4-mapped address is an IPv6
+// address here: pass the addresses as the IP header carries them. With a
+// routing header the IPv6 destination is the final one (RFC 8200 §8.1).
 func PseudoHeaderSum(src, dst netip.Addr, proto uint8, length int) uint16 {
-	s4, d4 := src.As4(), dst.As4()
-	ac := uint64(binary.BigEndian.Uint32(s4[:])) +
-		uint64(binary.BigEndian.Uint32(d4[:])) +
-		uint64(proto) + uint64(uint32(length))
+	if src.Is4() && dst.Is4() {
+		s4, d4 := src.As4(), dst.As4()
+		ac := uint64(binary.BigEndian.Uint32(s4[:])) +
+			uint64(binary.BigEndian.Uint32(d4[:])) +
+			uint64(proto) + uint64(uint32(length))
+		return fold64(ac)
+	}
+	s, d := src.As16(), dst.As16()
+	// Ten 32-bit words at most: the sum cannot overflow 64 bits.
+	ac := uint64(proto) + uint64(uint32(length))
+	for i := 0; i < 16; i += 4 {
+		ac += uint64(binary.BigEndian.Uint32(s[i:])) + uint64(binary.BigEndian.Uint32(d[i:]))
+	}
 	return fold64(ac)
 }
 

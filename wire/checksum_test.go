@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 )
 
@@ -229,5 +230,45 @@ func TestPseudoHeaderSum(t *testing.T) {
 	}
 	if Checksum(seg, ph) != 0 {
 		t.Error("SYN does not verify")
+	}
+}
+
+func TestPseudoHeaderSumIPv6(t *testing.T) {
+	// RFC 8200 §8.1: source, destination, 32-bit upper-layer length,
+	// three zero bytes, next header; summed as a 40-byte buffer.
+	r := rand.New(rand.NewPCG(8200, 0))
+	for i := 0; i < 10000; i++ {
+		var s, d [16]byte
+		for j := range s {
+			s[j], d[j] = byte(r.Uint32()), byte(r.Uint32())
+		}
+		if i%4 == 0 {
+			for j := range s {
+				s[j], d[j] = 0xff, 0xff // the most carries
+			}
+		}
+		proto := uint8(r.Uint32())
+		n := r.IntN(1 << 20) // jumbogram lengths too: 32 bits
+		ph := append(append(s[:], d[:]...), byte(n>>24), byte(n>>16), byte(n>>8), byte(n), 0, 0, 0, proto)
+		if got, want := PseudoHeaderSum(netip.AddrFrom16(s), netip.AddrFrom16(d), proto, n), naiveSum(ph, 0); got != want {
+			t.Fatalf("%x %x %d %d: %#04x, want %#04x", s, d, proto, n, got, want)
+		}
+	}
+	// An IPv4-mapped address is an IPv6 address: the 40-byte form. (Its
+	// sum equals the 12-byte form's: the two 0xffff words add nothing in
+	// ones' complement, which is what makes IPv4/IPv6 translation
+	// checksum-neutral.) The zero Addr reads as ::, and a mix of families
+	// takes the IPv6 form.
+	m4, m6 := netip.AddrFrom16(ipA.As16()), netip.AddrFrom16(ipB.As16())
+	s4, d4 := m4.As16(), m6.As16()
+	ph := append(append(s4[:], d4[:]...), 0, 0, 0, 8, 0, 0, 0, ProtoUDP)
+	if got, want := PseudoHeaderSum(m4, m6, ProtoUDP, 8), naiveSum(ph, 0); got != want {
+		t.Errorf("IPv4-mapped: %#04x, want %#04x", got, want)
+	}
+	if got, want := PseudoHeaderSum(ipA, m6, ProtoUDP, 8), PseudoHeaderSum(m4, m6, ProtoUDP, 8); got != want {
+		t.Errorf("mixed families: %#04x, want %#04x", got, want)
+	}
+	if got, want := PseudoHeaderSum(netip.Addr{}, netip.Addr{}, ProtoTCP, 20), naiveSum([]byte{0, 0, 0, 20, 0, 0, 0, ProtoTCP}, 0); got != want {
+		t.Errorf("zero addresses: %#04x, want %#04x", got, want)
 	}
 }

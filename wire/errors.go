@@ -18,6 +18,14 @@ var (
 	// ErrBadChecksum means a checksum did not verify.
 	ErrBadChecksum = errors.New("wire: bad checksum")
 	// ErrUnsupported means a well-formed header of a kind this package does
-	// not decode (an ARP for another protocol, say).
+	// not decode (an ARP for another protocol, say, or an IPv6 routing
+	// header that asks to be forwarded).
 	ErrUnsupported = errors.New("wire: unsupported")
+	// ErrUnknownOption means an IPv6 hop-by-hop or destination option of a
+	// type this package does not recognize, whose two high-order bits say
+	// to discard the packet (RFC 8200 §4.2).
+	ErrUnknownOption = errors.New("wire: unknown IPv6 option")
+	// ErrTooManyHeaders means an IPv6 packet has more extension headers
+	// than IPv6MaxExtHeaders.
+	ErrTooManyHeaders = errors.New("wire: too many IPv6 extension headers")
 )

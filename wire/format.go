@@ -241,3 +241,225 @@ func (o *TCPOptions) appendTo(b []byte) []byte {
 	}
 	return append(b, ']')
 }
+
+// String formats f as "2001:db8:1::1 > 2001:db8:1::2: class 0xb9,
+// flowlabel 0x12345, hlim 64, next-header ICMPv6 (58), payload length 16",
+// with tcpdump's names for the next header.
+func (f *IPv6Fields) String() string {
+	b := make([]byte, 0, 160)
+	b = f.Src.AppendTo(b)
+	b = append(b, " > "...)
+	b = f.Dst.AppendTo(b)
+	b = append(b, ": class 0x"...)
+	b = strconv.AppendUint(b, uint64(f.TrafficClass), 16)
+	b = append(b, ", flowlabel 0x"...)
+	b = strconv.AppendUint(b, uint64(f.FlowLabel&0xfffff), 16)
+	b = append(b, ", hlim "...)
+	b = strconv.AppendUint(b, uint64(f.HopLimit), 10)
+	b = append(b, ", next-header "...)
+	b = append(b, nextHeaderName(f.NextHeader)...)
+	b = append(b, " ("...)
+	b = strconv.AppendUint(b, uint64(f.NextHeader), 10)
+	b = append(b, "), payload length "...)
+	b = strconv.AppendUint(b, uint64(f.PayloadLen), 10)
+	return string(b)
+}
+
+// nextHeaderName names an IPv6 Next Header value as tcpdump does.
+func nextHeaderName(n uint8) string {
+	switch n {
+	case ProtoHopByHop:
+		return "Options"
+	case ProtoTCP:
+		return "TCP"
+	case ProtoUDP:
+		return "UDP"
+	case ProtoRouting:
+		return "Routing"
+	case ProtoFragment:
+		return "Fragment"
+	case ProtoESP:
+		return "ESP"
+	case ProtoAH:
+		return "AH"
+	case ProtoICMPv6:
+		return "ICMPv6"
+	case ProtoNoNext:
+		return "NoNext"
+	case ProtoDestOpts:
+		return "DstOpts"
+	}
+	return "unknown"
+}
+
+// icmpv6TypeName names ICMPv6 types as tcpdump does, "" for others.
+func icmpv6TypeName(t uint8) string {
+	switch t {
+	case ICMPv6DestUnreachable:
+		return "destination unreachable"
+	case ICMPv6PacketTooBig:
+		return "packet too big"
+	case ICMPv6TimeExceeded:
+		return "time exceeded in-transit"
+	case ICMPv6ParameterProblem:
+		return "parameter problem"
+	case ICMPv6EchoRequest:
+		return "echo request"
+	case ICMPv6EchoReply:
+		return "echo reply"
+	case ICMPv6MLDQuery:
+		return "multicast listener query"
+	case ICMPv6MLDv1Report:
+		return "multicast listener report"
+	case ICMPv6MLDv1Done:
+		return "multicast listener done"
+	case ICMPv6RouterSolicit:
+		return "router solicitation"
+	case ICMPv6RouterAdvert:
+		return "router advertisement"
+	case ICMPv6NeighborSolicit:
+		return "neighbor solicitation"
+	case ICMPv6NeighborAdvert:
+		return "neighbor advertisement"
+	case ICMPv6Redirect:
+		return "redirect"
+	case ICMPv6MLDv2Report:
+		return "multicast listener report v2"
+	}
+	return ""
+}
+
+// appendICMPv6Type appends "ICMP6, " and the type's name, or "type T code
+// C" for a type without one.
+func appendICMPv6Type(b []byte, t, code uint8) []byte {
+	b = append(b, "ICMP6, "...)
+	if name := icmpv6TypeName(t); name != "" {
+		return append(b, name...)
+	}
+	b = append(b, "type "...)
+	b = strconv.AppendUint(b, uint64(t), 10)
+	b = append(b, " code "...)
+	return strconv.AppendUint(b, uint64(code), 10)
+}
+
+// String formats f as tcpdump does: "ICMP6, echo request, id 1650, seq 1,
+// length 40", "ICMP6, packet too big, mtu 1280, length 1240", "ICMP6,
+// destination unreachable, unreachable port, length 61", "ICMP6, parameter
+// problem, option - octet 42, length 65", ...
+func (f *ICMPv6Fields) String() string {
+	b := make([]byte, 0, 80)
+	b = appendICMPv6Type(b, f.Type, f.Code)
+	switch {
+	case icmpv6HasIDSeq(f.Type):
+		b = append(b, ", id "...)
+		b = strconv.AppendUint(b, uint64(f.ID), 10)
+		b = append(b, ", seq "...)
+		b = strconv.AppendUint(b, uint64(f.Seq), 10)
+	case f.Type == ICMPv6PacketTooBig:
+		b = append(b, ", mtu "...)
+		b = strconv.AppendUint(b, uint64(f.MTU), 10)
+	case f.Type == ICMPv6DestUnreachable && f.Code <= ICMPv6RejectRoute:
+		b = append(b, ", "...)
+		b = append(b, [...]string{"unreachable route", "unreachable prohibited", "beyond scope",
+			"unreachable address", "unreachable port", "source policy", "reject route"}[f.Code]...)
+	case f.Type == ICMPv6TimeExceeded && f.Code == ICMPv6ReassemblyTimeExceeded:
+		b = append(b, " (reassembly)"...)
+	case f.Type == ICMPv6ParameterProblem && f.Code <= ICMPv6IncompleteChain:
+		b = append(b, ", "...)
+		b = append(b, [...]string{"header", "next header", "option", "incomplete chain"}[f.Code]...)
+		b = append(b, " - octet "...)
+		b = strconv.AppendUint(b, uint64(f.Pointer), 10)
+	}
+	b = append(b, ", length "...)
+	b = strconv.AppendInt(b, int64(f.Len()), 10)
+	return string(b)
+}
+
+// String formats f as tcpdump does: "ICMP6, neighbor solicitation, who
+// has 2001:db8:1::2, length 32", "ICMP6, neighbor advertisement, tgt is
+// 2001:db8:1::2, Flags [router, solicited, override], length 32", "ICMP6,
+// router advertisement, hop limit 64, Flags 0x00, router lifetime 1800s,
+// reachable time 0ms, retrans timer 0ms, length 88", "ICMP6, redirect,
+// 2001:db8:3::1 to fe80::ff:fe00:103, length 112".
+func (f *NDPFields) String() string {
+	b := make([]byte, 0, 128)
+	b = appendICMPv6Type(b, f.Type, 0)
+	switch f.Type {
+	case ICMPv6NeighborSolicit:
+		b = append(b, ", who has "...)
+		b = f.Target.AppendTo(b)
+	case ICMPv6NeighborAdvert:
+		b = append(b, ", tgt is "...)
+		b = f.Target.AppendTo(b)
+		b = append(b, ", Flags ["...)
+		n0 := len(b)
+		for _, x := range [...]struct {
+			set  bool
+			name string
+		}{{f.Router, "router"}, {f.Solicited, "solicited"}, {f.Override, "override"}} {
+			if x.set {
+				if len(b) > n0 {
+					b = append(b, ", "...)
+				}
+				b = append(b, x.name...)
+			}
+		}
+		if len(b) == n0 {
+			b = append(b, "none"...)
+		}
+		b = append(b, ']')
+	case ICMPv6RouterAdvert:
+		b = append(b, ", hop limit "...)
+		b = strconv.AppendUint(b, uint64(f.CurHopLimit), 10)
+		b = append(b, ", Flags 0x"...)
+		b = append(b, "0123456789abcdef"[f.RAFlags>>4], "0123456789abcdef"[f.RAFlags&0xf])
+		b = append(b, ", router lifetime "...)
+		b = strconv.AppendUint(b, uint64(f.RouterLifetime), 10)
+		b = append(b, "s, reachable time "...)
+		b = strconv.AppendUint(b, uint64(f.ReachableTime), 10)
+		b = append(b, "ms, retrans timer "...)
+		b = strconv.AppendUint(b, uint64(f.RetransTimer), 10)
+		b = append(b, "ms"...)
+	case ICMPv6Redirect:
+		b = append(b, ", "...)
+		b = f.Destination.AppendTo(b)
+		b = append(b, " to "...)
+		b = f.Target.AppendTo(b)
+	}
+	b = append(b, ", length "...)
+	b = strconv.AppendInt(b, int64(f.Len()), 10)
+	return string(b)
+}
+
+// String formats f as "ICMP6, multicast listener query v2, max resp delay
+// 1000ms, addr ::, qrv 2, qqi 125s, 0 source(s), length 28", or for MLDv1
+// messages "ICMP6, multicast listener report, max resp delay 0ms, addr
+// ff02::1:ff00:1, length 24".
+func (f *MLDFields) String() string {
+	b := make([]byte, 0, 128)
+	b = appendICMPv6Type(b, f.Type, 0)
+	delay := uint32(f.MaxRespCode)
+	if f.v2() {
+		b = append(b, " v2"...)
+		delay = MLDv2MaxRespDelay(f.MaxRespCode)
+	}
+	b = append(b, ", max resp delay "...)
+	b = strconv.AppendUint(b, uint64(delay), 10)
+	b = append(b, "ms, addr "...)
+	b = f.Multicast.AppendTo(b)
+	if f.v2() {
+		if f.SuppressRouterProcessing {
+			b = append(b, ", S"...)
+		}
+		b = append(b, ", qrv "...)
+		b = strconv.AppendUint(b, uint64(f.QRV&7), 10)
+		b = append(b, ", qqi "...)
+		b = strconv.AppendUint(b, uint64(MLDv2QQI(f.QQIC)), 10)
+		b = append(b, "s, "...)
+		b = strconv.AppendInt(b, int64(f.sources().Len()), 10)
+		b = append(b, " source(s)"...)
+	}
+	b = append(b, ", length "...)
+	b = strconv.AppendInt(b, int64(f.Len()), 10)
+	return string(b)
+}

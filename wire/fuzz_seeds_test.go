@@ -56,6 +56,14 @@ var fuzzSeeds = map[string][]fuzzSeed{
 		{"short-13", "one byte short of a header", goldenEchoRequest[:13]},
 		{"tag-without-type", "an 802.1Q TPID and TCI with no type after them", goldenVLANEcho[:16]},
 		{"ipv4-padded", "a 40-byte RST padded to the 60-byte Ethernet minimum", append(slices.Clone(goldenTCPRST), 0, 0, 0, 0, 0, 0)},
+		{"linux-ipv6-echo-request", "IPv6 without extension headers, ICMPv6 echo request", g6("echo-request")},
+		{"linux-ipv6-mld-report", "IPv6 hop-by-hop header (Router Alert) before an MLDv2 report", g6("mld-report-linkup")},
+		{"linux-ipv6-frag-first", "first IPv6 fragment", g6("frag-first")},
+		{"linux-ipv6-tcp-syn", "TCP SYN over IPv6", g6("tcp-syn")},
+		{"linux-ipv6-ra", "router advertisement with four options", g6("ra")},
+		{"linux-ipv6-redirect", "redirect quoting a packet", g6("redirect")},
+		{"linux-ipv6-dstopt-unknown", "destination option 0x9e: Walk asks for a parameter problem", g6("dstopt-unknown")},
+		{"linux-ipv6-port-unreachable", "ICMPv6 error quoting a UDP datagram", g6("port-unreachable")},
 	},
 	"FuzzParseARP": {
 		{"linux-request", "ARP request, target hardware address zero", mustL3(goldenARPRequest)},
@@ -119,6 +127,117 @@ var fuzzSeeds = map[string][]fuzzSeed{
 		{"option-length-0", "MSS with length 0: ErrBadOptions", edit(mustL4(goldenTCPSYN), func(b []byte) { b[21] = 0 })},
 		{"four-sack-blocks", "the most SACK blocks a header holds, no timestamps", encodeTCP(TCPFields{Flags: TCPFlagACK, Options: TCPOptions{NumSACK: 4, SACK: [4]SACKBlock{{1, 2}, {3, 4}, {5, 6}, {7, 8}}}})},
 	},
+	"FuzzParseIPv6": {
+		{"linux-echo-request", "no extension headers, ICMPv6", mustL3(g6("echo-request"))},
+		{"linux-echo-class-flow", "traffic class 0xb9 and a flow label", mustL3(g6("echo-class-flow"))},
+		{"linux-mld-report", "hop-by-hop header with Router Alert and PadN", mustL3(g6("mld-report-linkup"))},
+		{"linux-mld-query-v2", "hop-by-hop header, MLDv2 query", mustL3(g6("mld-query-v2"))},
+		{"linux-frag-first", "first fragment: offset 0, M set", mustL3(g6("frag-first"))},
+		{"linux-frag-last", "last fragment: offset 2896, M clear", mustL3(g6("frag-last"))},
+		{"linux-tcp-syn", "TCP SYN", mustL3(g6("tcp-syn"))},
+		{"linux-tcp-data", "TCP data, ECT(0)", mustL3(g6("tcp-data"))},
+		{"linux-udp", "UDP", mustL3(g6("udp"))},
+		{"linux-dstopt-skip", "destination option 0x1e (skip) and PadN", mustL3(g6("dstopt-skip"))},
+		{"linux-dstopt-16", "16-byte destination header: Pad1, an 11-byte option", mustL3(g6("dstopt-16"))},
+		{"linux-dstopt-unknown", "destination option 0x9e: parameter problem, code 2", mustL3(g6("dstopt-unknown"))},
+		{"linux-hbh-unknown", "hop-by-hop option 0xde: parameter problem unless multicast", mustL3(g6("hbh-unknown"))},
+		{"linux-hbh-discard", "hop-by-hop option 0x5e: silent discard", mustL3(g6("hbh-discard"))},
+		{"linux-proto-253", "unknown next header", mustL3(g6("proto-253"))},
+		{"linux-ra", "router advertisement", mustL3(g6("ra"))},
+		{"linux-packet-too-big", "ICMPv6 error quoting 1232 bytes", mustL3(g6("packet-too-big"))},
+		{"linux-padded", "a neighbour advertisement with 6 bytes of link padding after it", append(slices.Clone(mustL3(g6("na-unicast"))), make([]byte, 6)...)},
+		{"version-4", "version 4: ErrBadHeader", edit(mustL3(g6("echo-request")), func(b []byte) { b[0] = 0x40 })},
+		{"payload-length-long", "payload length past the buffer: ErrTruncated", edit(mustL3(g6("echo-request")), func(b []byte) { b[5]++ })},
+		{"payload-length-0", "payload length 0 with a hop-by-hop header: the chain is truncated", edit(mustL3(g6("mld-report-linkup")), func(b []byte) { b[4], b[5] = 0, 0 })},
+		{"short-39", "one byte short of a header: ErrTruncated", mustL3(g6("echo-request"))[:39]},
+	},
+	"FuzzIPv6Chain": {
+		{"hbh-router-alert", "hop-by-hop with Router Alert, then ICMPv6", append([]byte{ProtoHopByHop, 1}, mustIPv6(g6("mld-report-linkup")).Payload()...)},
+		{"dstopt-unknown-multicast", "option 0x9e to a multicast destination: ICMP anyway", append([]byte{ProtoDestOpts, 1}, mustIPv6(g6("dstopt-unknown")).Payload()...)},
+		{"hbh-unknown-multicast", "option 0xde to a multicast destination: silent", append([]byte{ProtoHopByHop, 1}, mustIPv6(g6("hbh-unknown")).Payload()...)},
+		{"frag-first", "first fragment and its ICMPv6 header", append([]byte{ProtoFragment, 0}, mustIPv6(g6("frag-first")).Payload()...)},
+		{"frag-middle", "a middle fragment", append([]byte{ProtoFragment, 0}, mustIPv6(g6("frag-middle")).Payload()...)},
+		{"routing-segments-left", "routing header with segments left: parameter problem, code 0", append([]byte{ProtoRouting, 0}, ext(ProtoTCP, 4, 2, 0, 0, 0, 0)...)},
+		{"routing-done", "routing header with no segments left, then UDP", append([]byte{ProtoRouting, 0}, append(ext(ProtoUDP, 0, 0, 0, 0, 0, 0), udp8...)...)},
+		{"hbh-second", "hop-by-hop after a destination header: code 1", append([]byte{ProtoDestOpts, 0}, append(ext(ProtoHopByHop, 1, 4, 0, 0, 0, 0), ext(ProtoUDP, 1, 4, 0, 0, 0, 0)...)...)},
+		{"atomic-fragment", "atomic fragment, then UDP", append([]byte{ProtoFragment, 0}, append(frag(ProtoUDP, 0, false, 1), udp8...)...)},
+		{"incomplete-chain", "first fragment cut in a TCP header: code 3", append([]byte{ProtoFragment, 0}, append(frag(ProtoTCP, 0, true, 1), make([]byte, 8)...)...)},
+		{"frag-past-65535", "fragment ending past 65535: code 0 at its offset", append([]byte{ProtoFragment, 0}, append(frag(ProtoTCP, 65528, false, 1), make([]byte, 8)...)...)},
+		{"frag-odd", "M set, 12 bytes of data: code 0 at the payload length", append([]byte{ProtoFragment, 0}, append(frag(ProtoTCP, 8, true, 1), make([]byte, 12)...)...)},
+		{"ah", "authentication header ends the walk", append([]byte{ProtoDestOpts, 0}, append(ext(ProtoAH, 1, 4, 0, 0, 0, 0), make([]byte, 24)...)...)},
+		{"chain-17", "17 destination headers: ErrTooManyHeaders", append([]byte{ProtoDestOpts, 0}, bytes.Repeat(ext(ProtoDestOpts, 1, 4, 0, 0, 0, 0), 17)...)},
+		{"padding-8", "8 bytes of padding in a row: ErrBadOptions", append([]byte{ProtoDestOpts, 0}, ext(ProtoUDP, 1, 4, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0)...)},
+		{"options-9", "9 options in one header: ErrBadOptions", append([]byte{ProtoDestOpts, 0}, ext(ProtoUDP, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 0x1e, 0, 1, 2, 0, 0)...)},
+		{"no-next", "no next header, with bytes after it", []byte{ProtoNoNext, 0, 1, 2, 3}},
+	},
+	"FuzzIPv6ExtHeaders": {
+		{"linux-hbh", "Linux's MLD hop-by-hop header, then ICMPv6", append([]byte{ProtoHopByHop}, mustIPv6(g6("mld-report-linkup")).Payload()...)},
+		{"linux-dstopt-16", "a 16-byte destination options header, then UDP", append([]byte{ProtoDestOpts}, mustIPv6(g6("dstopt-16")).Payload()...)},
+		{"linux-frag-first", "a first fragment's header and data", append([]byte{ProtoFragment}, mustIPv6(g6("frag-first")).Payload()...)},
+		{"linux-frag-last", "a last fragment: the walk stops after its header", append([]byte{ProtoFragment}, mustIPv6(g6("frag-last")).Payload()...)},
+		{"ah", "an authentication header (RFC 4302: 4-byte units, plus 2)", append([]byte{ProtoAH, ProtoTCP, 1}, make([]byte, 14)...)},
+		{"routing", "a routing header with segments left", append([]byte{ProtoRouting}, ext(ProtoNoNext, 4, 1, 0, 0, 0, 0)...)},
+		{"reserved-bits", "a fragment header with its reserved fields set", []byte{ProtoFragment, ProtoUDP, 0xff, 0x00, 0x0f, 0, 0, 0, 1}},
+		{"chain-17", "17 headers: ErrTooManyHeaders", append([]byte{ProtoDestOpts}, bytes.Repeat(ext(ProtoDestOpts, 1, 4, 0, 0, 0, 0), 17)...)},
+		{"truncated", "a header longer than the bytes", []byte{ProtoDestOpts, ProtoUDP, 3, 1, 0}},
+	},
+	"FuzzParseICMPv6": {
+		{"linux-echo-request", "echo request", mustUpper(g6("echo-request"))},
+		{"linux-echo-reply", "echo reply", mustUpper(g6("echo-reply"))},
+		{"linux-time-exceeded", "time exceeded quoting a whole echo request", mustUpper(g6("time-exceeded"))},
+		{"linux-packet-too-big", "packet too big, MTU 1280, 1232-byte quote", mustUpper(g6("packet-too-big"))},
+		{"linux-port-unreachable", "port unreachable quoting UDP", mustUpper(g6("port-unreachable"))},
+		{"linux-dstopt-skip-unreachable", "port unreachable quoting a destination header", mustUpper(g6("dstopt-skip-unreachable"))},
+		{"linux-paramprob-option", "parameter problem, code 2, pointer 42", mustUpper(g6("paramprob-option"))},
+		{"linux-paramprob-nexthdr", "parameter problem, code 1, pointer 6", mustUpper(g6("paramprob-nexthdr"))},
+		{"linux-reassembly-timeout", "time exceeded quoting a first fragment", mustUpper(g6("reassembly-timeout"))},
+		{"linux-ra", "router advertisement (NDP)", mustUpper(g6("ra"))},
+		{"linux-mld-query-v2", "MLDv2 query", mustUpper(g6("mld-query-v2"))},
+		{"linux-mld-report", "MLDv2 report", mustUpper(g6("mld-report-4"))},
+		{"header-only", "8 bytes", mustUpper(g6("echo-request"))[:8]},
+		{"short-7", "ErrTruncated", mustUpper(g6("echo-request"))[:7]},
+		{"quote-version-4", "an error quoting an IPv4 header", edit(mustUpper(g6("time-exceeded")), func(b []byte) { b[8] = 0x45 })},
+	},
+	"FuzzParseNDP": {
+		{"linux-ns-dad", "DAD neighbour solicitation with a nonce", mustUpper(g6("ns-dad"))},
+		{"linux-rs", "router solicitation, source link-layer address", mustUpper(g6("rs"))},
+		{"linux-ra", "router advertisement: prefix, RDNSS, MTU, link-layer address", mustUpper(g6("ra"))},
+		{"linux-ns", "neighbour solicitation", mustUpper(g6("ns"))},
+		{"linux-na", "neighbour advertisement, R S O, target link-layer address", mustUpper(g6("na"))},
+		{"linux-na-unicast", "neighbour advertisement, S only, no options", mustUpper(g6("na-unicast"))},
+		{"linux-redirect", "redirect with a redirected header", mustUpper(g6("redirect"))},
+		{"code-1", "ICMP code 1: ErrBadHeader", edit(mustUpper(g6("ns")), func(b []byte) { b[1] = 1 })},
+		{"option-length-0", "option of length 0: ErrBadOptions", edit(mustUpper(g6("ns")), func(b []byte) { b[25] = 0 })},
+		{"short-ra", "router advertisement of 15 bytes: ErrTruncated", mustUpper(g6("ra"))[:15]},
+		{"echo", "not NDP: ErrUnsupported", mustUpper(g6("echo-request"))},
+	},
+	"FuzzNDPOptions": {
+		{"linux-ra", "prefix information, RDNSS, MTU, source link-layer address", mustUpper(g6("ra"))[NDPRouterAdvertLen:]},
+		{"linux-redirect", "target link-layer address, redirected header", mustUpper(g6("redirect"))[NDPRedirectLen:]},
+		{"linux-nonce", "nonce", mustUpper(g6("ns-dad"))[NDPNeighborSolicitLen:]},
+		{"duplicates", "each single option twice: the first counts", []byte{1, 1, 2, 0, 0, 0, 0, 1, 1, 1, 2, 0, 0, 0, 0, 2, 5, 1, 0, 0, 0, 0, 5, 0xdc, 5, 1, 0, 0, 0, 0, 5, 0x78}},
+		{"unknown", "an unknown option of 16 bytes", append([]byte{31, 2}, make([]byte, 14)...)},
+		{"rdnss-even", "RDNSS of 4 units: ErrBadOptions", append([]byte{25, 4}, make([]byte, 30)...)},
+		{"length-0", "length 0: ErrBadOptions", []byte{1, 0, 0, 0, 0, 0, 0, 0}},
+		{"overrun", "past the end: ErrBadOptions", []byte{3, 4, 64, 0xc0}},
+	},
+	"FuzzParseMLD": {
+		{"linux-query-v2", "MLDv2 general query", mustUpper(g6("mld-query-v2"))},
+		{"linux-query-v1", "MLDv1 general query, 24 bytes", mustUpper(g6("mld-query-v1"))},
+		{"linux-report-v1", "MLDv1 report", mustUpper(g6("mldv1-report"))},
+		{"query-25", "a 25-byte query: ErrBadHeader", append(slices.Clone(mustUpper(g6("mld-query-v1"))), 0)},
+		{"query-sources", "an MLDv2 query with one source missing: ErrTruncated", edit(mustUpper(g6("mld-query-v2")), func(b []byte) { b[27] = 1 })},
+		{"query-exp", "exponential max response code and QQIC, S flag", edit(mustUpper(g6("mld-query-v2")), func(b []byte) { b[4], b[24], b[25] = 0xff, 0x0f, 0xff })},
+	},
+	"FuzzParseMLDv2Report": {
+		{"linux-linkup", "two CHANGE_TO_EXCLUDE records", mustUpper(g6("mld-report-linkup"))},
+		{"linux-current", "two MODE_IS_EXCLUDE records", mustUpper(g6("mld-report-current"))},
+		{"linux-4", "four records", mustUpper(g6("mld-report-4"))},
+		{"sources-aux", "records with sources and auxiliary data", encodeMLDv2Report(MLDv2ReportFields{Records: []MLDv2RecordFields{
+			{Type: MLDAllowNewSources, Multicast: IPv6AllNodes, Sources: AppendIPv6Addrs(nil, ip6A, ip6B)},
+			{Type: MLDBlockOldSources, Multicast: IPv6AllRouters, AuxData: []byte{1, 2, 3, 4}}}})},
+		{"count-too-high", "one record more than present: ErrTruncated", edit(mustUpper(g6("mld-report-current")), func(b []byte) { b[7]++ })},
+	},
 	"FuzzTCPOptions": {
 		{"linux-syn", "mss, sackOK+TS, nop, wscale", mustTCPOptions(goldenTCPSYN)},
 		{"linux-syn-nots", "mss, nop, nop, sackOK, nop, wscale", mustTCPOptions(goldenTCPSYNNoTS)},
@@ -172,6 +291,12 @@ func encodeICMP(f ICMPv4Fields) []byte {
 	return b
 }
 
+func encodeMLDv2Report(f MLDv2ReportFields) []byte {
+	b := make([]byte, f.Len())
+	f.Encode(b, llA, IPv6AllMLDv2Routers)
+	return b
+}
+
 func encodeTCP(f TCPFields) []byte {
 	b := make([]byte, f.HeaderLen()+len(f.Payload))
 	f.Encode(b)
@@ -202,8 +327,9 @@ after editing the table run
     go test ./wire -run TestFuzzCorpus -update-corpus
 
 and TestFuzzCorpus fails while they differ. Seeds named ` + "`linux-*`" + ` are frames
-captured from Linux 6.18 in network namespaces (see ` + "`wire/golden_test.go`" + `
-for how each was made); the rest are edits of them or hand-made edge cases.
+captured from Linux 6.18 in network namespaces (see ` + "`wire/golden_test.go`" + ` and
+` + "`wire/testdata/ipv6-golden.txt`" + ` for how each was made); the rest are edits of
+them or hand-made edge cases.
 A failing input the fuzzer finds is written here under a hash name: add it
 to the table with a comment (TestFuzzCorpus insists).
 `)

@@ -137,6 +137,8 @@ func checkEthernet(t *testing.T, b []byte) {
 		checkARP(t, e.Payload())
 	case EtherTypeIPv4:
 		checkIPv4(t, e.Payload())
+	case EtherTypeIPv6:
+		checkIPv6(t, e.Payload())
 	}
 }
 

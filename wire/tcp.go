@@ -392,8 +392,8 @@ func (f *TCPFields) Encode(b []byte) int {
 }
 
 // TCPChecksum returns the checksum of the TCP segment seg (header with a zero
-// checksum field, and payload) for IPv4 addresses src and dst (RFC 9293
-// §3.1). Over a segment whose checksum field is already correct it returns 0,
+// checksum field, and payload) for addresses src and dst, IPv4 or IPv6 (RFC
+// 9293 §3.1, RFC 8200 §8.1; see PseudoHeaderSum). Over a segment whose checksum field is already correct it returns 0,
 // which is how a receiver verifies it.
 func TCPChecksum(seg []byte, src, dst netip.Addr) uint16 {
 	return Checksum(seg, PseudoHeaderSum(src, dst, ProtoTCP, len(seg)))

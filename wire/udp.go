@@ -78,9 +78,10 @@ func (f *UDPFields) Decode(u UDP) {
 func (f *UDPFields) Len() int { return UDPHeaderLen + len(f.Payload) }
 
 // Encode writes the header and payload into b, which must hold Len() bytes,
-// computes the checksum with the pseudo-header of the IPv4 addresses src and
-// dst, and returns Len(). A computed checksum of 0 is sent as 0xffff, since
-// 0 means "no checksum" (RFC 768).
+// computes the checksum with the pseudo-header of the addresses src and dst
+// (IPv4 or IPv6, see PseudoHeaderSum), and returns Len(). A computed checksum
+// of 0 is sent as 0xffff, since 0 means "no checksum" (RFC 768; RFC 8200
+// §8.1).
 func (f *UDPFields) Encode(b []byte, src, dst netip.Addr) int {
 	n := f.Len()
 	_ = b[n-1]
@@ -98,10 +99,12 @@ func (f *UDPFields) Encode(b []byte, src, dst netip.Addr) int {
 }
 
 // UDPChecksum returns the checksum of the UDP datagram seg (header with a
-// zero checksum field, and payload) for IPv4 addresses src and dst (RFC 768).
-// Over a datagram whose checksum field is already correct it returns 0, which
-// is how a receiver verifies it; a received checksum field of 0 means none
-// was sent and there is nothing to verify.
+// zero checksum field, and payload) for addresses src and dst, IPv4 or IPv6
+// (RFC 768, RFC 8200 §8.1; see PseudoHeaderSum). Over a datagram whose
+// checksum field is already correct it returns 0, which is how a receiver
+// verifies it. A received checksum field of 0 means none was sent: over
+// IPv4 there is nothing to verify; over IPv6 the datagram must be discarded
+// (RFC 8200 §8.1).
 func UDPChecksum(seg []byte, src, dst netip.Addr) uint16 {
 	return Checksum(seg, PseudoHeaderSum(src, dst, ProtoUDP, len(seg)))
 }

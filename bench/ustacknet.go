@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/ustack/ustack"
+	"github.com/ustack/ustack/link/pipe"
+)
+
+// PipeQueueLen is the frames each direction of the in-memory pipe holds:
+// room for a whole default window of full-sized frames, as the root
+// package's benchmarks use, so that a reader short of CPU for a moment
+// does not turn a benchmark into a loss-recovery test.
+const PipeQueueLen = 4096
+
+// UstackPipe returns a Setup for two ustack stacks in this process joined
+// by link/pipe (Ethernet, no delay, unlimited bandwidth) with the given
+// MTU: the server is 10.0.0.1, the client 10.0.0.2.
+func UstackPipe(mtu int) Setup {
+	return func(o Options) (Net, error) {
+		a, b := pipe.New(pipe.Config{MTU: mtu, QueueLen: PipeQueueLen})
+		return newUstackPair(a, b)
+	}
+}
+
+type ustackPair struct {
+	server, client *ustack.Stack
+	ip             netip.Addr
+}
+
+func newUstackPair(a, b *pipe.Endpoint) (*ustackPair, error) {
+	server, err := ustack.New(ustack.Config{})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	client, err := ustack.New(ustack.Config{})
+	if err != nil {
+		server.Close()
+		a.Close()
+		return nil, err
+	}
+	p := &ustackPair{server: server, client: client, ip: netip.MustParseAddr("10.0.0.1")}
+	if _, err := server.AddNIC(a, ustack.NICConfig{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if _, err := client.AddNIC(b, ustack.NICConfig{Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *ustackPair) Listen() (net.Listener, error) {
+	return p.server.Listen("tcp", netip.AddrPortFrom(p.ip, 0).String())
+}
+
+func (p *ustackPair) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
+	return p.client.DialContext(ctx, "tcp", addr.String())
+}
+
+func (p *ustackPair) Close() error {
+	return errors.Join(p.client.Close(), p.server.Close())
+}
