@@ -177,6 +177,9 @@ type Conn struct {
 	sent   sentQueue
 	rs     rateSampler
 	minRTT minmax.Filter
+	// sackWork counts the scoreboard ranges and records SACK tagging
+	// visited, for the tests that bound it.
+	sackWork uint64
 
 	// Loss recovery (recovery.go): rec is &reno, &sack or &rack, chosen
 	// when SACK is negotiated; all live here so that choosing allocates

@@ -196,6 +196,7 @@ func (c *Conn) tagSACK(now clock.Instant, a *ackEvent) {
 		}
 		cur := b.Start
 		for k := i; k <= j; k++ {
+			c.sackWork++
 			gapEnd := b.End
 			if k < j {
 				gapEnd = wire.MinSeq(b.End, sb.ranges[k].start)
@@ -217,6 +218,7 @@ func (c *Conn) tagSACK(now clock.Instant, a *ackEvent) {
 // [start, end) that the SACKed range merged holds entirely.
 func (c *Conn) sackRecords(now clock.Instant, a *ackEvent, q *sentQueue, start, end wire.Seq, merged seqRange) {
 	for i := q.find(start); i < q.tail; i++ {
+		c.sackWork++
 		r := q.at(i)
 		if !r.start.LessThan(end) {
 			return

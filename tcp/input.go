@@ -395,9 +395,10 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	}
 	// With nothing outstanding and nothing acknowledged (the ACK on the
 	// data of a peer we send nothing to) there is nothing for loss
-	// recovery or the controller to hear: any SACK block would lie
-	// outside [SND.UNA, SND.MAX].
-	if ack != c.sndUna || c.sndUna != c.sndMax {
+	// recovery or the controller to hear, unless the ACK carries SACK
+	// blocks: a D-SACK then reports a resend the peer did not need (RFC
+	// 2883), which RACK-TLP and the undo of RFC 3708 listen for.
+	if ack != c.sndUna || c.sndUna != c.sndMax || seg.Options.NumSACK > 0 && c.sackOK {
 		c.ackSeg(now, seg, ack, oldWnd)
 	}
 	if c.sndWnd > 0 {
@@ -445,9 +446,7 @@ func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldW
 		c.newlyAcked(now, seg, a)
 	}
 	if a.hasCA {
-		c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(a.caRTT))
-	} else if a.rtt > 0 {
-		c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(a.rtt))
+		c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(max(a.caRTT, 1)))
 	}
 	c.rec.onAck(now, a)
 	if a.delivered > 0 || a.acked > 0 {
@@ -534,6 +533,7 @@ func (c *Conn) takeRTTSample(now clock.Instant, seg *wire.TCPFields) time.Durati
 	c.rttTiming = false
 	r := now.Sub(c.rttStart)
 	c.rtt.sample(r)
+	c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(max(r, 1)))
 	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
 	return r
 }

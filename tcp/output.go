@@ -260,6 +260,7 @@ func (c *Conn) noteSent(now clock.Instant, seq wire.Seq, n uint32, fin, psh, res
 		end = end.Add(1)
 	}
 	c.recordSent(now, seq, end, resend, psh)
+	c.lastSend = now // any data sent, resends too (Linux's lsndtime)
 	if c.lr.dupAcks > 0 && !resend {
 		c.lr.onSent(seq, n)
 	}
@@ -445,7 +446,6 @@ func (c *Conn) sentData(now clock.Instant, p *piece) {
 		c.sndNxt = c.sndNxt.Add(1)
 	}
 	c.sndMax = wire.MaxSeq(c.sndMax, c.sndNxt)
-	c.lastSend = now
 	if !c.timers.armed(timerRexmit) {
 		c.timers.set(timerRexmit, now.Add(c.rto)) // RFC 6298 §5.1
 	}

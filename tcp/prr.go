@@ -14,14 +14,16 @@ type prr struct {
 	cwnd      uint32 // the window PRR set on the last ACK
 }
 
-// start is RFC 9937 §6.1's initialisation, on the ACK (a) that starts the
-// episode, with outstanding = SND.NXT − SND.UNA once it is processed and
-// sackedBefore the bytes SACKed before it: RecoverFS counts what may be
+// start is RFC 9937 §6.1's initialisation, on the ACK that starts the
+// episode, with outstanding = SND.NXT − SND.UNA once it is processed,
+// sackedBefore the bytes the scoreboard held SACKed before it, and acked
+// the bytes it acknowledged cumulatively: RecoverFS counts what may be
 // delivered during the episode — what is outstanding, less what was
 // SACKed before (it will not be delivered again), plus what this ACK
-// delivered (the per-ACK step counts it as delivered in the episode).
-func (p *prr) start(outstanding, sackedBefore, ackDelivered uint32) {
-	fs := outstanding - min(sackedBefore, outstanding) + ackDelivered
+// acknowledged (the per-ACK step counts it as delivered in the episode,
+// as it does what the ACK SACKed, which outstanding still holds).
+func (p *prr) start(outstanding, sackedBefore, acked uint32) {
+	fs := outstanding - min(sackedBefore, outstanding) + acked
 	*p = prr{recoverFS: max(fs, 1)}
 }
 
@@ -33,7 +35,11 @@ func (p *prr) start(outstanding, sackedBefore, ackDelivered uint32) {
 func (p *prr) onAck(delivered, inflight, ssthresh uint32, safe bool, mss uint32) uint32 {
 	if delivered == 0 {
 		if p.cwnd == 0 {
-			p.cwnd = inflight
+			// The episode began without an ACK (RACK's reordering
+			// timeout): the first resend goes at once, as the rule
+			// below would have it (Linux's tcp_rack_reo_timeout counts
+			// one segment delivered for it).
+			p.cwnd = satAdd32(inflight, mss)
 		}
 		return p.cwnd
 	}

@@ -65,10 +65,6 @@ type rackRecovery struct {
 	undoRetrans int64
 	retransAt   clock.Instant
 	retransOn   bool
-
-	// reneged: the receiver dropped data it SACKed (RFC 2018 §8); the
-	// RTO, armed short, resends it.
-	reneged bool
 }
 
 var _ lossRecovery = (*rackRecovery)(nil)
@@ -104,12 +100,15 @@ func (r *rackRecovery) onAck(now clock.Instant, a *ackEvent) {
 	if a.acked > 0 {
 		r.newAck()
 	}
+	if a.ece {
+		r.undoOn = false // an ECN-Echo's reduction is needed (Linux)
+	}
 	if a.newSACK && c.sndMax.GreaterThan(c.sndUna) {
 		st.DupACKsIn++
 		r.dupAcks++
 	}
 	if len(c.sb.ranges) > 0 && c.sb.ranges[0].start.LessEq(c.sndUna) {
-		r.onReneging(now)
+		r.onReneging()
 	}
 	// Step 2: the most recently sent segment delivered.
 	if a.rackOK && (!r.has || sentAfter(a.rackXmit, a.rackEnd, r.xmit, r.end)) {
@@ -192,11 +191,13 @@ func (r *rackRecovery) onDSACK(a *ackEvent) {
 	}
 }
 
-// tryUndo undoes the episode's reduction when it proved spurious: every
-// byte resent in it was reported duplicate by D-SACK (RFC 3708 §3), or
-// an ACK that moved SND.UNA echoes a timestamp older than the first resend
-// — the original arrived (Eifel detection, RFC 3522 §2, with RFC 4015's
-// response: restore the window).
+// tryUndo undoes the last reduction when it proved spurious: every byte
+// resent since it began was reported duplicate by D-SACK (RFC 3708 §3;
+// also after the episode ended, until another begins, as Linux's
+// tcp_try_undo_dsack in the open state: reordering shows itself that
+// way), or, during the episode, an ACK that moved SND.UNA echoes a
+// timestamp older than the first resend — the original arrived (Eifel
+// detection, RFC 3522 §2, with RFC 4015's response: restore the window).
 func (r *rackRecovery) tryUndo(now clock.Instant, a *ackEvent) {
 	if !r.retransOn {
 		return
@@ -205,10 +206,10 @@ func (r *rackRecovery) tryUndo(now clock.Instant, a *ackEvent) {
 	switch {
 	case a.dsack && r.undoRetrans == 0:
 		c.env.Stats.DSACKUndo++
-		r.undo(now)
-	case a.acked > 0 && a.tsEcrOK && tsBefore(a.tsEcr, c.tsVal(r.retransAt)):
+		r.undo(now, false)
+	case (r.inRecovery || r.loss) && a.acked > 0 && a.tsEcrOK && tsBefore(a.tsEcr, c.tsVal(r.retransAt)):
 		c.env.Stats.EifelUndo++
-		r.undo(now)
+		r.undo(now, true)
 	}
 }
 
@@ -216,10 +217,12 @@ func (r *rackRecovery) tryUndo(now clock.Instant, a *ackEvent) {
 // restores its window (OnUndo), the records deemed lost are back in
 // flight, and after an RTO the timer's back-off goes (Linux
 // tcp_undo_cwnd_reduction and tcp_try_undo_loss).
-func (r *rackRecovery) undo(now clock.Instant) {
+func (r *rackRecovery) undo(now clock.Instant, unmark bool) {
 	c := r.c
 	c.cc.OnUndo(now)
-	c.sent.unmarkLost()
+	if unmark {
+		c.sent.unmarkLost()
+	}
 	if r.loss {
 		c.rexmitCount = 0
 		c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
@@ -246,11 +249,13 @@ func (r *rackRecovery) tlpAck(now clock.Instant, a *ackEvent) {
 	case a.ack.GreaterThan(r.tlpEnd):
 		// The probe repaired a tail loss: reduce as for a loss, at once
 		// (Linux: CWR entered and ended on this ACK).
+		// The window it reduces is cwnd, not what is outstanding now
+		// (Linux's tcp_init_cwnd_reduction: ssthresh from cwnd).
 		r.tlpOn = false
 		c.env.Stats.TLPRecoveries++
-		out := c.sndMax.Size(c.sndUna)
-		c.cc.OnRecoveryStart(now, out)
-		c.cc.OnRecoveryEnd(now, max(out, c.cc.Ssthresh()))
+		w := c.cc.Cwnd()
+		c.cc.OnRecoveryStart(now, w)
+		c.cc.OnRecoveryEnd(now, max(w, c.cc.Ssthresh()))
 		c.queueCWR()
 	case a.acked == 0 && !a.newSACK:
 		r.tlpOn = false
@@ -356,7 +361,7 @@ func (r *rackRecovery) enterRecovery(now clock.Instant, a *ackEvent) {
 	c.cc.OnRecoveryStart(now, flight)
 	c.queueCWR()
 	out := c.sndMax.Size(c.sndUna)
-	r.prr.start(out, c.sb.bytes-min(a.sacked, c.sb.bytes), a.delivered)
+	r.prr.start(out, c.sb.bytes-min(a.sacked, c.sb.bytes), a.acked)
 	r.prrOut = 0
 	r.prrAck(a)
 	st.FastRetrans++
@@ -380,7 +385,7 @@ func (r *rackRecovery) enterCWR(now clock.Instant, a *ackEvent) {
 	c.queueCWR()
 	c.env.Stats.ECNReductions++
 	out := c.sndMax.Size(c.sndUna)
-	r.prr.start(out, c.sb.bytes-min(a.sacked, c.sb.bytes), a.delivered)
+	r.prr.start(out, c.sb.bytes-min(a.sacked, c.sb.bytes), a.acked)
 	r.prrOut = 0
 	r.prrAck(a)
 }
@@ -400,11 +405,10 @@ func (r *rackRecovery) endEpisode(now clock.Instant) {
 	c := r.c
 	if r.undoOn && r.retransOn && r.undoRetrans == 0 {
 		c.env.Stats.DSACKUndo++
-		r.undo(now)
+		r.undo(now, false)
 		return
 	}
 	r.inRecovery, r.cwr = false, false
-	r.undoOn = false
 	c.cc.OnRecoveryEnd(now, max(c.sndMax.Size(c.sndUna), c.cc.Ssthresh()))
 	r.prr = prr{}
 	r.episodeDone()
@@ -447,11 +451,6 @@ func (r *rackRecovery) onTimeout(now clock.Instant) {
 	r.frto = first && !c.env.cfg.NoFRTO
 	r.frtoNewSeq = false
 	q := &c.sent
-	if r.reneged {
-		r.reneged = false
-		c.sb.reset()
-		q.unsackAll()
-	}
 	// Every record deemed lost goes on the lost list in sequence order,
 	// those deemed lost before included, so that resending starts at
 	// SND.UNA (as Linux's tcp_xmit_retransmit_queue walks the queue):
@@ -488,7 +487,7 @@ func (r *rackRecovery) onLossAck(now clock.Instant, a *ackEvent) {
 		// everything was lost, the timeout was spurious.
 		if a.hasOrig && a.origLowEnd.LessEq(r.recover) && r.undoOn {
 			c.env.Stats.SpuriousRTOs++
-			r.undo(now)
+			r.undo(now, true)
 			return
 		}
 		if r.frtoNewSeq {
@@ -511,27 +510,19 @@ func (r *rackRecovery) onLossAck(now clock.Instant, a *ackEvent) {
 	}
 	if c.sndUna.GreaterEq(r.recover) {
 		r.loss, r.frto = false, false
-		r.undoOn = false
 		r.episodeDone()
 	}
 }
 
 // onReneging: the cumulative ACK reached the start of SACKed data, which
-// the receiver therefore does not hold (RFC 2018 §8). As Linux
-// (tcp_check_sack_reneging), an RTO shortly after resends it all; the
-// scoreboard is dropped then.
-func (r *rackRecovery) onReneging(now clock.Instant) {
-	c := r.c
-	if r.reneged {
-		return
-	}
-	r.reneged = true
-	c.env.Stats.SACKReneging++
-	d := 10 * time.Millisecond
-	if c.rtt.valid {
-		d = max(d, c.rtt.srtt/16)
-	}
-	c.timers.set(timerRexmit, now.Add(d))
+// the receiver therefore does not hold (RFC 2018 §8: it reneged, or the
+// SACK blocks were forged). The scoreboard goes, and every record it
+// showed SACKed is put on the lost list, to be resent first as the window
+// allows, without a window reduction: nothing says the network dropped
+// them. (Linux instead arms a short RTO, which collapses the window; an
+// on-path forger of SACK blocks could then do that at will.)
+func (r *rackRecovery) onReneging() {
+	r.c.reneged()
 }
 
 // armTimers arms TLP's probe timeout (RFC 8985 §7.2, as Linux's
@@ -570,6 +561,10 @@ func (r *rackRecovery) onProbeTimeout(now clock.Instant) {
 	}
 	r.probeNow = true
 	r.pending = true
+	// The probe goes on the PollTransmit that follows; the RTO due now
+	// too is rearmed already, so that it does not run first (§7.3: the
+	// RTO is rearmed after the probe).
+	c.timers.set(timerRexmit, now.Add(c.rto))
 }
 
 // sendProbe is TLP_send_probe (RFC 8985 §7.3): one segment of new data if
