@@ -344,7 +344,7 @@ func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 
 // ccParams returns what a new controller starts from.
 func (c *Conn) ccParams() cc.Params {
-	return cc.Params{MSS: c.sndMSS, InitialWindow: cc.InitialWindow(c.sndMSS, c.env.cfg.InitialCwnd)}
+	return cc.Params{MSS: c.sndMSS, InitialWindow: cc.InitialWindow(c.sndMSS, c.env.cfg.InitialCwnd), Pacing: c.env.cfg.Pacing}
 }
 
 // startCongestionControl makes the connection's controller once the MSS

@@ -111,6 +111,11 @@ type Params struct {
 	// from instead of an infinite one (RFC 5681 §3.1): that of the
 	// controller this one replaces.
 	Ssthresh uint32
+	// Pacing asks a controller that does not need pacing (a
+	// window-based one) to pace anyway, as Linux paces every flow with
+	// the fq qdisc (tcp.Config.Pacing says whether ustack does). A
+	// controller that needs it (BBR) paces regardless.
+	Pacing bool
 }
 
 // AckSample describes one ACK to the controller (Controller.OnAck): what

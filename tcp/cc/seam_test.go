@@ -37,7 +37,7 @@ func (p *paced) Cwnd() uint32       { return 1 << 30 }
 func (p *paced) PacingRate() uint64 { return p.rate }
 
 const (
-	fixedWindow = 4 * 1448 // less than Reno's initial window of ten segments
+	fixedWindow = 4 * 1448 // less than the initial window of ten segments
 	pacingRate  = 2_000_000
 )
 
@@ -176,9 +176,9 @@ func (l *link) run(limit clock.Instant, done func() bool) {
 // connection by name — per stack (Config.Congestion) and per connection
 // (SetCongestionControl, before the handshake and on an open connection)
 // — and checks that the flight never exceeds its window and fills it,
-// where Reno's initial window alone would exceed it.
+// where the default controller's initial window alone would exceed it.
 func TestFixedWindowController(t *testing.T) {
-	for _, how := range []string{"config", "before connect", "after connect", "reno"} {
+	for _, how := range []string{"config", "before connect", "after connect", "default"} {
 		cfg := tcp.Config{}
 		if how == "config" {
 			cfg.Congestion = "test-fixed"
@@ -218,9 +218,9 @@ func TestFixedWindowController(t *testing.T) {
 		if sent != len(data) || info.BytesAcked != uint64(len(data)) {
 			t.Fatalf("%s: %d of %d bytes acknowledged", how, info.BytesAcked, len(data))
 		}
-		if how == "reno" {
-			if info.CongestionControl != "reno" || maxFlight <= fixedWindow {
-				t.Errorf("reno: %q, largest flight %d, want more than %d", info.CongestionControl, maxFlight, fixedWindow)
+		if how == "default" {
+			if info.CongestionControl != cc.Default || maxFlight <= fixedWindow {
+				t.Errorf("default: %q, largest flight %d, want more than %d", info.CongestionControl, maxFlight, fixedWindow)
 			}
 			continue
 		}
@@ -233,10 +233,11 @@ func TestFixedWindowController(t *testing.T) {
 	}
 }
 
-// TestSwitchController switches an open connection from Reno to the fixed
-// window in the middle of a transfer: once what Reno let out is
-// acknowledged, the flight stays within the new window; and a name
-// nothing is registered under is refused with ENOENT, changing nothing.
+// TestSwitchController switches an open connection from the default
+// controller (CUBIC) to the fixed window in the middle of a transfer:
+// once what it let out is acknowledged, the flight stays within the new
+// window; and a name nothing is registered under is refused with ENOENT,
+// changing nothing.
 func TestSwitchController(t *testing.T) {
 	l := newLink(t, tcp.Config{})
 	l.connect()
@@ -244,7 +245,7 @@ func TestSwitchController(t *testing.T) {
 	if !errors.Is(err, tcp.ErrUnknownCongestion) || !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("unknown name: %v", err)
 	}
-	if l.snd.Info().CongestionControl != "reno" {
+	if l.snd.Info().CongestionControl != cc.Default {
 		t.Fatalf("controller %q after a refused switch", l.snd.Info().CongestionControl)
 	}
 	data := make([]byte, 4<<20)
@@ -262,7 +263,7 @@ func TestSwitchController(t *testing.T) {
 	})
 	before := l.snd.Info()
 	if before.Cwnd <= fixedWindow {
-		t.Fatalf("Reno's window %d before the switch: too small to show anything", before.Cwnd)
+		t.Fatalf("window %d before the switch: too small to show anything", before.Cwnd)
 	}
 	if err := l.snd.SetCongestionControl("test-fixed"); err != nil {
 		t.Fatal(err)
