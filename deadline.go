@@ -6,83 +6,123 @@ import (
 )
 
 // deadline is one direction's deadline of a socket (net.Conn
-// SetReadDeadline, SetWriteDeadline): an absolute time after which waiting
-// calls fail with os.ErrDeadlineExceeded. Waiters select on wait(); set
-// replaces the channel, so a stale timer can never cancel a new deadline
-// (the same problem the runtime's netpoll solves with sequence numbers).
+// SetReadDeadline and SetWriteDeadline, Listener.SetDeadline): an
+// absolute time after which pending and future calls fail with
+// os.ErrDeadlineExceeded, as in package net.
+//
+// A blocking call asks wait for the channel to wait on before it tries
+// the operation, then selects on that channel beside its socket's signal
+// and close channel, and asks again when woken. The channel is closed
+// when the deadline passes, whether by the timer or by set with a time
+// not in the future, so a deadline set, moved earlier or into the past
+// while a call waits applies to that call. A deadline moved later or
+// cleared keeps the channel: the waiting call goes on waiting until the
+// new time, or for good.
+//
+// Every set starts a new generation, and a timer only acts for the
+// generation that armed it: a timer that fired but still waits for mu
+// when set moves or clears the deadline cannot pass the new one (the
+// runtime's netpoll does the same with its sequence numbers). A call
+// made once the time has come fails even if the timer has not run yet:
+// wait and expired compare the clock with an armed deadline.
 type deadline struct {
 	mu     sync.Mutex
-	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passes; nil: none set
+	gen    uint64        // bumped by every set and by stop
+	timer  *time.Timer   // armed for generation gen, or nil
+	at     time.Time     // when the armed timer's deadline passes
+	passed bool          // the current deadline has passed
+	ch     chan struct{} // closed when the deadline passes; made by wait
 }
 
 // set arms the deadline at t; the zero time clears it.
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.gen++
 	if d.timer != nil {
 		d.timer.Stop()
 		d.timer = nil
 	}
-	// A channel that already fired stays closed for an expired deadline;
-	// otherwise make a fresh one.
-	if d.cancel != nil {
-		select {
-		case <-d.cancel:
-			d.cancel = nil
-		default:
-		}
+	if d.passed {
+		// The closed channel stays with the calls it woke; the next
+		// wait gets a fresh one.
+		d.passed = false
+		d.ch = nil
 	}
 	if t.IsZero() {
 		return
 	}
-	if d.cancel == nil {
-		d.cancel = make(chan struct{})
-	}
 	dur := time.Until(t)
 	if dur <= 0 {
-		close(d.cancel)
+		d.passLocked()
 		return
 	}
-	ch := d.cancel
-	d.timer = time.AfterFunc(dur, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.cancel == ch {
-			close(ch)
-			d.timer = nil
-		}
-	})
+	gen := d.gen
+	d.at = t
+	d.timer = time.AfterFunc(dur, func() { d.fire(gen) })
 }
 
-// wait returns a channel closed when the deadline passes, or nil (never
-// ready) if none is set.
-func (d *deadline) wait() <-chan struct{} {
+// fire is the timer of generation gen.
+func (d *deadline) fire(gen uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.cancel
+	if gen != d.gen || d.passed {
+		return // set or stop came first, or a call saw the time had come
+	}
+	d.timer = nil
+	d.passLocked()
 }
 
-// expired reports whether the deadline has passed.
-func (d *deadline) expired() bool {
-	ch := d.wait()
-	if ch == nil {
-		return false
-	}
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// passLocked marks the deadline passed and wakes the calls waiting on it.
+func (d *deadline) passLocked() {
+	d.passed = true
+	if d.ch != nil {
+		close(d.ch)
 	}
 }
 
-// stop releases the timer.
+// checkLocked passes an armed deadline whose time has come before its
+// timer ran; it reports whether the deadline has passed.
+func (d *deadline) checkLocked() bool {
+	if !d.passed && d.timer != nil && !time.Now().Before(d.at) {
+		d.timer.Stop()
+		d.timer = nil
+		d.passLocked()
+	}
+	return d.passed
+}
+
+// wait returns whether the deadline has passed and, if not, the channel
+// that will be closed when it does. A caller takes it before it tries
+// its operation, so a set between the try and the wait is not missed.
+func (d *deadline) wait() (<-chan struct{}, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.checkLocked() {
+		return nil, true
+	}
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+	}
+	return d.ch, false
+}
+
+// stop releases the timer (the socket is closing; its close channel wakes
+// the callers).
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.gen++
 	if d.timer != nil {
 		d.timer.Stop()
 		d.timer = nil
 	}
+}
+
+// expired reports whether the deadline has passed, for calls that do not
+// wait.
+func (d *deadline) expired() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.checkLocked()
 }

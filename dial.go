@@ -2,18 +2,12 @@ package ustack
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
-	"time"
 
-	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/tcp"
 )
-
-var errDeadline = os.ErrDeadlineExceeded
 
 // proto is the transport a network name selects.
 type proto int
@@ -84,10 +78,20 @@ func (s *Stack) DialContext(ctx context.Context, network, address string) (net.C
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
+	// A nil *TCPConn or *UDPConn must come back as a nil net.Conn, as
+	// package net's do, so the results are returned one by one.
 	if p == protoUDP {
-		return s.dialUDP(network, raddr)
+		u, err := s.dialUDP(network, raddr)
+		if err != nil {
+			return nil, err
+		}
+		return u, nil
 	}
-	return s.DialTCP(ctx, netip.AddrPort{}, raddr)
+	c, err := s.DialTCP(ctx, netip.AddrPort{}, raddr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // DialTCP connects from laddr (zero: any address, an ephemeral port) to
@@ -148,7 +152,11 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 // is "tcp" or "tcp4". A host-less address ("":80) listens on every
 // address of the stack; port 0 picks a free port.
 func (s *Stack) Listen(network, address string) (net.Listener, error) {
-	return s.ListenTCP(network, address, 0)
+	l, err := s.ListenTCP(network, address, 0)
+	if err != nil {
+		return nil, err // a nil net.Listener, not one holding a nil *Listener
+	}
+	return l, nil
 }
 
 // ListenTCP is Listen with an explicit accept backlog (0: the stack's
@@ -183,7 +191,11 @@ func (s *Stack) ListenTCP(network, address string, backlog int) (*Listener, erro
 // ListenPacket opens a UDP socket on address, as net.ListenPacket;
 // network is "udp" or "udp4".
 func (s *Stack) ListenPacket(network, address string) (net.PacketConn, error) {
-	return s.ListenUDP(network, address)
+	u, err := s.ListenUDP(network, address)
+	if err != nil {
+		return nil, err // a nil net.PacketConn, not one holding a nil *UDPConn
+	}
+	return u, nil
 }
 
 // ListenUDP is ListenPacket returning the concrete type.
@@ -224,9 +236,3 @@ func (s *Stack) dialUDP(network string, raddr netip.AddrPort) (*UDPConn, error) 
 	}
 	return s.newUDPConn(ep, raddr), nil
 }
-
-var (
-	_              = errors.New
-	_              = time.Second
-	_ stack.Socket = (*stack.TCPConn)(nil)
-)

@@ -22,7 +22,8 @@
 // runs on the reader's goroutine and outbound work on the goroutine that
 // wrote; there is no goroutine per connection. Blocking calls wait on a
 // per-socket channel that the stack signals when the socket's state
-// changes.
+// changes, and on their deadline, which behaves as package net's: a
+// deadline set, moved or cleared while a call waits applies to that call.
 //
 // Errors look like package net's: *net.OpError values that satisfy
 // errors.Is with syscall.ECONNREFUSED, ECONNRESET, ETIMEDOUT,

@@ -47,11 +47,38 @@ func syscallName(op string) string {
 	return op
 }
 
-// ctxError maps a context error as package net does: a passed deadline is
-// an i/o timeout (os.ErrDeadlineExceeded), a cancel is context.Canceled.
+// ctxError maps a dial context's error as package net does (its mapErr):
+// a passed deadline is an "i/o timeout" that matches both
+// context.DeadlineExceeded and os.ErrDeadlineExceeded (the error of
+// every other ustack timeout), a cancel is "operation was canceled",
+// matching context.Canceled.
 func ctxError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return os.ErrDeadlineExceeded
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return errDialTimeout
+	case errors.Is(err, context.Canceled):
+		return errCanceled
 	}
 	return err
 }
+
+var (
+	errDialTimeout error = dialTimeoutError{}
+	errCanceled    error = canceledError{}
+)
+
+// dialTimeoutError is a dial whose context's deadline passed.
+type dialTimeoutError struct{}
+
+func (dialTimeoutError) Error() string   { return "i/o timeout" }
+func (dialTimeoutError) Timeout() bool   { return true }
+func (dialTimeoutError) Temporary() bool { return true }
+func (dialTimeoutError) Is(err error) bool {
+	return err == context.DeadlineExceeded || err == os.ErrDeadlineExceeded
+}
+
+// canceledError is a dial whose context was cancelled.
+type canceledError struct{}
+
+func (canceledError) Error() string     { return "operation was canceled" }
+func (canceledError) Is(err error) bool { return err == context.Canceled }

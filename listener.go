@@ -2,11 +2,11 @@ package ustack
 
 import (
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 )
 
 // Listener is a TCP listener on a Stack; it implements net.Listener.
@@ -23,10 +23,16 @@ type Listener struct {
 
 var _ net.Listener = (*Listener)(nil)
 
-func (l *Listener) wake(ev tcp.Events) { l.sig.notify() }
+func (l *Listener) wake(ev stack.Events) { l.sig.notify() }
 
 // Accept waits for and returns the next connection (net.Listener).
-func (l *Listener) Accept() (net.Conn, error) { return l.AcceptTCP() }
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err // a nil net.Conn, not one holding a nil *TCPConn
+	}
+	return c, nil
+}
 
 // AcceptTCP is Accept returning the concrete type.
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
@@ -39,8 +45,9 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 			return nil, opError("accept", "tcp", nil, l.addr, net.ErrClosed)
 		default:
 		}
-		if l.dl.expired() {
-			return nil, opError("accept", "tcp", nil, l.addr, errDeadline)
+		dl, passed := l.dl.wait()
+		if passed {
+			return nil, opError("accept", "tcp", nil, l.addr, os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
 		if sc := l.sl.Accept(); sc != nil {
@@ -54,7 +61,7 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 		select {
 		case <-l.sig:
 		case <-l.closing:
-		case <-l.dl.wait():
+		case <-dl:
 		}
 	}
 }
@@ -102,8 +109,15 @@ func (l *Listener) closeFromStack() {
 // Addr returns the listener's address (net.Listener).
 func (l *Listener) Addr() net.Addr { return l.addr }
 
-// SetDeadline sets a deadline for Accept, like net.TCPListener.
+// SetDeadline sets a deadline for Accept, like net.TCPListener: it
+// applies to an Accept already waiting as well as to later ones (see
+// TCPConn.SetDeadline). It fails with net.ErrClosed after Close.
 func (l *Listener) SetDeadline(t time.Time) error {
+	select {
+	case <-l.closing:
+		return opError("set", "tcp", nil, l.addr, net.ErrClosed)
+	default:
+	}
 	l.dl.set(t)
 	return nil
 }

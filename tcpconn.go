@@ -49,11 +49,11 @@ func (s *Stack) newTCPConn(sc *stack.TCPConn) *TCPConn {
 }
 
 // wake implements waker.
-func (c *TCPConn) wake(ev tcp.Events) {
-	if ev&(tcp.EventReadable|tcp.EventClosed|tcp.EventEstablished) != 0 {
+func (c *TCPConn) wake(ev stack.Events) {
+	if ev&(stack.EventReadable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.rsig.notify()
 	}
-	if ev&(tcp.EventWritable|tcp.EventClosed|tcp.EventEstablished) != 0 {
+	if ev&(stack.EventWritable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.wsig.notify()
 	}
 }
@@ -83,7 +83,8 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 		if c.isClosing() {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
-		if c.rdl.expired() {
+		dl, passed := c.rdl.wait()
+		if passed {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
@@ -92,7 +93,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
 		n, err := c.sc.Read(p)
-		if !errors.Is(err, tcp.ErrWouldBlock) {
+		if !errors.Is(err, stack.ErrWouldBlock) {
 			s.flushLocked() // reading may open the window: send the update
 			s.mu.Unlock()
 			return n, c.opErr("read", err)
@@ -100,7 +101,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 		s.mu.Unlock()
 		select {
 		case <-c.rsig:
-		case <-c.rdl.wait():
+		case <-dl:
 		case <-c.closing:
 		}
 	}
@@ -117,7 +118,8 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 		if c.isClosing() {
 			return total, c.opErr("write", net.ErrClosed)
 		}
-		if c.wdl.expired() {
+		dl, passed := c.wdl.wait()
+		if passed {
 			return total, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
@@ -134,12 +136,12 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 		if total == len(p) {
 			return total, nil
 		}
-		if err != nil && !errors.Is(err, tcp.ErrWouldBlock) {
+		if err != nil && !errors.Is(err, stack.ErrWouldBlock) {
 			return total, c.opErr("write", err)
 		}
 		select {
 		case <-c.wsig:
-		case <-c.wdl.wait():
+		case <-dl:
 		case <-c.closing:
 		}
 	}
@@ -246,18 +248,38 @@ func (c *TCPConn) LocalAddrPort() netip.AddrPort { return c.sc.LocalAddr() }
 // RemoteAddrPort returns the peer's address as a netip.AddrPort.
 func (c *TCPConn) RemoteAddrPort() netip.AddrPort { return c.sc.RemoteAddr() }
 
-// SetDeadline sets the read and write deadlines (net.Conn).
+// SetDeadline sets the read and write deadlines (net.Conn). As in
+// package net, a deadline applies to calls already waiting as well as to
+// later ones: one not in the future makes them fail at once with
+// os.ErrDeadlineExceeded, a later one extends them, and the zero time
+// lets them wait for good. It fails with net.ErrClosed after Close.
 func (c *TCPConn) SetDeadline(t time.Time) error {
+	if c.isClosing() {
+		return c.opErr("set", net.ErrClosed)
+	}
 	c.rdl.set(t)
 	c.wdl.set(t)
 	return nil
 }
 
-// SetReadDeadline sets the read deadline (net.Conn).
-func (c *TCPConn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
+// SetReadDeadline sets the deadline of Read (net.Conn; see SetDeadline).
+func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if c.isClosing() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	return nil
+}
 
-// SetWriteDeadline sets the write deadline (net.Conn).
-func (c *TCPConn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
+// SetWriteDeadline sets the deadline of Write (net.Conn; see
+// SetDeadline). A Write that times out returns how much it queued.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if c.isClosing() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.wdl.set(t)
+	return nil
+}
 
 // SetNoDelay turns Nagle's algorithm off (true, package net's default) or
 // on (false).

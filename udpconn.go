@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 )
 
 // UDPConn is a UDP socket on a Stack. It implements net.PacketConn, and
@@ -40,7 +39,7 @@ func (s *Stack) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn 
 	return u
 }
 
-func (u *UDPConn) wake(ev tcp.Events) { u.rsig.notify() }
+func (u *UDPConn) wake(ev stack.Events) { u.rsig.notify() }
 
 func (u *UDPConn) opErr(op string, addr net.Addr, err error) error {
 	return opError(op, "udp", u.laddr, addr, err)
@@ -65,7 +64,8 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 		if u.isClosing() {
 			return 0, netip.AddrPort{}, u.opErr("read", nil, net.ErrClosed)
 		}
-		if u.rdl.expired() {
+		dl, passed := u.rdl.wait()
+		if passed {
 			return 0, netip.AddrPort{}, u.opErr("read", nil, os.ErrDeadlineExceeded)
 		}
 		s.mu.Lock()
@@ -80,12 +80,12 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 			continue // a connected socket takes only its peer's datagrams
 		case err == nil:
 			return n, from, nil
-		case !errors.Is(err, tcp.ErrWouldBlock):
+		case !errors.Is(err, stack.ErrWouldBlock):
 			return 0, netip.AddrPort{}, u.opErr("read", nil, err)
 		}
 		select {
 		case <-u.rsig:
-		case <-u.rdl.wait():
+		case <-dl:
 		case <-u.closing:
 		}
 	}
@@ -196,15 +196,34 @@ func (u *UDPConn) RemoteAddr() net.Addr {
 	return net.UDPAddrFromAddrPort(u.peer)
 }
 
-// SetDeadline sets both deadlines.
+// SetDeadline sets both deadlines, as net.UDPConn: a deadline applies to
+// a read already waiting as well as to later calls (see
+// TCPConn.SetDeadline). It fails with net.ErrClosed after Close.
 func (u *UDPConn) SetDeadline(t time.Time) error {
+	if u.isClosing() {
+		return u.opErr("set", nil, net.ErrClosed)
+	}
 	u.rdl.set(t)
 	u.wdl.set(t)
 	return nil
 }
 
-// SetReadDeadline sets the read deadline.
-func (u *UDPConn) SetReadDeadline(t time.Time) error { u.rdl.set(t); return nil }
+// SetReadDeadline sets the deadline of ReadFrom and Read.
+func (u *UDPConn) SetReadDeadline(t time.Time) error {
+	if u.isClosing() {
+		return u.opErr("set", nil, net.ErrClosed)
+	}
+	u.rdl.set(t)
+	return nil
+}
 
-// SetWriteDeadline sets the write deadline.
-func (u *UDPConn) SetWriteDeadline(t time.Time) error { u.wdl.set(t); return nil }
+// SetWriteDeadline sets the deadline of WriteTo and Write. They never
+// wait on ustack, so only a deadline already passed matters: it makes
+// them fail with os.ErrDeadlineExceeded.
+func (u *UDPConn) SetWriteDeadline(t time.Time) error {
+	if u.isClosing() {
+		return u.opErr("set", nil, net.ErrClosed)
+	}
+	u.wdl.set(t)
+	return nil
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -385,7 +384,7 @@ func (s *Stack) rearmLocked() {
 // waker is what a socket's owner object does when the core reports
 // events.
 type waker interface {
-	wake(ev tcp.Events)
+	wake(ev stack.Events)
 }
 
 // signal is a one-slot wake-up: a send never blocks and is never lost.

@@ -26,7 +26,6 @@ import (
 
 	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/link/pipe"
-	"github.com/ustack/ustack/tcp"
 )
 
 // TestHTTPConcurrent serves net/http on stack A and runs 100 concurrent
@@ -544,5 +543,3 @@ func TestUDP(t *testing.T) {
 		t.Errorf("no ICMP port unreachable for a closed port")
 	}
 }
-
-var _ = tcp.Closed

@@ -323,7 +323,7 @@ func (a *Apps) Serve(nd *Node, addr netip.AddrPort, cfg ServerConfig) (*Server, 
 		return nil, err
 	}
 	s := &Server{L: l, a: a, cfg: cfg, nd: nd}
-	Watch(l, func(tcp.Events) { s.accept() })
+	Watch(l, func(stack.Events) { s.accept() })
 	a.servers = append(a.servers, s)
 	return s, nil
 }
@@ -422,7 +422,7 @@ func (a *Apps) startEndpoint(nd *Node, c *stack.TCPConn, f *Flow, client bool) {
 	if e.b.ReadBuffer > 0 {
 		c.SetReadBuffer(e.b.ReadBuffer)
 	}
-	Watch(c, func(tcp.Events) { e.step() })
+	Watch(c, func(stack.Events) { e.step() })
 	if !client {
 		e.step() // the accepted connection may have data already
 	}
@@ -502,7 +502,7 @@ func (e *endpoint) write() {
 			e.out.Written += int64(n)
 			e.moved += int64(n)
 			e.echo = e.echo[:copy(e.echo, e.echo[n:])]
-			if errors.Is(err, tcp.ErrWouldBlock) || n == 0 && err == nil {
+			if errors.Is(err, stack.ErrWouldBlock) || n == 0 && err == nil {
 				break
 			}
 			if err != nil {
@@ -521,7 +521,7 @@ func (e *endpoint) write() {
 		n, err := e.c.Write(a.scratch[:k])
 		e.out.Written += int64(n)
 		e.moved += int64(n)
-		if errors.Is(err, tcp.ErrWouldBlock) {
+		if errors.Is(err, stack.ErrWouldBlock) {
 			return
 		}
 		if err != nil {
@@ -569,7 +569,7 @@ func (e *endpoint) read() {
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, tcp.ErrWouldBlock):
+		case errors.Is(err, stack.ErrWouldBlock):
 			return
 		case err == io.EOF:
 			if e.in != nil {
@@ -697,7 +697,7 @@ func (a *Apps) UDPSink(nd *Node, addr netip.AddrPort) (*stack.UDPEndpoint, error
 		return nil, err
 	}
 	buf := make([]byte, 65536)
-	Watch(u, func(tcp.Events) {
+	Watch(u, func(stack.Events) {
 		for {
 			n, _, err := u.ReadFrom(buf)
 			if err != nil {

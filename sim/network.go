@@ -14,7 +14,6 @@ import (
 	"github.com/ustack/ustack/impair"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -652,7 +651,7 @@ func dropCount(st stack.Stats) uint64 {
 }
 
 // Handler receives the events of a socket (see Node.Watch).
-type Handler func(ev tcp.Events)
+type Handler func(ev stack.Events)
 
 // Watch makes h the receiver of so's events: the event loop calls it with
 // what PollEvent reports for so. It replaces any earlier owner.

@@ -9,7 +9,6 @@ import (
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/stack/stacktest"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -54,7 +53,7 @@ func newBulk(t testing.TB) *bulk {
 // PollTransmit of data segments into the peer's HandleFrame.
 func (x *bulk) sendSide() {
 	k, err := x.c.Write(x.data)
-	if err != nil && !errors.Is(err, tcp.ErrWouldBlock) {
+	if err != nil && !errors.Is(err, stack.ErrWouldBlock) {
 		panic(err)
 	}
 	x.sent += k

@@ -217,7 +217,7 @@ func TestARPResolutionFails(t *testing.T) {
 		t.Errorf("requests at %v, want %v", reqs, want)
 	}
 	evs := a.EventsFor(c)
-	if len(evs) != 1 || evs[0]&tcp.EventClosed == 0 {
+	if len(evs) != 1 || evs[0]&stack.EventClosed == 0 {
 		t.Errorf("events %v, want one with EventClosed", evs)
 	}
 	if st := a.Stack.Stats(); st.Net.ARPResolveFailed != 1 || st.Net.ARPOutRequests != 3 || st.TCP.AttemptFails != 1 {

@@ -13,7 +13,10 @@
 //     TCPListener and UDPEndpoint), all non-blocking;
 //   - then PollTransmit(now, pkt) until it reports nothing more, to collect
 //     the frames to write; NextDeadline; and PollEvent, to learn which
-//     sockets became readable, writable, connected or closed.
+//     sockets became readable, writable, connected or closed (Events).
+//
+// A socket call that would have to wait returns ErrWouldBlock, whatever
+// the protocol.
 //
 // Package ustack (the root) drives a Stack from goroutines in real time;
 // package sim drives the very same Stack single-threaded in virtual time.

@@ -14,15 +14,15 @@ import (
 )
 
 const (
-	evEst    = tcp.EventEstablished
-	evRead   = tcp.EventReadable
-	evWrite  = tcp.EventWritable
-	evClosed = tcp.EventClosed
+	evEst    = stack.EventEstablished
+	evRead   = stack.EventReadable
+	evWrite  = stack.EventWritable
+	evClosed = stack.EventClosed
 )
 
 // eventsSince returns the events of so recorded on nd from index i.
-func eventsSince(nd *stacktest.Node, i int, so stack.Socket) []tcp.Events {
-	var out []tcp.Events
+func eventsSince(nd *stacktest.Node, i int, so stack.Socket) []stack.Events {
+	var out []stack.Events
 	for _, e := range nd.Events[i:] {
 		if e.Socket == so {
 			out = append(out, e.Events)

@@ -105,7 +105,7 @@ func transfer(t testing.TB, n *stacktest.Net, from, to *stack.TCPConn, data []by
 	ok := n.TryRunUntil(limit, func() bool {
 		for sent < len(data) {
 			k, err := from.Write(data[sent:])
-			if errors.Is(err, tcp.ErrWouldBlock) {
+			if errors.Is(err, stack.ErrWouldBlock) {
 				break
 			}
 			if err != nil {
@@ -140,7 +140,7 @@ func readAll(c *stack.TCPConn) ([]byte, error) {
 		k, err := c.Read(buf)
 		out = append(out, buf[:k]...)
 		if err != nil {
-			if errors.Is(err, tcp.ErrWouldBlock) {
+			if errors.Is(err, stack.ErrWouldBlock) {
 				err = nil
 			}
 			return out, err

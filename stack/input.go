@@ -6,7 +6,6 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
-	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -483,7 +482,5 @@ func (s *Stack) handleUDP(now clock.Instant, n *nic, ip wire.IPv4, bcast bool, o
 		return
 	}
 	st.InDatagrams++
-	s.notify(ep, tcp.EventReadable)
+	s.notify(ep, EventReadable)
 }
-
-var _ = network.NICID(0)

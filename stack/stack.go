@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -9,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/siphash"
@@ -542,7 +540,7 @@ type Socket interface {
 // sockBase is what every socket has for the owner's bookkeeping.
 type sockBase struct {
 	owner  any
-	events tcp.Events
+	events Events
 	queued bool
 }
 
@@ -556,7 +554,7 @@ func (b *sockBase) SetOwner(o any) { b.owner = o }
 func (b *sockBase) Owner() any { return b.owner }
 
 // notify queues events of a socket for PollEvent.
-func (s *Stack) notify(so Socket, ev tcp.Events) {
+func (s *Stack) notify(so Socket, ev Events) {
 	if ev == 0 {
 		return
 	}
@@ -569,7 +567,7 @@ func (s *Stack) notify(so Socket, ev tcp.Events) {
 }
 
 // PollEvent returns the next socket with events and the events, or false.
-func (s *Stack) PollEvent() (Socket, tcp.Events, bool) {
+func (s *Stack) PollEvent() (Socket, Events, bool) {
 	if len(s.ready) == 0 {
 		return nil, 0, false
 	}
@@ -669,8 +667,6 @@ func (s *Stack) Close() {
 	}
 }
 
-var errNoNIC = errors.New("stack: no such NIC")
-
 // ephemeralRange returns the first port and the count of the range.
 func (s *Stack) ephemeralRange() (uint32, uint32) {
 	lo, hi := uint32(s.cfg.EphemeralPorts[0]), uint32(s.cfg.EphemeralPorts[1])
@@ -679,5 +675,3 @@ func (s *Stack) ephemeralRange() (uint32, uint32) {
 	}
 	return lo, hi - lo + 1
 }
-
-var _ = time.Second

@@ -67,14 +67,14 @@ func (s *Stack) afterConn(c *TCPConn) {
 
 // afterConnQuiet is afterConn without marking c as having output.
 func (s *Stack) afterConnQuiet(c *TCPConn) {
-	ev := c.conn.TakeEvents()
-	if ev&tcp.EventEstablished != 0 && c.listener != nil && !c.accepted {
+	ev := tcpEvents(c.conn.TakeEvents())
+	if ev&EventEstablished != 0 && c.listener != nil && !c.accepted {
 		l := c.listener
 		l.synQueue--
 		l.acceptQ = append(l.acceptQ, c)
 		c.accepted = true
-		s.notify(l, tcp.EventReadable)
-		ev &^= tcp.EventEstablished
+		s.notify(l, EventReadable)
+		ev &^= EventEstablished
 	}
 	// A connection still in a listener's queues has no owner to tell;
 	// Accept reports what it missed. One that dies there is never
@@ -207,20 +207,22 @@ func (s *Stack) portListened(local netip.AddrPort) bool {
 	return ok
 }
 
-// Read reads received data (see tcp.Conn.Read).
+// Read reads received data (see tcp.Conn.Read); ErrWouldBlock if there
+// is none yet.
 func (c *TCPConn) Read(p []byte) (int, error) {
 	n, err := c.conn.Read(p)
 	c.s.afterConn(c)
-	return n, err
+	return n, sockErr(err)
 }
 
-// Write queues data to send (see tcp.Conn.Write).
+// Write queues data to send (see tcp.Conn.Write); ErrWouldBlock if
+// there is no room.
 func (c *TCPConn) Write(p []byte) (int, error) {
 	n, err := c.conn.Write(p)
 	if n > 0 {
 		c.s.afterConn(c)
 	}
-	return n, err
+	return n, sockErr(err)
 }
 
 // CloseWrite sends a FIN after the data written (shutdown(SHUT_WR)).
@@ -412,7 +414,7 @@ func (l *TCPListener) Accept() *TCPConn {
 	l.acceptQ = l.acceptQ[:len(l.acceptQ)-1]
 	c.listener = nil
 	// Events that happened while queued (data, FIN) are due now.
-	c.s.notify(c, tcp.EventReadable|tcp.EventWritable)
+	c.s.notify(c, EventReadable|EventWritable)
 	return c
 }
 
@@ -438,7 +440,7 @@ func (l *TCPListener) Close() {
 		s.afterConn(c)
 	}
 	l.acceptQ = nil
-	s.notify(l, tcp.EventClosed|tcp.EventReadable)
+	s.notify(l, EventClosed|EventReadable)
 }
 
 // ConnInfo describes a connection for ss-like tables.

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/ustack/ustack/clock"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -87,13 +86,13 @@ func (u *UDPEndpoint) deliver(from, to netip.AddrPort, p []byte) bool {
 
 // ReadFrom reads the next datagram into p, truncating it if p is short (as
 // recvfrom(2) without MSG_TRUNC does), and returns its sender. It returns
-// tcp.ErrWouldBlock if none is queued.
+// ErrWouldBlock if none is queued.
 func (u *UDPEndpoint) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 	if u.closed {
 		return 0, netip.AddrPort{}, ErrClosed
 	}
 	if len(u.q) == 0 {
-		return 0, netip.AddrPort{}, tcp.ErrWouldBlock
+		return 0, netip.AddrPort{}, ErrWouldBlock
 	}
 	d := u.q[0]
 	copy(u.q, u.q[1:])
@@ -165,5 +164,5 @@ func (u *UDPEndpoint) Close() {
 		u.s.putBuf(d.buf)
 	}
 	u.q, u.qBytes = nil, 0
-	u.s.notify(u, tcp.EventClosed|tcp.EventReadable)
+	u.s.notify(u, EventClosed|EventReadable)
 }

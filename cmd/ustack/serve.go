@@ -52,8 +52,34 @@ type serveConfig struct {
 	kernelAddrForDemo netip.Prefix
 }
 
+// The default address, and the gateway that goes with it (the kernel
+// side of the README's and -netns-demo's 10.77.0.0/24).
+const (
+	defaultServeAddr = "10.77.0.2/24"
+	defaultServeGW   = "10.77.0.1"
+)
+
 func runServe(args []string) int {
+	c, code := parseServeFlags(args, os.Stderr)
+	if c == nil {
+		return code
+	}
+	c.out = os.Stdout
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "ustack serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// parseServeFlags parses serve's flags and checks them before anything
+// is opened. It returns the configuration, or nil and the exit status
+// (0 for -h, 2 for a bad flag) after printing why to stderr.
+func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "usage: ustack serve -link tap:NAME|tun:NAME|afpacket:IFACE [flags]")
@@ -64,6 +90,8 @@ func runServe(args []string) int {
 		fmt.Fprintln(w, "service off. Runs until SIGINT or SIGTERM, then closes everything and prints a summary.")
 		fmt.Fprintln(w, "\n-netns-demo (root) builds a private network namespace with the kernel's side of the")
 		fmt.Fprintln(w, "link in it, prints commands to try from there, and removes it on exit.")
+		fmt.Fprintln(w, "\nThe default gateway "+defaultServeGW+" belongs to the default -addr "+defaultServeAddr+"; with")
+		fmt.Fprintln(w, "another -addr there is no gateway unless -gw gives one (on -addr's prefix).")
 		fmt.Fprintln(w, "\nTAP/TUN and AF_PACKET need root or CAP_NET_ADMIN/CAP_NET_RAW (see README,")
 		fmt.Fprintln(w, "\"Talking to the kernel\").")
 		fmt.Fprintln(w)
@@ -72,8 +100,8 @@ func runServe(args []string) int {
 	var c serveConfig
 	fs.StringVar(&c.link, "link", "", "the link: tap:NAME, tun:NAME or afpacket:IFACE (with -netns-demo: tap, tun or afpacket)")
 	fs.StringVar(&c.netns, "netns", "", "open the device or interface inside this named network namespace")
-	addr := fs.String("addr", "10.77.0.2/24", "the stack's address and prefix")
-	gw := fs.String("gw", "10.77.0.1", "default gateway (\"\": none); with -netns-demo, the kernel side's address")
+	addr := fs.String("addr", defaultServeAddr, "the stack's address and prefix")
+	gw := fs.String("gw", "", "default gateway, on -addr's prefix (default "+defaultServeGW+" with the default -addr, none with another; \"\": none); with -netns-demo, the kernel side's address")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU set on a TAP/TUN device or the demo's link (AF_PACKET uses the interface's)")
 	mac := fs.String("mac", "", "the stack's MAC address (default: random, locally administered)")
 	fs.StringVar(&c.http, "http", ":80", "HTTP server address")
@@ -93,24 +121,32 @@ func runServe(args []string) int {
 	synCookies := fs.Int("syncookies", 1, "SYN cookies, as net.ipv4.tcp_syncookies: 0 off, 1 when a listener's SYN queue is full, 2 always")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, 0
 		}
-		return 2
+		return nil, 2
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(os.Stderr, "ustack serve: "+format+"\n", a...)
-		return 2
+	usage := func(format string, a ...any) (*serveConfig, int) {
+		fmt.Fprintf(stderr, "ustack serve: "+format+"\n", a...)
+		return nil, 2
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected arguments %q", fs.Args())
 	}
 	var err error
 	if c.addr, err = netip.ParsePrefix(*addr); err != nil || !c.addr.Addr().Is4() {
-		return usage("-addr %q: want an IPv4 address with a prefix length, e.g. 10.77.0.2/24", *addr)
+		return usage("-addr %q: want an IPv4 address with a prefix length, e.g. %s", *addr, defaultServeAddr)
+	}
+	gwSet := false
+	fs.Visit(func(f *flag.Flag) { gwSet = gwSet || f.Name == "gw" })
+	if !gwSet && c.addr == netip.MustParsePrefix(defaultServeAddr) {
+		*gw = defaultServeGW
 	}
 	if *gw != "" {
 		if c.gw, err = netip.ParseAddr(*gw); err != nil || !c.gw.Is4() {
 			return usage("-gw %q: want an IPv4 address", *gw)
+		}
+		if !c.addr.Contains(c.gw) {
+			return usage("-gw %v is not on -addr's prefix %v", c.gw, c.addr.Masked())
 		}
 	}
 	if *mac != "" {
@@ -132,14 +168,7 @@ func runServe(args []string) int {
 			return usage("-root %q: not a directory", c.root)
 		}
 	}
-	c.out = os.Stdout
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, &c); err != nil {
-		fmt.Fprintln(os.Stderr, "ustack serve:", err)
-		return 1
-	}
-	return 0
+	return &c, 0
 }
 
 // parseLink splits "kind:name".
@@ -226,10 +255,7 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 		ep.Close()
 		return err
 	}
-	if c.gw.IsValid() && !c.addr.Contains(c.gw) {
-		return fmt.Errorf("-gw %v is not on the link's prefix %v", c.gw, c.addr.Masked())
-	}
-	if c.gw.IsValid() && c.gw != c.addr.Addr() {
+	if c.gw.IsValid() && c.gw != c.addr.Addr() { // parseServeFlags put it on the prefix
 		if err := s.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), c.gw, nic); err != nil {
 			return err
 		}

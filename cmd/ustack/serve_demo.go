@@ -32,7 +32,7 @@ type demoNet struct {
 
 func newDemoNet(kind, name string, c *serveConfig) (*demoNet, error) {
 	if !c.gw.IsValid() {
-		return nil, errors.New("-netns-demo needs -gw: the kernel side's address")
+		return nil, errors.New("-netns-demo needs -gw, the kernel side's address (with the default -addr it is " + defaultServeGW + ")")
 	}
 	if c.netns != "" {
 		return nil, errors.New("-netns-demo makes its own namespaces; leave out -netns")

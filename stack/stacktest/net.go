@@ -22,7 +22,6 @@ import (
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
-	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -67,7 +66,7 @@ func (f *Frame) String() string {
 type Event struct {
 	At     clock.Instant
 	Socket stack.Socket
-	Events tcp.Events
+	Events stack.Events
 }
 
 // Node is a NIC on the segment: a stack's, or a raw one that only records
@@ -194,8 +193,8 @@ func (nd *Node) Take() []*Frame {
 }
 
 // EventsFor returns the events recorded for socket so, in order.
-func (nd *Node) EventsFor(so stack.Socket) []tcp.Events {
-	var out []tcp.Events
+func (nd *Node) EventsFor(so stack.Socket) []stack.Events {
+	var out []stack.Events
 	for _, e := range nd.Events {
 		if e.Socket == so {
 			out = append(out, e.Events)
