@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -314,4 +315,18 @@ func (c *Conn) reneged() {
 	c.sb.reset()
 	c.sent.unsackAll()
 	c.env.Stats.SACKReneging++
+}
+
+// lostRecord counts record r deemed lost (the rate sampler's C.lost) and
+// tells the controller (cc.Controller.OnLost).
+func (c *Conn) lostRecord(now clock.Instant, r *txRecord) {
+	n := r.len()
+	c.rs.lost += uint64(n)
+	c.cc.OnLost(now, cc.LostSegment{
+		Bytes:      n,
+		TxInFlight: r.inFlight,
+		LostAtSend: r.lostAtSend,
+		TotalLost:  c.rs.lost,
+		AppLimited: r.flags&recAppLimited != 0,
+	})
 }

@@ -83,8 +83,7 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	c.lastRecv = now
 	if f&wire.TCPFlagACK != 0 {
 		c.sndUna = seg.Ack
-		c.takeRTTSample(now, seg)
-		c.establish(now, seg)
+		c.establish(now, seg, c.takeRTTSample(now, seg))
 		c.ackNow = true
 		// Data on a SYN-ACK (not sent by Linux, allowed by the RFC).
 		c.receiveData(now, seg, seg.Seq.Add(1), seg.Payload, f&wire.TCPFlagFIN != 0)
@@ -99,8 +98,9 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	c.sndNxt = c.iss
 }
 
-// establish enters ESTABLISHED from SYN-SENT or SYN-RECEIVED.
-func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
+// establish enters ESTABLISHED from SYN-SENT or SYN-RECEIVED; rtt is the
+// handshake's RTT sample, or 0.
+func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields, rtt time.Duration) {
 	c.state = Established
 	c.env.Stats.CurrEstab++
 	// The window of the segment that completes the handshake (RFC 9293
@@ -136,6 +136,11 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
 		c.cc.Init(p)
 	}
 	c.synRetries = 0
+	if rtt > 0 {
+		// The controller hears the handshake's RTT (a pacing one needs
+		// it before the first data is acknowledged).
+		c.cc.OnAck(now, cc.AckSample{RTT: rtt})
+	}
 	c.quickAcks = 16
 	c.events |= EventEstablished | EventWritable
 	c.armKeepAlive(now)
@@ -295,8 +300,7 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 			return
 		}
 		c.sndUna = c.iss.Add(1)
-		c.takeRTTSample(now, seg)
-		c.establish(now, seg)
+		c.establish(now, seg, c.takeRTTSample(now, seg))
 	}
 	if !c.processACK(now, seg) {
 		return

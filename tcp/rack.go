@@ -64,6 +64,7 @@ type rackRecovery struct {
 	undoMarker  wire.Seq
 	undoRetrans int64
 	retransAt   clock.Instant
+	retransEnd  wire.Seq // the end of the first resend
 	retransOn   bool
 }
 
@@ -195,9 +196,11 @@ func (r *rackRecovery) onDSACK(a *ackEvent) {
 // resent since it began was reported duplicate by D-SACK (RFC 3708 §3;
 // also after the episode ended, until another begins, as Linux's
 // tcp_try_undo_dsack in the open state: reordering shows itself that
-// way), or, during the episode, an ACK that moved SND.UNA echoes a
-// timestamp older than the first resend — the original arrived (Eifel
+// way), or, during the episode, the first ACK to acknowledge the first
+// resend echoes a timestamp older than it — the original arrived (Eifel
 // detection, RFC 3522 §2, with RFC 4015's response: restore the window).
+// An earlier ACK that moves SND.UNA (a resend of an earlier episode
+// arriving) says nothing about this one.
 func (r *rackRecovery) tryUndo(now clock.Instant, a *ackEvent) {
 	if !r.retransOn {
 		return
@@ -207,7 +210,8 @@ func (r *rackRecovery) tryUndo(now clock.Instant, a *ackEvent) {
 	case a.dsack && r.undoRetrans == 0:
 		c.env.Stats.DSACKUndo++
 		r.undo(now, false)
-	case (r.inRecovery || r.loss) && a.acked > 0 && a.tsEcrOK && tsBefore(a.tsEcr, c.tsVal(r.retransAt)):
+	case (r.inRecovery || r.loss) && a.acked > 0 && a.ack.GreaterEq(r.retransEnd) &&
+		a.tsEcrOK && tsBefore(a.tsEcr, c.tsVal(r.retransAt)):
 		c.env.Stats.EifelUndo++
 		r.undo(now, true)
 	}
@@ -316,10 +320,10 @@ func (r *rackRecovery) detectLoss(now clock.Instant) uint32 {
 		}
 		lost += rec.len()
 		q.markLost(i, rec)
+		c.lostRecord(now, rec)
 		i = next
 	}
 	if lost > 0 {
-		c.rs.lost += uint64(lost)
 		c.env.Stats.RACKLost += uint64(lost)
 	}
 	return lost
@@ -468,9 +472,9 @@ func (r *rackRecovery) onTimeout(now clock.Instant) {
 			// ago; the others may yet arrive.
 			lost += rec.len()
 			q.markLost(i, rec)
+			c.lostRecord(now, rec)
 		}
 	}
-	c.rs.lost += uint64(lost)
 	c.timers.stop(timerRACK)
 	c.timers.stop(timerTLP)
 	r.pending = q.lost.head != noRec
@@ -671,7 +675,7 @@ func (r *rackRecovery) resend(now clock.Instant, dst []byte, i uint64, force boo
 	}
 	if r.undoOn {
 		if !r.retransOn {
-			r.retransOn, r.retransAt = true, now
+			r.retransOn, r.retransAt, r.retransEnd = true, now, rec.end
 		}
 		r.undoRetrans += int64(n)
 	}

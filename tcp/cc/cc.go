@@ -55,7 +55,9 @@ type Controller interface {
 	// (new data or a retransmission; 0 bytes for a FIN alone), with
 	// inFlight bytes outstanding after it (SND.NXT − SND.UNA).
 	OnSent(now clock.Instant, bytes, inFlight uint32)
-	// OnAck reports an ACK that acknowledged or SACKed new data.
+	// OnAck reports an ACK that acknowledged or SACKed new data; and,
+	// once, the ACK that completed the handshake with its RTT sample
+	// (RFC 6298 §3) and nothing acknowledged or delivered.
 	OnAck(now clock.Instant, s AckSample)
 	// OnRecoveryStart reports that loss was detected and fast recovery
 	// starts (RFC 5681 §3.2 step 2, RFC 6675 §5 step 4): the congestion
@@ -87,6 +89,12 @@ type Controller interface {
 	// as for a loss ("the congestion control algorithm ... the same as
 	// for a dropped packet", RFC 3168 §6.1.2).
 	OnECE(now clock.Instant, flight uint32)
+	// OnLost reports a segment deemed lost (by RACK, RFC 8985, or an RTO),
+	// with what was in flight when it was sent: BBR bounds its model by
+	// the loss rate it shows (draft-ietf-ccwg-bbr's BBRHandleLostPacket).
+	// It is called once per segment, before the OnAck of the ACK that
+	// found it, if any.
+	OnLost(now clock.Instant, l LostSegment)
 	// SetsRecoveryWindow reports that the controller sets the congestion
 	// window itself during loss recovery and CWR (BBR does: Linux's
 	// cong_control hook); then Cwnd rules throughout and Proportional
@@ -180,9 +188,25 @@ type AckSample struct {
 	InRecovery bool
 }
 
+// LostSegment describes a segment deemed lost (Controller.OnLost).
+type LostSegment struct {
+	// Bytes is its size in sequence space.
+	Bytes uint32
+	// TxInFlight is the bytes in flight just after it was (last) sent,
+	// and LostAtSend the bytes deemed lost over the connection's life at
+	// that moment; TotalLost is that count now, this segment included,
+	// so TotalLost − LostAtSend were lost while it was in flight.
+	TxInFlight uint32
+	LostAtSend uint64
+	TotalLost  uint64
+	// AppLimited says it was sent while the application limited the
+	// sending rate.
+	AppLimited bool
+}
+
 // Base gives every optional hook of Controller a default: Init, SetMSS,
 // OnSent, OnAck, OnRecoveryStart, OnRecoveryEnd, OnTimeout,
-// OnIdleRestart, OnUndo and OnECE do nothing, Ssthresh is infinite,
+// OnIdleRestart, OnUndo, OnECE and OnLost do nothing, Ssthresh is infinite,
 // there is no pacing, and the recovery algorithm rules the window during
 // recovery. Embed it and implement Name and Cwnd.
 type Base struct{}
@@ -222,6 +246,9 @@ func (Base) OnUndo(clock.Instant) {}
 
 // OnECE implements Controller: it does nothing.
 func (Base) OnECE(clock.Instant, uint32) {}
+
+// OnLost implements Controller: it does nothing.
+func (Base) OnLost(clock.Instant, LostSegment) {}
 
 // SetsRecoveryWindow implements Controller: no.
 func (Base) SetsRecoveryWindow() bool { return false }

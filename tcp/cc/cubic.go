@@ -182,6 +182,10 @@ func pacingRate(on bool, cwnd float64, srtt time.Duration, slowStart bool) uint6
 // SetsRecoveryWindow implements Controller: the recovery algorithm rules.
 func (c *Cubic) SetsRecoveryWindow() bool { return false }
 
+// OnLost implements Controller: CUBIC reacts to the episode, not to each
+// segment.
+func (c *Cubic) OnLost(now clock.Instant, l LostSegment) {}
+
 func (c *Cubic) inSlowStart() bool { return c.cwnd < float64(c.ssthresh) }
 
 // clampCwnd keeps the window in [2·MSS, MaxCwnd] (RFC 9438 §4.6: at least

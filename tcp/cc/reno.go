@@ -149,6 +149,10 @@ func (r *Reno) OnECE(now clock.Instant, flight uint32) { r.OnRecoveryStart(now, 
 // SetsRecoveryWindow implements Controller: the recovery algorithm rules.
 func (r *Reno) SetsRecoveryWindow() bool { return false }
 
+// OnLost implements Controller: Reno reacts to the episode, not to each
+// segment.
+func (r *Reno) OnLost(now clock.Instant, l LostSegment) {}
+
 // OnRecoveryEnd implements Controller: cwnd = min(ssthresh,
 // max(FlightSize, SMSS) + SMSS) (RFC 6582 §3.2 step 3, option 1).
 func (r *Reno) OnRecoveryEnd(now clock.Instant, flight uint32) {
