@@ -201,7 +201,6 @@ func (p *path) payloadRate() float64 {
 	return float64(p.rate) * mss / (mss + 32)
 }
 
-
 var bbrSpy *cc.BBR
 
 func init() {
