@@ -54,7 +54,7 @@ func TestAddNICErrors(t *testing.T) {
 	if err := st.AddRoute(netip.MustParsePrefix("::/0"), netip.Addr{}, id); !errors.Is(err, syscall.EAFNOSUPPORT) {
 		t.Errorf("IPv6 route: %v", err)
 	}
-	if got := st.TCPConfig(); got.RcvBuf != 4<<20 || got.TimeWait != time.Minute {
+	if got := st.TCPConfig(); got.RcvBuf != 128<<10 || got.RcvBufMax != 32<<20 || got.TimeWait != time.Minute {
 		t.Errorf("TCPConfig defaults %+v", got)
 	}
 }

@@ -11,11 +11,25 @@ import (
 // gives the Linux kernel's defaults (as of 6.x) wherever the kernel has one;
 // each field says which sysctl it mirrors.
 type Config struct {
-	// RcvBuf and SndBuf are the default receive and send buffer sizes in
-	// bytes (SO_RCVBUF, SO_SNDBUF; the kernel autotunes up to
-	// tcp_rmem/tcp_wmem max, ustack starts at the max). Default 4 MiB.
-	// Memory is only taken while data is buffered.
+	// RcvBuf and SndBuf are the receive and send buffer sizes a
+	// connection starts with (net.ipv4.tcp_rmem and tcp_wmem's middle
+	// values): 128 KiB and 64 KiB by default. Auto-tuning (autotune.go)
+	// grows them — the receive buffer with what the application reads
+	// per round trip (Linux's dynamic right-sizing), the send buffer to
+	// twice the congestion window — up to RcvBufMax and SndBufMax
+	// (tcp_rmem's and tcp_wmem's last values); a maximum no larger than
+	// the starting size turns it off, as SetReadBuffer and SetWriteBuffer
+	// do for one connection (SO_RCVBUF, SO_SNDBUF). Memory is only taken
+	// while data is buffered, whatever the sizes.
 	RcvBuf, SndBuf int
+	// RcvBufMax and SndBufMax bound auto-tuning: 32 MiB each by default.
+	// The receive maximum is Linux 6.18's tcp_rmem[2] (this machine's
+	// default; older kernels had 6 MiB); the send maximum is above
+	// Linux's 4 MiB tcp_wmem[2], so that one connection fills a 1 Gbit/s
+	// path with a 100 ms RTT (12.5 MB in flight) without configuration.
+	// The window scale announced in the SYN is the one RcvBufMax needs
+	// (RFC 7323 §2.3; Linux sizes it from tcp_rmem[2] too).
+	RcvBufMax, SndBufMax int
 	// InitialRTO is the RTO before any RTT sample (RFC 6298 §2.1: 1 s).
 	InitialRTO time.Duration
 	// MinRTO and MaxRTO bound the RTO (kernel: TCP_RTO_MIN 200 ms,
@@ -157,8 +171,10 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	defInt(&c.RcvBuf, 4<<20)
-	defInt(&c.SndBuf, 4<<20)
+	defInt(&c.RcvBuf, 128<<10)
+	defInt(&c.SndBuf, 64<<10)
+	defInt(&c.RcvBufMax, 32<<20)
+	defInt(&c.SndBufMax, 32<<20)
 	def(&c.InitialRTO, time.Second)
 	def(&c.MinRTO, 200*time.Millisecond)
 	def(&c.MaxRTO, 120*time.Second)
@@ -183,6 +199,8 @@ func (c *Config) setDefaults() {
 	if c.SndBuf < minBuf {
 		c.SndBuf = minBuf
 	}
+	c.RcvBuf, c.SndBuf = min(c.RcvBuf, maxBuf), min(c.SndBuf, maxBuf)
+	c.RcvBufMax, c.SndBufMax = min(c.RcvBufMax, maxBuf), min(c.SndBufMax, maxBuf)
 }
 
 // minBuf is the smallest buffer size accepted (the kernel's SOCK_MIN_RCVBUF

@@ -198,6 +198,14 @@ type Conn struct {
 	ecnOK, ecnAsked, ecnEcho, cwrPending bool
 	ecnIn, ecnOut                        ECN
 
+	// Buffer auto-tuning (autotune.go): the receive side's measurement,
+	// whether the send buffer follows cwnd, the bytes the application
+	// read.
+	rtune        rcvTuner
+	stuneOn      bool
+	bytesRead    uint64
+	lastDataRecv clock.Instant // when in-order data last arrived
+
 	// Per-connection options set by the application.
 	noDelay                       bool
 	keepAlive                     bool
@@ -220,6 +228,8 @@ func NewConn(env *Env) *Conn {
 	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	c.sndBufSize = env.cfg.SndBuf
 	c.rcvBufSize = env.cfg.RcvBuf
+	c.rtune.on = env.cfg.RcvBufMax > env.cfg.RcvBuf
+	c.stuneOn = env.cfg.SndBufMax > env.cfg.SndBuf
 	c.keepIdle = env.cfg.KeepIdle
 	c.keepIntvl = env.cfg.KeepInterval
 	c.keepCount = env.cfg.KeepCount
@@ -252,10 +262,19 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.rcvMSS = min(uint32(c.advMSS), 536)
 	c.rcvWScale = 0
 	if !c.env.cfg.NoWindowScale {
-		c.rcvWScale = windowShift(c.rcvBufSize)
+		c.rcvWScale = windowShift(c.maxRcvBuf())
 	}
 	c.rto = c.env.cfg.InitialRTO
 	c.lastRecv, c.lastSend = now, now
+}
+
+// maxRcvBuf is the largest receive buffer the connection may have: the
+// window scale must be able to announce it (RFC 7323 §2.3).
+func (c *Conn) maxRcvBuf() int {
+	if c.rtune.on {
+		return max(c.env.cfg.RcvBufMax, c.rcvBufSize)
+	}
+	return c.rcvBufSize
 }
 
 // windowShift returns the smallest shift that lets a 16-bit window field
@@ -450,6 +469,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		n := c.rcv.read(p, !c.ooo.empty())
+		c.bytesRead += uint64(n)
 		c.afterRead()
 		return n, nil
 	}
@@ -671,15 +691,21 @@ func (c *Conn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.Dura
 // KeepAlive reports whether keep-alive is on.
 func (c *Conn) KeepAlive() bool { return c.keepAlive }
 
-// SetReadBuffer sets the receive buffer size (SO_RCVBUF). The window never
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF) and turns its
+// auto-tuning off, as SO_RCVBUF locks it on Linux. The window never
 // shrinks below what was already advertised; the window scale, fixed at
 // the handshake, limits how large a window can be announced.
 func (c *Conn) SetReadBuffer(n int) {
 	c.rcvBufSize = min(max(n, minBuf), maxBuf)
+	c.rtune.on = false
 }
 
-// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
-func (c *Conn) SetWriteBuffer(n int) { c.sndBufSize = min(max(n, minBuf), maxBuf) }
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF) and turns its
+// auto-tuning off.
+func (c *Conn) SetWriteBuffer(n int) {
+	c.sndBufSize = min(max(n, minBuf), maxBuf)
+	c.stuneOn = false
+}
 
 // ReopenISS returns the initial sequence number a new connection should use
 // when a SYN reopens this one from TIME-WAIT (Linux: SND.NXT + 65535 + 2),
@@ -703,6 +729,8 @@ type Info struct {
 	Unacked           uint32 // bytes sent and not acknowledged
 	SndBuffered       int    // bytes in the send buffer
 	RcvBuffered       int    // bytes readable
+	// SndBuf and RcvBuf are the buffer sizes now (auto-tuned unless set).
+	SndBuf, RcvBuf int
 	Retransmits       int    // RTOs in a row without progress
 	TotalRetrans      uint64 // segments retransmitted
 	BytesSent         uint64 // data bytes sent, retransmissions included
@@ -737,6 +765,8 @@ func (c *Conn) Info() Info {
 		Unacked:       c.sndMax.Size(c.sndUna),
 		SndBuffered:   c.snd.n,
 		RcvBuffered:   c.rcv.n,
+		SndBuf:        c.sndBufSize,
+		RcvBuf:        c.rcvBufSize,
 		Retransmits:   c.rexmitCount,
 		TotalRetrans:  c.totalRetrans,
 		BytesSent:     c.bytesSent,

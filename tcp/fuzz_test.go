@@ -115,6 +115,10 @@ func newFuzzDriver(opt byte) *fuzzDriver {
 	cfg := Config{
 		RcvBuf:        4096 + int(opt>>5)*8192,
 		SndBuf:        4096 + int(opt>>5)*16384,
+		// Auto-tuning may grow them fourfold (opt bit 3 turns it off:
+		// maxima no larger than the starting sizes).
+		RcvBufMax:     (4096 + int(opt>>5)*8192) * int(1+3*(1-opt>>3&1)),
+		SndBufMax:     (4096 + int(opt>>5)*16384) * int(1+3*(1-opt>>3&1)),
 		NoTimestamps:  opt&1 == 0,
 		NoSACK:        opt&2 == 0,
 		NoWindowScale: opt&4 == 0,
@@ -135,7 +139,8 @@ func newFuzzDriver(opt byte) *fuzzDriver {
 		peerISN: 0xffff_fc00,
 		peerTS:  1000,
 	}
-	d.maxSndBuf, d.maxRcvBuf = d.env.cfg.SndBuf, d.env.cfg.RcvBuf
+	d.maxSndBuf = max(d.env.cfg.SndBuf, d.env.cfg.SndBufMax)
+	d.maxRcvBuf = max(d.env.cfg.RcvBuf, d.env.cfg.RcvBufMax)
 	d.c = NewConn(d.env)
 	return d
 }

@@ -141,6 +141,7 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields, rtt time.Durati
 		// it before the first data is acknowledged).
 		c.cc.OnAck(now, cc.AckSample{RTT: rtt})
 	}
+	c.initRcvTuner(now)
 	c.quickAcks = 16
 	c.events |= EventEstablished | EventWritable
 	c.armKeepAlive(now)
@@ -464,6 +465,7 @@ func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldW
 			NewlyLost:      a.newlyLost,
 			InRecovery:     a.wasRecovering || c.lr.inRecovery,
 		}
+		defer c.sndAutotune()
 		if s.RTT == 0 {
 			s.RTT = a.rtt
 		}
@@ -605,7 +607,15 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 	if len(data) > 0 {
 		c.bytesReceived += uint64(len(data))
 		c.rcvMSS = max(c.rcvMSS, min(uint32(len(data)), uint32(c.advMSS)))
+		c.rcvRTTSample(now, seg)
 		if off == 0 {
+			if c.lastDataRecv != 0 && now.Sub(c.lastDataRecv) > c.rto {
+				// The first data after a pause longer than the RTO:
+				// acknowledge quickly again (Linux's
+				// tcp_event_data_recv, tcp_incr_quickack).
+				c.quickAcks = max(c.quickAcks, c.quickAckCount())
+			}
+			c.lastDataRecv = now
 			if !c.rdShut {
 				c.rcv.q.writeAt(c.rcv.n, data)
 				c.rcv.n += len(data)
@@ -625,6 +635,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 				c.ackNow = true
 			}
 			c.events |= EventReadable
+			c.rcvSpaceAdjust(now)
 			c.scheduleACK(now)
 		} else {
 			// Out of order: hold it and send a duplicate ACK at once
@@ -701,6 +712,14 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.sent.free()
 	c.sb.free()
 	c.events |= EventReadable | EventWritable
+}
+
+// quickAckCount is how many segments Linux acknowledges at once when it
+// enters quick-ACK mode (tcp_incr_quickack): half the window in
+// segments, at least 2, at most 16.
+func (c *Conn) quickAckCount() int {
+	n := int(c.advertisedRemaining() / (2 * max(c.rcvMSS, 1)))
+	return min(max(n, 2), 16)
 }
 
 // scheduleACK decides how to acknowledge in-order data: at once for the

@@ -80,6 +80,7 @@ type Stats struct {
 	ZeroWindowProbes uint64 // zero-window probes sent (ustack)
 	KeepAliveProbes  uint64 // keep-alive probes sent (ustack)
 	WindowUpdates    uint64 // pure window updates sent (ustack)
+	RcvBufGrown      uint64 // receive buffers grown by auto-tuning (ustack; Linux's TCPRcvQDrop and friends count other things)
 }
 
 // Each calls f with the name and value of every counter, in declaration

@@ -212,7 +212,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 	oo := &out.Options
 	oo.MSS = advMSS(ep.MTU)
 	if o.HasWScale {
-		oo.HasWScale, oo.WScale = true, windowShift(cfg.RcvBuf)
+		oo.HasWScale, oo.WScale = true, windowShift(max(cfg.RcvBuf, cfg.RcvBufMax))
 	}
 	oo.SACKPermitted = o.SACK
 	if o.ECN {
