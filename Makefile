@@ -9,7 +9,7 @@ FUZZTIME ?= 30s
 
 SEEDS ?= 100000
 
-.PHONY: test tools fmt vet race allocs benchmod fuzz sim demo bench
+.PHONY: test tools fmt vet race allocs benchmod fuzz sim eval demo bench
 
 # As root (CI), every test must run: the kernel-link tests fail instead of
 # skipping when a tool or device is missing (internal/netns/netnstest).
@@ -61,6 +61,11 @@ fuzz:
 ## sim: sweep SEEDS simulator seeds (make sim SEEDS=1000000).
 sim:
 	$(GO) test -count=1 -timeout 0 ./sim -run '^TestProperties$$' -sim.seeds=$(SEEDS)
+
+## eval: regenerate the congestion-control tables in docs/eval (every
+## registered controller, in the simulator; about a minute).
+eval:
+	$(GO) run ./sim/cmd/evalcc -out docs/eval
 
 demo:
 	$(GO) run ./cmd/ustack demo

@@ -108,6 +108,10 @@ type Config struct {
 	// QueueBytes additionally limits that queue in bytes; 0 means no byte
 	// limit.
 	QueueBytes int
+	// AQM is the queue's active queue management: drop-tail (the zero
+	// value) or CoDel, which drops — or, with AQM.ECN, marks — packets
+	// once they wait too long. It needs a Rate.
+	AQM AQM
 
 	// MTU drops frames longer than MTU+LinkHeader bytes; 0 means no limit.
 	MTU int
@@ -148,6 +152,14 @@ func (c *Config) Validate() error {
 		return errors.New("impair: negative queue limit")
 	case c.MTU < 0 || c.LinkHeader < 0:
 		return errors.New("impair: negative MTU or link header")
+	case c.AQM.Kind > CoDel:
+		return fmt.Errorf("impair: unknown queue discipline %d", c.AQM.Kind)
+	case c.AQM.Target < 0 || c.AQM.Interval < 0:
+		return errors.New("impair: negative CoDel target or interval")
+	case c.AQM.Kind == DropTail && (c.AQM.Target != 0 || c.AQM.Interval != 0 || c.AQM.ECN):
+		return errors.New("impair: target, interval and ecn need codel")
+	case c.AQM.Kind != DropTail && c.Rate == 0:
+		return fmt.Errorf("impair: %v needs a rate (without one there is no queue)", c.AQM.Kind)
 	}
 	return nil
 }
@@ -157,7 +169,7 @@ func (c *Config) Validate() error {
 //
 //	loss=1%,ge=p:1%/r:30%/h:50%/k:100%,delay=50ms,jitter=10ms,dist=normal,keeporder,
 //	reorder=25%,dup=1%,corrupt=0.1%,corruptoff=14,rate=100mbit,queue=1000,
-//	queuebytes=65536,mtu=1500,hdr=14
+//	queuebytes=65536,codel,target=5ms,interval=100ms,ecn,mtu=1500,hdr=14
 //
 // The zero Config gives "none".
 func (c Config) String() string {
@@ -211,6 +223,18 @@ func (c Config) String() string {
 	if c.QueueBytes != 0 {
 		add("queuebytes", strconv.Itoa(c.QueueBytes))
 	}
+	if c.AQM.Kind != DropTail {
+		add(c.AQM.Kind.String(), "")
+	}
+	if c.AQM.Target != 0 {
+		add("target", c.AQM.Target.String())
+	}
+	if c.AQM.Interval != 0 {
+		add("interval", c.AQM.Interval.String())
+	}
+	if c.AQM.ECN {
+		add("ecn", "")
+	}
 	if c.MTU != 0 {
 		add("mtu", strconv.Itoa(c.MTU))
 	}
@@ -248,6 +272,10 @@ func pct(p float64) string {
 //	                or in bytes/s: 10mbps, 1kbps (tc's units)
 //	queue=N         bottleneck queue depth in frames
 //	queuebytes=N    bottleneck queue limit in bytes (k, m suffixes: ×1024)
+//	codel           CoDel AQM on the bottleneck queue (RFC 8289; needs rate)
+//	target=D        CoDel's target delay (default 5ms)
+//	interval=D      CoDel's interval (default 100ms)
+//	ecn             CoDel marks ECN-capable packets CE instead of dropping
 //	mtu=N           largest packet, not counting the link header
 //	hdr=N           link header length
 //
@@ -307,6 +335,24 @@ func ParseConfig(s string) (Config, error) {
 			c.Queue, err = strconv.Atoi(v)
 		case "queuebytes":
 			c.QueueBytes, err = parseBytes(v)
+		case "codel", "droptail":
+			if hasV {
+				err = errors.New("takes no value")
+			} else if k == "codel" {
+				c.AQM.Kind = CoDel
+			} else {
+				c.AQM.Kind = DropTail
+			}
+		case "target":
+			c.AQM.Target, err = time.ParseDuration(v)
+		case "interval":
+			c.AQM.Interval, err = time.ParseDuration(v)
+		case "ecn":
+			if !hasV {
+				c.AQM.ECN = true
+			} else {
+				c.AQM.ECN, err = strconv.ParseBool(v)
+			}
 		case "mtu":
 			c.MTU, err = strconv.Atoi(v)
 		case "hdr", "linkheader":
@@ -317,7 +363,7 @@ func ParseConfig(s string) (Config, error) {
 		if err != nil {
 			return Config{}, fmt.Errorf("impair: bad %s %q: %w", k, v, err)
 		}
-		if !hasV && k != "keeporder" {
+		if !hasV && k != "keeporder" && k != "codel" && k != "droptail" && k != "ecn" {
 			return Config{}, fmt.Errorf("impair: %s needs a value", k)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package impair models an imperfect network link: loss (independent and
 // bursty), delay with jitter, reordering, duplication, bit-flip corruption,
-// a bandwidth limit with a drop-tail queue, an MTU, and the link going down.
+// a bandwidth limit with a drop-tail or CoDel queue (which can mark ECN
+// instead of dropping), an MTU, and the link going down.
 //
 // It is the one implementation of these models. The in-memory pipe
 // (link/pipe), the fault-injecting middleware (link/fault), the
@@ -29,6 +30,11 @@
 //     (DropQueue). Otherwise it is serialized after the frames ahead of it,
 //     taking len*8/Rate, and leaves the bottleneck at its departure time.
 //     Frames lost on the wire afterwards still used the bandwidth.
+//     With AQM set to CoDel (RFC 8289) the queue also drops a copy that
+//     waited too long (DropAQM) — or, with AQM.ECN, marks it Congestion
+//     Experienced instead when it is an ECN-capable IP packet (OfferFrame
+//     reads the ECN field; Copy.Apply writes the mark). See codel.go for
+//     how a dequeue-time algorithm runs when a frame is offered.
 //  5. Loss on the wire: the copy is lost (DropLoss) with probability Loss,
 //     or by the Gilbert–Elliott chain when GE is enabled (either may lose
 //     it; the chain decides by its current state, then moves, as netem's
@@ -62,6 +68,10 @@
 // offered earlier, whatever the cause (reorder or jitter).
 //
 // # Delivering frames
+//
+// Backlog reports what the bottleneck queue holds at a given time, and
+// Counters the mean and largest wait of the copies that passed it, for
+// measuring queueing delay.
 //
 // Offer only decides. The caller holds each copy until its due time and
 // delivers the held copies in due-time order. Line is a time-ordered queue

@@ -24,6 +24,8 @@ const (
 	DropMTU
 	// DropDown: the link was down.
 	DropDown
+	// DropAQM: the queue's active queue management (CoDel) dropped it.
+	DropAQM
 )
 
 // String returns "none", "loss", "queue", "mtu" or "down".
@@ -39,6 +41,8 @@ func (r DropReason) String() string {
 		return "mtu"
 	case DropDown:
 		return "down"
+	case DropAQM:
+		return "aqm"
 	}
 	return "drop(" + strconv.Itoa(int(r)) + ")"
 }
@@ -54,12 +58,27 @@ type Copy struct {
 	Bit int
 	// Reordered says the copy took the reorder path (skipped the delay).
 	Reordered bool
+	// CE says the queue marked the copy Congestion Experienced (AQM.ECN):
+	// Apply sets the ECN field of its IP header to CE.
+	CE bool
+	// Queued is how long the copy waited in the bottleneck queue before
+	// its first bit went on the wire.
+	Queued time.Duration
+
+	ipOff int  // where the IP header starts (CE)
+	ipv6  bool // the IP header is IPv6 (CE)
 }
 
-// Apply flips the copy's bit in frame, if the copy is corrupt and the bit
-// lies inside frame. frame must be the caller's copy of the frame that was
-// offered, not a buffer shared with the sender.
+// Apply changes frame as the link did to this copy: it flips the copy's
+// bit, if the copy is corrupt and the bit lies inside frame, and sets the
+// ECN field to CE if the queue marked the copy, updating the IPv4 header
+// checksum (RFC 1624). frame must be the caller's copy of the frame that
+// was offered, not a buffer shared with the sender. The mark is applied
+// before the bit flip, as the queue comes before the wire.
 func (c Copy) Apply(frame []byte) {
+	if c.CE {
+		setCE(frame, c.ipOff, c.ipv6)
+	}
 	if c.Corrupt && c.Bit >= 0 && c.Bit/8 < len(frame) {
 		frame[c.Bit/8] ^= 1 << (c.Bit % 8)
 	}
@@ -85,7 +104,7 @@ func (d *Decision) Deliver() []Copy { return d.Copies[:d.N] }
 // dropped whole before duplication (Down, MTU) or becomes one or two copies,
 // each delivered or dropped, so
 //
-//	Offered + Duplicated == Delivered + DroppedLoss + DroppedQueue + DroppedMTU + DroppedDown
+//	Offered + Duplicated == Delivered + DroppedLoss + DroppedQueue + DroppedAQM + DroppedMTU + DroppedDown
 type Counters struct {
 	// Offered counts calls to Offer.
 	Offered uint64
@@ -95,6 +114,19 @@ type Counters struct {
 	DroppedLoss uint64
 	// DroppedQueue counts copies dropped by the full bottleneck queue.
 	DroppedQueue uint64
+	// DroppedAQM counts copies the queue's AQM (CoDel) dropped.
+	DroppedAQM uint64
+	// Marked counts copies the AQM marked Congestion Experienced instead
+	// of dropping them (AQM.ECN; already-CE copies included, as Linux
+	// counts them).
+	Marked uint64
+	// Queued counts copies that passed the bottleneck queue (not dropped
+	// there); QueueDelay is the total time they waited in it, and
+	// MaxQueueDelay the longest wait. QueueDelay/Queued is the mean
+	// queueing delay a packet saw.
+	Queued        uint64
+	QueueDelay    time.Duration
+	MaxQueueDelay time.Duration
 	// DroppedMTU counts frames longer than MTU+LinkHeader.
 	DroppedMTU uint64
 	// DroppedDown counts frames offered while the link was down.
@@ -118,12 +150,14 @@ func (c *Counters) Dropped(r DropReason) uint64 {
 		return c.DroppedLoss
 	case DropQueue:
 		return c.DroppedQueue
+	case DropAQM:
+		return c.DroppedAQM
 	case DropMTU:
 		return c.DroppedMTU
 	case DropDown:
 		return c.DroppedDown
 	case DropNone:
-		return c.DroppedLoss + c.DroppedQueue + c.DroppedMTU + c.DroppedDown
+		return c.DroppedLoss + c.DroppedQueue + c.DroppedAQM + c.DroppedMTU + c.DroppedDown
 	}
 	return 0
 }
@@ -152,6 +186,7 @@ type Model struct {
 	qbytes    int
 	busyStart clock.Instant // start of the current busy period
 	busyBits  uint64        // bits serialized since busyStart
+	aqm       *codel        // the queue's AQM, or nil for drop-tail
 
 	lastDue clock.Instant // due time of the last non-reordered copy (KeepOrder)
 	maxDue  clock.Instant // latest due time handed out
@@ -192,6 +227,9 @@ func newModel(cfg Config, seed, stream uint64) *Model {
 			q = DefaultQueue
 		}
 		m.ring = make([]queued, q)
+		if cfg.AQM.Kind == CoDel {
+			m.aqm = newCoDel(cfg.AQM)
+		}
 	}
 	return m
 }
@@ -222,6 +260,11 @@ func sanitize(c Config) Config {
 	c.QueueBytes = max(c.QueueBytes, 0)
 	c.MTU = max(c.MTU, 0)
 	c.LinkHeader = max(c.LinkHeader, 0)
+	if c.AQM.Kind > CoDel {
+		c.AQM.Kind = DropTail
+	}
+	c.AQM.Target = max(c.AQM.Target, 0)
+	c.AQM.Interval = max(c.AQM.Interval, 0)
 	return c
 }
 
@@ -254,7 +297,31 @@ func (m *Model) chance(p float64) bool {
 // at now (see the package documentation for the stages). Calls should come
 // with non-decreasing now. A negative frameLen is taken as 0. Offer does
 // not allocate.
+//
+// Offer does not see the frame, so an AQM takes it for a packet that is
+// not ECN-capable (it drops it rather than marking it); OfferFrame reads
+// the ECN field.
 func (m *Model) Offer(now clock.Instant, frameLen int) Decision {
+	return m.offer(now, frameLen, 0, false, ecnNotECT)
+}
+
+// OfferFrame is Offer for the frame itself: an AQM with ECN marks the
+// copies of an ECN-capable IP packet instead of dropping them, and
+// Copy.Apply writes the mark. The IP header is found after LinkHeader
+// bytes (14: Ethernet, with or without an 802.1Q tag; 0: bare IP). The
+// frame is not changed or kept. OfferFrame does not allocate.
+func (m *Model) OfferFrame(now clock.Instant, frame []byte) Decision {
+	if m.aqm == nil || !m.aqm.ecn {
+		return m.offer(now, len(frame), 0, false, ecnNotECT)
+	}
+	off, v6, ecn, ok := ipHeader(frame, m.cfg.LinkHeader)
+	if !ok {
+		ecn = ecnNotECT
+	}
+	return m.offer(now, len(frame), off, v6, ecn)
+}
+
+func (m *Model) offer(now clock.Instant, frameLen, ipOff int, v6 bool, ecn uint8) Decision {
 	var d Decision
 	frameLen = max(frameLen, 0)
 	m.c.Offered++
@@ -274,11 +341,17 @@ func (m *Model) Offer(now clock.Instant, frameLen int) Decision {
 		m.c.Duplicated++
 	}
 	for range copies {
-		depart, ok := m.serialize(now, frameLen)
-		if !ok {
+		depart, queued, v := m.serialize(now, frameLen, ecn != ecnNotECT)
+		switch v {
+		case qFull:
 			m.c.DroppedQueue++
 			d.Dropped++
 			d.Reason = DropQueue
+			continue
+		case qAQMDrop:
+			m.c.DroppedAQM++
+			d.Dropped++
+			d.Reason = DropAQM
 			continue
 		}
 		if m.lose() {
@@ -290,6 +363,10 @@ func (m *Model) Offer(now clock.Instant, frameLen int) Decision {
 		c := &d.Copies[d.N]
 		d.N++
 		m.c.Delivered++
+		c.Queued = queued
+		if v == qMark {
+			c.CE, c.ipOff, c.ipv6 = true, ipOff, v6
+		}
 		if frameLen > m.cfg.CorruptOffset && m.chance(m.cfg.Corrupt) {
 			c.Corrupt = true
 			c.Bit = m.cfg.CorruptOffset*8 + m.rng.IntN((frameLen-m.cfg.CorruptOffset)*8)
@@ -306,21 +383,53 @@ func (m *Model) Offer(now clock.Instant, frameLen int) Decision {
 	return d
 }
 
-// serialize passes a copy through the bottleneck: it returns the time its
-// last bit leaves, or false if the drop-tail queue is full. Without a Rate
-// a copy leaves at once.
-func (m *Model) serialize(now clock.Instant, n int) (clock.Instant, bool) {
-	if m.cfg.Rate == 0 {
-		return now, true
-	}
-	// Forget the frames that have left by now.
+// queueVerdict is what the bottleneck queue did with a copy.
+type queueVerdict uint8
+
+const (
+	qPass    queueVerdict = iota
+	qMark                 // passed, marked CE by the AQM
+	qFull                 // dropped: the queue was full
+	qAQMDrop              // dropped by the AQM
+)
+
+// forget drops from the ring the frames that have left by now.
+func (m *Model) forget(now clock.Instant) {
 	for m.cnt > 0 && m.ring[m.head].depart <= now {
 		m.qbytes -= m.ring[m.head].n
 		m.head = (m.head + 1) % len(m.ring)
 		m.cnt--
 	}
+}
+
+// serialize passes a copy through the bottleneck: it returns the time its
+// last bit leaves and how long it waited for the wire, or a verdict that
+// drops it (the queue is full, or the AQM dropped it). ect says the copy
+// may be marked instead of dropped. Without a Rate a copy leaves at once.
+func (m *Model) serialize(now clock.Instant, n int, ect bool) (clock.Instant, time.Duration, queueVerdict) {
+	if m.cfg.Rate == 0 {
+		m.c.Queued++
+		return now, 0, qPass
+	}
+	m.forget(now)
 	if m.cnt == len(m.ring) || (m.cfg.QueueBytes > 0 && m.qbytes+n > m.cfg.QueueBytes) {
-		return 0, false
+		return 0, 0, qFull
+	}
+	// The copy's first bit goes on the wire when the frame ahead of it
+	// has left.
+	start := now
+	if m.cnt > 0 {
+		start = max(now, m.ring[(m.head+m.cnt-1)%len(m.ring)].depart)
+	}
+	v := qPass
+	if m.aqm != nil {
+		switch m.aqm.decide(start, start.Sub(now), m.qbytes, m.cnt == 0, ect) {
+		case vDrop:
+			return 0, 0, qAQMDrop
+		case vMark:
+			m.c.Marked++
+			v = qMark
+		}
 	}
 	if m.cnt == 0 {
 		// The link is idle: a new busy period starts now. Counting bits
@@ -343,7 +452,28 @@ func (m *Model) serialize(now clock.Instant, n int) (clock.Instant, bool) {
 	m.ring[(m.head+m.cnt)%len(m.ring)] = queued{depart: dep, n: n}
 	m.cnt++
 	m.qbytes += n
-	return dep, true
+	wait := start.Sub(now)
+	m.c.Queued++
+	m.c.QueueDelay += wait
+	m.c.MaxQueueDelay = max(m.c.MaxQueueDelay, wait)
+	return dep, wait, v
+}
+
+// Backlog returns what the bottleneck queue holds at now: the frames and
+// bytes not yet serialized (the one on the wire included), and how long
+// a frame offered now would wait before its first bit goes on the wire.
+// Without a Rate the queue is always empty. Calls, like Offer's, should
+// come with non-decreasing now.
+func (m *Model) Backlog(now clock.Instant) (frames, bytes int, wait time.Duration) {
+	if m.cfg.Rate == 0 {
+		return 0, 0, 0
+	}
+	m.forget(now)
+	if m.cnt == 0 {
+		return 0, 0, 0
+	}
+	last := m.ring[(m.head+m.cnt-1)%len(m.ring)].depart
+	return m.cnt, m.qbytes, max(last.Sub(now), 0)
 }
 
 // lose decides loss on the wire.

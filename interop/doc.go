@@ -32,5 +32,11 @@
 // The impaired-transfer tests log how long each transfer took beside the
 // kernel talking to itself through the same impairment in the same run
 // ("impair: ..." log lines); BENCHMARKS.md keeps a table of them. Times
-// are logged, never asserted.
+// are logged, never asserted. TestImpaired also puts each of the stack's
+// congestion controllers beside the kernel's of the same name (the
+// kernel's set per socket with TCP_CONGESTION, and per namespace with
+// sysctl where the host allows it), and runs stack and kernel flows
+// through one rate limit, reporting each side's share and Jain's index:
+// a smoke subset by default, every controller and pairing with
+// USTACK_INTEROP_CC=full.
 package interop

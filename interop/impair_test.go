@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,8 +180,13 @@ var (
 // through `ustack netem`, under each impairment of impairCases, every byte
 // checked by SHA-256; then the same transfers between two kernels through
 // the same impairment (the stack's namespace gets an address instead of
-// the stack), for comparison. The times are logged, not asserted, and
-// collected in a table (TestImpaired's last log lines; with
+// the stack), for comparison. Then the congestion controllers side by
+// side (cc_test.go): the stack's and the kernel's controller of each
+// name sending through the same impairment ("controllers"), and stack
+// and kernel flows sharing one rate limit, with each side's share and
+// Jain's index ("shared"); a smoke subset by default, everything with
+// USTACK_INTEROP_CC=full. The times and shares are logged, not asserted,
+// and collected in tables (TestImpaired's last log lines; with
 // USTACK_INTEROP_RESULTS=FILE also written to FILE) for BENCHMARKS.md.
 func TestImpaired(t *testing.T) {
 	for _, ic := range impairCases {
@@ -189,14 +195,34 @@ func TestImpaired(t *testing.T) {
 			runImpaired(t, ic)
 		})
 	}
+	t.Run("controllers", func(t *testing.T) {
+		for _, c := range ccCases() {
+			t.Run(c.spec, func(t *testing.T) {
+				need(t, chainLink)
+				runControllers(t, c)
+			})
+		}
+	})
+	t.Run("shared", func(t *testing.T) {
+		need(t, chainLink)
+		kernelCCs := kernelControllers(t)
+		setup := sharedSetupFor()
+		for _, c := range sharedCases(kernelCCs) {
+			t.Run(c.id(), func(t *testing.T) {
+				if c.kernelN > 0 && !slices.Contains(kernelCCs, c.kernelCC) {
+					t.Fatalf("the kernel has no %s (it offers %v)", c.kernelCC, kernelCCs)
+				}
+				runShared(t, c, setup)
+			})
+		}
+	})
 	rowsMu.Lock()
 	defer rowsMu.Unlock()
-	if len(rows) == 0 {
-		return
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "| impairment (each direction) | size each way | kernel → ustack | ustack → kernel | kernel → kernel | kernel ← kernel |\n")
-	fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- |\n")
+	if len(rows) > 0 {
+		fmt.Fprintf(&b, "| impairment (each direction) | size each way | kernel → ustack | ustack → kernel | kernel → kernel | kernel ← kernel |\n")
+		fmt.Fprintf(&b, "| --- | --- | --- | --- | --- | --- |\n")
+	}
 	cell := func(size int64, d time.Duration) string {
 		if d == 0 {
 			return "failed"
@@ -206,6 +232,10 @@ func TestImpaired(t *testing.T) {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| `%s` | %d MiB | %s | %s | %s | %s |\n", r.ic.spec, r.ic.size/mib,
 			cell(r.ic.size, r.stackIn), cell(r.ic.size, r.stackOut), cell(r.ic.size, r.kernelFwd), cell(r.ic.size, r.kernelBack))
+	}
+	b.WriteString(ccTables())
+	if b.Len() == 0 {
+		return
 	}
 	t.Logf("impaired transfers:\n%s", b.String())
 	if f := os.Getenv("USTACK_INTEROP_RESULTS"); f != "" {

@@ -243,9 +243,9 @@ func (d *dir) handle(n int) {
 		p := &d.rbuf[i]
 		d.st.RxFrames++
 		d.st.RxBytes += uint64(p.N)
-		dec := d.model.Offer(now, p.N)
+		dec := d.model.OfferFrame(now, p.Buf[:p.N])
 		for _, c := range dec.Deliver() {
-			if c.Due <= now && !c.Corrupt && d.line.Len() == 0 {
+			if c.Due <= now && !c.Corrupt && !c.CE && d.line.Len() == 0 {
 				// Straight through, from the read buffer.
 				if len(d.out) == cap(d.out) {
 					d.flushOut()

@@ -524,7 +524,7 @@ func (d *Dir) offer(frame []byte, carried lineMeta) {
 	}
 	n.origins++
 	origin := n.origins
-	dec := d.Model.Offer(n.now, len(frame))
+	dec := d.Model.OfferFrame(n.now, frame)
 	if dec.Dropped > 0 && n.OnFrame != nil {
 		for range dec.Dropped {
 			n.OnFrame(&FrameEvent{Kind: FrameDropped, Dir: d, At: n.now, Frame: frame, Reason: dec.Reason, Survivors: dec.N})

@@ -48,10 +48,11 @@ func runNetem(args []string) int {
 		fmt.Fprintln(w, "\nSPEC is a comma-separated list (package impair):")
 		fmt.Fprintln(w, "  loss=1%  ge=p:1%/r:30%[/h:100%][/k:100%]  delay=50ms  jitter=10ms  dist=uniform|normal")
 		fmt.Fprintln(w, "  keeporder  reorder=25%  dup=1%  corrupt=0.1%  corruptoff=14  rate=100mbit  queue=1000")
-		fmt.Fprintln(w, "  queuebytes=64k  mtu=1500")
+		fmt.Fprintln(w, "  queuebytes=64k  codel  target=5ms  interval=100ms  ecn  mtu=1500")
 		fmt.Fprintln(w, "-impair applies to both directions; -impair-ab (A to B) and -impair-ba (B to A) replace")
 		fmt.Fprintln(w, "it for one direction. Corruption flips one random bit at or after byte corruptoff of")
-		fmt.Fprintln(w, "the frame (0: anywhere; 14 spares the Ethernet header).")
+		fmt.Fprintln(w, "the frame (0: anywhere; 14 spares the Ethernet header). codel puts CoDel (RFC 8289) on the")
+		fmt.Fprintln(w, "rate limit's queue; with ecn it marks ECN-capable packets CE instead of dropping them.")
 		fmt.Fprintln(w, "\nNeeds CAP_NET_RAW in the interfaces' namespace (root, or `unshare -rn`).")
 		fmt.Fprintln(w)
 		fs.PrintDefaults()
@@ -191,9 +192,13 @@ func runBridge(ctx context.Context, c *netemConfig) error {
 // printDir prints one direction's counters.
 func printDir(w io.Writer, name string, s netem.DirStats) {
 	c := s.Impair
-	fmt.Fprintf(w, "  %s: %d frames in (%s), %d out (%s); dropped: %d loss, %d rate queue, %d limit, %d mtu;\n",
+	fmt.Fprintf(w, "  %s: %d frames in (%s), %d out (%s); dropped: %d loss, %d rate queue, %d aqm, %d limit, %d mtu;\n",
 		name, s.RxFrames, formatBytes(int64(s.RxBytes)), s.TxFrames, formatBytes(int64(s.TxBytes)),
-		c.DroppedLoss, c.DroppedQueue, s.LimitDrops, c.DroppedMTU)
+		c.DroppedLoss, c.DroppedQueue, c.DroppedAQM, s.LimitDrops, c.DroppedMTU)
+	if c.Queued > 0 && c.MaxQueueDelay > 0 {
+		fmt.Fprintf(w, "    queue delay mean %v, max %v; %d marked CE\n",
+			(c.QueueDelay / time.Duration(c.Queued)).Round(time.Microsecond), c.MaxQueueDelay.Round(time.Microsecond), c.Marked)
+	}
 	fmt.Fprintf(w, "    %d duplicated, %d corrupted, %d reordered, %d overtaken by jitter or reorder; %d held, %d write errors, %d read errors\n",
 		c.Duplicated, c.Corrupted, c.Reordered, c.Overtook, s.Held, s.TxErrors, s.RxErrors)
 }

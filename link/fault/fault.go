@@ -189,9 +189,9 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			err = opError("write", link.ErrFrameTooBig)
 			break
 		}
-		dec := t.model.Offer(now, p.N)
+		dec := t.model.OfferFrame(now, p.Buf[:p.N])
 		for _, c := range dec.Deliver() {
-			if c.Due <= now && !c.Corrupt && t.line.Len() == 0 {
+			if c.Due <= now && !c.Corrupt && !c.CE && t.line.Len() == 0 {
 				// Straight through, in the caller's buffer.
 				if len(t.out) == cap(t.out) {
 					e.flushOut(t)
@@ -426,7 +426,7 @@ func (e *Endpoint) receive(r *rxDir) {
 		r.mu.Lock()
 		for i := range pkts[:n] {
 			p := &pkts[i]
-			dec := r.model.Offer(now, p.N)
+			dec := r.model.OfferFrame(now, p.Frame())
 			for _, c := range dec.Deliver() {
 				if !r.line.Push(c, p.Frame(), p.Offload) {
 					r.queueFull++

@@ -204,7 +204,7 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		}
 		d.txFrames++
 		d.txBytes += uint64(p.N)
-		dec := d.model.Offer(now, p.N)
+		dec := d.model.OfferFrame(now, p.Buf[:p.N])
 		for _, c := range dec.Deliver() {
 			if !d.line.Push(c, p.Buf[:p.N], p.Offload) {
 				d.txQueueFull++
