@@ -196,6 +196,7 @@ type Conn struct {
 	// on the next new data segment; the codepoint of the segment being
 	// handled, and of the segment last written.
 	ecnOK, ecnAsked, ecnEcho, cwrPending bool
+	ecnIP                                bool // Endpoints.ECN
 	ecnIn, ecnOut                        ECN
 
 	// Buffer auto-tuning (autotune.go): the receive side's measurement,
@@ -247,6 +248,13 @@ type Endpoints struct {
 	// MTU is the IP MTU of the route to Remote; the MSS announced is MTU
 	// minus 40 (RFC 9293 §3.7.1).
 	MTU int
+	// ECN says the owner carries the IP header's ECN field both ways for
+	// this connection: it passes each arriving segment's codepoint to
+	// HandleSegmentECN and writes each Transmit.ECN into the packet it
+	// sends. Without it ECN is neither asked for nor agreed to, whatever
+	// Config.ECN says: a connection that agreed to ECN but never saw the
+	// CE marks would not hear of congestion at all (RFC 3168 §6.1.1).
+	ECN bool
 }
 
 func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
@@ -254,6 +262,7 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.iss = ep.ISS
 	c.sndUna, c.sndNxt, c.sndMax = ep.ISS, ep.ISS, ep.ISS
 	c.tsOffset = ep.TSOffset
+	c.ecnIP = ep.ECN
 	mtu := ep.MTU
 	if mtu <= 0 {
 		mtu = 1500
@@ -730,15 +739,15 @@ type Info struct {
 	SndBuffered       int    // bytes in the send buffer
 	RcvBuffered       int    // bytes readable
 	// SndBuf and RcvBuf are the buffer sizes now (auto-tuned unless set).
-	SndBuf, RcvBuf int
-	Retransmits       int    // RTOs in a row without progress
-	TotalRetrans      uint64 // segments retransmitted
-	BytesSent         uint64 // data bytes sent, retransmissions included
-	BytesRetrans      uint64
-	BytesAcked        uint64
-	BytesReceived     uint64
-	SegsIn, SegsOut   uint64
-	InRecovery        bool
+	SndBuf, RcvBuf  int
+	Retransmits     int    // RTOs in a row without progress
+	TotalRetrans    uint64 // segments retransmitted
+	BytesSent       uint64 // data bytes sent, retransmissions included
+	BytesRetrans    uint64
+	BytesAcked      uint64
+	BytesReceived   uint64
+	SegsIn, SegsOut uint64
+	InRecovery      bool
 	// SndUna, SndMax and RcvNxt are SND.UNA, the highest sequence number
 	// sent plus one, and RCV.NXT (RFC 9293 §3.3.1): for ss-like tables
 	// and for tests that need to know what the connection would accept.

@@ -24,7 +24,8 @@ import (
 //
 // The IP layer's share is the codepoint: HandleSegmentECN takes the one a
 // segment arrived with, and Transmit.ECN (PollTransmitBatch) gives the one
-// for the segment written.
+// for the segment written; Endpoints.ECN says the owner does both (no
+// negotiation otherwise).
 
 // ECN is an IP ECN codepoint (RFC 3168 §5): the low two bits of the IPv4
 // TOS octet or the IPv6 Traffic Class.
@@ -87,7 +88,7 @@ func (c *Conn) ecnNegotiate(syn *wire.TCPFields) {
 		c.ecnOK = c.ecnAsked && syn.Flags&(wire.TCPFlagECE|wire.TCPFlagCWR) == wire.TCPFlagECE
 		return
 	}
-	c.ecnOK = ecnSetupSYN(syn.Flags) && c.env.cfg.ECN != ECNOff
+	c.ecnOK = ecnSetupSYN(syn.Flags) && c.env.cfg.ECN != ECNOff && c.ecnIP
 }
 
 // ecnReceived is the receiver's part (RFC 3168 §6.1.3) for an acceptable

@@ -291,7 +291,7 @@ func (c *Conn) sendSYN(now clock.Instant, dst []byte) int {
 		// An ECN-setup SYN, but not when resending it: a peer or a
 		// middlebox may drop such SYNs (RFC 3168 §6.1.1.1; Linux's
 		// tcp_ecn_fallback).
-		c.ecnAsked = c.env.cfg.ECN == ECNRequest && c.synRetries == 0
+		c.ecnAsked = c.env.cfg.ECN == ECNRequest && c.synRetries == 0 && c.ecnIP
 		if c.ecnAsked {
 			seg.flags |= wire.TCPFlagECE | wire.TCPFlagCWR
 		}

@@ -198,7 +198,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 		o.HasWScale = so.HasWScale && !cfg.NoWindowScale
 		o.WScale = min(so.WScale, 14)
 		o.SACK = so.SACKPermitted && !cfg.NoSACK
-		o.ECN = ecnSetupSYN(syn.Flags) && cfg.ECN != ECNOff
+		o.ECN = ecnSetupSYN(syn.Flags) && cfg.ECN != ECNOff && ep.ECN
 	}
 	*out = wire.TCPFields{
 		SrcPort: ep.Local.Port(),

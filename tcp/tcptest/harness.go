@@ -490,7 +490,7 @@ func (h *Harness) noConnection(f *wire.TCPFields, iss wire.Seq, peerData wire.Se
 			h.cookies = tcp.NewSynCookies(h.Env(), cookieKeys[0], cookieKeys[1])
 			h.cookieSent = clock.Never
 		}
-		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, TSOffset: h.TSOffset, MTU: h.MTU}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, TSOffset: h.TSOffset, MTU: h.MTU, ECN: true}
 		switch {
 		case ctl == wire.TCPFlagSYN:
 			// The stack's cookie path (stack.listen): a SYN-ACK and no
@@ -520,7 +520,7 @@ func (h *Harness) noConnection(f *wire.TCPFields, iss wire.Seq, peerData wire.Se
 	if h.listening && ctl == wire.TCPFlagSYN {
 		c := h.newConn(iss)
 		h.peerData = peerData
-		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: iss, TSOffset: h.TSOffset, MTU: h.MTU}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: iss, TSOffset: h.TSOffset, MTU: h.MTU, ECN: true}
 		if err := c.OpenPassive(h.now, ep, f); err != nil {
 			return fmt.Errorf("OpenPassive: %v", err)
 		}
@@ -673,7 +673,7 @@ func (h *Harness) call(c *callSpec) error {
 		if h.conn == nil || h.conn.State() == tcp.Closed {
 			h.newConn(h.ISS)
 		}
-		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: h.iss, TSOffset: h.TSOffset, MTU: h.MTU}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: h.iss, TSOffset: h.TSOffset, MTU: h.MTU, ECN: true}
 		return checkResult(c, 0, h.conn.Connect(h.now, ep), 0)
 
 	case "write":
