@@ -162,6 +162,9 @@ type Conn struct {
 	ccName       string
 	ccSetsWindow bool // cc.SetsRecoveryWindow(), asked once
 	pacingNext   clock.Instant
+	// pacingBehind: data waited for the pacing clock and has not caught
+	// up with it since (see pace).
+	pacingBehind bool
 	// tlpProbe: the segment being built is a tail-loss probe of new data
 	// (RFC 8985 §7.3), which goes whatever cwnd allows.
 	tlpProbe bool
