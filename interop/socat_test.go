@@ -55,17 +55,21 @@ func TestSocatBothWays(t *testing.T) {
 				sent <- err
 				return
 			}
-			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Minute))
+			sendDone := make(chan error, 1)
 			go func() {
 				_, err := io.CopyBuffer(c, stream(2, size), make([]byte, 256<<10))
 				if err == nil {
 					err = c.(*ustack.TCPConn).CloseWrite()
 				}
-				sent <- err
+				sendDone <- err
 			}()
 			n, sum, err := hashReader(c)
 			got <- result{n, sum, err}
+			// The directions need not end together: close only when
+			// both have.
+			sent <- <-sendDone
+			c.Close()
 		}()
 
 		kh := sha256.New()
