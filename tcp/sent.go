@@ -227,26 +227,85 @@ func (q *sentQueue) markLost(i uint64, r *txRecord) {
 	q.link(&q.lost, i, r, listLost)
 }
 
-// unmarkLost puts every record of the lost list back in flight, ahead of
-// the records on the flight list (they were sent before any of them):
-// the losses were spurious (an undo, RFC 3708, RFC 4015, RFC 5682).
+// unmarkLost puts every record of the lost list back in flight: the
+// losses were spurious (an undo, RFC 3708, RFC 4015, RFC 5682). They
+// rejoin the flight list in transmission order (RACK walks it oldest
+// first); they need not all be older than the records in flight — an RTO
+// marks a retransmission lost with the rest — so the lost list, in the
+// order of marking, is sorted by send time and merged with the flight
+// list: O(n log n) once per undo, with no allocation.
 func (q *sentQueue) unmarkLost() {
-	for i := q.lost.tail; i != noRec; {
-		r := q.at(i)
-		prev := r.prev
-		q.unlink(i, r)
-		r.flags &^= recLost
-		// Prepend to the flight list.
-		r.list, r.prev, r.next = listFlight, noRec, q.flight.head
-		if q.flight.head != noRec {
-			q.at(q.flight.head).prev = i
-		} else {
-			q.flight.tail = i
-		}
-		q.flight.head = i
-		q.flight.bytes += r.len()
-		i = prev
+	if q.lost.head == noRec {
+		return
 	}
+	n := 0
+	for i := q.lost.head; i != noRec; i = q.at(i).next {
+		r := q.at(i)
+		r.flags &^= recLost
+		r.list = listFlight
+		n++
+	}
+	lost := q.sortBySend(q.lost.head, n)
+	head := q.mergeBySend(lost, q.flight.head)
+	// Rebuild the back links and the ends.
+	prev := noRec
+	for i := head; i != noRec; i = q.at(i).next {
+		q.at(i).prev = prev
+		prev = i
+	}
+	q.flight.head, q.flight.tail = head, prev
+	q.flight.bytes += q.lost.bytes
+	q.lost = recList{head: noRec, tail: noRec}
+}
+
+// sentBefore orders records as RACK does (RFC 8985 §6.2, RACK_sent_after):
+// by send time, then by end sequence.
+func (q *sentQueue) sentBefore(a, b uint64) bool {
+	ra, rb := q.at(a), q.at(b)
+	return ra.xmit < rb.xmit || ra.xmit == rb.xmit && ra.end.LessThan(rb.end)
+}
+
+// sortBySend sorts the n records linked by next from head by send time
+// (a merge sort of the list; prev links are left stale) and returns the
+// new head.
+func (q *sentQueue) sortBySend(head uint64, n int) uint64 {
+	if n <= 1 {
+		if head != noRec {
+			q.at(head).next = noRec
+		}
+		return head
+	}
+	mid := head
+	for range n/2 - 1 {
+		mid = q.at(mid).next
+	}
+	second := q.at(mid).next
+	q.at(mid).next = noRec
+	return q.mergeBySend(q.sortBySend(head, n/2), q.sortBySend(second, n-n/2))
+}
+
+// mergeBySend merges two lists sorted by send time, linked by next, and
+// returns the head of the result (prev links are left stale).
+func (q *sentQueue) mergeBySend(a, b uint64) uint64 {
+	head, tail := noRec, noRec
+	for a != noRec || b != noRec {
+		var take uint64
+		if b == noRec || a != noRec && !q.sentBefore(b, a) {
+			take, a = a, q.at(a).next
+		} else {
+			take, b = b, q.at(b).next
+		}
+		if tail == noRec {
+			head = take
+		} else {
+			q.at(tail).next = take
+		}
+		tail = take
+	}
+	if tail != noRec {
+		q.at(tail).next = noRec
+	}
+	return head
 }
 
 // sack marks record i SACKed: it leaves its list.

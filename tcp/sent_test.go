@@ -38,10 +38,21 @@ func TestSentQueueLists(t *testing.T) {
 	if q.flight.tail != 5 || q.lost.head != 2 || q.at(5).flags&recRetrans == 0 {
 		t.Fatalf("resent record not at the flight list's tail: tail %d, lost head %d", q.flight.tail, q.lost.head)
 	}
-	// Undo: the lost record goes back in flight, first.
+	// Undo: the lost record goes back in flight, in its place by send
+	// time: after record 1, before record 4 (3 is SACKed).
 	q.unmarkLost()
-	if q.flight.head != 2 || q.lost.head != noRec || q.lost.bytes != 0 {
-		t.Fatalf("unmarkLost: flight head %d, lost head %d", q.flight.head, q.lost.head)
+	if q.at(1).next != 2 || q.at(2).next != 4 || q.at(4).prev != 2 || q.lost.head != noRec || q.lost.bytes != 0 || q.flight.bytes != (n-1)*1000 {
+		t.Fatalf("unmarkLost: 1 -> %d -> %d, lost head %d, flight %d bytes", q.at(1).next, q.at(2).next, q.lost.head, q.flight.bytes)
+	}
+	var last clock.Instant
+	for i := q.flight.head; i != noRec; i = q.at(i).next {
+		if q.at(i).xmit < last || q.at(i).next != noRec && q.at(q.at(i).next).prev != i {
+			t.Fatalf("flight list out of send order or badly linked at record %d", i)
+		}
+		last = q.at(i).xmit
+	}
+	if q.flight.tail != 5 {
+		t.Fatalf("flight tail %d, want the resent record 5", q.flight.tail)
 	}
 	// Acknowledge the first block's worth and a half: a block goes back.
 	for range recBlockLen {
