@@ -43,8 +43,11 @@ race:
 
 # The zero-allocation tests (testing.AllocsPerRun) skip under the race
 # detector, whose sync.Pool drops items at random; run them without it.
+# The real links' (TAP and AF_PACKET with offloads) need root and
+# namespaces, so they run one package at a time, as the kernel tests do.
 allocs:
 	$(GO) test -count=1 -run 'Allocs' $$($(GO) list ./... | grep -v -x -F $$(for p in $(KERNEL_PKGS); do $(GO) list $$p; done | sed 's/^/-e /'))
+	$(GO) test -count=1 -p 1 -run 'Allocs' ./link/tap ./link/afpacket
 
 # The nested bench module (gVisor lives only there): vet it and run its
 # tests, a quick pass over every benchmark case that checks each produced

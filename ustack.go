@@ -43,11 +43,16 @@ type Stack struct {
 	core *stack.Stack
 	nics []*NIC
 
-	spare   link.Packet // output buffer PollTransmit fills before its NIC is known
-	timer   *time.Timer
-	timerAt clock.Instant
-	socks   map[sockCloser]struct{}
-	closed  bool
+	spare link.Packet // output buffer PollTransmit fills before its NIC is known
+	// rxBufLen is the longest read buffer of any NIC (readBufLen);
+	// output buffers are at least as long, so that a link that hands
+	// frames over by exchanging buffers (link.Packet.Swap) can give a
+	// written frame's buffer to a reader.
+	rxBufLen int
+	timer    *time.Timer
+	timerAt  clock.Instant
+	socks    map[sockCloser]struct{}
+	closed   bool
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -144,7 +149,13 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		return nil, err
 	}
 	n := &NIC{s: s, id: id, ep: ep, name: cfg.Name}
+	s.rxBufLen = max(s.rxBufLen, readBufLen(ep))
 	n.out = make([]link.Packet, max(ep.BatchSize(), 1))
+	for i := range n.out {
+		// The slots' buffers are used afresh on every flush: a link may
+		// take a frame by exchanging buffers (link/pipe does).
+		n.out[i].Swap = true
+	}
 	s.nics = append(s.nics, n)
 	s.wg.Add(1)
 	go n.readLoop()
@@ -268,13 +279,11 @@ func (s *Stack) timerLoop() {
 func (n *NIC) readLoop() {
 	s := n.s
 	defer s.wg.Done()
-	size := n.ep.MTU() + n.ep.Medium().HeaderLen() + wire.VLANTagLen
-	if n.ep.Caps().Has(link.CapGRO) {
-		size = 65536 + 128
-	}
+	size := readBufLen(n.ep)
 	pkts := make([]link.Packet, max(n.ep.BatchSize(), 1))
 	for i := range pkts {
 		pkts[i].Buf = make([]byte, size)
+		pkts[i].Swap = true // used afresh on every read
 	}
 	for {
 		k, err := n.ep.ReadBatch(pkts)
@@ -307,12 +316,23 @@ func (n *NIC) readLoop() {
 	}
 }
 
+// readBufLen is the length of the buffers frames are read into from ep.
+func readBufLen(ep link.Endpoint) int {
+	if ep.Caps().Has(link.CapGRO) {
+		return 65536 + 128
+	}
+	return ep.MTU() + ep.Medium().HeaderLen() + wire.VLANTagLen
+}
+
 // flushLocked sends every frame the core has ready, wakes the sockets
 // that have events, and re-arms the timer. The caller holds s.mu. Frames
 // are written while the lock is held, which keeps them in order.
 func (s *Stack) flushLocked() {
 	now := s.now()
 	size := s.core.MaxFrameLen()
+	if size > 16384 {
+		size = max(size, s.rxBufLen) // see rxBufLen
+	}
 	if len(s.spare.Buf) < size {
 		s.spare.Buf = make([]byte, size)
 	}

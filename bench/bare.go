@@ -598,6 +598,7 @@ func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample,
 	mss := uint32(n.mss)
 	nxt := uint32(bareISS + 1) // next to send
 	end := nxt                 // the highest sequence sent so far
+	var total uint64           // bytes up to end: past 4 GiB the sequence wraps
 	recover := nxt             // no new fast retransmit until una passes it
 	cpu0, start := cpuTime(), time.Now()
 	stop := false // the time is up: only what was sent is (re)sent
@@ -636,7 +637,8 @@ func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample,
 			}
 			k++
 			nxt += seg
-			if int32(nxt-end) > 0 {
+			if d := int32(nxt - end); d > 0 {
+				total += uint64(d)
 				end = nxt
 			}
 		}
@@ -659,7 +661,7 @@ func (n *bareNode) runSource(ctx context.Context, o Options, k tcpPeer) (Sample,
 		}
 	}
 	nxt = end
-	sent := uint64(nxt - bareISS - 1)
+	sent := total
 	// Close: our FIN, then the kernel's EOF, FIN and our last ACK.
 	var r res
 	for try := 0; ; try++ {

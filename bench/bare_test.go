@@ -76,7 +76,7 @@ func TestBareOverLossyPipe(t *testing.T) {
 }
 
 // TestBareTAPOffloads runs the bare sink and source on a TAP device with
-// the virtio-net header and the kernel's offloads on (tap.Config.VnetHdr):
+// the virtio-net header and the kernel's offloads on (link/tap's default):
 // the sink takes the kernel's 64 KiB GSO frames, the source hands the
 // device 64 KiB frames to segment and checksum. It needs root.
 func TestBareTAPOffloads(t *testing.T) {
@@ -90,7 +90,7 @@ func TestBareTAPOffloads(t *testing.T) {
 	open := func() (*bareDevice, error) {
 		ns, ep, err := tapKernelWith(func(netns string) tap.Config {
 			c := TAPConfig(netns)
-			c.VnetHdr = true
+			c.NoOffloads = false
 			return c
 		})
 		if err != nil {
@@ -99,7 +99,7 @@ func TestBareTAPOffloads(t *testing.T) {
 		if !ep.Caps().Has(link.CapTSO | link.CapGRO | link.CapTxChecksum) {
 			ep.Close()
 			ns.Close()
-			t.Fatalf("a VnetHdr TAP without offloads: caps %v", ep.Caps())
+			t.Fatalf("a TAP with the virtio-net header but without offloads: caps %v", ep.Caps())
 		}
 		return &bareDevice{ep: ep, kernel: kernelEnd{ns, devKernelIP}, nss: []*netns{ns}}, nil
 	}

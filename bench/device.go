@@ -151,9 +151,9 @@ func UstackTAP() Setup {
 }
 
 // vethPair makes two namespaces joined by a veth pair: the kernel's end
-// (10.77.0.1, segmentation and checksum offloads off, so that it sends
-// complete frames of at most the MTU as AF_PACKET needs) and the DUT's end
-// (no address unless dutAddr), with receive steering to one CPU on both.
+// (10.77.0.1) and the DUT's end (no address unless dutAddr), both with the
+// kernel's default offloads (TSO, GSO, checksum: AF_PACKET takes the
+// super-frames), with receive steering to one CPU on both.
 func vethPair(dutAddr bool) (kns, dns *netns, err error) {
 	if err := needRoot(); err != nil {
 		return nil, nil, err
@@ -175,8 +175,6 @@ func vethPair(dutAddr bool) (kns, dns *netns, err error) {
 		func() error {
 			return kns.ip("addr", "add", netip.PrefixFrom(devKernelIP, devPrefix).String(), "dev", vethKern)
 		},
-		func() error { return kns.offloadsOff(vethKern) },
-		func() error { return dns.offloadsOff(vethDUT) },
 		func() error { return kns.rps(vethKern) },
 		func() error { return dns.rps(vethDUT) },
 	}
@@ -280,7 +278,7 @@ func DeviceTable() *Table {
 	bulkRow("kernel on both ends of the veth", "", KernelVeth())
 	t.Notes = []string{
 		fmt.Sprintf("The kernel's side is in a network namespace the bench creates (%s, removed after each measurement); its sockets are opened by this process on a thread inside it, so the CPU figures are this process's, kernel work included.", netip.PrefixFrom(devKernelIP, devPrefix)),
-		"TAP: the device as `link/tap` opens it by default (its offloads; receive steered to CPU 0). AF_PACKET: `link/afpacket` defaults on one end of a veth pair whose kernel end has TSO, GSO and checksum offload off (AF_PACKET takes no GSO frames yet); receive steered to CPU 0 on both ends. The kernel↔kernel row uses the same veth settings.",
+		"TAP: the device as `link/tap` opens it by default (the virtio-net header with TSO, checksum offload and USO on, GRO on reads; receive steered to CPU 0). AF_PACKET: `link/afpacket` defaults (PACKET_VNET_HDR: the kernel's GSO frames taken, super-frames sent, GRO) on one end of a veth pair with the kernel's default offloads on both ends; receive steered to CPU 0 on both ends. The kernel↔kernel row uses the same veth settings.",
 		"Bare path: a Go loop on the same `link.Endpoint` (same device, same configuration) that answers ARP, accepts one connection and acknowledges every in-order segment at the end of each read batch (sink), or connects and sends at the window the kernel offers, go-back-N on loss (source), in frames of the MTU or, where the device offers TSO and checksum offload, of up to 64 KiB for the device to segment; its payload is constant, so its checksum is computed once. It is the device's ceiling for a stack on it.",
 	}
 	return t

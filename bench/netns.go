@@ -85,15 +85,6 @@ func (n *netns) rps(dev string) error {
 	return n.exec("sh", "-c", fmt.Sprintf("echo 1 > /sys/class/net/%s/queues/rx-0/rps_cpus", dev))
 }
 
-// offloadsOff turns segmentation and checksum offloads off on dev, so that
-// it sends complete frames of at most the MTU.
-func (n *netns) offloadsOff(dev string) error {
-	if _, err := exec.LookPath("ethtool"); err != nil {
-		return unsupported("needs ethtool")
-	}
-	return n.exec("ethtool", "-K", dev, "tso", "off", "gso", "off", "tx", "off")
-}
-
 // do runs f on an OS thread inside the namespace: sockets f opens belong to
 // it and keep working from anywhere afterwards.
 func (n *netns) do(f func() error) error {

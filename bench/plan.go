@@ -114,7 +114,7 @@ func InProcessTable() *Table {
 	row("idle memory per connection end, blocked reader", "(issue 13: ≤ 3 KiB)", 0, true, showMem,
 		func(ctx context.Context, n Net, o Options) (Sample, error) { return Mem(ctx, n, o, MemBlockedReader) })
 	t.Notes = []string{
-		"ustack: two stacks over `link/pipe` (Ethernet, " + itoa(PipeQueueLen) + "-frame queues, no offloads); " +
+		"ustack: two stacks over `link/pipe` (Ethernet, " + itoa(PipeQueueLen) + "-frame queues, the pipe's default offloads: a veth's TSO and checksum offload); " +
 			"gVisor: two stacks over a channel link through `gonet` (Ethernet, SACK on, checksum offload claimed as loopback does); " +
 			"kernel TCP: loopback (MTU 65536); kernel UDS: a Unix-domain stream socket.",
 		"bulk: one connection, " + itoa(BulkWrite>>10) + " KiB writes, goodput to the receiver's EOF; CPU is the whole process's (getrusage), per GiB moved.",

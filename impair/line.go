@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/heapq"
 )
 
 // MaxFrame is the longest frame a Line holds: a 64 KiB GSO super-frame
@@ -50,10 +51,9 @@ func putBuf(b []byte) {
 	}
 }
 
-// lineEntry is one held frame copy.
+// lineEntry is one held frame copy; its key in the heap is its due time
+// and the order of Push, which breaks ties.
 type lineEntry[M any] struct {
-	due  clock.Instant
-	seq  uint64 // order of Push, to break ties in due time
 	buf  []byte // a whole pooled array; the frame is buf[:n]
 	n    int
 	meta M
@@ -68,7 +68,7 @@ type lineEntry[M any] struct {
 // allocates in steady state. It is pure (no goroutines, no clock) and not
 // safe for concurrent use.
 type Line[M any] struct {
-	h     []lineEntry[M] // min-heap on (due, seq)
+	h     heapq.Heap[lineEntry[M]] // by (due, order of Push)
 	seq   uint64
 	limit int
 }
@@ -77,16 +77,16 @@ type Line[M any] struct {
 func NewLine[M any](limit int) *Line[M] {
 	l := &Line[M]{limit: max(limit, 0)}
 	if l.limit > 0 {
-		l.h = make([]lineEntry[M], 0, l.limit)
+		l.h.Grow(l.limit)
 	}
 	return l
 }
 
 // Len returns the number of frames held.
-func (l *Line[M]) Len() int { return len(l.h) }
+func (l *Line[M]) Len() int { return l.h.Len() }
 
 // Full reports whether the Line holds its limit of frames.
-func (l *Line[M]) Full() bool { return l.limit > 0 && len(l.h) >= l.limit }
+func (l *Line[M]) Full() bool { return l.limit > 0 && l.h.Len() >= l.limit }
 
 // Push holds a copy of frame until c.Due, flipping the copy's bit if c is
 // corrupt (the caller's frame is not changed). It returns false, holding
@@ -98,19 +98,18 @@ func (l *Line[M]) Push(c Copy, frame []byte, meta M) bool {
 	buf := getBuf(len(frame))
 	n := copy(buf, frame)
 	c.Apply(buf[:n])
-	l.h = append(l.h, lineEntry[M]{due: c.Due, seq: l.seq, buf: buf, n: n, meta: meta})
+	l.h.Push(heapq.Key{At: c.Due, Seq: l.seq}, lineEntry[M]{buf: buf, n: n, meta: meta})
 	l.seq++
-	l.up(len(l.h) - 1)
 	return true
 }
 
 // Next returns the due time of the earliest frame, or clock.Never and
 // false if the Line is empty.
 func (l *Line[M]) Next() (clock.Instant, bool) {
-	if len(l.h) == 0 {
+	if l.h.Len() == 0 {
 		return clock.Never, false
 	}
-	return l.h[0].due, true
+	return l.h.TopKey().At, true
 }
 
 // Pop removes the earliest frame if it is due at now, copies it into dst
@@ -118,10 +117,10 @@ func (l *Line[M]) Next() (clock.Instant, bool) {
 // nothing is copied and n > len(dst) tells the caller (the frame is still
 // removed). ok is false, and nothing is removed, if no frame is due.
 func (l *Line[M]) Pop(now clock.Instant, dst []byte) (n int, meta M, ok bool) {
-	if len(l.h) == 0 || l.h[0].due > now {
+	if l.h.Len() == 0 || l.h.TopKey().At > now {
 		return 0, meta, false
 	}
-	e := l.remove()
+	_, e := l.h.Pop()
 	if e.n <= len(dst) {
 		copy(dst, e.buf[:e.n])
 	}
@@ -131,49 +130,8 @@ func (l *Line[M]) Pop(now clock.Instant, dst []byte) (n int, meta M, ok bool) {
 
 // Clear drops every held frame, returning the buffers to the pool.
 func (l *Line[M]) Clear() {
-	for i := range l.h {
-		putBuf(l.h[i].buf)
-		l.h[i] = lineEntry[M]{}
+	for l.h.Len() > 0 {
+		_, e := l.h.Pop()
+		putBuf(e.buf)
 	}
-	l.h = l.h[:0]
-}
-
-func (l *Line[M]) less(i, j int) bool {
-	a, b := &l.h[i], &l.h[j]
-	return a.due < b.due || (a.due == b.due && a.seq < b.seq)
-}
-
-func (l *Line[M]) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !l.less(i, p) {
-			break
-		}
-		l.h[i], l.h[p] = l.h[p], l.h[i]
-		i = p
-	}
-}
-
-func (l *Line[M]) remove() lineEntry[M] {
-	e := l.h[0]
-	last := len(l.h) - 1
-	l.h[0] = l.h[last]
-	l.h[last] = lineEntry[M]{} // do not keep the buffer alive
-	l.h = l.h[:last]
-	i := 0
-	for {
-		c := 2*i + 1
-		if c >= last {
-			break
-		}
-		if r := c + 1; r < last && l.less(r, c) {
-			c = r
-		}
-		if !l.less(c, i) {
-			break
-		}
-		l.h[i], l.h[c] = l.h[c], l.h[i]
-		i = c
-	}
-	return e
 }

@@ -122,7 +122,10 @@ func newEnv(t *testing.T, kind linkKind, cfg envConfig) *env {
 	case tapLink, tunLink:
 		e.kernel = netnstest.NS(t, prefix)
 	case afpacketLink:
-		e.veth = netnstest.Pair(t, netns.PairConfig{Prefix: prefix, MTU: cfg.mtu})
+		// The kernel's end keeps its default offloads (TSO, GSO,
+		// checksum): link/afpacket takes its super-frames and partial
+		// checksums, as it must on a real veth.
+		e.veth = netnstest.Pair(t, netns.PairConfig{Prefix: prefix, MTU: cfg.mtu, PeerOffloads: true})
 		e.kernel = e.veth.Peer
 	case chainLink:
 		e.chain = netnstest.Chain(t, netns.ChainConfig{PairConfig: netns.PairConfig{Prefix: prefix, MTU: cfg.mtu}})

@@ -55,6 +55,7 @@ func TestSocatBothWays(t *testing.T) {
 				sent <- err
 				return
 			}
+			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Minute))
 			sendDone := make(chan error, 1)
 			go func() {
@@ -66,10 +67,9 @@ func TestSocatBothWays(t *testing.T) {
 			}()
 			n, sum, err := hashReader(c)
 			got <- result{n, sum, err}
-			// The directions need not end together: close only when
-			// both have.
+			// Close only once our own send is done: the kernel's
+			// direction may end first.
 			sent <- <-sendDone
-			c.Close()
 		}()
 
 		kh := sha256.New()

@@ -9,8 +9,8 @@
 // impaired, whoever sends it (the kernel's TCP, a user-space stack, a
 // container).
 //
-//	a, _ := afpacket.Open(afpacket.Config{Interface: "ma", Netns: "mid"})
-//	b, _ := afpacket.Open(afpacket.Config{Interface: "mb", Netns: "mid"})
+//	a, _ := afpacket.Open(afpacket.Config{Interface: "ma", Netns: "mid", NoOffloads: true})
+//	b, _ := afpacket.Open(afpacket.Config{Interface: "mb", Netns: "mid", NoOffloads: true})
 //	cfg, _ := impair.ParseConfig("loss=1%,delay=50ms,jitter=10ms")
 //	br, err := netem.New(a, b, netem.Config{AB: cfg, BA: cfg, Seed: 1})
 //	...

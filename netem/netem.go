@@ -108,6 +108,13 @@ func New(a, b link.Endpoint, cfg Config) (*Bridge, error) {
 	if a.Medium() != b.Medium() {
 		return nil, fmt.Errorf("netem: links of different media (%v, %v)", a.Medium(), b.Medium())
 	}
+	for _, e := range []link.Endpoint{a, b} {
+		// The bridge forwards and impairs wire frames; it does not carry
+		// link.Offload from one link to the other.
+		if e.Caps() != 0 {
+			return nil, fmt.Errorf("netem: a link with offloads (caps %#x): open it without (afpacket.Config.NoOffloads, pipe.Config.NoOffloads)", uint32(e.Caps()))
+		}
+	}
 	for _, c := range []*impair.Config{&cfg.AB, &cfg.BA} {
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("netem: %w", err)

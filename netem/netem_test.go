@@ -25,8 +25,8 @@ type rig struct {
 
 func newRig(t *testing.T, cfg Config) *rig {
 	t.Helper()
-	hostA, brA := pipe.New(pipe.Config{QueueLen: 100000})
-	brB, hostB := pipe.New(pipe.Config{QueueLen: 100000})
+	hostA, brA := pipe.New(pipe.Config{QueueLen: 100000, NoOffloads: true})
+	brB, hostB := pipe.New(pipe.Config{QueueLen: 100000, NoOffloads: true})
 	br, err := New(brA, brB, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -311,8 +311,8 @@ func TestRate(t *testing.T) {
 // skipped; the ones around it pass.
 func TestTooBig(t *testing.T) {
 	leaktest.Check(t)
-	hostA, brA := pipe.New(pipe.Config{MTU: 1500})
-	brB, hostB := pipe.New(pipe.Config{MTU: 500})
+	hostA, brA := pipe.New(pipe.Config{MTU: 1500, NoOffloads: true})
+	brB, hostB := pipe.New(pipe.Config{MTU: 500, NoOffloads: true})
 	br, err := New(brA, brB, Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -332,8 +332,8 @@ func TestTooBig(t *testing.T) {
 
 func TestCloseClosesLinks(t *testing.T) {
 	leaktest.Check(t)
-	hostA, brA := pipe.New(pipe.Config{})
-	brB, hostB := pipe.New(pipe.Config{})
+	hostA, brA := pipe.New(pipe.Config{NoOffloads: true})
+	brB, hostB := pipe.New(pipe.Config{NoOffloads: true})
 	defer hostA.Close()
 	defer hostB.Close()
 	br, err := New(brA, brB, Config{AB: impair.Config{Delay: time.Hour}})
@@ -356,14 +356,20 @@ func TestCloseClosesLinks(t *testing.T) {
 }
 
 func TestMediaMustMatch(t *testing.T) {
-	a, _ := pipe.New(pipe.Config{})
-	b, _ := pipe.New(pipe.Config{Medium: link.IP})
+	a, _ := pipe.New(pipe.Config{NoOffloads: true})
+	b, _ := pipe.New(pipe.Config{Medium: link.IP, NoOffloads: true})
 	if _, err := New(a, b, Config{}); err == nil {
 		t.Error("New accepted an Ethernet and an IP link")
 	}
 	bad := impair.Config{Loss: 2}
 	if _, err := New(a, a, Config{AB: bad}); err == nil {
 		t.Error("New accepted loss=200%")
+	}
+	// A link with offloads would hand over super-frames the bridge
+	// cannot forward as wire frames.
+	c, _ := pipe.New(pipe.Config{})
+	if _, err := New(a, c, Config{}); err == nil {
+		t.Error("New accepted a link with offloads")
 	}
 }
 

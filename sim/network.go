@@ -12,6 +12,8 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/gso"
+	"github.com/ustack/ustack/internal/heapq"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
@@ -49,10 +51,11 @@ type Network struct {
 	links []*Link
 	dirs  []*Dir // every link direction, in creation order
 
-	timers   timerHeap
+	timers   heapq.Heap[*Timer]
 	timerSeq uint64
 
 	tx      link.Packet // the PollTransmit buffer, shared by every stack
+	seg     []byte      // where offloaded frames are cut (Port.transmit)
 	rx      []byte      // the delivery buffer
 	steps   int
 	origins uint64 // frames offered, to number them (lineMeta.origin)
@@ -81,7 +84,10 @@ type Network struct {
 // impairments, stack seeds not given) derives from seed. Virtual time
 // starts at 0.
 func New(seed uint64) *Network {
-	return &Network{seed: seed, MaxSteps: DefaultMaxSteps, rx: make([]byte, impair.MaxFrame)}
+	return &Network{
+		seed: seed, MaxSteps: DefaultMaxSteps, rx: make([]byte, impair.MaxFrame),
+		timers: heapq.Heap[*Timer]{Moved: timerMoved},
+	}
 }
 
 // Seed returns the network's seed.
@@ -215,6 +221,10 @@ type Port struct {
 	Unattached uint64
 	// Injected counts frames handed to the port with Inject.
 	Injected uint64
+	// Offloaded counts the frames a host's stack handed the port with
+	// offloads to do (a NIC configured with link.CapTxChecksum or
+	// CapTSO); Segments counts the wire frames they became.
+	Offloaded, Segments uint64
 }
 
 // Link returns the link the port is attached to, or nil.
@@ -333,6 +343,40 @@ func (p *Port) send(frame []byte, carried lineMeta) {
 		return
 	}
 	p.out.offer(frame, carried)
+}
+
+// transmit offers the frame a host's stack handed its NIC to the link:
+// as it is, or, with offload metadata (a NIC given link.CapTSO or
+// link.CapTxChecksum), cut into the wire's frames and checksums
+// completed, as the NIC would (internal/gso).
+func (p *Port) transmit(pkt *link.Packet) {
+	if pkt.Offload == (link.Offload{}) {
+		p.Send(pkt.Frame())
+		return
+	}
+	n := p.Node.net
+	l2 := wire.EthernetHeaderLen
+	if eth, err := wire.ParseEthernet(pkt.Frame()); err == nil {
+		l2 = eth.HeaderLen()
+	}
+	k, err := gso.Count(pkt.Frame(), l2, pkt.Offload)
+	if err != nil {
+		n.Violation("%s: a frame with offload %+v the NIC cannot segment: %v", p, pkt.Offload, err)
+		return
+	}
+	if len(n.seg) < pkt.N {
+		n.seg = make([]byte, pkt.N)
+	}
+	p.Offloaded++
+	p.Segments += uint64(k)
+	for i := range k {
+		m, err := gso.Segment(n.seg, pkt.Frame(), l2, pkt.Offload, i)
+		if err != nil {
+			n.Violation("%s: segment %d of %d: %v", p, i, k, err)
+			return
+		}
+		p.Send(n.seg[:m])
+	}
 }
 
 // Inject hands frame to the port's node now, as if its link had just
@@ -659,7 +703,7 @@ func Watch(so stack.Socket, h Handler) { so.SetOwner(h) }
 
 // next returns the time of the next thing to happen, or clock.Never.
 func (n *Network) next() clock.Instant {
-	t := n.timers.min()
+	t := n.nextTimer()
 	for _, d := range n.dirs {
 		if at, ok := d.line.Next(); ok && at < t {
 			t = at
@@ -710,8 +754,8 @@ func (n *Network) Step() bool {
 			n.Violation("%s: NextDeadline %v not after HandleTimeout(%v)", nd.Name, d, n.now)
 		}
 	}
-	for n.timers.min() <= n.now {
-		tm := n.timers.pop()
+	for n.nextTimer() <= n.now {
+		_, tm := n.timers.Pop()
 		tm.f()
 	}
 	n.flush()
@@ -759,7 +803,7 @@ func (nd *Node) flush() bool {
 			n.Violation("%s: PollTransmit for NIC %d, which the simulator does not know", nd.Name, id)
 			continue
 		}
-		nd.ports[id-1].Send(n.tx.Frame())
+		nd.ports[id-1].transmit(&n.tx)
 	}
 	for {
 		so, ev, ok := nd.Stack.PollEvent()
@@ -836,7 +880,7 @@ func (n *Network) At(t clock.Instant, f func()) *Timer {
 	t = max(t, n.now)
 	n.timerSeq++
 	tm := &Timer{at: t, seq: n.timerSeq, f: f, n: n, idx: -1}
-	n.timers.push(tm)
+	n.timers.Push(heapq.Key{At: t, Seq: tm.seq}, tm)
 	return tm
 }
 
@@ -848,78 +892,15 @@ func (t *Timer) Stop() bool {
 	if t == nil || t.idx < 0 {
 		return false
 	}
-	t.n.timers.remove(t)
+	t.n.timers.Remove(t.idx)
 	return true
 }
 
-// timerHeap is a min-heap of timers by (at, seq).
-type timerHeap []*Timer
+// timerMoved keeps a timer's index in the network's heap of timers (an
+// internal/heapq heap by (at, seq)).
+func timerMoved(t **Timer, i int) { (*t).idx = i }
 
-func (h timerHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
-}
-
-func (h timerHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-
-func (h timerHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-func (h timerHeap) down(i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		m := l
-		if r := l + 1; r < len(h) && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h.swap(i, m)
-		i = m
-	}
-}
-
-func (h *timerHeap) push(t *Timer) {
-	t.idx = len(*h)
-	*h = append(*h, t)
-	h.up(t.idx)
-}
-
-func (h *timerHeap) min() clock.Instant {
-	if len(*h) == 0 {
-		return clock.Never
-	}
-	return (*h)[0].at
-}
-
-func (h *timerHeap) pop() *Timer {
-	t := (*h)[0]
-	h.remove(t)
-	return t
-}
-
-func (h *timerHeap) remove(t *Timer) {
-	i, last := t.idx, len(*h)-1
-	h.swap(i, last)
-	(*h)[last] = nil
-	*h = (*h)[:last]
-	if i < last {
-		h.up(i)
-		h.down(i)
-	}
-	t.idx = -1
+// nextTimer returns when the earliest timer is due, or clock.Never.
+func (n *Network) nextTimer() clock.Instant {
+	return n.timers.TopKey().At
 }

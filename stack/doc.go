@@ -22,4 +22,38 @@
 // package sim drives the very same Stack single-threaded in virtual time.
 //
 // A Stack is not safe for concurrent use: its owner serialises every call.
+//
+// # Inside
+//
+// The network layer hands the transports a family-neutral account of each
+// packet (addresses, protocol, TTL, ECN, payload, NIC) and takes their
+// payloads back through one output path that writes the IP header by the
+// destination's family, so IPv6 is a second producer of the same values.
+// The state is in two parts: the host (NICs, addresses, routes,
+// neighbours, reassembly, ICMP) and the flows (connections, listeners,
+// UDP sockets, ports, deadlines, the output rotation, events), so that N
+// shards can share one host. docs/ARCHITECTURE.md draws both.
+//
+// # Offloads and super-frames
+//
+// PollTransmit may set link.Offload on the frame it writes, but only for
+// a NIC whose configuration (NICConfig.Caps) says its link takes it: with
+// link.CapTxChecksum a TCP segment's checksum is left partial
+// (Offload.NeedsCsum, the pseudo-header sum in the field); with
+// link.CapTSO as well, a TCP super-segment of up to 64 KiB leaves as one
+// frame with the GSO fields set, for the link to cut into segments of
+// GSOSize. MaxFrameLen then covers a 64 KiB IP packet; the owner sizes
+// its buffers by it and passes Offload on to the link (WriteBatch). NICs
+// without those capabilities get exactly what they got before: complete
+// frames, one segment each. Connections to the stack's own addresses move
+// their data in super-segments internally. HandleFrame takes frames
+// larger than the MTU (a link's coalesced segments) and skips the
+// transport checksum of those marked Offload.DataValid.
+//
+// # Choosing a shard
+//
+// ParseFlowKey reads a frame up to its flow key — the 4-tuple of a TCP
+// segment or UDP datagram, or host traffic — without touching a Stack, so
+// that a runtime can choose a shard by FlowKey.Hash before taking any
+// lock. Today's runtime has one shard.
 package stack

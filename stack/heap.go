@@ -1,49 +1,24 @@
 package stack
 
-import "github.com/ustack/ustack/clock"
+import (
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/heapq"
+)
 
 // deadlineHeap is an indexed min-heap of connections by their next
-// deadline: the single timer structure of the stack. A connection with no
-// armed timer is not in it, so idle connections cost nothing here.
-type deadlineHeap []*TCPConn
-
-func (h deadlineHeap) less(i, j int) bool { return h[i].deadline < h[j].deadline }
-
-func (h deadlineHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+// deadline: the single timer structure of the stack (per-flow state). A
+// connection with no armed timer is not in it, so idle connections cost
+// nothing here. It is internal/heapq's heap, with each connection
+// keeping its index (heapIdx) to move or leave it.
+type deadlineHeap struct {
+	h heapq.Heap[*TCPConn]
 }
 
-func (h deadlineHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
+func newDeadlineHeap() deadlineHeap {
+	return deadlineHeap{h: heapq.Heap[*TCPConn]{Moved: deadlineMoved}}
 }
 
-func (h deadlineHeap) down(i int) {
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h.swap(i, m)
-		i = m
-	}
-}
+func deadlineMoved(c **TCPConn, i int) { (*c).heapIdx = i }
 
 // update puts c at its deadline d, inserting or removing it as needed.
 func (h *deadlineHeap) update(c *TCPConn, d clock.Instant) {
@@ -54,37 +29,36 @@ func (h *deadlineHeap) update(c *TCPConn, d clock.Instant) {
 		h.remove(c)
 	case c.heapIdx < 0:
 		c.deadline = d
-		c.heapIdx = len(*h)
-		*h = append(*h, c)
-		h.up(c.heapIdx)
+		h.h.Push(heapq.Key{At: d}, c)
 	case d != c.deadline:
 		c.deadline = d
-		h.up(c.heapIdx)
-		h.down(c.heapIdx)
+		h.h.SetKey(c.heapIdx, heapq.Key{At: d})
 	}
 }
 
+// remove takes c out of the heap, if it is in it.
 func (h *deadlineHeap) remove(c *TCPConn) {
-	i := c.heapIdx
-	if i < 0 {
+	if c.heapIdx < 0 {
 		return
 	}
-	last := len(*h) - 1
-	h.swap(i, last)
-	(*h)[last] = nil
-	*h = (*h)[:last]
-	if i < last {
-		h.up(i)
-		h.down(i)
-	}
-	c.heapIdx = -1
+	h.h.Remove(c.heapIdx)
 	c.deadline = clock.Never
 }
 
+// top returns the connection with the earliest deadline, or nil.
+func (h *deadlineHeap) top() *TCPConn {
+	_, c, _ := h.h.Top()
+	return c
+}
+
 // min returns the earliest deadline, or clock.Never.
-func (h deadlineHeap) min() clock.Instant {
-	if len(h) == 0 {
-		return clock.Never
-	}
-	return h[0].deadline
+func (h *deadlineHeap) min() clock.Instant { return h.h.TopKey().At }
+
+// len returns the number of connections with an armed deadline.
+func (h *deadlineHeap) len() int { return h.h.Len() }
+
+// at returns the connection at index i of the heap (for tests).
+func (h *deadlineHeap) at(i int) *TCPConn {
+	_, c := h.h.At(i)
+	return c
 }

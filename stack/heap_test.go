@@ -15,7 +15,7 @@ import (
 func TestDeadlineHeap(t *testing.T) {
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		var h deadlineHeap
+		h := newDeadlineHeap()
 		conns := make([]*TCPConn, 1+r.IntN(64))
 		want := make([]clock.Instant, len(conns)) // the deadline each should have
 		for i := range conns {
@@ -42,8 +42,8 @@ func TestDeadlineHeap(t *testing.T) {
 			default:
 				// HandleTimeout's loop: pop everything due.
 				now := clock.Instant(r.IntN(1000))
-				for len(h) > 0 && h[0].deadline <= now {
-					top := h[0]
+				for h.len() > 0 && h.top().deadline <= now {
+					top := h.top()
 					j := indexOf(conns, top)
 					if want[j] > now {
 						t.Fatalf("seed %d op %d: popped deadline %v, want %v", seed, op, top.deadline, want[j])
@@ -52,7 +52,7 @@ func TestDeadlineHeap(t *testing.T) {
 					want[j] = clock.Never
 				}
 			}
-			checkHeap(t, h, conns, want, seed, op)
+			checkHeap(t, &h, conns, want, seed, op)
 		}
 	}
 }
@@ -66,7 +66,7 @@ func indexOf(cs []*TCPConn, c *TCPConn) int {
 	return -1
 }
 
-func checkHeap(t *testing.T, h deadlineHeap, conns []*TCPConn, want []clock.Instant, seed uint64, op int) {
+func checkHeap(t *testing.T, h *deadlineHeap, conns []*TCPConn, want []clock.Instant, seed uint64, op int) {
 	t.Helper()
 	min := clock.Never
 	armed := 0
@@ -74,21 +74,21 @@ func checkHeap(t *testing.T, h deadlineHeap, conns []*TCPConn, want []clock.Inst
 		min = clock.Min(min, want[i])
 		if want[i] != clock.Never {
 			armed++
-			if c.heapIdx < 0 || c.heapIdx >= len(h) || h[c.heapIdx] != c || c.deadline != want[i] {
+			if c.heapIdx < 0 || c.heapIdx >= h.len() || h.at(c.heapIdx) != c || c.deadline != want[i] {
 				t.Fatalf("seed %d op %d: conn %d (deadline %v) not at its place: idx %d, deadline %v", seed, op, i, want[i], c.heapIdx, c.deadline)
 			}
 		} else if c.heapIdx != -1 {
 			t.Fatalf("seed %d op %d: disarmed conn %d still at %d", seed, op, i, c.heapIdx)
 		}
 	}
-	if len(h) != armed {
-		t.Fatalf("seed %d op %d: heap holds %d, %d armed", seed, op, len(h), armed)
+	if h.len() != armed {
+		t.Fatalf("seed %d op %d: heap holds %d, %d armed", seed, op, h.len(), armed)
 	}
 	if h.min() != min {
 		t.Fatalf("seed %d op %d: min %v, brute force %v", seed, op, h.min(), min)
 	}
-	for i := 1; i < len(h); i++ {
-		if h[(i-1)/2].deadline > h[i].deadline {
+	for i := 1; i < h.len(); i++ {
+		if h.at((i-1)/2).deadline > h.at(i).deadline {
 			t.Fatalf("seed %d op %d: heap order broken at %d", seed, op, i)
 		}
 	}

@@ -2,10 +2,12 @@ package stack_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/stack/stacktest"
 	"github.com/ustack/ustack/wire"
@@ -113,6 +115,31 @@ func TestICMPPortUnreachable(t *testing.T) {
 	}
 	if st := a.Stack.Stats(); st.UDP.NoPorts != 2 || st.Net.OutDestUnreachs != 2 {
 		t.Errorf("NoPorts %d OutDestUnreachs %d, want 2 2", st.UDP.NoPorts, st.Net.OutDestUnreachs)
+	}
+}
+
+// TestICMPPortUnreachablePartialChecksum: a datagram whose checksum the
+// sender left partial (a kernel with checksum offload behind a TAP:
+// link.Offload NeedsCsum and DataValid) is quoted with its checksum
+// completed, as the wire would have carried it, so that the error holds
+// no bad checksum. (Linux quotes the partial sum as it is.)
+func TestICMPPortUnreachablePartialChecksum(t *testing.T) {
+	n, a, r := withRaw(t, stack.Config{})
+	orig := stacktest.IP(stacktest.IPHeader(ipRaw, ipA, wire.ProtoUDP), stacktest.UDPDgram(ap(ipRaw, 1000), ap(ipA, 9), payload(1, 100)))
+	want := append([]byte(nil), orig...)
+	// The partial checksum: the pseudo-header sum, not complemented.
+	ps := wire.PseudoHeaderSum(ipRaw, ipA, wire.ProtoUDP, len(orig)-20)
+	binary.BigEndian.PutUint16(orig[20+6:], ps)
+	f := r.IPFrame(a.MAC, orig)
+	a.Stack.HandleFrame(n.Now, a.NIC, &link.Packet{Buf: f, N: len(f),
+		Offload: link.Offload{NeedsCsum: true, CsumStart: 14 + 20, CsumOffset: 6, DataValid: true}})
+	n.RunFor(10 * time.Millisecond)
+	ms := icmpIn(t, r.Take())
+	if len(ms) != 1 {
+		t.Fatalf("%d ICMP messages, want 1", len(ms))
+	}
+	if !bytes.Equal(ms[0].ICMP.Payload, want) {
+		t.Errorf("quote %x, want the datagram with its checksum complete %x", ms[0].ICMP.Payload, want)
 	}
 }
 

@@ -5,10 +5,33 @@ import (
 	"net/netip"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/ring"
 	"github.com/ustack/ustack/link"
-	"github.com/ustack/ustack/network"
+	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
+
+// output is the transmit path: the frames the stack made itself, the
+// packets it sends to itself, and the spare buffers they are made in.
+// The connections with output wait in flows.dirty. With N shards each
+// shard has its own (its frames keep their order through the runtime's
+// output queue).
+type output struct {
+	ctl  ring.Ring[outFrame] // frames the stack made itself, in order
+	loop []outFrame          // packets to our own addresses
+	// loopSpare is the other slice loop alternates with (PollTransmit).
+	loopSpare []outFrame
+	free      [][]byte // spare frame buffers
+	maxFr     int      // largest frame of any NIC
+	super     []byte   // where loopback super-segments are built (superBuf)
+}
+
+// outFrame is a queued frame (or, for loopback, an IP packet).
+type outFrame struct {
+	nic NICID
+	buf []byte
+	n   int
+}
 
 // getBuf returns a spare frame buffer of at least size bytes: the
 // smallest one free that is large enough, searching from the most
@@ -16,44 +39,45 @@ import (
 // used to drop the buffers too small for a request, so a mix of large and
 // small packets, such as fragmented datagrams, allocated on every one.)
 func (s *Stack) getBuf(size int) []byte {
+	o := &s.out
 	best := -1
-	for i := len(s.free) - 1; i >= 0; i-- {
-		c := cap(s.free[i])
+	for i := len(o.free) - 1; i >= 0; i-- {
+		c := cap(o.free[i])
 		if c < size {
 			continue
 		}
-		if best < 0 || c < cap(s.free[best]) {
+		if best < 0 || c < cap(o.free[best]) {
 			best = i
 		}
-		if c <= max(size, s.maxFr) {
+		if c <= max(size, o.maxFr) {
 			break
 		}
 	}
 	if best < 0 {
-		return make([]byte, max(size, s.maxFr))
+		return make([]byte, max(size, o.maxFr))
 	}
-	b := s.free[best]
-	last := len(s.free) - 1
-	s.free[best] = s.free[last]
-	s.free[last] = nil
-	s.free = s.free[:last]
+	b := o.free[best]
+	last := len(o.free) - 1
+	o.free[best] = o.free[last]
+	o.free[last] = nil
+	o.free = o.free[:last]
 	return b[:cap(b)]
 }
 
 func (s *Stack) putBuf(b []byte) {
-	if len(s.free) < 256 {
-		s.free = append(s.free, b)
+	if len(s.out.free) < 256 {
+		s.out.free = append(s.out.free, b)
 	}
 }
 
 // pushCtl queues a frame the stack made itself.
 func (s *Stack) pushCtl(id NICID, buf []byte, n int) {
-	if len(s.ctl)-s.ctlHd >= s.cfg.CtlQueueLen {
-		s.stats.Link.TxCtlQueueDrops++
+	if s.out.ctl.Len() >= s.cfg.CtlQueueLen {
+		s.host.link.TxCtlQueueDrops++
 		s.putBuf(buf)
 		return
 	}
-	s.ctl = append(s.ctl, outFrame{nic: id, buf: buf, n: n})
+	s.out.ctl.PushBack(outFrame{nic: id, buf: buf, n: n})
 }
 
 // ctlFrame returns a buffer with the link header for a frame to dstMAC
@@ -72,178 +96,20 @@ func (s *Stack) linkHeader(n *nic, buf []byte, dst wire.MAC, et wire.EtherType) 
 	return e.Encode(buf)
 }
 
-// sendIP sends the IP packet pkt (header included) out of NIC n toward
-// nextHop, resolving the link address; it copies pkt. Packets to our own
-// addresses loop back.
-func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) {
-	if s.isLocal(nextHop) {
-		s.loopback(pkt)
-		return
-	}
-	if len(pkt) > n.cfg.MTU {
-		// An echo reply to a reassembled request, say: larger than the
-		// frame buffers, so it must leave in fragments.
-		s.sendFragments(now, n, nextHop, pkt)
-		return
-	}
-	if n.cfg.Medium != link.Ethernet {
-		buf := s.getBuf(len(pkt))
-		copy(buf, pkt)
-		s.pushCtl(n.id, buf, len(pkt))
-		return
-	}
-	mac, ok := s.resolve(now, n, nextHop, pkt)
-	if !ok {
-		return
-	}
-	buf, hdr := s.ctlFrame(n, mac, wire.EtherTypeIPv4)
-	copy(buf[hdr:], pkt)
-	s.pushCtl(n.id, buf, hdr+len(pkt))
-}
-
-// sendFragments sends the IP packet pkt, larger than n's MTU, in
-// fragments that fit it (RFC 791 §3.2, "Fragmentation"). It reports false,
-// sending nothing and counting FragFails, if pkt may not be fragmented (DF
-// set: RFC 791 §3.2).
-func (s *Stack) sendFragments(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) bool {
-	st := &s.stats.Net
-	if err := s.frag.Reset(pkt, n.cfg.MTU); err != nil {
-		st.FragFails++
-		return false
-	}
-	fb := s.getBuf(n.cfg.MTU)
-	defer s.putBuf(fb)
-	for {
-		k := s.frag.Next(fb)
-		if k == 0 {
-			break
-		}
-		st.FragCreates++
-		s.sendIP(now, n, nextHop, fb[:k])
-	}
-	st.FragOKs++
-	return true
-}
-
-// resolve returns nextHop's MAC on n, or queues a copy of pkt (if not nil)
-// until ARP resolves it. Broadcast destinations need no resolution.
-func (s *Stack) resolve(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) (wire.MAC, bool) {
-	if isBroadcast(n, nextHop) {
-		return wire.BroadcastMAC, true
-	}
-	return s.neigh.Resolve(now, n.id, nextHop, pkt)
-}
-
 // loopback queues an IP packet addressed to the stack itself.
 func (s *Stack) loopback(pkt []byte) {
-	s.stats.Link.TxLoopback++
+	s.host.link.TxLoopback++
 	buf := s.getBuf(len(pkt))
 	copy(buf, pkt)
-	s.loop = append(s.loop, outFrame{buf: buf, n: len(pkt)})
-}
-
-// ipHeader writes an IPv4 header for a payload of length plen into b and
-// returns its length (RFC 791 §3.1).
-func (s *Stack) ipHeader(b []byte, src, dst netip.Addr, proto uint8, plen int, df bool) int {
-	s.ipID++
-	h := wire.IPv4Fields{
-		TotalLen: uint16(wire.IPv4HeaderLen + plen),
-		ID:       s.ipID,
-		DF:       df,
-		TTL:      s.cfg.TTL,
-		Protocol: proto,
-		Src:      src,
-		Dst:      dst,
-	}
-	return h.Encode(b)
-}
-
-// sendICMPError sends an ICMP error about orig (an IP packet, header
-// first) to its source, if RFC 1122 §3.2.2 allows one and the rate limit
-// (RFC 1812 §4.3.2.8) has room.
-func (s *Stack) sendICMPError(now clock.Instant, orig []byte, typ, code uint8, mtu uint16) {
-	st := &s.stats.Net
-	ip, err := wire.ParseIPv4(orig)
-	if err != nil {
-		// A reassembly-timeout quote is truncated (a header and 8
-		// bytes); ErrorAllowed reads no further than that.
-		if len(orig) < wire.IPv4HeaderLen {
-			return
-		}
-		ip = wire.IPv4(orig)
-	}
-	// RFC 1122 §3.2.2: never about an ICMP error, a non-first fragment,
-	// or a datagram to a broadcast address — the directed broadcasts of
-	// our subnets included, which only the stack knows. The truncated
-	// quote of an expired reassembly is no exception.
-	if !network.ErrorAllowed(ip, false) || s.isDirectedBroadcast(ip.Dst()) {
-		return
-	}
-	if !s.icmpRL.Allow(now) {
-		st.OutRateLimited++
-		return
-	}
-	dst := netip.AddrFrom4([4]byte(orig[12:16]))
-	n, nextHop, src, err := s.route(dst)
-	if err != nil {
-		st.OutNoRoutes++
-		return
-	}
-	buf := s.getBuf(n.hdr + n.cfg.MTU)
-	defer s.putBuf(buf)
-	m := network.ErrorMessage(buf[wire.IPv4HeaderLen:], typ, code, mtu, orig)
-	s.ipHeader(buf, src, dst, wire.ProtoICMP, m, false)
-	st.OutMsgs++
-	switch typ {
-	case wire.ICMPv4DestUnreachable:
-		st.OutDestUnreachs++
-	case wire.ICMPv4TimeExceeded:
-		st.OutTimeExcds++
-	}
-	st.OutRequests++
-	s.sendIP(now, n, nextHop, buf[:wire.IPv4HeaderLen+m])
-}
-
-// sendEchoReply answers an echo request (RFC 792).
-func (s *Stack) sendEchoReply(now clock.Instant, ip wire.IPv4, m wire.ICMPv4) {
-	st := &s.stats.Net
-	n, nextHop, _, err := s.route(ip.Src())
-	if err != nil {
-		st.OutNoRoutes++
-		return
-	}
-	buf := s.getBuf(wire.IPv4HeaderLen + len(m))
-	defer s.putBuf(buf)
-	l := network.EchoReply(buf[wire.IPv4HeaderLen:], m)
-	s.ipHeader(buf, ip.Dst(), ip.Src(), wire.ProtoICMP, l, false)
-	st.OutMsgs++
-	st.OutEchoReps++
-	st.OutRequests++
-	s.sendIP(now, n, nextHop, buf[:wire.IPv4HeaderLen+l])
-}
-
-// sendTCPControl sends a segment that belongs to no connection (a RST).
-func (s *Stack) sendTCPControl(now clock.Instant, key tuple, seg *wire.TCPFields) {
-	n, nextHop, _, err := s.route(key.remote.Addr())
-	if err != nil {
-		s.stats.Net.OutNoRoutes++
-		return
-	}
-	buf := s.getBuf(n.hdr + n.cfg.MTU)
-	defer s.putBuf(buf)
-	t := buf[wire.IPv4HeaderLen:]
-	l := seg.Encode(t)
-	binary.BigEndian.PutUint16(t[16:], wire.TCPChecksum(t[:l], key.local.Addr(), key.remote.Addr()))
-	s.ipHeader(buf, key.local.Addr(), key.remote.Addr(), wire.ProtoTCP, l, true)
-	s.stats.Net.OutRequests++
-	s.sendIP(now, n, nextHop, buf[:wire.IPv4HeaderLen+l])
+	s.out.loop = append(s.out.loop, outFrame{buf: buf, n: len(pkt)})
 }
 
 // flushNeighbors moves packets whose next hop just resolved, and ARP
 // requests that are due, to the control queue.
 func (s *Stack) flushNeighbors() {
+	neigh := s.host.neigh
 	for {
-		id, mac, pkt, ok := s.neigh.PollReady()
+		id, mac, pkt, ok := neigh.PollReady()
 		if !ok {
 			break
 		}
@@ -251,12 +117,12 @@ func (s *Stack) flushNeighbors() {
 		if n == nil {
 			continue
 		}
-		buf, hdr := s.ctlFrame(n, mac, wire.EtherTypeIPv4)
+		buf, hdr := s.ctlFrame(n, mac, etherTypeOf(pkt))
 		copy(buf[hdr:], pkt)
 		s.pushCtl(id, buf, hdr+len(pkt))
 	}
 	for {
-		id, ip, ok := s.neigh.PollRequest()
+		id, ip, ok := neigh.PollRequest()
 		if !ok {
 			break
 		}
@@ -264,14 +130,7 @@ func (s *Stack) flushNeighbors() {
 		if n == nil || len(n.addrs) == 0 {
 			continue
 		}
-		src := n.addrs[0].Addr()
-		for _, p := range n.addrs {
-			if p.Contains(ip) {
-				src = p.Addr()
-				break
-			}
-		}
-		req := wire.ARPFields{Op: wire.ARPRequest, SenderMAC: n.cfg.MAC, SenderIP: src, TargetIP: ip}
+		req := wire.ARPFields{Op: wire.ARPRequest, SenderMAC: n.cfg.MAC, SenderIP: srcFor(n, ip), TargetIP: ip}
 		buf, hdr := s.ctlFrame(n, wire.BroadcastMAC, wire.EtherTypeARP)
 		req.Encode(buf[hdr:])
 		// Neighbors.PollRequest has counted ARPOutRequests.
@@ -283,15 +142,10 @@ func (s *Stack) flushNeighbors() {
 // MaxFrameLen bytes), sets pkt.N and pkt.Offload, and returns the NIC to
 // send it on; ok is false when nothing is left to send now.
 func (s *Stack) PollTransmit(now clock.Instant, pkt *link.Packet) (id NICID, ok bool) {
+	o := &s.out
 	for {
 		s.flushNeighbors()
-		if s.ctlHd < len(s.ctl) {
-			f := s.ctl[s.ctlHd]
-			s.ctl[s.ctlHd] = outFrame{}
-			s.ctlHd++
-			if s.ctlHd == len(s.ctl) {
-				s.ctl, s.ctlHd = s.ctl[:0], 0
-			}
+		if f, ok := o.ctl.PopFront(); ok {
 			pkt.N = copy(pkt.Buf, f.buf[:f.n])
 			pkt.Offload = link.Offload{}
 			s.putBuf(f.buf)
@@ -305,74 +159,158 @@ func (s *Stack) PollTransmit(now clock.Instant, pkt *link.Packet) (id NICID, ok 
 		// Segments that had to wait for ARP made requests due: send them
 		// now, not at the next poll.
 		s.flushNeighbors()
-		if s.ctlHd < len(s.ctl) {
+		if o.ctl.Len() > 0 {
 			continue
 		}
-		if len(s.loop) == 0 {
+		if len(o.loop) == 0 {
 			return 0, false
 		}
 		// Deliver looped-back packets, which may make more output. Their
 		// answers queue on the other of two slices that take turns, so
 		// that loopback traffic allocates nothing once they have grown.
-		loop := s.loop
-		s.loop = s.loopSpare[:0]
+		loop := o.loop
+		o.loop = o.loopSpare[:0]
 		for _, f := range loop {
-			s.handleIPv4(now, s.nics[0], f.buf[:f.n], false, link.Offload{DataValid: true})
+			s.handleIPv4(now, s.host.nics[0], f.buf[:f.n], false, link.Offload{DataValid: true})
 			s.putBuf(f.buf)
 		}
 		clear(loop)
-		s.loopSpare = loop[:0]
+		o.loopSpare = loop[:0]
 	}
 }
 
 func (s *Stack) countTx(n int) {
-	s.stats.Link.TxFrames++
-	s.stats.Link.TxBytes += uint64(n)
+	s.host.link.TxFrames++
+	s.host.link.TxBytes += uint64(n)
 }
 
 // pollConns takes the next segment from the connections with output,
-// round robin, and frames it.
+// round robin, and frames it. Where the receiver can take more than a
+// segment at once, it asks the connection for a super-segment of up to
+// 64 KiB (tcp.Conn.PollTransmitBatch): on a NIC that segments TCP itself
+// (link.CapTSO with CapTxChecksum) it leaves as one frame with the GSO
+// fields of link.Offload set, and to the stack's own addresses it loops
+// back whole (as Linux's loopback takes 64 KiB). Everywhere else a
+// connection is asked for one segment at a time, so the frames on the
+// wire are those of one PollTransmit per segment (tcp.SplitSegment, and
+// internal/gso for a whole frame, cut a super-segment into exactly
+// those).
+//
+// The TCP checksum is left partial (the pseudo-header sum, with
+// Offload.NeedsCsum) for a NIC that completes it (link.CapTxChecksum),
+// not computed at all for a packet that loops back (it never leaves the
+// stack; delivery marks it DataValid), and computed in full otherwise.
 func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
-	for len(s.dirty) > 0 {
-		c := s.dirty[0]
+	dirty := &s.flows.dirty
+	for {
+		c, ok := dirty.Front()
+		if !ok {
+			return 0, false
+		}
 		n := c.nic
-		hdr := n.hdr
-		ipOff := hdr
-		tcpOff := hdr + wire.IPv4HeaderLen
-		l := c.conn.PollTransmit(now, pkt.Buf[tcpOff:])
-		if l == 0 {
+		src, dst := c.key.local.Addr(), c.key.remote.Addr()
+		hl := ipHeaderLen(dst)
+		loop := s.isLocal(dst)
+		// Offloads apply to a frame that leaves now: one that waits for
+		// the neighbour is queued as a plain packet, whole and
+		// checksummed.
+		offload := !loop && n.offloads() && s.resolved(n, c.nextHop)
+		var t tcp.Transmit
+		var frame []byte // the frame's buffer, from the IP header on
+		switch {
+		case loop:
+			frame = s.superBuf()
+			t = c.conn.PollTransmitBatch(now, frame[hl:], maxSuperSegs)
+		case offload && n.tso > 0:
+			frame = pkt.Buf[n.hdr : n.hdr+n.tso]
+			t = c.conn.PollTransmitBatch(now, frame[hl:], maxSuperSegs)
+		default:
+			// One segment: PollTransmit, which is PollTransmitBatch
+			// without the shape to report.
+			frame = pkt.Buf[n.hdr:]
+			t.Len, t.Segments = c.conn.PollTransmit(now, frame[hl:]), 1
+		}
+		if t.Len == 0 {
 			c.dirty = false
-			copy(s.dirty, s.dirty[1:])
-			s.dirty[len(s.dirty)-1] = nil
-			s.dirty = s.dirty[:len(s.dirty)-1]
+			dirty.PopFront()
 			s.afterConnQuiet(c)
 			continue
 		}
 		// Round robin: move c to the back.
-		if len(s.dirty) > 1 {
-			copy(s.dirty, s.dirty[1:])
-			s.dirty[len(s.dirty)-1] = c
+		if dirty.Len() > 1 {
+			dirty.PopFront()
+			dirty.PushBack(c)
 		}
-		src, dst := c.key.local.Addr(), c.key.remote.Addr()
-		seg := pkt.Buf[tcpOff : tcpOff+l]
-		binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
-		s.ipHeader(pkt.Buf[ipOff:], src, dst, wire.ProtoTCP, l, true)
-		s.stats.Net.OutRequests++
-		ipPkt := pkt.Buf[ipOff : tcpOff+l]
-		if s.isLocal(dst) {
+		seg := frame[hl : hl+t.Len]
+		csum := offload && n.cfg.Caps.Has(link.CapTxChecksum)
+		switch {
+		case loop:
+		case csum:
+			binary.BigEndian.PutUint16(seg[16:], wire.PseudoHeaderSum(src, dst, wire.ProtoTCP, t.Len))
+		default:
+			binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
+		}
+		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, t.Len, true)
+		// The IDs of a super-segment's pieces are the next ones (as TSO
+		// numbers them): the next packet's ID follows the last piece's.
+		s.host.ipID += uint16(t.Segments - 1)
+		s.host.net.OutRequests++
+		ipPkt := frame[:hl+t.Len]
+		if loop {
 			s.loopback(ipPkt)
 			continue
 		}
 		if n.cfg.Medium == link.Ethernet {
 			mac, ok := s.resolve(now, n, c.nextHop, ipPkt)
 			if !ok {
-				continue // queued until ARP resolves
+				continue // queued until ARP resolves (a plain packet: see offload)
 			}
-			s.linkHeader(n, pkt.Buf, mac, wire.EtherTypeIPv4)
+			s.linkHeader(n, pkt.Buf, mac, etherTypeOf(ipPkt))
 		}
-		pkt.N = tcpOff + l
+		pkt.N = n.hdr + hl + t.Len
 		pkt.Offload = link.Offload{}
+		if csum {
+			pkt.Offload = link.Offload{NeedsCsum: true, CsumStart: uint16(n.hdr + hl), CsumOffset: 16}
+		}
+		if t.Segments > 1 {
+			pkt.Offload.GSOType = link.GSOTCPv4
+			if !dst.Is4() {
+				pkt.Offload.GSOType = link.GSOTCPv6
+			}
+			pkt.Offload.GSOSize = uint16(t.SegmentSize)
+			pkt.Offload.HdrLen = uint16(n.hdr + hl + t.HeaderLen)
+		}
 		return n.id, true
 	}
-	return 0, false
+}
+
+// maxSuperSegs bounds the segments of a super-segment; the 64 KiB of an
+// IP packet (maxIPPacket) bounds it first at any MSS above 1 KiB.
+const maxSuperSegs = 64
+
+// offloads reports whether n's link takes frames with offloads the stack
+// uses: a checksum to complete (CapTxChecksum), TCP to segment (CapTSO,
+// which needs CapTxChecksum).
+func (n *nic) offloads() bool { return n.cfg.Caps.Has(link.CapTxChecksum) }
+
+// resolved reports whether a packet to nextHop on n can leave at once,
+// without waiting in the neighbour queue: only then may it use the
+// link's offloads, which the queue (packets, not frames with offload
+// metadata) could not carry.
+func (s *Stack) resolved(n *nic, nextHop netip.Addr) bool {
+	if n.cfg.Medium != link.Ethernet || isBroadcast(n, nextHop) {
+		return true
+	}
+	_, ok := s.host.neigh.Lookup(n.id, nextHop)
+	return ok
+}
+
+// superBuf returns the buffer super-segments to the stack's own
+// addresses are built in (one IP packet of up to 64 KiB), made on first
+// use; loopback copies the packet out of it.
+func (s *Stack) superBuf() []byte {
+	if s.out.super == nil {
+		s.out.super = make([]byte, maxIPPacket)
+	}
+	return s.out.super
 }

@@ -2,7 +2,6 @@ package stack
 
 import (
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/ring"
 	"github.com/ustack/ustack/internal/siphash"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/network"
@@ -205,13 +205,6 @@ type NICConfig struct {
 	Caps link.Caps
 }
 
-type nic struct {
-	id    NICID
-	cfg   NICConfig
-	addrs []netip.Prefix
-	hdr   int // link header length on output
-}
-
 // Errors of the socket API, each matching its errno with errors.Is.
 var (
 	ErrAddrInUse      = &opError{"address already in use", syscall.EADDRINUSE}
@@ -240,291 +233,75 @@ func (e *opError) Is(target error) bool {
 }
 
 // Stack is a whole TCP/IPv4 host as a state machine. Make one with New.
+//
+// Its state is in three parts (docs/ARCHITECTURE.md, "Host and flows"):
+// the host (NICs, addresses, routes, neighbours, reassembly, the ICMP
+// rate limit), the flows (connections, listeners, UDP sockets, ports,
+// deadlines, the output rotation, events) and the transmit path. With N
+// shards (issue 13), the host is shared and each shard has flows and a
+// transmit path of its own.
 type Stack struct {
 	cfg    Config
-	nics   []*nic
-	routes network.Table
-	neigh  *network.Neighbors
-	reasm  *network.Reassembler
-	frag   network.Fragmenter
-	icmpRL network.TokenBucket
-	tcpEnv *tcp.Env
-	isn    *tcp.ISNGenerator
-	cookie *tcp.SynCookies // SYN cookies (RFC 4987 §3.6)
-	portK  siphash.Key
+	host   host
+	flows  flows
+	out    output
 	rng    *rand.Rand
-	stats  Stats
-
-	conns     map[tuple]*TCPConn
-	listeners map[netip.AddrPort]*TCPListener
-	udp       map[netip.AddrPort]*UDPEndpoint
-	nextEph   uint32 // RFC 6056 Algorithm 3's next_ephemeral
-	ipID      uint16
-
-	timers deadlineHeap
-	dirty  []*TCPConn // connections that may have output
-	ready  []Socket   // sockets with events to report
-	ctl    []outFrame // frames the stack made itself, in order
-	ctlHd  int
-	loop   []outFrame // packets to our own addresses
-	// loopSpare is the other slice loop alternates with (PollTransmit).
-	loopSpare []outFrame
-	free      [][]byte // spare frame buffers
-	maxFr     int      // largest frame of any NIC
-	closed    bool
+	closed bool
 }
 
-// outFrame is a queued frame (or, for loopback, an IP packet).
-type outFrame struct {
-	nic NICID
-	buf []byte
-	n   int
+// flows is the per-flow state of a stack: everything a segment or
+// datagram of one flow touches beyond the host's routing of it. A flow
+// is found by its 4-tuple (ParseFlowKey), so N shards can each own the
+// flows that hash to them.
+type flows struct {
+	tcpEnv    *tcp.Env
+	isn       *tcp.ISNGenerator
+	cookie    *tcp.SynCookies // SYN cookies (RFC 4987 §3.6)
+	portK     siphash.Key
+	conns     map[tuple]*TCPConn
+	listeners bindings[*TCPListener]
+	udp       bindings[*UDPEndpoint]
+	nextEph   uint32 // RFC 6056 Algorithm 3's next_ephemeral
+	timers    deadlineHeap
+	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
+	ready     ring.Ring[Socket]   // sockets with events to report
+	udpStats  UDPStats
 }
 
 // New returns a stack with no NICs.
 func New(cfg Config) *Stack {
 	cfg.setDefaults()
 	s := &Stack{
-		cfg:       cfg,
-		conns:     map[tuple]*TCPConn{},
-		listeners: map[netip.AddrPort]*TCPListener{},
-		udp:       map[netip.AddrPort]*UDPEndpoint{},
-		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x75737461636b)),
-		maxFr:     1514,
+		cfg: cfg,
+		rng: rand.New(rand.NewPCG(cfg.Seed, 0x75737461636b)),
 	}
-	s.tcpEnv = tcp.NewEnv(cfg.TCP)
-	s.neigh = network.NewNeighbors(cfg.Neighbor, &s.stats.Net)
-	s.reasm = network.NewReassembler(cfg.Reassembly, &s.stats.Net)
-	s.isn = tcp.NewISNGenerator(siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
-	s.portK = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
-	s.nextEph = s.rng.Uint32()
-	s.ipID = uint16(s.rng.Uint32())
-	s.cookie = tcp.NewSynCookies(s.tcpEnv,
+	s.out.maxFr = 1514
+	f := &s.flows
+	f.conns = map[tuple]*TCPConn{}
+	f.listeners = newBindings[*TCPListener]()
+	f.udp = newBindings[*UDPEndpoint]()
+	f.timers = newDeadlineHeap()
+	f.tcpEnv = tcp.NewEnv(cfg.TCP)
+	h := &s.host
+	h.ttl = cfg.TTL
+	h.neigh = network.NewNeighbors(cfg.Neighbor, &h.net)
+	h.reasm = network.NewReassembler(cfg.Reassembly, &h.net)
+	// The draws keep their order: the same seed gives the same keys.
+	f.isn = tcp.NewISNGenerator(siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
+	f.portK = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
+	f.nextEph = s.rng.Uint32()
+	h.ipID = uint16(s.rng.Uint32())
+	f.cookie = tcp.NewSynCookies(f.tcpEnv,
 		siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}, siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
 	return s
 }
 
 // TCPConfig returns the TCP configuration in effect, defaults filled in.
-func (s *Stack) TCPConfig() tcp.Config { return *s.tcpEnv.Config() }
-
-// AddNIC adds a NIC and returns its ID. Its addresses' prefixes become
-// on-link routes.
-func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
-	if cfg.Medium == 0 {
-		cfg.Medium = link.Ethernet
-	}
-	if cfg.MTU == 0 {
-		cfg.MTU = 1500
-	}
-	if cfg.MTU < 68 || cfg.MTU > 65535 {
-		return 0, fmt.Errorf("stack: MTU %d out of range 68..65535", cfg.MTU)
-	}
-	if cfg.Medium == link.Ethernet && (cfg.MAC.IsZero() || cfg.MAC.IsMulticast()) {
-		return 0, fmt.Errorf("stack: an Ethernet NIC needs a unicast MAC address, not %v", cfg.MAC)
-	}
-	// Check the addresses before anything is added, so that a failed
-	// AddNIC leaves no NIC and no route behind.
-	for i, p := range cfg.Addrs {
-		if !p.Addr().Is4() {
-			return 0, fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
-		}
-		for _, q := range cfg.Addrs[:i] {
-			if q.Addr() == p.Addr() {
-				return 0, fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
-			}
-		}
-	}
-	n := &nic{id: NICID(len(s.nics) + 1), cfg: cfg, hdr: cfg.Medium.HeaderLen()}
-	if cfg.VLAN != 0 {
-		n.hdr += wire.VLANTagLen
-	}
-	s.nics = append(s.nics, n)
-	s.maxFr = max(s.maxFr, n.hdr+cfg.MTU)
-	for _, p := range cfg.Addrs {
-		if err := s.AddAddress(n.id, p); err != nil {
-			return 0, err
-		}
-	}
-	return n.id, nil
-}
-
-func (s *Stack) nic(id NICID) *nic {
-	if id < 1 || int(id) > len(s.nics) {
-		return nil
-	}
-	return s.nics[id-1]
-}
-
-// MaxFrameLen returns the size a frame buffer passed to PollTransmit must
-// have: the largest MTU plus link header over all NICs.
-func (s *Stack) MaxFrameLen() int { return s.maxFr }
-
-// AddAddress adds address p (with its prefix length) to a NIC; its prefix
-// becomes an on-link route.
-func (s *Stack) AddAddress(id NICID, p netip.Prefix) error {
-	n := s.nic(id)
-	if n == nil {
-		return fmt.Errorf("stack: no NIC %d", id)
-	}
-	if !p.Addr().Is4() {
-		return fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
-	}
-	for _, q := range n.addrs {
-		if q.Addr() == p.Addr() {
-			return fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
-		}
-	}
-	n.addrs = append(n.addrs, p)
-	_ = s.routes.Add(network.Route{Dst: p.Masked(), NIC: id})
-	return nil
-}
-
-// RemoveAddress removes an address from a NIC, and its on-link route if
-// no other address of the NIC is in that prefix.
-func (s *Stack) RemoveAddress(id NICID, a netip.Addr) error {
-	n := s.nic(id)
-	if n == nil {
-		return fmt.Errorf("stack: no NIC %d", id)
-	}
-	for i, q := range n.addrs {
-		if q.Addr() == a {
-			n.addrs = append(n.addrs[:i], n.addrs[i+1:]...)
-			still := false
-			for _, r := range n.addrs {
-				still = still || r.Masked() == q.Masked()
-			}
-			if !still {
-				s.routes.Remove(q.Masked(), id)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("stack: %v is not on NIC %d: %w", a, id, ErrAddrNotAvail)
-}
-
-// Addrs returns the addresses of a NIC.
-func (s *Stack) Addrs(id NICID) []netip.Prefix {
-	if n := s.nic(id); n != nil {
-		return append([]netip.Prefix(nil), n.addrs...)
-	}
-	return nil
-}
-
-// AddRoute adds a route to dst through gateway gw (the zero Addr for
-// on-link) on a NIC.
-func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr, id NICID) error {
-	if s.nic(id) == nil {
-		return fmt.Errorf("stack: no NIC %d", id)
-	}
-	if gw.IsValid() && !gw.Is4() || !dst.Addr().Is4() {
-		return fmt.Errorf("stack: route %v via %v: %w", dst, gw, ErrAFNoSupport)
-	}
-	return s.routes.Add(network.Route{Dst: dst.Masked(), Gateway: gw, NIC: id})
-}
-
-// RemoveRoute removes the routes to dst on a NIC.
-func (s *Stack) RemoveRoute(dst netip.Prefix, id NICID) bool {
-	return s.routes.Remove(dst.Masked(), id)
-}
-
-// Routes returns the routing table.
-func (s *Stack) Routes() []network.Route { return s.routes.Routes() }
-
-// AddNeighbor adds a permanent neighbour entry (like `ip neigh add ...
-// nud permanent`).
-func (s *Stack) AddNeighbor(id NICID, ip netip.Addr, mac wire.MAC) { s.neigh.Add(id, ip, mac) }
-
-// Neighbors returns the neighbour cache.
-func (s *Stack) Neighbors() []network.NeighborEntry { return s.neigh.Entries() }
+func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	st := s.stats
-	st.TCP = s.tcpEnv.Stats
-	return st
-}
-
-// isLocal reports whether a is one of the stack's addresses.
-func (s *Stack) isLocal(a netip.Addr) bool {
-	for _, n := range s.nics {
-		for _, p := range n.addrs {
-			if p.Addr() == a {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isBroadcast reports whether a is the limited broadcast or a directed
-// broadcast address of one of n's prefixes.
-func isBroadcast(n *nic, a netip.Addr) bool {
-	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return true
-	}
-	for _, p := range n.addrs {
-		if p.Bits() < 31 && p.Contains(a) && a == lastAddr(p) {
-			return true
-		}
-	}
-	return false
-}
-
-// isDirectedBroadcast reports whether a is the broadcast address of a
-// prefix of any NIC.
-func (s *Stack) isDirectedBroadcast(a netip.Addr) bool {
-	for _, n := range s.nics {
-		if isBroadcast(n, a) {
-			return true
-		}
-	}
-	return false
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-// route finds the NIC, next hop and source address for dst.
-func (s *Stack) route(dst netip.Addr) (n *nic, nextHop, src netip.Addr, err error) {
-	if !dst.Is4() {
-		return nil, netip.Addr{}, netip.Addr{}, ErrAFNoSupport
-	}
-	if s.isLocal(dst) {
-		// Loopback: pick the NIC that holds the address.
-		for _, n := range s.nics {
-			for _, p := range n.addrs {
-				if p.Addr() == dst {
-					return n, dst, dst, nil
-				}
-			}
-		}
-	}
-	r, ok := s.routes.Lookup(dst)
-	if !ok {
-		return nil, netip.Addr{}, netip.Addr{}, ErrNetUnreachable
-	}
-	n = s.nic(r.NIC)
-	if n == nil || len(n.addrs) == 0 {
-		return nil, netip.Addr{}, netip.Addr{}, ErrNetUnreachable
-	}
-	nextHop = dst
-	if r.Gateway.IsValid() {
-		nextHop = r.Gateway
-	}
-	// Source: an address of the NIC in the next hop's prefix, else the
-	// NIC's first address (the kernel's preferred source, simplified).
-	src = n.addrs[0].Addr()
-	for _, p := range n.addrs {
-		if p.Contains(nextHop) {
-			src = p.Addr()
-			break
-		}
-	}
-	return n, nextHop, src, nil
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, TCP: s.flows.tcpEnv.Stats}
 }
 
 // Socket is a TCPConn, TCPListener or UDPEndpoint, as PollEvent reports
@@ -562,19 +339,16 @@ func (s *Stack) notify(so Socket, ev Events) {
 	b.events |= ev
 	if !b.queued {
 		b.queued = true
-		s.ready = append(s.ready, so)
+		s.flows.ready.PushBack(so)
 	}
 }
 
 // PollEvent returns the next socket with events and the events, or false.
 func (s *Stack) PollEvent() (Socket, Events, bool) {
-	if len(s.ready) == 0 {
+	so, ok := s.flows.ready.PopFront()
+	if !ok {
 		return nil, 0, false
 	}
-	so := s.ready[0]
-	copy(s.ready, s.ready[1:])
-	s.ready[len(s.ready)-1] = nil
-	s.ready = s.ready[:len(s.ready)-1]
 	b := so.base()
 	ev := b.events
 	b.events, b.queued = 0, false
@@ -583,31 +357,32 @@ func (s *Stack) PollEvent() (Socket, Events, bool) {
 
 // NextDeadline returns when HandleTimeout must next be called.
 func (s *Stack) NextDeadline() clock.Instant {
-	d := s.timers.min()
-	d = clock.Min(d, s.neigh.NextDeadline())
-	d = clock.Min(d, s.reasm.NextDeadline())
+	d := s.flows.timers.min()
+	d = clock.Min(d, s.host.neigh.NextDeadline())
+	d = clock.Min(d, s.host.reasm.NextDeadline())
 	return d
 }
 
 // HandleTimeout runs every timer due at now.
 func (s *Stack) HandleTimeout(now clock.Instant) {
-	for len(s.timers) > 0 && s.timers[0].deadline <= now {
-		c := s.timers[0]
-		s.timers.remove(c)
+	timers := &s.flows.timers
+	for c := timers.top(); c != nil && c.deadline <= now; c = timers.top() {
+		timers.remove(c)
 		c.conn.HandleTimeout(now)
 		s.afterConn(c)
 	}
-	s.neigh.HandleTimeout(now)
+	h := &s.host
+	h.neigh.HandleTimeout(now)
 	for {
-		id, ip, ok := s.neigh.PollFailed()
+		id, ip, ok := h.neigh.PollFailed()
 		if !ok {
 			break
 		}
 		s.neighborFailed(now, id, ip)
 	}
-	s.reasm.HandleTimeout(now)
+	h.reasm.HandleTimeout(now)
 	for {
-		q, ok := s.reasm.PollExpired()
+		q, ok := h.reasm.PollExpired()
 		if !ok {
 			break
 		}
@@ -634,18 +409,13 @@ func (s *Stack) neighborFailed(now clock.Instant, id NICID, ip netip.Addr) {
 // random.
 func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
 	var out []*TCPConn
-	for _, c := range s.conns {
+	for _, c := range s.flows.conns {
 		if keep(c) {
 			out = append(out, c)
 		}
 	}
 	slices.SortFunc(out, func(a, b *TCPConn) int { return a.key.compare(b.key) })
 	return out
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[netip.AddrPort]V) []netip.AddrPort {
-	return slices.SortedFunc(maps.Keys(m), netip.AddrPort.Compare)
 }
 
 // Close aborts every connection (each sends a RST), closes every listener
@@ -655,15 +425,18 @@ func (s *Stack) Close() {
 		return
 	}
 	s.closed = true
-	for _, a := range sortedKeys(s.listeners) {
-		s.listeners[a].Close()
+	f := &s.flows
+	for _, a := range f.listeners.sorted() {
+		l, _ := f.listeners.get(a)
+		l.Close()
 	}
 	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
 		c.conn.Abort()
 		s.afterConn(c)
 	}
-	for _, a := range sortedKeys(s.udp) {
-		s.udp[a].Close()
+	for _, a := range f.udp.sorted() {
+		u, _ := f.udp.get(a)
+		u.Close()
 	}
 }
 

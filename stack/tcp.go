@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/ring"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -45,7 +46,7 @@ type TCPConn struct {
 func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
 	return &TCPConn{
 		s:        s,
-		conn:     tcp.NewConn(s.tcpEnv),
+		conn:     tcp.NewConn(s.flows.tcpEnv),
 		key:      key,
 		nic:      n,
 		nextHop:  nextHop,
@@ -60,7 +61,7 @@ func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
 func (s *Stack) afterConn(c *TCPConn) {
 	if !c.dirty {
 		c.dirty = true
-		s.dirty = append(s.dirty, c)
+		s.flows.dirty.PushBack(c)
 	}
 	s.afterConnQuiet(c)
 }
@@ -71,7 +72,7 @@ func (s *Stack) afterConnQuiet(c *TCPConn) {
 	if ev&EventEstablished != 0 && c.listener != nil && !c.accepted {
 		l := c.listener
 		l.synQueue--
-		l.acceptQ = append(l.acceptQ, c)
+		l.acceptQ.PushBack(c)
 		c.accepted = true
 		s.notify(l, EventReadable)
 		ev &^= EventEstablished
@@ -93,17 +94,241 @@ func (s *Stack) afterConnQuiet(c *TCPConn) {
 		}
 		if c.inTable && !c.dirty {
 			c.inTable = false
-			if s.conns[c.key] == c {
-				delete(s.conns, c.key)
+			if s.flows.conns[c.key] == c {
+				delete(s.flows.conns, c.key)
 			}
 		}
-		s.timers.remove(c)
+		s.flows.timers.remove(c)
 	} else {
-		s.timers.update(c, c.conn.NextDeadline())
+		s.flows.timers.update(c, c.conn.NextDeadline())
 	}
 	if !queued {
 		s.notify(c, ev)
 	}
+}
+
+// handleTCP demultiplexes a segment to its connection or listener
+// (RFC 9293 §3.10.7).
+func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
+	st := &s.flows.tcpEnv.Stats
+	st.InSegs++
+	b := p.payload
+	v, err := wire.ParseTCP(b)
+	if err != nil {
+		st.InBadHeader++
+		st.InErrs++
+		return
+	}
+	if !p.dataValid && wire.TCPChecksum(b, p.src, p.dst) != 0 {
+		st.InCsumErrors++
+		st.InErrs++
+		return
+	}
+	var seg wire.TCPFields
+	if err := seg.Decode(v); err != nil {
+		st.InBadHeader++
+		st.InErrs++
+		return
+	}
+	key := tuple{
+		local:  netip.AddrPortFrom(p.dst, seg.DstPort),
+		remote: netip.AddrPortFrom(p.src, seg.SrcPort),
+	}
+	var reopenISS wire.Seq
+	reopen := false
+	if c := s.flows.conns[key]; c != nil {
+		if c.conn.State() == tcp.SynReceived && c.listener != nil && seg.Flags&wire.TCPFlagACK != 0 &&
+			seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagRST) == 0 && c.listener.acceptFull() {
+			// The handshake would complete into a full accept queue:
+			// drop the ACK and let the SYN-ACK be retransmitted, as
+			// Linux does (ListenOverflows).
+			st.ListenOverflows++
+			st.ListenDrops++
+			return
+		}
+		if c.conn.HandleSegment(now, &seg) != tcp.Reopen {
+			s.afterConn(c)
+			return
+		}
+		reopenISS = c.conn.ReopenISS()
+		reopen = true
+		s.afterConn(c)
+	}
+	l, _ := s.flows.listeners.lookup(key.local)
+	if l == nil || l.closed {
+		// RFC 9293 §3.10.7.1: no connection and no listener.
+		st.NoListener++
+		s.sendReset(now, key, &seg)
+		return
+	}
+	s.listen(now, p.nic, l, key, &seg, reopen, reopenISS)
+}
+
+// listen is RFC 9293 §3.10.7.2, LISTEN state.
+func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg *wire.TCPFields, reopen bool, iss wire.Seq) {
+	st := &s.flows.tcpEnv.Stats
+	f := seg.Flags
+	switch {
+	case f&wire.TCPFlagRST != 0:
+		return
+	case f&wire.TCPFlagACK != 0:
+		if f&wire.TCPFlagSYN == 0 && s.cookieACK(now, n, l, key, seg) {
+			return
+		}
+		// An ACK for a connection we do not have: <SEQ=SEG.ACK><CTL=RST>.
+		s.sendReset(now, key, seg)
+		return
+	case f&wire.TCPFlagSYN == 0:
+		return
+	}
+	if l.acceptFull() {
+		st.ListenOverflows++
+		st.ListenDrops++
+		return
+	}
+	// RFC 4987 §3.6: with the SYN queue full (or always, by option),
+	// answer with a SYN cookie and keep nothing. A SYN reopening a
+	// TIME-WAIT connection keeps the normal path, as in Linux
+	// (tcp_conn_request's isn).
+	mode := s.cfg.SynCookies
+	if !reopen && mode != SynCookiesOff && (mode == SynCookiesAlways || l.synQueue >= s.cfg.SynBacklog) {
+		s.sendCookie(now, n, l, key, seg)
+		return
+	}
+	if l.synQueue >= s.cfg.SynBacklog {
+		st.SynQueueDrops++
+		st.ListenDrops++
+		return
+	}
+	rt, err := s.routeTo(key.remote.Addr())
+	if err != nil {
+		st.ListenDrops++
+		return
+	}
+	newISS, tsOff := s.initialSeq(now, key.local, key.remote)
+	if !reopen {
+		iss = newISS
+	}
+	c := s.newConn(key, n, rt.nextHop)
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
+	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
+		return
+	}
+	c.listener = l
+	l.synQueue++
+	s.flows.conns[key] = c
+	s.afterConn(c)
+}
+
+// sendCookie answers a SYN at l with a SYN-ACK carrying a SYN cookie
+// (RFC 4987 §3.6) and keeps no state but the time, which makes l check
+// ACKs as cookies for the next tcp.CookieValid.
+func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple, syn *wire.TCPFields) {
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	var synack wire.TCPFields
+	s.flows.cookie.SynAck(now, ep, syn, &synack)
+	l.cookieSent = now
+	s.sendTCPControl(now, key, &synack)
+}
+
+// cookieACK checks an ACK that arrived at l for no connection as the
+// answer to a cookie SYN-ACK, if l sent cookies lately (Linux's
+// cookie_v4_check), and reports whether it took the segment: a valid
+// cookie opens a connection straight into l's accept queue (or, if that
+// is full, the segment is dropped and counted, ListenOverflows, as for
+// any handshake: the peer's next segment brings the cookie again).
+// Otherwise the caller answers the ACK as RFC 9293 §3.10.7.2 says.
+func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, seg *wire.TCPFields) bool {
+	if s.cfg.SynCookies == SynCookiesOff || !tcp.CookiesRecent(now, l.cookieSent) {
+		return false
+	}
+	st := &s.flows.tcpEnv.Stats
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	o, ok := s.flows.cookie.Check(now, ep, seg)
+	if !ok {
+		return false
+	}
+	if l.acceptFull() {
+		st.ListenOverflows++
+		st.ListenDrops++
+		return true
+	}
+	rt, err := s.routeTo(key.remote.Addr())
+	if err != nil {
+		st.ListenDrops++
+		return true
+	}
+	c := s.newConn(key, n, rt.nextHop)
+	ep.ISS = seg.Ack - 1
+	if err := c.conn.OpenCookie(now, ep, seg, o); err != nil {
+		return true
+	}
+	// In the SYN queue for an instant: afterConn sees the handshake
+	// complete and moves the connection to the accept queue.
+	c.listener = l
+	l.synQueue++
+	s.flows.conns[key] = c
+	s.afterConn(c)
+	return true
+}
+
+// sendReset answers seg, which arrived for key and has no connection
+// (RFC 9293 §3.10.7.1).
+func (s *Stack) sendReset(now clock.Instant, key tuple, seg *wire.TCPFields) {
+	var rst wire.TCPFields
+	if !tcp.ResetFor(seg, &rst) {
+		return
+	}
+	s.flows.tcpEnv.Stats.OutRsts++
+	s.flows.tcpEnv.Stats.OutSegs++
+	s.sendTCPControl(now, key, &rst)
+}
+
+// sendTCPControl sends a segment that belongs to no connection (a RST, a
+// SYN-ACK with a cookie).
+func (s *Stack) sendTCPControl(now clock.Instant, key tuple, seg *wire.TCPFields) {
+	dst := key.remote.Addr()
+	rt, err := s.routeTo(dst)
+	if err != nil {
+		s.host.net.OutNoRoutes++
+		return
+	}
+	n := rt.nic
+	buf := s.getBuf(n.hdr + n.cfg.MTU)
+	defer s.putBuf(buf)
+	t := buf[ipHeaderLen(dst):]
+	l := seg.Encode(t)
+	binary.BigEndian.PutUint16(t[16:], wire.TCPChecksum(t[:l], key.local.Addr(), dst))
+	rt.src = key.local.Addr()
+	s.sendPacket(now, &rt, dst, wire.ProtoTCP, buf, l, true)
+}
+
+// tcpError hands an ICMP error to the connection whose segment it quotes
+// (RFC 1122 §4.2.3.9, RFC 5461).
+func (s *Stack) tcpError(now clock.Instant, e *transportError) {
+	h := e.header
+	key := tuple{
+		local:  netip.AddrPortFrom(e.src, binary.BigEndian.Uint16(h[0:])),
+		remote: netip.AddrPortFrom(e.dst, binary.BigEndian.Uint16(h[2:])),
+	}
+	c := s.flows.conns[key]
+	if c == nil {
+		return
+	}
+	// HandleICMPError acts only while connecting, where the quoted
+	// sequence number can only be our SYN's (RFC 5927 §4.1 asks for that
+	// check in general).
+	var err error
+	switch e.kind {
+	case errPortUnreachable, errProtoUnreachable:
+		err = tcp.ErrConnRefused
+	case errPacketTooBig:
+		return // path MTU discovery: issue 11
+	default:
+		err = tcp.ErrHostUnreachable
+	}
+	c.conn.HandleICMPError(now, err)
+	s.afterConn(c)
 }
 
 // Connect opens a connection to raddr from laddr (whose address and port
@@ -113,7 +338,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+	if !supported(raddr.Addr()) || raddr.Port() == 0 {
 		return nil, ErrInvalid
 	}
 	if a := raddr.Addr(); a.IsMulticast() || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isDirectedBroadcast(a) {
@@ -122,10 +347,11 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 		// (ip_route_connect refuses RTCF_BROADCAST|RTCF_MULTICAST).
 		return nil, ErrNetUnreachable
 	}
-	n, nextHop, src, err := s.route(raddr.Addr())
+	rt, err := s.routeTo(raddr.Addr())
 	if err != nil {
 		return nil, err
 	}
+	n, nextHop, src := rt.nic, rt.nextHop, rt.src
 	if laddr.Addr().IsValid() && !laddr.Addr().IsUnspecified() {
 		if !s.isLocal(laddr.Addr()) {
 			return nil, ErrAddrNotAvail
@@ -140,7 +366,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 		}
 	}
 	key := tuple{local: netip.AddrPortFrom(src, port), remote: raddr}
-	if old := s.conns[key]; old != nil {
+	if old := s.flows.conns[key]; old != nil {
 		return nil, ErrAddrInUse
 	}
 	c := s.newConn(key, n, nextHop)
@@ -149,7 +375,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}
-	s.conns[key] = c
+	s.flows.conns[key] = c
 	s.afterConn(c)
 	return c, nil
 }
@@ -160,7 +386,7 @@ func (s *Stack) initialSeq(now clock.Instant, local, remote netip.AddrPort) (wir
 	if s.cfg.InitialSeq != nil {
 		return s.cfg.InitialSeq(local, remote)
 	}
-	return s.isn.ISN(now, local, remote), s.isn.TSOffset(local, remote)
+	return s.flows.isn.ISN(now, local, remote), s.flows.isn.TSOffset(local, remote)
 }
 
 // tsOffset returns the timestamp offset initialSeq gives a connection
@@ -170,7 +396,7 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 		_, off := s.cfg.InitialSeq(local, remote)
 		return off
 	}
-	return s.isn.TSOffset(local, remote)
+	return s.flows.isn.TSOffset(local, remote)
 }
 
 // ephemeralTCP picks a local port for a connection from src to dst with
@@ -178,33 +404,39 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 // search starts at an offset that is a keyed hash of the destination, so
 // ports are hard to guess but reused fairly.
 func (s *Stack) ephemeralTCP(src netip.Addr, dst netip.AddrPort) (uint16, error) {
+	f := &s.flows
 	lo, num := s.ephemeralRange()
-	var b [10]byte
-	s4, d4 := src.As4(), dst.Addr().As4()
-	copy(b[0:], s4[:])
-	copy(b[4:], d4[:])
-	binary.BigEndian.PutUint16(b[8:], dst.Port())
-	offset := uint32(s.portK.Sum64(b[:]))
+	// The hash input is the addresses as the family has them (4 or 16
+	// bytes each) and the port.
+	var b [2*16 + 2]byte
+	k := putAddr(b[:], src)
+	k += putAddr(b[k:], dst.Addr())
+	binary.BigEndian.PutUint16(b[k:], dst.Port())
+	offset := uint32(f.portK.Sum64(b[:k+2]))
 	for i := uint32(0); i < num; i++ {
-		port := uint16(lo + (offset+s.nextEph+i)%num)
+		port := uint16(lo + (offset+f.nextEph+i)%num)
 		local := netip.AddrPortFrom(src, port)
-		if s.conns[tuple{local, dst}] != nil || s.portListened(local) {
+		if f.conns[tuple{local, dst}] != nil {
 			continue
 		}
-		s.nextEph += i + 1
+		if _, listened := f.listeners.lookup(local); listened {
+			continue
+		}
+		f.nextEph += i + 1
 		return port, nil
 	}
 	return 0, ErrNoPorts
 }
 
-// portListened reports whether a listener holds local's port on its
-// address or on the wildcard.
-func (s *Stack) portListened(local netip.AddrPort) bool {
-	if _, ok := s.listeners[local]; ok {
-		return true
+// putAddr writes a's bytes (4 for IPv4, 16 for IPv6) into b and returns
+// how many.
+func putAddr(b []byte, a netip.Addr) int {
+	if a.Is4() {
+		a4 := a.As4()
+		return copy(b, a4[:])
 	}
-	_, ok := s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())]
-	return ok
+	a16 := a.As16()
+	return copy(b, a16[:])
 }
 
 // Read reads received data (see tcp.Conn.Read); ErrWouldBlock if there
@@ -321,7 +553,7 @@ type TCPListener struct {
 	addr     netip.AddrPort
 	backlog  int
 	synQueue int
-	acceptQ  []*TCPConn
+	acceptQ  ring.Ring[*TCPConn]
 	closed   bool
 	// cookieSent is when the listener last answered a SYN with a SYN
 	// cookie (clock.Never: never); ACKs for no connection are checked as
@@ -340,7 +572,7 @@ func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if !a.Is4() {
+	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
 	if !a.IsUnspecified() && !s.isLocal(a) {
@@ -349,51 +581,42 @@ func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 	port := addr.Port()
 	if port == 0 {
 		var err error
-		if port, err = s.ephemeralListen(a); err != nil {
+		if port, err = s.ephemeralListen(); err != nil {
 			return nil, err
 		}
 	}
 	addr = netip.AddrPortFrom(a, port)
-	// Binding conflicts as in Linux: the same port on the same address,
-	// or on the wildcard and a specific address, conflict.
-	for other := range s.listeners {
-		if other.Port() == port && (other.Addr() == a || other.Addr().IsUnspecified() || a.IsUnspecified()) {
-			return nil, ErrAddrInUse
-		}
+	if s.flows.listeners.conflicts(addr) {
+		return nil, ErrAddrInUse
 	}
 	if backlog <= 0 || backlog > s.cfg.MaxBacklog {
 		backlog = s.cfg.MaxBacklog
 	}
 	l := &TCPListener{s: s, addr: addr, backlog: backlog, cookieSent: clock.Never}
-	s.listeners[addr] = l
+	s.flows.listeners.add(addr, l)
 	return l, nil
 }
 
-// ephemeralListen picks a free port for a listener bound to port 0.
-func (s *Stack) ephemeralListen(a netip.Addr) (uint16, error) {
+// ephemeralListen picks a free port for a listener bound to port 0: one
+// no listener holds on any address.
+func (s *Stack) ephemeralListen() (uint16, error) {
 	lo, num := s.ephemeralRange()
 	start := s.rng.Uint32()
 	for i := uint32(0); i < num; i++ {
 		port := uint16(lo + (start+i)%num)
-		if !s.portListened(netip.AddrPortFrom(a, port)) {
-			busy := false
-			for other := range s.listeners {
-				busy = busy || other.Port() == port
-			}
-			if !busy {
-				return port, nil
-			}
+		if !s.flows.listeners.portBusy(port) {
+			return port, nil
 		}
 	}
 	return 0, ErrNoPorts
 }
 
-func (l *TCPListener) acceptFull() bool { return len(l.acceptQ) >= l.backlog }
+func (l *TCPListener) acceptFull() bool { return l.acceptQ.Len() >= l.backlog }
 
 func (l *TCPListener) removeQueued(c *TCPConn) {
-	for i, q := range l.acceptQ {
-		if q == c {
-			l.acceptQ = append(l.acceptQ[:i], l.acceptQ[i+1:]...)
+	for i := range l.acceptQ.Len() {
+		if l.acceptQ.At(i) == c {
+			l.acceptQ.RemoveAt(i)
 			return
 		}
 	}
@@ -405,13 +628,10 @@ func (l *TCPListener) Addr() netip.AddrPort { return l.addr }
 // Accept returns the next established connection, or nil if none is
 // waiting.
 func (l *TCPListener) Accept() *TCPConn {
-	if len(l.acceptQ) == 0 {
+	c, ok := l.acceptQ.PopFront()
+	if !ok {
 		return nil
 	}
-	c := l.acceptQ[0]
-	copy(l.acceptQ, l.acceptQ[1:])
-	l.acceptQ[len(l.acceptQ)-1] = nil
-	l.acceptQ = l.acceptQ[:len(l.acceptQ)-1]
 	c.listener = nil
 	// Events that happened while queued (data, FIN) are due now.
 	c.s.notify(c, EventReadable|EventWritable)
@@ -419,7 +639,7 @@ func (l *TCPListener) Accept() *TCPConn {
 }
 
 // Pending returns the number of connections waiting to be accepted.
-func (l *TCPListener) Pending() int { return len(l.acceptQ) }
+func (l *TCPListener) Pending() int { return l.acceptQ.Len() }
 
 // Closed reports whether Close was called.
 func (l *TCPListener) Closed() bool { return l.closed }
@@ -432,14 +652,14 @@ func (l *TCPListener) Close() {
 	}
 	l.closed = true
 	s := l.s
-	if s.listeners[l.addr] == l {
-		delete(s.listeners, l.addr)
+	if cur, _ := s.flows.listeners.get(l.addr); cur == l {
+		s.flows.listeners.remove(l.addr)
 	}
 	for _, c := range s.sortedConns(func(c *TCPConn) bool { return c.listener == l }) {
 		c.conn.Abort()
 		s.afterConn(c)
 	}
-	l.acceptQ = nil
+	l.acceptQ.Free()
 	s.notify(l, EventClosed|EventReadable)
 }
 
@@ -452,7 +672,7 @@ type ConnInfo struct {
 // Conns returns every connection the stack holds, TIME-WAIT included,
 // ordered by local then remote address and port.
 func (s *Stack) Conns() []ConnInfo {
-	out := make([]ConnInfo, 0, len(s.conns))
+	out := make([]ConnInfo, 0, len(s.flows.conns))
 	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
 		out = append(out, ConnInfo{Local: c.key.local, Remote: c.key.remote, Info: c.conn.Info()})
 	}
@@ -462,10 +682,10 @@ func (s *Stack) Conns() []ConnInfo {
 // Listeners returns the addresses listened on, with queue lengths,
 // ordered by address and port.
 func (s *Stack) Listeners() []ListenerInfo {
-	out := make([]ListenerInfo, 0, len(s.listeners))
-	for _, a := range sortedKeys(s.listeners) {
-		l := s.listeners[a]
-		out = append(out, ListenerInfo{Addr: a, SynQueue: l.synQueue, AcceptQueue: len(l.acceptQ), Backlog: l.backlog})
+	out := make([]ListenerInfo, 0, s.flows.listeners.len())
+	for _, a := range s.flows.listeners.sorted() {
+		l, _ := s.flows.listeners.get(a)
+		out = append(out, ListenerInfo{Addr: a, SynQueue: l.synQueue, AcceptQueue: l.acceptQ.Len(), Backlog: l.backlog})
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/ring"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -19,7 +20,7 @@ type UDPEndpoint struct {
 	sockBase
 	s      *Stack
 	addr   netip.AddrPort
-	q      []datagram
+	q      ring.Ring[datagram]
 	qBytes int
 	closed bool
 }
@@ -37,26 +38,19 @@ func (s *Stack) BindUDP(addr netip.AddrPort) (*UDPEndpoint, error) {
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
-	if !a.Is4() {
+	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
 	if !a.IsUnspecified() && !s.isLocal(a) {
 		return nil, ErrAddrNotAvail
 	}
 	port := addr.Port()
-	conflict := func(p uint16) bool {
-		for other := range s.udp {
-			if other.Port() == p && (other.Addr() == a || other.Addr().IsUnspecified() || a.IsUnspecified()) {
-				return true
-			}
-		}
-		return false
-	}
+	udp := &s.flows.udp
 	if port == 0 {
 		lo, num := s.ephemeralRange()
 		start := s.rng.Uint32()
 		for i := uint32(0); i < num; i++ {
-			if p := uint16(lo + (start+i)%num); !conflict(p) {
+			if p := uint16(lo + (start+i)%num); !udp.conflicts(netip.AddrPortFrom(a, p)) {
 				port = p
 				break
 			}
@@ -64,12 +58,58 @@ func (s *Stack) BindUDP(addr netip.AddrPort) (*UDPEndpoint, error) {
 		if port == 0 {
 			return nil, ErrNoPorts
 		}
-	} else if conflict(port) {
+	} else if udp.conflicts(netip.AddrPortFrom(a, port)) {
 		return nil, ErrAddrInUse
 	}
 	u := &UDPEndpoint{s: s, addr: netip.AddrPortFrom(a, port)}
-	s.udp[u.addr] = u
+	udp.add(u.addr, u)
 	return u, nil
+}
+
+// handleUDP delivers a datagram to its socket, or answers with a port
+// unreachable (RFC 768, RFC 1122 §4.1.3.1).
+func (s *Stack) handleUDP(now clock.Instant, p *ipRepr) {
+	st := &s.flows.udpStats
+	u, err := wire.ParseUDP(p.payload)
+	if err != nil {
+		st.InErrors++
+		return
+	}
+	if u.Checksum() != 0 && !p.dataValid && wire.UDPChecksum(u.Datagram(), p.src, p.dst) != 0 {
+		st.InCsumErrors++
+		st.InErrors++
+		return
+	}
+	local := netip.AddrPortFrom(p.dst, u.DstPort())
+	ep, _ := s.flows.udp.lookup(local)
+	if ep == nil || ep.closed {
+		st.NoPorts++
+		if !p.bcast {
+			if p.dataValid && u.Checksum() != 0 {
+				// The checksum was not verified here: it may be partial
+				// (the sender left it to the link, and the link vouched
+				// for the data). Quote the datagram as the wire would
+				// carry it; a checksum that was right stays the same.
+				// (Linux quotes a partial sum as it is.)
+				seg := u.Datagram()
+				seg[6], seg[7] = 0, 0
+				c := wire.UDPChecksum(seg, p.src, p.dst)
+				if c == 0 {
+					c = 0xffff
+				}
+				u.SetChecksum(c)
+			}
+			s.sendUnreachable(now, p, unreachPort)
+		}
+		return
+	}
+	if !ep.deliver(netip.AddrPortFrom(p.src, u.SrcPort()), local, u.Payload()) {
+		st.RcvbufErrors++
+		st.InErrors++
+		return
+	}
+	st.InDatagrams++
+	s.notify(ep, EventReadable)
 }
 
 // deliver queues a datagram; false if the receive buffer is full.
@@ -79,7 +119,7 @@ func (u *UDPEndpoint) deliver(from, to netip.AddrPort, p []byte) bool {
 	}
 	buf := u.s.getBuf(len(p))
 	copy(buf, p)
-	u.q = append(u.q, datagram{from: from, to: to, buf: buf, n: len(p)})
+	u.q.PushBack(datagram{from: from, to: to, buf: buf, n: len(p)})
 	u.qBytes += len(p)
 	return true
 }
@@ -91,13 +131,10 @@ func (u *UDPEndpoint) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 	if u.closed {
 		return 0, netip.AddrPort{}, ErrClosed
 	}
-	if len(u.q) == 0 {
+	d, ok := u.q.PopFront()
+	if !ok {
 		return 0, netip.AddrPort{}, ErrWouldBlock
 	}
-	d := u.q[0]
-	copy(u.q, u.q[1:])
-	u.q[len(u.q)-1] = datagram{}
-	u.q = u.q[:len(u.q)-1]
 	u.qBytes -= d.n
 	n := copy(p, d.buf[:d.n])
 	u.s.putBuf(d.buf)
@@ -105,7 +142,7 @@ func (u *UDPEndpoint) ReadFrom(p []byte) (int, netip.AddrPort, error) {
 }
 
 // Readable reports whether a datagram is queued (or the socket closed).
-func (u *UDPEndpoint) Readable() bool { return len(u.q) > 0 || u.closed }
+func (u *UDPEndpoint) Readable() bool { return u.q.Len() > 0 || u.closed }
 
 // LocalAddr returns the bound address.
 func (u *UDPEndpoint) LocalAddr() netip.AddrPort { return u.addr }
@@ -120,32 +157,26 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 	if len(p) > maxUDPPayload {
 		return 0, ErrMsgSize
 	}
-	if !to.Addr().Is4() || to.Port() == 0 {
+	if !supported(to.Addr()) || to.Port() == 0 {
 		return 0, ErrInvalid
 	}
-	n, nextHop, src, err := s.route(to.Addr())
+	dst := to.Addr()
+	rt, err := s.routeTo(dst)
 	if err != nil {
-		s.stats.UDP.SndbufErrors++
-		s.stats.Net.OutNoRoutes++
+		s.flows.udpStats.SndbufErrors++
+		s.host.net.OutNoRoutes++
 		return 0, err
 	}
 	if !u.addr.Addr().IsUnspecified() {
-		src = u.addr.Addr()
+		rt.src = u.addr.Addr()
 	}
-	total := wire.IPv4HeaderLen + wire.UDPHeaderLen + len(p)
-	buf := s.getBuf(total)
+	hl := ipHeaderLen(dst)
+	buf := s.getBuf(hl + wire.UDPHeaderLen + len(p))
 	defer s.putBuf(buf)
 	f := wire.UDPFields{SrcPort: u.addr.Port(), DstPort: to.Port(), Payload: p}
-	l := f.Encode(buf[wire.IPv4HeaderLen:], src, to.Addr())
-	s.ipHeader(buf, src, to.Addr(), wire.ProtoUDP, l, false)
-	s.stats.Net.OutRequests++
-	s.stats.UDP.OutDatagrams++
-	pkt := buf[:total]
-	if total <= n.cfg.MTU || s.isLocal(to.Addr()) {
-		s.sendIP(now, n, nextHop, pkt)
-		return len(p), nil
-	}
-	if !s.sendFragments(now, n, nextHop, pkt) {
+	l := f.Encode(buf[hl:], rt.src, dst)
+	s.flows.udpStats.OutDatagrams++
+	if !s.sendPacket(now, &rt, dst, wire.ProtoUDP, buf, l, false) {
 		return 0, ErrMsgSize
 	}
 	return len(p), nil
@@ -157,12 +188,17 @@ func (u *UDPEndpoint) Close() {
 		return
 	}
 	u.closed = true
-	if u.s.udp[u.addr] == u {
-		delete(u.s.udp, u.addr)
+	if cur, _ := u.s.flows.udp.get(u.addr); cur == u {
+		u.s.flows.udp.remove(u.addr)
 	}
-	for _, d := range u.q {
+	for {
+		d, ok := u.q.PopFront()
+		if !ok {
+			break
+		}
 		u.s.putBuf(d.buf)
 	}
-	u.q, u.qBytes = nil, 0
+	u.q.Free()
+	u.qBytes = 0
 	u.s.notify(u, EventClosed|EventReadable)
 }

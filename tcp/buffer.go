@@ -1,15 +1,19 @@
 package tcp
 
-import "github.com/ustack/ustack/internal/chunk"
+import (
+	"github.com/ustack/ustack/internal/chunk"
+	"github.com/ustack/ustack/internal/ring"
+)
 
 // chunks is a byte queue made of pooled chunks. Byte i of the queue (counted
-// from the front) lives at chunks[(head+i)/chunk.Size][(head+i)%chunk.Size].
+// from the front) lives at c[(head+i)/chunk.Size][(head+i)%chunk.Size].
 // Positions past the written part may be filled out of order (the receive
 // side's out-of-order data); a chunk is taken when the first byte lands in
-// it and given back when its last byte is consumed.
+// it and given back when its last byte is consumed. The chunk pointers are
+// a ring, so consuming a chunk does not shift the ones after it.
 type chunks struct {
-	c    []*chunk.Chunk
-	head int // offset of the front byte in c[0]
+	c    ring.Ring[*chunk.Chunk]
+	head int // offset of the front byte in c's first chunk
 }
 
 // writeAt copies p to queue positions off...
@@ -17,13 +21,14 @@ func (q *chunks) writeAt(off int, p []byte) {
 	for len(p) > 0 {
 		abs := q.head + off
 		ci, within := abs/chunk.Size, abs%chunk.Size
-		for len(q.c) <= ci {
-			q.c = append(q.c, nil)
+		for q.c.Len() <= ci {
+			q.c.PushBack(nil)
 		}
-		if q.c[ci] == nil {
-			q.c[ci] = chunk.Get()
+		c := q.c.Ptr(ci)
+		if *c == nil {
+			*c = chunk.Get()
 		}
-		n := copy(q.c[ci][within:], p)
+		n := copy((*c)[within:], p)
 		p = p[n:]
 		off += n
 	}
@@ -35,7 +40,7 @@ func (q *chunks) readAt(off int, p []byte) {
 	for len(p) > 0 {
 		abs := q.head + off
 		ci, within := abs/chunk.Size, abs%chunk.Size
-		n := copy(p, q.c[ci][within:])
+		n := copy(p, q.c.At(ci)[within:])
 		p = p[n:]
 		off += n
 	}
@@ -44,45 +49,40 @@ func (q *chunks) readAt(off int, p []byte) {
 // consume drops n bytes from the front, giving back chunks that empties.
 func (q *chunks) consume(n int) {
 	q.head += n
-	for q.head >= chunk.Size && len(q.c) > 0 {
-		if q.c[0] != nil {
-			chunk.Put(q.c[0])
+	for q.head >= chunk.Size && q.c.Len() > 0 {
+		if c, _ := q.c.PopFront(); c != nil {
+			chunk.Put(c)
 		}
-		copy(q.c, q.c[1:])
-		q.c[len(q.c)-1] = nil
-		q.c = q.c[:len(q.c)-1]
 		q.head -= chunk.Size
 	}
-	if len(q.c) == 0 {
+	if q.c.Len() == 0 {
 		q.head = 0
 	}
 }
 
-// release gives back every chunk and empties the queue. The slice of chunk
+// release gives back every chunk and empties the queue. The ring of chunk
 // pointers is kept, so a connection that drains its buffer many times a
 // second does not allocate; free drops it too.
 func (q *chunks) release() {
-	for i, c := range q.c {
-		if c != nil {
+	for q.c.Len() > 0 {
+		if c, _ := q.c.PopFront(); c != nil {
 			chunk.Put(c)
-			q.c[i] = nil
 		}
 	}
-	q.c = q.c[:0]
 	q.head = 0
 }
 
-// free gives back every chunk and the pointer slice (the connection ended).
+// free gives back every chunk and the pointer ring (the connection ended).
 func (q *chunks) free() {
 	q.release()
-	q.c = nil
+	q.c.Free()
 }
 
 // held returns the number of chunks the queue holds.
 func (q *chunks) held() int {
 	n := 0
-	for _, c := range q.c {
-		if c != nil {
+	for i := range q.c.Len() {
+		if q.c.At(i) != nil {
 			n++
 		}
 	}

@@ -131,11 +131,13 @@ func runNetem(args []string) int {
 
 // runBridge runs the bridge until ctx is done or a link fails.
 func runBridge(ctx context.Context, c *netemConfig) error {
-	a, err := afpacket.Open(afpacket.Config{Interface: c.a, Netns: c.netns, Mode: c.afMode})
+	// The bridge forwards wire frames: no super-frames, no partial
+	// checksums (the ends' peers must have segmentation offloads off).
+	a, err := afpacket.Open(afpacket.Config{Interface: c.a, Netns: c.netns, Mode: c.afMode, NoOffloads: true})
 	if err != nil {
 		return err
 	}
-	b, err := afpacket.Open(afpacket.Config{Interface: c.b, Netns: c.netns, Mode: c.afMode})
+	b, err := afpacket.Open(afpacket.Config{Interface: c.b, Netns: c.netns, Mode: c.afMode, NoOffloads: true})
 	if err != nil {
 		a.Close()
 		return err

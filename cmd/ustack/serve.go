@@ -43,7 +43,7 @@ type serveConfig struct {
 	source, udpEcho   string
 	pcap              string
 	afMode            afpacket.Mode
-	persist, vnet     bool
+	persist, offloads bool
 	demo, verbose     bool
 	statsEvery        time.Duration
 	synCookies        stack.SynCookieMode
@@ -114,7 +114,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 	fs.StringVar(&c.pcap, "pcap", "", "capture the stack's link to `FILE` (pcap; tcpdump -r, wireshark)")
 	mode := fs.String("afpacket-mode", "default", "AF_PACKET receive mode: mmsg (recvmmsg) or ring (TPACKET_V3)")
 	fs.BoolVar(&c.persist, "persist", false, "keep a TAP/TUN device this command created after exit")
-	fs.BoolVar(&c.vnet, "vnet-hdr", false, "experimental: TAP/TUN with virtio-net header, TSO and checksum offload")
+	fs.BoolVar(&c.offloads, "offloads", true, "link offloads: TSO, checksum offload and GRO (TAP/TUN with the virtio-net header; AF_PACKET with PACKET_VNET_HDR taking and sending super-frames); -offloads=false for plain frames of at most the MTU")
+	fs.BoolVar(&c.offloads, "vnet-hdr", true, "same as -offloads (the old name)")
 	fs.BoolVar(&c.demo, "netns-demo", false, "build a private namespace with the kernel's side, print commands to try, remove it on exit (root)")
 	fs.BoolVar(&c.verbose, "v", false, "print every non-zero counter in summaries")
 	fs.DurationVar(&c.statsEvery, "stats", 0, "print a summary this often (0: only on exit)")
@@ -214,14 +215,14 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 	var linkStats func() string
 	switch kind {
 	case "tap", "tun":
-		t, err := tap.Open(tap.Config{Name: name, TUN: kind == "tun", MTU: c.mtu, Netns: nsName, Persist: c.persist, VnetHdr: c.vnet})
+		t, err := tap.Open(tap.Config{Name: name, TUN: kind == "tun", MTU: c.mtu, Netns: nsName, Persist: c.persist, NoOffloads: !c.offloads})
 		if err != nil {
 			return err
 		}
 		ep, name = t, t.Name()
 		linkStats = func() string { return fmt.Sprintf("%+v", t.Stats()) }
 	case "afpacket":
-		a, err := afpacket.Open(afpacket.Config{Interface: name, Netns: nsName, Mode: c.afMode})
+		a, err := afpacket.Open(afpacket.Config{Interface: name, Netns: nsName, Mode: c.afMode, NoOffloads: !c.offloads})
 		if err != nil {
 			return err
 		}

@@ -64,6 +64,30 @@ func TestServeFlags(t *testing.T) {
 	}
 }
 
+// TestServeOffloadFlags: the links' offloads are on unless -offloads=false
+// (or its old name, -vnet-hdr=false) turns them off.
+func TestServeOffloadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"-link", "tap:x"}, true},
+		{[]string{"-link", "tap:x", "-offloads=false"}, false},
+		{[]string{"-link", "tap:x", "-vnet-hdr=false"}, false},
+		{[]string{"-link", "afpacket:x", "-offloads=false"}, false},
+		{[]string{"-link", "tap:x", "-vnet-hdr"}, true},
+	} {
+		var stderr bytes.Buffer
+		c, code := parseServeFlags(tc.args, &stderr)
+		if c == nil {
+			t.Fatalf("serve %q: refused (status %d): %s", tc.args, code, stderr.String())
+		}
+		if c.offloads != tc.want {
+			t.Errorf("serve %q: offloads %v, want %v", tc.args, c.offloads, tc.want)
+		}
+	}
+}
+
 // TestServeOtherAddr: `ustack serve` on a TAP with an address of another
 // prefix than the default and no -gw starts without a gateway and
 // answers curl on that prefix.

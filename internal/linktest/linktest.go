@@ -13,10 +13,13 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ustack/ustack"
+	"github.com/ustack/ustack/internal/gro"
 	"github.com/ustack/ustack/internal/netns"
 	"github.com/ustack/ustack/link"
 )
@@ -196,4 +199,98 @@ func TCPBothWays(t testing.TB, ns *netns.NS, s *ustack.Stack, kernelAddr, stackA
 func sum(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// Counters returns the kernel's SNMP and netstat counters in namespace ns,
+// by nstat's names ("TcpRetransSegs", "TcpExtTCPSackRecovery", ...), read
+// from /proc/net/{snmp,netstat} inside it.
+func Counters(t testing.TB, ns *netns.NS) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, f := range []string{"/proc/net/snmp", "/proc/net/netstat"} {
+		out, err := ns.Run("cat", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, line := range strings.Split(out, "\n") {
+			fs := strings.Fields(line)
+			if len(fs) < 2 {
+				continue
+			}
+			prefix := strings.TrimSuffix(fs[0], ":")
+			if names == nil || names[0] != prefix {
+				names = append([]string{prefix}, fs[1:]...)
+				continue
+			}
+			for i, v := range fs[1:] {
+				if i+1 < len(names) {
+					n, _ := strconv.ParseUint(v, 10, 64)
+					m[prefix+names[i+1]] = n
+				}
+			}
+			names = nil
+		}
+	}
+	return m
+}
+
+// NoRetransStorm fails the test if the kernel in ns retransmitted more
+// than 1 % of the segments it sent since before (Counters), and at least
+// 50, or counted checksum errors, and logs what it did retransmit.
+func NoRetransStorm(t testing.TB, ns *netns.NS, before map[string]uint64) {
+	t.Helper()
+	after := Counters(t, ns)
+	d := func(k string) uint64 { return after[k] - before[k] }
+	out, re := d("TcpOutSegs"), d("TcpRetransSegs")
+	t.Logf("kernel: %d segments out, %d retransmitted, %d timeouts, %d in with bad checksums",
+		out, re, d("TcpExtTCPTimeouts"), d("TcpInCsumErrors"))
+	if re > 50 && re > out/100 {
+		t.Errorf("the kernel retransmitted %d of %d segments", re, out)
+	}
+	if n := d("TcpInCsumErrors") + d("UdpInCsumErrors"); n != 0 {
+		t.Errorf("the kernel counted %d checksum errors", n)
+	}
+}
+
+// TSO wraps an endpoint with CapTSO so that the frames written to it reach
+// it as TSO super-frames: each batch's consecutive TCP segments are merged
+// (package internal/gro) and written with the Offload that asks the device
+// to cut them again. It lets the tests send super-frames from a stack that
+// writes wire-sized segments; SuperFrames counts those written.
+type TSO struct {
+	link.Endpoint
+	out         []link.Packet
+	gro         *gro.Coalescer
+	SuperFrames atomic.Uint64
+}
+
+// NewTSO wraps ep (see TSO).
+func NewTSO(ep link.Endpoint) *TSO {
+	return &TSO{Endpoint: ep, gro: gro.New(ep.Medium())}
+}
+
+// WriteBatch merges what it can of pkts and writes the result.
+func (e *TSO) WriteBatch(pkts []link.Packet) (int, error) {
+	for len(e.out) < len(pkts) {
+		e.out = append(e.out, link.Packet{Buf: make([]byte, link.MaxSuperFrame)})
+	}
+	out := e.out[:len(pkts)]
+	for i := range pkts {
+		out[i].N = copy(out[i].Buf, pkts[i].Frame())
+		out[i].Offload = pkts[i].Offload
+		out[i].Offload.DataValid = true // our own frames: no need to verify
+	}
+	n := e.gro.Coalesce(out)
+	for i := range out[:n] {
+		out[i].Offload.DataValid = false
+		if out[i].Offload.GSOType != link.GSONone {
+			e.SuperFrames.Add(1)
+		}
+	}
+	k, err := e.Endpoint.WriteBatch(out[:n])
+	if k == n {
+		k = len(pkts)
+	}
+	return k, err
 }

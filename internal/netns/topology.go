@@ -40,8 +40,9 @@ type PairConfig struct {
 	MTU int
 	// PeerOffloads keeps TSO, GSO and checksum offload on the peer's end
 	// (the kernel default). Off (the default), the peer sends MTU-sized
-	// frames with complete checksums, which link/afpacket needs (its
-	// package documentation says why).
+	// frames with complete checksums: what link/afpacket with NoOffloads
+	// and `ustack netem` need (its package documentation says why); with
+	// its default offloads link/afpacket takes either.
 	PeerOffloads bool
 	// NoRPS leaves receive packet steering alone. By default both ends
 	// steer receive processing to CPU 0, which keeps a flow's frames in

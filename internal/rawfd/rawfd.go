@@ -31,6 +31,10 @@ type FD struct {
 	rc     syscall.RawConn
 	closed atomic.Bool
 
+	// The Read call in progress (calls must not overlap).
+	rfn   func(fd int) bool
+	rstep func(fd uintptr) bool // d.readStep, bound once
+
 	// The WriteBounded call in progress (calls must not overlap).
 	wfn      func(fd int) bool
 	wtimeout time.Duration
@@ -53,6 +57,7 @@ func New(fd int, name string) (*FD, error) {
 	}
 	d := &FD{f: f, rc: rc}
 	d.wstep = d.boundedStep
+	d.rstep = d.readStep
 	return d, nil
 }
 
@@ -60,11 +65,16 @@ func New(fd int, name string) (*FD, error) {
 // descriptor to become readable each time fn returns false. fn must
 // return false only after a system call said EAGAIN (edge-triggered
 // polling reports only new readiness). After Close, Read returns an error
-// wrapping net.ErrClosed.
+// wrapping net.ErrClosed. Calls must not overlap (the links hold their
+// read lock); a call allocates nothing.
 func (d *FD) Read(fn func(fd int) (done bool)) error {
-	err := d.rc.Read(func(fd uintptr) bool { return fn(int(fd)) })
+	d.rfn = fn
+	err := d.rc.Read(d.rstep)
+	d.rfn = nil
 	return d.mapErr(err)
 }
+
+func (d *FD) readStep(fd uintptr) bool { return d.rfn(int(fd)) }
 
 // Write is Read for writability.
 func (d *FD) Write(fn func(fd int) (done bool)) error {

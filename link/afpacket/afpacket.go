@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ustack/ustack/internal/gro"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/internal/netns"
 	"github.com/ustack/ustack/internal/rawfd"
 	"github.com/ustack/ustack/internal/vnet"
@@ -97,6 +99,21 @@ type Config struct {
 	// stack has a MAC address of its own, which a NIC would otherwise
 	// filter out. A veth delivers every frame either way.
 	NoPromisc bool
+	// NoOffloads makes an endpoint without offloads (Caps 0): it
+	// completes the partial checksums of frames it receives and drops
+	// (and counts) the kernel's GSO super-frames, so the peer must have
+	// segmentation offloads off (see the package documentation), and it
+	// sends frames of at most the MTU. By default the socket takes the
+	// kernel's frames as they are, with PACKET_VNET_HDR: super-frames up
+	// to 64 KiB (read buffers need room for link.MaxSuperFrame) and
+	// partial checksums reach the stack with their link.Offload, and it
+	// sends super-frames and partial checksums for the kernel to finish.
+	NoOffloads bool
+	// NoGRO leaves received TCP segments as the kernel sent them: without
+	// it, consecutive segments of a flow within a batch are merged into
+	// one super-frame (package internal/gro) before the stack sees them.
+	// It has no effect with NoOffloads.
+	NoGRO bool
 }
 
 // Stats are the counters of an Endpoint.
@@ -104,13 +121,21 @@ type Stats struct {
 	RxFrames, RxBytes uint64 // frames ReadBatch returned
 	TxFrames, TxBytes uint64 // frames the kernel accepted
 	// RxTooBig counts frames dropped because they did not fit the
-	// caller's buffer, GSO super-frames included.
+	// caller's buffer (with NoOffloads, GSO super-frames included).
 	RxTooBig uint64
-	// RxGSO counts the GSO super-frames among them: the peer sends with
-	// TSO or GSO on (see the package documentation).
+	// RxGSO counts the GSO super-frames the kernel handed over (the peer
+	// sends with TSO or GSO on); with NoOffloads they are dropped.
 	RxGSO uint64
+	// RxCoalesced counts the segments GRO merged into the one before
+	// them.
+	RxCoalesced uint64
+	// RxSplit counts UDP super-datagrams cut into datagrams here (a UDP
+	// socket takes them one at a time); RxBadOffload counts frames
+	// dropped because their virtio-net header did not match them, or
+	// because too many UDP super-datagrams waited to be cut.
+	RxSplit, RxBadOffload uint64
 	// RxCsumCompleted counts frames whose partial checksum (the peer has
-	// checksum offload on) was completed here.
+	// checksum offload on) was completed here (NoOffloads only).
 	RxCsumCompleted uint64
 	// RxKernelDrops counts frames the kernel dropped because the receive
 	// buffer or ring was full (PACKET_STATISTICS tp_drops).
@@ -123,6 +148,8 @@ type Stats struct {
 	// TxTooBig counts frames larger than MTU plus the Ethernet header,
 	// refused with link.ErrFrameTooBig.
 	TxTooBig uint64
+	// TxGSO counts the super-frames written, for the kernel to segment.
+	TxGSO uint64
 }
 
 // WriteTimeout is how long WriteBatch waits for room in the socket's send
@@ -138,13 +165,19 @@ type Endpoint struct {
 	mtu     int
 	batch   int
 	mode    Mode
-	vnet    bool // PACKET_VNET_HDR is on (ModeMmsg)
+	vnet    bool // PACKET_VNET_HDR is on
+	offload bool // !Config.NoOffloads
 
 	rmu    sync.Mutex
 	rpkts  []link.Packet
 	rn     int
 	rerr   error
 	readFn func(fd int) bool
+	gro    *gro.Coalescer // nil: no GRO
+	// UDP super-datagrams waiting to be cut into datagrams, and the UDP
+	// frames behind them (which must not overtake them); made on first
+	// use.
+	split *gso.Queue
 	// ModeMmsg
 	rmsgs []unix.Mmsghdr
 	riov  []unix.Iovec
@@ -164,10 +197,11 @@ type Endpoint struct {
 	writeFn func(fd int) bool
 	wmsgs   []unix.Mmsghdr
 	wiov    []unix.Iovec
-	whdr    [vnet.Len]byte // all zero: a complete frame
+	whdrs   []byte // one virtio-net header per message
 
 	rxFrames, rxBytes, txFrames, txBytes, rxTooBig, rxGSO, rxCsum,
-	rxKernelDrops, rxErrors, txDropped, txTooBig atomic.Uint64
+	rxKernelDrops, rxErrors, txDropped, txTooBig,
+	rxSplit, rxBadOffload, txGSO, merged atomic.Uint64
 	statsMu sync.Mutex
 }
 
@@ -182,7 +216,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	if cfg.Interface == "" {
 		return nil, errors.New("afpacket: no interface")
 	}
-	e := &Endpoint{ifname: cfg.Interface, batch: cfg.BatchSize, mode: cfg.Mode}
+	e := &Endpoint{ifname: cfg.Interface, batch: cfg.BatchSize, mode: cfg.Mode, offload: !cfg.NoOffloads}
 	if e.batch <= 0 {
 		e.batch = 64
 	}
@@ -208,6 +242,10 @@ func Open(cfg Config) (*Endpoint, error) {
 	e.rhdrs = make([]byte, vnet.Len*e.batch)
 	e.wmsgs = make([]unix.Mmsghdr, e.batch)
 	e.wiov = make([]unix.Iovec, 2*e.batch)
+	e.whdrs = make([]byte, vnet.Len*e.batch)
+	if e.offload && !cfg.NoGRO {
+		e.gro = gro.New(link.Ethernet)
+	}
 	if e.mode == ModeRing {
 		e.readFn = e.readRing
 	} else {
@@ -257,15 +295,19 @@ func (e *Endpoint) open(cfg Config) (fd int, err error) {
 		// Without CAP_NET_ADMIN: as much as net.core.rmem_max allows.
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 	}
-	if e.mode == ModeRing {
-		if err = e.setupRing(fd, cfg); err != nil {
-			return fd, err
-		}
-	} else {
+	// The virtio-net header says which frames are super-frames and which
+	// checksums are partial. The ring has it too (tpacket_rcv), with
+	// offloads; it must be set before the ring is (EBUSY after).
+	if e.mode != ModeRing || e.offload {
 		if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 			return fd, fmt.Errorf("afpacket: PACKET_VNET_HDR: %w", err)
 		}
 		e.vnet = true
+	}
+	if e.mode == ModeRing {
+		if err = e.setupRing(fd, cfg); err != nil {
+			return fd, err
+		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: e.ifindex}
 	if err = unix.Bind(fd, sa); err != nil {
@@ -343,9 +385,16 @@ func (e *Endpoint) Medium() link.Medium { return link.Ethernet }
 // MTU returns the interface's MTU when the socket was opened.
 func (e *Endpoint) MTU() int { return e.mtu }
 
-// Caps returns 0: frames are complete (partial checksums are completed,
-// GSO super-frames dropped).
-func (e *Endpoint) Caps() link.Caps { return 0 }
+// Caps returns the offloads of the virtio-net header — link.CapRxChecksumValid,
+// CapGRO, CapTxChecksum, CapTSO and CapUSO — or 0 with Config.NoOffloads
+// (frames are then complete: partial checksums are completed, GSO
+// super-frames dropped).
+func (e *Endpoint) Caps() link.Caps {
+	if !e.offload {
+		return 0
+	}
+	return link.CapRxChecksumValid | link.CapGRO | link.CapTxChecksum | link.CapTSO | link.CapUSO
+}
 
 // BatchSize returns Config.BatchSize (64 by default).
 func (e *Endpoint) BatchSize() int { return e.batch }
@@ -373,15 +422,19 @@ func (e *Endpoint) Stats() Stats {
 		RxFrames: e.rxFrames.Load(), RxBytes: e.rxBytes.Load(),
 		TxFrames: e.txFrames.Load(), TxBytes: e.txBytes.Load(),
 		RxTooBig: e.rxTooBig.Load(), RxGSO: e.rxGSO.Load(), RxCsumCompleted: e.rxCsum.Load(),
+		RxCoalesced: e.merged.Load(), RxSplit: e.rxSplit.Load(), RxBadOffload: e.rxBadOffload.Load(),
 		RxKernelDrops: e.rxKernelDrops.Load(), RxErrors: e.rxErrors.Load(),
-		TxDropped: e.txDropped.Load(), TxTooBig: e.txTooBig.Load(),
+		TxDropped: e.txDropped.Load(), TxTooBig: e.txTooBig.Load(), TxGSO: e.txGSO.Load(),
 	}
 }
 
 // ReadBatch blocks until at least one frame has arrived and returns up to
-// len(pkts) frames. Frames that do not fit their buffer and GSO
-// super-frames are dropped and counted; partial checksums are completed.
-// After Close it returns an error wrapping net.ErrClosed.
+// len(pkts) frames. Frames that do not fit their buffer are dropped and
+// counted. With offloads, super-frames and partial checksums reach the
+// caller with their link.Offload, UDP super-datagrams are cut into
+// datagrams, and TCP segments are coalesced (GRO); with NoOffloads,
+// partial checksums are completed and super-frames dropped. After Close
+// it returns an error wrapping net.ErrClosed.
 func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	if len(pkts) == 0 {
 		return 0, nil
@@ -392,11 +445,23 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 		return 0, opError("read", net.ErrClosed)
 	}
 	e.rpkts, e.rn, e.rerr = pkts, 0, nil
-	err := e.fd.Read(e.readFn)
+	if e.split != nil && e.split.Len() > 0 {
+		// What waits to be cut goes first; read more (without
+		// waiting) only once it has all gone.
+		e.fillSplit()
+	}
+	var err error
+	if e.rn < len(pkts) && (e.split == nil || e.split.Len() == 0) {
+		err = e.fd.Read(e.readFn)
+	}
 	n := e.rn
 	e.rpkts = nil
 	if err == nil {
 		err = e.rerr
+	}
+	if n > 1 && e.gro != nil {
+		n = e.gro.Coalesce(pkts[:n])
+		e.merged.Store(e.gro.Merged)
 	}
 	if n > 0 {
 		return n, nil
@@ -407,13 +472,93 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	return 0, nil
 }
 
-// readMmsg receives one batch with recvmmsg(2): iovecs of a virtio-net
-// header and the caller's buffer per frame.
+// fillSplit hands out what waits in e.split into e.rpkts[e.rn:].
+func (e *Endpoint) fillSplit() {
+	n, tooBig := e.split.Fill(e.rpkts[e.rn:])
+	e.rn += n
+	e.rxTooBig.Add(uint64(tooBig))
+}
+
+// accept decides what becomes of a frame just received into p with the
+// virtio-net header's Offload off (decoded, or the zero Offload with the
+// ring's TP_STATUS_CSUMNOTREADY said in csumNotReady). It reports whether
+// p is to be handed to the caller; otherwise the frame was dropped
+// (counted) or queued for cutting.
+func (e *Endpoint) accept(p *link.Packet, off link.Offload) bool {
+	if off.GSOType != link.GSONone {
+		e.rxGSO.Add(1)
+		if !e.offload {
+			e.rxTooBig.Add(1)
+			return false
+		}
+	}
+	switch off.GSOType {
+	case link.GSONone, link.GSOTCPv4, link.GSOTCPv6:
+	case link.GSOUDPL4:
+		e.queueSplit(p, off)
+		return false
+	default:
+		e.rxBadOffload.Add(1)
+		return false
+	}
+	if e.split != nil && e.split.Len() > 0 && isUDP(p.Frame()) {
+		// Behind a super-datagram still being cut: wait in line.
+		e.queueSplit(p, off)
+		return false
+	}
+	p.Offload = off
+	if off.NeedsCsum && !e.offload {
+		if !vnet.CompleteChecksum(p.Frame(), int(off.CsumStart), int(off.CsumOffset)) {
+			e.rxErrors.Add(1)
+			return false
+		}
+		e.rxCsum.Add(1)
+		p.Offload = link.Offload{}
+	}
+	e.rxFrames.Add(1)
+	e.rxBytes.Add(uint64(p.N))
+	return true
+}
+
+// queueSplit puts a UDP frame in line to be cut into datagrams.
+func (e *Endpoint) queueSplit(p *link.Packet, off link.Offload) {
+	if e.split == nil {
+		e.split = gso.NewQueue(link.Ethernet, 8)
+	}
+	if !e.split.Push(p.Frame(), off) {
+		e.rxBadOffload.Add(1)
+		return
+	}
+	if off.GSOType != link.GSONone {
+		e.rxSplit.Add(1)
+	}
+	e.rxFrames.Add(1)
+	e.rxBytes.Add(uint64(p.N))
+}
+
+// isUDP reports whether an Ethernet frame carries UDP over IPv4 or IPv6
+// (without an 802.1Q tag, as the kernel hands frames to a packet socket).
+func isUDP(f []byte) bool {
+	if len(f) < 34 {
+		return false
+	}
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case 0x0800:
+		return f[23] == unix.IPPROTO_UDP
+	case 0x86dd:
+		return len(f) >= 54 && f[20] == unix.IPPROTO_UDP
+	}
+	return false
+}
+
+// readMmsg receives one batch with recvmmsg(2) into e.rpkts[e.rn:]:
+// iovecs of a virtio-net header and the caller's buffer per frame.
 func (e *Endpoint) readMmsg(fd int) bool {
 	for {
-		k := min(len(e.rpkts), len(e.rmsgs))
+		free := e.rpkts[e.rn:]
+		k := min(len(free), len(e.rmsgs))
 		for i := 0; i < k; i++ {
-			p := &e.rpkts[i]
+			p := &free[i]
 			iov := e.riov[2*i : 2*i+2]
 			iov[0].Base = &e.rhdrs[vnet.Len*i]
 			iov[0].SetLen(vnet.Len)
@@ -431,7 +576,7 @@ func (e *Endpoint) readMmsg(fd int) bool {
 		switch errno {
 		case 0:
 		case unix.EAGAIN:
-			return false
+			return e.rn > 0
 		case unix.EINTR:
 			continue
 		default:
@@ -448,35 +593,31 @@ func (e *Endpoint) readMmsg(fd int) bool {
 				continue
 			}
 			off := vnet.Decode(e.rhdrs[vnet.Len*i:])
-			if off.GSOType != link.GSONone {
-				e.rxGSO.Add(1)
-			}
-			if m.Hdr.Flags&unix.MSG_TRUNC != 0 || size > len(e.rpkts[i].Buf) || off.GSOType != link.GSONone {
+			if m.Hdr.Flags&unix.MSG_TRUNC != 0 || size > len(free[i].Buf) {
+				if off.GSOType != link.GSONone {
+					e.rxGSO.Add(1)
+				}
 				e.rxTooBig.Add(1)
+				continue
+			}
+			free[i].N = size
+			if !e.accept(&free[i], off) {
 				continue
 			}
 			if n != i {
 				// Swap buffers so the caller's batch keeps all of its
 				// own buffers, good frames first.
-				e.rpkts[n].Buf, e.rpkts[i].Buf = e.rpkts[i].Buf, e.rpkts[n].Buf
+				free[n], free[i] = free[i], free[n]
 			}
-			p := &e.rpkts[n]
-			p.N, p.Offload = size, link.Offload{}
-			if off.NeedsCsum {
-				if !vnet.CompleteChecksum(p.Buf[:size], int(off.CsumStart), int(off.CsumOffset)) {
-					e.rxErrors.Add(1)
-					continue
-				}
-				e.rxCsum.Add(1)
-			}
-			e.rxFrames.Add(1)
-			e.rxBytes.Add(uint64(size))
 			n++
 		}
-		if n == 0 {
-			continue // only bad frames: read again
+		e.rn += n
+		if e.split != nil && e.split.Len() > 0 {
+			e.fillSplit()
 		}
-		e.rn = n
+		if e.rn == 0 {
+			continue // only bad or queued frames: read again
+		}
 		return true
 	}
 }
@@ -514,34 +655,43 @@ func (e *Endpoint) readRing(fd int) bool {
 		start := base + e.off + int(h.Mac)
 		frame := e.ring[start : start+int(h.Snaplen)]
 		status, wireLen := h.Status, int(h.Len)
+		var off link.Offload
+		if e.vnet && start-vnet.Len >= base {
+			// tpacket_rcv puts the header right before the frame.
+			off = vnet.Decode(e.ring[start-vnet.Len : start])
+		}
 		e.off += int(h.Next_offset)
 		e.left--
 		p := &e.rpkts[e.rn]
 		switch {
-		case status&unix.TP_STATUS_GSO_TCP != 0:
+		case !e.vnet && status&unix.TP_STATUS_GSO_TCP != 0:
 			e.rxGSO.Add(1)
 			e.rxTooBig.Add(1)
 		case wireLen > len(frame) || len(frame) > len(p.Buf):
+			if off.GSOType != link.GSONone || status&unix.TP_STATUS_GSO_TCP != 0 {
+				e.rxGSO.Add(1)
+			}
 			e.rxTooBig.Add(1)
 		default:
-			copy(p.Buf, frame)
-			p.N, p.Offload = len(frame), link.Offload{}
-			ok := true
-			if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				if ok = completeIPv4(p.Buf[:p.N]); ok {
-					e.rxCsum.Add(1)
-				} else {
+			p.N = copy(p.Buf, frame)
+			if !e.vnet && status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				if !completeIPv4(p.Buf[:p.N]) {
 					e.rxErrors.Add(1)
+					break
 				}
+				e.rxCsum.Add(1)
 			}
-			if ok {
-				e.rxFrames.Add(1)
-				e.rxBytes.Add(uint64(p.N))
+			if e.accept(p, off) {
 				e.rn++
+			} else if e.split != nil && e.split.Len() > 0 {
+				e.fillSplit()
 			}
 		}
 		if e.left == 0 {
 			e.releaseBlock()
+		}
+		if e.split != nil && e.split.Len() > 0 {
+			break // the rest of the batch is the cut datagrams'
 		}
 	}
 	// Wait (return false) only when nothing was read; the kernel's
@@ -574,9 +724,11 @@ func completeIPv4(f []byte) bool {
 	return false
 }
 
-// WriteBatch sends the frames with sendmmsg(2). A frame longer than MTU
-// plus the Ethernet header (and an 802.1Q tag) stops the batch with
-// link.ErrFrameTooBig. If the socket's send buffer stays full for
+// WriteBatch sends the frames with sendmmsg(2), each behind a virtio-net
+// header that carries its link.Offload (with offloads). A frame longer
+// than MTU plus the Ethernet header (and an 802.1Q tag) stops the batch
+// with link.ErrFrameTooBig, unless it is a super-frame (TCP or UDP) of at
+// most link.MaxSuperFrame bytes on an endpoint with offloads. If the socket's send buffer stays full for
 // WriteTimeout the rest of the batch is dropped and counted. WriteBatch
 // keeps no buffer.
 func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
@@ -617,13 +769,20 @@ func (e *Endpoint) writeMmsg(fd int) bool {
 				e.werr = errors.New("afpacket: packet length out of range")
 				break
 			}
-			if p.N > maxLen {
+			super := e.offload && p.Offload.GSOType != link.GSONone
+			if p.N > maxLen && !(super && p.N <= link.MaxSuperFrame) {
 				e.txTooBig.Add(1)
 				e.werr = link.ErrFrameTooBig
 				break
 			}
+			hdr := e.whdrs[vnet.Len*k : vnet.Len*(k+1)]
+			if e.offload {
+				vnet.Encode(hdr, p.Offload)
+			} else {
+				vnet.Encode(hdr, link.Offload{}) // a complete frame
+			}
 			iov := e.wiov[2*k : 2*k+2]
-			iov[0].Base = &e.whdr[0]
+			iov[0].Base = &hdr[0]
 			iov[0].SetLen(vnet.Len)
 			iov[1].Base = nil
 			if p.N > 0 {
@@ -647,8 +806,12 @@ func (e *Endpoint) writeMmsg(fd int) bool {
 		switch errno {
 		case 0:
 			for i := 0; i < int(r); i++ {
+				p := &e.wpkts[e.wn+i]
 				e.txFrames.Add(1)
-				e.txBytes.Add(uint64(e.wpkts[e.wn+i].N))
+				e.txBytes.Add(uint64(p.N))
+				if e.offload && p.Offload.GSOType != link.GSONone {
+					e.txGSO.Add(1)
+				}
 			}
 			e.wn += int(r)
 			if e.werr != nil && int(r) == k {

@@ -43,8 +43,9 @@ func TestPingAndTCP(t *testing.T) {
 		t.Run(m.String(), func(t *testing.T) {
 			leaktest.Check(t)
 			p, ep := setup(t, netns.PairConfig{}, afpacket.Config{Mode: m})
-			if ep.Mode() != m || ep.MTU() != 1500 || ep.Medium() != link.Ethernet || len(ep.HardwareAddr()) != 6 {
-				t.Fatalf("mode %v mtu %d medium %v mac %v", ep.Mode(), ep.MTU(), ep.Medium(), ep.HardwareAddr())
+			caps := link.CapRxChecksumValid | link.CapGRO | link.CapTxChecksum | link.CapTSO | link.CapUSO
+			if ep.Mode() != m || ep.MTU() != 1500 || ep.Medium() != link.Ethernet || len(ep.HardwareAddr()) != 6 || ep.Caps() != caps {
+				t.Fatalf("mode %v mtu %d medium %v mac %v caps %b", ep.Mode(), ep.MTU(), ep.Medium(), ep.HardwareAddr(), ep.Caps())
 			}
 			s, _ := linktest.Stack(t, ep, stackAddr)
 			linktest.Ping(t, p.Peer, stackAddr.Addr(), 3)
@@ -119,13 +120,14 @@ func TestOtherMACs(t *testing.T) {
 }
 
 // TestPeerChecksumOffload: a peer with transmit checksum offload on (but
-// no segmentation offload) sends partial checksums, which the endpoint
-// completes.
+// no segmentation offload) sends partial checksums, which an endpoint
+// without offloads completes (with offloads they reach the stack as
+// partial, and trusted: TestOffloadsBulk).
 func TestPeerChecksumOffload(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.String(), func(t *testing.T) {
 			leaktest.Check(t)
-			p, ep := setup(t, netns.PairConfig{PeerOffloads: true}, afpacket.Config{Mode: m})
+			p, ep := setup(t, netns.PairConfig{PeerOffloads: true}, afpacket.Config{Mode: m, NoOffloads: true})
 			// tx on, tso and gso off: ethtool's order (tso depends on tx).
 			if err := p.Peer.Do(func() error {
 				if err := netns.SetOffloads(p.PeerIf, false); err != nil {
@@ -148,13 +150,14 @@ func TestPeerChecksumOffload(t *testing.T) {
 	}
 }
 
-// TestPeerGSO: a peer with TSO on sends 64 KiB super-frames; they are
-// counted and dropped, and nothing crashes or hangs.
+// TestPeerGSO: a peer with TSO on sends 64 KiB super-frames; an endpoint
+// without offloads counts and drops them, and nothing crashes or hangs
+// (with offloads they reach the stack: TestOffloadsBulk).
 func TestPeerGSO(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.String(), func(t *testing.T) {
 			leaktest.Check(t)
-			p, ep := setup(t, netns.PairConfig{PeerOffloads: true}, afpacket.Config{Mode: m})
+			p, ep := setup(t, netns.PairConfig{PeerOffloads: true}, afpacket.Config{Mode: m, NoOffloads: true})
 			s, _ := linktest.Stack(t, ep, stackAddr)
 			ln, err := s.Listen("tcp", ":5001")
 			if err != nil {

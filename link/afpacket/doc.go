@@ -19,36 +19,48 @@
 // reach the stack, which counts and drops them (Link.RxNotForUs).
 // PACKET_IGNORE_OUTGOING keeps the stack's own frames from coming back.
 //
-// # Offloads of the peer
+// # Offloads
 //
-// Caps is 0: the endpoint hands the stack complete frames of at most MTU
-// plus 14 (18 with an 802.1Q tag) bytes. A kernel peer with transmit
-// offloads on (a veth's default) sends two kinds of frames that break
-// that:
+// A kernel peer with its transmit offloads on (a veth's default) sends
+// frames a wire would not carry: TCP super-frames of up to 64 KiB (TSO,
+// GSO), UDP super-datagrams (UDP_SEGMENT), and partial checksums
+// (checksum offload). The socket has PACKET_VNET_HDR on, in both receive
+// modes, so a virtio-net header says which frames are which, and by
+// default the endpoint hands them on as they are, described by
+// link.Offload (Caps: link.CapGRO, CapRxChecksumValid), as the kernel
+// hands them to QEMU: read buffers need room for link.MaxSuperFrame; a
+// partial checksum arrives with DataValid. Consecutive wire-sized TCP
+// segments of a flow in one batch are merged by software GRO (package
+// internal/gro; Config.NoGRO turns it off), their checksums verified
+// where the kernel did not vouch for them. A UDP super-datagram is cut
+// into its datagrams (a UDP socket takes them one at a time); the UDP
+// frames that arrive behind it in the same batch wait behind it, so none
+// overtakes another, while other frames go ahead. The endpoint also
+// writes super-frames (CapTSO, CapUSO) and partial checksums
+// (CapTxChecksum) behind a virtio-net header for the kernel to finish.
 //
-//   - frames whose TCP or UDP checksum is only partial (checksum offload,
-//     `tx on`): the endpoint recognises them (a virtio-net header with
-//     NEEDS_CSUM from PACKET_VNET_HDR in ModeMmsg, TP_STATUS_CSUMNOTREADY
-//     in ModeRing) and completes the checksum (Stats.RxCsumCompleted);
-//   - GSO super-frames of up to 64 KiB (TSO/GSO on): the stack does not
-//     take them yet, so they are dropped and counted (Stats.RxGSO), and a
-//     TCP connection from such a peer stalls.
+// With Config.NoOffloads, Caps is 0: frames are complete and at most MTU
+// plus 14 (18 with an 802.1Q tag) bytes. Partial checksums are completed
+// (Stats.RxCsumCompleted); super-frames are dropped and counted
+// (Stats.RxGSO), so a TCP connection from a peer with segmentation
+// offloads on stalls: turn them off on the peer's side of a veth,
 //
-// So on the peer's side of a veth, turn segmentation offloads off:
-//
-//	ethtool -K <peer> tso off gso off     # needed
+//	ethtool -K <peer> tso off gso off     # needed with NoOffloads
 //	ethtool -K <peer> tx off              # optional: saves completing checksums
 //
-// (internal/netns.SetOffloads does the same with ioctls.)
+// (internal/netns.SetOffloads does the same with ioctls). `ustack netem`
+// opens its sockets this way: it forwards wire frames.
 //
 // # Receive modes
 //
 // ModeMmsg (the default) receives a batch of frames per recvmmsg(2) call,
-// each copied into the caller's buffer behind a virtio-net header.
+// each copied into the caller's buffer, its virtio-net header beside it.
 // ModeRing maps a TPACKET_V3 ring (Documentation/networking/packet_mmap.rst)
 // and copies frames out of the blocks the kernel hands over, with no
-// system call while blocks are ready. A V3 block is handed over when it is
-// full or after its retire timeout (Config.BlockTimeout, 1 ms by default),
+// system call while blocks are ready; the kernel puts each frame's
+// virtio-net header right in front of it (tpacket_rcv). A V3 block is
+// handed over when it is full or after its retire timeout
+// (Config.BlockTimeout, 1 ms by default),
 // which adds up to that much latency to request/response traffic. Which is
 // faster was measured: see BENCHMARKS.md, "AF_PACKET: recvmmsg or
 // TPACKET_V3". Both modes transmit with sendmmsg(2).

@@ -31,6 +31,18 @@
 // link/pipe. Without a receive Config, ReadBatch reads the wrapped
 // endpoint directly.
 //
+// # Offloads
+//
+// Caps are the wrapped endpoint's. Impairments act on wire frames: where a
+// direction's impairments act per frame (anything but a fixed delay, the
+// same rule as link/pipe's), a super-frame written (on a link with TSO)
+// or read (from a link with GRO) is cut into the segments a NIC would
+// send or the wire carried (package internal/gso) before the model sees
+// them, each with a partial checksum (trusted: DataValid on receive). With
+// corruption every checksum is completed first and nothing is passed on
+// as valid — not even a frame the wrapped link said was — so the stack
+// verifies and catches the flipped bits.
+//
 // Time is real time (time.Now, time.Timer), so the endpoint also runs on a
 // testing/synctest bubble's fake clock when made inside the bubble.
 //

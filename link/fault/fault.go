@@ -9,6 +9,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/link"
 )
 
@@ -39,13 +40,95 @@ type Stats struct {
 	// RxTooShort counts frames dropped because the read buffer was too
 	// small.
 	RxTooShort uint64
+	// TxSegmented and RxSegmented count super-frames cut into wire
+	// frames in software, because the direction's impairments act per
+	// frame.
+	TxSegmented, RxSegmented uint64
+	// TxBadOffload and RxBadOffload count frames dropped because their
+	// Offload did not match them.
+	TxBadOffload, RxBadOffload uint64
+}
+
+// cutter cuts super-frames into wire frames for an impairment that acts
+// per frame (see the package documentation).
+type cutter struct {
+	medium    link.Medium
+	perFrame  bool // the impairments act per frame: cut super-frames
+	corrupt   bool // they corrupt: complete checksums, trust nothing
+	seg       gso.Segmenter
+	scratch   []byte
+	segmented uint64
+	bad       uint64
+}
+
+// perFrame reports whether the impairments of c act per frame — loss,
+// jitter, reordering, duplication, corruption, a rate, an MTU — rather
+// than only delaying every frame alike (the same rule as link/pipe's).
+func perFrame(c *impair.Config) bool {
+	return c.Loss > 0 || c.GE.Enabled() || c.Jitter > 0 || c.Reorder > 0 || c.Dup > 0 ||
+		c.Corrupt > 0 || c.Rate > 0 || c.MTU > 0
+}
+
+func newCutter(c *impair.Config, m link.Medium, frame int) cutter {
+	k := cutter{medium: m, perFrame: perFrame(c), corrupt: c.Corrupt > 0}
+	if k.perFrame {
+		k.scratch = make([]byte, frame)
+	}
+	return k
+}
+
+// needs reports whether the frame must be cut (or its checksum completed)
+// before the impairments see it.
+func (k *cutter) needs(off link.Offload) bool {
+	return k.perFrame && (off.GSOType != link.GSONone || off.NeedsCsum || k.corrupt && off.DataValid)
+}
+
+// cut calls f with each wire frame of p (in k.scratch, valid during the
+// call) and its Offload: a partial checksum the next hop trusts (with
+// DataValid if rx), or with corruption a complete one and nothing to
+// trust. It reports false, counting it, if p's Offload does not match it.
+func (k *cutter) cut(p *link.Packet, rx bool, f func(frame []byte, off link.Offload)) bool {
+	if p.Offload.GSOType == link.GSONone && !p.Offload.NeedsCsum {
+		// Corrupting, and the frame's checksum was trusted: not any more.
+		off := p.Offload
+		off.DataValid = false
+		f(p.Frame(), off)
+		return true
+	}
+	s := &k.seg
+	if s.Init(p.Frame(), k.medium, p.Offload) != nil || s.SegmentLen(0) > len(k.scratch) {
+		k.bad++
+		return false
+	}
+	mode, off := gso.Partial, link.Offload{}
+	if k.corrupt {
+		mode = gso.Complete
+	} else {
+		l := s.Layout()
+		off = link.Offload{NeedsCsum: true, CsumStart: uint16(l.L4), CsumOffset: 6, DataValid: rx}
+		if l.Proto == 6 {
+			off.CsumOffset = 16
+		}
+	}
+	if s.Count() > 1 {
+		k.segmented++
+	}
+	for {
+		n, ok := s.Next(k.scratch, mode)
+		if !ok {
+			return true
+		}
+		f(k.scratch[:n], off)
+	}
 }
 
 // Endpoint impairs the frames of a wrapped link.Endpoint.
 type Endpoint struct {
 	ep       link.Endpoint
 	clk      clock.Real
-	maxFrame int
+	maxFrame int // the longest frame held: a super-frame if the link takes them
+	wireMax  int // the longest frame that is not a super-frame
+	tso      bool
 
 	done   chan struct{}
 	closed atomic.Bool
@@ -62,9 +145,13 @@ type txDir struct {
 	mu                        sync.Mutex // guards the fields and serialises writes to ep
 	model                     *impair.Model
 	line                      *impair.Line[link.Offload]
-	out                       []link.Packet // frames due now, written at the end of WriteBatch
-	drain                     []link.Packet // buffers for held frames that have come due
-	started                   bool          // the release goroutine runs
+	cut                       cutter
+	now                       clock.Instant              // for holdNow
+	held                      bool                       // holdNow held a frame
+	holdNow                   func([]byte, link.Offload) // t.hold at t.now, made once
+	out                       []link.Packet              // frames due now, written at the end of WriteBatch
+	drain                     []link.Packet              // buffers for held frames that have come due
+	started                   bool                       // the release goroutine runs
 	wake                      chan struct{}
 	queueFull, tooBig, errors uint64
 }
@@ -78,10 +165,13 @@ type rxDir struct {
 	mu        sync.Mutex
 	model     *impair.Model
 	line      *impair.Line[link.Offload]
+	cut       cutter
 	started   bool  // the reader goroutine runs
 	err       error // the error that stopped the reader goroutine
 	queueFull uint64
 	tooShort  uint64
+	now       clock.Instant              // for offerNow
+	offerNow  func([]byte, link.Offload) // r.offer at r.now, made once
 }
 
 // New wraps ep, impairing the frames written to it with cfg (seeded by
@@ -96,9 +186,11 @@ func NewWith(ep link.Endpoint, opts Options) *Endpoint {
 		ep:       ep,
 		clk:      clock.NewReal(),
 		maxFrame: ep.MTU() + ep.Medium().HeaderLen(),
+		wireMax:  ep.MTU() + ep.Medium().HeaderLen(),
+		tso:      ep.Caps()&(link.CapTSO|link.CapUSO) != 0,
 		done:     make(chan struct{}),
 	}
-	if ep.Caps().Has(link.CapTSO) {
+	if e.tso {
 		e.maxFrame = impair.MaxFrame
 	}
 	e.maxFrame = min(e.maxFrame, impair.MaxFrame)
@@ -118,20 +210,27 @@ func NewWith(ep link.Endpoint, opts Options) *Endpoint {
 	}
 	txm, rxm := impair.NewPair(txc, rxc, opts.Seed)
 	batch := max(ep.BatchSize(), 1)
+	wireFrame := ep.MTU() + hdr + 4 // an 802.1Q tag
 	if opts.Tx != nil {
-		e.tx = &txDir{
+		t := &txDir{
 			model: txm,
 			line:  impair.NewLine[link.Offload](qlen),
+			cut:   newCutter(&txc, ep.Medium(), wireFrame),
 			out:   make([]link.Packet, 0, batch),
 			wake:  make(chan struct{}, 1),
 		}
+		t.holdNow = func(f []byte, off link.Offload) { t.hold(t.now, f, off) }
+		e.tx = t
 	}
 	if opts.Rx != nil {
-		e.rx = &rxDir{
+		r := &rxDir{
 			model: rxm,
 			line:  impair.NewLine[link.Offload](qlen),
+			cut:   newCutter(&rxc, ep.Medium(), wireFrame),
 			wake:  make(chan struct{}, 1),
 		}
+		r.offerNow = func(f []byte, off link.Offload) { r.offer(r.now, f, off) }
+		e.rx = r
 	}
 	return e
 }
@@ -184,10 +283,18 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			err = opError("write", errBadPacket)
 			break
 		}
-		if p.N > e.maxFrame {
+		if p.N > e.wireMax && !(e.tso && p.Offload.GSOType != link.GSONone && p.N <= min(e.maxFrame, link.MaxSuperFrame)) {
 			t.tooBig++
 			err = opError("write", link.ErrFrameTooBig)
 			break
+		}
+		if t.cut.needs(p.Offload) {
+			// Each wire frame goes through the line (a copy), which
+			// keeps them in order with what follows in the batch.
+			t.now, t.held = now, false
+			t.cut.cut(p, false, t.holdNow)
+			held = held || t.held
+			continue
 		}
 		dec := t.model.OfferFrame(now, p.Buf[:p.N])
 		for _, c := range dec.Deliver() {
@@ -221,6 +328,19 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		err = werr
 	}
 	return n, err
+}
+
+// hold passes one wire frame through the transmit impairments into the
+// line; t.mu is held.
+func (t *txDir) hold(now clock.Instant, frame []byte, off link.Offload) {
+	dec := t.model.OfferFrame(now, frame)
+	for _, c := range dec.Deliver() {
+		if !t.line.Push(c, frame, off) {
+			t.queueFull++
+			continue
+		}
+		t.held = true
+	}
 }
 
 // flushOut writes t.out to the wrapped endpoint; t.mu is held.
@@ -426,12 +546,11 @@ func (e *Endpoint) receive(r *rxDir) {
 		r.mu.Lock()
 		for i := range pkts[:n] {
 			p := &pkts[i]
-			dec := r.model.OfferFrame(now, p.Frame())
-			for _, c := range dec.Deliver() {
-				if !r.line.Push(c, p.Frame(), p.Offload) {
-					r.queueFull++
-				}
+			if r.cut.needs(p.Offload) {
+				r.cut.cut(p, true, r.offerFn(now))
+				continue
 			}
+			r.offer(now, p.Frame(), p.Offload)
 		}
 		if err != nil {
 			r.err = err
@@ -445,6 +564,23 @@ func (e *Endpoint) receive(r *rxDir) {
 			return
 		}
 	}
+}
+
+// offer passes one frame read through the receive impairments; r.mu is
+// held.
+func (r *rxDir) offer(now clock.Instant, frame []byte, off link.Offload) {
+	dec := r.model.OfferFrame(now, frame)
+	for _, c := range dec.Deliver() {
+		if !r.line.Push(c, frame, off) {
+			r.queueFull++
+		}
+	}
+}
+
+// offerFn returns r.offer at now as a function for cutter.cut.
+func (r *rxDir) offerFn(now clock.Instant) func([]byte, link.Offload) {
+	r.now = now
+	return r.offerNow
 }
 
 // Close closes the wrapped endpoint, stops the endpoint's goroutines and
@@ -502,12 +638,14 @@ func (e *Endpoint) Stats() Stats {
 		t.mu.Lock()
 		s.Tx = t.model.Counters()
 		s.TxQueueFull, s.TxTooBig, s.TxErrors = t.queueFull, t.tooBig, t.errors
+		s.TxSegmented, s.TxBadOffload = t.cut.segmented, t.cut.bad
 		t.mu.Unlock()
 	}
 	if r := e.rx; r != nil {
 		r.mu.Lock()
 		s.Rx = r.model.Counters()
 		s.RxQueueFull, s.RxTooShort = r.queueFull, r.tooShort
+		s.RxSegmented, s.RxBadOffload = r.cut.segmented, r.cut.bad
 		r.mu.Unlock()
 	}
 	return s

@@ -73,7 +73,7 @@ func TestPassThrough(t *testing.T) {
 	leaktest.Check(t)
 	a, b := pipe.New(pipe.Config{})
 	f := New(a, impair.Config{}, 1)
-	if f.MTU() != 1500 || f.Medium() != link.Ethernet || f.BatchSize() != 64 || f.Caps() != 0 {
+	if f.MTU() != 1500 || f.Medium() != link.Ethernet || f.BatchSize() != 64 || f.Caps() != a.Caps() || f.Caps() == 0 {
 		t.Error("properties not passed through")
 	}
 	send(t, f, 100, 200, 0)
@@ -454,7 +454,10 @@ func TestConcurrent(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		s := f.Stats()
-		if rxB.Load() == s.Tx.Delivered && rxA.Load() == s.Rx.Delivered {
+		// The receive goroutine may not have read b's frames yet
+		// (its 64 KiB buffers take a moment to make on a link with
+		// GRO): wait for it to have offered them all.
+		if rxB.Load() == s.Tx.Delivered && rxA.Load() == s.Rx.Delivered && s.Rx.Offered == 1000 {
 			break
 		}
 		time.Sleep(time.Millisecond)

@@ -15,8 +15,12 @@
 // LINKTYPE_ETHERNET (1) for link.Ethernet and LINKTYPE_RAW (101) for
 // link.IP: raw IPv4 or IPv6, told apart by the version nibble.
 //
-// GSO super-frames and GRO-coalesced frames (link.Offload) are written as
-// they are, one record each; like a capture on a Linux interface with
-// offloads on, their transport checksums may be partial (tcpdump reports
-// "incorrect cksum").
+// Frames are recorded as they would cross a wire: a super-frame
+// (link.Offload with a GSO type: TSO frames the stack writes, GRO frames a
+// link hands up) becomes the segments a device would cut from it (package
+// internal/gso: the IPv4 ID, lengths, sequence numbers and flags of each),
+// and a partial checksum (Offload.NeedsCsum) is completed, in a copy. So a
+// capture reads like one taken on the far side of a NIC with offloads,
+// not like tcpdump on the Linux interface itself, which shows 64 KiB
+// frames with "incorrect" checksums; tshark finds nothing to flag in it.
 package pcap

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/link"
 )
 
@@ -32,10 +33,16 @@ import (
 // segment be read and recorded first; tshark then took the segment for a
 // retransmission of data already acknowledged.)
 //
+// Frames are recorded as a wire would carry them: a super-frame
+// (link.Offload with a GSO type, from a link with TSO or GRO) as the
+// segments it stands for, and every partial checksum (Offload.NeedsCsum)
+// completed, in a copy; the frames the link carries are not changed.
+//
 // A failure to write the capture does not fail the link: capturing stops,
 // Err reports the error and Close returns it.
 type Endpoint struct {
-	ep link.Endpoint
+	ep     link.Endpoint
+	medium link.Medium
 
 	mu      sync.Mutex
 	bw      *bufio.Writer
@@ -44,6 +51,9 @@ type Endpoint struct {
 	err     error     // the first capture error
 	closing bool      // Close was called
 	closed  bool      // the capture is finished
+
+	seg     gso.Segmenter
+	scratch []byte // a segment or a frame whose checksum is completed
 }
 
 var _ link.Endpoint = (*Endpoint)(nil)
@@ -75,7 +85,7 @@ func New(ep link.Endpoint, w io.Writer) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pcap: writing file header: %w", err)
 	}
-	return &Endpoint{ep: ep, bw: bw, pw: pw}, nil
+	return &Endpoint{ep: ep, medium: ep.Medium(), bw: bw, pw: pw}, nil
 }
 
 // Create wraps ep and writes its capture to a new file at path
@@ -126,6 +136,11 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ts := time.Now()
+	for i := range pkts {
+		// The frames are recorded after the write: the link must not
+		// take them by exchanging buffers (link.Packet.Swap).
+		pkts[i].Swap = false
+	}
 	n, err := e.ep.WriteBatch(pkts)
 	if n > 0 {
 		e.capture(ts, pkts[:min(n, len(pkts))])
@@ -143,12 +158,39 @@ func (e *Endpoint) capture(ts time.Time, pkts []link.Packet) {
 		if p.N < 0 || p.N > len(p.Buf) {
 			continue
 		}
-		if err := e.pw.WritePacket(ts, p.Buf[:p.N]); err != nil {
+		if err := e.record(ts, p); err != nil {
 			e.err = err
 			return
 		}
 	}
 	e.err = e.bw.Flush()
+}
+
+// record writes the wire frames of one packet; e.mu is held.
+func (e *Endpoint) record(ts time.Time, p *link.Packet) error {
+	f := p.Buf[:p.N]
+	if p.Offload.GSOType == link.GSONone && !p.Offload.NeedsCsum {
+		return e.pw.WritePacket(ts, f)
+	}
+	if e.scratch == nil {
+		e.scratch = make([]byte, link.MaxSuperFrame)
+	}
+	if e.seg.Init(f, e.medium, p.Offload) != nil {
+		// Not TCP or UDP over IP: complete what the Offload says, if
+		// it can, and record the frame as it is.
+		n := copy(e.scratch, f)
+		gso.Finish(e.scratch[:n], e.medium, p.Offload)
+		return e.pw.WritePacket(ts, e.scratch[:n])
+	}
+	for {
+		n, ok := e.seg.Next(e.scratch, gso.Complete)
+		if !ok {
+			return nil
+		}
+		if err := e.pw.WritePacket(ts, e.scratch[:n]); err != nil {
+			return err
+		}
+	}
 }
 
 // Err returns the error that stopped the capture, if any.

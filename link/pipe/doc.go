@@ -10,12 +10,48 @@
 // duplication, corruption, ...), seeded by Config.Seed so that a run can be
 // replayed. Each direction has its own impair.Model (impair.NewPair).
 //
+// # Offloads
+//
+// A pipe offers what a Linux veth does (unless Config.NoOffloads): TCP and
+// UDP segmentation offload, checksum offload and large receive (Caps:
+// link.CapTSO, CapUSO, CapTxChecksum, CapRxChecksumValid, CapGRO). A
+// super-frame of up to link.MaxSuperFrame bytes crosses whole, with its
+// Offload; a frame whose checksum is partial (Offload.NeedsCsum) arrives
+// with DataValid as well — checksum partial on one side is data valid on
+// the other, as on a veth, where the kernel never computes a checksum no
+// wire will see. A frame with a complete checksum arrives without
+// DataValid (Linux's veth stopped trusting those in 2016, so that
+// corrupted frames injected into one are caught).
+//
+// Impairments act on wire frames. Where one acts per frame — loss,
+// Gilbert–Elliott loss, jitter, reordering, duplication, corruption, a
+// rate (its queue counts frames), an MTU — every super-frame is cut into
+// the segments a NIC would send (package internal/gso) before the model
+// sees them, each with a partial checksum and so DataValid at the reader;
+// with corruption every checksum is completed first and nothing arrives
+// with DataValid, so the receiver verifies and catches the flipped bit, as
+// it would behind a real wire. (Linux's netem acts on whole GSO packets
+// except when it corrupts; the pipe follows the wire instead, so that a
+// loss rate means the same with offloads as without.) A fixed delay alone
+// acts on super-frames whole.
+//
 // # Buffers and allocation
 //
-// WriteBatch copies every frame into a buffer from a pool of fixed-size
-// arrays (impair.Line) and never keeps the caller's buffer; ReadBatch
-// copies it out into the caller's buffer and returns the pooled one. In
-// steady state neither call allocates.
+// A pipe without impairment and delay hands frames over through a queue
+// per direction, and where the callers allow it (link.Packet.Swap) by
+// exchanging buffers rather than copying: WriteBatch keeps the writer's
+// buffer, frame and all, and gives it a spare one at least as long;
+// ReadBatch gives the reader that buffer and keeps the reader's as the
+// next spare. A frame of more than 2 KiB whose writer and reader both
+// allow it crosses without a copy; otherwise it is copied once into a
+// spare buffer (small frames into small ones) and, unless the reader
+// allows the exchange, once out. Spare buffers are kept up to a bound and
+// made when there are none, so in steady state nothing is allocated.
+//
+// With impairments or a delay, WriteBatch copies every frame into a
+// buffer from a pool of fixed-size arrays (impair.Line) and never keeps
+// the caller's buffer; ReadBatch copies it out into the caller's buffer
+// and returns the pooled one. In steady state neither call allocates.
 //
 // # Blocking and time
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/link"
 )
 
@@ -41,6 +42,12 @@ type Config struct {
 	Impair *impair.Config
 	// Seed seeds the impairments' random decisions.
 	Seed uint64
+	// NoOffloads makes a link without offloads (Caps 0), which carries
+	// frames of at most MTU plus the link header and hands the Offload of
+	// each to the reader unchanged. By default a pipe has the offloads of
+	// a Linux veth (see the package documentation): Caps is
+	// link.CapTxChecksum, CapRxChecksumValid, CapTSO, CapUSO and CapGRO.
+	NoOffloads bool
 }
 
 // Stats are the counters of one end of a pipe.
@@ -54,6 +61,14 @@ type Stats struct {
 	// TxQueueFull counts accepted frames dropped because the direction
 	// already held QueueLen frames.
 	TxQueueFull uint64
+	// TxSegmented counts super-frames cut into wire frames in software,
+	// because an impairment acts per frame; TxSegments the frames they
+	// gave.
+	TxSegmented, TxSegments uint64
+	// TxBadOffload counts frames dropped because their Offload did not
+	// match them (a GSO type for a packet that is not TCP or UDP, a
+	// checksum offset outside the frame).
+	TxBadOffload uint64
 	// RxTooShort counts frames dropped because the read buffer was too
 	// small for them.
 	RxTooShort uint64
@@ -66,7 +81,7 @@ type Stats struct {
 // Dropped returns the frames dropped on their way from this end, for any
 // reason (including those refused as too big).
 func (s *Stats) Dropped() uint64 {
-	return s.TxTooBig + s.TxQueueFull + s.Impair.Dropped(impair.DropNone)
+	return s.TxTooBig + s.TxQueueFull + s.TxBadOffload + s.Impair.Dropped(impair.DropNone)
 }
 
 // Endpoint is one end of a pipe.
@@ -82,8 +97,15 @@ var _ link.Endpoint = (*Endpoint)(nil)
 type wire struct {
 	mtu, batch int
 	medium     link.Medium
-	clk        clock.Real
-	dirs       [2]direction
+	offloads   bool
+	// fast: no impairment and no delay, so every frame is due at once and
+	// goes through each direction's fifo, buffers exchanged where the
+	// caller allows (link.Packet.Swap), instead of the Line's copies.
+	fast    bool
+	bufSize int // the buffers the fifo makes: the longest frame
+	rxMin   int // what a reader's buffers must hold (link.Endpoint)
+	clk     clock.Real
+	dirs    [2]direction
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close
@@ -100,18 +122,54 @@ type direction struct {
 	mu    sync.Mutex // guards the rest
 	model *impair.Model
 	line  *impair.Line[link.Offload]
+	// perFrame: the impairments act on each wire frame (anything but a
+	// fixed delay), so super-frames are cut in software first; csum: they
+	// corrupt, so checksums are completed before and verified after.
+	perFrame, csum bool
+	medium         link.Medium
+	seg            gso.Segmenter
+	scratch        []byte // one wire frame being cut
 	txFrames, txBytes, txTooBig, txQueueFull,
+	txSegmented, txSegments, txBadOffload,
 	rxFrames, rxBytes, rxTooShort uint64
+
+	// The fast path (wire.fast): frames due at once, in order, each in a
+	// buffer of the pipe's or one a writer handed over; and buffers to
+	// copy into or exchange, bounded (the rest are left to the GC).
+	fifo       []fifoEntry
+	fhead, fn  int
+	free       [][]byte // buffers of at least bufSize bytes
+	freeSmall  [][]byte // buffers of smallBuf bytes
+	freeMax    int
+	bufSize    int
+	fastFrames uint64 // frames that went through the fifo (tests)
+	swapped    uint64 // buffers exchanged rather than copied (tests)
+}
+
+// fifoEntry is a frame in a direction's fifo.
+type fifoEntry struct {
+	buf []byte
+	n   int
+	off link.Offload
+}
+
+// perFrame reports whether the impairments of c act per frame — loss,
+// jitter, reordering, duplication, corruption, a rate, an MTU — rather
+// than only delaying every frame alike.
+func perFrame(c *impair.Config) bool {
+	return c.Loss > 0 || c.GE.Enabled() || c.Jitter > 0 || c.Reorder > 0 || c.Dup > 0 ||
+		c.Corrupt > 0 || c.Rate > 0 || c.MTU > 0
 }
 
 // New returns the two ends of a new pipe.
 func New(cfg Config) (a, b *Endpoint) {
 	w := &wire{
-		mtu:    cfg.MTU,
-		batch:  cfg.BatchSize,
-		medium: cfg.Medium,
-		clk:    clock.NewReal(),
-		done:   make(chan struct{}),
+		mtu:      cfg.MTU,
+		batch:    cfg.BatchSize,
+		medium:   cfg.Medium,
+		offloads: !cfg.NoOffloads,
+		clk:      clock.NewReal(),
+		done:     make(chan struct{}),
 	}
 	if w.medium == 0 {
 		w.medium = link.Ethernet
@@ -141,12 +199,32 @@ func New(cfg Config) (a, b *Endpoint) {
 		ic.Queue = qlen
 	}
 	ic.LinkHeader = w.medium.HeaderLen()
+	w.fast = ic == impair.Config{Queue: ic.Queue, LinkHeader: ic.LinkHeader}
+	w.bufSize = w.mtu + w.medium.HeaderLen()
+	w.rxMin = w.bufSize
+	if w.offloads {
+		w.bufSize, w.rxMin = link.MaxSuperFrame, link.MaxSuperFrame
+	}
 	ab, ba := impair.NewPair(ic, ic, cfg.Seed)
 	for i, m := range []*impair.Model{ab, ba} {
 		w.dirs[i] = direction{
-			wake:  make(chan struct{}, 1),
-			model: m,
-			line:  impair.NewLine[link.Offload](qlen),
+			wake:     make(chan struct{}, 1),
+			model:    m,
+			line:     impair.NewLine[link.Offload](qlen),
+			perFrame: w.offloads && perFrame(&ic),
+			csum:     w.offloads && ic.Corrupt > 0,
+			medium:   w.medium,
+		}
+		if w.dirs[i].perFrame {
+			w.dirs[i].scratch = make([]byte, w.mtu+w.medium.HeaderLen())
+		}
+		if w.fast {
+			w.dirs[i].fifo = make([]fifoEntry, qlen)
+			// As many spares as frames can be in flight (and the callers'
+			// batches): buffers are conserved, so this keeps what the
+			// busiest moment made, and a steady stream allocates nothing.
+			w.dirs[i].freeMax = qlen + 2*w.batch + 16
+			w.dirs[i].bufSize = w.bufSize
 		}
 	}
 	a = &Endpoint{w: w, tx: &w.dirs[0], rx: &w.dirs[1]}
@@ -160,9 +238,15 @@ func (e *Endpoint) Medium() link.Medium { return e.w.medium }
 // MTU returns the configured MTU.
 func (e *Endpoint) MTU() int { return e.w.mtu }
 
-// Caps returns 0: a pipe offers no offloads (it carries Offload metadata
-// from writer to reader unchanged).
-func (e *Endpoint) Caps() link.Caps { return 0 }
+// Caps returns the offloads of a veth — link.CapTxChecksum,
+// CapRxChecksumValid, CapTSO, CapUSO and CapGRO — or 0 with
+// Config.NoOffloads.
+func (e *Endpoint) Caps() link.Caps {
+	if e.w.offloads {
+		return link.CapTxChecksum | link.CapRxChecksumValid | link.CapTSO | link.CapUSO | link.CapGRO
+	}
+	return 0
+}
 
 // BatchSize returns the configured batch size.
 func (e *Endpoint) BatchSize() int { return e.w.batch }
@@ -176,10 +260,17 @@ func opError(op string, err error) error {
 var errBadPacket = errors.New("pipe: packet length out of range")
 
 // WriteBatch sends the frames pkts[i].Buf[:pkts[i].N] with their Offload
-// metadata to the other end. It copies them and keeps no buffer. Frames
+// metadata to the other end. It copies them and keeps no buffer — except
+// that, on a pipe without impairments and delay, it may take a large
+// frame's buffer in exchange for another where the packet allows it
+// (link.Packet.Swap; see the package documentation). Frames
 // the link loses (impairments, full queue) count as accepted, as on a
 // wire. A frame longer than MTU plus the link header stops the batch: the
-// frames before it are sent and the error wraps link.ErrFrameTooBig.
+// frames before it are sent and the error wraps link.ErrFrameTooBig —
+// unless it is a super-frame (Offload.GSOType) of at most
+// link.MaxSuperFrame bytes on a pipe with offloads. Where the impairments
+// act per frame, super-frames are cut into wire frames first (package
+// internal/gso), and with corruption every partial checksum is completed.
 func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 	w, d := e.w, e.tx
 	maxLen := w.mtu + w.medium.HeaderLen()
@@ -196,7 +287,8 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			e.signal(i)
 			return i, opError("write", errBadPacket)
 		}
-		if p.N > maxLen {
+		super := w.offloads && p.Offload.GSOType != link.GSONone
+		if p.N > maxLen && !(super && p.N <= link.MaxSuperFrame) {
 			d.txTooBig++
 			d.mu.Unlock()
 			e.signal(i)
@@ -204,16 +296,201 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		}
 		d.txFrames++
 		d.txBytes += uint64(p.N)
-		dec := d.model.OfferFrame(now, p.Buf[:p.N])
-		for _, c := range dec.Deliver() {
-			if !d.line.Push(c, p.Buf[:p.N], p.Offload) {
-				d.txQueueFull++
+		if d.perFrame && (super || p.Offload.NeedsCsum) {
+			if err := d.cut(now, p, maxLen); err != nil {
+				d.mu.Unlock()
+				e.signal(i)
+				return i, opError("write", err)
 			}
+			continue
 		}
+		if w.fast {
+			d.pushFast(now, p, w.rxMin)
+			continue
+		}
+		d.offer(now, p.Buf[:p.N], p.Offload)
 	}
 	d.mu.Unlock()
 	e.signal(len(pkts))
 	return len(pkts), nil
+}
+
+// smallBuf is the size of the buffers small frames are copied into (an
+// ACK does not hold a 64 KiB buffer while it waits to be read).
+const smallBuf = 2048
+
+// pushFast puts one frame in the fifo (the model, which has nothing to
+// impair, still counts it, and drops it while the link is down): in the
+// writer's own buffer if the writer allows an exchange, the frame is not
+// small, the buffer can serve a reader (room for rxMin bytes) and a free
+// buffer at least as long can take its place; otherwise in a copy. d.mu
+// is held.
+//
+// Buffers circulate: the writer's go to the reader, the reader's to the
+// free list, from which writers take their replacements and copies their
+// room. Only buffers of at least bufSize bytes (or exactly smallBuf)
+// enter the free lists, and a reader's is exchanged only if it is that
+// long, so in steady state nothing is allocated, whatever the callers'
+// sizes.
+func (d *direction) pushFast(now clock.Instant, p *link.Packet, rxMin int) {
+	dec := d.model.OfferFrame(now, p.Buf[:p.N])
+	if len(dec.Deliver()) == 0 {
+		return
+	}
+	if d.fn == len(d.fifo) {
+		d.txQueueFull++
+		return
+	}
+	e := &d.fifo[(d.fhead+d.fn)%len(d.fifo)]
+	var b []byte
+	if p.Swap && p.N > smallBuf && len(p.Buf) >= rxMin {
+		b = d.takeFree(len(p.Buf))
+	}
+	if b != nil {
+		e.buf, p.Buf = p.Buf, b
+		d.swapped++
+	} else {
+		b = d.takeFree(p.N)
+		if b == nil {
+			b = make([]byte, d.sizeFor(p.N))
+		}
+		copy(b, p.Buf[:p.N])
+		e.buf = b
+	}
+	e.n, e.off = p.N, p.Offload
+	d.fn++
+	d.fastFrames++
+}
+
+// sizeFor is the length of a new buffer for a frame of n bytes.
+func (d *direction) sizeFor(n int) int {
+	if n <= smallBuf {
+		return smallBuf
+	}
+	return max(d.bufSize, n)
+}
+
+// takeFree returns a free buffer for n bytes — a small one if n is
+// small — or nil.
+func (d *direction) takeFree(n int) []byte {
+	if n <= smallBuf && d.bufSize > smallBuf {
+		if len(d.freeSmall) == 0 {
+			return nil
+		}
+		last := len(d.freeSmall) - 1
+		b := d.freeSmall[last]
+		d.freeSmall[last] = nil
+		d.freeSmall = d.freeSmall[:last]
+		return b
+	}
+	for i := len(d.free) - 1; i >= 0; i-- {
+		if b := d.free[i]; len(b) >= n {
+			last := len(d.free) - 1
+			d.free[i] = d.free[last]
+			d.free[last] = nil
+			d.free = d.free[:last]
+			return b
+		}
+	}
+	return nil
+}
+
+// putFree keeps b for later frames, up to freeMax buffers of each kind.
+func (d *direction) putFree(b []byte) {
+	switch {
+	case len(b) == smallBuf && d.bufSize > smallBuf:
+		if len(d.freeSmall) < d.freeMax {
+			d.freeSmall = append(d.freeSmall, b)
+		}
+	case len(b) >= d.bufSize:
+		if len(d.free) < d.freeMax {
+			d.free = append(d.free, b)
+		}
+	}
+}
+
+// popFast moves frames from the fifo into pkts, exchanging buffers where
+// the reader allows it and the frame's buffer has room for what readers'
+// buffers must hold; it returns how many packets it filled. d.mu is held.
+func (d *direction) popFast(pkts []link.Packet, rxMin int, offloads bool) int {
+	n := 0
+	for n < len(pkts) && d.fn > 0 {
+		e := &d.fifo[d.fhead]
+		p := &pkts[n]
+		d.fhead = (d.fhead + 1) % len(d.fifo)
+		d.fn--
+		off := e.off
+		if offloads && off.NeedsCsum {
+			off.DataValid = true // as in ReadBatch
+		}
+		switch {
+		case p.Swap && len(e.buf) >= rxMin && len(p.Buf) >= d.bufSize:
+			p.Buf, e.buf = e.buf, p.Buf
+			d.swapped++
+		case e.n > len(p.Buf):
+			d.rxTooShort++
+			d.putFree(e.buf)
+			e.buf = nil
+			continue
+		default:
+			copy(p.Buf, e.buf[:e.n])
+		}
+		d.putFree(e.buf)
+		p.N, p.Offload = e.n, off
+		e.buf, e.off = nil, link.Offload{}
+		d.rxFrames++
+		d.rxBytes += uint64(p.N)
+		n++
+	}
+	return n
+}
+
+// offer passes one frame through the impairments into the line; d.mu is
+// held.
+func (d *direction) offer(now clock.Instant, frame []byte, off link.Offload) {
+	dec := d.model.OfferFrame(now, frame)
+	for _, c := range dec.Deliver() {
+		if !d.line.Push(c, frame, off) {
+			d.txQueueFull++
+		}
+	}
+}
+
+// cut offers the wire frames of a super-frame, or of a frame whose
+// checksum is partial, one by one, as a NIC doing TSO and checksum
+// offload puts them on an impaired wire. Checksums stay partial (the
+// reader trusts them) unless the link corrupts; d.mu is held.
+func (d *direction) cut(now clock.Instant, p *link.Packet, maxLen int) error {
+	s := &d.seg
+	if err := s.Init(p.Frame(), d.medium, p.Offload); err != nil {
+		d.txBadOffload++
+		return nil // dropped, as a device drops a frame it cannot parse
+	}
+	if s.SegmentLen(0) > maxLen {
+		d.txTooBig++
+		return link.ErrFrameTooBig
+	}
+	mode, off := gso.Partial, link.Offload{}
+	if d.csum {
+		mode = gso.Complete
+	} else {
+		l := s.Layout()
+		off = link.Offload{NeedsCsum: true, CsumStart: uint16(l.L4), CsumOffset: 6} // UDP
+		if l.Proto == 6 {
+			off.CsumOffset = 16 // TCP
+		}
+	}
+	if s.Count() > 1 {
+		d.txSegmented++
+	}
+	for {
+		n, ok := s.Next(d.scratch, mode)
+		if !ok {
+			return nil
+		}
+		d.txSegments++
+		d.offer(now, d.scratch[:n], off)
+	}
 }
 
 // signal wakes the reader of the outgoing direction if n frames were
@@ -229,8 +506,10 @@ func (e *Endpoint) signal(n int) {
 
 // ReadBatch blocks until at least one frame is due, then fills up to
 // len(pkts) packets with the due frames, in order of due time. Each Buf
-// should have room for MTU plus the link header; a frame that does not fit
-// is dropped and counted (RxTooShort).
+// should have room for MTU plus the link header (link.MaxSuperFrame with
+// the default offloads); a frame that does not fit is dropped and counted
+// (RxTooShort). Where a packet allows it (link.Packet.Swap), the frame may
+// arrive in a buffer exchanged for the packet's.
 func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	if len(pkts) == 0 {
 		return 0, nil
@@ -245,7 +524,7 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 			d.mu.Unlock()
 			return 0, opError("read", net.ErrClosed)
 		}
-		n := 0
+		n := d.popFast(pkts, w.rxMin, w.offloads)
 		for n < len(pkts) {
 			p := &pkts[n]
 			size, off, ok := d.line.Pop(now, p.Buf)
@@ -255,6 +534,11 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 			if size > len(p.Buf) {
 				d.rxTooShort++
 				continue
+			}
+			if w.offloads && off.NeedsCsum {
+				// Checksum partial on one side is data valid on the
+				// other, as on a veth.
+				off.DataValid = true
 			}
 			p.N, p.Offload = size, off
 			d.rxFrames++
@@ -301,6 +585,12 @@ func (e *Endpoint) Close() error {
 			d.mu.Lock()
 			w.closed.Store(true)
 			d.line.Clear()
+			for d.fn > 0 {
+				d.fifo[d.fhead] = fifoEntry{}
+				d.fhead = (d.fhead + 1) % len(d.fifo)
+				d.fn--
+			}
+			d.free, d.freeSmall = nil, nil
 			d.mu.Unlock()
 		}
 		close(w.done)
@@ -326,6 +616,7 @@ func (e *Endpoint) Stats() Stats {
 	e.tx.mu.Lock()
 	s.TxFrames, s.TxBytes = e.tx.txFrames, e.tx.txBytes
 	s.TxTooBig, s.TxQueueFull = e.tx.txTooBig, e.tx.txQueueFull
+	s.TxSegmented, s.TxSegments, s.TxBadOffload = e.tx.txSegmented, e.tx.txSegments, e.tx.txBadOffload
 	s.Impair = e.tx.model.Counters()
 	e.tx.mu.Unlock()
 	e.rx.mu.Lock()

@@ -57,8 +57,9 @@ func TestOrderAndContent(t *testing.T) {
 	leaktest.Check(t)
 	a, b := New(Config{})
 	defer a.Close()
-	if a.MTU() != 1500 || a.Medium() != link.Ethernet || a.BatchSize() != 64 || a.Caps() != 0 {
-		t.Fatalf("defaults: mtu %d medium %v batch %d", a.MTU(), a.Medium(), a.BatchSize())
+	veth := link.CapTxChecksum | link.CapRxChecksumValid | link.CapTSO | link.CapUSO | link.CapGRO
+	if a.MTU() != 1500 || a.Medium() != link.Ethernet || a.BatchSize() != 64 || a.Caps() != veth {
+		t.Fatalf("defaults: mtu %d medium %v batch %d caps %b", a.MTU(), a.Medium(), a.BatchSize(), a.Caps())
 	}
 	const total = 1000
 	out := batch(7, 1514)

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ustack/ustack/internal/gro"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/internal/netns"
 	"github.com/ustack/ustack/internal/rawfd"
 	"github.com/ustack/ustack/internal/vnet"
@@ -51,16 +53,25 @@ type Config struct {
 	Persist bool
 	// BatchSize is the most frames one ReadBatch returns; 0 means 64.
 	BatchSize int
-	// VnetHdr (experimental, off by default) opens the device with
-	// IFF_VNET_HDR and turns on checksum offload and TSO
-	// (TUNSETOFFLOAD TUN_F_CSUM|TSO4|TSO6|TSO_ECN). Frames then carry
-	// their virtio-net header's meaning in link.Offload, and the kernel
-	// sends TCP frames up to 64 KiB (GSO super-frames) that read buffers
-	// must have room for. Caps reports CapRxChecksumValid, CapGRO,
-	// CapTxChecksum and CapTSO. The stack does not yet segment or
-	// coalesce, so leave this off unless the code on the endpoint
-	// handles super-frames.
-	VnetHdr bool
+	// NoOffloads opens the device without the virtio-net header and with
+	// every offload off (TUNSETOFFLOAD 0): frames of at most MTU plus the
+	// link header, with complete checksums, both ways; Caps is 0.
+	//
+	// By default the device is opened with IFF_VNET_HDR and the kernel's
+	// offloads on — checksum offload, TSO for IPv4 and IPv6 with ECN,
+	// and, on kernels that have them (6.2 and later), UDP segmentation
+	// for both (TUNSETOFFLOAD TUN_F_CSUM|TSO4|TSO6|TSO_ECN|USO4|USO6) —
+	// and each frame's virtio-net header is carried in link.Offload: the
+	// kernel sends TCP super-frames of up to 64 KiB with partial
+	// checksums (read buffers need room for link.MaxSuperFrame), and
+	// takes them (CapTSO, CapTxChecksum, and CapUSO where the kernel has
+	// it). See the package documentation.
+	NoOffloads bool
+	// NoGRO leaves received TCP segments as the kernel sent them: without
+	// it, consecutive segments of a flow within a batch are merged into
+	// one super-frame (package internal/gro) before the stack sees them.
+	// It has no effect with NoOffloads.
+	NoGRO bool
 }
 
 // Stats are the counters of an Endpoint.
@@ -79,6 +90,16 @@ type Stats struct {
 	// TxTooBig counts frames longer than MTU plus the link header that
 	// WriteBatch refused with link.ErrFrameTooBig.
 	TxTooBig uint64
+	// RxGSO counts the super-frames the kernel sent (its TSO or UDP
+	// segmentation left to the device), TxGSO those written.
+	RxGSO, TxGSO uint64
+	// RxCoalesced counts the segments GRO merged into the one before
+	// them (so RxFrames minus RxCoalesced frames reached the stack).
+	RxCoalesced uint64
+	// RxSplit counts UDP super-datagrams cut into datagrams here (a UDP
+	// socket takes them one at a time), RxBadOffload frames dropped
+	// because their virtio-net header did not match them.
+	RxSplit, RxBadOffload uint64
 }
 
 // DefaultTxQueueLen is the transmit queue length Open gives a device it
@@ -104,6 +125,7 @@ type Endpoint struct {
 	mtu     int
 	batch   int
 	vnet    bool
+	uso     bool // the kernel took TUN_F_USO4|USO6
 	created bool
 
 	// Reader state: one ReadBatch at a time (the link contract), so the
@@ -117,6 +139,10 @@ type Endpoint struct {
 	rhdr   [vnet.Len]byte
 	spill  []byte // catches the part of a frame too big for its buffer
 	readFn func(fd int) bool
+	gro    *gro.Coalescer // nil: no GRO
+	// UDP super-datagrams being cut into datagrams, kept across
+	// ReadBatch calls when the batch fills first; made on first use.
+	split *gso.Queue
 
 	// Writer state, the same way.
 	wmu     sync.Mutex
@@ -128,7 +154,8 @@ type Endpoint struct {
 	writeFn func(fd int) bool
 
 	rxFrames, rxBytes, txFrames, txBytes,
-	rxTooBig, rxErrors, txDropped, txTooBig atomic.Uint64
+	rxTooBig, rxErrors, txDropped, txTooBig,
+	rxGSO, txGSO, rxSplit, rxBadOffload, merged atomic.Uint64
 }
 
 var _ link.Endpoint = (*Endpoint)(nil)
@@ -142,7 +169,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	if len(cfg.Name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("tap: name %q longer than %d bytes", cfg.Name, unix.IFNAMSIZ-1)
 	}
-	e := &Endpoint{medium: link.Ethernet, batch: cfg.BatchSize, vnet: cfg.VnetHdr}
+	e := &Endpoint{medium: link.Ethernet, batch: cfg.BatchSize, vnet: !cfg.NoOffloads}
 	if cfg.TUN {
 		e.medium = link.IP
 	}
@@ -152,7 +179,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	var fd int = -1
 	err := netns.Do(cfg.Netns, func() error {
 		var err error
-		fd, e.name, e.mtu, e.created, err = openDevice(cfg)
+		fd, e.name, e.mtu, e.created, e.uso, err = openDevice(cfg)
 		return err
 	})
 	if err != nil {
@@ -165,12 +192,15 @@ func Open(cfg Config) (*Endpoint, error) {
 	e.spill = make([]byte, 65536+vnet.Len)
 	e.readFn = e.readSome
 	e.writeFn = e.writeSome
+	if e.vnet && !cfg.NoGRO {
+		e.gro = gro.New(e.medium)
+	}
 	return e, nil
 }
 
 // openDevice does the work of Open in the device's namespace: the calls
 // of Documentation/networking/tuntap.rst.
-func openDevice(cfg Config) (fd int, name string, mtu int, created bool, err error) {
+func openDevice(cfg Config) (fd int, name string, mtu int, created, uso bool, err error) {
 	existed := false
 	if cfg.Name != "" {
 		_, ierr := netns.Index(cfg.Name)
@@ -178,7 +208,7 @@ func openDevice(cfg Config) (fd int, name string, mtu int, created bool, err err
 	}
 	fd, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return -1, "", 0, false, fmt.Errorf("tap: open /dev/net/tun: %w (needs CAP_NET_ADMIN and access to /dev/net/tun)", err)
+		return -1, "", 0, false, false, fmt.Errorf("tap: open /dev/net/tun: %w (needs CAP_NET_ADMIN and access to /dev/net/tun)", err)
 	}
 	defer func() {
 		if err != nil {
@@ -194,7 +224,7 @@ func openDevice(cfg Config) (fd int, name string, mtu int, created bool, err err
 	if cfg.TUN {
 		flags = unix.IFF_TUN | unix.IFF_NO_PI
 	}
-	if cfg.VnetHdr {
+	if !cfg.NoOffloads {
 		flags |= unix.IFF_VNET_HDR
 	}
 	ifr.SetUint16(flags)
@@ -204,15 +234,21 @@ func openDevice(cfg Config) (fd int, name string, mtu int, created bool, err err
 	}
 	name = ifr.Name()
 	created = !existed
-	if cfg.VnetHdr {
+	if !cfg.NoOffloads {
 		if err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnet.Len); err != nil {
 			err = fmt.Errorf("tap: TUNSETVNETHDRSZ: %w", err)
 			return
 		}
+		// USO first; kernels before 6.2 refuse the flags they do not
+		// know with EINVAL (drivers/net/tun.c set_offload).
 		off := unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
-		if err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, off); err != nil {
-			err = fmt.Errorf("tap: TUNSETOFFLOAD: %w", err)
-			return
+		uso = true
+		if unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, off|unix.TUN_F_USO4|unix.TUN_F_USO6) != nil {
+			uso = false
+			if err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, off); err != nil {
+				err = fmt.Errorf("tap: TUNSETOFFLOAD: %w", err)
+				return
+			}
 		}
 	} else {
 		// Always: a persistent device keeps the offloads its previous
@@ -263,12 +299,18 @@ func (e *Endpoint) Medium() link.Medium { return e.medium }
 // MTU returns the device's MTU when it was opened.
 func (e *Endpoint) MTU() int { return e.mtu }
 
-// Caps returns 0, or with Config.VnetHdr the virtio-net offloads.
+// Caps returns the virtio-net offloads — link.CapRxChecksumValid,
+// CapGRO, CapTxChecksum, CapTSO, and CapUSO where the kernel has it — or
+// 0 with Config.NoOffloads.
 func (e *Endpoint) Caps() link.Caps {
-	if e.vnet {
-		return link.CapRxChecksumValid | link.CapGRO | link.CapTxChecksum | link.CapTSO
+	if !e.vnet {
+		return 0
 	}
-	return 0
+	c := link.CapRxChecksumValid | link.CapGRO | link.CapTxChecksum | link.CapTSO
+	if e.uso {
+		c |= link.CapUSO
+	}
+	return c
 }
 
 // BatchSize returns Config.BatchSize (64 by default).
@@ -281,7 +323,17 @@ func (e *Endpoint) Stats() Stats {
 		TxFrames: e.txFrames.Load(), TxBytes: e.txBytes.Load(),
 		RxTooBig: e.rxTooBig.Load(), RxErrors: e.rxErrors.Load(),
 		TxDropped: e.txDropped.Load(), TxTooBig: e.txTooBig.Load(),
+		RxGSO: e.rxGSO.Load(), TxGSO: e.txGSO.Load(), RxCoalesced: e.rxCoalesced(),
+		RxSplit: e.rxSplit.Load(), RxBadOffload: e.rxBadOffload.Load(),
 	}
+}
+
+// rxCoalesced reads the GRO counter (kept by the Coalescer, under rmu).
+func (e *Endpoint) rxCoalesced() uint64 {
+	if e.gro == nil {
+		return 0
+	}
+	return e.merged.Load()
 }
 
 func opError(op string, err error) error {
@@ -291,7 +343,9 @@ func opError(op string, err error) error {
 // ReadBatch blocks until at least one frame has arrived, then reads up to
 // len(pkts) frames, one read(2) each, until the device has none ready. A
 // frame that does not fit its buffer is dropped and counted (RxTooBig).
-// After Close it returns an error wrapping net.ErrClosed.
+// With offloads, UDP super-datagrams are cut into datagrams and TCP
+// segments are coalesced (GRO) before it returns. After Close it returns
+// an error wrapping net.ErrClosed.
 func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	if len(pkts) == 0 {
 		return 0, nil
@@ -299,11 +353,23 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 	e.rmu.Lock()
 	defer e.rmu.Unlock()
 	e.rpkts, e.rn, e.rerr = pkts, 0, nil
-	err := e.fd.Read(e.readFn)
+	if e.split != nil && e.split.Len() > 0 {
+		// The rest of a super-datagram first; read more (without
+		// waiting) only if it fits.
+		e.fillSplit()
+	}
+	var err error
+	if e.rn < len(pkts) {
+		err = e.fd.Read(e.readFn)
+	}
 	n := e.rn
 	e.rpkts = nil
 	if err == nil {
 		err = e.rerr
+	}
+	if n > 1 && e.gro != nil {
+		n = e.gro.Coalesce(pkts[:n])
+		e.merged.Store(e.gro.Merged)
 	}
 	if n > 0 {
 		return n, nil
@@ -318,7 +384,7 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 // the device would block; it returns false (wait, then call again) only
 // when it read nothing.
 func (e *Endpoint) readSome(fd int) bool {
-	// iovecs: [0] the virtio-net header (VnetHdr only), [1] the
+	// iovecs: [0] the virtio-net header (with offloads), [1] the
 	// caller's buffer, [2] the spill buffer that tells a frame too big
 	// for [1] from one that fits exactly.
 	iov, hdr := e.riov[1:], 0
@@ -329,7 +395,7 @@ func (e *Endpoint) readSome(fd int) bool {
 	}
 	e.riov[2].Base = &e.spill[0]
 	e.riov[2].SetLen(len(e.spill))
-	for e.rn < len(e.rpkts) {
+	for e.rn < len(e.rpkts) && (e.split == nil || e.split.Len() == 0) {
 		p := &e.rpkts[e.rn]
 		e.riov[1].Base = nil
 		if len(p.Buf) > 0 {
@@ -356,22 +422,55 @@ func (e *Endpoint) readSome(fd int) bool {
 			e.rxTooBig.Add(1)
 			continue
 		}
-		p.N = size
-		p.Offload = link.Offload{}
-		if e.vnet {
-			p.Offload = vnet.Decode(e.rhdr[:])
-		}
 		e.rxFrames.Add(1)
 		e.rxBytes.Add(uint64(size))
+		p.N = size
+		p.Offload = link.Offload{}
+		if !e.vnet {
+			e.rn++
+			continue
+		}
+		p.Offload = vnet.Decode(e.rhdr[:])
+		switch p.Offload.GSOType {
+		case link.GSONone:
+		case link.GSOTCPv4, link.GSOTCPv6:
+			e.rxGSO.Add(1)
+		case link.GSOUDPL4:
+			// A UDP socket takes datagrams one at a time: cut it
+			// here, into this slot and the ones after it.
+			e.rxGSO.Add(1)
+			if e.split == nil {
+				e.split = gso.NewQueue(e.medium, 1)
+			}
+			if !e.split.Push(p.Frame(), p.Offload) {
+				e.rxBadOffload.Add(1)
+				continue
+			}
+			e.rxSplit.Add(1)
+			e.fillSplit()
+			continue
+		default:
+			e.rxBadOffload.Add(1)
+			continue
+		}
 		e.rn++
 	}
 	return true
 }
 
+// fillSplit hands out datagrams of the super-datagram in progress into
+// e.rpkts[e.rn:].
+func (e *Endpoint) fillSplit() {
+	n, tooBig := e.split.Fill(e.rpkts[e.rn:])
+	e.rn += n
+	e.rxTooBig.Add(uint64(tooBig))
+}
+
 // WriteBatch writes the frames, one write(2) each (writev with the
 // virtio-net header when Config.VnetHdr is set). A frame longer than the
-// MTU plus the link header stops the batch with link.ErrFrameTooBig
-// (unless it carries a GSO Offload on a VnetHdr device). If the device
+// MTU plus the link header stops the batch with link.ErrFrameTooBig,
+// unless it is a super-frame the device segments (TCP, or UDP where the
+// kernel has USO), of at most link.MaxSuperFrame bytes. If the device
 // cannot take a frame for WriteTimeout, the rest of the batch is dropped
 // and counted (TxDropped), as a full NIC queue drops. WriteBatch keeps no
 // buffer.
@@ -412,13 +511,16 @@ func (e *Endpoint) writeSome(fd int) bool {
 			e.werr = errors.New("tap: packet length out of range")
 			return true
 		}
-		if p.N > maxLen && !(e.vnet && p.Offload.GSOType != link.GSONone) {
+		if p.N > maxLen && !e.superOK(p) {
 			e.txTooBig.Add(1)
 			e.werr = link.ErrFrameTooBig
 			return true
 		}
 		var errno unix.Errno
 		if e.vnet {
+			if p.Offload.GSOType != link.GSONone {
+				e.txGSO.Add(1)
+			}
 			vnet.Encode(e.whdr[:], p.Offload)
 			e.wiov[0].Base = &e.whdr[0]
 			e.wiov[0].SetLen(vnet.Len)
@@ -451,6 +553,21 @@ func (e *Endpoint) writeSome(fd int) bool {
 		e.wn++
 	}
 	return true
+}
+
+// superOK reports whether p may exceed the MTU: a super-frame of a kind the
+// device segments, no longer than link.MaxSuperFrame.
+func (e *Endpoint) superOK(p *link.Packet) bool {
+	if !e.vnet || p.N > link.MaxSuperFrame {
+		return false
+	}
+	switch p.Offload.GSOType {
+	case link.GSOTCPv4, link.GSOTCPv6:
+		return true
+	case link.GSOUDPL4:
+		return e.uso
+	}
+	return false
 }
 
 // Close closes the device: a blocked ReadBatch returns net.ErrClosed, and

@@ -45,22 +45,37 @@ func setup(t *testing.T, cfg tap.Config) (*netns.NS, *tap.Endpoint) {
 	return ns, ep
 }
 
+// offloadCaps are the capabilities of a device with the virtio-net
+// header on this kernel (6.2 or later: USO too).
+const offloadCaps = link.CapRxChecksumValid | link.CapGRO | link.CapTxChecksum | link.CapTSO | link.CapUSO
+
 func TestTAPPingAndTCP(t *testing.T) {
-	netnstest.NeedCommands(t, "ping")
-	leaktest.Check(t)
-	ns, ep := setup(t, tap.Config{MTU: 1500})
-	if ep.Medium() != link.Ethernet || ep.MTU() != 1500 || ep.Caps() != 0 || !ep.Created() {
-		t.Fatalf("medium %v mtu %d caps %v created %v", ep.Medium(), ep.MTU(), ep.Caps(), ep.Created())
-	}
-	s, _ := linktest.Stack(t, ep, stackAddr)
-	linktest.Ping(t, ns, stackAddr.Addr(), 3)
-	linktest.TCPBothWays(t, ns, s, kernelAddr.Addr(), stackAddr.Addr(), 8<<20)
-	st := ep.Stats()
-	if st.RxFrames == 0 || st.TxFrames == 0 || st.RxTooBig != 0 || st.TxDropped != 0 {
-		t.Errorf("stats %+v", st)
-	}
-	if n := s.Stats().TCP.InCsumErrors; n != 0 {
-		t.Errorf("%d TCP checksum errors: offloads not off?", n)
+	for _, off := range []bool{true, false} {
+		t.Run(fmt.Sprintf("offloads=%v", off), func(t *testing.T) {
+			netnstest.NeedCommands(t, "ping")
+			leaktest.Check(t)
+			ns, ep := setup(t, tap.Config{MTU: 1500, NoOffloads: !off})
+			want := offloadCaps
+			if !off {
+				want = 0
+			}
+			if ep.Medium() != link.Ethernet || ep.MTU() != 1500 || ep.Caps() != want || !ep.Created() {
+				t.Fatalf("medium %v mtu %d caps %b (want %b) created %v", ep.Medium(), ep.MTU(), ep.Caps(), want, ep.Created())
+			}
+			s, _ := linktest.Stack(t, ep, stackAddr)
+			linktest.Ping(t, ns, stackAddr.Addr(), 3)
+			linktest.TCPBothWays(t, ns, s, kernelAddr.Addr(), stackAddr.Addr(), 8<<20)
+			st := ep.Stats()
+			if st.RxFrames == 0 || st.TxFrames == 0 || st.RxTooBig != 0 || st.TxDropped != 0 || st.RxBadOffload != 0 {
+				t.Errorf("stats %+v", st)
+			}
+			if off != (st.RxGSO > 0) {
+				t.Errorf("offloads %v: %d super-frames from the kernel", off, st.RxGSO)
+			}
+			if n := s.Stats().TCP.InCsumErrors; n != 0 {
+				t.Errorf("%d TCP checksum errors", n)
+			}
+		})
 	}
 }
 
@@ -146,8 +161,9 @@ func TestOtherMACs(t *testing.T) {
 	linktest.Ping(t, ns, stackAddr.Addr(), 1) // and the stack still works
 }
 
-// TestPersistentAttach: attaching to a persistent device whose previous
-// user turned offloads on still gives complete frames (TUNSETOFFLOAD 0),
+// TestPersistentAttach: attaching without offloads to a persistent device
+// whose previous user had them on still gives complete frames
+// (TUNSETOFFLOAD 0),
 // Persist keeps a created device after Close, and a device Open attached
 // to is left in place.
 func TestPersistentAttach(t *testing.T) {
@@ -156,7 +172,7 @@ func TestPersistentAttach(t *testing.T) {
 	netnstest.Skip(t, true)
 	ns := netnstest.NS(t, "ustack-tap-")
 	// A previous user with offloads on, keeping the device.
-	ep, err := tap.Open(tap.Config{Name: "ptap", Netns: ns.Name, VnetHdr: true, Persist: true})
+	ep, err := tap.Open(tap.Config{Name: "ptap", Netns: ns.Name, Persist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +187,7 @@ func TestPersistentAttach(t *testing.T) {
 	if err := ns.IP("addr", "add", kernelAddr.String(), "dev", "ptap"); err != nil {
 		t.Fatal(err)
 	}
-	ep, err = tap.Open(tap.Config{Name: "ptap", Netns: ns.Name})
+	ep, err = tap.Open(tap.Config{Name: "ptap", Netns: ns.Name, NoOffloads: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,13 @@
 //
 // The segment is a hub: a frame reaches every other node, and each stack
 // filters by destination MAC itself, as a NIC does.
+//
+// A NIC added with offload capabilities (NICConfig.Caps: link.CapTSO,
+// link.CapTxChecksum) behaves as such a NIC: the frames its stack hands
+// it with link.Offload set — TCP super-segments, partial checksums — are
+// recorded as they were handed over (Net.Offloaded), then cut and
+// completed in software (internal/gso) into the frames that go on the
+// wire, which are what Net.Log holds and the other nodes receive.
 package stacktest
 
 import (
@@ -20,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/gso"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
@@ -48,6 +56,10 @@ type Frame struct {
 	Data []byte
 	// Action is what the hook decided.
 	Action Action
+	// Offload is the frame's offload metadata as its stack handed it to
+	// the NIC (frames in Net.Offloaded only; those on the wire have
+	// none).
+	Offload link.Offload
 }
 
 // Decode decodes the frame's headers.
@@ -106,6 +118,10 @@ type Net struct {
 	Impair func(f *Frame) Action
 	// Log is every frame sent, in order.
 	Log []*Frame
+	// Offloaded is every frame a stack handed to an offloading NIC with
+	// link.Offload set (a super-segment, a partial checksum), before the
+	// NIC's software segmentation put its pieces in Log.
+	Offloaded []*Frame
 	// MaxSteps bounds the steps of each Run call (livelock guard).
 	MaxSteps int
 
@@ -255,7 +271,7 @@ func (n *Net) Flush() {
 					n.tb.Fatalf("stacktest: %s sent a frame on NIC %d, which is not on this segment", nd.Name, id)
 				}
 				if !out.Down {
-					n.send(out, slices.Clone(nd.tx.Frame()))
+					n.transmit(out, &nd.tx)
 				}
 				if n.Delay == 0 {
 					again = true
@@ -273,6 +289,33 @@ func (n *Net) Flush() {
 			n.deliverDue()
 			again = true
 		}
+	}
+}
+
+// transmit puts the frame a stack handed to nd's NIC on the wire: as it
+// is, or, if it carries offload metadata, cut and completed as a NIC with
+// those offloads would (internal/gso).
+func (n *Net) transmit(nd *Node, pkt *link.Packet) {
+	if pkt.Offload == (link.Offload{}) {
+		n.send(nd, slices.Clone(pkt.Frame()))
+		return
+	}
+	n.Offloaded = append(n.Offloaded, &Frame{N: len(n.Offloaded), From: nd, Sent: n.Now, Data: slices.Clone(pkt.Frame()), Offload: pkt.Offload})
+	l2 := wire.EthernetHeaderLen
+	if eth, err := wire.ParseEthernet(pkt.Frame()); err == nil {
+		l2 = eth.HeaderLen()
+	}
+	k, err := gso.Count(pkt.Frame(), l2, pkt.Offload)
+	if err != nil {
+		n.tb.Fatalf("stacktest: %s handed its NIC a frame with offload %+v it cannot segment: %v", nd.Name, pkt.Offload, err)
+	}
+	for i := range k {
+		buf := make([]byte, pkt.N)
+		m, err := gso.Segment(buf, pkt.Frame(), l2, pkt.Offload, i)
+		if err != nil {
+			n.tb.Fatalf("stacktest: segment %d of %d: %v", i, k, err)
+		}
+		n.send(nd, buf[:m])
 	}
 }
 
