@@ -204,15 +204,17 @@ func ipHeaderLen(dst netip.Addr) int {
 
 // writeIPHeader writes into b the IP header of a packet of plen payload
 // bytes of protocol proto from src to dst, of dst's family, and returns
-// its length (RFC 791 §3.1; df sets IPv4's Don't Fragment). IPv4 is the
+// its length (RFC 791 §3.1; df sets IPv4's Don't Fragment, ecn the ECN
+// field, RFC 3168 §5: what TCP asked for its segment). IPv4 is the
 // only family routeTo lets through until IPv6 adds its case here (issue
 // 11), so any other writes nothing.
-func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen int, df bool) int {
+func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto, ecn uint8, plen int, df bool) int {
 	if !dst.Is4() {
 		return 0
 	}
 	s.host.ipID++
 	h := wire.IPv4Fields{
+		TOS:      ecn & 3, // DSCP 0; the ECN field (RFC 3168 §5)
 		TotalLen: uint16(wire.IPv4HeaderLen + plen),
 		ID:       s.host.ipID,
 		DF:       df,
@@ -232,7 +234,7 @@ func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen i
 // (DF set: RFC 791 §3.2).
 func (s *Stack) sendPacket(now clock.Instant, rt *route, dst netip.Addr, proto uint8, buf []byte, plen int, df bool) bool {
 	hl := ipHeaderLen(dst)
-	s.writeIPHeader(buf, rt.src, dst, proto, plen, df)
+	s.writeIPHeader(buf, rt.src, dst, proto, 0, plen, df)
 	s.host.net.OutRequests++
 	return s.sendIP(now, rt.nic, rt.nextHop, buf[:hl+plen])
 }

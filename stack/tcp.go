@@ -146,7 +146,7 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 			st.ListenDrops++
 			return
 		}
-		if c.conn.HandleSegment(now, &seg) != tcp.Reopen {
+		if c.conn.HandleSegmentECN(now, &seg, tcp.ECN(p.ecn)) != tcp.Reopen {
 			s.afterConn(c)
 			return
 		}
@@ -210,7 +210,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 		iss = newISS
 	}
 	c := s.newConn(key, n, rt.nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU, ECN: true}
 	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
 		return
 	}
@@ -224,7 +224,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 // (RFC 4987 §3.6) and keeps no state but the time, which makes l check
 // ACKs as cookies for the next tcp.CookieValid.
 func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple, syn *wire.TCPFields) {
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU, ECN: true}
 	var synack wire.TCPFields
 	s.flows.cookie.SynAck(now, ep, syn, &synack)
 	l.cookieSent = now
@@ -243,7 +243,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 		return false
 	}
 	st := &s.flows.tcpEnv.Stats
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU, ECN: true}
 	o, ok := s.flows.cookie.Check(now, ep, seg)
 	if !ok {
 		return false
@@ -371,7 +371,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	c := s.newConn(key, n, nextHop)
 	iss, tsOff := s.initialSeq(now, key.local, raddr)
-	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU, ECN: true}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}

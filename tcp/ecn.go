@@ -24,8 +24,8 @@ import (
 //
 // The IP layer's share is the codepoint: HandleSegmentECN takes the one a
 // segment arrived with, and Transmit.ECN (PollTransmitBatch) gives the one
-// for the segment written; Endpoints.ECN says the owner does both (no
-// negotiation otherwise).
+// for the segment written (TransmitECN after PollTransmit);
+// Endpoints.ECN says the owner does both (no negotiation otherwise).
 
 // ECN is an IP ECN codepoint (RFC 3168 §5): the low two bits of the IPv4
 // TOS octet or the IPv6 Traffic Class.
@@ -61,6 +61,10 @@ func (c *Conn) HandleSegmentECN(now clock.Instant, seg *wire.TCPFields, ecn ECN)
 	c.ecnIn = NotECT
 	return v
 }
+
+// TransmitECN returns the ECN codepoint for the IP header of the segment
+// the last PollTransmit wrote: Transmit.ECN, for a caller of PollTransmit.
+func (c *Conn) TransmitECN() ECN { return c.ecnOut }
 
 // ECNEnabled reports whether ECN was negotiated for the connection.
 func (c *Conn) ECNEnabled() bool { return c.ecnOK }
