@@ -131,13 +131,15 @@ func (c *Conn) deliveredRecord(now clock.Instant, a *ackEvent, r *txRecord, n ui
 	}
 	// RFC 8985 §6.2 step 2: RACK takes its RTT and its newest
 	// transmission from segments whose ACK cannot be for an earlier
-	// transmission: not resent, or resent and acknowledged by an echo
-	// of the resend's timestamp and no faster than the minimum RTT.
+	// transmission: not resent, or resent and acknowledged no faster
+	// than the minimum RTT. As Linux (tcp_rack_advance), not by the
+	// timestamp echo the RFC also allows: a receiver echoes the TSval of
+	// the last in-order segment (RFC 7323 §4.3), so the ACK of a
+	// resend above a hole — a tail loss probe's, with more lost before
+	// it — echoes an older one, and RACK would never learn that the
+	// probe arrived, leaving the hole to the RTO.
 	rtt := now.Sub(r.xmit)
 	if retrans {
-		if a.tsEcrOK && tsBefore(a.tsEcr, c.tsVal(r.xmit)) {
-			return
-		}
 		if !c.minRTT.Empty() && rtt < time.Duration(c.minRTT.Get()) {
 			return
 		}
