@@ -87,6 +87,10 @@ type NICConfig struct {
 	Addrs []netip.Prefix
 	// VLAN puts the NIC on an 802.1Q VLAN; 0 means untagged.
 	VLAN uint16
+	// Promiscuous makes the NIC take packets to any unicast address,
+	// and Spoofing lets packets leave it from any address: forwarder
+	// mode (see ForwardTCP; SetForwarding changes them later).
+	Promiscuous, Spoofing bool
 }
 
 // New returns a running Stack with no NICs. It fails if cfg names a
@@ -144,6 +148,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 	id, err := s.core.AddNIC(stack.NICConfig{
 		Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
 		Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(),
+		Promiscuous: cfg.Promiscuous, Spoofing: cfg.Spoofing,
 	})
 	if err != nil {
 		return nil, err

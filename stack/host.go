@@ -18,17 +18,18 @@ import (
 // own or an owner, while NICs, addresses and routes change rarely and
 // can be read-mostly. docs/ARCHITECTURE.md draws the split.
 type host struct {
-	nics   []*nic
-	local  addrSet // every address of every NIC: the local-address check
-	routes network.Table
-	neigh  *network.Neighbors
-	reasm  *network.Reassembler
-	frag   network.Fragmenter
-	icmpRL network.TokenBucket // ICMP errors sent (RFC 1812 §4.3.2.8)
-	ipID   uint16              // the IPv4 ID of the next packet
-	ttl    uint8               // TTL of packets the host sends (Config.TTL)
-	link   LinkStats
-	net    network.Stats
+	nics    []*nic
+	local   addrSet // every address of every NIC: the local-address check
+	routes  network.Table
+	neigh   *network.Neighbors
+	reasm   *network.Reassembler
+	frag    network.Fragmenter
+	icmpRL  network.TokenBucket // ICMP errors sent (RFC 1812 §4.3.2.8)
+	echoFwd *EchoForwarder      // takes echo requests to foreign addresses (forward.go)
+	ipID    uint16              // the IPv4 ID of the next packet
+	ttl     uint8               // TTL of packets the host sends (Config.TTL)
+	link    LinkStats
+	net     network.Stats
 }
 
 // nic is a NIC of the host.

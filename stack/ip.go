@@ -40,6 +40,10 @@ type ipRepr struct {
 	// verified it (link.Offload.DataValid), or the packet never left the
 	// stack (loopback).
 	dataValid bool
+	// foreign: the destination is not the stack's; a promiscuous NIC
+	// took the packet (forwarder mode). Only sockets bound to exactly
+	// that address match it, then the forwarders.
+	foreign bool
 }
 
 // handleIPv4 is RFC 791 §3.2 and RFC 1122 §3.2.1 input processing for a
@@ -76,11 +80,16 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 		return
 	}
 	bcast := isBroadcast(n, dst)
+	foreign := false
 	if !bcast && !s.isLocal(dst) {
 		// A host does not forward (RFC 1122 §3.3.1.1 allows silently
-		// discarding).
-		st.InAddrErrors++
-		return
+		// discarding), unless the NIC is promiscuous: then the packet
+		// is for whatever socket or forwarder takes its destination.
+		if !s.takesForeign(n, dst) {
+			st.InAddrErrors++
+			return
+		}
+		foreign = true
 	}
 	if ip.IsFragment() {
 		whole, ok := s.host.reasm.Add(now, ip)
@@ -105,6 +114,7 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 		packet:    ip.Packet(),
 		bcast:     bcast || linkBcast,
 		dataValid: off.DataValid,
+		foreign:   foreign,
 	}
 	s.deliver(now, &p)
 }

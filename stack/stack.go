@@ -159,6 +159,7 @@ type Stats struct {
 	Net  network.Stats
 	UDP  UDPStats
 	TCP  tcp.Stats
+	Fwd  ForwardStats
 }
 
 // Each calls f with every counter as "Group.Name", value; for printing.
@@ -173,6 +174,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	each("Net.", &s.Net)
 	each("UDP.", &s.UDP)
 	each("TCP.", &s.TCP)
+	each("Fwd.", &s.Fwd)
 }
 
 // Map returns the non-zero counters by name.
@@ -203,6 +205,17 @@ type NICConfig struct {
 	VLAN uint16
 	// Caps are the link's offload capabilities.
 	Caps link.Caps
+	// Promiscuous makes the NIC take IP packets for any unicast
+	// destination, not only the stack's own addresses (forwarder mode,
+	// as gVisor's promiscuous NIC): they reach sockets bound to exactly
+	// that address, else the forwarders (ForwardTCP, ForwardUDP,
+	// ForwardEcho), else the usual answer for no socket.
+	Promiscuous bool
+	// Spoofing lets packets leave the NIC from any source address, not
+	// only the stack's own (forwarder mode; Linux's IP_TRANSPARENT):
+	// connections and sockets may then bind addresses the stack does
+	// not hold.
+	Spoofing bool
 }
 
 // Errors of the socket API, each matching its errno with errors.Is.
@@ -247,6 +260,8 @@ type Stack struct {
 	out    output
 	rng    *rand.Rand
 	closed bool
+	// fwdStats count what the forwarders did (forward.go).
+	fwdStats ForwardStats
 }
 
 // flows is the per-flow state of a stack: everything a segment or
@@ -266,6 +281,10 @@ type flows struct {
 	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
 	ready     ring.Ring[Socket]   // sockets with events to report
 	udpStats  UDPStats
+	// The forwarders (forward.go): what takes the SYNs and datagrams no
+	// socket matched, when set.
+	tcpFwd *TCPForwarder
+	udpFwd *UDPForwarder
 }
 
 // New returns a stack with no NICs.
@@ -301,7 +320,7 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, TCP: s.flows.tcpEnv.Stats}
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats}
 }
 
 // Socket is a TCPConn, TCPListener or UDPEndpoint, as PollEvent reports
@@ -438,6 +457,7 @@ func (s *Stack) Close() {
 		u, _ := f.udp.get(a)
 		u.Close()
 	}
+	s.closeForwarders()
 }
 
 // ephemeralRange returns the first port and the count of the range.

@@ -154,8 +154,11 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 		reopen = true
 		s.afterConn(c)
 	}
-	l, _ := s.flows.listeners.lookup(key.local)
+	l := s.listenerFor(p, key.local)
 	if l == nil || l.closed {
+		if f := s.flows.tcpFwd; f != nil && f.offer(p, key, &seg) {
+			return // a forwarder took the SYN (forward.go)
+		}
 		// RFC 9293 §3.10.7.1: no connection and no listener.
 		st.NoListener++
 		s.sendReset(now, key, &seg)
@@ -353,7 +356,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	n, nextHop, src := rt.nic, rt.nextHop, rt.src
 	if laddr.Addr().IsValid() && !laddr.Addr().IsUnspecified() {
-		if !s.isLocal(laddr.Addr()) {
+		if !s.isLocal(laddr.Addr()) && !n.cfg.Spoofing {
 			return nil, ErrAddrNotAvail
 		}
 		src = laddr.Addr()
@@ -575,7 +578,7 @@ func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
-	if !a.IsUnspecified() && !s.isLocal(a) {
+	if !a.IsUnspecified() && !s.isLocal(a) && !s.spoofing() {
 		return nil, ErrAddrNotAvail
 	}
 	port := addr.Port()

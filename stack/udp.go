@@ -23,6 +23,10 @@ type UDPEndpoint struct {
 	q      ring.Ring[datagram]
 	qBytes int
 	closed bool
+	// fwd and fkey are set for a forwarder's flow (forward.go), which
+	// is found in fwd's table under fkey rather than bound.
+	fwd  *UDPForwarder
+	fkey tuple
 }
 
 // maxUDPPayload is the largest UDP payload over IPv4: 65535 − 20 − 8.
@@ -41,7 +45,7 @@ func (s *Stack) BindUDP(addr netip.AddrPort) (*UDPEndpoint, error) {
 	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
-	if !a.IsUnspecified() && !s.isLocal(a) {
+	if !a.IsUnspecified() && !s.isLocal(a) && !s.spoofing() {
 		return nil, ErrAddrNotAvail
 	}
 	port := addr.Port()
@@ -81,8 +85,11 @@ func (s *Stack) handleUDP(now clock.Instant, p *ipRepr) {
 		return
 	}
 	local := netip.AddrPortFrom(p.dst, u.DstPort())
-	ep, _ := s.flows.udp.lookup(local)
+	ep := s.udpSocketFor(p, local)
 	if ep == nil || ep.closed {
+		if f := s.flows.udpFwd; f != nil && !p.bcast && f.offer(p, u, local) {
+			return // a forwarder's flow took it (forward.go)
+		}
 		st.NoPorts++
 		if !p.bcast {
 			if p.dataValid && u.Checksum() != 0 {
@@ -150,7 +157,6 @@ func (u *UDPEndpoint) LocalAddr() netip.AddrPort { return u.addr }
 // WriteTo sends p as one datagram to `to`, fragmenting it if it exceeds
 // the MTU (RFC 791 §3.2; the DF bit is not set).
 func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (int, error) {
-	s := u.s
 	if u.closed {
 		return 0, ErrClosed
 	}
@@ -160,6 +166,13 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 	if !supported(to.Addr()) || to.Port() == 0 {
 		return 0, ErrInvalid
 	}
+	return u.send(now, p, u.addr, to)
+}
+
+// send sends p as one datagram from src (an unspecified address: the
+// route's) to `to`.
+func (u *UDPEndpoint) send(now clock.Instant, p []byte, src, to netip.AddrPort) (int, error) {
+	s := u.s
 	dst := to.Addr()
 	rt, err := s.routeTo(dst)
 	if err != nil {
@@ -167,13 +180,18 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 		s.host.net.OutNoRoutes++
 		return 0, err
 	}
-	if !u.addr.Addr().IsUnspecified() {
-		rt.src = u.addr.Addr()
+	if a := src.Addr(); !a.IsUnspecified() {
+		if a.Is4() != dst.Is4() || !s.isLocal(a) && !rt.nic.cfg.Spoofing {
+			// A source the stack does not hold leaves only a NIC
+			// that may spoof (forwarder mode).
+			return 0, ErrAddrNotAvail
+		}
+		rt.src = a
 	}
 	hl := ipHeaderLen(dst)
 	buf := s.getBuf(hl + wire.UDPHeaderLen + len(p))
 	defer s.putBuf(buf)
-	f := wire.UDPFields{SrcPort: u.addr.Port(), DstPort: to.Port(), Payload: p}
+	f := wire.UDPFields{SrcPort: src.Port(), DstPort: to.Port(), Payload: p}
 	l := f.Encode(buf[hl:], rt.src, dst)
 	s.flows.udpStats.OutDatagrams++
 	if !s.sendPacket(now, &rt, dst, wire.ProtoUDP, buf, l, false) {
@@ -188,7 +206,9 @@ func (u *UDPEndpoint) Close() {
 		return
 	}
 	u.closed = true
-	if cur, _ := u.s.flows.udp.get(u.addr); cur == u {
+	if u.fwd != nil {
+		u.fwd.forget(u)
+	} else if cur, _ := u.s.flows.udp.get(u.addr); cur == u {
 		u.s.flows.udp.remove(u.addr)
 	}
 	for {
