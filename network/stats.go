@@ -42,6 +42,7 @@ type Stats struct {
 	InEchos         uint64 // echo requests received (IcmpInEchos)
 	InEchoReps      uint64 // echo replies received (IcmpInEchoReps)
 	OutMsgs         uint64 // ICMP messages sent (IcmpOutMsgs)
+	OutEchos        uint64 // echo requests sent, from ping sockets (IcmpOutEchos)
 	OutEchoReps     uint64 // echo replies sent (IcmpOutEchoReps)
 	OutDestUnreachs uint64 // destination unreachable sent (IcmpOutDestUnreachs)
 	OutTimeExcds    uint64 // time exceeded sent (IcmpOutTimeExcds)
