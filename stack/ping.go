@@ -124,11 +124,12 @@ func (e *PingEndpoint) WriteTo(now clock.Instant, msg []byte, to netip.Addr) (in
 	if hl+len(msg) > maxIPPacket && !e.is6() || len(msg) > 0xffff {
 		return 0, ErrMsgSize
 	}
-	rt, err := s.routeTo(to)
+	rt, err := s.routeTo(to, nil) // a link-local address's zone names the NIC
 	if err != nil {
-		s.host.net.OutNoRoutes++
+		*s.host.ctr(to).outNoRoutes++
 		return 0, err
 	}
+	to = to.WithZone("")
 	if !e.addr.IsUnspecified() {
 		rt.src = e.addr
 	}
@@ -141,6 +142,8 @@ func (e *PingEndpoint) WriteTo(now clock.Instant, msg []byte, to netip.Addr) (in
 	var c uint16
 	if e.is6() {
 		c = wire.ICMPv6Checksum(m, rt.src, to)
+		s.host.net.Icmp6OutMsgs++
+		s.host.net.Icmp6OutEchos++
 	} else {
 		c = wire.Checksum(m, 0)
 		s.host.net.OutMsgs++
@@ -174,7 +177,7 @@ func (s *Stack) pingReply(p *ipRepr, msg []byte) {
 	}
 	buf := s.getBuf(len(msg))
 	copy(buf, msg)
-	ep.q.PushBack(datagram{from: netip.AddrPortFrom(p.src, 0), to: netip.AddrPortFrom(p.dst, 0), buf: buf, n: len(msg)})
+	ep.q.PushBack(datagram{from: netip.AddrPortFrom(p.src, 0), to: netip.AddrPortFrom(p.dst, 0), nic: p.nic, buf: buf, n: len(msg)})
 	ep.qBytes += len(msg)
 	st.InReplies++
 	s.notify(ep, EventReadable)
@@ -194,7 +197,7 @@ func (e *PingEndpoint) ReadFrom(p []byte) (int, netip.Addr, error) {
 	e.qBytes -= d.n
 	n := copy(p, d.buf[:d.n])
 	e.s.putBuf(d.buf)
-	return n, d.from.Addr(), nil
+	return n, withZone(d.from, d.nic).Addr(), nil
 }
 
 // Readable reports whether a reply is queued (or the socket closed).

@@ -400,3 +400,49 @@ func TestPingSocketForeign(t *testing.T) {
 		t.Error("the reply to the stack's own address was not queued")
 	}
 }
+
+// TestPingSocketEcho6: an IPv6 ping socket (Linux's SOCK_DGRAM
+// IPPROTO_ICMPV6) sends an ICMPv6 echo request with its identifier and
+// a checksum over the pseudo-header (RFC 4443 §2.3), and the reply comes
+// back to it; to a link-local address the zone names the NIC, and the
+// reply's source carries it. An IPv4 destination is refused.
+func TestPingSocketEcho6(t *testing.T) {
+	n, a, b := pair6(t, stack.Config{}, stack.Config{})
+	e, err := a.Stack.BindPing(netip.IPv6Unspecified(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	llB := wire.LinkLocalFromMAC(b.MAC)
+	data := payload(6, 56)
+	for k, to := range []netip.Addr{ip6B, llB.WithZone("A")} {
+		req := stacktest.ICMP6Msg(wire.ICMPv6Fields{Type: wire.ICMPv6EchoRequest, ID: 0xbeef, Seq: uint16(k), Payload: data}, ip6A, to.WithZone(""))
+		i := len(n.Log)
+		if w, err := e.WriteTo(n.Now, req, to); err != nil || w != len(req) {
+			t.Fatalf("WriteTo %v = %d, %v", to, w, err)
+		}
+		n.RunFor(10 * time.Millisecond)
+		var sent []*stacktest.Decoded
+		for _, f := range frames(n, i, from(a)) {
+			if d := f.Decode(); d.ICMP6 != nil && d.ICMP6.Type == wire.ICMPv6EchoRequest {
+				sent = append(sent, d)
+			}
+		}
+		if len(sent) != 1 || sent[0].ICMP6.ID != e.ID() || sent[0].IP6.Dst != to.WithZone("") ||
+			wire.ICMPv6Checksum(sent[0].Chain.Upper(sent[0].IPv6), sent[0].IP6.Src, sent[0].IP6.Dst) != 0 {
+			t.Fatalf("to %v: requests on the wire %v", to, sent)
+		}
+		got, src := readPing(t, e)
+		var f wire.ICMPv6Fields
+		f.Decode(wire.ICMPv6(got))
+		if src != to || f.Type != wire.ICMPv6EchoReply || f.ID != e.ID() || f.Seq != uint16(k) || !bytes.Equal(f.Payload, data) {
+			t.Errorf("to %v: reply %+v from %v", to, f, src)
+		}
+	}
+	if _, err := e.WriteTo(n.Now, echoRequest(1, 1, nil), ipB); !isErr(err, syscall.EAFNOSUPPORT) {
+		t.Errorf("IPv4 destination: %v, want EAFNOSUPPORT", err)
+	}
+	sa := a.Stack.Stats()
+	if sa.Net.Icmp6OutEchos != 2 || sa.Net.Icmp6InEchoReplies != 2 || sa.Ping.OutRequests != 2 || sa.Ping.InReplies != 2 || sa.Ping.NoSocket != 0 {
+		t.Errorf("A's counters %v", sa.Map())
+	}
+}

@@ -114,8 +114,8 @@ func TestLookupNotFound(t *testing.T) {
 // an IPv6 address asks AAAA beside A, at once, and returns the IPv6
 // addresses first; a name with only AAAA records resolves even though
 // its A query says "no such host"; a Net with only an IPv6 address asks
-// only AAAA. The stack cannot yet hold an IPv6 address (IPv6 is on
-// another branch), so the test marks A's Net as having one; the
+// only AAAA. The test marks A's Net as having an IPv6 address rather
+// than giving it one (written before the stack had IPv6), so the
 // queries still cross the directly joined devices over IPv4.
 func TestLookupAAAA(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
