@@ -240,7 +240,6 @@ var benign = map[string]bool{"Link.RxFrames": true, "Link.RxBytes": true, "Net.I
 
 func isErr(err, target error) bool { return errors.Is(err, target) }
 
-
 // newPacket wraps frame in a link.Packet.
 func newPacket(frame []byte) *link.Packet {
 	return &link.Packet{Buf: frame, N: len(frame)}
