@@ -2,6 +2,7 @@ package ustack
 
 import (
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -36,8 +37,22 @@ func TestBulkAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for range 50 { // warm up: buffers, pools, windows
-			round()
+		// Warm up — buffers, pools, windows — until 50 rounds in a row
+		// allocate nothing, as AllocsPerRun measures them (on one P).
+		// The windows grow with receive-buffer auto-tuning, and with
+		// frames crossing in the writer's goroutine (link.Receiver) a
+		// writer on one P fills them before the reader runs: the chunks
+		// in flight, and so those the pool has made, grow for a few
+		// hundred rounds (up to about 3 MiB) before they level off.
+		settled := false
+		for range 40 {
+			if testing.AllocsPerRun(50, round) == 0 && allocsIn(50, round) == 0 {
+				settled = true
+				break
+			}
+		}
+		if !settled {
+			t.Fatalf("MTU %d: still allocating after 2,000 rounds of 256 KiB", mtu)
 		}
 		a := testing.AllocsPerRun(200, round)
 		close(start)
@@ -110,4 +125,18 @@ func TestRoundTripAllocs(t *testing.T) {
 			<-done
 		})
 	}
+}
+
+// allocsIn returns how many allocations runs calls of f made in all,
+// on one P as testing.AllocsPerRun counts them, without its rounding
+// down to a whole number per call.
+func allocsIn(runs int, f func()) uint64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&m1)
+	return m1.Mallocs - m0.Mallocs
 }
