@@ -334,7 +334,8 @@ func (c *TCPConn) SetLinger(sec int) error {
 	return nil
 }
 
-// SetReadBuffer sets the receive buffer size (SO_RCVBUF).
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF) and, as on
+// Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetReadBuffer(bytes int) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -342,7 +343,8 @@ func (c *TCPConn) SetReadBuffer(bytes int) error {
 	return nil
 }
 
-// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF) and, as on
+// Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetWriteBuffer(bytes int) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -351,8 +353,9 @@ func (c *TCPConn) SetWriteBuffer(bytes int) error {
 }
 
 // SetCongestionControl selects the connection's congestion controller by
-// the name it is registered under in package tcp/cc ("reno", or one
-// registered with cc.Register), as the TCP_CONGESTION socket option does.
+// the name it is registered under in package tcp/cc ("cubic", the
+// default, "bbr", "reno", or one registered with cc.Register), as the
+// TCP_CONGESTION socket option does.
 // The new controller starts from the current window. An unknown name
 // fails with an error matching syscall.ENOENT, changing nothing.
 func (c *TCPConn) SetCongestionControl(name string) error {

@@ -93,6 +93,10 @@ type NICConfig struct {
 	// IPv6 turns IPv6 on for a NIC given no IPv6 address: a link-local
 	// address, and addresses and routes from router advertisements.
 	IPv6 bool
+	// Promiscuous makes the NIC take packets to any unicast address,
+	// and Spoofing lets packets leave it from any address: forwarder
+	// mode (see ForwardTCP; SetForwarding changes them later).
+	Promiscuous, Spoofing bool
 }
 
 // New returns a running Stack with no NICs. It fails if cfg names a
@@ -150,6 +154,7 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 	id, err := s.core.AddNIC(stack.NICConfig{
 		Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
 		Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(), IPv6: cfg.IPv6,
+		Promiscuous: cfg.Promiscuous, Spoofing: cfg.Spoofing,
 	})
 	if err != nil {
 		return nil, err

@@ -22,18 +22,19 @@ import (
 // own or an owner, while NICs, addresses and routes change rarely and
 // can be read-mostly. docs/ARCHITECTURE.md draws the split.
 type host struct {
-	nics   []*nic
-	local  addrSet // every usable address of every NIC: the local-address check
-	routes network.Table
-	neigh  *network.Neighbors
-	reasm  *network.Reassembler
-	frag   network.Fragmenter
-	icmpRL network.TokenBucket // ICMP and ICMPv6 errors sent (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f))
-	ipID   uint16              // the IPv4 ID of the next packet
-	ttl    uint8               // TTL of packets the host sends (Config.TTL)
-	link   LinkStats
-	net    network.Stats
-	c4, c6 ipCounters // the IP counters of each family, in net
+	nics    []*nic
+	local   addrSet // every usable address of every NIC: the local-address check
+	routes  network.Table
+	neigh   *network.Neighbors
+	reasm   *network.Reassembler
+	frag    network.Fragmenter
+	icmpRL  network.TokenBucket // ICMP and ICMPv6 errors sent (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f))
+	echoFwd *EchoForwarder      // takes echo requests to foreign addresses (forward.go)
+	ipID    uint16              // the IPv4 ID of the next packet
+	ttl     uint8               // TTL of packets the host sends (Config.TTL)
+	link    LinkStats
+	net     network.Stats
+	c4, c6  ipCounters // the IP counters of each family, in net
 
 	// IPv6 (ip6.go, ndp.go, addrconf.go).
 	reasm6   *network.Reassembler

@@ -27,6 +27,10 @@ func (s *Stack) handleICMPv4(now clock.Instant, p *ipRepr) {
 		if p.bcast {
 			return // net.ipv4.icmp_echo_ignore_broadcasts = 1
 		}
+		if f := s.host.echoFwd; f != nil && p.foreign {
+			f.offer(p, m) // forwarder mode: the owner answers (forward.go)
+			return
+		}
 		s.sendEchoReply(now, p, m)
 	case wire.ICMPv4EchoReply:
 		st.InEchoReps++

@@ -46,6 +46,10 @@ type ipRepr struct {
 	// verified it (link.Offload.DataValid), or the packet never left the
 	// stack (loopback).
 	dataValid bool
+	// foreign: the destination is not the stack's; a promiscuous NIC
+	// took the packet (forwarder mode). Only sockets bound to exactly
+	// that address match it, then the forwarders.
+	foreign bool
 }
 
 // handleIPv4 is RFC 791 §3.2 and RFC 1122 §3.2.1 input processing for a
@@ -82,11 +86,16 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 		return
 	}
 	bcast := isBroadcast(n, dst)
+	foreign := false
 	if !bcast && !s.isLocal(dst) {
 		// A host does not forward (RFC 1122 §3.3.1.1 allows silently
-		// discarding).
-		st.InAddrErrors++
-		return
+		// discarding), unless the NIC is promiscuous: then the packet
+		// is for whatever socket or forwarder takes its destination.
+		if !s.takesForeign(n, dst) {
+			st.InAddrErrors++
+			return
+		}
+		foreign = true
 	}
 	if ip.IsFragment() {
 		whole, ok := s.host.reasm.Add(now, ip)
@@ -111,6 +120,7 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 		packet:    ip.Packet(),
 		bcast:     bcast || linkBcast,
 		dataValid: off.DataValid,
+		foreign:   foreign,
 	}
 	s.deliver(now, &p)
 }
@@ -249,15 +259,18 @@ func ipHeaderLen(dst netip.Addr) int {
 
 // writeIPHeader writes into b the IP header of a packet of plen payload
 // bytes of protocol proto from src to dst, of dst's family, and returns
-// its length (RFC 791 §3.1, df setting IPv4's Don't Fragment; RFC 8200
-// §3, with the host's hop limit, traffic class and flow label 0).
-func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen int, df bool) int {
+// its length (RFC 791 §3.1, df setting IPv4's Don't Fragment, ecn the
+// ECN field, RFC 3168 §5: what TCP asked for its segment; RFC 8200 §3,
+// with the host's hop limit, the ECN bits as the traffic class and flow
+// label 0).
+func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto, ecn uint8, plen int, df bool) int {
 	if !dst.Is4() {
-		h := wire.IPv6Fields{PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
+		h := wire.IPv6Fields{TrafficClass: ecn & 3, PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
 		return h.Encode(b)
 	}
 	s.host.ipID++
 	h := wire.IPv4Fields{
+		TOS:      ecn & 3, // DSCP 0; the ECN field (RFC 3168 §5)
 		TotalLen: uint16(wire.IPv4HeaderLen + plen),
 		ID:       s.host.ipID,
 		DF:       df,
@@ -284,7 +297,7 @@ func (s *Stack) sendPacket(now clock.Instant, rt *route, dst netip.Addr, proto u
 		*c.fragFails++
 		return false
 	}
-	s.writeIPHeader(buf, rt.src, dst, proto, plen, df)
+	s.writeIPHeader(buf, rt.src, dst, proto, 0, plen, df)
 	*c.outRequests++
 	return s.sendIP(now, rt.nic, rt.nextHop, buf[:hl+plen])
 }

@@ -217,6 +217,7 @@ type Stats struct {
 	// UDP6 are the counters of UDP over IPv6 (Linux Udp6*).
 	UDP6 UDPStats
 	TCP  tcp.Stats
+	Fwd  ForwardStats
 }
 
 // Each calls f with every counter as "Group.Name", value; for printing.
@@ -232,6 +233,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	each("UDP.", &s.UDP)
 	each("UDP6.", &s.UDP6)
 	each("TCP.", &s.TCP)
+	each("Fwd.", &s.Fwd)
 }
 
 // Map returns the non-zero counters by name.
@@ -274,6 +276,17 @@ type NICConfig struct {
 	// (disable_ipv6 = 0): adding IPv6 to ustack changed nothing on the
 	// wire for IPv4 users.
 	IPv6 bool
+	// Promiscuous makes the NIC take IP packets for any unicast
+	// destination, not only the stack's own addresses (forwarder mode,
+	// as gVisor's promiscuous NIC): they reach sockets bound to exactly
+	// that address, else the forwarders (ForwardTCP, ForwardUDP,
+	// ForwardEcho), else the usual answer for no socket.
+	Promiscuous bool
+	// Spoofing lets packets leave the NIC from any source address, not
+	// only the stack's own (forwarder mode; Linux's IP_TRANSPARENT):
+	// connections and sockets may then bind addresses the stack does
+	// not hold.
+	Spoofing bool
 }
 
 // Errors of the socket API, each matching its errno with errors.Is.
@@ -320,6 +333,8 @@ type Stack struct {
 	out    output
 	rng    *rand.Rand
 	closed bool
+	// fwdStats count what the forwarders did (forward.go).
+	fwdStats ForwardStats
 }
 
 // flows is the per-flow state of a stack: everything a segment or
@@ -340,6 +355,10 @@ type flows struct {
 	ready     ring.Ring[Socket]   // sockets with events to report
 	udpStats  UDPStats
 	udp6Stats UDPStats
+	// The forwarders (forward.go): what takes the SYNs and datagrams no
+	// socket matched, when set.
+	tcpFwd *TCPForwarder
+	udpFwd *UDPForwarder
 }
 
 // New returns a stack with no NICs.
@@ -385,7 +404,7 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats}
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats}
 }
 
 // Socket is a TCPConn, TCPListener or UDPEndpoint, as PollEvent reports
@@ -536,6 +555,7 @@ func (s *Stack) Close() {
 		u, _ := f.udp.get(a)
 		u.Close()
 	}
+	s.closeForwarders()
 }
 
 // ephemeralRange returns the first port and the count of the range.

@@ -25,6 +25,10 @@ type UDPEndpoint struct {
 	q      ring.Ring[datagram]
 	qBytes int
 	closed bool
+	// fwd and fkey are set for a forwarder's flow (forward.go), which
+	// is found in fwd's table under fkey rather than bound.
+	fwd  *UDPForwarder
+	fkey tuple
 }
 
 // Largest UDP payloads: over IPv4 65535 − 20 − 8, over IPv6 65535 − 8
@@ -57,7 +61,7 @@ func (s *Stack) BindUDPOpts(addr netip.AddrPort, o BindOptions) (*UDPEndpoint, e
 	if o.V6Only && !a.Is6() {
 		return nil, ErrInvalid
 	}
-	if !a.IsUnspecified() && !s.isLocal(a) {
+	if !a.IsUnspecified() && !s.isLocal(a) && !s.spoofing() {
 		return nil, ErrAddrNotAvail
 	}
 	port := addr.Port()
@@ -112,8 +116,11 @@ func (s *Stack) handleUDP(now clock.Instant, p *ipRepr) {
 		return
 	}
 	local := netip.AddrPortFrom(p.dst, u.DstPort())
-	ep, _ := s.flows.udp.lookup(local)
+	ep := s.udpSocketFor(p, local)
 	if ep == nil || ep.closed {
+		if f := s.flows.udpFwd; f != nil && !p.bcast && f.offer(p, u, local) {
+			return // a forwarder's flow took it (forward.go)
+		}
 		st.NoPorts++
 		if !p.bcast {
 			if p.dataValid && u.Checksum() != 0 {
@@ -185,7 +192,6 @@ func (u *UDPEndpoint) LocalAddr() netip.AddrPort { return u.addr }
 // Linux); one bound to an IPv6 address sends to IPv6 only. A link-local
 // destination needs a zone naming the NIC.
 func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (int, error) {
-	s := u.s
 	if u.closed {
 		return 0, ErrClosed
 	}
@@ -202,6 +208,14 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 	if dst.Is4() && len(p) > maxUDPPayload || len(p) > maxUDPPayload6 {
 		return 0, ErrMsgSize
 	}
+	return u.send(now, p, u.addr, to)
+}
+
+// send sends p as one datagram from src (an unspecified address: the
+// route's) to `to`.
+func (u *UDPEndpoint) send(now clock.Instant, p []byte, src, to netip.AddrPort) (int, error) {
+	s := u.s
+	dst := to.Addr()
 	st := s.udpStats(dst)
 	rt, err := s.routeTo(dst, nil)
 	if err != nil {
@@ -210,13 +224,18 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 		return 0, err
 	}
 	dst = dst.WithZone("")
-	if !u.addr.Addr().IsUnspecified() {
-		rt.src = u.addr.Addr()
+	if a := src.Addr().WithZone(""); !a.IsUnspecified() {
+		if a.Is4() != dst.Is4() || !s.isLocal(a) && !rt.nic.cfg.Spoofing {
+			// A source the stack does not hold leaves only a NIC
+			// that may spoof (forwarder mode).
+			return 0, ErrAddrNotAvail
+		}
+		rt.src = a
 	}
 	hl := ipHeaderLen(dst)
 	buf := s.getBuf(hl + wire.UDPHeaderLen + len(p))
 	defer s.putBuf(buf)
-	f := wire.UDPFields{SrcPort: u.addr.Port(), DstPort: to.Port(), Payload: p}
+	f := wire.UDPFields{SrcPort: src.Port(), DstPort: to.Port(), Payload: p}
 	l := f.Encode(buf[hl:], rt.src, dst)
 	st.OutDatagrams++
 	if !s.sendPacket(now, &rt, dst, wire.ProtoUDP, buf, l, false) {
@@ -231,7 +250,9 @@ func (u *UDPEndpoint) Close() {
 		return
 	}
 	u.closed = true
-	if cur, _ := u.s.flows.udp.get(u.addr); cur == u {
+	if u.fwd != nil {
+		u.fwd.forget(u)
+	} else if cur, _ := u.s.flows.udp.get(u.addr); cur == u {
 		u.s.flows.udp.remove(u.addr)
 	}
 	for {

@@ -248,7 +248,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	p("bandwidth-delay product (at least %d frames) unless said otherwise, drop-tail. The ACK direction\n", MinQueue)
 	p("has the other half of the RTT and nothing else. The sender writes without end; the receiver reads\n")
 	p("at once and checks every byte. Goodput is what the receiving application read per second of\n")
-	p("virtual time. The stacks run with their defaults (4 MiB buffers today, no configuration); only the\n")
+	p("virtual time. The stacks run with their defaults (auto-tuned buffers, no configuration); only the\n")
 	p("controller is chosen.\n\n")
 
 	r.writeGoodput(p)
