@@ -102,14 +102,14 @@ type Conn struct {
 	rcvAdv wire.Seq // right edge of the last window advertised (RCV.NXT + RCV.WND when sent)
 
 	// Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
-	sndWScale, rcvWScale uint8  // window shifts: the peer's, and ours
-	wsOK, tsOK, sackOK   bool   // options both sides agreed on
-	advMSS               uint16 // the MSS we announced (from our MTU)
-	sndMSS               uint32 // data bytes in a full segment we send (options excluded)
-	rcvMSS               uint32 // largest data size the peer has sent us
+	sndWScale, rcvWScale uint8   // window shifts: the peer's, and ours
+	wsOK, tsOK, sackOK   bool    // options both sides agreed on
+	advMSS               uint16  // the MSS we announced (from our MTU)
+	sndMSS               uint32  // data bytes in a full segment we send (options excluded)
+	rcvMSS               uint32  // largest data size the peer has sent us
 	plp                  plpmtud // path MTU: PTB and PLPMTUD (plpmtud.go)
 	epPathMTU            int     // Endpoints.PathMTU
-	tsRecent             uint32 // TS.Recent (RFC 7323 §4.3)
+	tsRecent             uint32  // TS.Recent (RFC 7323 §4.3)
 	tsRecentAt           clock.Instant
 	tsOffset             uint32   // added to our TSval
 	lastAckSent          wire.Seq // Last.ACK.sent (RFC 7323 §4.3)
@@ -738,10 +738,10 @@ type Info struct {
 	AdvMSS           uint16
 	// PMTU is the path MTU the send MSS stands for (Linux's tcpi_pmtu),
 	// and PLPMTUD where path MTU discovery by probing is (RFC 8899).
-	PMTU    int
-	PLPMTUD PLPMTUDState
-	Cwnd, Ssthresh   uint32 // bytes
-	SndWnd, RcvWnd   uint32 // bytes
+	PMTU           int
+	PLPMTUD        PLPMTUDState
+	Cwnd, Ssthresh uint32 // bytes
+	SndWnd, RcvWnd uint32 // bytes
 	// SndWScale and RcvWScale are -1 without window scaling.
 	SndWScale, RcvWScale int8
 	Timestamps, SACK     bool
