@@ -219,6 +219,15 @@ func (s *Stack) Stats() stack.Stats {
 	return s.core.Stats()
 }
 
+// PathMTU returns the MTU the stack uses toward dst: its route's NIC's,
+// or the smaller one path MTU discovery learned from ICMP (RFC 1191,
+// RFC 8201) until it expires, as `ip route get` shows the kernel's.
+func (s *Stack) PathMTU(dst netip.Addr) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.core.PathMTU(s.now(), dst)
+}
+
 // Conns returns the stack's TCP connections, as `ss -t` would list them.
 func (s *Stack) Conns() []stack.ConnInfo {
 	s.mu.Lock()

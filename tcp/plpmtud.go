@@ -138,6 +138,11 @@ const (
 	// 200 ms RTO, against Linux's 6.2 s) while three in a row, which
 	// random loss of a few percent produces, do not suffice.
 	blackHoleRTOs = 4
+	// blackHoleTime also makes a black hole: the time since the first
+	// RTO of the run, once two RTOs in a row passed (Linux's rule, which
+	// matters when the RTO is long: after a lost SYN the RTO stays at 1
+	// s, and four RTOs in a row take 31 s).
+	blackHoleTime = 3 * time.Second
 	// mssFloor is the least MSS an ICMP error can set (Linux's
 	// tcp_min_snd_mss, 48).
 	mssFloor = 48
@@ -174,8 +179,10 @@ type plpmtud struct {
 	probe                uint32
 	probeStart, probeEnd wire.Seq
 	// bhAt is rexmitCount when the last black hole was detected: the
-	// next needs blackHoleRTOs more.
-	bhAt int
+	// next needs blackHoleRTOs more; firstRTO is when the run of RTOs
+	// since began.
+	bhAt     int
+	firstRTO clock.Instant
 }
 
 // plpInit starts path MTU state once the handshake fixed the MSS, before
@@ -407,8 +414,9 @@ func (c *Conn) plpProbeFailed(high uint32) {
 
 // plpTimeout is black-hole detection, on a retransmission timeout of
 // data (RFC 4821 §5, RFC 8899 §4.3; Linux's tcp_mtu_probing): a probe in
-// flight failed; and when blackHoleRTOs timeouts in a row found a
-// full-sized segment unacknowledged, the MSS drops to the base MSS (to
+// flight failed; and when blackHoleRTOs timeouts in a row (or two and
+// more, blackHoleTime after the first) found a full-sized segment
+// unacknowledged, the MSS drops to the base MSS (to
 // half the MSS if it was not above it) and the search starts from there.
 // With MTUProbingOff nothing but the probe changes.
 func (c *Conn) plpTimeout(now clock.Instant) {
@@ -416,7 +424,12 @@ func (c *Conn) plpTimeout(now clock.Instant) {
 	if p.probe != 0 {
 		c.plpProbeFailed(p.probe - 1)
 	}
-	if c.env.cfg.MTUProbing == MTUProbingOff || c.sndMSS == 0 || c.rexmitCount < p.bhAt+blackHoleRTOs || c.sent.empty() {
+	if c.rexmitCount == p.bhAt+1 {
+		p.firstRTO = now
+	}
+	n := c.rexmitCount - p.bhAt
+	if c.env.cfg.MTUProbing == MTUProbingOff || c.sndMSS == 0 || c.sent.empty() ||
+		n < blackHoleRTOs && (n < 2 || now.Sub(p.firstRTO) < blackHoleTime) {
 		return
 	}
 	head := c.sent.first()

@@ -27,8 +27,8 @@ import (
 // lossRecovery is a loss-recovery algorithm. The connection calls it from
 // processACK (onAck; not for an ACK that acknowledges nothing while
 // nothing is outstanding: there is nothing to recover then),
-// onRexmitTimeout (onTimeout), PollTransmit (send) and nextPiece
-// (sendRoom). What every algorithm keeps — whether an episode is under way,
+// onRexmitTimeout (onTimeout), PollTransmit (send), nextPiece
+// (sendRoom), and path MTU's MSS changes (onMSSDrop, plpmtud.go). What every algorithm keeps — whether an episode is under way,
 // the duplicate-ACK count, limited transmit's count — is its
 // recoveryBase, which the connection reads directly (Conn.lr) where a
 // call per segment would cost more than the answer.
