@@ -145,8 +145,11 @@ func (s *Stack) DialContext(ctx context.Context, network, address string) (net.C
 }
 
 // DialTCP connects from laddr (zero: any address, an ephemeral port) to
-// raddr.
+// raddr. IPv4-mapped IPv6 addresses are taken as the IPv4 addresses they
+// map, as package net does.
 func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	ta := net.TCPAddrFromAddrPort(raddr)
 	fail := func(err error) (*TCPConn, error) {
 		return nil, opError("dial", "tcp", nil, ta, err)
@@ -154,48 +157,38 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 	if err := ctx.Err(); err != nil {
 		return fail(ctxError(err))
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return fail(net.ErrClosed)
-	}
-	sc, err := s.core.Connect(s.now(), laddr, raddr)
+	sh, c, err := s.connect(laddr, raddr)
 	if err != nil {
-		s.mu.Unlock()
 		return fail(err)
 	}
-	c := s.newTCPConn(sc)
-	s.flushLocked()
-	s.mu.Unlock()
+	sc := c.sc
 
-	for {
-		s.mu.Lock()
-		st, cerr := sc.State(), sc.Err()
-		if st != tcp.SynSent && st != tcp.SynReceived {
-			if st == tcp.Closed && cerr != nil {
-				s.unregister(c)
-				s.mu.Unlock()
-				c.closeFromStack()
-				return fail(cerr)
-			}
-			s.applyDefaults(sc)
-			s.flushLocked()
-			s.mu.Unlock()
-			if c.isClosing() {
-				return fail(net.ErrClosed)
-			}
-			return c, nil
+	var cerr error // the connection failed: refused, timed out, unreachable
+	err = block(sh.self[:], 0, &waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func(int) tryResult {
+		switch st := sc.State(); {
+		case st == tcp.SynSent || st == tcp.SynReceived:
+			return tryWait
+		case st == tcp.Closed && sc.Err() != nil:
+			cerr = sc.Err()
+			sh.unregister(c)
+		default:
+			sh.applyDefaults(sc)
 		}
-		s.mu.Unlock()
-		select {
-		case <-c.wsig:
-		case <-c.closing:
-			return fail(net.ErrClosed)
-		case <-ctx.Done():
-			c.Close() // abandon the attempt; a SYN-SENT connection just ends
-			return fail(ctxError(ctx.Err()))
-		}
+		return tryDone
+	})
+	switch {
+	case err == errWaitCanceled:
+		c.Close() // abandon the attempt; a SYN-SENT connection just ends
+		return fail(ctxError(ctx.Err()))
+	case err != nil:
+		return fail(err)
+	case cerr != nil:
+		c.closeFromStack()
+		return fail(cerr)
+	case c.isClosing():
+		return fail(net.ErrClosed)
 	}
+	return c, nil
 }
 
 // Listen listens for TCP connections on address, as net.Listen; network
@@ -226,19 +219,56 @@ func (s *Stack) ListenTCP(network, address string, backlog int) (*Listener, erro
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	addr := ba.addr
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), net.ErrClosed)
+	return s.listenTCP(network, ba.addr, backlog, ba.v6only)
+}
+
+// ListenTCPAddrPort listens for TCP connections on laddr with an accept
+// backlog (0: the stack's maximum); 0.0.0.0 listens on every IPv4
+// address, :: on every address of both families (as Listen's "tcp"), an
+// invalid address on every IPv4 address; port 0 picks a free port.
+func (s *Stack) ListenTCPAddrPort(laddr netip.AddrPort, backlog int) (*Listener, error) {
+	return s.listenTCP("tcp", anyIfInvalid(laddr), backlog, false)
+}
+
+// anyIfInvalid returns a with its address unmapped (an IPv4-mapped IPv6
+// address is IPv4), or IPv4's unspecified address if it has none.
+func anyIfInvalid(a netip.AddrPort) netip.AddrPort {
+	if !a.Addr().IsValid() {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), a.Port())
 	}
-	sl, err := s.core.ListenOpts(addr, backlog, stack.BindOptions{V6Only: ba.v6only})
-	if err != nil {
-		return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// listenTCP listens on addr; v6only keeps a listener on :: to IPv6
+// (IPV6_V6ONLY).
+func (s *Stack) listenTCP(network string, addr netip.AddrPort, backlog int, v6only bool) (*Listener, error) {
+	l := &Listener{shards: s.shards, sig: newSignal(), closing: make(chan struct{})}
+	// A listener has a part in every shard, since a SYN goes to the shard
+	// its flow hashes to; the first picks the port the others take.
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		var sl *stack.TCPListener
+		err := error(net.ErrClosed)
+		if !sh.closed {
+			sl, err = sh.core.ListenOpts(addr, backlog, stack.BindOptions{V6Only: v6only})
+		}
+		if err != nil {
+			sh.mu.Unlock()
+			for i, sl := range l.sls {
+				l.shards[i].mu.Lock()
+				sl.Close()
+				l.shards[i].unregister(l)
+				l.shards[i].mu.Unlock()
+			}
+			return nil, opError("listen", network, nil, net.TCPAddrFromAddrPort(addr), err)
+		}
+		sl.SetOwner(l)
+		sh.register(l)
+		sh.mu.Unlock()
+		l.sls = append(l.sls, sl)
+		addr = sl.Addr()
 	}
-	l := &Listener{s: s, sl: sl, addr: net.TCPAddrFromAddrPort(sl.Addr()), sig: newSignal(), closing: make(chan struct{})}
-	sl.SetOwner(l)
-	s.register(l)
+	l.addr = net.TCPAddrFromAddrPort(addr)
 	return l, nil
 }
 
@@ -266,36 +296,62 @@ func (s *Stack) ListenUDP(network, address string) (*UDPConn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	addr := ba.addr
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	return s.bindUDP("listen", network, ba.addr, netip.AddrPort{}, ba.v6only)
+}
+
+// ListenUDPAddrPort opens a UDP socket on laddr: 0.0.0.0 takes datagrams
+// to every IPv4 address, :: to every address of both families (as
+// ListenPacket's "udp"), an invalid address to every IPv4 address; port
+// 0 picks a free port.
+func (s *Stack) ListenUDPAddrPort(laddr netip.AddrPort) (*UDPConn, error) {
+	return s.bindUDP("listen", "udp", anyIfInvalid(laddr), netip.AddrPort{}, false)
+}
+
+// DialUDPAddrPort opens a UDP socket on laddr (an invalid address: every
+// address of raddr's family; port 0: a free port) connected to raddr,
+// as net.DialUDP: Read and Write use raddr, and datagrams from other
+// sources are discarded.
+func (s *Stack) DialUDPAddrPort(laddr, raddr netip.AddrPort) (*UDPConn, error) {
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	if !raddr.Addr().IsValid() || raddr.Port() == 0 {
+		return nil, &net.OpError{Op: "dial", Net: "udp", Err: &net.AddrError{Err: "missing address", Addr: raddr.String()}}
 	}
-	ep, err := s.core.BindUDPOpts(addr, stack.BindOptions{V6Only: ba.v6only})
+	v6only := false
+	if !laddr.Addr().IsValid() && raddr.Addr().Is6() {
+		laddr, v6only = netip.AddrPortFrom(netip.IPv6Unspecified(), laddr.Port()), true
+	}
+	return s.bindUDP("dial", "udp", anyIfInvalid(laddr), raddr, v6only)
+}
+
+// bindUDP opens a UDP socket on addr, connected to peer if it is valid;
+// v6only keeps a socket on :: to IPv6 (IPV6_V6ONLY).
+func (s *Stack) bindUDP(op, network string, addr, peer netip.AddrPort, v6only bool) (*UDPConn, error) {
+	ea := net.Addr(net.UDPAddrFromAddrPort(addr))
+	if peer.IsValid() {
+		ea = net.UDPAddrFromAddrPort(peer)
+	}
+	sh, err := s.shardForUDP()
 	if err != nil {
-		return nil, opError("listen", network, nil, net.UDPAddrFromAddrPort(addr), err)
+		return nil, opError(op, network, nil, ea, err)
 	}
-	return s.newUDPConn(ep, netip.AddrPort{}), nil
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, opError(op, network, nil, ea, net.ErrClosed)
+	}
+	ep, err := sh.core.BindUDPOpts(addr, stack.BindOptions{V6Only: v6only})
+	if err != nil {
+		return nil, opError(op, network, nil, ea, err)
+	}
+	return sh.newUDPConn(ep, peer), nil
 }
 
 func (s *Stack) dialUDP(network string, raddr netip.AddrPort) (*UDPConn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ua := net.UDPAddrFromAddrPort(raddr)
-	if s.closed {
-		return nil, opError("dial", network, nil, ua, net.ErrClosed)
-	}
 	// The local end: an ephemeral port on the wildcard of the peer's
 	// family.
-	local := stack.BindOptions{}
 	wild := netip.IPv4Unspecified()
 	if raddr.Addr().Is6() {
-		wild, local.V6Only = netip.IPv6Unspecified(), true
+		wild = netip.IPv6Unspecified()
 	}
-	ep, err := s.core.BindUDPOpts(netip.AddrPortFrom(wild, 0), local)
-	if err != nil {
-		return nil, opError("dial", network, nil, ua, err)
-	}
-	return s.newUDPConn(ep, raddr), nil
+	return s.bindUDP("dial", network, netip.AddrPortFrom(wild, 0), raddr, raddr.Addr().Is6())
 }

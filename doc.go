@@ -16,11 +16,13 @@
 // # How it runs
 //
 // The protocol work is done by package stack, a pure state machine. A
-// Stack drives it with one mutex (the shard lock: one shard for now), one
-// reader goroutine per NIC that feeds received frames in batches, and one
-// timer goroutine that wakes at the stack's next deadline. Inbound work
-// runs on the reader's goroutine and outbound work on the goroutine that
-// wrote; there is no goroutine per connection. Blocking calls wait on a
+// Stack drives it from a shard: one mutex held only for calls into the
+// state machine, one timer at the stack's next deadline, and output
+// queues whose frames are written to the links, and sockets woken, after
+// the mutex is released, so a slow link holds up no other socket. One
+// reader goroutine per NIC feeds received frames in batches. Inbound
+// work runs on the reader's goroutine and outbound work on the goroutine
+// that wrote; there is no goroutine per connection. Blocking calls wait on a
 // per-socket channel that the stack signals when the socket's state
 // changes, and on their deadline, which behaves as package net's: a
 // deadline set, moved or cleared while a call waits applies to that call.

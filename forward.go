@@ -25,50 +25,51 @@ import (
 // SetForwarding sets a NIC's promiscuous and spoofing flags while the
 // stack runs (see NICConfig).
 func (s *Stack) SetForwarding(nic *NIC, promiscuous, spoofing bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if nic == nil || nic.s != s {
 		return errors.New("ustack: SetForwarding: NIC of another stack")
 	}
-	return s.core.SetForwarding(nic.id, promiscuous, spoofing)
+	return s.eachShard(func(sh *shard) error { return sh.core.SetForwarding(nic.id, promiscuous, spoofing) })
 }
 
 // RemoveAddress removes an address from a NIC (and its prefix's on-link
 // route when no other address of the NIC is in it). Connections from
 // the address stay until they fail, as in Linux.
 func (s *Stack) RemoveAddress(nic *NIC, a netip.Addr) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if nic == nil || nic.s != s {
 		return errors.New("ustack: RemoveAddress: NIC of another stack")
 	}
-	return s.core.RemoveAddress(nic.id, a)
+	return s.eachShard(func(sh *shard) error { return sh.core.RemoveAddress(nic.id, a) })
 }
 
 // RemoveRoute removes the routes to dst on a NIC and reports whether
 // there were any. New connections to dst then fail with ENETUNREACH
 // (unless another route covers it); established ones keep their path.
 func (s *Stack) RemoveRoute(dst netip.Prefix, nic *NIC) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if nic == nil || nic.s != s {
 		return false
 	}
-	return s.core.RemoveRoute(dst, nic.id)
+	var removed bool
+	s.eachShard(func(sh *shard) error {
+		removed = sh.core.RemoveRoute(dst, nic.id) // the same in every shard
+		return nil
+	})
+	return removed
 }
 
 // Addrs returns a NIC's addresses.
 func (s *Stack) Addrs(nic *NIC) []netip.Prefix {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.Addrs(nic.id)
+	sh := s.shards[0] // every shard holds the same host configuration
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.Addrs(nic.id)
 }
 
 // Routes returns the routing table.
 func (s *Stack) Routes() []network.Route {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.Routes()
+	sh := s.shards[0] // every shard holds the same host configuration
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.Routes()
 }
 
 // Forwarder is a running TCP, UDP or echo forwarder: one goroutine that
@@ -76,16 +77,17 @@ func (s *Stack) Routes() []network.Route {
 // it; so does the stack's Close.
 type Forwarder struct {
 	s         *Stack
+	sh        *shard // the shard whose core queues what it hands over
 	sig       signal
 	stop      chan struct{}
 	closeOnce sync.Once
 	done      chan struct{} // closed when the goroutine has ended
 	core      interface{ Close() }
 	handlers  sync.WaitGroup
-	// next pops the next queued item (under the stack's lock); with
-	// direct, wake (which the runtime calls under the lock, in
-	// flushLocked) starts the handlers itself, sparing a connection the
-	// hop through the forwarder's goroutine.
+	// next pops the next queued item (under the shard's lock); with
+	// direct, wake (which the shard calls after its lock, as every
+	// wake-up) takes the lock and starts the handlers itself, sparing a
+	// connection the hop through the forwarder's goroutine.
 	next   func() (func(), bool)
 	direct bool
 	// work hands a handler to an idle worker (see spawn).
@@ -102,7 +104,7 @@ const workerIdle = 10 * time.Second
 // does not start a goroutine whose stack grows anew to a handler's depth
 // (a relay's dial and copy loop: stack growth was a tenth of `ustack
 // forward`'s CPU at a few thousand connections a second). It never
-// blocks, so wake may call it under the stack's lock.
+// blocks, so wake may call it under the shard's lock.
 func (f *Forwarder) spawn(fn func()) {
 	select {
 	case f.work <- fn:
@@ -133,15 +135,24 @@ func (f *Forwarder) worker(fn func()) {
 	}
 }
 
+// wake implements waker: the shard calls it after its lock when the
+// forwarder's core has queued something. With direct it calls back into
+// the shard (which a wake-up after the lock allows) to pop the items and
+// start their handlers.
 func (f *Forwarder) wake(stack.Events) {
 	if f.direct {
-		for {
-			run, ok := f.next()
-			if !ok {
-				break
+		sh := f.sh
+		sh.mu.Lock()
+		if !sh.closed {
+			for {
+				run, ok := f.next()
+				if !ok {
+					break
+				}
+				run() // starts a goroutine: it does not block
 			}
-			run() // starts a goroutine: it does not block
 		}
+		sh.unlock()
 	}
 	f.sig.notify()
 }
@@ -153,10 +164,9 @@ func (f *Forwarder) wake(stack.Events) {
 func (f *Forwarder) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
-		f.s.mu.Lock()
+		f.sh.mu.Lock()
 		f.core.Close()
-		f.s.flushLocked()
-		f.s.mu.Unlock()
+		f.sh.unlock()
 	})
 	<-f.done
 	return nil
@@ -172,12 +182,14 @@ func (f *Forwarder) Wait() {
 // startForwarder registers core's owner and runs the loop that pops
 // items under the lock (next, until it reports false) and hands each to
 // run, outside the lock; with direct, the items' run only starts a
-// goroutine, and wake runs them at once, under the lock.
-func (s *Stack) startForwarder(core interface {
+// goroutine, and wake runs them at once, under the lock. The caller
+// holds sh.mu.
+func (sh *shard) startForwarder(core interface {
 	Close()
 	SetOwner(any)
 }, next func() (func(), bool), direct bool) *Forwarder {
-	f := &Forwarder{s: s, sig: newSignal(), stop: make(chan struct{}), done: make(chan struct{}), core: core, next: next, direct: direct, work: make(chan func())}
+	s := sh.s
+	f := &Forwarder{s: s, sh: sh, sig: newSignal(), stop: make(chan struct{}), done: make(chan struct{}), core: core, next: next, direct: direct, work: make(chan func())}
 	core.SetOwner(f)
 	s.wg.Add(1)
 	go func() {
@@ -185,9 +197,9 @@ func (s *Stack) startForwarder(core interface {
 		defer close(f.done)
 		var batch []func()
 		for {
-			s.mu.Lock()
-			if s.closed {
-				s.mu.Unlock()
+			sh.mu.Lock()
+			if sh.closed {
+				sh.mu.Unlock()
 				return
 			}
 			for {
@@ -197,7 +209,7 @@ func (s *Stack) startForwarder(core interface {
 				}
 				batch = append(batch, run)
 			}
-			s.mu.Unlock()
+			sh.unlock()
 			for i, run := range batch {
 				run()
 				batch[i] = nil
@@ -227,22 +239,26 @@ func (s *Stack) ForwardTCP(maxInFlight int, handler func(*TCPRequest)) (*Forward
 	if handler == nil {
 		return nil, errors.New("ustack: ForwardTCP: nil handler")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	sh, err := s.shardForForwarder()
+	if err != nil {
+		return nil, fmt.Errorf("ustack: ForwardTCP: %w", err)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
 		return nil, net.ErrClosed
 	}
-	core, err := s.core.ForwardTCP(maxInFlight)
+	core, err := sh.core.ForwardTCP(maxInFlight)
 	if err != nil {
 		return nil, fmt.Errorf("ustack: ForwardTCP: %w", err)
 	}
 	var f *Forwarder
-	f = s.startForwarder(core, func() (func(), bool) {
+	f = sh.startForwarder(core, func() (func(), bool) {
 		r := core.Next()
 		if r == nil {
 			return nil, false
 		}
-		req := &TCPRequest{s: s, r: r, local: r.LocalAddr(), remote: r.RemoteAddr(), syn: r.SYN()}
+		req := &TCPRequest{sh: sh, r: r, local: r.LocalAddr(), remote: r.RemoteAddr(), syn: r.SYN()}
 		return func() {
 			f.spawn(func() {
 				defer req.dropIfUndecided()
@@ -257,7 +273,7 @@ func (s *Stack) ForwardTCP(maxInFlight int, handler func(*TCPRequest)) (*Forward
 // forwarder with nothing answered yet. Exactly one of Accept, Reject and
 // Drop decides it; its methods are safe for concurrent use.
 type TCPRequest struct {
-	s             *Stack
+	sh            *shard
 	r             *stack.TCPRequest
 	local, remote netip.AddrPort
 	syn           wire.TCPFields
@@ -285,49 +301,46 @@ func (r *TCPRequest) opErr(err error) error {
 // ETIMEDOUT), the stack closed, or ctx ended first (then the connection
 // is reset).
 func (r *TCPRequest) Accept(ctx context.Context) (*TCPConn, error) {
-	s := r.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	sh := r.sh
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
 		return nil, r.opErr(net.ErrClosed)
 	}
-	sc, err := r.r.Accept(s.now())
+	sc, err := r.r.Accept(sh.s.now())
 	if err != nil {
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		return nil, r.opErr(err)
 	}
-	c := s.newTCPConn(sc)
-	s.flushLocked()
-	s.mu.Unlock()
-	for {
-		s.mu.Lock()
-		st, cerr := sc.State(), sc.Err()
-		if st != tcp.SynReceived {
-			if st == tcp.Closed {
-				s.unregister(c)
-				s.mu.Unlock()
-				c.closeFromStack()
-				if cerr == nil {
-					cerr = tcp.ErrConnReset
-				}
-				return nil, r.opErr(cerr)
+	c := sh.newTCPConn(sc)
+	sh.unlock()
+	var cerr error // the handshake failed: reset, timed out
+	err = block(sh.self[:], 0, &waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func(int) tryResult {
+		switch st := sc.State(); st {
+		case tcp.SynReceived:
+			return tryWait
+		case tcp.Closed:
+			if cerr = sc.Err(); cerr == nil {
+				cerr = tcp.ErrConnReset
 			}
-			s.applyDefaults(sc)
-			s.flushLocked()
-			s.mu.Unlock()
-			return c, nil
+			sh.unregister(c)
+		default:
+			sh.applyDefaults(sc)
 		}
-		s.mu.Unlock()
-		select {
-		case <-c.wsig:
-		case <-c.closing:
-			return nil, r.opErr(net.ErrClosed)
-		case <-ctx.Done():
-			c.SetLinger(0)
-			c.Close()
-			return nil, r.opErr(ctxError(ctx.Err()))
-		}
+		return tryDone
+	})
+	switch {
+	case err == errWaitCanceled:
+		c.SetLinger(0)
+		c.Close()
+		return nil, r.opErr(ctxError(ctx.Err()))
+	case err != nil:
+		return nil, r.opErr(err)
+	case cerr != nil:
+		c.closeFromStack()
+		return nil, r.opErr(cerr)
 	}
+	return c, nil
 }
 
 // Reject refuses the request: stack.RejectReset answers with a RST (the
@@ -335,33 +348,34 @@ func (r *TCPRequest) Accept(ctx context.Context) (*TCPConn, error) {
 // destination unreachable of their code (port: ECONNREFUSED; host, net,
 // administratively prohibited: EHOSTUNREACH at a Linux client).
 func (r *TCPRequest) Reject(how stack.Reject) error {
-	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	sh := r.sh
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
 		return r.opErr(net.ErrClosed)
 	}
-	if err := r.r.Reject(s.now(), how); err != nil {
+	err := r.r.Reject(sh.s.now(), how)
+	sh.unlock()
+	if err != nil {
 		return r.opErr(err)
 	}
-	s.flushLocked()
 	return nil
 }
 
 // Drop forgets the request without an answer, as a full SYN queue
 // does; the client's next SYN makes a new request.
 func (r *TCPRequest) Drop() {
-	r.s.mu.Lock()
+	r.sh.mu.Lock()
 	r.r.Drop()
-	r.s.mu.Unlock()
+	r.sh.unlock()
 }
 
 func (r *TCPRequest) dropIfUndecided() {
-	r.s.mu.Lock()
+	r.sh.mu.Lock()
 	if !r.r.Decided() {
 		r.r.Drop()
 	}
-	r.s.mu.Unlock()
+	r.sh.unlock()
 }
 
 // UDPMapping says how a UDP forwarder groups datagrams into flows (RFC
@@ -379,22 +393,26 @@ func (s *Stack) ForwardUDP(mapping UDPMapping, maxFlows int, handler func(*UDPFl
 	if handler == nil {
 		return nil, errors.New("ustack: ForwardUDP: nil handler")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	sh, err := s.shardForForwarder()
+	if err != nil {
+		return nil, fmt.Errorf("ustack: ForwardUDP: %w", err)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
 		return nil, net.ErrClosed
 	}
-	core, err := s.core.ForwardUDP(mapping, maxFlows)
+	core, err := sh.core.ForwardUDP(mapping, maxFlows)
 	if err != nil {
 		return nil, fmt.Errorf("ustack: ForwardUDP: %w", err)
 	}
 	var f *Forwarder
-	f = s.startForwarder(core, func() (func(), bool) {
+	f = sh.startForwarder(core, func() (func(), bool) {
 		ep := core.Next()
 		if ep == nil {
 			return nil, false
 		}
-		fl := s.newUDPFlow(ep)
+		fl := sh.newUDPFlow(ep)
 		return func() { f.spawn(func() { handler(fl) }) }, true
 	}, true)
 	return f, nil
@@ -411,16 +429,20 @@ func (s *Stack) ForwardEcho(maxQueue int, handler func(stack.EchoRequest)) (*For
 	if handler == nil {
 		return nil, errors.New("ustack: ForwardEcho: nil handler")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, net.ErrClosed
-	}
-	core, err := s.core.ForwardEcho(maxQueue)
+	sh, err := s.shardForForwarder()
 	if err != nil {
 		return nil, fmt.Errorf("ustack: ForwardEcho: %w", err)
 	}
-	return s.startForwarder(core, func() (func(), bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, net.ErrClosed
+	}
+	core, err := sh.core.ForwardEcho(maxQueue)
+	if err != nil {
+		return nil, fmt.Errorf("ustack: ForwardEcho: %w", err)
+	}
+	return sh.startForwarder(core, func() (func(), bool) {
 		req, ok := core.Next()
 		if !ok {
 			return nil, false
@@ -434,14 +456,16 @@ func (s *Stack) ForwardEcho(maxQueue int, handler func(stack.EchoRequest)) (*For
 // address that was pinged (which needs a NIC with Spoofing unless it is
 // the stack's).
 func (s *Stack) SendEchoReply(from, to netip.Addr, id, seq uint16, data []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	sh := s.shards[0] // the shard host traffic goes to (input)
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
 		return net.ErrClosed
 	}
-	if err := s.core.SendEchoReply(s.now(), from, to, id, seq, data); err != nil {
+	err := sh.core.SendEchoReply(s.now(), from, to, id, seq, data)
+	sh.unlock()
+	if err != nil {
 		return opError("write", "ip4:icmp", nil, &net.IPAddr{IP: to.AsSlice()}, err)
 	}
-	s.flushLocked()
 	return nil
 }

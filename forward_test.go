@@ -373,3 +373,61 @@ func TestAddressesRoutesWhileRunning(t *testing.T) {
 		}
 	})
 }
+
+// TestUDPFlowCloseWakesRead: a flow's ReadTo waits in the shard's
+// blocking loop; with no deadline it waits only on the flow's signal, so
+// Close (from another goroutine) and the stack's Close must both wake it,
+// and it returns net.ErrClosed rather than waiting for ever.
+func TestUDPFlowCloseWakesRead(t *testing.T) {
+	leaktest.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		n := newForwardNet(t)
+		flows := make(chan *UDPFlow, 2)
+		fw, err := n.B.ForwardUDP(stack.UDPPerTuple, 0, func(f *UDPFlow) { flows <- f })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		u, err := n.A.ListenUDP("udp", ":4000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		u.WriteToUDPAddrPort([]byte("a"), netip.MustParseAddrPort("198.51.100.7:53"))
+		u.WriteToUDPAddrPort([]byte("b"), netip.MustParseAddrPort("203.0.113.9:53"))
+		f1, f2 := <-flows, <-flows
+		buf := make([]byte, 100)
+		for _, f := range []*UDPFlow{f1, f2} {
+			if k, _, err := f.ReadTo(buf); err != nil || k != 1 {
+				t.Fatalf("first datagram: %d bytes, %v", k, err)
+			}
+		}
+		errs := make(chan error, 2)
+		for _, f := range []*UDPFlow{f1, f2} {
+			go func() {
+				_, _, err := f.ReadTo(buf[:0:0])
+				errs <- err
+			}()
+		}
+		synctest.Wait() // both readers wait
+		if len(errs) != 0 {
+			t.Fatalf("a read returned with nothing to read: %v", <-errs)
+		}
+		f1.Close()
+		synctest.Wait()
+		if len(errs) != 1 {
+			t.Fatalf("%d reads returned after one flow's Close, want 1", len(errs))
+		}
+		if err := <-errs; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read after the flow's Close: %v, want net.ErrClosed", err)
+		}
+		n.B.Close()
+		synctest.Wait()
+		if len(errs) != 1 {
+			t.Fatal("the read of the other flow did not return when the stack closed")
+		}
+		if err := <-errs; !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read after the stack's Close: %v, want net.ErrClosed", err)
+		}
+	})
+}

@@ -2,7 +2,6 @@ package ustack
 
 import (
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -11,10 +10,13 @@ import (
 
 // Listener is a TCP listener on a Stack; it implements net.Listener.
 type Listener struct {
-	s         *Stack
-	sl        *stack.TCPListener
+	// The core's listener in each shard (one per shard: a SYN goes to
+	// the shard its flow hashes to), sls[i] in shards[i].
+	shards    []*shard
+	sls       []*stack.TCPListener
 	addr      *net.TCPAddr
 	mu        sync.Mutex // one Accept waits at a time
+	next      int        // the shard Accept looks at first; guarded by mu
 	sig       signal
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -38,45 +40,22 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.s
-	for {
-		select {
-		case <-l.closing:
-			return nil, opError("accept", "tcp", nil, l.addr, net.ErrClosed)
-		default:
+	var c *TCPConn
+	first := l.next
+	l.next = (l.next + 1) % len(l.shards) // shards take turns being first
+	if err := block(l.shards, first, &waitOn{sig: l.sig, dl: &l.dl, closing: l.closing}, func(i int) tryResult {
+		sc := l.sls[i].Accept()
+		if sc == nil {
+			return tryWait
 		}
-		dl, passed := l.dl.wait()
-		if passed {
-			return nil, opError("accept", "tcp", nil, l.addr, os.ErrDeadlineExceeded)
-		}
-		s.mu.Lock()
-		if sc := l.sl.Accept(); sc != nil {
-			c := s.newTCPConn(sc)
-			s.applyDefaults(sc)
-			s.flushLocked()
-			s.mu.Unlock()
-			return c, nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-l.sig:
-		case <-l.closing:
-		case <-dl:
-		}
+		sh := l.shards[i]
+		c = sh.newTCPConn(sc)
+		sh.applyDefaults(sc)
+		return tryDone
+	}); err != nil {
+		return nil, opError("accept", "tcp", nil, l.addr, err)
 	}
-}
-
-// applyDefaults gives a new connection package net's socket defaults
-// (TCP_NODELAY, keep-alive every 15 s) unless the Config says otherwise.
-// The caller holds s.mu.
-func (s *Stack) applyDefaults(sc *stack.TCPConn) {
-	sc.SetNoDelay(!s.cfg.Nagle)
-	if ka := s.cfg.KeepAlive; ka >= 0 {
-		if ka == 0 {
-			ka = 15 * time.Second
-		}
-		sc.SetKeepAlive(s.now(), true, ka, ka, 9)
-	}
+	return c, nil
 }
 
 // Close stops listening (net.Listener); connections not yet accepted are
@@ -86,11 +65,13 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		first = true
 		close(l.closing)
-		l.s.mu.Lock()
-		l.sl.Close()
-		l.s.unregister(l)
-		l.s.flushLocked()
-		l.s.mu.Unlock()
+		l.sig.notify() // a waiting Accept sees the close
+		for i, sh := range l.shards {
+			sh.mu.Lock()
+			l.sls[i].Close()
+			sh.unregister(l)
+			sh.unlock()
+		}
 		l.dl.stop()
 	})
 	if !first {
@@ -113,10 +94,8 @@ func (l *Listener) Addr() net.Addr { return l.addr }
 // applies to an Accept already waiting as well as to later ones (see
 // TCPConn.SetDeadline). It fails with net.ErrClosed after Close.
 func (l *Listener) SetDeadline(t time.Time) error {
-	select {
-	case <-l.closing:
+	if isDone(l.closing) {
 		return opError("set", "tcp", nil, l.addr, net.ErrClosed)
-	default:
 	}
 	l.dl.set(t)
 	return nil

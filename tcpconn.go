@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 // extra methods of *net.TCPConn. Its methods are safe for concurrent use;
 // one Read and one Write can block at the same time, as with package net.
 type TCPConn struct {
-	s  *Stack
+	sh *shard
 	sc *stack.TCPConn
 
 	laddr, raddr *net.TCPAddr
@@ -32,10 +31,10 @@ type TCPConn struct {
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// newTCPConn wraps sc; the caller holds s.mu.
-func (s *Stack) newTCPConn(sc *stack.TCPConn) *TCPConn {
+// newTCPConn wraps sc; the caller holds sh.mu.
+func (sh *shard) newTCPConn(sc *stack.TCPConn) *TCPConn {
 	c := &TCPConn{
-		s:       s,
+		sh:      sh,
 		sc:      sc,
 		laddr:   net.TCPAddrFromAddrPort(sc.LocalAddr()),
 		raddr:   net.TCPAddrFromAddrPort(sc.RemoteAddr()),
@@ -44,7 +43,7 @@ func (s *Stack) newTCPConn(sc *stack.TCPConn) *TCPConn {
 		closing: make(chan struct{}),
 	}
 	sc.SetOwner(c)
-	s.register(c)
+	sh.register(c)
 	return c
 }
 
@@ -62,14 +61,7 @@ func (c *TCPConn) opErr(op string, err error) error {
 	return opError(op, "tcp", c.laddr, c.raddr, err)
 }
 
-func (c *TCPConn) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (c *TCPConn) isClosing() bool { return isDone(c.closing) }
 
 // Read reads data from the connection (net.Conn). It returns io.EOF after
 // the peer's FIN, and errors that satisfy errors.Is with
@@ -77,34 +69,29 @@ func (c *TCPConn) isClosing() bool {
 // net.ErrClosed.
 func (c *TCPConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	s := c.s
-	for {
-		if c.isClosing() {
-			return 0, c.opErr("read", net.ErrClosed)
+	var n int
+	var err error
+	werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func(int) tryResult {
+		n, err = c.sc.Read(p) // reading may open the window: unlock sends the update
+		if wouldBlock(err) {
+			return tryWait
 		}
-		dl, passed := c.rdl.wait()
-		if passed {
-			return 0, c.opErr("read", os.ErrDeadlineExceeded)
-		}
-		s.mu.Lock()
-		if c.isClosing() {
-			s.mu.Unlock()
-			return 0, c.opErr("read", net.ErrClosed)
-		}
-		n, err := c.sc.Read(p)
-		if !errors.Is(err, stack.ErrWouldBlock) {
-			s.flushLocked() // reading may open the window: send the update
-			s.mu.Unlock()
-			return n, c.opErr("read", err)
-		}
-		s.mu.Unlock()
-		select {
-		case <-c.rsig:
-		case <-dl:
-		case <-c.closing:
-		}
+		return tryDone
+	})
+	c.rmu.Unlock()
+	return c.result("read", n, err, werr)
+}
+
+// result is what a call that waited in block returns: n and the call's
+// error, or the wait's, wrapped. It is out of line so that the callers'
+// frames, where blocked goroutines sit, stay small.
+//
+//go:noinline
+func (c *TCPConn) result(op string, n int, err, werr error) (int, error) {
+	if werr != nil {
+		return n, c.opErr(op, werr)
 	}
+	return n, c.opErr(op, err)
 }
 
 // Write writes p to the connection (net.Conn), blocking until all of it is
@@ -112,39 +99,26 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 func (c *TCPConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	s := c.s
 	total := 0
-	for {
-		if c.isClosing() {
-			return total, c.opErr("write", net.ErrClosed)
-		}
-		dl, passed := c.wdl.wait()
-		if passed {
-			return total, c.opErr("write", os.ErrDeadlineExceeded)
-		}
-		s.mu.Lock()
-		if c.isClosing() {
-			s.mu.Unlock()
-			return total, c.opErr("write", net.ErrClosed)
-		}
-		n, err := c.sc.Write(p[total:])
+	var err error
+	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig, dl: &c.wdl, closing: c.closing}, func(int) tryResult {
+		var n int
+		n, err = c.sc.Write(p[total:])
 		total += n
-		if n > 0 {
-			s.flushLocked()
+		switch {
+		case total == len(p) || err != nil && !wouldBlock(err):
+			return tryDone
+		case n > 0:
+			return tryMoved
 		}
-		s.mu.Unlock()
-		if total == len(p) {
-			return total, nil
-		}
-		if err != nil && !errors.Is(err, stack.ErrWouldBlock) {
-			return total, c.opErr("write", err)
-		}
-		select {
-		case <-c.wsig:
-		case <-dl:
-		case <-c.closing:
-		}
+		return tryWait
+	}); werr != nil {
+		return total, c.opErr("write", werr)
 	}
+	if total == len(p) {
+		return total, nil
+	}
+	return total, c.opErr("write", err)
 }
 
 // Close closes the connection (net.Conn). It returns at once and the
@@ -156,16 +130,17 @@ func (c *TCPConn) Close() error {
 	c.closeOnce.Do(func() {
 		err = nil
 		close(c.closing)
-		s := c.s
-		s.mu.Lock()
+		c.rsig.notify() // waiting calls see the close
+		c.wsig.notify()
+		sh := c.sh
+		sh.mu.Lock()
 		if c.lingerSet && c.lingerSecond == 0 {
 			c.sc.Abort()
 		} else {
 			c.sc.Close()
 		}
-		s.unregister(c)
-		s.flushLocked()
-		s.mu.Unlock()
+		sh.unregister(c)
+		sh.unlock()
 		c.rdl.stop()
 		c.wdl.stop()
 		if c.lingerSet && c.lingerSecond > 0 {
@@ -184,9 +159,9 @@ func (c *TCPConn) linger(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
-		c.s.mu.Lock()
+		c.sh.mu.Lock()
 		info := c.sc.Info()
-		c.s.mu.Unlock()
+		c.sh.mu.Unlock()
 		if info.State == tcp.Closed || info.SndBuffered == 0 && info.Unacked == 0 {
 			return
 		}
@@ -194,14 +169,15 @@ func (c *TCPConn) linger(d time.Duration) {
 		case <-c.wsig:
 		case <-t.C:
 			return
-		case <-c.s.done:
+		case <-c.sh.s.done:
 			return
 		}
 	}
 }
 
-// closeFromStack is Stack.Close's way of closing the connection: blocked
-// calls return net.ErrClosed; the core already reset it.
+// closeFromStack is Stack.Close's way of closing the connection, under
+// the shard lock before the core resets it: blocked calls return
+// net.ErrClosed once woken (after the lock, with EventClosed).
 func (c *TCPConn) closeFromStack() {
 	c.closeOnce.Do(func() {
 		close(c.closing)
@@ -216,10 +192,9 @@ func (c *TCPConn) CloseWrite() error {
 	if c.isClosing() {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.s.mu.Lock()
+	c.sh.mu.Lock()
 	err := c.sc.CloseWrite()
-	c.s.flushLocked()
-	c.s.mu.Unlock()
+	c.sh.unlock()
 	return c.opErr("close", err)
 }
 
@@ -228,10 +203,9 @@ func (c *TCPConn) CloseRead() error {
 	if c.isClosing() {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.s.mu.Lock()
+	c.sh.mu.Lock()
 	err := c.sc.CloseRead()
-	c.s.flushLocked()
-	c.s.mu.Unlock()
+	c.sh.unlock()
 	c.rsig.notify()
 	return c.opErr("close", err)
 }
@@ -284,19 +258,17 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 // SetNoDelay turns Nagle's algorithm off (true, package net's default) or
 // on (false).
 func (c *TCPConn) SetNoDelay(noDelay bool) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
 	c.sc.SetNoDelay(noDelay)
-	c.s.flushLocked()
+	c.sh.unlock()
 	return nil
 }
 
 // SetKeepAlive turns keep-alive probes on or off.
 func (c *TCPConn) SetKeepAlive(on bool) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	c.sc.SetKeepAlive(c.s.now(), on, 0, 0, 0)
-	c.s.flushLocked()
+	c.sh.mu.Lock()
+	c.sc.SetKeepAlive(c.sh.s.now(), on, 0, 0, 0)
+	c.sh.unlock()
 	return nil
 }
 
@@ -306,20 +278,18 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 	if d <= 0 {
 		return c.opErr("set", errors.New("invalid keep-alive period"))
 	}
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
 	// Setting the period does not turn keep-alive on by itself (as in net).
-	c.sc.SetKeepAlive(c.s.now(), c.sc.KeepAlive(), d, d, 0)
-	c.s.flushLocked()
+	c.sc.SetKeepAlive(c.sh.s.now(), c.sc.KeepAlive(), d, d, 0)
+	c.sh.unlock()
 	return nil
 }
 
 // SetKeepAliveConfig sets keep-alive as net.TCPConn.SetKeepAliveConfig.
 func (c *TCPConn) SetKeepAliveConfig(cfg net.KeepAliveConfig) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	c.sc.SetKeepAlive(c.s.now(), cfg.Enable, cfg.Idle, cfg.Interval, cfg.Count)
-	c.s.flushLocked()
+	c.sh.mu.Lock()
+	c.sc.SetKeepAlive(c.sh.s.now(), cfg.Enable, cfg.Idle, cfg.Interval, cfg.Count)
+	c.sh.unlock()
 	return nil
 }
 
@@ -327,8 +297,8 @@ func (c *TCPConn) SetKeepAliveConfig(cfg net.KeepAliveConfig) error {
 // background, zero resets the connection on Close, positive makes Close
 // wait up to sec seconds for the data to be delivered.
 func (c *TCPConn) SetLinger(sec int) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
 	c.lingerSet = sec >= 0
 	c.lingerSecond = sec
 	return nil
@@ -337,8 +307,8 @@ func (c *TCPConn) SetLinger(sec int) error {
 // SetReadBuffer sets the receive buffer size (SO_RCVBUF) and, as on
 // Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetReadBuffer(bytes int) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
 	c.sc.SetReadBuffer(bytes)
 	return nil
 }
@@ -346,8 +316,8 @@ func (c *TCPConn) SetReadBuffer(bytes int) error {
 // SetWriteBuffer sets the send buffer size (SO_SNDBUF) and, as on
 // Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetWriteBuffer(bytes int) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
 	c.sc.SetWriteBuffer(bytes)
 	return nil
 }
@@ -359,26 +329,26 @@ func (c *TCPConn) SetWriteBuffer(bytes int) error {
 // The new controller starts from the current window. An unknown name
 // fails with an error matching syscall.ENOENT, changing nothing.
 func (c *TCPConn) SetCongestionControl(name string) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	if err := c.sc.SetCongestionControl(name); err != nil {
+	c.sh.mu.Lock()
+	err := c.sc.SetCongestionControl(name)
+	c.sh.unlock()
+	if err != nil {
 		return c.opErr("set", err)
 	}
-	c.s.flushLocked()
 	return nil
 }
 
 // CongestionControl returns the name of the connection's congestion
 // controller.
 func (c *TCPConn) CongestionControl() string {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
 	return c.sc.CongestionControl()
 }
 
 // Info returns a snapshot of the connection's TCP state (like TCP_INFO).
 func (c *TCPConn) Info() tcp.Info {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
 	return c.sc.Info()
 }

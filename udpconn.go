@@ -15,7 +15,7 @@ import (
 // net.Conn when made by Dial (connected: Read and Write use the dialed
 // peer, and datagrams from other sources are discarded).
 type UDPConn struct {
-	s         *Stack
+	sh        *shard
 	ep        *stack.UDPEndpoint
 	laddr     *net.UDPAddr
 	peer      netip.AddrPort // set for a connected socket
@@ -31,11 +31,11 @@ var (
 	_ net.Conn       = (*UDPConn)(nil)
 )
 
-// newUDPConn wraps ep; the caller holds s.mu.
-func (s *Stack) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn {
-	u := &UDPConn{s: s, ep: ep, laddr: net.UDPAddrFromAddrPort(ep.LocalAddr()), peer: peer, rsig: newSignal(), closing: make(chan struct{})}
+// newUDPConn wraps ep; the caller holds sh.mu.
+func (sh *shard) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn {
+	u := &UDPConn{sh: sh, ep: ep, laddr: net.UDPAddrFromAddrPort(ep.LocalAddr()), peer: peer, rsig: newSignal(), closing: make(chan struct{})}
 	ep.SetOwner(u)
-	s.register(u)
+	sh.register(u)
 	return u
 }
 
@@ -45,50 +45,34 @@ func (u *UDPConn) opErr(op string, addr net.Addr, err error) error {
 	return opError(op, "udp", u.laddr, addr, err)
 }
 
-func (u *UDPConn) isClosing() bool {
-	select {
-	case <-u.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (u *UDPConn) isClosing() bool { return isDone(u.closing) }
 
 // ReadFromUDPAddrPort reads one datagram into p (truncating it if p is
 // short) and returns its length and sender. It does not allocate.
 func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 	u.rmu.Lock()
 	defer u.rmu.Unlock()
-	s := u.s
-	for {
-		if u.isClosing() {
-			return 0, netip.AddrPort{}, u.opErr("read", nil, net.ErrClosed)
+	var n int
+	var from netip.AddrPort
+	var err error
+	if werr := block(u.sh.self[:], 0, &waitOn{sig: u.rsig, dl: &u.rdl, closing: u.closing}, func(int) tryResult {
+		for {
+			n, from, err = u.ep.ReadFrom(p)
+			switch {
+			case err == nil && u.peer.IsValid() && !samePeer(from, u.peer):
+				continue // a connected socket takes only its peer's datagrams
+			case wouldBlock(err):
+				return tryWait
+			}
+			return tryDone
 		}
-		dl, passed := u.rdl.wait()
-		if passed {
-			return 0, netip.AddrPort{}, u.opErr("read", nil, os.ErrDeadlineExceeded)
-		}
-		s.mu.Lock()
-		if u.isClosing() {
-			s.mu.Unlock()
-			return 0, netip.AddrPort{}, u.opErr("read", nil, net.ErrClosed)
-		}
-		n, from, err := u.ep.ReadFrom(p)
-		s.mu.Unlock()
-		switch {
-		case err == nil && u.peer.IsValid() && !samePeer(from, u.peer):
-			continue // a connected socket takes only its peer's datagrams
-		case err == nil:
-			return n, from, nil
-		case !errors.Is(err, stack.ErrWouldBlock):
-			return 0, netip.AddrPort{}, u.opErr("read", nil, err)
-		}
-		select {
-		case <-u.rsig:
-		case <-dl:
-		case <-u.closing:
-		}
+	}); werr != nil {
+		return 0, netip.AddrPort{}, u.opErr("read", nil, werr)
 	}
+	if err != nil {
+		return 0, netip.AddrPort{}, u.opErr("read", nil, err)
+	}
+	return n, from, nil
 }
 
 // ReadFrom reads one datagram (net.PacketConn).
@@ -109,15 +93,14 @@ func (u *UDPConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error)
 	if u.wdl.expired() {
 		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), os.ErrDeadlineExceeded)
 	}
-	s := u.s
-	s.mu.Lock()
+	sh := u.sh
+	sh.mu.Lock()
 	if u.isClosing() {
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
 	}
-	n, err := u.ep.WriteTo(s.now(), p, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
-	s.flushLocked()
-	s.mu.Unlock()
+	n, err := u.ep.WriteTo(sh.s.now(), p, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
+	sh.unlock()
 	if err != nil {
 		return n, u.opErr("write", net.UDPAddrFromAddrPort(addr), err)
 	}
@@ -164,10 +147,11 @@ func (u *UDPConn) Close() error {
 	u.closeOnce.Do(func() {
 		first = true
 		close(u.closing)
-		u.s.mu.Lock()
+		u.rsig.notify() // a waiting read sees the close
+		u.sh.mu.Lock()
 		u.ep.Close()
-		u.s.unregister(u)
-		u.s.mu.Unlock()
+		u.sh.unregister(u)
+		u.sh.unlock()
 		u.rdl.stop()
 		u.wdl.stop()
 	})

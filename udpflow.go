@@ -1,7 +1,6 @@
 package ustack
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -19,7 +18,7 @@ import (
 // which is the whole flow under per-tuple mapping. Its methods are safe
 // for concurrent use.
 type UDPFlow struct {
-	s         *Stack
+	sh        *shard
 	ep        *stack.UDPEndpoint
 	client    netip.AddrPort
 	dst       netip.AddrPort
@@ -32,11 +31,11 @@ type UDPFlow struct {
 
 var _ net.Conn = (*UDPFlow)(nil)
 
-// newUDPFlow wraps a forwarder's flow; the caller holds s.mu.
-func (s *Stack) newUDPFlow(ep *stack.UDPEndpoint) *UDPFlow {
-	f := &UDPFlow{s: s, ep: ep, client: ep.Client(), dst: ep.LocalAddr(), rsig: newSignal(), closing: make(chan struct{})}
+// newUDPFlow wraps a forwarder's flow; the caller holds sh.mu.
+func (sh *shard) newUDPFlow(ep *stack.UDPEndpoint) *UDPFlow {
+	f := &UDPFlow{sh: sh, ep: ep, client: ep.Client(), dst: ep.LocalAddr(), rsig: newSignal(), closing: make(chan struct{})}
 	ep.SetOwner(f)
-	s.register(f)
+	sh.register(f)
 	return f
 }
 
@@ -46,14 +45,7 @@ func (f *UDPFlow) opErr(op string, err error) error {
 	return opError(op, "udp", net.UDPAddrFromAddrPort(f.dst), net.UDPAddrFromAddrPort(f.client), err)
 }
 
-func (f *UDPFlow) isClosing() bool {
-	select {
-	case <-f.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (f *UDPFlow) isClosing() bool { return isDone(f.closing) }
 
 // Client returns the client's address and port: where the flow's
 // datagrams come from.
@@ -68,34 +60,22 @@ func (f *UDPFlow) Dst() netip.AddrPort { return f.dst }
 func (f *UDPFlow) ReadTo(p []byte) (int, netip.AddrPort, error) {
 	f.rmu.Lock()
 	defer f.rmu.Unlock()
-	s := f.s
-	for {
-		if f.isClosing() {
-			return 0, netip.AddrPort{}, f.opErr("read", net.ErrClosed)
+	var n int
+	var to netip.AddrPort
+	var err error
+	if werr := block(f.sh.self[:], 0, &waitOn{sig: f.rsig, dl: &f.rdl, closing: f.closing}, func(int) tryResult {
+		n, _, to, err = f.ep.ReadFromTo(p)
+		if wouldBlock(err) {
+			return tryWait
 		}
-		dl, passed := f.rdl.wait()
-		if passed {
-			return 0, netip.AddrPort{}, f.opErr("read", os.ErrDeadlineExceeded)
-		}
-		s.mu.Lock()
-		if f.isClosing() {
-			s.mu.Unlock()
-			return 0, netip.AddrPort{}, f.opErr("read", net.ErrClosed)
-		}
-		n, _, to, err := f.ep.ReadFromTo(p)
-		s.mu.Unlock()
-		if err == nil {
-			return n, to, nil
-		}
-		if !errors.Is(err, stack.ErrWouldBlock) {
-			return 0, netip.AddrPort{}, f.opErr("read", err)
-		}
-		select {
-		case <-f.rsig:
-		case <-dl:
-		case <-f.closing:
-		}
+		return tryDone
+	}); werr != nil {
+		return 0, netip.AddrPort{}, f.opErr("read", werr)
 	}
+	if err != nil {
+		return 0, netip.AddrPort{}, f.opErr("read", err)
+	}
+	return n, to, nil
 }
 
 // WriteFrom sends p to the client as one datagram from src: under
@@ -109,15 +89,14 @@ func (f *UDPFlow) WriteFrom(p []byte, src netip.AddrPort) (int, error) {
 	if f.wdl.expired() {
 		return 0, f.opErr("write", os.ErrDeadlineExceeded)
 	}
-	s := f.s
-	s.mu.Lock()
+	sh := f.sh
+	sh.mu.Lock()
 	if f.isClosing() {
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		return 0, f.opErr("write", net.ErrClosed)
 	}
-	n, err := f.ep.WriteFrom(s.now(), p, src, f.client)
-	s.flushLocked()
-	s.mu.Unlock()
+	n, err := f.ep.WriteFrom(sh.s.now(), p, src, f.client)
+	sh.unlock()
 	if err != nil {
 		return n, f.opErr("write", err)
 	}
@@ -141,10 +120,11 @@ func (f *UDPFlow) Close() error {
 	f.closeOnce.Do(func() {
 		first = true
 		close(f.closing)
-		f.s.mu.Lock()
+		f.rsig.notify() // a waiting read sees the close
+		f.sh.mu.Lock()
 		f.ep.Close()
-		f.s.unregister(f)
-		f.s.mu.Unlock()
+		f.sh.unregister(f)
+		f.sh.unlock()
 		f.rdl.stop()
 		f.wdl.stop()
 	})

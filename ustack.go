@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ustack/ustack/clock"
@@ -37,29 +39,26 @@ type Config struct {
 // Stack is a user-space TCP/IP stack with its goroutines. Make one with
 // New; Close releases everything. All methods are safe for concurrent use.
 type Stack struct {
-	cfg  Config
-	clk  clock.Real
-	mu   sync.Mutex // the shard lock: guards core and everything below
-	core *stack.Stack
-	nics []*NIC
+	cfg Config
+	clk clock.Real
 
-	spare link.Packet // output buffer PollTransmit fills before its NIC is known
-	// rxBufLen is the longest read buffer of any NIC (readBufLen);
-	// output buffers are at least as long, so that a link that hands
-	// frames over by exchanging buffers (link.Packet.Swap) can give a
-	// written frame's buffer to a reader.
-	rxBufLen int
-	timer    *time.Timer
-	timerAt  clock.Instant
-	socks    map[sockCloser]struct{}
-	closed   bool
+	mu     sync.Mutex // the host lock: guards nics and closed; taken before a shard's
+	nics   []*NIC
+	closed bool
 
-	done chan struct{}
+	// shards hold the protocol state; one unless a test asks for more
+	// (newStack). A frame goes to the shard its flow hashes to (input).
+	shards   []*shard
+	nextDial atomic.Uint64 // the shard a dial goes to, in turn (input.go)
+
+	done chan struct{} // closed by Close: the goroutines end
 	wg   sync.WaitGroup
 }
 
-// sockCloser is a socket the stack must close when it closes.
+// sockCloser is a socket the stack must close when it closes: marked
+// closed under the shard lock, then woken.
 type sockCloser interface {
+	waker
 	closeFromStack()
 }
 
@@ -69,10 +68,35 @@ type NIC struct {
 	id   stack.NICID
 	ep   link.Endpoint
 	name string
-	out  []link.Packet // frames ready to write, in order
-	outN int
+	wmu  sync.Mutex // held around WriteBatch: one writer at a time, whichever shard
 	rxErrs,
-	txErrs uint64
+	txErrs,
+	txStallDrops atomic.Uint64
+}
+
+// NICStats are the runtime's counters of a NIC (the stack's are in
+// Stack.Stats, the link's in its endpoint).
+type NICStats struct {
+	// RxErrors counts ReadBatch calls that failed.
+	RxErrors uint64
+	// TxErrors counts WriteBatch calls that failed; the rest of their
+	// batch was dropped.
+	TxErrors uint64
+	// TxStallDrops counts frames dropped because the link's write had
+	// been blocked for 10 ms with the NIC's output queue full behind it
+	// (a TAP whose device queue is full), on a stack with other NICs:
+	// they would have held up the frames of every other NIC. TCP sends
+	// them again. With one NIC, frames wait instead.
+	TxStallDrops uint64
+}
+
+// Stats returns the NIC's counters.
+func (n *NIC) Stats() NICStats {
+	return NICStats{
+		RxErrors:     n.rxErrs.Load(),
+		TxErrors:     n.txErrs.Load(),
+		TxStallDrops: n.txStallDrops.Load(),
+	}
 }
 
 // NICConfig describes a NIC. The MTU and framing come from the link.
@@ -102,6 +126,13 @@ type NICConfig struct {
 // New returns a running Stack with no NICs. It fails if cfg names a
 // congestion controller nothing is registered under (tcp.Config.Validate).
 func New(cfg Config) (*Stack, error) {
+	return newStack(cfg, 1)
+}
+
+// newStack is New with nShards shards. More than one is a configuration
+// for tests of the shard choice until the cores can share their host
+// state (see input.go).
+func newStack(cfg Config, nShards int) (*Stack, error) {
 	if err := cfg.TCP.Validate(); err != nil {
 		return nil, fmt.Errorf("ustack: %w", err)
 	}
@@ -113,21 +144,17 @@ func New(cfg Config) (*Stack, error) {
 		cfg.Seed = binary.LittleEndian.Uint64(b[:])
 	}
 	s := &Stack{
-		cfg:     cfg,
-		clk:     clock.NewReal(),
-		core:    stack.New(cfg.Config),
-		socks:   map[sockCloser]struct{}{},
-		done:    make(chan struct{}),
-		timerAt: clock.Never,
+		cfg:  cfg,
+		clk:  clock.NewReal(),
+		done: make(chan struct{}),
 	}
-	s.timer = time.NewTimer(time.Hour)
-	s.timer.Stop()
-	s.wg.Add(1)
-	go s.timerLoop()
+	for i := 0; i < nShards; i++ {
+		s.shards = append(s.shards, newShard(s, stack.New(cfg.Config)))
+	}
 	return s, nil
 }
 
-// now returns the current instant; callers hold s.mu or do not care.
+// now returns the current instant.
 func (s *Stack) now() clock.Instant { return s.clk.Now() }
 
 // AddNIC attaches the stack to link ep. It starts the NIC's reader
@@ -151,28 +178,32 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 			return nil, fmt.Errorf("ustack: bad MAC address %v", cfg.MAC)
 		}
 	}
-	id, err := s.core.AddNIC(stack.NICConfig{
-		Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
-		Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(), IPv6: cfg.IPv6,
-		Promiscuous: cfg.Promiscuous, Spoofing: cfg.Spoofing,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n := &NIC{s: s, id: id, ep: ep, name: cfg.Name}
-	s.rxBufLen = max(s.rxBufLen, readBufLen(ep))
-	n.out = make([]link.Packet, max(ep.BatchSize(), 1))
-	for i := range n.out {
-		// The slots' buffers are used afresh on every flush: a link may
-		// take a frame by exchanging buffers (link/pipe does).
-		n.out[i].Swap = true
+	n := &NIC{s: s, ep: ep, name: cfg.Name}
+	for i, sh := range s.shards {
+		sh.mu.Lock()
+		id, err := sh.core.AddNIC(stack.NICConfig{
+			Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
+			Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(), IPv6: cfg.IPv6,
+			Promiscuous: cfg.Promiscuous, Spoofing: cfg.Spoofing,
+		})
+		if err == nil && i > 0 && id != n.id {
+			err = fmt.Errorf("ustack: shard %d numbered the NIC %d, not %d", i, id, n.id)
+		}
+		if err != nil {
+			sh.mu.Unlock()
+			// Only the first shard can fail: they all hold the same
+			// configuration.
+			return nil, err
+		}
+		n.id = id
+		sh.addNICLocked(n)
+		// An IPv6 NIC has work to start (DAD, MLD, router
+		// solicitation): unlock collects it and arms the timer.
+		sh.unlock()
 	}
 	s.nics = append(s.nics, n)
 	s.wg.Add(1)
 	go n.readLoop()
-	// An IPv6 NIC has work to start (DAD, MLD, router solicitation):
-	// the core's next deadline is due.
-	s.rearmLocked()
 	return n, nil
 }
 
@@ -184,9 +215,12 @@ func (n *NIC) ID() stack.NICID { return n.id }
 // detection has run (a second or two after it was added; RFC 4862 §5.4)
 // and cannot be bound or used as a source before, as in Linux.
 func (n *NIC) Addresses() []stack.AddrInfo {
-	n.s.mu.Lock()
-	defer n.s.mu.Unlock()
-	return n.s.core.AddrInfo(n.id)
+	// The first shard's. With several shards (a test-only setting) each
+	// runs IPv6's address configuration in its own core.
+	sh := n.s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.AddrInfo(n.id)
 }
 
 // Endpoint returns the link the NIC is attached to.
@@ -195,58 +229,103 @@ func (n *NIC) Endpoint() link.Endpoint { return n.ep }
 // AddRoute adds a route to dst via gateway gw on nic; a zero gw means dst
 // is on-link. A NIC address's own prefix needs no route.
 func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr, nic *NIC) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if nic == nil || nic.s != s {
 		return errors.New("ustack: AddRoute: NIC of another stack")
 	}
-	return s.core.AddRoute(dst, gw, nic.id)
+	return s.eachShard(func(sh *shard) error { return sh.core.AddRoute(dst, gw, nic.id) })
 }
 
 // AddAddress adds an address to a NIC.
 func (s *Stack) AddAddress(nic *NIC, p netip.Prefix) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.core.AddAddress(nic.id, p)
-	s.rearmLocked() // an IPv6 address has DAD to start
-	return err
+	return s.eachShard(func(sh *shard) error { return sh.core.AddAddress(nic.id, p) })
 }
 
-// Stats returns a snapshot of every counter of the stack.
-func (s *Stack) Stats() stack.Stats {
+// eachShard applies a host configuration change to every shard's core,
+// under the host lock so that the shards see changes in the same order.
+func (s *Stack) eachShard(f func(sh *shard) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.core.Stats()
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		err := f(sh)
+		sh.unlock()
+		if err != nil {
+			return err // only the first shard can fail: they hold the same state
+		}
+	}
+	return nil
+}
+
+// Stats returns a snapshot of every counter of the stack (summed over
+// its shards).
+func (s *Stack) Stats() stack.Stats {
+	var st stack.Stats
+	for i, sh := range s.shards {
+		sh.mu.Lock()
+		one := sh.core.Stats()
+		sh.mu.Unlock()
+		if i == 0 {
+			st = one
+		} else {
+			addStats(&st, &one)
+		}
+	}
+	return st
+}
+
+// addStats adds every counter of src to dst.
+func addStats(dst, src *stack.Stats) {
+	for _, g := range [][2]any{{&dst.Link, &src.Link}, {&dst.Net, &src.Net}, {&dst.UDP, &src.UDP}, {&dst.TCP, &src.TCP}} {
+		d, v := reflect.ValueOf(g[0]).Elem(), reflect.ValueOf(g[1]).Elem()
+		for i := 0; i < d.NumField(); i++ {
+			d.Field(i).SetUint(d.Field(i).Uint() + v.Field(i).Uint())
+		}
+	}
 }
 
 // PathMTU returns the MTU the stack uses toward dst: its route's NIC's,
 // or the smaller one path MTU discovery learned from ICMP (RFC 1191,
 // RFC 8201) until it expires, as `ip route get` shows the kernel's.
+//
+// With several shards each keeps the path MTUs its own connections
+// learned (as the rest of the host's state, each shard's core has its
+// own); this asks the first, the only one unless the stack was made with
+// several.
 func (s *Stack) PathMTU(dst netip.Addr) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.PathMTU(s.now(), dst)
+	sh := s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.PathMTU(s.now(), dst)
 }
 
 // Conns returns the stack's TCP connections, as `ss -t` would list them.
 func (s *Stack) Conns() []stack.ConnInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.Conns()
+	var all []stack.ConnInfo
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		all = append(all, sh.core.Conns()...)
+		sh.mu.Unlock()
+	}
+	return all
 }
 
 // Listeners returns the stack's TCP listeners.
 func (s *Stack) Listeners() []stack.ListenerInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.Listeners()
+	var all []stack.ListenerInfo
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		all = append(all, sh.core.Listeners()...)
+		sh.mu.Unlock()
+	}
+	return all
 }
 
 // Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
 func (s *Stack) Neighbors() []network.NeighborEntry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.Neighbors()
+	sh := s.shards[0] // the shard host traffic goes to (input)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.Neighbors()
 }
 
 // Close stops the stack: every socket is closed (blocked calls return
@@ -259,58 +338,35 @@ func (s *Stack) Close() error {
 		return nil
 	}
 	s.closed = true
-	// Sockets are marked closed before the core resets their
-	// connections, so a woken Read reports net.ErrClosed, not the reset.
-	for so := range s.socks {
-		so.closeFromStack()
-	}
-	s.core.Close()
-	s.flushLocked()
+	nics := s.nics
 	s.mu.Unlock()
+	for _, sh := range s.shards {
+		sh.close() // the resets are written before the links close
+	}
 	close(s.done)
 	var errs []error
-	for _, n := range s.nics {
+	for _, n := range nics {
 		if err := n.ep.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	s.wg.Wait()
-	s.timer.Stop()
+	for _, sh := range s.shards {
+		sh.timerRef.Store(nil) // no run is left (wg); let the timer forget the shard
+	}
 	return errors.Join(errs...)
 }
 
-// register and unregister track the sockets Close must close.
-func (s *Stack) register(so sockCloser) {
-	s.socks[so] = struct{}{}
-}
-
-func (s *Stack) unregister(so sockCloser) {
-	delete(s.socks, so)
-}
-
-// timerLoop runs the stack's single timer: when the earliest deadline of
-// any connection, neighbour or reassembly passes, it runs the core's
-// timeouts.
-func (s *Stack) timerLoop() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-s.timer.C:
-		}
-		s.mu.Lock()
-		if !s.closed {
-			s.timerAt = clock.Never
-			s.core.HandleTimeout(s.now())
-			s.flushLocked()
-		}
-		s.mu.Unlock()
+// readBufLen is the length of the buffers frames are read into from ep.
+func readBufLen(ep link.Endpoint) int {
+	if ep.Caps().Has(link.CapGRO) {
+		return 65536 + 128
 	}
+	return ep.MTU() + ep.Medium().HeaderLen() + wire.VLANTagLen
 }
 
 // readLoop feeds the frames the link receives to the stack, a batch at a
-// time, and sends whatever they caused.
+// time.
 func (n *NIC) readLoop() {
 	s := n.s
 	defer s.wg.Done()
@@ -320,6 +376,7 @@ func (n *NIC) readLoop() {
 		pkts[i].Buf = make([]byte, size)
 		pkts[i].Swap = true // used afresh on every read
 	}
+	var in input
 	for {
 		k, err := n.ep.ReadBatch(pkts)
 		if err != nil {
@@ -331,125 +388,12 @@ func (n *NIC) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			n.rxErrs++
+			n.rxErrs.Add(1)
 			time.Sleep(time.Millisecond) // a failing link must not spin
 			continue
 		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		if !s.input(n, pkts[:k], &in) {
 			return
 		}
-		now := s.now()
-		for i := 0; i < k; i++ {
-			s.core.HandleFrame(now, n.id, &pkts[i])
-			pkts[i].N = 0
-			pkts[i].Offload = link.Offload{}
-		}
-		s.flushLocked()
-		s.mu.Unlock()
-	}
-}
-
-// readBufLen is the length of the buffers frames are read into from ep.
-func readBufLen(ep link.Endpoint) int {
-	if ep.Caps().Has(link.CapGRO) {
-		return 65536 + 128
-	}
-	return ep.MTU() + ep.Medium().HeaderLen() + wire.VLANTagLen
-}
-
-// flushLocked sends every frame the core has ready, wakes the sockets
-// that have events, and re-arms the timer. The caller holds s.mu. Frames
-// are written while the lock is held, which keeps them in order.
-func (s *Stack) flushLocked() {
-	now := s.now()
-	size := s.core.MaxFrameLen()
-	if size > 16384 {
-		size = max(size, s.rxBufLen) // see rxBufLen
-	}
-	if len(s.spare.Buf) < size {
-		s.spare.Buf = make([]byte, size)
-	}
-	for {
-		id, ok := s.core.PollTransmit(now, &s.spare)
-		if !ok {
-			break
-		}
-		n := s.nics[id-1]
-		slot := &n.out[n.outN]
-		if len(slot.Buf) < size {
-			slot.Buf = make([]byte, size)
-		}
-		slot.Buf, s.spare.Buf = s.spare.Buf, slot.Buf
-		slot.N, slot.Offload = s.spare.N, s.spare.Offload
-		n.outN++
-		if n.outN == len(n.out) {
-			n.writeOut()
-		}
-	}
-	for _, n := range s.nics {
-		if n.outN > 0 {
-			n.writeOut()
-		}
-	}
-	for {
-		so, ev, ok := s.core.PollEvent()
-		if !ok {
-			break
-		}
-		if w, ok := so.Owner().(waker); ok {
-			w.wake(ev)
-		}
-	}
-	s.rearmLocked()
-}
-
-// writeOut writes the NIC's pending frames. A link error drops them (as a
-// NIC's full queue would); TCP retransmits.
-func (n *NIC) writeOut() {
-	for done := 0; done < n.outN; {
-		k, err := n.ep.WriteBatch(n.out[done:n.outN])
-		if err != nil {
-			n.txErrs++
-			break
-		}
-		if k <= 0 {
-			break
-		}
-		done += k
-	}
-	n.outN = 0
-}
-
-// rearmLocked points the timer at the core's next deadline.
-func (s *Stack) rearmLocked() {
-	d := s.core.NextDeadline()
-	if d == s.timerAt {
-		return
-	}
-	s.timerAt = d
-	if d == clock.Never {
-		s.timer.Stop()
-		return
-	}
-	s.timer.Reset(max(s.clk.Until(d), 0))
-}
-
-// waker is what a socket's owner object does when the core reports
-// events.
-type waker interface {
-	wake(ev stack.Events)
-}
-
-// signal is a one-slot wake-up: a send never blocks and is never lost.
-type signal chan struct{}
-
-func newSignal() signal { return make(signal, 1) }
-
-func (c signal) notify() {
-	select {
-	case c <- struct{}{}:
-	default:
 	}
 }

@@ -137,5 +137,5 @@ func plural(k int) string {
 
 // Plan returns every table `make bench` measures.
 func Plan() []*Table {
-	return []*Table{InProcessTable(), DeviceTable(), UserModeTable()}
+	return []*Table{InProcessTable(), DeviceTable(), UserModeTable(), WireGuardTable()}
 }

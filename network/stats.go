@@ -42,6 +42,7 @@ type Stats struct {
 	InEchos         uint64 // echo requests received (IcmpInEchos)
 	InEchoReps      uint64 // echo replies received (IcmpInEchoReps)
 	OutMsgs         uint64 // ICMP messages sent (IcmpOutMsgs)
+	OutEchos        uint64 // echo requests sent, from ping sockets (IcmpOutEchos)
 	OutEchoReps     uint64 // echo replies sent (IcmpOutEchoReps)
 	OutDestUnreachs uint64 // destination unreachable sent (IcmpOutDestUnreachs)
 	OutTimeExcds    uint64 // time exceeded sent (IcmpOutTimeExcds)
@@ -106,6 +107,7 @@ type Stats struct {
 	Icmp6OutDestUnreachs           uint64
 	Icmp6OutTimeExcds              uint64
 	Icmp6OutParmProblems           uint64
+	Icmp6OutEchos                  uint64 // echo requests sent (ping sockets)
 	Icmp6OutEchoReplies            uint64
 	Icmp6OutGroupMembResponses     uint64 // MLDv1 reports
 	Icmp6OutGroupMembReductions    uint64 // MLDv1 done

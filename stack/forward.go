@@ -285,7 +285,7 @@ func (r *TCPRequest) Accept(now clock.Instant) (*TCPConn, error) {
 		st.TCPDropped++
 		return nil, ErrAddrInUse
 	}
-	rt, err := s.routeTo(r.key.remote.Addr(), nil)
+	rt, err := s.routeTo(r.key.remote.Addr(), r.nic)
 	if err == nil && !s.isLocal(r.key.local.Addr()) && !rt.nic.cfg.Spoofing {
 		err = ErrAddrNotAvail
 	}
@@ -329,17 +329,17 @@ const (
 // Reject refuses the request as how says. It fails with ErrInvalid if
 // the request was already decided or how is not a Reject.
 func (r *TCPRequest) Reject(now clock.Instant, how Reject) error {
-	var code uint8
+	var code, code6 uint8
 	switch how {
 	case RejectReset:
 	case RejectPortUnreachable:
-		code = wire.ICMPv4PortUnreachable
+		code, code6 = wire.ICMPv4PortUnreachable, wire.ICMPv6PortUnreachable
 	case RejectHostUnreachable:
-		code = wire.ICMPv4HostUnreachable
+		code, code6 = wire.ICMPv4HostUnreachable, wire.ICMPv6AddrUnreachable
 	case RejectNetUnreachable:
-		code = wire.ICMPv4NetUnreachable
+		code, code6 = wire.ICMPv4NetUnreachable, wire.ICMPv6NoRoute
 	case RejectAdminProhibited:
-		code = wire.ICMPv4AdminProhibited
+		code, code6 = wire.ICMPv4AdminProhibited, wire.ICMPv6AdminProhibited
 	default:
 		return ErrInvalid
 	}
@@ -349,7 +349,12 @@ func (r *TCPRequest) Reject(now clock.Instant, how Reject) error {
 	s := r.f.s
 	s.fwdStats.TCPRejected++
 	if how == RejectReset {
-		s.sendReset(now, nil, r.key, &r.syn)
+		s.sendReset(now, r.nic, r.key, &r.syn)
+		return nil
+	}
+	if r.key.remote.Addr().Is6() {
+		// RFC 4443 §3.1: the codes ip6tables' REJECT sends.
+		s.sendICMPv6Error(now, r.nic, r.quote, wire.ICMPv6DestUnreachable, code6, 0, false, false)
 		return nil
 	}
 	s.sendICMPError(now, r.quote, wire.ICMPv4DestUnreachable, code, 0)
@@ -446,7 +451,7 @@ func (f *UDPForwarder) offer(p *ipRepr, u wire.UDP, local netip.AddrPort) bool {
 		s.fwdStats.UDPFlows++
 		s.notify(f, EventReadable)
 	}
-	st := &s.flows.udpStats
+	st := s.udpStats(p.dst)
 	if !ep.deliver(remote, local, p.nic, u.Payload()) {
 		st.RcvbufErrors++
 		st.InErrors++
@@ -627,7 +632,8 @@ func (f *EchoForwarder) Close() {
 // EchoRequest, from the address that was pinged. From must be the
 // stack's or go out of a NIC with Spoofing (else ErrAddrNotAvail).
 func (s *Stack) SendEchoReply(now clock.Instant, from, to netip.Addr, id, seq uint16, data []byte) error {
-	if !supported(to) || from.Is4() != to.Is4() {
+	if !to.Is4() || !from.Is4() {
+		// Echo requests reach an EchoForwarder over IPv4 only.
 		return ErrAFNoSupport
 	}
 	if len(data) > maxUDPPayload {

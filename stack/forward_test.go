@@ -453,3 +453,48 @@ func TestForwardStackClose(t *testing.T) {
 		t.Fatalf("ForwardTCP after Close: %v", err)
 	}
 }
+
+// TestForwardTCPReject6: a TCP forwarder also takes IPv6 SYNs to the
+// stack's own addresses that no listener matches, and each way of
+// refusing one answers in IPv6 — a RST, or ICMPv6 destination
+// unreachable with the code ip6tables' REJECT uses (RFC 4443 §3.1) —
+// which the client's connect reports.
+func TestForwardTCPReject6(t *testing.T) {
+	for _, tc := range []struct {
+		how  stack.Reject
+		code uint8
+		want error
+	}{
+		{stack.RejectReset, 0, syscall.ECONNREFUSED},
+		{stack.RejectPortUnreachable, wire.ICMPv6PortUnreachable, syscall.ECONNREFUSED},
+		{stack.RejectHostUnreachable, wire.ICMPv6AddrUnreachable, syscall.EHOSTUNREACH},
+		{stack.RejectNetUnreachable, wire.ICMPv6NoRoute, syscall.EHOSTUNREACH},
+		{stack.RejectAdminProhibited, wire.ICMPv6AdminProhibited, nil},
+	} {
+		n, a, b := pair6(t, stack.Config{}, stack.Config{})
+		f, _ := b.Stack.ForwardTCP(0)
+		c, err := a.Stack.Connect(n.Now, netip.AddrPort{}, ap(ip6B, 80))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.RunUntil(time.Second, func() bool { return f.InFlight() == 1 })
+		r := f.Next()
+		if r == nil {
+			t.Fatalf("reject %d: no request for an IPv6 SYN", tc.how)
+		}
+		i := len(n.Log)
+		if err := r.Reject(n.Now, tc.how); err != nil {
+			t.Fatal(err)
+		}
+		n.RunUntil(5*time.Second, func() bool { return c.State() == tcp.Closed })
+		if tc.want != nil && !errors.Is(c.Err(), tc.want) || tc.want == nil && c.Err() == nil {
+			t.Errorf("reject %d: client's error %v, want %v", tc.how, c.Err(), tc.want)
+		}
+		got := frames(n, i, func(f *stacktest.Frame, d *stacktest.Decoded) bool {
+			return f.From == b && d.ICMP6 != nil && d.ICMP6.Type == wire.ICMPv6DestUnreachable
+		})
+		if tc.how == stack.RejectReset && len(got) != 0 || tc.how != stack.RejectReset && (len(got) != 1 || got[0].Decode().ICMP6.Code != tc.code) {
+			t.Errorf("reject %d: ICMPv6 errors %v, want one of code %d", tc.how, got, tc.code)
+		}
+	}
+}

@@ -6,8 +6,9 @@ import (
 	"github.com/ustack/ustack/wire"
 )
 
-// handleICMPv4 answers echo requests and hands destination-unreachable
-// errors to the transports (RFC 792, RFC 1122 §3.2.2).
+// handleICMPv4 answers echo requests, hands echo replies to the ping
+// sockets, and destination-unreachable errors to the transports (RFC 792,
+// RFC 1122 §3.2.2).
 func (s *Stack) handleICMPv4(now clock.Instant, p *ipRepr) {
 	st := &s.host.net
 	st.InMsgs++
@@ -34,6 +35,7 @@ func (s *Stack) handleICMPv4(now clock.Instant, p *ipRepr) {
 		s.sendEchoReply(now, p, m)
 	case wire.ICMPv4EchoReply:
 		st.InEchoReps++
+		s.pingReply(p, m)
 	case wire.ICMPv4TimeExceeded:
 		st.InTimeExcds++
 	case wire.ICMPv4DestUnreachable:

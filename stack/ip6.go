@@ -155,6 +155,7 @@ func (s *Stack) handleICMPv6(now clock.Instant, p *ipRepr) {
 		}
 	case wire.ICMPv6EchoReply:
 		st.Icmp6InEchoReplies++
+		s.pingReply(p, m)
 	case wire.ICMPv6DestUnreachable:
 		st.Icmp6InDestUnreachs++
 		kind := errHostUnreachable

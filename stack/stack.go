@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -222,6 +223,7 @@ type Stats struct {
 	Fwd  ForwardStats
 	// PMTU are the path MTU cache's counters.
 	PMTU PMTUStats
+	Ping PingStats
 }
 
 // Each calls f with every counter as "Group.Name", value; for printing.
@@ -239,6 +241,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	each("TCP.", &s.TCP)
 	each("Fwd.", &s.Fwd)
 	each("PMTU.", &s.PMTU)
+	each("Ping.", &s.Ping)
 }
 
 // Map returns the non-zero counters by name.
@@ -354,7 +357,9 @@ type flows struct {
 	conns     map[tuple]*TCPConn
 	listeners bindings[*TCPListener]
 	udp       bindings[*UDPEndpoint]
-	nextEph   uint32 // RFC 6056 Algorithm 3's next_ephemeral
+	ping      map[uint16]*PingEndpoint // ping sockets by echo identifier
+	pingNext  uint16                   // the identifier picked last (BindPing)
+	nextEph   uint32                   // RFC 6056 Algorithm 3's next_ephemeral
 	timers    deadlineHeap
 	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
 	ready     ring.Ring[Socket]   // sockets with events to report
@@ -362,8 +367,9 @@ type flows struct {
 	udp6Stats UDPStats
 	// The forwarders (forward.go): what takes the SYNs and datagrams no
 	// socket matched, when set.
-	tcpFwd *TCPForwarder
-	udpFwd *UDPForwarder
+	tcpFwd    *TCPForwarder
+	udpFwd    *UDPForwarder
+	pingStats PingStats
 }
 
 // New returns a stack with no NICs.
@@ -378,6 +384,7 @@ func New(cfg Config) *Stack {
 	f.conns = map[tuple]*TCPConn{}
 	f.listeners = newBindings[*TCPListener]()
 	f.udp = newBindings[*UDPEndpoint]()
+	f.ping = map[uint16]*PingEndpoint{}
 	f.timers = newDeadlineHeap()
 	f.tcpEnv = tcp.NewEnv(cfg.TCP)
 	h := &s.host
@@ -396,6 +403,7 @@ func New(cfg Config) *Stack {
 	h.ipID = uint16(s.rng.Uint32())
 	f.cookie = tcp.NewSynCookies(f.tcpEnv,
 		siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}, siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
+	f.pingNext = uint16(s.rng.Uint32())
 	// IPv6's draws come after the others', so that the keys above stay
 	// what they were for a seed.
 	h.fragKey6 = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
@@ -410,11 +418,11 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats, PMTU: s.host.pmtuStats}
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats, Ping: s.flows.pingStats, PMTU: s.host.pmtuStats}
 }
 
-// Socket is a TCPConn, TCPListener or UDPEndpoint, as PollEvent reports
-// them.
+// Socket is a TCPConn, TCPListener, UDPEndpoint or PingEndpoint, as
+// PollEvent reports them.
 type Socket interface {
 	// Owner returns what SetOwner attached.
 	Owner() any
@@ -543,8 +551,8 @@ func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
 	return out
 }
 
-// Close aborts every connection (each sends a RST), closes every listener
-// and UDP socket. Frames still to send can be polled afterwards.
+// Close aborts every connection (each sends a RST), closes every listener,
+// UDP socket and ping socket. Frames still to send can be polled afterwards.
 func (s *Stack) Close() {
 	if s.closed {
 		return
@@ -564,6 +572,9 @@ func (s *Stack) Close() {
 		u.Close()
 	}
 	s.closeForwarders()
+	for _, id := range slices.Sorted(maps.Keys(f.ping)) {
+		f.ping[id].Close()
+	}
 }
 
 // ephemeralRange returns the first port and the count of the range.

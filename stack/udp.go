@@ -205,17 +205,17 @@ func (u *UDPEndpoint) WriteTo(now clock.Instant, p []byte, to netip.AddrPort) (i
 		}
 		return 0, ErrNetUnreachable
 	}
-	if dst.Is4() && len(p) > maxUDPPayload || len(p) > maxUDPPayload6 {
-		return 0, ErrMsgSize
-	}
 	return u.send(now, p, u.addr, to)
 }
 
 // send sends p as one datagram from src (an unspecified address: the
-// route's) to `to`.
+// route's) to `to` (a link-local one with a zone naming its NIC).
 func (u *UDPEndpoint) send(now clock.Instant, p []byte, src, to netip.AddrPort) (int, error) {
 	s := u.s
 	dst := to.Addr()
+	if dst.Is4() && len(p) > maxUDPPayload || len(p) > maxUDPPayload6 {
+		return 0, ErrMsgSize
+	}
 	st := s.udpStats(dst)
 	rt, err := s.routeTo(dst, nil)
 	if err != nil {

@@ -1,0 +1,565 @@
+package ustack
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/stack"
+)
+
+// shard is one serialised part of the runtime. It owns the lock, the
+// protocol core (a stack.Stack) that the lock guards, the output queues in
+// which the core's frames wait to be written to the links, the delivery of
+// the core's socket events, and the timer that runs the core's deadlines.
+// A Stack has one shard; input.go chooses among several.
+//
+// Every call into the core follows one pattern: lock, a non-blocking
+// core call, unlock. unlock collects what the call made — frames, socket
+// events, a new deadline — while the lock is still held, then releases the
+// lock, then wakes the sockets and writes the frames. Nothing blocks while
+// the lock is held: a link whose write waits (a full TAP queue waits up to
+// 50 ms) delays only the frames behind it, never another socket's calls,
+// the readers or the timer; and an owner woken by an event may call into
+// the shard at once (the callback API of issue 13 will rely on it).
+//
+// Frames keep their order. Each NIC has an output queue per shard, and a
+// writer token: the goroutine that finds frames queued and no writer takes
+// the token, moves the queued batch out (under the lock), and writes it
+// with the lock released; it then takes the lock again and goes on while
+// frames are queued, so one goroutine at a time writes a queue, in order.
+// Goroutines that queue frames meanwhile leave them to the writer. When a
+// queue is full the shard stops polling the core (the frame polled last
+// waits in spare): TCP keeps its data in its send buffers, so a busy
+// writer pushes back on the core instead of growing a queue; the writer
+// polls again when it has written. On a stack with several NICs, a
+// writer stuck in the link for stallDrop no longer holds the core's output
+// back: frames for its queue are dropped, so other NICs' frames go out.
+type shard struct {
+	s      *Stack
+	self   [1]*shard  // this shard, as a slice for block
+	mu     sync.Mutex // guards what follows
+	core   *stack.Stack
+	closed bool
+
+	spare link.Packet // the buffer PollTransmit fills before its NIC is known
+	held  *outQueue   // the queue spare's frame waits for room in, or nil
+	out   []*outQueue // one per NIC, by NIC ID - 1
+	// rxBufLen is the longest read buffer of any NIC (readBufLen);
+	// output buffers are at least as long, so that a link that hands
+	// frames over by exchanging buffers (link.Packet.Swap) can give a
+	// written frame's buffer to a reader.
+	rxBufLen int
+	socks    map[sockCloser]struct{}
+
+	// timer runs fire at timerAt, the core's next deadline. It is a
+	// time.AfterFunc, so each run has a goroutine of its own: one held
+	// up writing to a slow link does not hold up the next. Its function
+	// reaches the shard through timerRef, which Stack.Close clears: a
+	// stopped timer can stay in the runtime's heap for a while, and must
+	// not keep a closed stack's memory alive.
+	timer    *time.Timer
+	timerRef *atomic.Pointer[shard]
+	timerAt  clock.Instant
+
+	idle     sync.Cond   // broadcast when a writer returns its token while waitIdle
+	waitIdle atomic.Bool // close waits on idle
+}
+
+// outQueue holds one NIC's frames from one shard, in the order the core
+// made them.
+type outQueue struct {
+	nic  *NIC
+	fill []link.Packet // fill[:n] are queued; guarded by the shard lock
+	n    int
+	// writing is the writer token. It is taken only under the shard
+	// lock; its holder may give it back without the lock when more is
+	// false: more is set (under the lock) when frames are queued while
+	// the token is taken, before the token is read, so either the
+	// holder sees more or the goroutine that queued sees the token free
+	// and writes itself.
+	writing, more atomic.Bool
+	since         clock.Instant // when the token was taken; guarded by the shard lock
+	flight        []link.Packet // flight[:flightN] are being written by the token's holder
+	flightN       int
+}
+
+func newShard(s *Stack, core *stack.Stack) *shard {
+	sh := &shard{
+		s:       s,
+		core:    core,
+		socks:   map[sockCloser]struct{}{},
+		timerAt: clock.Never,
+	}
+	sh.self[0] = sh
+	sh.idle.L = &sh.mu
+	ref := new(atomic.Pointer[shard])
+	ref.Store(sh)
+	sh.timerRef = ref
+	sh.timer = time.AfterFunc(time.Hour, func() {
+		if sh := ref.Load(); sh != nil {
+			sh.fire()
+		}
+	})
+	sh.timer.Stop()
+	return sh
+}
+
+// addNIC gives the shard an output queue for a new NIC. The caller holds
+// sh.mu.
+func (sh *shard) addNICLocked(n *NIC) {
+	size := max(n.ep.BatchSize(), 1)
+	q := &outQueue{
+		nic:    n,
+		fill:   make([]link.Packet, size),
+		flight: make([]link.Packet, size),
+	}
+	for i := range size {
+		// The slots' buffers are used afresh every time: a link may
+		// take a frame by exchanging buffers (link/pipe does).
+		q.fill[i].Swap = true
+		q.flight[i].Swap = true
+	}
+	sh.out = append(sh.out, q)
+	sh.rxBufLen = max(sh.rxBufLen, readBufLen(n.ep))
+}
+
+// unlock ends a critical section: it collects the core's output, releases
+// sh.mu, wakes the sockets that have events, and writes queued frames if
+// no other goroutine is writing them. The caller holds sh.mu, and must
+// use unlock (not sh.mu.Unlock) after any call that may have changed the
+// core; read-only calls may just unlock.
+func (sh *shard) unlock() {
+	var wakes wakeBatch
+	for {
+		now := sh.s.now()
+		sh.collectLocked(now)
+		more := sh.takeEventsLocked(&wakes)
+		q, others := sh.takeWriteLocked(now)
+		more = more || others
+		if q != nil && sh.held != nil {
+			// The move made room for the frame that waited: collect
+			// again, and go round once more for what that makes.
+			sh.collectLocked(now)
+			more = true
+		}
+		sh.mu.Unlock()
+		wakes.deliver()
+		if q != nil {
+			q.write()
+			q.writing.Store(false)
+			if q.more.Load() || sh.waitIdle.Load() {
+				more = true // frames came meanwhile, or close waits
+			}
+		}
+		if !more {
+			return
+		}
+		sh.mu.Lock()
+		if sh.waitIdle.Load() {
+			sh.idle.Broadcast()
+		}
+	}
+}
+
+// stallDrop is how long a queue's writer may be in the link's write, with
+// the queue full behind it, before frames for that queue are dropped
+// rather than waited for (on a stack with more than one NIC). Until then a full queue stops the polling (the
+// frames stay in the core, TCP's in its send buffers), which is what a
+// busy writer on a fast link needs; past it the link's own queue is full
+// (a TAP write waits up to 50 ms for room, then drops what is left, as a
+// NIC's full queue does), and holding the core's output for it would hold
+// up every other NIC's frames behind the next one for this NIC.
+const stallDrop = 10 * time.Millisecond
+
+// stalled reports whether q's frames are to be dropped rather than held:
+// its writer has been in the link's write for stallDrop, and the shard has
+// other NICs, whose frames may be waiting behind q's. With one NIC there
+// is nothing to let through, and the frames wait, as they did when the
+// link's write was made under the lock.
+func (sh *shard) stalled(q *outQueue, now clock.Instant) bool {
+	return len(sh.out) > 1 && q.writing.Load() && now.Sub(q.since) >= stallDrop
+}
+
+// collectLocked moves the frames the core has ready into the output
+// queues, until the core has none or the queue of the next one is full,
+// and points the timer at the core's next deadline. A frame for a queue
+// whose writer has stalled (stallDrop) is dropped and counted.
+func (sh *shard) collectLocked(now clock.Instant) {
+	size := sh.core.MaxFrameLen()
+	if size > 16384 {
+		size = max(size, sh.rxBufLen) // see rxBufLen
+	}
+	for {
+		if sh.held == nil {
+			if len(sh.spare.Buf) < size {
+				sh.spare.Buf = make([]byte, size)
+			}
+			id, ok := sh.core.PollTransmit(now, &sh.spare)
+			if !ok {
+				break
+			}
+			sh.held = sh.out[id-1]
+		}
+		q := sh.held
+		if q.n == len(q.fill) {
+			if sh.stalled(q, now) {
+				q.nic.txStallDrops.Add(1)
+				sh.held = nil
+				continue
+			}
+			break // full: its writer collects again when it has written
+		}
+		if q.writing.Load() {
+			q.more.Store(true)
+		}
+		slot := &q.fill[q.n]
+		if len(slot.Buf) < size {
+			slot.Buf = make([]byte, size)
+		}
+		slot.Buf, sh.spare.Buf = sh.spare.Buf, slot.Buf
+		slot.N, slot.Offload = sh.spare.N, sh.spare.Offload
+		q.n++
+		sh.held = nil
+	}
+	sh.rearmLocked()
+}
+
+// takeWriteLocked gives the caller the writer token of a queue that has
+// frames and no writer, with those frames moved to its flight batch (nil
+// if there is none), and reports whether another such queue remains.
+func (sh *shard) takeWriteLocked(now clock.Instant) (q *outQueue, others bool) {
+	for _, o := range sh.out {
+		if o.n == 0 || o.writing.Load() {
+			continue
+		}
+		if q != nil {
+			return q, true
+		}
+		q = o
+		q.writing.Store(true)
+		q.more.Store(false)
+		q.since = now
+		q.fill, q.flight = q.flight, q.fill
+		q.flightN, q.n = q.n, 0
+	}
+	return q, false
+}
+
+// writingLocked reports whether a goroutine holds a writer token or
+// frames wait to be written.
+func (sh *shard) writingLocked() bool {
+	for _, q := range sh.out {
+		if q.writing.Load() || q.n > 0 {
+			return true
+		}
+	}
+	return sh.held != nil
+}
+
+// write writes the flight batch to the NIC's link. The caller holds q's
+// writer token, not the shard lock. A link error drops the rest of the
+// batch, as a NIC's full queue would; TCP retransmits.
+func (q *outQueue) write() {
+	n := q.nic
+	n.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	for done := 0; done < q.flightN; {
+		k, err := n.ep.WriteBatch(q.flight[done:q.flightN])
+		if err != nil {
+			n.txErrs.Add(1)
+			break
+		}
+		if k <= 0 {
+			break
+		}
+		done += k
+	}
+	n.wmu.Unlock()
+	q.flightN = 0
+}
+
+// rearmLocked points the timer at the core's next deadline, or at the
+// time a frame waiting for a full queue is to be dropped (stallDrop) if
+// that comes first. Every run of fire the timer is set for is counted in
+// the stack's WaitGroup (Add here, under the lock and before Close waits;
+// Done when the run ends or Stop cancels it), so Close returns only when
+// no run is left.
+func (sh *shard) rearmLocked() {
+	d := sh.core.NextDeadline()
+	if q := sh.held; q != nil && len(sh.out) > 1 && q.writing.Load() {
+		d = clock.Min(d, q.since.Add(stallDrop))
+	}
+	if d == sh.timerAt || sh.closed {
+		return
+	}
+	sh.timerAt = d
+	if d == clock.Never {
+		if sh.timer.Stop() {
+			sh.s.wg.Done() // the run it was set for will not happen
+		}
+		return
+	}
+	if !sh.timer.Reset(max(sh.s.clk.Until(d), 0)) {
+		sh.s.wg.Add(1) // not pending: Reset set up a new run
+	}
+}
+
+// fire is the timer's run: when the earliest deadline of any connection,
+// neighbour or reassembly passes, it runs the core's timeouts.
+func (sh *shard) fire() {
+	defer sh.s.wg.Done()
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return
+	}
+	sh.timerAt = clock.Never
+	sh.core.HandleTimeout(sh.s.now())
+	sh.unlock()
+}
+
+// input hands received frames to the core; it reports false once the
+// shard is closed.
+func (sh *shard) input(id stack.NICID, pkts []link.Packet) bool {
+	sh.mu.Lock()
+	if sh.closed {
+		sh.mu.Unlock()
+		return false
+	}
+	now := sh.s.now()
+	for i := range pkts {
+		sh.core.HandleFrame(now, id, &pkts[i])
+		pkts[i].N = 0
+		pkts[i].Offload = link.Offload{}
+	}
+	sh.unlock()
+	return true
+}
+
+// close marks the shard closed, closes its sockets (their blocked calls
+// return net.ErrClosed), resets its connections, and returns when the
+// frames that made have been written.
+func (sh *shard) close() {
+	sh.mu.Lock()
+	sh.closed = true
+	// Sockets are marked closed before the core resets their
+	// connections, so a woken Read reports net.ErrClosed, not the reset;
+	// they are woken after the lock, as always.
+	socks := make([]sockCloser, 0, len(sh.socks))
+	for so := range sh.socks {
+		so.closeFromStack()
+		socks = append(socks, so)
+	}
+	sh.core.Close()
+	sh.unlock()
+	for _, so := range socks {
+		so.wake(stack.EventClosed)
+	}
+	sh.mu.Lock()
+	if sh.timer.Stop() {
+		sh.s.wg.Done()
+	}
+	sh.waitIdle.Store(true) // before writingLocked reads the tokens
+	for sh.writingLocked() {
+		sh.idle.Wait()
+	}
+	sh.waitIdle.Store(false)
+	sh.mu.Unlock()
+}
+
+// register and unregister track the sockets close must close. The
+// caller holds sh.mu.
+func (sh *shard) register(so sockCloser) { sh.socks[so] = struct{}{} }
+
+func (sh *shard) unregister(so sockCloser) { delete(sh.socks, so) }
+
+// waker is what a socket's owner object does when the core reports
+// events. It is called with no lock held.
+type waker interface {
+	wake(ev stack.Events)
+}
+
+// wakeBatch carries socket events from the core, taken under the lock, to
+// their owners, woken after it.
+type wakeBatch struct {
+	n  int
+	w  [16]waker
+	ev [16]stack.Events
+}
+
+// takeEventsLocked moves the core's socket events into b; it reports
+// whether b filled up before the core ran out (then there may be more).
+func (sh *shard) takeEventsLocked(b *wakeBatch) (more bool) {
+	for b.n < len(b.w) {
+		so, ev, ok := sh.core.PollEvent()
+		if !ok {
+			return false
+		}
+		if w, ok := so.Owner().(waker); ok {
+			b.w[b.n], b.ev[b.n] = w, ev
+			b.n++
+		}
+	}
+	return true
+}
+
+// deliver wakes the owners and empties b.
+func (b *wakeBatch) deliver() {
+	for i := 0; i < b.n; i++ {
+		b.w[i].wake(b.ev[i])
+		b.w[i] = nil
+	}
+	b.n = 0
+}
+
+// signal is a one-slot wake-up: a send never blocks and is never lost.
+type signal chan struct{}
+
+func newSignal() signal { return make(signal, 1) }
+
+func (c signal) notify() {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// isDone reports whether ch is closed (a socket's close channel).
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitOn is what a blocking call waits on between tries: its socket's
+// signal, its deadline (nil: none) and its socket's close channel, and a
+// dial's context (nil: none). Closing a socket closes its close channel
+// and then notifies its signals, so a waiting call needs only the signal
+// to see the close.
+type waitOn struct {
+	sig     signal
+	dl      *deadline
+	closing <-chan struct{}
+	cancel  <-chan struct{}
+}
+
+// errWaitCanceled is block's report that waitOn.cancel fired; the caller
+// turns it into its context's error.
+var errWaitCanceled = errors.New("ustack: wait canceled")
+
+// tryResult is what a blocking call's try reports to block.
+type tryResult uint8
+
+const (
+	// tryWait: nothing changed (the call would block); wait and try
+	// again.
+	tryWait tryResult = iota
+	// tryMoved: the call changed the core (a partial write) but is not
+	// done; send what it made, wait and try again.
+	tryMoved
+	// tryDone: the call is done.
+	tryDone
+)
+
+// block is the loop every blocking call shares (TCP Read and Write,
+// Accept, UDP reads, dials). A socket has a part in one shard, or in each
+// of several (a listener): shards lists them, and try(i) is the
+// non-blocking call on the part in shards[i]. Each round checks that the
+// socket is open and takes the deadline's channel before it tries, so
+// that a deadline set between the try and the wait is not missed; then,
+// for each shard from shards[first] on, it runs try(i) under the shard's
+// lock and unlocks, which sends what try made and wakes sockets (a try
+// that changed nothing just releases the lock); then, unless a try was
+// done, it waits for the socket's signal (which a close notifies too),
+// the deadline or the cancellation, and tries again. It returns nil when
+// a try is done, net.ErrClosed, os.ErrDeadlineExceeded or
+// errWaitCanceled.
+//
+// Goroutines blocked in Read sit in this frame, one per idle connection
+// that has a reader: so it is kept small, and without a deadline the wait
+// is a plain receive on the signal (one sudog, and a stack that stays at
+// its first 2 KiB) rather than a select.
+func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) error {
+	for {
+		if isDone(w.closing) {
+			return net.ErrClosed
+		}
+		var dl <-chan struct{}
+		if w.dl != nil {
+			var passed bool
+			if dl, passed = w.dl.wait(); passed {
+				return os.ErrDeadlineExceeded
+			}
+		}
+		for k := range shards {
+			i := (first + k) % len(shards)
+			sh := shards[i]
+			sh.mu.Lock()
+			if isDone(w.closing) {
+				sh.mu.Unlock()
+				return net.ErrClosed
+			}
+			r := try(i)
+			if r == tryWait {
+				sh.mu.Unlock()
+			} else {
+				sh.unlock()
+			}
+			if r == tryDone {
+				return nil
+			}
+		}
+		if dl == nil && w.cancel == nil {
+			<-w.sig
+		} else if w.sleep(dl) {
+			return errWaitCanceled
+		}
+	}
+}
+
+// sleep waits for the signal, the deadline or the cancellation; it
+// reports whether the call was cancelled. It is out of line so that the
+// select's room is not in block's frame.
+//
+//go:noinline
+func (w *waitOn) sleep(dl <-chan struct{}) (canceled bool) {
+	select {
+	case <-w.sig:
+	case <-dl:
+	case <-w.cancel:
+		return true
+	}
+	return false
+}
+
+// applyDefaults gives a new connection package net's socket defaults
+// (TCP_NODELAY, keep-alive every 15 s) unless the Config says otherwise.
+// The caller holds sh.mu.
+func (sh *shard) applyDefaults(sc *stack.TCPConn) {
+	cfg := &sh.s.cfg
+	sc.SetNoDelay(!cfg.Nagle)
+	if ka := cfg.KeepAlive; ka >= 0 {
+		if ka == 0 {
+			ka = 15 * time.Second
+		}
+		sc.SetKeepAlive(sh.s.now(), true, ka, ka, 9)
+	}
+}
+
+// wouldBlock reports whether err is the core's "would block". It
+// compares with the sentinel before it asks errors.Is, so that the call
+// a blocked reader makes on every wake-up stays shallow (see block).
+func wouldBlock(err error) bool {
+	if err == nil {
+		return false
+	}
+	return err == stack.ErrWouldBlock || errors.Is(err, stack.ErrWouldBlock)
+}
