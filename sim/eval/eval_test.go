@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"reflect"
 	"testing"
 	"time"
 
@@ -231,32 +230,6 @@ func TestSimCarriesMarks(t *testing.T) {
 			t.Errorf("ECN-capable: %d marked, %d arrived, counters %+v", marked, got, c)
 		}
 	}
-}
-
-// TestSetECN: RequestECN sets a bool or an integer field named ECN, and
-// reports false, changing nothing, without one.
-func TestSetECN(t *testing.T) {
-	var b struct{ ECN bool }
-	var i struct{ ECN int8 }
-	var u struct{ ECN uint }
-	var s struct{ ECN string }
-	var none struct{ X int }
-	if !setECN(reflect.ValueOf(&b).Elem()) || !b.ECN {
-		t.Error("bool field not set")
-	}
-	if !setECN(reflect.ValueOf(&i).Elem()) || i.ECN != 1 {
-		t.Error("int field not set to 1")
-	}
-	if !setECN(reflect.ValueOf(&u).Elem()) || u.ECN != 1 {
-		t.Error("uint field not set to 1")
-	}
-	if setECN(reflect.ValueOf(&s).Elem()) || s.ECN != "" {
-		t.Error("string field taken for an ECN setting")
-	}
-	if setECN(reflect.ValueOf(&none).Elem()) {
-		t.Error("found an ECN field in a struct without one")
-	}
-	t.Logf("this build's tcp.Config has an ECN setting: %v", HasECNSetting())
 }
 
 // TestReportRepeats: the tables do not depend on how many runs go at
