@@ -5,7 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +14,7 @@ import (
 	"github.com/ustack/ustack/internal/netns"
 	"github.com/ustack/ustack/internal/netns/netnstest"
 	"github.com/ustack/ustack/link/afpacket"
+	"github.com/ustack/ustack/link/pcap"
 )
 
 // pmtuTopo is the path of the path MTU tests: ustack on AF_PACKET in A
@@ -121,13 +122,19 @@ func newPMTUTopo(t *testing.T, blackHole bool, kernelProbing int) *pmtuTopo {
 			}
 		}
 	}
-	if os.Getenv("PMTU_DEBUG") != "" {
-		dump := p.B.Command("tcpdump", "-i", "b0", "-n", "-w", "/tmp/pmtu-b0-"+fmt.Sprint(blackHole)+".pcap")
-		dump.Start()
-		t.Cleanup(func() { dump.Process.Kill() })
-	}
-	ep, err := afpacket.Open(afpacket.Config{Interface: "d0", Netns: p.A.Name})
+	raw, err := afpacket.Open(afpacket.Config{Interface: "d0", Netns: p.A.Name})
 	must(err)
+	// The stack's side is captured and tshark checks it when the test
+	// ends, as every interop test's (pcapcheck_test.go).
+	dir := t.TempDir()
+	check := &pcapCheck{path: filepath.Join(dir, "pmtu.pcap"), stackMAC: stackMAC,
+		stackIP: netip.MustParseAddr("10.88.1.2"), stackIP6: netip.MustParseAddr("fd88:1::2")}
+	ep, err := pcap.Create(raw, check.path)
+	if err != nil {
+		raw.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { check.run(t) })
 	s, err := ustack.New(ustack.Config{})
 	if err != nil {
 		ep.Close()
@@ -280,7 +287,7 @@ func warm(t *testing.T, dial func() (net.Conn, error), results <-chan sinkResult
 // BENCHMARKS.md.
 func TestPMTUInterop(t *testing.T) {
 	netnstest.Skip(t, false)
-	netnstest.NeedCommands(t, "ethtool", "nft")
+	netnstest.NeedCommands(t, "ethtool", "nft", "tshark")
 
 	t.Run("icmp", func(t *testing.T) {
 		p := newPMTUTopo(t, false, 0)
