@@ -266,10 +266,9 @@ func ipHeaderLen(dst netip.Addr) int {
 
 // writeIPHeader writes into b the IP header of a packet of plen payload
 // bytes of protocol proto from src to dst, of dst's family, and returns
-// its length (RFC 791 §3.1, df setting IPv4's Don't Fragment, ecn the
-// ECN field, RFC 3168 §5: what TCP asked for its segment; RFC 8200 §3,
-// with the host's hop limit, the ECN bits as the traffic class and flow
-// label 0).
+// its length (RFC 791 §3.1, df setting IPv4's Don't Fragment; RFC 8200
+// §3, with the host's hop limit and flow label 0), ecn the ECN field of
+// either family (RFC 3168 §5: what TCP asked for its segment; DSCP 0).
 func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto, ecn uint8, plen int, df bool) int {
 	if !dst.Is4() {
 		h := wire.IPv6Fields{TrafficClass: ecn & 3, PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
