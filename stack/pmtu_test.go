@@ -8,6 +8,7 @@ import (
 
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/stack/stacktest"
+	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -141,4 +142,35 @@ func c2SegHeader(t *testing.T, n *stacktest.Net, a *stacktest.Node, c2 *stack.TC
 	}
 	t.Fatal("no segment from the second connection")
 	return nil
+}
+
+// TestPMTUWhileConnecting: a "fragmentation needed" quoting the SYN (in
+// flight: RFC 5927's check passes) is learned by the cache; the
+// connection, whose MSS is not fixed yet, sends at what the path takes
+// once the handshake fixes it, while its SYN announced the NIC's.
+func TestPMTUWhileConnecting(t *testing.T) {
+	n, a, r := withRaw(t, stack.Config{})
+	c, err := a.Stack.Connect(n.Now, netip.AddrPort{}, ap(ipRaw, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.RunFor(time.Millisecond)
+	in := r.Take()
+	if len(in) != 1 {
+		t.Fatalf("want the SYN, got %v", in)
+	}
+	d := decodeOne(t, in[0])
+	r.Send(r.ICMPFrame(a.MAC, ipRaw, ipA, wire.ICMPv4Fields{Type: wire.ICMPv4DestUnreachable, Code: wire.ICMPv4FragmentationNeeded, MTU: 1000, Payload: d.IPv4[:48]}))
+	n.RunFor(time.Millisecond)
+	if st := a.Stack.Stats(); st.TCP.PTBAccepted != 1 || st.PMTU.Learned != 1 {
+		t.Fatalf("error about the SYN: %+v %+v", st.TCP, st.PMTU)
+	}
+	syn := d.TCP
+	r.Send(r.TCPFrame(a.MAC, ap(ipRaw, 80), ap(ipA, syn.SrcPort), wire.TCPFields{
+		Seq: 5000, Ack: syn.Seq + 1, Flags: wire.TCPFlagSYN | wire.TCPFlagACK, Window: 65535,
+		Options: wire.TCPOptions{MSS: 1460}}))
+	n.RunFor(time.Millisecond)
+	if i := c.Info(); i.State != tcp.Established || i.SndMSS != 1000-40 || i.AdvMSS != 1460 {
+		t.Fatalf("after the handshake: %v, MSS %d, announced %d; want 960 and 1460", i.State, i.SndMSS, i.AdvMSS)
+	}
 }

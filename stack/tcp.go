@@ -373,8 +373,9 @@ func (s *Stack) tcpError(now clock.Instant, e *transportError) {
 		// and lowers its MSS; only then does the cache learn the MTU.
 		mtu := s.clampPMTU(e.dst, int(e.mtu))
 		if c.conn.HandlePacketTooBig(now, seq, mtu) {
+			// The connection sees the cache change too (syncPMTU):
+			// one still opening takes it for the MSS it will send.
 			s.learnPMTU(now, e.src, e.dst, mtu)
-			c.pmtuGen = s.host.pmtu.gen
 		}
 		s.afterConn(c)
 		return
