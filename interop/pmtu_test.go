@@ -332,8 +332,9 @@ func TestPMTUInterop(t *testing.T) {
 		if st.TCP.PTBAccepted < 2 || st.PMTU.Learned < 2 || st.TCP.MTUBlackHoles != 0 {
 			t.Errorf("ustack: PTB %d received, %d accepted; %d learned; %d black holes", st.TCP.PTBReceived, st.TCP.PTBAccepted, st.PMTU.Learned, st.TCP.MTUBlackHoles)
 		}
-		// The kernel's way back to ustack (its own link is the narrow
-		// one, so it sends what fits).
+		// The kernel's way back to ustack: R's errors teach it the
+		// path MTU (this test does not look inside the kernel to check
+		// that; it checks the bytes arrive).
 		var back net.Listener
 		back, err := p.s.Listen("tcp", "[::]:9001")
 		if err != nil {
