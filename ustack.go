@@ -283,6 +283,21 @@ func addStats(dst, src *stack.Stats) {
 	}
 }
 
+// PathMTU returns the MTU the stack uses toward dst: its route's NIC's,
+// or the smaller one path MTU discovery learned from ICMP (RFC 1191,
+// RFC 8201) until it expires, as `ip route get` shows the kernel's.
+//
+// With several shards each keeps the path MTUs its own connections
+// learned (as the rest of the host's state, each shard's core has its
+// own); this asks the first, the only one unless the stack was made with
+// several.
+func (s *Stack) PathMTU(dst netip.Addr) (int, error) {
+	sh := s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.PathMTU(s.now(), dst)
+}
+
 // Conns returns the stack's TCP connections, as `ss -t` would list them.
 func (s *Stack) Conns() []stack.ConnInfo {
 	var all []stack.ConnInfo
