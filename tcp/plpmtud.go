@@ -65,6 +65,10 @@ func (m MTUProbingMode) String() string {
 	return fmt.Sprintf("MTUProbingMode(%d)", uint8(m))
 }
 
+// MarshalText returns the mode's name, so that flag.TextVar and
+// encoding/json show it as UnmarshalText reads it.
+func (m MTUProbingMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 // UnmarshalText sets the mode from its name ("off", "blackhole",
 // "always") or from the value net.ipv4.tcp_mtu_probing gives it ("0",
 // "1", "2").

@@ -232,4 +232,11 @@ func TestMTUProbingModeText(t *testing.T) {
 	if err := m.UnmarshalText([]byte("3")); err == nil {
 		t.Error("3 accepted")
 	}
+	for _, mode := range []MTUProbingMode{MTUProbingOff, MTUProbingBlackHole, MTUProbingAlways} {
+		b, err := mode.MarshalText()
+		var back MTUProbingMode
+		if err != nil || back.UnmarshalText(b) != nil || back != mode {
+			t.Errorf("%v: MarshalText %q, %v; read back as %v", mode, b, err, back)
+		}
+	}
 }
