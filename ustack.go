@@ -275,11 +275,20 @@ func (s *Stack) Stats() stack.Stats {
 
 // addStats adds every counter of src to dst.
 func addStats(dst, src *stack.Stats) {
-	for _, g := range [][2]any{{&dst.Link, &src.Link}, {&dst.Net, &src.Net}, {&dst.UDP, &src.UDP}, {&dst.TCP, &src.TCP}} {
-		d, v := reflect.ValueOf(g[0]).Elem(), reflect.ValueOf(g[1]).Elem()
+	addCounters(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem())
+}
+
+// addCounters adds src's counters to dst's, group by group: every
+// unsigned field of every group (and of groups inside groups), so that a
+// group a later change adds is merged too.
+func addCounters(d, v reflect.Value) {
+	switch d.Kind() {
+	case reflect.Struct:
 		for i := 0; i < d.NumField(); i++ {
-			d.Field(i).SetUint(d.Field(i).Uint() + v.Field(i).Uint())
+			addCounters(d.Field(i), v.Field(i))
 		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		d.SetUint(d.Uint() + v.Uint())
 	}
 }
 
