@@ -217,6 +217,8 @@ func (d *demo) run() error {
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	want := resp.Trailer.Get("X-Body-Sha256")
+	printLink(d.out, "server->client", ea.Stats())
+	printLink(d.out, "client->server", eb.Stats())
 	printCounters(d.out, client, server)
 	if got != d.size {
 		return fmt.Errorf("received %d bytes, want %d", got, d.size)
@@ -288,6 +290,25 @@ func serveBytes(w http.ResponseWriter, r *http.Request) {
 		left -= k
 	}
 	w.Header().Set("X-Body-Sha256", hex.EncodeToString(h.Sum(nil)))
+}
+
+// printLink prints one direction of the demo's link: the frames its
+// writer handed over, the wire frames they became, and every drop by
+// reason — the link's queue (drop-tail in front of the bandwidth limit),
+// the receiver's ring (frames arrived but not yet read), the bound on
+// frames held by a link without a bandwidth limit, the impairments — with the
+// mean and longest time a frame waited in the queue.
+func printLink(w io.Writer, dir string, s pipe.Stats) {
+	c := &s.Impair
+	fmt.Fprintf(w, "link %s: %d frames written (%d super-frames cut into %d wire frames), %d delivered; dropped: queue %d, receiver's ring %d, held-frames limit %d, loss %d, AQM %d, other %d",
+		dir, s.TxFrames, s.TxSegmented, s.TxSegments, c.Delivered,
+		c.DroppedQueue, s.DroppedUnread, s.TxQueueFull, c.DroppedLoss, c.DroppedAQM,
+		s.TxTooBig+s.TxBadOffload+c.DroppedMTU+c.DroppedDown)
+	if c.Queued > 0 {
+		fmt.Fprintf(w, "; queue delay mean %v, max %v",
+			(c.QueueDelay / time.Duration(c.Queued)).Round(time.Microsecond), c.MaxQueueDelay.Round(time.Microsecond))
+	}
+	fmt.Fprintln(w)
 }
 
 // printCounters prints the non-zero counters of both stacks side by side.
