@@ -51,6 +51,8 @@ func runDemo(args []string) int {
 	imp := fs.String("impair", "", `extra impairments, e.g. "loss=1%,jitter=1ms" (see package impair)`)
 	pcapFile := fs.String("pcap", "", "write a pcap capture of the client's link to `FILE`")
 	seed := fs.Uint64("seed", 1, "seed of the impairments")
+	ccName := fs.String("cc", "", "congestion control of both stacks (cubic, reno, bbr; default cubic)")
+	pacing := fs.Bool("pacing", false, "pace CUBIC and Reno as Linux does with the fq qdisc (BBR always paces)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE`")
 	traceFile := fs.String("trace", "", "write an execution trace to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -94,6 +96,7 @@ func runDemo(args []string) int {
 	}
 	defer stop()
 	d := demo{size: n, pipe: pc, pcap: *pcapFile, out: os.Stdout}
+	d.stack.TCP.Congestion, d.stack.TCP.Pacing = *ccName, *pacing
 	if err := d.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "ustack demo:", err)
 		return 1
@@ -107,6 +110,8 @@ type demo struct {
 	pipe pipe.Config
 	pcap string
 	out  io.Writer
+	// stack configures both stacks (congestion control, pacing).
+	stack ustack.Config
 }
 
 var (
@@ -125,12 +130,12 @@ func (d *demo) run() error {
 		}
 		clientLink = p
 	}
-	server, err := ustack.New(ustack.Config{})
+	server, err := ustack.New(d.stack)
 	if err != nil {
 		return err
 	}
 	defer server.Close()
-	client, err := ustack.New(ustack.Config{})
+	client, err := ustack.New(d.stack)
 	if err != nil {
 		return err
 	}
@@ -206,11 +211,17 @@ func (d *demo) run() error {
 	if c != nil {
 		ci := c.Info()
 		var retrans uint64
+		var sender string
 		for _, sc := range server.Conns() {
 			if sc.Remote == c.LocalAddrPort() {
-				retrans = sc.Info.TotalRetrans
+				si := sc.Info
+				retrans = si.TotalRetrans
+				sender = fmt.Sprintf("server: %s, cwnd %d segments, ssthresh %d, send buffer %s; client's receive buffer %s\n",
+					si.CongestionControl, si.Cwnd/max(si.SndMSS, 1), si.Ssthresh/max(si.SndMSS, 1),
+					formatBytes(int64(si.SndBuf)), formatBytes(int64(ci.RcvBuf)))
 			}
 		}
+		defer fmt.Fprint(d.out, sender)
 		fmt.Fprintf(d.out, "connection %v -> %v: rtt %v (var %v), mss %d, window scale %d/%d, SACK %v, timestamps %v; server retransmitted %d segments\n",
 			c.LocalAddrPort(), c.RemoteAddrPort(), ci.RTT.Round(10*time.Microsecond), ci.RTTVar.Round(10*time.Microsecond),
 			ci.RcvMSS, ci.SndWScale, ci.RcvWScale, ci.SACK, ci.Timestamps, retrans)
