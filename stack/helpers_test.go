@@ -3,7 +3,6 @@ package stack_test
 import (
 	"bytes"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/stack/stacktest"
 	"github.com/ustack/ustack/tcp"
-	"github.com/ustack/ustack/wire"
 )
 
 // The test network: A is 10.0.0.1, B is 10.0.0.2, both in 10.0.0.0/24;
@@ -241,9 +239,6 @@ func expectDrop(t *testing.T, n *stacktest.Net, nd *stacktest.Node, frame []byte
 var benign = map[string]bool{"Link.RxFrames": true, "Link.RxBytes": true, "Net.InReceives": true, "Net.Ip6InReceives": true}
 
 func isErr(err, target error) bool { return errors.Is(err, target) }
-
-var _ = io.EOF
-var _ = wire.ProtoTCP
 
 // newPacket wraps frame in a link.Packet.
 func newPacket(frame []byte) *link.Packet {
