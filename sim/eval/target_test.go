@@ -48,7 +48,7 @@ func TestTargetOneFlowGigabit(t *testing.T) {
 // controllers cross the same short path with TestImpaired's losses —
 // random, in both directions (data and ACKs), 1 % and 5 % — at 2 Gbit/s
 // with an RTT of 1 ms and of 100 µs (the bridge's is well under a
-// millisecond), four seeds each, 16 MiB or 5 s (Reno at 5 % does not
+// millisecond), four seeds each, 8 MiB or 3 s (Reno at 5 % does not
 // always finish). Were CUBIC's extra RTOs a recovery bug — a lost
 // retransmission or tail that RACK-TLP misses when the window is larger
 // — CUBIC would time out more often than Reno through the same losses
@@ -60,7 +60,7 @@ func TestRTOsCubicNotWorseThanReno(t *testing.T) {
 			rtos := map[string]uint64{}
 			for _, cc := range []string{"cubic", "reno"} {
 				for seed := uint64(1); seed <= 4; seed++ {
-					n, err := runRTOs(seed, p, cc, 16<<20, 5*time.Second)
+					n, err := runRTOs(seed, p, cc, 8<<20, 3*time.Second)
 					if err != nil {
 						t.Fatalf("%s, %v, seed %d: %v", cc, p, seed, err)
 					}
@@ -69,7 +69,7 @@ func TestRTOsCubicNotWorseThanReno(t *testing.T) {
 			}
 			t.Logf("%v: RTOs cubic %d, reno %d", p, rtos["cubic"], rtos["reno"])
 			if loss == 0.01 && rtos["cubic"] > 1 {
-				t.Errorf("%v: CUBIC took %d RTOs in four 16 MiB transfers; RACK-TLP should recover 1%% random loss without them", p, rtos["cubic"])
+				t.Errorf("%v: CUBIC took %d RTOs in four 8 MiB transfers; RACK-TLP should recover 1%% random loss without them", p, rtos["cubic"])
 			}
 			if rtos["cubic"] > rtos["reno"] {
 				t.Errorf("%v: CUBIC took %d RTOs, Reno %d through the same losses", p, rtos["cubic"], rtos["reno"])
