@@ -1,0 +1,291 @@
+package ustack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
+
+	"github.com/ustack/ustack/internal/leaktest"
+	"github.com/ustack/ustack/link/pipe"
+	"github.com/ustack/ustack/stack"
+)
+
+// The forwarder's runtime over IPv6: A (2001:db8::1) routes everything
+// through B (2001:db8::2), promiscuous and spoofing; far6 and far6b are
+// addresses nobody holds. The assertions are the IPv4 tests'.
+var (
+	far6  = netip.MustParseAddr("2001:db8:ff::7")
+	far6b = netip.MustParseAddr("2001:db8:ee::9")
+)
+
+func newForwardNet6(t *testing.T) *testNet {
+	t.Helper()
+	n := newDualNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+	if err := n.A.AddRoute(netip.MustParsePrefix("::/0"), ip6B, n.nicA); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.B.SetForwarding(n.nicB, true, true); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestForwardTCPAcceptAfterUpstream6: a dial to a foreign IPv6 address
+// stays pending, its SYN repeated, until the handler accepts; the
+// connection then carries data both ways with half-close, its local
+// address the one dialled.
+func TestForwardTCPAcceptAfterUpstream6(t *testing.T) {
+	leaktest.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		n := newForwardNet6(t)
+		upstream := make(chan struct{})
+		got := make(chan *TCPConn, 1)
+		var req *TCPRequest
+		fw, err := n.B.ForwardTCP(0, func(r *TCPRequest) {
+			req = r
+			<-upstream
+			c, err := r.Accept(context.Background())
+			if err != nil {
+				t.Errorf("Accept: %v", err)
+				close(got)
+				return
+			}
+			got <- c
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		dialed := make(chan net.Conn, 1)
+		go func() {
+			c, err := n.A.Dial("tcp", "[2001:db8:ff::7]:443")
+			if err != nil {
+				t.Errorf("Dial: %v", err)
+			}
+			dialed <- c
+		}()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		select {
+		case <-dialed:
+			t.Fatal("the client connected before the handler accepted")
+		default:
+		}
+		if req == nil || req.LocalAddr() != netip.AddrPortFrom(far6, 443) || req.RemoteAddr().Addr() != ip6A {
+			t.Fatalf("request %+v", req)
+		}
+		if o := req.Options(); o.MSS != 1440 || !o.SACKPermitted {
+			t.Fatalf("SYN options %+v: want IPv6's MSS 1440 and SACK", o)
+		}
+		if st := n.B.Stats().Fwd; st.TCPRequests != 1 || st.TCPSynRetrans == 0 {
+			t.Fatalf("stats %+v: one request, its SYN repeated", st)
+		}
+		close(upstream)
+		srv := <-got
+		cli := <-dialed
+		if srv == nil || cli == nil {
+			t.Fatal("no connection")
+		}
+		defer srv.Close()
+		defer cli.Close()
+		if srv.LocalAddrPort() != req.LocalAddr() || cli.RemoteAddr().String() != "[2001:db8:ff::7]:443" {
+			t.Fatalf("accepted conn's local address %v, client's peer %v", srv.LocalAddrPort(), cli.RemoteAddr())
+		}
+		msg := bytes.Repeat([]byte("forward6 "), 50_000)
+		go func() {
+			cli.Write(msg)
+			cli.(*TCPConn).CloseWrite()
+		}()
+		in, err := io.ReadAll(srv)
+		if err != nil || !bytes.Equal(in, msg) {
+			t.Fatalf("relay read %d bytes, %v", len(in), err)
+		}
+		srv.Write([]byte("reply after EOF"))
+		srv.CloseWrite()
+		out, err := io.ReadAll(cli)
+		if err != nil || string(out) != "reply after EOF" {
+			t.Fatalf("client read %q, %v", out, err)
+		}
+		fw.Close()
+		fw.Wait()
+	})
+}
+
+// TestForwardTCPReject6: Reject fails an IPv6 dial as the kernel would
+// (a RST: ECONNREFUSED; ICMPv6 address unreachable: EHOSTUNREACH).
+func TestForwardTCPReject6(t *testing.T) {
+	leaktest.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		n := newForwardNet6(t)
+		fw, err := n.B.ForwardTCP(0, func(r *TCPRequest) {
+			switch r.LocalAddr().Port() {
+			case 1:
+				r.Reject(stack.RejectReset)
+			case 2:
+				r.Reject(stack.RejectHostUnreachable)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		dial := func(port uint16) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := n.A.DialTCP(ctx, netip.AddrPort{}, netip.AddrPortFrom(far6, port))
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+		if err := dial(1); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("RST: %v", err)
+		}
+		if err := dial(2); !errors.Is(err, syscall.EHOSTUNREACH) {
+			t.Fatalf("host unreachable: %v", err)
+		}
+		if st := n.B.Stats().Fwd; st.TCPRejected != 2 {
+			t.Fatalf("stats %+v", st)
+		}
+		fw.Close()
+		fw.Wait()
+	})
+}
+
+// TestForwardUDPFlows6: an IPv6 client's datagrams to two foreign
+// destinations make one endpoint-independent flow; each answer comes
+// back from where the client wrote.
+func TestForwardUDPFlows6(t *testing.T) {
+	leaktest.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		n := newForwardNet6(t)
+		flows := make(chan *UDPFlow, 4)
+		fw, err := n.B.ForwardUDP(stack.UDPEndpointIndependent, 0, func(f *UDPFlow) {
+			flows <- f
+			buf := make([]byte, 1500)
+			for {
+				f.SetReadDeadline(time.Now().Add(30 * time.Second))
+				k, dst, err := f.ReadTo(buf)
+				if err != nil {
+					f.Close()
+					return
+				}
+				f.WriteFrom(append([]byte("re:"), buf[:k]...), dst)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		u, err := n.A.ListenUDP("udp6", "[::]:4000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		d1 := netip.AddrPortFrom(far6, 53)
+		d2 := netip.AddrPortFrom(far6b, 123)
+		u.WriteToUDPAddrPort([]byte("a"), d1)
+		u.WriteToUDPAddrPort([]byte("b"), d2)
+		buf := make([]byte, 100)
+		seen := map[netip.AddrPort]string{}
+		for range 2 {
+			k, from, err := u.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[from] = string(buf[:k])
+		}
+		if seen[d1] != "re:a" || seen[d2] != "re:b" {
+			t.Fatalf("answers %v", seen)
+		}
+		f := <-flows
+		if f.Client() != netip.AddrPortFrom(ip6A, 4000) || f.Dst() != d1 || len(flows) != 0 {
+			t.Fatalf("flow %v → %v, %d more", f.Client(), f.Dst(), len(flows))
+		}
+		if st := n.B.Stats().Fwd; st.UDPFlows != 1 {
+			t.Fatalf("stats %+v: want one flow", st)
+		}
+		fw.Close()
+		fw.Wait()
+	})
+}
+
+// TestForwardEcho6: a ping socket's ICMPv6 echo request to a foreign
+// address reaches the echo handler, whose SendEchoReply from that
+// address reaches the socket as the reply; without the handler's
+// answer no reply comes.
+func TestForwardEcho6(t *testing.T) {
+	leaktest.Check(t)
+	synctest.Test(t, func(t *testing.T) {
+		n := newForwardNet6(t)
+		reqs := make(chan stack.EchoRequest, 4)
+		fw, err := n.B.ForwardEcho(0, func(r stack.EchoRequest) {
+			reqs <- r
+			if r.Seq == 1 {
+				if err := n.B.SendEchoReply(r.Dst, r.Src, r.ID, r.Seq, r.Data); err != nil {
+					t.Errorf("SendEchoReply: %v", err)
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		p, err := n.A.DialPing(netip.Addr{}, far6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		echo := func(seq int) []byte {
+			b, err := (&icmp.Message{Type: ipv6.ICMPTypeEchoRequest, Body: &icmp.Echo{Seq: seq, Data: []byte("far away")}}).Marshal(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		if _, err := p.Write(echo(1)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		k, from, err := p.ReadFromAddr(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := icmp.ParseMessage(58, buf[:k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := m.Body.(*icmp.Echo)
+		if m.Type != ipv6.ICMPTypeEchoReply || !ok || e.Seq != 1 || e.ID != int(p.ID()) || string(e.Data) != "far away" || from != far6 {
+			t.Fatalf("reply %+v %+v from %v", m, m.Body, from)
+		}
+		r := <-reqs
+		if r.Src != ip6A || r.Dst != far6 || r.ID != p.ID() || r.TTL != 64 {
+			t.Fatalf("request %+v", r)
+		}
+		// Seq 2: the handler sees it and does not answer.
+		p.Write(echo(2))
+		p.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := p.Read(buf); err == nil {
+			t.Fatal("a reply the handler never sent")
+		}
+		if r := <-reqs; r.Seq != 2 {
+			t.Fatalf("second request %+v", r)
+		}
+		if st := n.B.Stats().Fwd; st.EchoRequests != 2 || st.EchoReplies != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+		fw.Close()
+		fw.Wait()
+	})
+}
