@@ -36,6 +36,7 @@ type forwardConfig struct {
 	tunName     string
 	mtu         int
 	cidr        netip.Prefix
+	cidr6       netip.Prefix // the IPv6 network; invalid with --disable-ipv6
 	configure   bool
 	noLoopback  bool // --disable-host-loopback
 	noDNS       bool
@@ -66,11 +67,35 @@ func (c *forwardConfig) gateway() netip.Addr { return nth(c.cidr, 2) }
 func (c *forwardConfig) dnsAddr() netip.Addr { return nth(c.cidr, 3) }
 func (c *forwardConfig) guest() netip.Addr   { return nth(c.cidr, 100) }
 
+// The IPv6 addresses in --cidr6 (fd00::/64, slirp4netns's IPv6 network:
+// gateway fd00::2, DNS fd00::3; the guest fd00::100, the IPv4 guest's
+// .100 written in IPv6's hexadecimal).
+func (c *forwardConfig) ipv6() bool           { return c.cidr6.IsValid() }
+func (c *forwardConfig) gateway6() netip.Addr { return nth(c.cidr6, 2) }
+func (c *forwardConfig) dnsAddr6() netip.Addr { return nth(c.cidr6, 3) }
+func (c *forwardConfig) guest6() netip.Addr   { return nth(c.cidr6, 0x100) }
+
+// isGateway reports whether a is the gateway address of its family.
+func (c *forwardConfig) isGateway(a netip.Addr) bool {
+	return a == c.gateway() || c.ipv6() && a == c.gateway6()
+}
+
+// inNetwork reports whether a is in the namespace's network of its
+// family.
+func (c *forwardConfig) inNetwork(a netip.Addr) bool {
+	return c.cidr.Contains(a) || c.ipv6() && c.cidr6.Contains(a)
+}
+
+// nth returns the address n after p's network address, in either family.
 func nth(p netip.Prefix, n int) netip.Addr {
-	a := p.Masked().Addr().As4()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v += uint32(n)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	b := p.Masked().Addr().AsSlice()
+	carry := n
+	for i := len(b) - 1; i >= 0 && carry > 0; i-- {
+		v := int(b[i]) + carry
+		b[i], carry = byte(v), v>>8
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // parsePortForward parses [ADDR:]HOSTPORT[:GUESTPORT] (pasta's -t/-u
@@ -110,6 +135,8 @@ func (l *portList) Set(s string) error {
 }
 
 func forwardFlags(args []string, stderr io.Writer) (*forwardConfig, error) {
+	var cidr6 string
+	var enable6, disable6 bool
 	c := &forwardConfig{readyFD: -1, exitFD: -1}
 	fs := flag.NewFlagSet("forward", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -121,7 +148,9 @@ device in the namespace (the process PID's, or the one at PATH such as
 /var/run/netns/NAME) whose TCP connections, UDP flows and pings are
 relayed through this process's own sockets. With --configure the device
 gets the guest address (.100 of --cidr), a default route via the gateway
-(.2, which stands for the host's loopback) and the DNS forwarder (.3).
+(.2, which stands for the host's loopback) and the DNS forwarder (.3);
+and, unless --disable-ipv6, the same in IPv6 from --cidr6 (fd00::100,
+default route via fd00::2, DNS at fd00::3).
 It needs no root: run it as the owner of a user namespace (unshare -rn,
 rootless containers); it enters the namespaces with nsenter.
 
@@ -140,6 +169,9 @@ flags:`)
 	fs.IntVar(&c.mtu, "m", 1500, "MTU (short for --mtu)")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the device")
 	fs.StringVar(&cidr, "cidr", "10.0.2.0/24", "the namespace's network: gateway .2, DNS .3, guest .100")
+	fs.StringVar(&cidr6, "cidr6", "fd00::/64", "the namespace's IPv6 network: gateway ::2, DNS ::3, guest ::100")
+	bindBoth("6", "enable-ipv6", &enable6, "IPv6 too (the default; accepted for slirp4netns's sake)")
+	fs.BoolVar(&disable6, "disable-ipv6", false, "IPv4 only: no IPv6 addresses, routes or relaying")
 	fs.BoolVar(&c.noLoopback, "disable-host-loopback", false, "refuse connections to the gateway address (the host's loopback)")
 	fs.BoolVar(&c.noDNS, "disable-dns", false, "no DNS forwarder at .3")
 	fs.StringVar(&dnsUp, "dns-upstream", "", "the resolver DNS queries go to (default: the first IPv4 nameserver of /etc/resolv.conf)")
@@ -179,6 +211,17 @@ flags:`)
 	if c.mtu < 576 || c.mtu > 65520 {
 		return nil, fmt.Errorf("forward: --mtu %d out of range 576..65520", c.mtu)
 	}
+	if !disable6 {
+		p, err := netip.ParsePrefix(cidr6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 112 || p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast() {
+			return nil, fmt.Errorf("forward: --cidr6 %q: want an IPv6 prefix of /112 or shorter, not link-local or multicast", cidr6)
+		}
+		c.cidr6 = p.Masked()
+		if c.mtu < 1280 {
+			// RFC 8200 §5: IPv6 needs links of 1280 bytes or more.
+			return nil, fmt.Errorf("forward: --mtu %d is below IPv6's 1280 (give --disable-ipv6 for a smaller one)", c.mtu)
+		}
+	}
 	switch mapping {
 	case "eim":
 		c.udpMapping = stack.UDPEndpointIndependent
@@ -207,7 +250,8 @@ flags:`)
 }
 
 // resolvConfNameserver returns the first IPv4 nameserver of a
-// resolv.conf.
+// resolv.conf (the upstream may be reached over IPv4 or IPv6 whatever
+// family the guest asks in; IPv4 is what every host has).
 func resolvConfNameserver(path string) (netip.Addr, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -256,6 +300,9 @@ func runForward(args []string) int {
 		return 1
 	}
 	logf("%s in %s: guest %v, gateway %v, DNS %v, MTU %d", cfg.tunName, cfg.target, cfg.guest(), cfg.gateway(), cfg.dnsAddr(), cfg.mtu)
+	if cfg.ipv6() {
+		logf("%s in %s: guest %v, gateway %v, DNS %v", cfg.tunName, cfg.target, cfg.guest6(), cfg.gateway6(), cfg.dnsAddr6())
+	}
 	if cfg.readyFD >= 0 {
 		rf := os.NewFile(uintptr(cfg.readyFD), "ready-fd")
 		rf.Write([]byte("1"))
