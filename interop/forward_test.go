@@ -193,7 +193,10 @@ func lookup(t *testing.T, guest *netns.NS, network, server string) (netip.Addr, 
 	b.Question(dnsmessage.Question{Name: name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
 	q, _ := b.Finish()
 	var c net.Conn
-	if err := guest.Do(func() (err error) { c, err = net.DialTimeout(network, net.JoinHostPort(server, "53"), 5*time.Second); return }); err != nil {
+	if err := guest.Do(func() (err error) {
+		c, err = net.DialTimeout(network, net.JoinHostPort(server, "53"), 5*time.Second)
+		return
+	}); err != nil {
 		return netip.Addr{}, err
 	}
 	defer c.Close()
