@@ -617,6 +617,49 @@ func TestForward(t *testing.T) {
 		if out, err := io.ReadAll(lc); err != nil || string(out) != "host loopback6" {
 			t.Fatalf("fd00::2 → ::1: %q %v", out, err)
 		}
+		// Port forwards given no address listen in both families: the
+		// host's [::1]:18080 reaches the guest's [fd00::100]:8080, from
+		// the gateway fd00::2; and UDP likewise.
+		gl := kernelListen(t, e.guest, "[fd00::100]:8080")
+		go func() {
+			c, err := gl.Accept()
+			if err == nil {
+				c.Write([]byte("from " + c.RemoteAddr().(*net.TCPAddr).IP.String()))
+				c.Close()
+			}
+		}()
+		hc6, err := kernelDial(e.host, "[::1]:18080", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hc6.Close()
+		hc6.SetDeadline(time.Now().Add(10 * time.Second))
+		if out, err := io.ReadAll(hc6); err != nil || string(out) != "from fd00::2" {
+			t.Fatalf("-t 18080:8080 over IPv6: %q %v", out, err)
+		}
+		var gu net.PacketConn
+		if err := e.guest.Do(func() (err error) { gu, err = net.ListenPacket("udp6", "[fd00::100]:5353"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer gu.Close()
+		go func() {
+			buf := make([]byte, 100)
+			n, from, err := gu.ReadFrom(buf)
+			if err == nil {
+				gu.WriteTo(append([]byte("guest6:"), buf[:n]...), from)
+			}
+		}()
+		var hu net.Conn
+		if err := e.host.Do(func() (err error) { hu, err = net.Dial("udp6", "[::1]:18053"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer hu.Close()
+		hu.Write([]byte("hi"))
+		hu.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 100)
+		if n, err := hu.Read(buf); err != nil || string(buf[:n]) != "guest6:hi" {
+			t.Fatalf("udp through -u 18053:5353 over IPv6: %q %v", buf[:n], err)
+		}
 	})
 	st := e.stop(t)
 	t.Logf("counters: %v", st)

@@ -54,10 +54,13 @@ type forwardConfig struct {
 }
 
 // portForward is -t/-u: connections to host on the host reach the
-// guest's port guest.
+// guest's port guest. anyAddr says no address was given: the host port
+// is listened on in both families (0.0.0.0 and, with IPv6, [::]), each
+// reaching the guest's address of its own family.
 type portForward struct {
-	host  netip.AddrPort
-	guest uint16
+	host    netip.AddrPort
+	guest   uint16
+	anyAddr bool
 }
 
 // The addresses of the namespace's network, from --cidr as slirp4netns
@@ -99,16 +102,30 @@ func nth(p netip.Prefix, n int) netip.Addr {
 }
 
 // parsePortForward parses [ADDR:]HOSTPORT[:GUESTPORT] (pasta's -t/-u
-// spec, one port).
+// spec, one port), an IPv6 ADDR in brackets.
 func parsePortForward(s string) (portForward, error) {
 	parts := strings.Split(s, ":")
 	addr := netip.IPv4Unspecified()
-	if len(parts) == 3 || (len(parts) == 2 && strings.Contains(parts[0], ".")) {
+	anyAddr := true
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]:")
+		if end < 0 {
+			return portForward{}, fmt.Errorf("port forward %q: want [IPV6]:HOSTPORT[:GUESTPORT]", s)
+		}
+		a, err := netip.ParseAddr(s[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return portForward{}, fmt.Errorf("port forward %q: bad IPv6 address", s)
+		}
+		addr, anyAddr, parts = a, false, strings.Split(s[end+2:], ":")
+		if len(parts) > 2 {
+			return portForward{}, fmt.Errorf("port forward %q: too many ports", s)
+		}
+	} else if len(parts) == 3 || (len(parts) == 2 && strings.Contains(parts[0], ".")) {
 		a, err := netip.ParseAddr(parts[0])
 		if err != nil {
 			return portForward{}, fmt.Errorf("port forward %q: %v", s, err)
 		}
-		addr, parts = a, parts[1:]
+		addr, anyAddr, parts = a, false, parts[1:]
 	}
 	hp, err := strconv.ParseUint(parts[0], 10, 16)
 	if err != nil || hp == 0 {
@@ -120,7 +137,7 @@ func parsePortForward(s string) (portForward, error) {
 			return portForward{}, fmt.Errorf("port forward %q: bad guest port", s)
 		}
 	}
-	return portForward{host: netip.AddrPortFrom(addr, uint16(hp)), guest: uint16(gp)}, nil
+	return portForward{host: netip.AddrPortFrom(addr, uint16(hp)), guest: uint16(gp), anyAddr: anyAddr}, nil
 }
 
 type portList []portForward
@@ -246,6 +263,11 @@ flags:`)
 		}
 	}
 	c.tcpFwds, c.udpFwds = tcpF, udpF
+	for _, pf := range append(tcpF, udpF...) {
+		if pf.host.Addr().Is6() && !c.ipv6() {
+			return nil, fmt.Errorf("forward: port forward from %v needs IPv6 (no --disable-ipv6)", pf.host)
+		}
+	}
 	return c, nil
 }
 

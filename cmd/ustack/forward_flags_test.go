@@ -91,3 +91,34 @@ func TestForwardHostAddr(t *testing.T) {
 		t.Error("--disable-host-loopback: the IPv6 gateway still reaches ::1")
 	}
 }
+
+// TestParsePortForward: pasta's [ADDR:]HOSTPORT[:GUESTPORT], with an
+// IPv6 address in brackets; no address means both families.
+func TestParsePortForward(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		host    string
+		guest   uint16
+		anyAddr bool
+	}{
+		{"8080", "0.0.0.0:8080", 8080, true},
+		{"8080:80", "0.0.0.0:8080", 80, true},
+		{"127.0.0.1:8080:80", "127.0.0.1:8080", 80, false},
+		{"127.0.0.1:8080", "127.0.0.1:8080", 8080, false},
+		{"[::1]:8080:80", "[::1]:8080", 80, false},
+		{"[::]:53", "[::]:53", 53, false},
+	} {
+		pf, err := parsePortForward(tc.in)
+		if err != nil || pf.host != netip.MustParseAddrPort(tc.host) || pf.guest != tc.guest || pf.anyAddr != tc.anyAddr {
+			t.Errorf("%q: %+v %v", tc.in, pf, err)
+		}
+	}
+	for _, bad := range []string{"[::1]8080", "[10.0.0.1]:80", "[::1]:1:2:3", "[fe80::1%eth0]:80", "0", "x:80"} {
+		if _, err := parsePortForward(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := forwardFlags([]string{"--disable-dns", "--disable-ipv6", "-t", "[::1]:80", "1"}, io.Discard); err == nil {
+		t.Error("an IPv6 port forward with --disable-ipv6 accepted")
+	}
+}

@@ -476,16 +476,49 @@ func (f *forwarder) serveDNS(addr netip.AddrPort) error {
 	return nil
 }
 
-// startTCPPortForward listens on the host and connects each connection
-// to the guest's port, from the gateway address (as slirp4netns's
-// port forwards appear inside).
+// portForwardHosts returns the host addresses a port forward listens
+// on: the one given, or, for none, 0.0.0.0 and, with IPv6, [::] (which
+// may fail on a host without IPv6: then it is left out, logged).
+func (f *forwarder) portForwardHosts(pf portForward) []netip.AddrPort {
+	hosts := []netip.AddrPort{pf.host}
+	if pf.anyAddr && f.cfg.ipv6() {
+		hosts = append(hosts, netip.AddrPortFrom(netip.IPv6Unspecified(), pf.host.Port()))
+	}
+	return hosts
+}
+
+// guestEnd returns the guest's address and port and the gateway address
+// a port forward's connections come from inside, in host's family.
+func (f *forwarder) guestEnd(host netip.Addr, port uint16) (guest netip.AddrPort, from netip.Addr) {
+	if host.Is6() {
+		return netip.AddrPortFrom(f.cfg.guest6(), port), f.cfg.gateway6()
+	}
+	return netip.AddrPortFrom(f.cfg.guest(), port), f.cfg.gateway()
+}
+
+// startTCPPortForward listens on the host (each family's listener in
+// that family) and connects each connection to the guest's port over
+// the same family, from the gateway address (as slirp4netns's port
+// forwards appear inside).
 func (f *forwarder) startTCPPortForward(pf portForward) error {
-	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(pf.host))
+	for i, h := range f.portForwardHosts(pf) {
+		if err := f.listenTCPForward(h, pf.guest); err != nil {
+			if i == 0 {
+				return err
+			}
+			f.logf("-t %d: not on IPv6: %v", pf.host.Port(), err)
+		}
+	}
+	return nil
+}
+
+func (f *forwarder) listenTCPForward(host netip.AddrPort, guestPort uint16) error {
+	ln, err := net.ListenTCP(family("tcp", host.Addr()), net.TCPAddrFromAddrPort(host))
 	if err != nil {
 		return err
 	}
 	f.track(ln)
-	guest := netip.AddrPortFrom(f.cfg.guest(), pf.guest)
+	guest, gw := f.guestEnd(host.Addr(), guestPort)
 	f.goRun(func() {
 		for {
 			hc, err := ln.AcceptTCP()
@@ -494,7 +527,7 @@ func (f *forwarder) startTCPPortForward(pf portForward) error {
 			}
 			f.goRun(func() {
 				ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
-				gc, err := f.s.DialTCP(ctx, netip.AddrPortFrom(f.cfg.gateway(), 0), guest)
+				gc, err := f.s.DialTCP(ctx, netip.AddrPortFrom(gw, 0), guest)
 				cancel()
 				if err != nil {
 					hc.SetLinger(0)
@@ -510,14 +543,26 @@ func (f *forwarder) startTCPPortForward(pf portForward) error {
 
 // startUDPPortForward relays datagrams to a host port to the guest's
 // port, a stack socket per host client (idle ones end after
-// --udp-timeout).
+// --udp-timeout), each family's to the guest's address of its family.
 func (f *forwarder) startUDPPortForward(pf portForward) error {
-	hc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(pf.host))
+	for i, h := range f.portForwardHosts(pf) {
+		if err := f.listenUDPForward(h, pf.guest); err != nil {
+			if i == 0 {
+				return err
+			}
+			f.logf("-u %d: not on IPv6: %v", pf.host.Port(), err)
+		}
+	}
+	return nil
+}
+
+func (f *forwarder) listenUDPForward(host netip.AddrPort, guestPort uint16) error {
+	hc, err := net.ListenUDP(family("udp", host.Addr()), net.UDPAddrFromAddrPort(host))
 	if err != nil {
 		return err
 	}
 	f.track(hc)
-	guest := netip.AddrPortFrom(f.cfg.guest(), pf.guest)
+	guest, gw := f.guestEnd(host.Addr(), guestPort)
 	f.goRun(func() {
 		var mu sync.Mutex
 		socks := map[netip.AddrPort]*ustack.UDPConn{}
@@ -530,7 +575,7 @@ func (f *forwarder) startUDPPortForward(pf portForward) error {
 			mu.Lock()
 			gs := socks[client]
 			if gs == nil {
-				gs, err = f.s.ListenUDP("udp", netip.AddrPortFrom(f.cfg.gateway(), 0).String())
+				gs, err = f.s.ListenUDP("udp", netip.AddrPortFrom(gw, 0).String())
 				if err != nil {
 					mu.Unlock()
 					continue
