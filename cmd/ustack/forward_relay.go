@@ -39,7 +39,11 @@ type forwarder struct {
 // newForwarder starts the stack on ep with the gateway and DNS
 // addresses, promiscuous and spoofing, and the relays.
 func newForwarder(cfg *forwardConfig, ep link.Endpoint, logf func(string, ...any)) (*forwarder, error) {
-	s, err := ustack.New(ustack.Config{})
+	// The relay is the guest's router: like Linux forwarding, it sends
+	// no router solicitations and takes no advertisements.
+	var scfg ustack.Config
+	scfg.IPv6.IgnoreRA = true
+	s, err := ustack.New(scfg)
 	if err != nil {
 		ep.Close()
 		return nil, err
