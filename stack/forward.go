@@ -344,8 +344,10 @@ const (
 	// RejectPortUnreachable, RejectHostUnreachable,
 	// RejectNetUnreachable and RejectAdminProhibited answer with an ICMP
 	// destination unreachable of that code (RFC 792, RFC 1812
-	// §5.2.7.1), from the stack's address toward the client, as a
-	// router would.
+	// §5.2.7.1; for an IPv6 SYN ICMPv6's port unreachable, address
+	// unreachable, no route and administratively prohibited, RFC 4443
+	// §3.1), from the stack's address toward the client, as a router
+	// would.
 	RejectPortUnreachable
 	RejectHostUnreachable
 	RejectNetUnreachable
@@ -660,7 +662,8 @@ func (f *EchoForwarder) Close() {
 // identifier, sequence number and data: the answer to an EchoRequest,
 // from the address that was pinged. From must be the stack's or go out
 // of a NIC with Spoofing (else ErrAddrNotAvail); the two addresses must
-// be of one family (else ErrInvalid). A link-local `to` needs its zone.
+// be of one family and from a unicast address (else ErrInvalid). A
+// link-local `to` needs its zone.
 func (s *Stack) SendEchoReply(now clock.Instant, from, to netip.Addr, id, seq uint16, data []byte) error {
 	if !supported(to) || from.Is4() != to.Is4() || from.IsMulticast() || from.IsUnspecified() {
 		return ErrInvalid
