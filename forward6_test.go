@@ -3,11 +3,9 @@ package ustack
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -121,103 +119,20 @@ func TestForwardTCPAcceptAfterUpstream6(t *testing.T) {
 	})
 }
 
-// TestForwardTCPReject6: Reject fails an IPv6 dial as the kernel would
-// (a RST: ECONNREFUSED; ICMPv6 address unreachable: EHOSTUNREACH).
-func TestForwardTCPReject6(t *testing.T) {
-	leaktest.Check(t)
-	synctest.Test(t, func(t *testing.T) {
-		n := newForwardNet6(t)
-		fw, err := n.B.ForwardTCP(0, func(r *TCPRequest) {
-			switch r.LocalAddr().Port() {
-			case 1:
-				r.Reject(stack.RejectReset)
-			case 2:
-				r.Reject(stack.RejectHostUnreachable)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fw.Close()
-		dial := func(port uint16) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := n.A.DialTCP(ctx, netip.AddrPort{}, netip.AddrPortFrom(far6, port))
-			if err == nil {
-				c.Close()
-			}
-			return err
-		}
-		if err := dial(1); !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Fatalf("RST: %v", err)
-		}
-		if err := dial(2); !errors.Is(err, syscall.EHOSTUNREACH) {
-			t.Fatalf("host unreachable: %v", err)
-		}
-		if st := n.B.Stats().Fwd; st.TCPRejected != 2 {
-			t.Fatalf("stats %+v", st)
-		}
-		fw.Close()
-		fw.Wait()
-	})
+// TestForwardTCPRejectDropAndCap6 is TestForwardTCPRejectDropAndCap's
+// assertions over IPv6: Reject fails the dial as the kernel would (a
+// RST: ECONNREFUSED; ICMPv6 address unreachable: EHOSTUNREACH), an
+// undecided request is dropped, the cap refuses and counts.
+func TestForwardTCPRejectDropAndCap6(t *testing.T) {
+	testForwardTCPRejectDropAndCap(t, newForwardNet6, far6)
 }
 
-// TestForwardUDPFlows6: an IPv6 client's datagrams to two foreign
-// destinations make one endpoint-independent flow; each answer comes
-// back from where the client wrote.
+// TestForwardUDPFlows6 is TestForwardUDPFlows's assertions over IPv6:
+// one endpoint-independent flow for two destinations, answers from
+// each, an idle flow ended and a new one made.
 func TestForwardUDPFlows6(t *testing.T) {
-	leaktest.Check(t)
-	synctest.Test(t, func(t *testing.T) {
-		n := newForwardNet6(t)
-		flows := make(chan *UDPFlow, 4)
-		fw, err := n.B.ForwardUDP(stack.UDPEndpointIndependent, 0, func(f *UDPFlow) {
-			flows <- f
-			buf := make([]byte, 1500)
-			for {
-				f.SetReadDeadline(time.Now().Add(30 * time.Second))
-				k, dst, err := f.ReadTo(buf)
-				if err != nil {
-					f.Close()
-					return
-				}
-				f.WriteFrom(append([]byte("re:"), buf[:k]...), dst)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fw.Close()
-		u, err := n.A.ListenUDP("udp6", "[::]:4000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer u.Close()
-		d1 := netip.AddrPortFrom(far6, 53)
-		d2 := netip.AddrPortFrom(far6b, 123)
-		u.WriteToUDPAddrPort([]byte("a"), d1)
-		u.WriteToUDPAddrPort([]byte("b"), d2)
-		buf := make([]byte, 100)
-		seen := map[netip.AddrPort]string{}
-		for range 2 {
-			k, from, err := u.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen[from] = string(buf[:k])
-		}
-		if seen[d1] != "re:a" || seen[d2] != "re:b" {
-			t.Fatalf("answers %v", seen)
-		}
-		f := <-flows
-		if f.Client() != netip.AddrPortFrom(ip6A, 4000) || f.Dst() != d1 || len(flows) != 0 {
-			t.Fatalf("flow %v → %v, %d more", f.Client(), f.Dst(), len(flows))
-		}
-		if st := n.B.Stats().Fwd; st.UDPFlows != 1 {
-			t.Fatalf("stats %+v: want one flow", st)
-		}
-		fw.Close()
-		fw.Wait()
-	})
+	testForwardUDPFlows(t, newForwardNet6, netip.AddrPortFrom(ip6A, 4000),
+		netip.AddrPortFrom(far6, 53), netip.AddrPortFrom(far6b, 123))
 }
 
 // TestForwardEcho6: a ping socket's ICMPv6 echo request to a foreign
