@@ -171,8 +171,13 @@ func TestBlockedLinkWrite(t *testing.T) {
 		sh.mu.Unlock()
 
 		// A stream to the blocked link: Write returns once the data is in
-		// x's send buffer (4 MiB), without waiting for the link; what
-		// the window lets out fills NIC 1's queue.
+		// x's send buffer (4 MiB, set here: an auto-tuned one starts at
+		// 64 KiB and grows with a window the blocked link never opens),
+		// without waiting for the link; what the window lets out fills
+		// NIC 1's queue.
+		if err := xc.SetWriteBuffer(4 << 20); err != nil {
+			t.Fatal(err)
+		}
 		before := a.Stats().TCP.RetransSegs
 		data := make([]byte, 256<<10)
 		for i := range data {

@@ -260,14 +260,16 @@ func ipHeaderLen(dst netip.Addr) int {
 // writeIPHeader writes into b the IP header of a packet of plen payload
 // bytes of protocol proto from src to dst, of dst's family, and returns
 // its length (RFC 791 §3.1, df setting IPv4's Don't Fragment; RFC 8200
-// §3, with the host's hop limit, traffic class and flow label 0).
-func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen int, df bool) int {
+// §3, with the host's hop limit and flow label 0), ecn the ECN field of
+// either family (RFC 3168 §5: what TCP asked for its segment; DSCP 0).
+func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto, ecn uint8, plen int, df bool) int {
 	if !dst.Is4() {
-		h := wire.IPv6Fields{PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
+		h := wire.IPv6Fields{TrafficClass: ecn & 3, PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
 		return h.Encode(b)
 	}
 	s.host.ipID++
 	h := wire.IPv4Fields{
+		TOS:      ecn & 3, // DSCP 0; the ECN field (RFC 3168 §5)
 		TotalLen: uint16(wire.IPv4HeaderLen + plen),
 		ID:       s.host.ipID,
 		DF:       df,
@@ -294,7 +296,7 @@ func (s *Stack) sendPacket(now clock.Instant, rt *route, dst netip.Addr, proto u
 		*c.fragFails++
 		return false
 	}
-	s.writeIPHeader(buf, rt.src, dst, proto, plen, df)
+	s.writeIPHeader(buf, rt.src, dst, proto, 0, plen, df)
 	*c.outRequests++
 	return s.sendIP(now, rt.nic, rt.nextHop, buf[:hl+plen])
 }

@@ -250,6 +250,7 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			// without the shape to report.
 			frame = pkt.Buf[n.hdr:]
 			t.Len, t.Segments = c.conn.PollTransmit(now, frame[hl:]), 1
+			t.ECN = c.conn.TransmitECN()
 		}
 		if t.Len == 0 {
 			c.dirty = false
@@ -271,7 +272,7 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		default:
 			binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
 		}
-		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, t.Len, true)
+		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, uint8(t.ECN), t.Len, true)
 		if dst.Is4() {
 			// The IDs of a super-segment's pieces are the next ones (as
 			// TSO numbers them): the next packet's ID follows the last

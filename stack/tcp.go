@@ -153,7 +153,7 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 			st.ListenDrops++
 			return
 		}
-		if c.conn.HandleSegment(now, &seg) != tcp.Reopen {
+		if c.conn.HandleSegmentECN(now, &seg, tcp.ECN(p.ecn)) != tcp.Reopen {
 			s.confirmReachable(now, c, &seg)
 			s.afterConn(c)
 			return
@@ -252,7 +252,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 		iss = newISS
 	}
 	c := s.newConn(key, rt.nic, rt.nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(key.remote.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(key.remote.Addr()), ECN: true}
 	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
 		return
 	}
@@ -266,7 +266,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 // (RFC 4987 §3.6) and keeps no state but the time, which makes l check
 // ACKs as cookies for the next tcp.CookieValid.
 func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple, syn *wire.TCPFields) {
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr()), ECN: true}
 	var synack wire.TCPFields
 	s.flows.cookie.SynAck(now, ep, syn, &synack)
 	l.cookieSent = now
@@ -285,7 +285,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 		return false
 	}
 	st := &s.flows.tcpEnv.Stats
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr()), ECN: true}
 	o, ok := s.flows.cookie.Check(now, ep, seg)
 	if !ok {
 		return false
@@ -419,7 +419,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	c := s.newConn(key, n, nextHop)
 	iss, tsOff := s.initialSeq(now, key.local, raddr)
-	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.mtuFor(raddr.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.mtuFor(raddr.Addr()), ECN: true}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}

@@ -12,16 +12,22 @@ type timer uint8
 
 // The timers.
 const (
-	timerRexmit    timer = iota // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
-	timerPersist                // zero-window probe, or SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1)
-	timerDelAck                 // delayed ACK (RFC 1122 §4.2.3.2)
-	timerKeepAlive              // keep-alive (RFC 1122 §4.2.3.6)
-	timerLife                   // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
-	timerPacing                 // release of the next data segment at the pacing rate
+	// RACK-TLP's probe timeout (RFC 8985 §7.2) comes first: never armed
+	// later than the RTO, it takes the RTO's place when both are due at
+	// once, as in Linux, where the probe replaces the RTO on the one
+	// timer they share (sending the probe rearms the RTO).
+	timerTLP       timer = iota
+	timerRexmit          // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
+	timerPersist         // zero-window probe, or SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1)
+	timerDelAck          // delayed ACK (RFC 1122 §4.2.3.2)
+	timerKeepAlive       // keep-alive (RFC 1122 §4.2.3.6)
+	timerLife            // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
+	timerPacing          // release of the next data segment at the pacing rate
+	timerRACK            // RACK's reordering timeout (RFC 8985 §6.3)
 	numTimers
 )
 
-var timerNames = [numTimers]string{"rexmit", "persist", "delack", "keepalive", "life", "pacing"}
+var timerNames = [numTimers]string{"tlp", "rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack"}
 
 // String returns the timer's name.
 func (t timer) String() string {
@@ -109,6 +115,10 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 		case timerPacing:
 			// The next data segment may go: the owner's PollTransmit,
 			// which follows every HandleTimeout, sends it.
+		case timerRACK:
+			c.rack.onReoTimeout(now)
+		case timerTLP:
+			c.rack.onProbeTimeout(now)
 		}
 	}
 }
@@ -167,11 +177,10 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	}
 	st.Timeouts++
 	// RFC 5681 §3.1 (equations 4, 5), RFC 6582 §3.2 step 6 ("recover"
-	// after a timeout), then go back to SND.UNA and resend from there.
+	// after a timeout); then loss recovery decides what is resent.
 	c.cc.OnTimeout(now, c.sndMax.Size(c.sndUna))
-	c.rec.onTimeout(now)
 	c.rexmitNow = false
-	c.sndNxt = c.sndUna
+	c.rec.onTimeout(now)
 	c.backoff()
 	c.timers.set(timerRexmit, now.Add(c.rto))
 	if c.sndWnd == 0 {

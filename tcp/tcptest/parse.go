@@ -1,6 +1,7 @@
 package tcptest
 
 import (
+	"encoding"
 	"fmt"
 	"net/netip"
 	"os"
@@ -256,6 +257,11 @@ func parseSeconds(s string) (time.Duration, error) {
 // numbers are relative: to the peer's ISN for the peer's numbers, to the
 // connection's ISS for the connection's.
 type segSpec struct {
+	// ecn is the IP ECN codepoint ("[ect0]", "[ce]"...) when hasECN:
+	// the one an inbound segment arrives with, or the one an outbound
+	// segment must carry.
+	hasECN     bool
+	ecn        tcp.ECN
 	flags      wire.TCPFlags
 	start, end uint32 // relative sequence range of the data ("start:end(len)")
 	hasAck     bool
@@ -285,9 +291,25 @@ type optItem struct {
 	rawLen         int         // "opt KIND len N": an option of that kind and length, zero-filled
 }
 
-// parseSegment parses "flags start:end(len) [ack N] [win N] [<options>]".
+// ecnNames are packetdrill's names of the IP ECN codepoints.
+var ecnNames = map[string]tcp.ECN{"noecn": tcp.NotECT, "ect0": tcp.ECT0, "ect1": tcp.ECT1, "ce": tcp.CE}
+
+// parseSegment parses "[ecn] flags start:end(len) [ack N] [win N]
+// [<options>]".
 func parseSegment(body string, inbound bool) (*segSpec, error) {
 	s := &segSpec{}
+	if strings.HasPrefix(body, "[") {
+		i := strings.IndexByte(body, ']')
+		if i < 0 {
+			return nil, fmt.Errorf("unclosed ECN codepoint %q", body)
+		}
+		e, ok := ecnNames[body[1:i]]
+		if !ok {
+			return nil, fmt.Errorf("unknown ECN codepoint %q (noecn, ect0, ect1, ce)", body[1:i])
+		}
+		s.hasECN, s.ecn = true, e
+		body = strings.TrimSpace(body[i+1:])
+	}
 	if i := strings.IndexByte(body, '<'); i >= 0 {
 		if !strings.HasSuffix(body, ">") {
 			return nil, fmt.Errorf("option list must end the line with '>'")
@@ -728,7 +750,8 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 // configSetter returns a function setting field k of tcp.Config to v. Only
-// int, bool and time.Duration fields can be set.
+// int, bool, string, time.Duration and text-unmarshalling fields can be
+// set.
 func configSetter(k, v string) (func(*tcp.Config), error) {
 	ft, ok := reflect.TypeOf(tcp.Config{}).FieldByName(k)
 	if !ok || !ft.IsExported() {
@@ -746,9 +769,13 @@ func configSetter(k, v string) (func(*tcp.Config), error) {
 var durationType = reflect.TypeOf(time.Duration(0))
 
 // parseValue parses v as a value of type t (int kinds, uint kinds, bool,
-// time.Duration).
+// time.Duration, or a type that unmarshals text).
 func parseValue(t reflect.Type, v string) (reflect.Value, error) {
 	out := reflect.New(t).Elem()
+	if u, ok := out.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		// A type with names of its own (tcp.ECNMode).
+		return out, u.UnmarshalText([]byte(v))
+	}
 	switch {
 	case t == durationType:
 		d, err := parseDuration(v)
