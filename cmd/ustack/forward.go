@@ -191,7 +191,7 @@ flags:`)
 	fs.BoolVar(&disable6, "disable-ipv6", false, "IPv4 only: no IPv6 addresses, routes or relaying")
 	fs.BoolVar(&c.noLoopback, "disable-host-loopback", false, "refuse connections to the gateway address (the host's loopback)")
 	fs.BoolVar(&c.noDNS, "disable-dns", false, "no DNS forwarder at .3")
-	fs.StringVar(&dnsUp, "dns-upstream", "", "the resolver DNS queries go to (default: the first IPv4 nameserver of /etc/resolv.conf)")
+	fs.StringVar(&dnsUp, "dns-upstream", "", "the resolver DNS queries go to (default: the first IPv4 nameserver of /etc/resolv.conf, else its first IPv6 one)")
 	fs.StringVar(&c.userns, "userns-path", "", "the user namespace to enter with a PATH target (a PID target's own is entered when it differs from ours)")
 	fs.StringVar(&mapping, "udp-mapping", "eim", "UDP mapping: eim (endpoint-independent, full cone, RFC 4787) or tuple (per 4-tuple)")
 	fs.DurationVar(&c.udpTimeout, "udp-timeout", 60*time.Second, "a UDP flow ends after this long without traffic")
@@ -272,24 +272,33 @@ flags:`)
 }
 
 // resolvConfNameserver returns the first IPv4 nameserver of a
-// resolv.conf (the upstream may be reached over IPv4 or IPv6 whatever
-// family the guest asks in; IPv4 is what every host has).
+// resolv.conf, or, if it has none, the first IPv6 one (the upstream is
+// asked over its own family, whichever the guest asked in).
 func resolvConfNameserver(path string) (netip.Addr, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	defer f.Close()
+	var v6 netip.Addr
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 2 && fields[0] == "nameserver" {
-			if a, err := netip.ParseAddr(fields[1]); err == nil && a.Is4() {
-				return a, nil
+			a, err := netip.ParseAddr(fields[1])
+			switch {
+			case err != nil:
+			case a.Is4() || a.Is4In6():
+				return a.Unmap(), nil
+			case !v6.IsValid():
+				v6 = a
 			}
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("no IPv4 nameserver in %s", path)
+	if v6.IsValid() {
+		return v6, nil
+	}
+	return netip.Addr{}, fmt.Errorf("no nameserver in %s", path)
 }
 
 func runForward(args []string) int {

@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -120,5 +122,32 @@ func TestParsePortForward(t *testing.T) {
 	}
 	if _, err := forwardFlags([]string{"--disable-dns", "--disable-ipv6", "-t", "[::1]:80", "1"}, io.Discard); err == nil {
 		t.Error("an IPv6 port forward with --disable-ipv6 accepted")
+	}
+}
+
+// TestResolvConfNameserver: the first IPv4 nameserver, else the first
+// IPv6 one (zone kept), else an error.
+func TestResolvConfNameserver(t *testing.T) {
+	dir := t.TempDir()
+	for i, tc := range []struct{ conf, want string }{
+		{"nameserver 2001:db8::53\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n", "192.0.2.53"},
+		{"# comment\nsearch example\nnameserver fe80::1%eth0\nnameserver 2001:db8::53\n", "fe80::1%eth0"},
+		{"nameserver bogus\nnameserver 2001:db8::53\n", "2001:db8::53"},
+		{"search example\n", ""},
+	} {
+		p := filepath.Join(dir, "resolv"+string(rune('a'+i)))
+		if err := os.WriteFile(p, []byte(tc.conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a, err := resolvConfNameserver(p)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%q: %v, want an error", tc.conf, a)
+			}
+			continue
+		}
+		if err != nil || a != netip.MustParseAddr(tc.want) {
+			t.Errorf("%q: %v %v, want %s", tc.conf, a, err, tc.want)
+		}
 	}
 }
