@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
 
 	"net/netip"
 	"runtime"
@@ -778,5 +779,38 @@ func TestClosedStackCollected(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d of the closed stacks' 2 shards and 2 cores collected", got)
 		}
+	}
+}
+
+// TestAddStats: the sum over shards covers every counter of every group
+// (Link, Net, UDP, UDP6, TCP, Fwd, PMTU, Ping, and any added later), not
+// a list of groups that a new one would silently miss.
+func TestAddStats(t *testing.T) {
+	var one, sum stack.Stats
+	ones := 0
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				fill(v.Field(i))
+			}
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			v.SetUint(1)
+			ones++
+		}
+	}
+	fill(reflect.ValueOf(&one).Elem())
+	addStats(&sum, &one)
+	addStats(&sum, &one)
+	n := 0
+	sum.Each(func(name string, v uint64) {
+		n++
+		if v != 2 {
+			t.Errorf("%s = %d after adding 1 twice, want 2", name, v)
+		}
+	})
+	if n != ones || n == 0 {
+		t.Errorf("Each saw %d counters, fill set %d", n, ones)
 	}
 }

@@ -228,6 +228,9 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		if !ok {
 			return 0, false
 		}
+		if c.pmtuGen != s.host.pmtu.gen {
+			s.syncPMTU(now, c)
+		}
 		n := c.nic
 		src, dst := c.key.local.Addr(), c.key.remote.Addr()
 		hl := ipHeaderLen(dst)

@@ -104,6 +104,21 @@ type Config struct {
 	// while pacing wins with shallow buffers (a 0.12-BDP buffer: 854
 	// Mbit/s paced, 471 unpaced). See BENCHMARKS.md.
 	Pacing bool
+	// MTUProbing is when packetization-layer path MTU discovery runs
+	// (RFC 4821, RFC 8899; net.ipv4.tcp_mtu_probing): by default
+	// (MTUProbingBlackHole, Linux's 1) once full-sized segments keep
+	// timing out — the MSS drops to BaseMSS and probes search upward;
+	// MTUProbingAlways (2) from the start of every connection;
+	// MTUProbingOff (0) never, leaving ICMP's packet too big as the
+	// only way the MSS falls (Linux's default). See plpmtud.go.
+	MTUProbing MTUProbingMode
+	// BaseMSS is the MSS probing starts from and a black hole drops to
+	// (net.ipv4.tcp_base_mss, 1024).
+	BaseMSS int
+	// ProbeInterval is how long after a search ends it starts again, to
+	// find a path that grew (net.ipv4.tcp_probe_interval, 600 s; RFC
+	// 8899's PMTU_RAISE_TIMER).
+	ProbeInterval time.Duration
 }
 
 // ECNMode is Config.ECN, Linux's net.ipv4.tcp_ecn.
@@ -190,6 +205,9 @@ func (c *Config) setDefaults() {
 	defInt(&c.InitialCwnd, 10)
 	defInt(&c.ChallengeACKLimit, 1000)
 	def(&c.InvalidRateLimit, 500*time.Millisecond)
+	defInt(&c.BaseMSS, 1024)
+	c.BaseMSS = max(c.BaseMSS, mssFloor)
+	def(&c.ProbeInterval, defaultProbeInterval)
 	if c.Congestion == "" || !cc.Registered(c.Congestion) {
 		c.Congestion = cc.Default
 	}

@@ -102,12 +102,14 @@ type Conn struct {
 	rcvAdv wire.Seq // right edge of the last window advertised (RCV.NXT + RCV.WND when sent)
 
 	// Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
-	sndWScale, rcvWScale uint8  // window shifts: the peer's, and ours
-	wsOK, tsOK, sackOK   bool   // options both sides agreed on
-	advMSS               uint16 // the MSS we announced (from our MTU)
-	sndMSS               uint32 // data bytes in a full segment we send (options excluded)
-	rcvMSS               uint32 // largest data size the peer has sent us
-	tsRecent             uint32 // TS.Recent (RFC 7323 §4.3)
+	sndWScale, rcvWScale uint8   // window shifts: the peer's, and ours
+	wsOK, tsOK, sackOK   bool    // options both sides agreed on
+	advMSS               uint16  // the MSS we announced (from our MTU)
+	sndMSS               uint32  // data bytes in a full segment we send (options excluded)
+	rcvMSS               uint32  // largest data size the peer has sent us
+	plp                  plpmtud // path MTU: PTB and PLPMTUD (plpmtud.go)
+	epPathMTU            int     // Endpoints.PathMTU
+	tsRecent             uint32  // TS.Recent (RFC 7323 §4.3)
 	tsRecentAt           clock.Instant
 	tsOffset             uint32   // added to our TSval
 	lastAckSent          wire.Seq // Last.ACK.sent (RFC 7323 §4.3)
@@ -250,9 +252,12 @@ type Endpoints struct {
 	TSOffset uint32
 	// MTU is the IP MTU of the route to Remote; the MSS announced is MTU
 	// minus the fixed IP and TCP headers: 40 bytes over IPv4 (RFC 9293
-	// §3.7.1), 60 over IPv6 (RFC 8200 §8.3), by Remote's family. (Path
-	// MTU discovery will lower what is sent, not what is announced.)
+	// §3.7.1), 60 over IPv6 (RFC 8200 §8.3), by Remote's family.
 	MTU int
+	// PathMTU, when not 0, is a smaller MTU path MTU discovery learned
+	// for Remote (RFC 1191, RFC 8201): it lowers the MSS sent, not the
+	// one announced (as Linux's tcp_sync_mss and tcp_advertise_mss).
+	PathMTU int
 	// ECN says the owner carries the IP header's ECN field both ways for
 	// this connection: it passes each arriving segment's codepoint to
 	// HandleSegmentECN and writes each Transmit.ECN into the packet it
@@ -269,6 +274,7 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.tsOffset = ep.TSOffset
 	c.ecnIP = ep.ECN
 	c.advMSS = advMSS(ep)
+	c.epPathMTU = ep.PathMTU
 	c.rcvMSS = min(uint32(c.advMSS), 536)
 	c.rcvWScale = 0
 	if !c.env.cfg.NoWindowScale {
@@ -368,6 +374,7 @@ func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	// ECN (RFC 3168 §6.1.1).
 	c.ecnNegotiate(syn)
 	c.sndMSS = mss
+	c.plpInit()
 	c.selectRecovery()
 	c.startCongestionControl()
 }
@@ -729,8 +736,12 @@ type Info struct {
 	RTT, RTTVar, RTO time.Duration
 	SndMSS, RcvMSS   uint32
 	AdvMSS           uint16
-	Cwnd, Ssthresh   uint32 // bytes
-	SndWnd, RcvWnd   uint32 // bytes
+	// PMTU is the path MTU the send MSS stands for (Linux's tcpi_pmtu),
+	// and PLPMTUD where path MTU discovery by probing is (RFC 8899).
+	PMTU           int
+	PLPMTUD        PLPMTUDState
+	Cwnd, Ssthresh uint32 // bytes
+	SndWnd, RcvWnd uint32 // bytes
 	// SndWScale and RcvWScale are -1 without window scaling.
 	SndWScale, RcvWScale int8
 	Timestamps, SACK     bool
@@ -766,6 +777,8 @@ func (c *Conn) Info() Info {
 		SndMSS:        c.sndMSS,
 		RcvMSS:        c.rcvMSS,
 		AdvMSS:        c.advMSS,
+		PMTU:          c.pmtu(),
+		PLPMTUD:       c.plp.state,
 		SndWnd:        c.sndWnd,
 		RcvWnd:        c.advertisedRemaining(),
 		SndWScale:     -1,

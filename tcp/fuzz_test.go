@@ -783,7 +783,19 @@ func (d *fuzzDriver) op(b []byte) error {
 		d.maxSndBuf = max(d.maxSndBuf, c.sndBufSize)
 		return d.drain()
 	case fzICMP:
-		c.HandleICMPError(d.now, ErrHostUnreachable)
+		switch b[1] & 3 {
+		case 1:
+			// A packet too big quoting a sequence number near SND.UNA,
+			// in flight or not (RFC 5927), naming an MTU from the least
+			// the stack lets through (552) up.
+			seq := c.sndUna.Add(uint32(binary.BigEndian.Uint16(b[2:4])) - 32768)
+			c.HandlePacketTooBig(d.now, seq, 552+int(b[4])*4)
+		case 2:
+			// The owner's path MTU cache changed.
+			c.SetPathMTU(d.now, 552+int(b[4])*4)
+		default:
+			c.HandleICMPError(d.now, ErrHostUnreachable)
+		}
 		return d.drain()
 	case fzAckAll:
 		return d.ackAll(binary.BigEndian.Uint16(b[1:3]))

@@ -519,6 +519,10 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, a *ackEvent) {
 	c.ackRecords(now, a)
 	a.rtt = c.takeRTTSample(now, seg)
 	c.rexmitCount = 0
+	c.plp.bhAt = 0
+	if c.plp.state != PLPMTUDDisabled {
+		c.plpAcked(ack)
+	}
 
 	// RFC 6298 §5.2 and §5.3: stop the timer when everything is
 	// acknowledged, restart it otherwise.

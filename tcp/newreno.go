@@ -122,3 +122,7 @@ func (r *renoRecovery) sendRoom(outstanding uint32) uint32 {
 
 // release implements lossRecovery: NewReno holds nothing.
 func (r *renoRecovery) release() {}
+
+// onMSSDrop implements lossRecovery: go back to SND.UNA, the window
+// unchanged.
+func (r *renoRecovery) onMSSDrop(now clock.Instant) { r.c.sndNxt = r.c.sndUna }

@@ -377,6 +377,7 @@ type piece struct {
 	n      uint32
 	fin    bool
 	resend bool // data sent before an RTO rewound SND.NXT
+	probe  bool // a PLPMTUD probe: larger than the MSS (plpmtud.go)
 }
 
 // dataPending reports whether data or a FIN waits to be sent: the quick
@@ -413,7 +414,16 @@ func (c *Conn) nextPiece(now clock.Instant, p *piece) bool {
 		// say (RFC 8985 §7.3).
 		cwndLeft = max(cwndLeft, mss)
 	}
+	// Path MTU discovery decides whether this piece is a probe, larger
+	// than the MSS (plpmtud.go): it asks only while its search is on.
+	probe := false
+	if c.plp.state >= PLPMTUDSearch && !c.tlpProbe {
+		if size := c.plpProbeSize(now, avail, wndLeft, cwndLeft); size > 0 {
+			mss, probe = size, true
+		}
+	}
 	n := min(avail, wndLeft, cwndLeft, mss)
+	probe = probe && n == mss
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
 	force := c.forceSend || c.tlpProbe    // the SWS override timeout fired, or a probe
 	c.forceSend = false
@@ -456,7 +466,7 @@ func (c *Conn) nextPiece(now clock.Instant, p *piece) bool {
 	if fin {
 		flags |= wire.TCPFlagFIN
 	}
-	*p = piece{seg: segment{seq: c.sndNxt, flags: flags, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}, n: n, fin: fin, resend: resend}
+	*p = piece{seg: segment{seq: c.sndNxt, flags: flags, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}, n: n, fin: fin, resend: resend, probe: probe}
 	return true
 }
 
@@ -466,6 +476,9 @@ func (c *Conn) sentData(now clock.Instant, p *piece) {
 		c.countRetransmit(p.n)
 	} else if p.n > 0 && !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt.Add(p.n), now
+	}
+	if p.probe {
+		c.plpProbeSent(p.seg.seq, p.n)
 	}
 	c.bytesSent += uint64(p.n)
 	c.sndNxt = c.sndNxt.Add(p.n)
@@ -517,7 +530,7 @@ func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) int {
 		if c.pacingNext > now && c.cc.PacingRate() > 0 {
 			break
 		}
-		if !c.nextPiece(now, &q) || q.resend || q.n == 0 {
+		if !c.nextPiece(now, &q) || q.resend || q.n == 0 || q.probe {
 			break
 		}
 		c.snd.peek(q.seg.dataOff, dst[t.Len:t.Len+int(q.n)])

@@ -318,9 +318,13 @@ func (r *rackRecovery) detectLoss(now clock.Instant) uint32 {
 			c.timers.set(timerRACK, now.Add(remaining))
 			break
 		}
-		lost += rec.len()
 		q.markLost(i, rec)
-		c.lostRecord(now, rec)
+		if !c.plpLost(rec) {
+			// A lost probe is resent but is no congestion (RFC
+			// 4821 §7.5).
+			lost += rec.len()
+			c.lostRecord(now, rec)
+		}
 		i = next
 	}
 	if lost > 0 {
@@ -647,6 +651,12 @@ func (r *rackRecovery) resend(now clock.Instant, dst []byte, i uint64, force boo
 	if !force && i != c.sent.head && !rec.start.LessThan(c.sndUna.Add(c.sndWnd)) {
 		return 0
 	}
+	if data := rec.len() - uint32(rec.flags&recFIN/recFIN); data > c.sndMSS {
+		// Sent before the MSS fell (a probe, a packet too big, a black
+		// hole): resent in pieces that fit.
+		c.sent.split(i, c.sndMSS)
+		rec = c.sent.at(i)
+	}
 	n := rec.len()
 	fin := rec.flags&recFIN != 0
 	if fin {
@@ -708,3 +718,19 @@ func (r *rackRecovery) sendRoom(outstanding uint32) uint32 {
 // release implements lossRecovery: the connection frees the records and
 // the scoreboard.
 func (r *rackRecovery) release() {}
+
+// onMSSDrop implements lossRecovery: every record in flight larger than
+// the new MSS is deemed lost, without the controller hearing of it (the
+// network did not drop it for congestion), and resent in pieces (resend
+// splits it), as Linux's tcp_simple_retransmit.
+func (r *rackRecovery) onMSSDrop(now clock.Instant) {
+	c := r.c
+	q := &c.sent
+	for i := q.head; i < q.tail; i++ {
+		rec := q.at(i)
+		if rec.list == listFlight && rec.len()-uint32(rec.flags&recFIN/recFIN) > c.sndMSS {
+			q.markLost(i, rec)
+		}
+	}
+	r.pending = q.lost.head != noRec
+}

@@ -27,8 +27,8 @@ import (
 // lossRecovery is a loss-recovery algorithm. The connection calls it from
 // processACK (onAck; not for an ACK that acknowledges nothing while
 // nothing is outstanding: there is nothing to recover then),
-// onRexmitTimeout (onTimeout), PollTransmit (send) and nextPiece
-// (sendRoom). What every algorithm keeps — whether an episode is under way,
+// onRexmitTimeout (onTimeout), PollTransmit (send), nextPiece
+// (sendRoom), and path MTU's MSS changes (onMSSDrop, plpmtud.go). What every algorithm keeps — whether an episode is under way,
 // the duplicate-ACK count, limited transmit's count — is its
 // recoveryBase, which the connection reads directly (Conn.lr) where a
 // call per segment would cost more than the answer.
@@ -68,6 +68,13 @@ type lossRecovery interface {
 	// release drops what the algorithm holds (the scoreboard): the
 	// connection closed or entered TIME-WAIT.
 	release()
+	// onMSSDrop reports that the send MSS fell below the size segments
+	// in flight were sent at (a packet too big, RFC 1191 §6.5): they
+	// are resent at the new size with no congestion response, as
+	// Linux's tcp_simple_retransmit. NewReno and RFC 6675 go back to
+	// SND.UNA; RACK marks the records larger than the MSS lost and
+	// resends them in pieces.
+	onMSSDrop(now clock.Instant)
 }
 
 // ackEvent carries one acceptable ACK through processACK, from the

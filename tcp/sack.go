@@ -256,3 +256,10 @@ func (s *sackRecovery) sendRoom(outstanding uint32) uint32 {
 
 // release implements lossRecovery: the connection frees the scoreboard.
 func (s *sackRecovery) release() {}
+
+// onMSSDrop implements lossRecovery: go back to SND.UNA, as after a
+// timeout but with the window unchanged; SACKed data is skipped.
+func (s *sackRecovery) onMSSDrop(now clock.Instant) {
+	s.highRxt = s.c.sndUna
+	s.c.sndNxt = s.c.sndUna
+}

@@ -395,3 +395,96 @@ func (q *sentQueue) held() int {
 	}
 	return n
 }
+
+// split cuts record i, which must be on a list, into records of at most
+// mss bytes of data each (its FIN, if any, stays with the last piece):
+// what was sent as one segment before the MSS fell (a probe larger than
+// the path takes, RFC 4821 §7.5; data in flight when a packet too big
+// arrived, RFC 1191 §6.5) is resent in pieces that fit. The pieces keep
+// the record's flags and send time and follow it on its list, which keeps
+// the list in send order. The records after i move up by the number of
+// new pieces and every link is renumbered: O(n) in the records held, once
+// per change of the MSS, which is rare.
+func (q *sentQueue) split(i uint64, mss uint32) {
+	r := q.at(i)
+	data := r.len()
+	if r.flags&recFIN != 0 {
+		data--
+	}
+	if mss == 0 || data <= mss || r.list == listNone {
+		return
+	}
+	k := uint64((data+mss-1)/mss) - 1 // pieces added
+	oldTail := q.tail
+	for j := uint64(0); j < k; j++ {
+		q.grow()
+	}
+	// Move the records after i up by k, from the last.
+	for j := oldTail; j > i+1; j-- {
+		*q.at(j - 1 + k) = *q.at(j - 1)
+	}
+	shift := func(x uint64) uint64 {
+		if x != noRec && x > i {
+			return x + k
+		}
+		return x
+	}
+	for j := q.head; j < q.tail; j++ {
+		if j > i && j <= i+k {
+			continue // the pieces, written below
+		}
+		rr := q.at(j)
+		rr.prev, rr.next = shift(rr.prev), shift(rr.next)
+	}
+	for _, l := range []*recList{&q.flight, &q.lost} {
+		l.head, l.tail = shift(l.head), shift(l.tail)
+	}
+	r = q.at(i)
+	tail := r.flags & (recFIN | recPSH)
+	next := r.next
+	start, end := r.start, r.end
+	prev := i
+	for j := uint64(0); j <= k; j++ {
+		p := q.at(i + j)
+		if j > 0 {
+			*p = *r
+		}
+		p.start = start.Add(uint32(j) * mss)
+		p.flags &^= recFIN | recPSH
+		if j < k {
+			p.end = p.start.Add(mss)
+		} else {
+			p.end = end
+			p.flags |= tail
+		}
+		if j > 0 {
+			p.prev = prev
+			q.at(prev).next = i + j
+		}
+		prev = i + j
+	}
+	last := q.at(i + k)
+	last.next = next
+	l := &q.flight
+	if r.list == listLost {
+		l = &q.lost
+	}
+	if next != noRec {
+		q.at(next).prev = i + k
+	} else {
+		l.tail = i + k
+	}
+}
+
+// grow appends an empty slot at the tail (split fills it).
+func (q *sentQueue) grow() {
+	k := q.tail - q.base
+	b := k / recBlockLen
+	for uint64(len(q.blocks)) <= b {
+		q.blocks = append(q.blocks, nil)
+	}
+	if q.blocks[b] == nil {
+		q.blocks[b] = recPool.Get().(*recBlock)
+	}
+	q.tail++
+}

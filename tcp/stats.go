@@ -81,6 +81,16 @@ type Stats struct {
 	KeepAliveProbes  uint64 // keep-alive probes sent (ustack)
 	WindowUpdates    uint64 // pure window updates sent (ustack)
 	RcvBufGrown      uint64 // receive buffers grown by auto-tuning (ustack; Linux's TCPRcvQDrop and friends count other things)
+
+	// TcpExt: ICMP and path MTU (RFC 5927, RFC 1191, RFC 8201, RFC 4821).
+	OutOfWindowICMPs uint64 // ICMP errors quoting a sequence number not in flight, dropped (RFC 5927 §4.1; OutOfWindowIcmps)
+	PTBReceived      uint64 // packet too big / fragmentation needed errors that named a connection (ustack)
+	PTBAccepted      uint64 // of those, quoting a sequence number in flight: acted on (ustack)
+	PTBRejected      uint64 // of those, quoting one not in flight: dropped (ustack; also in OutOfWindowICMPs)
+	MTUProbes        uint64 // PLPMTUD probes sent (ustack)
+	MTUProbeSuccess  uint64 // probes acknowledged: the MSS grew (TCPMTUPSuccess)
+	MTUProbeFail     uint64 // probes lost or refused by a packet too big (TCPMTUPFail)
+	MTUBlackHoles    uint64 // black holes detected: the MSS dropped to the base MSS or below (ustack)
 }
 
 // Each calls f with the name and value of every counter, in declaration

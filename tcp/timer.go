@@ -24,10 +24,11 @@ const (
 	timerLife            // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
 	timerPacing          // release of the next data segment at the pacing rate
 	timerRACK            // RACK's reordering timeout (RFC 8985 §6.3)
+	timerPLPMTU          // PLPMTUD's raise timer: search again (RFC 8899 §5.1.1)
 	numTimers
 )
 
-var timerNames = [numTimers]string{"tlp", "rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack"}
+var timerNames = [numTimers]string{"tlp", "rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack", "plpmtud"}
 
 // String returns the timer's name.
 func (t timer) String() string {
@@ -79,7 +80,8 @@ func (tt *timerTable) next() clock.Instant {
 // clock.Never if no timer is armed.
 //
 // Only these calls can change the answer: HandleSegment, HandleTimeout,
-// HandleICMPError, OpenCookie (it handles the cookie's ACK),
+// HandleICMPError, HandlePacketTooBig and SetPathMTU (a smaller MSS
+// resends what is in flight), OpenCookie (it handles the cookie's ACK),
 // PollTransmit and PollTransmitBatch (sending arms the
 // retransmission, persist and pacing timers, an ACK stops the delayed-ACK
 // timer), Close, CloseWrite, Abort and SetKeepAlive; and Connect and
@@ -119,6 +121,8 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 			c.rack.onReoTimeout(now)
 		case timerTLP:
 			c.rack.onProbeTimeout(now)
+		case timerPLPMTU:
+			c.plpRaise()
 		}
 	}
 }
@@ -174,6 +178,7 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	}
 	if !zeroWindow {
 		c.rexmitCount++
+		c.plpTimeout(now)
 	}
 	st.Timeouts++
 	// RFC 5681 §3.1 (equations 4, 5), RFC 6582 §3.2 step 6 ("recover"

@@ -193,7 +193,7 @@ func (h *Harness) step(ev *event) error {
 	}
 	if ev.kind == evICMP {
 		h.logf("%s", ev.text)
-		return h.icmp(ev.icmp)
+		return h.icmp(ev.icmp, ev.icmpMTU, ev.icmpSeq)
 	}
 	h.logf("%s", ev.text)
 	if err := h.call(ev.call); err != nil {
@@ -464,12 +464,30 @@ func (h *Harness) inbound(s *segSpec) error {
 	return h.noConnection(&f, h.ISS, peerData)
 }
 
-// icmp delivers an ICMP destination unreachable about the connection, as
-// the stack does (stack.icmpUnreachable): port and protocol unreachable
-// become ECONNREFUSED, the others EHOSTUNREACH, and "fragmentation
-// needed" is not passed on (no path MTU discovery yet).
-func (h *Harness) icmp(code string) error {
-	if h.conn == nil || code == "frag_needed" {
+// icmp delivers an ICMP destination unreachable about the connection,
+// quoting our segment with relative sequence number seq, as the stack
+// does (stack.tcpError): "fragmentation needed" goes to
+// HandlePacketTooBig with its MTU; for the others the sequence number
+// must be in flight (RFC 5927; else OutOfWindowICMPs counts it), then
+// port and protocol unreachable become ECONNREFUSED, the others
+// EHOSTUNREACH.
+func (h *Harness) icmp(code string, mtu int, seq uint32) error {
+	if h.conn == nil {
+		return nil
+	}
+	q := h.ourISS().Add(seq)
+	if code == "frag_needed" {
+		// The stack raises an MTU below the family's least to it
+		// (IPv4 552, IPv6 1280: stack.clampPMTU).
+		least := 552
+		if h.Remote.Addr().Is6() {
+			least = 1280
+		}
+		h.conn.HandlePacketTooBig(h.now, q, max(mtu, least))
+		return h.poll()
+	}
+	if !h.conn.ICMPInWindow(q) {
+		h.Env().Stats.OutOfWindowICMPs++
 		return nil
 	}
 	err := tcp.ErrHostUnreachable

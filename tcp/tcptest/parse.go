@@ -65,6 +65,10 @@ type event struct {
 	seg  *segSpec
 	call *callSpec
 	icmp string // the unreachable code of an evICMP
+	// icmpMTU is the MTU a frag_needed names ("mtu N"), icmpSeq the
+	// sequence number of the quoted segment (relative to our ISS).
+	icmpMTU int
+	icmpSeq uint32
 }
 
 // Error is a script failure: parse or run, with the script line that
@@ -159,10 +163,11 @@ func parseEvent(text string) (*event, error) {
 			return ev, nil
 		}
 		if dir == '<' && strings.HasPrefix(body, "icmp ") {
-			code, err := parseICMP(body)
+			code, mtu, seq, err := parseICMP(body)
 			if err != nil {
 				return nil, err
 			}
+			ev.icmpMTU, ev.icmpSeq = mtu, seq
 			if when.kind == timeAny || when.start != when.end {
 				return nil, fmt.Errorf("an inbound ICMP message needs an exact time")
 			}
@@ -817,14 +822,33 @@ var icmpCodes = map[string]bool{
 	"net_unknown": true, "host_unknown": true, "net_prohibited": true, "host_prohibited": true,
 }
 
-// parseICMP parses packetdrill's "icmp unreachable CODE [...]": the
-// bracketed quote of the offending segment is accepted and not checked
-// (the stack matches the quote to the connection before the core sees
-// the error).
-func parseICMP(body string) (string, error) {
+// parseICMP parses packetdrill's "icmp unreachable CODE [mtu N]
+// [start:end(len)]": the code, the MTU a frag_needed names, and the
+// sequence number of the quoted segment (relative to our ISS), which the
+// connection checks (RFC 5927); the rest of the quote is not checked (the
+// stack matches the quote to the connection before the core sees the
+// error).
+func parseICMP(body string) (code string, mtu int, seq uint32, err error) {
 	f := strings.Fields(body)
 	if len(f) < 3 || f[1] != "unreachable" || !icmpCodes[f[2]] {
-		return "", fmt.Errorf("want \"icmp unreachable CODE [...]\" with a code such as host_unreachable, got %q", body)
+		return "", 0, 0, fmt.Errorf("want \"icmp unreachable CODE [...]\" with a code such as host_unreachable, got %q", body)
 	}
-	return f[2], nil
+	rest := f[3:]
+	if len(rest) >= 2 && rest[0] == "mtu" {
+		if mtu, err = strconv.Atoi(rest[1]); err != nil || mtu <= 0 {
+			return "", 0, 0, fmt.Errorf("bad MTU in %q", body)
+		}
+		rest = rest[2:]
+	}
+	if len(rest) > 0 {
+		q := strings.Trim(strings.Join(rest, " "), "[]")
+		if i := strings.IndexByte(q, ':'); i > 0 {
+			n, err := strconv.ParseUint(q[:i], 10, 32)
+			if err != nil {
+				return "", 0, 0, fmt.Errorf("bad quoted segment in %q", body)
+			}
+			seq = uint32(n)
+		}
+	}
+	return f[2], mtu, seq, nil
 }
