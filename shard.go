@@ -57,7 +57,8 @@ type shard struct {
 	rxBufLen int
 	socks    map[sockCloser]struct{}
 
-	// timer runs fire at timerAt, the core's next deadline. It is a
+	// timer runs fire at timerAt, no later than the core's next deadline
+	// (rearmLocked moves it only earlier). It is a
 	// time.AfterFunc, so each run has a goroutine of its own: one held
 	// up writing to a slow link does not hold up the next. Its function
 	// reaches the shard through timerRef, which Stack.Close clears: a
@@ -134,10 +135,17 @@ func (sh *shard) addNICLocked(n *NIC) {
 // no other goroutine is writing them. The caller holds sh.mu, and must
 // use unlock (not sh.mu.Unlock) after any call that may have changed the
 // core; read-only calls may just unlock.
-func (sh *shard) unlock() {
+func (sh *shard) unlock() { sh.unlockAt(sh.s.now()) }
+
+// unlockAt is unlock for a caller that has just read the clock: now
+// stands for the first round's time (a clock read costs as much as a
+// small core call on some VMs: 14 % of rr's CPU was runtime.nanotime).
+func (sh *shard) unlockAt(now clock.Instant) {
 	var wakes wakeBatch
-	for {
-		now := sh.s.now()
+	for round := 0; ; round++ {
+		if round > 0 {
+			now = sh.s.now()
+		}
 		sh.collectLocked(now)
 		more := sh.takeEventsLocked(&wakes)
 		q, others := sh.takeWriteLocked(now)
@@ -227,7 +235,7 @@ func (sh *shard) collectLocked(now clock.Instant) {
 		q.n++
 		sh.held = nil
 	}
-	sh.rearmLocked()
+	sh.rearmLocked(now)
 }
 
 // takeWriteLocked gives the caller the writer token of a queue that has
@@ -283,28 +291,30 @@ func (q *outQueue) write() {
 	q.flightN = 0
 }
 
-// rearmLocked points the timer at the core's next deadline, or at the
-// time a frame waiting for a full queue is to be dropped (stallDrop) if
-// that comes first. Every run of fire the timer is set for is counted in
-// the stack's WaitGroup (Add here, under the lock and before Close waits;
-// Done when the run ends or Stop cancels it), so Close returns only when
-// no run is left.
-func (sh *shard) rearmLocked() {
+// rearmLocked makes sure the timer runs no later than the core's next
+// deadline, or the time a frame waiting for a full queue is to be dropped
+// (stallDrop) if that comes first; now is the time of the caller's clock
+// read. The timer is moved only earlier: a deadline that moves later (a
+// retransmission timer pushed back by every ACK, a connection's deadline
+// cleared) leaves it where it is, and a run that comes early finds
+// nothing due and sets it again. A round trip pushes the retransmission
+// timer back every time, and a time.Timer's Reset takes the runtime's
+// timer lock and reads the clock: in rr the timer was reset on almost
+// every unlock; now it is reset about once per retransmission timeout.
+// Every run of fire the timer is set for is counted in the stack's
+// WaitGroup (Add here, under the lock and before Close waits; Done when
+// the run ends or Stop cancels it), so Close returns only when no run is
+// left.
+func (sh *shard) rearmLocked(now clock.Instant) {
 	d := sh.core.NextDeadline()
 	if q := sh.held; q != nil && len(sh.out) > 1 && q.writing.Load() {
 		d = clock.Min(d, q.since.Add(stallDrop))
 	}
-	if d == sh.timerAt || sh.closed {
-		return
+	if d >= sh.timerAt || sh.closed {
+		return // armed no later than d, or nothing to run
 	}
 	sh.timerAt = d
-	if d == clock.Never {
-		if sh.timer.Stop() {
-			sh.s.wg.Done() // the run it was set for will not happen
-		}
-		return
-	}
-	if !sh.timer.Reset(max(sh.s.clk.Until(d), 0)) {
+	if !sh.timer.Reset(max(d.Sub(now), 0)) {
 		sh.s.wg.Add(1) // not pending: Reset set up a new run
 	}
 }
@@ -319,8 +329,9 @@ func (sh *shard) fire() {
 		return
 	}
 	sh.timerAt = clock.Never
-	sh.core.HandleTimeout(sh.s.now())
-	sh.unlock()
+	now := sh.s.now()
+	sh.core.HandleTimeout(now)
+	sh.unlockAt(now)
 }
 
 // input hands received frames to the core; it reports false once the
@@ -337,7 +348,7 @@ func (sh *shard) input(id stack.NICID, pkts []link.Packet) bool {
 		pkts[i].N = 0
 		pkts[i].Offload = link.Offload{}
 	}
-	sh.unlock()
+	sh.unlockAt(now)
 	return true
 }
 
@@ -442,8 +453,9 @@ func isDone(ch <-chan struct{}) bool {
 // waitOn is what a blocking call waits on between tries: its socket's
 // signal, its deadline (nil: none) and its socket's close channel, and a
 // dial's context (nil: none). Closing a socket closes its close channel
-// and then notifies its signals, so a waiting call needs only the signal
-// to see the close.
+// and then notifies its signals, and a passing deadline notifies its
+// signal (deadline.sig), so a waiting call needs only the signal to see
+// either.
 type waitOn struct {
 	sig     signal
 	dl      *deadline
@@ -473,31 +485,31 @@ const (
 // Accept, UDP reads, dials). A socket has a part in one shard, or in each
 // of several (a listener): shards lists them, and try(i) is the
 // non-blocking call on the part in shards[i]. Each round checks that the
-// socket is open and takes the deadline's channel before it tries, so
-// that a deadline set between the try and the wait is not missed; then,
-// for each shard from shards[first] on, it runs try(i) under the shard's
-// lock and unlocks, which sends what try made and wakes sockets (a try
-// that changed nothing just releases the lock); then, unless a try was
-// done, it waits for the socket's signal (which a close notifies too),
-// the deadline or the cancellation, and tries again. It returns nil when
-// a try is done, net.ErrClosed, os.ErrDeadlineExceeded or
-// errWaitCanceled.
+// socket is open and its deadline has not passed before it tries (a
+// deadline that passes between the try and the wait notifies the signal,
+// which keeps it, so it is not missed); then, for each shard from
+// shards[first] on, it runs try(i) under the shard's lock and unlocks,
+// which sends what try made and wakes sockets (a try that changed nothing
+// just releases the lock); then, unless a try was done, it waits for the
+// socket's signal (which a close and a passing deadline notify too) or
+// the cancellation, and tries again. It returns nil when a try is done,
+// net.ErrClosed, os.ErrDeadlineExceeded or errWaitCanceled.
 //
 // Goroutines blocked in Read sit in this frame, one per idle connection
-// that has a reader: so it is kept small, and without a deadline the wait
+// that has a reader: so it is kept small, and, deadline or not, the wait
 // is a plain receive on the signal (one sudog, and a stack that stays at
-// its first 2 KiB) rather than a select.
+// its first 2 KiB) rather than a select; only a dial, which has a
+// context, selects.
 func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) error {
 	for {
 		if isDone(w.closing) {
 			return net.ErrClosed
 		}
-		var dl <-chan struct{}
-		if w.dl != nil {
-			var passed bool
-			if dl, passed = w.dl.wait(); passed {
-				return os.ErrDeadlineExceeded
-			}
+		if w.dl != nil && w.dl.check(w.sig) {
+			// Another call waiting on the same signal may not have
+			// been woken by the deadline's notify: pass it on.
+			w.sig.notify()
+			return os.ErrDeadlineExceeded
 		}
 		for k := range shards {
 			i := (first + k) % len(shards)
@@ -517,23 +529,22 @@ func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) err
 				return nil
 			}
 		}
-		if dl == nil && w.cancel == nil {
-			<-w.sig
-		} else if w.sleep(dl) {
+		if w.cancel == nil {
+			<-w.sig // a passing deadline notifies it too (deadline.sig)
+		} else if w.sleep() {
 			return errWaitCanceled
 		}
 	}
 }
 
-// sleep waits for the signal, the deadline or the cancellation; it
-// reports whether the call was cancelled. It is out of line so that the
-// select's room is not in block's frame.
+// sleep waits for the signal or the cancellation; it reports whether the
+// call was cancelled. It is out of line so that the select's room is not
+// in block's frame.
 //
 //go:noinline
-func (w *waitOn) sleep(dl <-chan struct{}) (canceled bool) {
+func (w *waitOn) sleep() (canceled bool) {
 	select {
 	case <-w.sig:
-	case <-dl:
 	case <-w.cancel:
 		return true
 	}

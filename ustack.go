@@ -202,6 +202,16 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		sh.unlock()
 	}
 	s.nics = append(s.nics, n)
+	if r, ok := ep.(link.Receiver); ok && len(s.shards) == 1 {
+		// Frames the peer writes come straight into the shard, in the
+		// peer writer's goroutine (link.Receiver); the reader goroutine
+		// still takes whatever the link queues. One shard only: with
+		// several, a writer of one shard delivering into this stack
+		// could wait for this NIC's wmu held by another shard's writer
+		// delivering the other way.
+		sh, id := s.shards[0], n.id
+		r.SetReceiver(func(pkts []link.Packet) { sh.input(id, pkts) })
+	}
 	s.wg.Add(1)
 	go n.readLoop()
 	return n, nil

@@ -60,7 +60,16 @@ func newUstackPairOf(a, b *pipe.Endpoint, cfg ustack.Config, serverAddr, clientA
 		a.Close()
 		return nil, err
 	}
-	client, err := ustack.New(cfg)
+	// The client closes first, so each connection leaves its port in
+	// TIME-WAIT; a port is taken over from TIME-WAIT 1 s after its last
+	// timestamp (stack.Config.TimeWaitReuse, as the kernel's tcp_tw_reuse
+	// on loopback), so at more than 28,232 connections a second the
+	// kernel's default range would run dry: the client uses every port
+	// above the well-known ones, as a host tuned for it would
+	// (net.ipv4.ip_local_port_range = 1024 65535).
+	ccfg := cfg
+	ccfg.EphemeralPorts = [2]uint16{1024, 65535}
+	client, err := ustack.New(ccfg)
 	if err != nil {
 		server.Close()
 		a.Close()

@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -221,16 +220,6 @@ func showRR(ss []Sample) string {
 		show(ss, MP99, sig), show(ss, MP999, sig), show(ss, MCPUPerTx, sig))
 }
 
-// CRRMaxConns bounds the connections of one crr measurement (it ends at
-// o.Duration or when this many have been made, whichever comes first).
-// The client closes first, so each connection leaves its client port in
-// TIME-WAIT for 60 s; the kernel reuses such ports for new outgoing
-// connections (tcp_tw_reuse, on for loopback), ustack does not yet, and
-// runs out of its 28,232 ephemeral ports (EADDRNOTAVAIL) after as many
-// connections, slowing down as the port table fills. The bound keeps
-// every system within about half of the port range.
-const CRRMaxConns = 15000
-
 // CRR opens connections from clients goroutines for o.Duration, each one:
 // connect, a 64-byte request, a 64-byte response, close (the client closes
 // first, as netperf's TCP_CRR does). The server handles each connection on
@@ -266,7 +255,6 @@ func CRR(ctx context.Context, n Net, o Options, clients int) (Sample, error) {
 		}
 	}()
 	addr := ln.Addr()
-	var made atomic.Int64
 	counts := make([]int, clients)
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
@@ -276,7 +264,7 @@ func CRR(ctx context.Context, n Net, o Options, clients int) (Sample, error) {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, RRSize)
-			for time.Since(start) < o.Duration && ctx.Err() == nil && made.Add(1) <= CRRMaxConns {
+			for time.Since(start) < o.Duration && ctx.Err() == nil {
 				dctx, cancel := context.WithTimeout(ctx, grace)
 				c, err := n.Dial(dctx, addr)
 				cancel()

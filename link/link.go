@@ -195,6 +195,26 @@ type Endpoint interface {
 	Close() error
 }
 
+// Receiver is implemented by an Endpoint that can hand the frames its
+// peer writes straight to a function, in the writer's goroutine, instead
+// of queueing them for ReadBatch — as the kernel's loopback and veth run
+// the receive path in the sender's context (netif_rx). A round trip
+// between two stacks then costs two goroutine hand-offs (each
+// application's) instead of four (a NIC reader's each way as well).
+type Receiver interface {
+	// SetReceiver makes the endpoint call f with received frames
+	// whenever none are queued ahead of them (ReadBatch returns the
+	// others, as before); nil turns that off. f is called in the
+	// peer writer's goroutine, during its WriteBatch, never
+	// concurrently with itself, with frames in the order they were
+	// written; pkts are the writer's, so f must not keep them or their
+	// buffers after it returns, and may change their N and Offload. f
+	// must not write to this endpoint's peer from the same goroutine
+	// into the call it runs in (a stack that does, as its reply to a
+	// frame, must leave that frame to its current writer).
+	SetReceiver(f func(pkts []Packet))
+}
+
 // ErrFrameTooBig is returned by WriteBatch for a frame larger than the link
 // carries.
 var ErrFrameTooBig = errors.New("link: frame larger than the MTU")

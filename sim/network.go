@@ -54,9 +54,10 @@ type Network struct {
 	timers   heapq.Heap[*Timer]
 	timerSeq uint64
 
-	tx      link.Packet // the PollTransmit buffer, shared by every stack
-	seg     []byte      // where offloaded frames are cut (Port.transmit)
-	rx      []byte      // the delivery buffer
+	tx      link.Packet   // the PollTransmit buffer, shared by every stack
+	seg     []byte        // where offloaded frames are cut (Port.transmit)
+	cut     gso.Segmenter // cuts them
+	rx      []byte        // the delivery buffer
 	steps   int
 	origins uint64 // frames offered, to number them (lineMeta.origin)
 	digest  hash.Hash
@@ -358,12 +359,8 @@ func (p *Port) transmit(pkt *link.Packet) {
 		return
 	}
 	n := p.Node.net
-	l2 := wire.EthernetHeaderLen
-	if eth, err := wire.ParseEthernet(pkt.Frame()); err == nil {
-		l2 = eth.HeaderLen()
-	}
-	k, err := gso.Count(pkt.Frame(), l2, pkt.Offload)
-	if err != nil {
+	s := &n.cut
+	if err := s.Init(pkt.Frame(), link.Ethernet, pkt.Offload); err != nil {
 		n.Violation("%s: a frame with offload %+v the NIC cannot segment: %v", p, pkt.Offload, err)
 		return
 	}
@@ -371,11 +368,11 @@ func (p *Port) transmit(pkt *link.Packet) {
 		n.seg = make([]byte, pkt.N)
 	}
 	p.Offloaded++
-	p.Segments += uint64(k)
-	for i := range k {
-		m, err := gso.Segment(n.seg, pkt.Frame(), l2, pkt.Offload, i)
-		if err != nil {
-			n.Violation("%s: segment %d of %d: %v", p, i, k, err)
+	p.Segments += uint64(s.Count())
+	for !s.Done() {
+		m, ok := s.Next(n.seg, gso.Complete)
+		if !ok {
+			n.Violation("%s: a segment of %d bytes longer than its super-frame", p, m)
 			return
 		}
 		p.Send(n.seg[:m])

@@ -44,6 +44,13 @@ type Config struct {
 	// EphemeralPorts is the range ports for outgoing connections come
 	// from, inclusive (net.ipv4.ip_local_port_range: 32768–60999).
 	EphemeralPorts [2]uint16
+	// TimeWaitReuse is how long after the last timestamp a connection in
+	// TIME-WAIT received its 4-tuple may be taken by a new outgoing
+	// connection (Linux's net.ipv4.tcp_tw_reuse with
+	// tcp_tw_reuse_delay: 1 s, the default here; negative: never). Only
+	// connections with timestamps qualify: see tcp.Conn.ReuseTimeWait
+	// for why that keeps the old incarnation's duplicates out.
+	TimeWaitReuse time.Duration
 	// TTL is the TTL of outgoing packets (net.ipv4.ip_default_ttl: 64).
 	TTL uint8
 	// SynBacklog bounds each listener's half-open connections
@@ -167,6 +174,9 @@ func (m SynCookieMode) String() string {
 func (c *Config) setDefaults() {
 	if c.EphemeralPorts == [2]uint16{} {
 		c.EphemeralPorts = [2]uint16{32768, 60999}
+	}
+	if c.TimeWaitReuse == 0 {
+		c.TimeWaitReuse = time.Second
 	}
 	if c.TTL == 0 {
 		c.TTL = 64

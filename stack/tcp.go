@@ -427,17 +427,23 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	port := laddr.Port()
 	if port == 0 {
-		port, err = s.ephemeralTCP(src, raddr)
+		port, err = s.ephemeralTCP(now, src, raddr)
 		if err != nil {
 			return nil, err
 		}
 	}
 	key := tuple{local: netip.AddrPortFrom(src, port), remote: raddr}
+	reopenISS, reopen := wire.Seq(0), false
 	if old := s.flows.conns[key]; old != nil {
-		return nil, ErrAddrInUse
+		if reopenISS, reopen = s.reuseTimeWait(now, old); !reopen {
+			return nil, ErrAddrInUse
+		}
 	}
 	c := s.newConn(key, n, nextHop)
 	iss, tsOff := s.initialSeq(now, key.local, raddr)
+	if reopen {
+		iss = reopenISS
+	}
 	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.mtuFor(raddr.Addr()), PathMTU: s.pathMTU(now, n, raddr.Addr()), ECN: true}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
@@ -466,11 +472,36 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 	return s.flows.isn.TSOffset(local, remote)
 }
 
+// reuseTimeWait ends old, the holder of a 4-tuple a new outgoing
+// connection wants, if it is in TIME-WAIT and may be reused
+// (Config.TimeWaitReuse, tcp.Conn.ReuseTimeWait), and returns the ISS
+// for the new connection; the table entry is the new connection's once
+// it is added (afterConnQuiet removes old only while it is still there).
+func (s *Stack) reuseTimeWait(now clock.Instant, old *TCPConn) (wire.Seq, bool) {
+	if s.cfg.TimeWaitReuse < 0 {
+		return 0, false
+	}
+	iss, ok := old.conn.ReuseTimeWait(now, s.cfg.TimeWaitReuse)
+	if ok {
+		s.afterConnQuiet(old)
+	}
+	return iss, ok
+}
+
+// timeWaitReusable reports whether reuseTimeWait would end c.
+func (s *Stack) timeWaitReusable(now clock.Instant, c *TCPConn) bool {
+	return s.cfg.TimeWaitReuse >= 0 && c.conn.TimeWaitReusable(now, s.cfg.TimeWaitReuse)
+}
+
 // ephemeralTCP picks a local port for a connection from src to dst with
 // RFC 6056 §3.3.3 (Algorithm 3, "Simple Hash-Based Port Selection"): the
 // search starts at an offset that is a keyed hash of the destination, so
-// ports are hard to guess but reused fairly.
-func (s *Stack) ephemeralTCP(src netip.Addr, dst netip.AddrPort) (uint16, error) {
+// ports are hard to guess but reused fairly. A port is taken per 4-tuple,
+// as Linux's __inet_hash_connect does: one held by a connection to
+// another destination is free for this one, and one whose connection to
+// this destination is in TIME-WAIT is free once reuseTimeWait allows
+// (Connect then ends that connection).
+func (s *Stack) ephemeralTCP(now clock.Instant, src netip.Addr, dst netip.AddrPort) (uint16, error) {
 	f := &s.flows
 	lo, num := s.ephemeralRange()
 	// The hash input is the addresses as the family has them (4 or 16
@@ -483,7 +514,7 @@ func (s *Stack) ephemeralTCP(src netip.Addr, dst netip.AddrPort) (uint16, error)
 	for i := uint32(0); i < num; i++ {
 		port := uint16(lo + (offset+f.nextEph+i)%num)
 		local := netip.AddrPortFrom(src, port)
-		if f.conns[tuple{local, dst}] != nil {
+		if c := f.conns[tuple{local, dst}]; c != nil && !s.timeWaitReusable(now, c) {
 			continue
 		}
 		if _, listened := f.listeners.lookup(local); listened {

@@ -730,6 +730,33 @@ func (c *Conn) SetWriteBuffer(n int) {
 // so its segments cannot be mistaken for the old connection's.
 func (c *Conn) ReopenISS() wire.Seq { return c.sndNxt.Add(65535 + 2) }
 
+// TimeWaitReusable reports whether ReuseTimeWait(now, delay) would end
+// the connection.
+func (c *Conn) TimeWaitReusable(now clock.Instant, delay time.Duration) bool {
+	return c.state == TimeWait && c.tsOK && now.Sub(c.tsRecentAt) >= delay
+}
+
+// ReuseTimeWait ends a connection in TIME-WAIT so that a new outgoing
+// connection may take its 4-tuple, and returns the ISS that connection
+// should use (ReopenISS), as Linux's tcp_twsk_unique does with
+// net.ipv4.tcp_tw_reuse. It does so only if timestamps are in use and at
+// least delay has passed since TS.Recent was last updated: the peer's
+// timestamp clock ticks at least once a second (RFC 7323 §5.4), so after
+// a delay of a second the new connection's first TS.Recent (from the
+// SYN-ACK) is above every TSval of the old incarnation, and PAWS drops
+// any old duplicate still in the network (RFC 7323 §5, RFC 6191 §2);
+// the ISS above the old SND.NXT keeps the old incarnation's ACKs out of
+// SYN-SENT. Otherwise it reports false and changes nothing.
+func (c *Conn) ReuseTimeWait(now clock.Instant, delay time.Duration) (wire.Seq, bool) {
+	if !c.TimeWaitReusable(now, delay) {
+		return 0, false
+	}
+	iss := c.ReopenISS()
+	c.env.Stats.TWRecycled++
+	c.finish(nil)
+	return iss, true
+}
+
 // Info is a snapshot of a connection's state, like Linux's struct tcp_info.
 type Info struct {
 	State            State

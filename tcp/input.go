@@ -159,6 +159,13 @@ func (c *Conn) handleTimeWait(now clock.Instant, seg *wire.TCPFields) Verdict {
 			c.finish(nil)
 			return Consumed
 		}
+		// Linux (tcp_timewait_state_process) takes the timestamp of an
+		// in-window bare ACK as TS.Recent: ReuseTimeWait's delay counts
+		// from the newest one.
+		if c.tsOK && seg.Options.HasTimestamp {
+			c.tsRecent = seg.Options.TSVal
+			c.tsRecentAt = now
+		}
 		return Consumed
 	}
 	if f&wire.TCPFlagSYN != 0 && f&(wire.TCPFlagRST|wire.TCPFlagACK) == 0 && !paws {

@@ -48,7 +48,7 @@ type Stats struct {
 	AbortOnClose    uint64 // close with unread data: RST sent (TCPAbortOnClose)
 	AbortOnLinger   uint64 // close with linger 0: RST sent (TCPAbortOnLinger)
 	AbortOnTimeout  uint64 // connections ended by retransmission/keep-alive timeouts (TCPAbortOnTimeout)
-	TWRecycled      uint64 // TIME-WAIT connections reused by a new SYN (TCPTimeWaitRecycled... "TW" in Linux)
+	TWRecycled      uint64 // TIME-WAIT connections reused by a new SYN, or by an outgoing connection (TWRecycled)
 	TWKilled        uint64 // TIME-WAIT connections ended early by a RST (TWKilled)
 
 	// TcpExt: SYN cookies (RFC 4987 §3.6).

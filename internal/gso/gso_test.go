@@ -53,6 +53,28 @@ func superFrame(t *testing.T, src, dst netip.Addr, flags wire.TCPFlags, payload 
 	return frame, o
 }
 
+// cutAll cuts frame with a Segmenter into frames of at most dstLen bytes,
+// checksums complete.
+func cutAll(frame []byte, o link.Offload, dstLen int) ([][]byte, error) {
+	var s Segmenter
+	if err := s.Init(frame, link.Ethernet, o); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for !s.Done() {
+		dst := make([]byte, dstLen)
+		m, ok := s.Next(dst, Complete)
+		if !ok {
+			return out, ErrShort
+		}
+		out = append(out, dst[:m])
+	}
+	return out, nil
+}
+
+// ErrShort is cutAll's report of a segment Next skipped.
+var ErrShort = errors.New("destination too short")
+
 func payloadOf(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -69,17 +91,14 @@ func payloadOf(n int) []byte {
 func TestSegmentIPv4(t *testing.T) {
 	data := payloadOf(5*1000 + 300)
 	frame, o := superFrame(t, src4, dst4, wire.TCPFlagACK|wire.TCPFlagPSH|wire.TCPFlagFIN, data, 1000)
-	k, err := Count(frame, 14, o)
+	segs, err := cutAll(frame, o, 2000)
+	k := len(segs)
 	if err != nil || k != 6 {
-		t.Fatalf("Count = %d, %v; want 6", k, err)
+		t.Fatalf("%d segments, %v; want 6", k, err)
 	}
 	var got []byte
-	dst := make([]byte, 2000)
-	for i := range k {
-		m, err := Segment(dst, frame, 14, o, i)
-		if err != nil {
-			t.Fatalf("segment %d: %v", i, err)
-		}
+	for i, dst := range segs {
+		m := len(dst)
 		ip, err := wire.ParseIPv4(dst[14:m])
 		if err != nil || !ip.ChecksumValid() {
 			t.Fatalf("segment %d: IP header %v, checksum valid %v", i, err, err == nil && ip.ChecksumValid())
@@ -111,11 +130,8 @@ func TestSegmentIPv4(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Error("the pieces' payloads are not the super-segment's")
 	}
-	if _, err := Segment(dst, frame, 14, o, k); !errors.Is(err, ErrIndex) {
-		t.Errorf("segment past the end: %v", err)
-	}
-	if _, err := Segment(dst[:500], frame, 14, o, 0); !errors.Is(err, ErrShortDst) {
-		t.Errorf("short destination: %v", err)
+	if segs, err := cutAll(frame, o, 500); len(segs) != 0 || err != ErrShort {
+		t.Errorf("short destination: %d segments, %v", len(segs), err)
 	}
 }
 
@@ -124,16 +140,12 @@ func TestSegmentIPv4(t *testing.T) {
 func TestSegmentIPv6(t *testing.T) {
 	data := payloadOf(3 * 1200)
 	frame, o := superFrame(t, src6, dst6, wire.TCPFlagACK, data, 1200)
-	k, err := Count(frame, 14, o)
-	if err != nil || k != 3 {
-		t.Fatalf("Count = %d, %v; want 3", k, err)
+	segs, err := cutAll(frame, o, 2000)
+	if err != nil || len(segs) != 3 {
+		t.Fatalf("%d segments, %v; want 3", len(segs), err)
 	}
-	dst := make([]byte, 2000)
-	for i := range k {
-		m, err := Segment(dst, frame, 14, o, i)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, dst := range segs {
+		m := len(dst)
 		ip, err := wire.ParseIPv6(dst[14:m])
 		if err != nil || int(ip.PayloadLen()) != m-14-40 {
 			t.Fatalf("segment %d: %v, payload length %d of %d", i, err, ip.PayloadLen(), m-54)
@@ -153,16 +165,11 @@ func TestSegmentIPv6(t *testing.T) {
 func TestCompleteChecksum(t *testing.T) {
 	frame, o := superFrame(t, src4, dst4, wire.TCPFlagACK, payloadOf(700), 1460)
 	o.GSOType, o.GSOSize, o.HdrLen = link.GSONone, 0, 0
-	n, err := Count(frame, 14, o)
-	if err != nil || n != 1 {
-		t.Fatalf("Count %d, %v", n, err)
+	segs, err := cutAll(frame, o, len(frame))
+	if err != nil || len(segs) != 1 || len(segs[0]) != len(frame) {
+		t.Fatalf("%d segments, %v", len(segs), err)
 	}
-	dst := make([]byte, len(frame))
-	m, err := Segment(dst, frame, 14, o, 0)
-	if err != nil || m != len(frame) {
-		t.Fatalf("Segment %d, %v", m, err)
-	}
-	seg := dst[34:m]
+	seg := segs[0][34:]
 	if wire.TCPChecksum(seg, src4, dst4) != 0 {
 		t.Error("completed TCP checksum does not verify")
 	}
@@ -172,16 +179,19 @@ func TestCompleteChecksum(t *testing.T) {
 	if !bytes.Equal(seg, full) {
 		t.Error("completed segment differs from one checksummed in full")
 	}
-	if _, err := Segment(dst, frame, 14, o, 1); !errors.Is(err, ErrIndex) {
-		t.Errorf("second segment of a plain frame: %v", err)
-	}
-	if _, err := Segment(dst[:10], frame, 14, o, 0); !errors.Is(err, ErrShortDst) {
-		t.Errorf("short destination: %v", err)
+	if segs, err := cutAll(frame, o, 10); len(segs) != 0 || err != ErrShort {
+		t.Errorf("short destination: %d segments, %v", len(segs), err)
 	}
 	bad := o
 	bad.CsumOffset = 5000
-	if _, err := Segment(dst, frame, 14, bad, 0); !errors.Is(err, ErrMalformed) {
+	if _, err := cutAll(frame, bad, len(frame)); !errors.Is(err, ErrGSO) {
 		t.Errorf("checksum offset past the frame: %v", err)
+	}
+	// Without NeedsCsum the frame is the NIC's to send as it is, even
+	// with a checksum that would not verify.
+	plain := bytes.Clone(frame)
+	if segs, err := cutAll(plain, link.Offload{DataValid: true}, len(frame)); err != nil || len(segs) != 1 || !bytes.Equal(segs[0], frame) {
+		t.Errorf("a frame without a partial checksum changed: %v", err)
 	}
 }
 
@@ -193,24 +203,20 @@ func TestMalformed(t *testing.T) {
 	cases := map[string]struct {
 		frame []byte
 		o     link.Offload
-		l2    int
 		want  error
 	}{
-		"udp gso":          {frame, link.Offload{GSOType: link.GSOUDPL4, GSOSize: 1000}, 14, ErrUnsupported},
-		"zero size":        {frame, link.Offload{GSOType: link.GSOTCPv4}, 14, ErrUnsupported},
-		"v6 type, v4 data": {frame, link.Offload{GSOType: link.GSOTCPv6, GSOSize: 1000}, 14, ErrMalformed},
-		"wrong csum start": {frame, func() link.Offload { x := o; x.CsumStart = 20; return x }(), 14, ErrMalformed},
-		"truncated":        {frame[:len(frame)-5], o, 14, ErrMalformed},
-		"link header past": {frame, o, len(frame), ErrMalformed},
-		"not tcp":          {func() []byte { f := bytes.Clone(frame); f[14+9] = wire.ProtoUDP; return f }(), o, 14, ErrMalformed},
-		"short tcp header": {frame[:14+20+10], func() link.Offload { x := o; return x }(), 14, ErrMalformed},
+		"udp gso":          {frame, link.Offload{GSOType: link.GSOUDPL4, GSOSize: 1000}, ErrGSO},
+		"zero size":        {frame, link.Offload{GSOType: link.GSOTCPv4}, ErrGSO},
+		"v6 type, v4 data": {frame, link.Offload{GSOType: link.GSOTCPv6, GSOSize: 1000}, ErrGSO},
+		"wrong csum start": {frame, func() link.Offload { x := o; x.CsumStart = 20; return x }(), ErrGSO},
+		"truncated":        {frame[:len(frame)-5], o, ErrTransport},
+		"no link header":   {frame[:10], o, ErrNotIP},
+		"not tcp":          {func() []byte { f := bytes.Clone(frame); f[14+9] = wire.ProtoUDP; return f }(), o, ErrGSO},
+		"short tcp header": {frame[:14+20+10], func() link.Offload { x := o; return x }(), ErrTransport},
 	}
 	for name, c := range cases {
-		if _, err := Count(c.frame, c.l2, c.o); !errors.Is(err, c.want) {
-			t.Errorf("%s: Count: %v, want %v", name, err, c.want)
-		}
-		if _, err := Segment(dst, c.frame, c.l2, c.o, 0); !errors.Is(err, c.want) {
-			t.Errorf("%s: Segment: %v, want %v", name, err, c.want)
+		if segs, err := cutAll(c.frame, c.o, len(dst)); !errors.Is(err, c.want) || len(segs) != 0 {
+			t.Errorf("%s: %d segments, %v, want %v", name, len(segs), err, c.want)
 		}
 	}
 }
@@ -219,11 +225,14 @@ func TestMalformed(t *testing.T) {
 func TestZeroAllocsSegment(t *testing.T) {
 	frame, o := superFrame(t, src4, dst4, wire.TCPFlagACK, payloadOf(44*1448), 1448)
 	dst := make([]byte, 1600)
+	var s Segmenter
 	if allocs := testing.AllocsPerRun(100, func() {
-		k, _ := Count(frame, 14, o)
-		for i := range k {
-			if _, err := Segment(dst, frame, 14, o, i); err != nil {
-				panic(err)
+		if err := s.Init(frame, link.Ethernet, o); err != nil {
+			panic(err)
+		}
+		for !s.Done() {
+			if _, ok := s.Next(dst, Complete); !ok {
+				panic("short")
 			}
 		}
 	}); allocs != 0 {

@@ -7,6 +7,10 @@
 // AF_PACKET socket (a UDP socket takes datagrams one at a time) — and
 // package gro uses Parse.
 //
+// This is the one segmenter of the repository: the links, the captures,
+// and the test networks that stand for a segmenting NIC (stack/stacktest,
+// sim) all cut with Segmenter.
+//
 // Segmentation follows what Linux's software GSO does (tcp_gso_segment,
 // inet_gso_segment, ipv6_gso_segment, __udp_gso_segment): every segment
 // gets the super-frame's headers with the IPv4 total length or IPv6
@@ -36,6 +40,9 @@ const (
 )
 
 // Errors of Parse and Segmenter.Init.
+//
+// A frame never gets a wrong segment for bad input: Init refuses what it
+// cannot cut, and Next writes nothing into a destination too short.
 var (
 	// ErrNotIP: the frame is not an IPv4 or IPv6 packet (or too short to
 	// tell).
@@ -44,8 +51,9 @@ var (
 	// headers, is an IPv4 fragment, or its headers are truncated or
 	// inconsistent.
 	ErrTransport = errors.New("gso: not a whole TCP or UDP packet")
-	// ErrGSO: the Offload's GSO type does not match the packet, or its
-	// segment size is zero.
+	// ErrGSO: the Offload's GSO type does not match the packet, its
+	// segment size is zero, or its partial checksum (NeedsCsum) is not
+	// where the packet's transport checksum is.
 	ErrGSO = errors.New("gso: GSO type or size does not match the packet")
 )
 
@@ -258,6 +266,7 @@ func Finish(frame []byte, m link.Medium, off link.Offload) bool {
 // frame until then; the frame is not changed.
 type Segmenter struct {
 	frame  []byte
+	asIs   bool // one segment whose checksum is not partial: Complete copies it as it is
 	l      Layout
 	mss    int
 	count  int
@@ -283,10 +292,14 @@ func (s *Segmenter) Init(frame []byte, m link.Medium, off link.Offload) error {
 		s.seq = binary.BigEndian.Uint32(frame[l.L4+4:])
 		s.tflags = wire.TCPFlags(frame[l.L4+13])
 	}
+	if off.NeedsCsum && (int(off.CsumStart) != l.L4 || int(off.CsumOffset) != l.csumOffset()) {
+		return ErrGSO
+	}
 	payload := l.PayloadLen()
 	switch off.GSOType {
 	case link.GSONone:
 		s.mss, s.count = max(payload, 1), 1
+		s.asIs = !off.NeedsCsum
 		return nil
 	case link.GSOTCPv4:
 		if l.Proto != protoTCP || l.V6 {
@@ -329,7 +342,9 @@ func (s *Segmenter) SegmentLen(i int) int {
 
 // Next writes the next segment into dst and returns its length; ok is
 // false when every segment has been written, or if dst is too short for
-// the segment (SegmentLen), which is then skipped.
+// the segment (SegmentLen), which is then skipped. A frame without a GSO
+// type and without a partial checksum is copied as it is in Complete mode
+// (a NIC leaves a checksum it was not asked for alone).
 func (s *Segmenter) Next(dst []byte, mode CsumMode) (n int, ok bool) {
 	if s.i >= s.count {
 		return 0, false
@@ -339,6 +354,9 @@ func (s *Segmenter) Next(dst []byte, mode CsumMode) (n int, ok bool) {
 	size := s.SegmentLen(i)
 	if len(dst) < size {
 		return 0, false
+	}
+	if s.asIs && mode == Complete {
+		return copy(dst, s.frame[:size]), true
 	}
 	l := s.l
 	hdr := l.Payload

@@ -48,6 +48,13 @@
 // allows the exchange, once out. Spare buffers are kept up to a bound and
 // made when there are none, so in steady state nothing is allocated.
 //
+// An end given a receive function (SetReceiver, link.Receiver) gets the
+// frames written to it by a call of that function from the writer's
+// WriteBatch instead, without a copy or a queue, whenever the pipe has
+// no impairment, nothing is queued ahead and its reader is parked; a
+// frame written the other way from inside that call is queued for the
+// reader rather than delivered by a nested call.
+//
 // With impairments or a delay, WriteBatch copies every frame into a
 // buffer from a pool of fixed-size arrays (impair.Line) and never keeps
 // the caller's buffer; ReadBatch copies it out into the caller's buffer

@@ -154,6 +154,23 @@ type direction struct {
 	bufSize    int
 	fastFrames uint64 // frames that went through the fifo (tests)
 	swapped    uint64 // buffers exchanged rather than copied (tests)
+
+	// direct is the reader's link.Receiver function, or nil: on the
+	// fast path, frames with nothing queued ahead of them go to it from
+	// the writer's goroutine, not through the fifo.
+	direct      func([]link.Packet)
+	directCalls uint64 // calls of direct (tests)
+	// parked: the reader waits in ReadBatch with nothing popped in
+	// hand, so a frame handed to direct cannot overtake one it holds.
+	parked bool
+	// delivering counts the calls of direct under way: a frame written
+	// the other way meanwhile, most likely the receiver's answer from
+	// inside the call, is queued rather than delivered by a call nested
+	// in it, so that the writer's goroutine runs at most one stack's
+	// input path on top of its own (each level costs a fresh
+	// goroutine's stack a copy: connect-request-response-close lost a
+	// fifth of its rate to runtime.copystack when they nested).
+	delivering atomic.Int32
 }
 
 // fifoEntry is a frame in a direction's fifo.
@@ -300,26 +317,48 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		return 0, opError("write", net.ErrClosed)
 	}
 	d.line.Advance(now) // frames no reader takes do not pile up in flight
+	run, queued := 0, 0 // pkts[run:i] go to d.direct; queued frames wake the reader
 	for i := range pkts {
 		p := &pkts[i]
 		if p.N < 0 || p.N > len(p.Buf) {
+			d.flushDirect(pkts[run:i])
 			d.mu.Unlock()
-			e.signal(i)
+			e.signal(queued)
 			return i, opError("write", errBadPacket)
 		}
 		super := w.offloads && p.Offload.GSOType != link.GSONone
 		if p.N > maxLen && !(super && p.N <= link.MaxSuperFrame) {
 			d.txTooBig++
+			d.flushDirect(pkts[run:i])
 			d.mu.Unlock()
-			e.signal(i)
+			e.signal(queued)
 			return i, opError("write", link.ErrFrameTooBig)
 		}
 		d.txFrames++
 		d.txBytes += uint64(p.N)
+		if w.fast && d.direct != nil && d.fn == 0 && d.parked && e.rx.delivering.Load() == 0 {
+			// Nothing queued ahead: the frame goes to the receiver
+			// with the run it is part of (flushDirect).
+			if !d.admit(now, p) {
+				d.flushDirect(pkts[run:i]) // the link is down: lost
+				run = i + 1
+				continue
+			}
+			if w.offloads && p.Offload.NeedsCsum {
+				p.Offload.DataValid = true // as in ReadBatch
+			}
+			d.rxFrames++
+			d.rxBytes += uint64(p.N)
+			d.fastFrames++
+			continue
+		}
+		d.flushDirect(pkts[run:i])
+		run = i + 1
+		queued++
 		if d.perFrame && (super || p.Offload.NeedsCsum) {
 			if err := d.cut(now, p, maxLen); err != nil {
 				d.mu.Unlock()
-				e.signal(i)
+				e.signal(queued)
 				return i, opError("write", err)
 			}
 			continue
@@ -330,9 +369,51 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		}
 		d.offer(now, p.Buf[:p.N], p.Offload)
 	}
+	d.flushDirect(pkts[run:])
 	d.mu.Unlock()
-	e.signal(len(pkts))
+	e.signal(queued)
 	return len(pkts), nil
+}
+
+// admit runs the model on a frame bound for the receiver function (it
+// counts the frame, and drops it while the link is down) and reports
+// whether to deliver it. It is out of line so that the model's Decision
+// is not in WriteBatch's frame: with a receiver, a writer's goroutine
+// runs the peer's input below WriteBatch, and a fresh goroutine's stack
+// grows (a copy each time) with every byte of the path.
+//
+//go:noinline
+func (d *direction) admit(now clock.Instant, p *link.Packet) bool {
+	dec := d.model.OfferFrame(now, p.Buf[:p.N])
+	return len(dec.Deliver()) > 0
+}
+
+// flushDirect hands pkts, a run of frames that were to go straight to the
+// reader, to its link.Receiver function, with d.mu released meanwhile
+// (the function may write the other way). d.mu is held. Only the
+// direction's one writer calls it, so runs arrive in order.
+func (d *direction) flushDirect(pkts []link.Packet) {
+	if len(pkts) == 0 || d.direct == nil {
+		return
+	}
+	f := d.direct
+	d.directCalls++
+	d.delivering.Add(1)
+	d.mu.Unlock()
+	f(pkts)
+	d.mu.Lock()
+	d.delivering.Add(-1)
+}
+
+// SetReceiver hands the frames written to this end straight to f in the
+// writer's goroutine, where the pipe has no impairment and nothing is
+// queued (link.Receiver); nil turns it off. Frames that are queued still
+// go to ReadBatch.
+func (e *Endpoint) SetReceiver(f func(pkts []link.Packet)) {
+	d := e.rx
+	d.mu.Lock()
+	d.direct = f
+	d.mu.Unlock()
 }
 
 // smallBuf is the size of the buffers small frames are copied into (an
@@ -566,6 +647,7 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 			n++
 		}
 		next, pending := d.line.Next()
+		d.parked = n == 0 && !pending
 		d.mu.Unlock()
 		if n > 0 {
 			return n, nil
@@ -575,6 +657,9 @@ func (e *Endpoint) ReadBatch(pkts []link.Packet) (int, error) {
 			case <-d.wake:
 			case <-w.done:
 			}
+			d.mu.Lock()
+			d.parked = false
+			d.mu.Unlock()
 			continue
 		}
 		wait := next.Sub(now)

@@ -301,19 +301,15 @@ func (n *Net) transmit(nd *Node, pkt *link.Packet) {
 		return
 	}
 	n.Offloaded = append(n.Offloaded, &Frame{N: len(n.Offloaded), From: nd, Sent: n.Now, Data: slices.Clone(pkt.Frame()), Offload: pkt.Offload})
-	l2 := wire.EthernetHeaderLen
-	if eth, err := wire.ParseEthernet(pkt.Frame()); err == nil {
-		l2 = eth.HeaderLen()
-	}
-	k, err := gso.Count(pkt.Frame(), l2, pkt.Offload)
-	if err != nil {
+	var s gso.Segmenter
+	if err := s.Init(pkt.Frame(), link.Ethernet, pkt.Offload); err != nil {
 		n.tb.Fatalf("stacktest: %s handed its NIC a frame with offload %+v it cannot segment: %v", nd.Name, pkt.Offload, err)
 	}
-	for i := range k {
+	for i := 0; !s.Done(); i++ {
 		buf := make([]byte, pkt.N)
-		m, err := gso.Segment(buf, pkt.Frame(), l2, pkt.Offload, i)
-		if err != nil {
-			n.tb.Fatalf("stacktest: segment %d of %d: %v", i, k, err)
+		m, ok := s.Next(buf, gso.Complete)
+		if !ok {
+			n.tb.Fatalf("stacktest: segment %d of %d longer than its super-frame", i, s.Count())
 		}
 		n.send(nd, buf[:m])
 	}
