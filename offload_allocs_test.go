@@ -20,6 +20,13 @@ func TestBulkAllocs(t *testing.T) {
 	for _, mtu := range []int{1500, 65535} {
 		n := newTestNet(t, pipe.Config{MTU: mtu, QueueLen: 4096}, Config{})
 		c, srv := connPair(t, n)
+		// Fixed buffers (auto-tuning off, as SO_RCVBUF/SO_SNDBUF do):
+		// an auto-tuned window keeps growing now and then for thousands
+		// of rounds, and each growth takes new chunks — an allocation per
+		// growth of the window, not per segment, which is what this
+		// measures (it failed one run in two that way).
+		c.SetReadBuffer(1 << 20)
+		srv.SetWriteBuffer(1 << 20)
 		out, in := make([]byte, 256<<10), make([]byte, 256<<10)
 		start, wrote := make(chan struct{}), make(chan error)
 		go func() {
