@@ -108,15 +108,24 @@ func (s *Stack) shardOfFlow(local, remote netip.AddrPort) int {
 // connect opens a TCP connection from laddr to raddr in the shard its
 // flow belongs to, and wraps it.
 func (s *Stack) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
+	var c *TCPConn
+	sh, err := s.open(laddr, raddr, func(sh *shard, sc *stack.TCPConn) { c = sh.newTCPConn(sc) })
+	return sh, c, err
+}
+
+// open opens a TCP connection from laddr to raddr in the shard its flow
+// belongs to; wrap gives it its owner, under the shard lock (a TCPConn
+// for Dial, a CallbackConn for DialCallback).
+func (s *Stack) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPConn)) (*shard, error) {
 	if len(s.shards) == 1 {
-		return s.shards[0].connect(laddr, raddr)
+		return s.shards[0].open(laddr, raddr, wrap)
 	}
 	if !laddr.Addr().IsValid() || laddr.Addr().IsUnspecified() {
-		return nil, nil, errShardsSource
+		return nil, errShardsSource
 	}
 	if laddr.Port() != 0 {
 		sh := s.shards[s.shardOfFlow(laddr, raddr)]
-		return sh.connect(laddr, raddr)
+		return sh.open(laddr, raddr, wrap)
 	}
 	// An ephemeral port whose flow hashes to the next shard in turn
 	// (RSS-aware port choice, as user-space stacks that own a NIC queue
@@ -138,30 +147,29 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
 			continue
 		}
 		var sh *shard
-		var c *TCPConn
-		sh, c, err = s.shards[want].connect(local, raddr)
+		sh, err = s.shards[want].open(local, raddr, wrap)
 		if !errors.Is(err, stack.ErrAddrInUse) {
-			return sh, c, err
+			return sh, err
 		}
 	}
-	return nil, nil, err
+	return nil, err
 }
 
-// connect opens a TCP connection in sh and wraps it.
-func (sh *shard) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
+// open opens a TCP connection in sh and has wrap give it its owner.
+func (sh *shard) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPConn)) (*shard, error) {
 	sh.mu.Lock()
 	if sh.closed {
 		sh.mu.Unlock()
-		return nil, nil, net.ErrClosed
+		return nil, net.ErrClosed
 	}
 	sc, err := sh.core.Connect(sh.s.now(), laddr, raddr)
 	if err != nil {
 		sh.mu.Unlock()
-		return nil, nil, err
+		return nil, err
 	}
-	c := sh.newTCPConn(sc)
+	wrap(sh, sc)
 	sh.unlock()
-	return sh, c, nil
+	return sh, nil
 }
 
 // shardForUDP returns the shard of a new UDP socket.
