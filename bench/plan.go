@@ -113,6 +113,19 @@ func InProcessTable() *Table {
 		func(ctx context.Context, n Net, o Options) (Sample, error) { return Mem(ctx, n, o, MemNoReader) })
 	row("idle memory per connection end, blocked reader", "(issue 13: ≤ 3 KiB)", 0, true, showMem,
 		func(ctx context.Context, n Net, o Options) (Sample, error) { return Mem(ctx, n, o, MemBlockedReader) })
+	cb := &Row{Name: "idle memory per connection end, callback API", Target: "(issue 13: ≤ 512 B)"}
+	for _, s := range inProcess {
+		setup, _ := s.setup(0)
+		switch {
+		case !s.conns:
+			cb.Cells = append(cb.Cells, nil)
+		case s.name != "ustack":
+			cb.Cells = append(cb.Cells, notApplicable("no callback API"))
+		default:
+			cb.Cells = append(cb.Cells, cell(setup, showMem, MemCallback))
+		}
+	}
+	t.Rows = append(t.Rows, cb)
 	t.Notes = []string{
 		"ustack: two stacks over `link/pipe` (Ethernet, " + itoa(PipeQueueLen) + "-frame queues, the pipe's default offloads: a veth's TSO and checksum offload); " +
 			"gVisor: two stacks over a channel link through `gonet` (Ethernet, SACK on, checksum offload claimed as loopback does); " +
@@ -120,7 +133,7 @@ func InProcessTable() *Table {
 		"bulk: one connection, " + itoa(BulkWrite>>10) + " KiB writes, goodput to the receiver's EOF; CPU is the whole process's (getrusage), per GiB moved.",
 		"rr, crr and memory: MTU " + itoa(DefaultMTU) + " for ustack and gVisor. rr: one connection, a 64-byte request and response at a time; latency of each transaction; CPU per transaction.",
 		"crr: connect, 64-byte request, 64-byte response, close (client first); a server goroutine per connection; at most " + bytesInt(CRRMaxConns) + " connections per measurement (ustack cannot yet reuse a client port in TIME-WAIT for a new connection as the kernel does, and runs out of ports after about 28,000 connections in 60 s).",
-		"memory: live heap + goroutine stacks after GC, per connection end (both ends are in this process); the kernel adds its slab growth (/proc/slabinfo, machine-wide).",
+		"memory: live heap + goroutine stacks after GC, per connection end (both ends are in this process); the kernel adds its slab growth (/proc/slabinfo, machine-wide). The callback row: ustack's ListenCallback and DialCallback, the program keeping each end's *CallbackConn.",
 	}
 	return t
 }
