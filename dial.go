@@ -167,12 +167,12 @@ func (s *Stack) ListenTCP(network, address string, backlog int) (*Listener, erro
 	l := &Listener{shards: s.shards, sig: newSignal(), closing: make(chan struct{})}
 	// A listener has a part in every shard, since a SYN goes to the shard
 	// its flow hashes to; the first picks the port the others take.
-	for _, sh := range s.shards {
+	for i, sh := range s.shards {
 		sh.mu.Lock()
 		var sl *stack.TCPListener
 		err := error(net.ErrClosed)
 		if !sh.closed {
-			sl, err = sh.core.Listen(addr, backlog)
+			sl, err = sh.core.Listen(addr, partBacklog(backlog, i, len(s.shards)))
 		}
 		if err != nil {
 			sh.mu.Unlock()

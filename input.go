@@ -12,32 +12,25 @@ import (
 )
 
 // This file chooses shards: for each received frame, for each new
-// connection and listener. A Stack has one shard, and every choice is
-// that one; a stack made with newStack(cfg, n) has n, each with a core of
-// its own holding the same host configuration (NICs, addresses, routes),
-// and flows are spread over them by a keyed hash of their 4-tuple, as a
-// NIC's RSS spreads them over queues:
+// connection and listener. A Stack has Config.Shards shards (GOMAXPROCS by
+// default), each with a core of its own holding the same host
+// configuration (NICs, addresses, routes), and TCP flows are spread over
+// them by a keyed hash of their 4-tuple, as a NIC's RSS spreads them over
+// queues:
 //
-//   - a received TCP or UDP frame goes to the shard its flow hashes to,
-//     anything else (ARP, ICMP, fragments) to shard 0 (stack.ParseFlowKey
-//     tells them apart);
+//   - a received TCP segment goes to the shard its flow hashes to;
+//     everything else is host traffic or UDP, and goes to shard 0, except
+//     ARP replies, which every shard gets (each core keeps its own
+//     neighbour cache and resolves what it sends), and ICMP errors that
+//     quote a TCP segment, which go to the shard of the quoted flow
+//     (hostShard);
 //   - a dial goes to a shard in turn and picks a local port its flow
-//     hashes back to that shard with;
-//   - a listener has a part in every shard, and Accept takes turns.
+//     hashes back to that shard with (the source address from the route,
+//     stack.SourceAddr, when the dial names none);
+//   - a listener has a part in every shard, and Accept takes turns;
+//   - UDP sockets live in shard 0, where all UDP traffic goes.
 //
-// Until the shards' cores share one host part (package stack keeps host
-// state apart from flows, but each core has its own), several shards work
-// only where host traffic does not matter to flows: a link without ARP
-// (link.IP), dials with a local address. UDP sockets are refused. issue
-// 13 makes the shard count configuration on that ground.
-
-// errShardsUDP is the refusal of a UDP socket on a stack with several
-// shards.
-var errShardsUDP = errors.New("ustack: UDP on a stack with several shards is not supported yet")
-
-// errShardsSource is the refusal of a dial without a local address on a
-// stack with several shards.
-var errShardsSource = errors.New("ustack: a dial on a stack with several shards needs a local address")
+// With one shard every choice is that one and no frame is parsed for it.
 
 // input is a NIC reader's scratch space for handing a batch of frames to
 // several shards.
@@ -66,7 +59,7 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	for k, sh := range s.shards {
 		j := 0
 		for i := range pkts {
-			if in.to[i] == k {
+			if to := in.to[i]; to == k || to == allShards {
 				in.pkts[j] = pkts[i]
 				j++
 			}
@@ -83,15 +76,19 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	return open
 }
 
-// shardOfFrame returns the shard a received frame goes to: the one its
-// flow hashes to (stack.ParseFlowKey, a pure parse up to the flow key),
-// or shard 0 for host traffic.
+// shardOfFrame returns the shard a received frame goes to: for a TCP
+// segment, the one its flow hashes to (stack.ParseFlowKey, a pure parse up
+// to the flow key); for UDP shard 0; for host traffic what hostShard says
+// (allShards: every shard, in turn).
 func (s *Stack) shardOfFrame(m link.Medium, frame []byte) int {
 	k := stack.ParseFlowKey(m, frame)
-	if k.Host() {
-		return 0
+	switch {
+	case k.Proto == wire.ProtoTCP:
+		return s.shardOfKey(k)
+	case k.Host():
+		return s.hostShard(m, frame)
 	}
-	return s.shardOfKey(k)
+	return 0
 }
 
 // shardOfKey returns the shard that owns flow k.
@@ -121,7 +118,16 @@ func (s *Stack) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPCo
 		return s.shards[0].open(laddr, raddr, wrap)
 	}
 	if !laddr.Addr().IsValid() || laddr.Addr().IsUnspecified() {
-		return nil, errShardsSource
+		// The port's hash needs the whole 4-tuple: the source address
+		// the route gives, as the core would pick it.
+		sh := s.shards[0]
+		sh.mu.Lock()
+		src, err := sh.core.SourceAddr(raddr.Addr())
+		sh.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		laddr = netip.AddrPortFrom(src, laddr.Port())
 	}
 	if laddr.Port() != 0 {
 		sh := s.shards[s.shardOfFlow(laddr, raddr)]
@@ -172,10 +178,8 @@ func (sh *shard) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPC
 	return sh, nil
 }
 
-// shardForUDP returns the shard of a new UDP socket.
+// shardForUDP returns the shard of a new UDP socket: shard 0, which all
+// UDP traffic goes to (UDP is not spread over shards).
 func (s *Stack) shardForUDP() (*shard, error) {
-	if len(s.shards) > 1 {
-		return nil, errShardsUDP
-	}
 	return s.shards[0], nil
 }

@@ -34,6 +34,12 @@ type Config struct {
 	// turns it off (TCP_NODELAY) on every TCP connection; so does ustack
 	// unless Nagle is set.
 	Nagle bool
+	// Shards is the number of shards TCP flows are spread over by a
+	// keyed hash of their 4-tuple, each with its own lock, timer and
+	// protocol core, as a NIC's RSS spreads flows over queues and cores.
+	// Zero means GOMAXPROCS at New (one on one CPU). UDP and host traffic
+	// (ARP, ICMP, fragments) are shard 0's.
+	Shards int
 }
 
 // Stack is a user-space TCP/IP stack with its goroutines. Make one with
@@ -116,12 +122,11 @@ type NICConfig struct {
 // New returns a running Stack with no NICs. It fails if cfg names a
 // congestion controller nothing is registered under (tcp.Config.Validate).
 func New(cfg Config) (*Stack, error) {
-	return newStack(cfg, 1)
+	return newStack(cfg, shardCount(&cfg))
 }
 
-// newStack is New with nShards shards. More than one is a configuration
-// for tests of the shard choice until the cores can share their host
-// state (see input.go).
+// newStack is New with nShards shards (see input.go for how they share
+// the work).
 func newStack(cfg Config, nShards int) (*Stack, error) {
 	if err := cfg.TCP.Validate(); err != nil {
 		return nil, fmt.Errorf("ustack: %w", err)
@@ -268,23 +273,56 @@ func (s *Stack) Conns() []stack.ConnInfo {
 	return all
 }
 
-// Listeners returns the stack's TCP listeners.
+// Listeners returns the stack's TCP listeners. A listener has a part in
+// every shard; it is listed once, with its parts' queues and backlogs
+// added up.
 func (s *Stack) Listeners() []stack.ListenerInfo {
 	var all []stack.ListenerInfo
+	at := map[netip.AddrPort]int{}
 	for _, sh := range s.shards {
 		sh.mu.Lock()
-		all = append(all, sh.core.Listeners()...)
+		for _, l := range sh.core.Listeners() {
+			i, ok := at[l.Addr]
+			if !ok {
+				at[l.Addr] = len(all)
+				all = append(all, l)
+				continue
+			}
+			all[i].SynQueue += l.SynQueue
+			all[i].AcceptQueue += l.AcceptQueue
+			all[i].Backlog += l.Backlog
+		}
 		sh.mu.Unlock()
 	}
 	return all
 }
 
 // Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
+// With several shards each has a cache of its own (every shard learns
+// from ARP replies, input.go); a neighbour is listed once, as the first
+// shard that has its address resolved has it (or the first that has it
+// at all).
 func (s *Stack) Neighbors() []network.NeighborEntry {
-	sh := s.shards[0] // the shard host traffic goes to (input)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.core.Neighbors()
+	type key struct {
+		nic network.NICID
+		ip  netip.Addr
+	}
+	var all []network.NeighborEntry
+	at := map[key]int{}
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for _, e := range sh.core.Neighbors() {
+			k := key{e.NIC, e.IP}
+			if i, ok := at[k]; !ok {
+				at[k] = len(all)
+				all = append(all, e)
+			} else if all[i].MAC == (wire.MAC{}) && e.MAC != (wire.MAC{}) {
+				all[i] = e
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return all
 }
 
 // Close stops the stack: every socket is closed (blocked calls return
