@@ -42,6 +42,7 @@ import (
 // back: frames for its queue are dropped, so other NICs' frames go out.
 type shard struct {
 	s      *Stack
+	idx    int        // its place in s.shards
 	self   [1]*shard  // this shard, as a slice for block
 	mu     sync.Mutex // guards what follows
 	core   *stack.Stack
@@ -75,6 +76,7 @@ type shard struct {
 // made them.
 type outQueue struct {
 	nic  *NIC
+	tx   *txQueue      // the link queue this shard writes the NIC's frames to
 	fill []link.Packet // fill[:n] are queued; guarded by the shard lock
 	n    int
 	// writing is the writer token. It is taken only under the shard
@@ -116,6 +118,7 @@ func (sh *shard) addNICLocked(n *NIC) {
 	size := max(n.ep.BatchSize(), 1)
 	q := &outQueue{
 		nic:    n,
+		tx:     n.txq[sh.idx%len(n.txq)],
 		fill:   make([]link.Packet, size),
 		flight: make([]link.Packet, size),
 	}
@@ -267,9 +270,9 @@ func (sh *shard) writingLocked() bool {
 // batch, as a NIC's full queue would; TCP retransmits.
 func (q *outQueue) write() {
 	n := q.nic
-	n.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	q.tx.wmu.Lock() // links take one writer at a time (link.Endpoint)
 	for done := 0; done < q.flightN; {
-		k, err := n.ep.WriteBatch(q.flight[done:q.flightN])
+		k, err := q.tx.ep.WriteBatch(q.flight[done:q.flightN])
 		if err != nil {
 			n.txErrs.Add(1)
 			break
@@ -279,7 +282,7 @@ func (q *outQueue) write() {
 		}
 		done += k
 	}
-	n.wmu.Unlock()
+	q.tx.wmu.Unlock()
 	q.flightN = 0
 }
 

@@ -74,7 +74,10 @@ type NIC struct {
 	id   stack.NICID
 	ep   link.Endpoint
 	name string
-	wmu  sync.Mutex // held around WriteBatch: one writer at a time, whichever shard
+	// txq are the link's queues (one, or a link.MultiQueue's), each
+	// with the lock held around its WriteBatch: one writer at a time
+	// (the link.Endpoint contract); shard i writes to txq[i%len(txq)].
+	txq []*txQueue
 	rxErrs,
 	txErrs,
 	txStallDrops atomic.Uint64
@@ -144,7 +147,9 @@ func newStack(cfg Config, nShards int) (*Stack, error) {
 		done: make(chan struct{}),
 	}
 	for i := 0; i < nShards; i++ {
-		s.shards = append(s.shards, newShard(s, stack.New(cfg.Config)))
+		sh := newShard(s, stack.New(cfg.Config))
+		sh.idx = i
+		s.shards = append(s.shards, sh)
 	}
 	return s, nil
 }
@@ -174,6 +179,13 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		}
 	}
 	n := &NIC{s: s, ep: ep, name: cfg.Name}
+	queues := []link.Endpoint{ep}
+	if mq, ok := ep.(link.MultiQueue); ok {
+		queues = mq.Queues()
+	}
+	for _, q := range queues {
+		n.txq = append(n.txq, &txQueue{ep: q})
+	}
 	for i, sh := range s.shards {
 		sh.mu.Lock()
 		id, err := sh.core.AddNIC(stack.NICConfig{
@@ -194,8 +206,10 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		sh.mu.Unlock()
 	}
 	s.nics = append(s.nics, n)
-	s.wg.Add(1)
-	go n.readLoop()
+	for _, q := range n.txq { // a reader per queue
+		s.wg.Add(1)
+		go n.readLoop(q.ep)
+	}
 	return n, nil
 }
 
@@ -362,20 +376,26 @@ func readBufLen(ep link.Endpoint) int {
 	return ep.MTU() + ep.Medium().HeaderLen() + wire.VLANTagLen
 }
 
-// readLoop feeds the frames the link receives to the stack, a batch at a
-// time.
-func (n *NIC) readLoop() {
+// txQueue is one of a NIC's link queues, as shards write to it.
+type txQueue struct {
+	ep  link.Endpoint
+	wmu sync.Mutex // held around WriteBatch
+}
+
+// readLoop feeds the frames the link (or one of its queues, ep) receives
+// to the stack, a batch at a time.
+func (n *NIC) readLoop(ep link.Endpoint) {
 	s := n.s
 	defer s.wg.Done()
-	size := readBufLen(n.ep)
-	pkts := make([]link.Packet, max(n.ep.BatchSize(), 1))
+	size := readBufLen(ep)
+	pkts := make([]link.Packet, max(ep.BatchSize(), 1))
 	for i := range pkts {
 		pkts[i].Buf = make([]byte, size)
 		pkts[i].Swap = true // used afresh on every read
 	}
 	var in input
 	for {
-		k, err := n.ep.ReadBatch(pkts)
+		k, err := ep.ReadBatch(pkts)
 		if err != nil {
 			select {
 			case <-s.done:
