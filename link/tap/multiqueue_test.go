@@ -1,14 +1,8 @@
 package tap_test
 
 import (
-	"fmt"
-	"io"
-	"net"
-	"net/netip"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/internal/linktest"
@@ -36,48 +30,7 @@ func TestMultiQueue(t *testing.T) {
 	linktest.TCPBothWays(t, ns, s, kernelAddr.Addr(), stackAddr.Addr(), 2<<20)
 
 	// Many flows from the kernel: echoed, and spread over both queues.
-	ln, err := s.Listen("tcp", ":7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
-	var wg sync.WaitGroup
-	for i := range 32 {
-		wg.Go(func() {
-			var c net.Conn
-			err := ns.Do(func() error {
-				var err error
-				c, err = net.DialTimeout("tcp", netip.AddrPortFrom(stackAddr.Addr(), 7).String(), 5*time.Second)
-				return err
-			})
-			if err != nil {
-				t.Errorf("dial %d: %v", i, err)
-				return
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			msg := fmt.Sprintf("flow %d over a multi-queue TAP", i)
-			c.Write([]byte(msg))
-			c.(*net.TCPConn).CloseWrite()
-			got, err := io.ReadAll(c)
-			if err != nil || string(got) != msg {
-				t.Errorf("flow %d: echo %q, %v", i, got, err)
-			}
-		})
-	}
-	wg.Wait()
+	linktest.EchoFlows(t, ns, s, stackAddr.Addr(), 32)
 	for i, q := range qs {
 		st := q.(*tap.Endpoint).Stats()
 		t.Logf("queue %d: %d frames in, %d out", i, st.RxFrames, st.TxFrames)
