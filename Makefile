@@ -9,7 +9,7 @@ FUZZTIME ?= 30s
 
 SEEDS ?= 100000
 
-.PHONY: test tools fmt vet race allocs benchmod fuzz sim eval demo bench
+.PHONY: test tools fmt vet race allocs benchmod wgnetmod fuzz sim eval demo bench
 
 # As root (CI), every test must run: the kernel-link tests fail instead of
 # skipping when a tool or device is missing (internal/netns/netnstest).
@@ -18,8 +18,9 @@ export USTACK_TEST_STRICT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 ## test: everything CI runs — tools, gofmt, vet, all tests with the race
 ## detector (fuzz seed corpora included), the interop suite when root,
 ## and the zero-allocation tests without the race detector; then the
-## bench module (its own go.mod): vet, and its smoke test of every case.
-test: tools fmt vet allocs race benchmod
+## nested modules (their own go.mod): wgnet's tests, and the bench
+## module's vet and smoke test of every case.
+test: tools fmt vet allocs race wgnetmod benchmod
 
 tools:
 	@./scripts/install-test-tools.sh
@@ -56,6 +57,15 @@ allocs:
 benchmod:
 	cd bench && $(GO) vet ./...
 	cd bench && $(GO) test -race -count=1 -timeout 10m ./...
+
+# The nested wgnet module (wireguard-go lives only there): vet, its
+# zero-allocation tests without the race detector, then every test with
+# it — two wireguard-go devices over loopback UDP, the resolver in
+# virtual time, the import swap (which builds and runs a program).
+wgnetmod:
+	cd wgnet && $(GO) vet ./...
+	cd wgnet && $(GO) test -count=1 -run 'Allocs' ./...
+	cd wgnet && $(GO) test -race -count=1 -timeout 10m ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m).
 fuzz:

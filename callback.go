@@ -427,33 +427,33 @@ type listenPart struct {
 	sl *stack.TCPListener
 }
 
-// ListenCallback listens on address ("host:port", host an IPv4 address
-// or empty for all; network "tcp" or "tcp4") and calls h for every
-// connection it accepts. The accept queue (backlog 128 as Listen's) holds
+// ListenCallback listens on address as Listen does (network "tcp",
+// "tcp4" or "tcp6") and calls h for every connection it accepts. The accept queue (backlog 128 as Listen's) holds
 // connections only until the stack's goroutine accepts them, at once; its
 // length is the stack's maximum, as Listen's.
 func (s *Stack) ListenCallback(network, address string, h Handler) (*CallbackListener, error) {
 	if h == nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: errors.New("ustack: nil Handler")}
 	}
-	p, err := parseNetwork(network)
+	p, fam, err := parseNetwork(network)
 	if err == nil && p != protoTCP {
 		err = net.UnknownNetworkError(network)
 	}
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	addr, err := parseAddr(address, true)
+	ba, err := parseAddr(address, true, fam)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
+	addr := ba.addr
 	l := &CallbackListener{h: h}
-	for _, sh := range s.shards {
+	for i, sh := range s.shards {
 		sh.mu.Lock()
 		var sl *stack.TCPListener
 		err := error(net.ErrClosed)
 		if !sh.closed {
-			sl, err = sh.core.Listen(addr, 0)
+			sl, err = sh.core.ListenOpts(addr, partBacklog(0, i, len(s.shards)), stack.BindOptions{V6Only: ba.v6only})
 		}
 		if err != nil {
 			sh.mu.Unlock()
@@ -532,6 +532,8 @@ func (p *listenPart) accept() {
 // DialCallback has returned. Write from OnOpen on (before it, Write
 // returns ErrWouldBlock).
 func (s *Stack) DialCallback(laddr, raddr netip.AddrPort, h Handler) (*CallbackConn, error) {
+	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	if h == nil {
 		return nil, opError("dial", "tcp", nil, net.TCPAddrFromAddrPort(raddr), errors.New("ustack: nil Handler"))
 	}

@@ -149,6 +149,19 @@ var blockingCalls = []blockingCall{
 		}
 		return read, u.SetReadDeadline, func() { peer.WriteToUDPAddrPort([]byte("x"), to) }
 	}},
+	{"PingConn.ReadFrom", false, func(t *testing.T, n *testNet) (func() error, func(time.Time) error, func()) {
+		p, err := n.B.DialPing(netip.Addr{}, ipA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		read := func() error {
+			_, _, err := p.ReadFrom(make([]byte, 64))
+			return err
+		}
+		// A's stack answers the echo request; the reply wakes the read.
+		return read, p.SetReadDeadline, func() { p.Write(echoRequest(1, nil)) }
+	}},
 }
 
 // outcome is how a call started by startCall ended.
@@ -707,11 +720,17 @@ func TestSetDeadlineAfterClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		u.Close()
+		p, err := n.A.ListenPing(netip.Addr{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
 		for name, set := range map[string]func(time.Time) error{
 			"TCPConn.SetDeadline": c.SetDeadline, "TCPConn.SetReadDeadline": c.SetReadDeadline,
 			"TCPConn.SetWriteDeadline": c.SetWriteDeadline, "Listener.SetDeadline": ln.SetDeadline,
 			"UDPConn.SetDeadline": u.SetDeadline, "UDPConn.SetReadDeadline": u.SetReadDeadline,
-			"UDPConn.SetWriteDeadline": u.SetWriteDeadline,
+			"UDPConn.SetWriteDeadline": u.SetWriteDeadline, "PingConn.SetDeadline": p.SetDeadline,
+			"PingConn.SetReadDeadline": p.SetReadDeadline, "PingConn.SetWriteDeadline": p.SetWriteDeadline,
 		} {
 			checkErr(t, name+" after Close", set(time.Now().Add(time.Second)), net.ErrClosed)
 		}

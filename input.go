@@ -32,6 +32,10 @@ import (
 //
 // With one shard every choice is that one and no frame is parsed for it.
 
+// errShardsForward is the refusal of a forwarder on a stack with several
+// shards.
+var errShardsForward = errors.New("ustack: forwarders need a stack with one shard (Config.Shards: 1)")
+
 // input is a NIC reader's scratch space for handing a batch of frames to
 // several shards.
 type input struct {
@@ -181,5 +185,16 @@ func (sh *shard) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPC
 // shardForUDP returns the shard of a new UDP socket: shard 0, which all
 // UDP traffic goes to (UDP is not spread over shards).
 func (s *Stack) shardForUDP() (*shard, error) {
+	return s.shards[0], nil
+}
+
+// shardForForwarder returns the shard of a forwarder (ForwardTCP,
+// ForwardUDP, ForwardEcho): what no socket matched reaches it only in
+// the shard its flow hashes to, so until the shards share one
+// forwarder (or each runs its own) a stack with several refuses them.
+func (s *Stack) shardForForwarder() (*shard, error) {
+	if len(s.shards) > 1 {
+		return nil, errShardsForward
+	}
 	return s.shards[0], nil
 }

@@ -616,6 +616,12 @@ func TestTwoShards(t *testing.T) {
 			}
 			u.Close()
 		}
+		if _, err := two.ForwardTCP(0, func(*TCPRequest) {}); !errors.Is(err, errShardsForward) {
+			t.Errorf("TCP forwarder: %v, want %v", err, errShardsForward)
+		}
+		if _, err := two.ForwardUDP(stack.UDPEndpointIndependent, 0, func(*UDPFlow) {}); !errors.Is(err, errShardsForward) {
+			t.Errorf("UDP forwarder: %v, want %v", err, errShardsForward)
+		}
 		// Each shard's timer ends the TIME-WAIT of its connections.
 		ln.Close()
 		ln1.Close()

@@ -23,12 +23,16 @@ func shardCount(cfg *Config) int {
 }
 
 // hostShard returns the shard of host traffic (a frame stack.ParseFlowKey
-// gives no flow): every shard for an ARP reply, since each core has its
-// own neighbour cache and waits for the replies to its own requests; the
-// shard of the quoted flow for an ICMP error about a TCP segment, so that
-// the connection hears it (RFC 1122 §4.2.3.9, and PMTU's frag-needed);
-// shard 0 for the rest (ARP requests, which shard 0 answers; echo;
-// fragments; other protocols). It is pure, like ParseFlowKey.
+// gives no flow). Each shard's core has its own host part — neighbour
+// cache, IPv6 addresses configured from router advertisements — so what
+// teaches a host goes to every shard: ARP replies, and IPv6's neighbour
+// and router advertisements and redirects; each core resolves and
+// configures for itself. An ICMP error about a TCP segment goes to the
+// shard of the quoted flow, so that the connection hears it (RFC 1122
+// §4.2.3.9, RFC 4443 §3, and PMTU's frag-needed and packet-too-big). The
+// rest (ARP requests and neighbour solicitations, which shard 0 answers;
+// echo; fragments; MLD; other protocols) goes to shard 0. It is pure,
+// like ParseFlowKey.
 func (s *Stack) hostShard(m link.Medium, frame []byte) int {
 	pkt := frame
 	if m == link.Ethernet {
@@ -42,11 +46,14 @@ func (s *Stack) hostShard(m link.Medium, frame []byte) int {
 				return allShards
 			}
 			return 0
-		case wire.EtherTypeIPv4:
+		case wire.EtherTypeIPv4, wire.EtherTypeIPv6:
 			pkt = eth.Payload()
 		default:
 			return 0
 		}
+	}
+	if len(pkt) > 0 && pkt[0]>>4 == 6 {
+		return s.hostShard6(pkt)
 	}
 	ip, err := wire.ParseIPv4(pkt)
 	if err != nil || ip.IsFragment() || ip.Protocol() != wire.ProtoICMP {
@@ -66,12 +73,46 @@ func (s *Stack) hostShard(m link.Medium, frame []byte) int {
 	if err != nil || q.Protocol != wire.ProtoTCP {
 		return 0
 	}
-	// The quoted segment is one the stack sent: its source is the local
-	// end of the flow.
+	return s.quotedShard(q.Src, q.Dst, l4)
+}
+
+// hostShard6 is hostShard for an IPv6 packet: ICMPv6 without extension
+// headers is the only host traffic it spreads.
+func (s *Stack) hostShard6(pkt []byte) int {
+	ip, err := wire.ParseIPv6(pkt)
+	if err != nil || ip.NextHeader() != wire.ProtoICMPv6 {
+		return 0
+	}
+	icmp, err := wire.ParseICMPv6(ip.Payload())
+	if err != nil {
+		return 0
+	}
+	switch icmp.Type() {
+	case wire.ICMPv6NeighborAdvert, wire.ICMPv6RouterAdvert, wire.ICMPv6Redirect:
+		return allShards
+	case wire.ICMPv6DestUnreachable, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParameterProblem:
+	default:
+		return 0
+	}
+	// The invoking packet, as much as fits (RFC 4443 §2.4 (c)): its fixed
+	// header, and the TCP ports if no extension header comes first.
+	q := icmp.Payload()
+	if len(q) < 40+4 || q[0]>>4 != 6 || q[6] != wire.ProtoTCP {
+		return 0
+	}
+	src := netip.AddrFrom16([16]byte(q[8:24]))
+	dst := netip.AddrFrom16([16]byte(q[24:40]))
+	return s.quotedShard(src, dst, q[40:])
+}
+
+// quotedShard returns the shard of the TCP flow of a segment the stack
+// sent from src to dst, quoted by an ICMP error (l4: the quoted TCP
+// header's start): its source is the flow's local end.
+func (s *Stack) quotedShard(src, dst netip.Addr, l4 []byte) int {
 	return s.shardOfKey(stack.FlowKey{
 		Proto:  wire.ProtoTCP,
-		Local:  netip.AddrPortFrom(q.Src, binary.BigEndian.Uint16(l4[0:])),
-		Remote: netip.AddrPortFrom(q.Dst, binary.BigEndian.Uint16(l4[2:])),
+		Local:  netip.AddrPortFrom(src, binary.BigEndian.Uint16(l4[0:])),
+		Remote: netip.AddrPortFrom(dst, binary.BigEndian.Uint16(l4[2:])),
 	})
 }
 

@@ -59,7 +59,7 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 		for {
 			n, from, err = u.ep.ReadFrom(p)
 			switch {
-			case err == nil && u.peer.IsValid() && from != u.peer:
+			case err == nil && u.peer.IsValid() && !samePeer(from, u.peer):
 				continue // a connected socket takes only its peer's datagrams
 			case wouldBlock(err):
 				return tryWait
@@ -210,4 +210,11 @@ func (u *UDPConn) SetWriteDeadline(t time.Time) error {
 	}
 	u.wdl.set(t)
 	return nil
+}
+
+// samePeer reports whether a datagram from from comes from peer: the same
+// address and port, zones aside (a peer dialed as "[fe80::1%1]:53" sends
+// from "[fe80::1%eth0]:53", the NIC's name).
+func samePeer(from, peer netip.AddrPort) bool {
+	return from.Port() == peer.Port() && from.Addr().WithZone("") == peer.Addr().WithZone("")
 }

@@ -110,16 +110,26 @@ func (n *NIC) Stats() NICStats {
 
 // NICConfig describes a NIC. The MTU and framing come from the link.
 type NICConfig struct {
-	// Name is for humans; optional.
+	// Name is for humans; optional. It is also the zone that names the
+	// NIC in link-local addresses ("[fe80::1%eth0]:80"; the NIC's number
+	// works too).
 	Name string
 	// MAC is the NIC's Ethernet address. Nil picks a random locally
 	// administered one.
 	MAC net.HardwareAddr
-	// Addrs are the NIC's addresses with prefix lengths; each prefix is
-	// on-link, as in the kernel.
+	// Addrs are the NIC's addresses with prefix lengths, IPv4 or IPv6;
+	// each prefix is on-link, as in the kernel. A NIC with an IPv6
+	// address also gets a link-local one (see stack.NICConfig.IPv6).
 	Addrs []netip.Prefix
 	// VLAN puts the NIC on an 802.1Q VLAN; 0 means untagged.
 	VLAN uint16
+	// IPv6 turns IPv6 on for a NIC given no IPv6 address: a link-local
+	// address, and addresses and routes from router advertisements.
+	IPv6 bool
+	// Promiscuous makes the NIC take packets to any unicast address,
+	// and Spoofing lets packets leave it from any address: forwarder
+	// mode (see ForwardTCP; SetForwarding changes them later).
+	Promiscuous, Spoofing bool
 }
 
 // New returns a running Stack with no NICs. It fails if cfg names a
@@ -190,7 +200,8 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		sh.mu.Lock()
 		id, err := sh.core.AddNIC(stack.NICConfig{
 			Name: cfg.Name, Medium: ep.Medium(), MTU: ep.MTU(), MAC: mac,
-			Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(),
+			Addrs: cfg.Addrs, VLAN: cfg.VLAN, Caps: ep.Caps(), IPv6: cfg.IPv6,
+			Promiscuous: cfg.Promiscuous, Spoofing: cfg.Spoofing,
 		})
 		if err == nil && i > 0 && id != n.id {
 			err = fmt.Errorf("ustack: shard %d numbered the NIC %d, not %d", i, id, n.id)
@@ -203,7 +214,9 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		}
 		n.id = id
 		sh.addNICLocked(n)
-		sh.mu.Unlock()
+		// An IPv6 NIC has work to start (DAD, MLD, router
+		// solicitation): unlock collects it and arms the timer.
+		sh.unlock()
 	}
 	s.nics = append(s.nics, n)
 	for _, q := range n.txq { // a reader per queue
@@ -215,6 +228,19 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 
 // ID returns the NIC's number in the stack.
 func (n *NIC) ID() stack.NICID { return n.id }
+
+// Addresses returns the NIC's addresses with their states, as `ip addr`
+// shows them: an IPv6 address is "tentative" until duplicate address
+// detection has run (a second or two after it was added; RFC 4862 §5.4)
+// and cannot be bound or used as a source before, as in Linux.
+func (n *NIC) Addresses() []stack.AddrInfo {
+	// The first shard's. With several shards (a test-only setting) each
+	// runs IPv6's address configuration in its own core.
+	sh := n.s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.AddrInfo(n.id)
+}
 
 // Endpoint returns the link the NIC is attached to.
 func (n *NIC) Endpoint() link.Endpoint { return n.ep }

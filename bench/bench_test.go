@@ -150,3 +150,10 @@ func TestShow(t *testing.T) {
 		t.Errorf("quantile: %v %v %v", quantile(d, 0.5), quantile(d, 0.99), quantile(d, 0))
 	}
 }
+
+// TestMain removes what the bench built (cmd/ustack for `ustack forward`).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	RemoveBuilt()
+	os.Exit(code)
+}

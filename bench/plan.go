@@ -16,6 +16,8 @@ var inProcess = []struct {
 	conns bool
 }{
 	{"ustack", func(mtu int) (Setup, string) { return UstackPipe(orDefault(mtu)), "" }, true},
+	// The same over IPv6, for bulk and rr beside IPv4 in one run.
+	{"ustack IPv6", func(mtu int) (Setup, string) { return UstackPipe6(orDefault(mtu)), "" }, false},
 	{"gVisor", func(mtu int) (Setup, string) { return GVisorChannel(orDefault(mtu)), "" }, true},
 	{"kernel TCP", func(mtu int) (Setup, string) {
 		if mtu != 0 && mtu < BigMTU {
@@ -128,6 +130,7 @@ func InProcessTable() *Table {
 	t.Rows = append(t.Rows, cb)
 	t.Notes = []string{
 		"ustack: two stacks over `link/pipe` (Ethernet, " + itoa(PipeQueueLen) + "-frame queues, the pipe's default offloads: a veth's TSO and checksum offload); " +
+			"ustack IPv6: the same over IPv6 (2001:db8::/64; DAD and router solicitation off, so that a measurement starts at once), for bulk and rr; " +
 			"gVisor: two stacks over a channel link through `gonet` (Ethernet, SACK on, checksum offload claimed as loopback does); " +
 			"kernel TCP: loopback (MTU 65536); kernel UDS: a Unix-domain stream socket.",
 		"bulk: one connection, " + itoa(BulkWrite>>10) + " KiB writes, goodput to the receiver's EOF; CPU is the whole process's (getrusage), per GiB moved.",
@@ -147,5 +150,5 @@ func plural(k int) string {
 
 // Plan returns every table `make bench` measures.
 func Plan() []*Table {
-	return []*Table{InProcessTable(), DeviceTable()}
+	return []*Table{InProcessTable(), DeviceTable(), UserModeTable(), WireGuardTable()}
 }

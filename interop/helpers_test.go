@@ -65,6 +65,10 @@ func forLinks(t *testing.T, kinds []linkKind, f func(t *testing.T, kind linkKind
 var (
 	kernelAddr = netip.MustParsePrefix("10.77.0.1/24")
 	stackAddr  = netip.MustParsePrefix("10.77.0.2/24")
+	// The IPv6 addresses of the tests with envConfig.ipv6 (a unique
+	// local prefix, RFC 4193).
+	kernelAddr6 = netip.MustParsePrefix("fd77::1/64")
+	stackAddr6  = netip.MustParsePrefix("fd77::2/64")
 	// stackMAC is the stack's Ethernet address on every link.
 	stackMAC = net.HardwareAddr{0x02, 0x75, 0x73, 0x00, 0x00, 0x02}
 )
@@ -83,6 +87,10 @@ type env struct {
 	veth   *netns.Pair  // afpacketLink only
 	chain  *netns.Chain // chainLink only
 	check  pcapCheck
+	ipv6   bool // envConfig.ipv6
+	// nicIPv6 turns IPv6 on for the stack's NIC without an address
+	// (envConfig.slaac).
+	nicIPv6 bool
 }
 
 // envConfig varies an env.
@@ -97,6 +105,12 @@ type envConfig struct {
 	// noStack builds the topology without a stack (newEnv's caller adds
 	// one later with startStack).
 	noStack bool
+	// ipv6 gives both sides IPv6 addresses too: kernelAddr6 (without
+	// DAD) and stackAddr6; newEnv returns once the stack's are usable.
+	ipv6 bool
+	// slaac turns IPv6 on for the stack's NIC with no IPv6 address of
+	// its own (it takes one from a router's advertisements).
+	slaac bool
 }
 
 // need skips t unless the machine can run interop tests over kind: root,
@@ -114,7 +128,7 @@ func newEnv(t *testing.T, kind linkKind, cfg envConfig) *env {
 	if cfg.mtu == 0 {
 		cfg.mtu = 1500
 	}
-	e := &env{t: t, kind: kind, mtu: cfg.mtu}
+	e := &env{t: t, kind: kind, mtu: cfg.mtu, ipv6: cfg.ipv6, nicIPv6: cfg.slaac}
 	e.check.peerFramesMayBeBroken = cfg.peerFramesMayBeBroken
 	prefix := "ustack-iop-"
 	var ep link.Endpoint
@@ -146,12 +160,31 @@ func newEnv(t *testing.T, kind linkKind, cfg envConfig) *env {
 			t.Fatal(err)
 		}
 	}
+	if cfg.ipv6 {
+		if err := e.kernel.IP("-6", "addr", "add", kernelAddr6.String(), "dev", e.kernelIf(), "nodad"); err != nil {
+			if ep != nil {
+				ep.Close()
+			}
+			t.Fatal(err)
+		}
+	}
 	if !cfg.noStack {
 		e.startStack(ep, cfg.stack)
 	} else if ep != nil {
 		ep.Close()
 	}
 	return e
+}
+
+// kernelIf is the name of the kernel's interface toward the stack.
+func (e *env) kernelIf() string {
+	switch e.kind {
+	case afpacketLink:
+		return e.veth.PeerIf
+	case chainLink:
+		return e.chain.PeerIf
+	}
+	return string(e.kind) + "0"
 }
 
 // openLink opens the stack's end of the link.
@@ -195,6 +228,9 @@ func (e *env) startStack(ep link.Endpoint, cfg ustack.Config) {
 	e.check.path = e.pcap
 	e.check.stackMAC = stackMAC
 	e.check.stackIP = stackAddr.Addr()
+	if e.ipv6 {
+		e.check.stackIP6 = stackAddr6.Addr()
+	}
 	t.Cleanup(func() {
 		e.check.run(t)
 		if !t.Failed() && os.Getenv("USTACK_INTEROP_KEEP") == "" {
@@ -209,12 +245,35 @@ func (e *env) startStack(ep link.Endpoint, cfg ustack.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	nic, err := s.AddNIC(pe, ustack.NICConfig{Name: string(e.kind), MAC: stackMAC, Addrs: []netip.Prefix{stackAddr}})
+	addrs := []netip.Prefix{stackAddr}
+	if e.ipv6 {
+		addrs = append(addrs, stackAddr6)
+	}
+	nic, err := s.AddNIC(pe, ustack.NICConfig{Name: string(e.kind), MAC: stackMAC, Addrs: addrs, IPv6: e.nicIPv6})
 	if err != nil {
 		pe.Close()
 		t.Fatal(err)
 	}
 	e.s, e.nic = s, nic
+	if e.ipv6 || e.nicIPv6 {
+		waitUsable(t, nic)
+	}
+}
+
+// waitUsable waits until none of the NIC's addresses is tentative (DAD,
+// RFC 4862 §5.4, takes a second or two).
+func waitUsable(t *testing.T, nic *ustack.NIC) {
+	t.Helper()
+	if !waitFor(10*time.Second, func() bool {
+		for _, a := range nic.Addresses() {
+			if a.State == "tentative" {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("addresses still tentative: %+v", nic.Addresses())
+	}
 }
 
 // stopStack closes the stack now (its capture is still checked at the end).

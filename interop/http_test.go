@@ -222,6 +222,13 @@ http {
 // given sizes as /SIZE.bin; it returns their SHA-256s.
 func startNginx(t *testing.T, e *env, sizes ...int64) map[int64][32]byte {
 	t.Helper()
+	return startNginxAt(t, e, kernelAddr.Addr().String(), sizes...)
+}
+
+// startNginxAt is startNginx listening on host (an IPv4 address, or an
+// IPv6 one in brackets) at port 8080.
+func startNginxAt(t *testing.T, e *env, host string, sizes ...int64) map[int64][32]byte {
+	t.Helper()
 	dir := t.TempDir()
 	www := filepath.Join(dir, "www")
 	if err := os.Mkdir(www, 0o755); err != nil {
@@ -245,13 +252,13 @@ func startNginx(t *testing.T, e *env, sizes ...int64) map[int64][32]byte {
 		sums[size] = s
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, kernelAddr.Addr())), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, host)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// nginx runs as root here and must read the files: the temporary
 	// directory is private to root already.
 	p := startProc(t, e.kernel, nil, nil, "nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf)
-	addr := fmt.Sprintf("%v:8080", kernelAddr.Addr())
+	addr := host + ":8080"
 	if !waitFor(20*time.Second, func() bool {
 		c, err := kernelDial(e.kernel, addr, time.Second)
 		if err == nil {

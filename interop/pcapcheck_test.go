@@ -40,6 +40,7 @@ type pcapCheck struct {
 	path     string
 	stackMAC net.HardwareAddr
 	stackIP  netip.Addr
+	stackIP6 netip.Addr
 	// peerFramesMayBeBroken: frames that did not come from the stack may
 	// carry bad checksums or be malformed (a link that corrupts them on
 	// purpose); frames from the stack never may.
@@ -98,7 +99,7 @@ func (c *pcapCheck) items() ([]expertItem, error) {
 		"-d", "tcp.port==1-65535,data", "-d", "udp.port==1-65535,data",
 		"-Y", "_ws.expert",
 		"-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator="+agg,
-		"-e", "frame.number", "-e", "eth.src", "-e", "ip.src",
+		"-e", "frame.number", "-e", "eth.src", "-e", "ip.src", "-e", "ipv6.src",
 		"-e", "_ws.expert.group", "-e", "_ws.expert.severity", "-e", "_ws.expert.message")
 	out, err := cmd.Output()
 	if err != nil {
@@ -111,17 +112,22 @@ func (c *pcapCheck) items() ([]expertItem, error) {
 	var items []expertItem
 	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
 		f := strings.Split(line, "\t")
-		if len(f) < 6 {
+		if len(f) < 7 {
 			continue
 		}
 		frame, _ := strconv.Atoi(f[0])
 		fromStack := false
 		if f[1] != "" {
 			fromStack = strings.EqualFold(f[1], c.stackMAC.String())
-		} else if ips := strings.Split(f[2], agg); len(ips) > 0 {
+		} else if ips := strings.Split(f[2], agg); f[2] != "" {
 			fromStack = ips[0] == c.stackIP.String()
+		} else if ips := strings.Split(f[3], agg); len(ips) > 0 {
+			// A TUN's bare IPv6 packet: the stack's addresses are the
+			// tests' stackAddr6 and its link-local one.
+			a, err := netip.ParseAddr(ips[0])
+			fromStack = err == nil && (a == c.stackIP6 || a.IsLinkLocalUnicast() && c.stackIP6.IsValid())
 		}
-		groups, sevs, msgs := strings.Split(f[3], agg), strings.Split(f[4], agg), strings.Split(f[5], agg)
+		groups, sevs, msgs := strings.Split(f[4], agg), strings.Split(f[5], agg), strings.Split(f[6], agg)
 		for i := range groups {
 			x := expertItem{frame: frame, fromStack: fromStack}
 			x.group, _ = strconv.Atoi(groups[i])

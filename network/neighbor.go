@@ -40,6 +40,14 @@ type NeighborConfig struct {
 	// (ARPQueueFull). A neighbour's first packet is always kept, so the
 	// queues of many unanswered neighbours cannot starve a new one.
 	MaxQueued int
+	// DelayFirstProbe is how long an IPv6 entry stays in DELAY before
+	// its first unicast probe (RFC 4861 §10 DELAY_FIRST_PROBE_TIME, Linux
+	// delay_first_probe_time: 5 s).
+	DelayFirstProbe time.Duration
+	// UnicastProbes is how many unicast solicitations an IPv6 entry in
+	// PROBE sends before it is deleted (RFC 4861 §10
+	// MAX_UNICAST_SOLICIT, Linux ucast_solicit: 3).
+	UnicastProbes int
 }
 
 // Defaults of NeighborConfig.
@@ -52,6 +60,10 @@ const (
 	DefaultMaxEntries    = 1024
 	DefaultQueueBytes    = 212992
 	DefaultMaxQueued     = 1024
+	// DefaultDelayFirstProbe and DefaultUnicastProbes are RFC 4861 §10's
+	// DELAY_FIRST_PROBE_TIME and MAX_UNICAST_SOLICIT.
+	DefaultDelayFirstProbe = 5 * time.Second
+	DefaultUnicastProbes   = 3
 )
 
 func (c *NeighborConfig) setDefaults() {
@@ -82,6 +94,12 @@ func (c *NeighborConfig) setDefaults() {
 	if c.MaxQueued <= 0 {
 		c.MaxQueued = DefaultMaxQueued
 	}
+	if c.DelayFirstProbe <= 0 {
+		c.DelayFirstProbe = DefaultDelayFirstProbe
+	}
+	if c.UnicastProbes <= 0 {
+		c.UnicastProbes = DefaultUnicastProbes
+	}
 }
 
 // neighState is the state of a cache entry: Linux's neighbour states
@@ -94,9 +112,11 @@ const (
 	stateStale                        // learned longer ago: used, refreshed on use
 	stateFailed                       // resolution gave up; kept RetransTime
 	statePermanent                    // static, never expires
+	stateDelay                        // IPv6: STALE and used; a probe follows unless confirmed (RFC 4861 §7.3.2)
+	stateProbe                        // IPv6: unicast solicitations outstanding
 )
 
-var neighStateNames = [...]string{"INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT"}
+var neighStateNames = [...]string{"INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT", "DELAY", "PROBE"}
 
 // String returns the state as `ip neigh` prints it ("REACHABLE", ...).
 func (s neighState) String() string { return neighStateNames[s] }
@@ -122,8 +142,9 @@ type neighEntry struct {
 	idle clock.Instant
 	// refresh is when a STALE entry may next send a refresh request.
 	refresh    clock.Instant
-	probes     int  // requests scheduled in this resolution
+	probes     int  // requests scheduled in this resolution (or unicast probes, in PROBE)
 	reqPending bool // in Neighbors.reqs and not yet polled
+	router     bool // IPv6: the neighbour is a router (RFC 4861 §5.1, IsRouter)
 	queue      [][]byte
 	qbytes     int
 	// pending says e is in the list of INCOMPLETE entries, oldest first
@@ -136,52 +157,108 @@ type readyPkt struct {
 	nic NICID
 	mac wire.MAC
 	buf []byte
+	v6  bool
 }
 
-// Neighbors is the neighbour cache of a stack and the ARP resolution state
-// machine (RFC 826; RFC 1122 §2.3.2.1 and §2.3.2.2), for all its NICs.
+// neighCounters are the counters of one family's entries: ARP's for
+// IPv4, NDP's for IPv6 (a nil outRequests: the stack counts the
+// solicitations it sends).
+type neighCounters struct {
+	outRequests, resolveFailed, queueDrops, bad, tableFull, unresolvedEvicted, queueFull *uint64
+}
+
+// nicTimes are a NIC's IPv6 timers as router advertisements set them
+// (RFC 4861 §6.3.4: ReachableTime, RetransTimer); zero fields take the
+// configuration's.
+type nicTimes struct {
+	reachable, retrans time.Duration
+}
+
+// Solicit is a solicitation Neighbors asks the stack to send: an ARP
+// request, or a neighbour solicitation (RFC 4861 §7.2.2) to the
+// solicited-node multicast address of IP or, for an IPv6 entry in PROBE,
+// to its cached link-layer address MAC (Unicast).
+type Solicit struct {
+	NIC     NICID
+	IP      netip.Addr
+	MAC     wire.MAC
+	Unicast bool
+}
+
+// Neighbors is the neighbour cache of a stack and the resolution state
+// machines of ARP (RFC 826; RFC 1122 §2.3.2.1 and §2.3.2.2) and of IPv6
+// Neighbor Discovery (RFC 4861 §7.2, §7.3), for all its NICs.
 //
 // The stack calls Resolve for every datagram it sends to a next hop. Known
 // neighbours answer at once. Unknown ones get an INCOMPLETE entry, the
 // datagram is copied into the entry's queue (RFC 1122 §2.3.2.2: "SHOULD
-// save at least one"; Linux keeps unres_qlen), and ARP requests are
+// save at least one"; Linux keeps unres_qlen), and solicitations are
 // scheduled: one at once, then one every RetransTime, at most MaxRequests
-// in all (RFC 1122 §2.3.2.1: no flooding; Linux mcast_solicit, retrans_time).
-// The stack sends the requests it takes from PollRequest. When an ARP
-// packet teaches the address (Learn), the queued datagrams become available
-// from PollReady, in order, with the MAC. If MaxRequests requests go
-// unanswered, the queue is dropped (ARPQueueDrops), ARPResolveFailed is
-// counted and PollFailed reports the address, so the stack can fail
-// connects with EHOSTUNREACH and send ICMP host unreachable, as Linux does.
+// in all (RFC 1122 §2.3.2.1: no flooding; RFC 4861 §7.2.2
+// MAX_MULTICAST_SOLICIT; Linux mcast_solicit, retrans_time). The stack
+// sends the solicitations it takes from PollSolicit (ARP requests, or
+// neighbour solicitations for IPv6 addresses). When an ARP packet or an
+// NDP message teaches the address (Learn, LearnNDP, LearnAdvert), the
+// queued datagrams become available from PollReady, in order, with the
+// MAC. If MaxRequests solicitations go unanswered, the queue is dropped
+// (ARPQueueDrops or NDPQueueDrops), the failure counted and PollFailed
+// reports the address, so the stack can fail connects with EHOSTUNREACH,
+// as Linux does.
 //
-// States follow Linux's NUD, simplified:
+// IPv6 entries follow RFC 4861 §7.3's reachability state machine:
 //
-//   - INCOMPLETE: requests outstanding (NUD_INCOMPLETE).
-//   - REACHABLE: learned from an ARP packet; trusted for ReachableTime.
-//     Linux randomises the period between 0.5 and 1.5 times
-//     base_reachable_time; this cache uses it as is, to stay deterministic.
+//   - INCOMPLETE: multicast solicitations outstanding.
+//   - REACHABLE: confirmed — by a solicited advertisement or an upper
+//     layer's hint (Confirm) — less than ReachableTime ago. RFC 4861
+//     §6.3.2 randomises the time between 0.5 and 1.5 times the base
+//     value; the stack does (SetTimes), this cache uses what it is given.
+//   - STALE: learned without confirmation (an unsolicited message) or no
+//     longer confirmed; the first use moves it to DELAY.
+//   - DELAY: used while STALE; after DelayFirstProbe without a
+//     confirmation it goes to PROBE.
+//   - PROBE: UnicastProbes unicast solicitations to the cached address
+//     (Solicit.Unicast), RetransTime apart; unanswered, the entry is
+//     deleted (counted as NDPResolveFailed and reported by PollFailed),
+//     and the next packet starts over with multicast solicitations.
+//   - PERMANENT: added with Add.
+//
+// Packets to an entry in STALE, DELAY or PROBE go to its cached address
+// at once (RFC 4861 §7.3.3).
+//
+// IPv4 entries keep ARP's simpler cycle:
+//
+//   - INCOMPLETE, REACHABLE as above (REACHABLE: learned from an ARP
+//     packet less than ReachableTime ago, or confirmed).
 //   - STALE: still used. The first Resolve of a STALE entry (and then at
 //     most one every ReachableTime) schedules one refresh request while the
 //     MAC goes on being used; an answer makes it REACHABLE again. Linux
-//     instead passes through DELAY and PROBE (delay_first_probe_time 5 s,
-//     ucast_solicit 3 unicast probes) and fails the entry if they go
-//     unanswered; here an unanswered refresh leaves the entry STALE, and a
-//     neighbour whose address moved to another host is relearnt from the
-//     new host's answer to the (broadcast) request. An entry unused for
-//     StaleTime after it went STALE is removed (gc_stale_time; Linux only
-//     collects above gc_thresh1 entries, this cache always does).
+//     instead runs the same DELAY and PROBE states as for IPv6
+//     (delay_first_probe_time 5 s, ucast_solicit 3 unicast probes) and
+//     fails the entry if they go unanswered; here an unanswered refresh
+//     leaves the entry STALE, and a neighbour whose address moved to
+//     another host is relearnt from the new host's answer to the
+//     (broadcast) request.
 //   - FAILED: resolution gave up. Kept RetransTime so that a burst of
 //     packets to a dead address does not restart resolution for each (they
 //     are dropped and counted in ARPQueueDrops); then removed, and the next
 //     Resolve starts over.
 //   - PERMANENT: added with Add; never changes or expires.
 //
-// Neighbors counts ARPOutRequests (in PollRequest), ARPResolveFailed,
+// In both families an entry unused for StaleTime after it went STALE is
+// removed (gc_stale_time; Linux only collects above gc_thresh1 entries,
+// this cache always does).
+//
+// Neighbors counts ARPOutRequests (in PollSolicit), ARPResolveFailed,
 // ARPQueueDrops, ARPTableFull, and ARPBad for Learn calls with unusable
-// addresses. The other ARP counters are the stack's.
+// addresses, and their NDP counterparts for IPv6 entries (but not the
+// neighbour solicitations sent, which the stack counts as
+// Icmp6OutNeighborSolicits). The other ARP counters are the stack's.
 type Neighbors struct {
 	cfg   NeighborConfig
 	stats *Stats
+	c4    neighCounters // ARP's counters
+	c6    neighCounters // NDP's counters
+	times []nicTimes    // by NIC ID: IPv6 timers from router advertisements
 
 	m    map[neighKey]*neighEntry
 	ents []*neighEntry // every entry, in a deterministic order for timers and eviction
@@ -212,27 +289,76 @@ func NewNeighbors(cfg NeighborConfig, stats *Stats) *Neighbors {
 	if stats == nil {
 		stats = new(Stats)
 	}
-	return &Neighbors{
+	n := &Neighbors{
 		cfg:   cfg,
 		stats: stats,
 		m:     make(map[neighKey]*neighEntry),
 		next:  clock.Never,
 	}
+	n.c4 = neighCounters{
+		outRequests: &stats.ARPOutRequests, resolveFailed: &stats.ARPResolveFailed, queueDrops: &stats.ARPQueueDrops,
+		bad: &stats.ARPBad, tableFull: &stats.ARPTableFull, unresolvedEvicted: &stats.ARPUnresolvedEvicted, queueFull: &stats.ARPQueueFull,
+	}
+	n.c6 = neighCounters{
+		resolveFailed: &stats.NDPResolveFailed, queueDrops: &stats.NDPQueueDrops,
+		bad: &stats.NDPBad, tableFull: &stats.NDPTableFull, unresolvedEvicted: &stats.NDPUnresolvedEvicted, queueFull: &stats.NDPQueueFull,
+	}
+	return n
+}
+
+// ctr returns the counters of ip's family.
+func (n *Neighbors) ctr(ip netip.Addr) *neighCounters {
+	if ip.Is6() {
+		return &n.c6
+	}
+	return &n.c4
 }
 
 // Config returns the configuration with defaults filled in.
 func (n *Neighbors) Config() NeighborConfig { return n.cfg }
 
+// SetTimes sets the reachable time and the retransmission timer of the
+// IPv6 entries of nic (RFC 4861 §6.3.4: what router advertisements
+// announce; the caller randomises the reachable time, §6.3.2). Zero keeps
+// the configuration's value. Timers already armed keep their deadline.
+func (n *Neighbors) SetTimes(nic NICID, reachable, retrans time.Duration) {
+	if nic < 0 {
+		return
+	}
+	for int(nic) >= len(n.times) {
+		n.times = append(n.times, nicTimes{})
+	}
+	n.times[nic] = nicTimes{reachable: reachable, retrans: retrans}
+}
+
+// reachable returns the reachable time of k's entry.
+func (n *Neighbors) reachable(k neighKey) time.Duration {
+	if k.ip.Is6() && int(k.nic) < len(n.times) && n.times[k.nic].reachable > 0 {
+		return n.times[k.nic].reachable
+	}
+	return n.cfg.ReachableTime
+}
+
+// retrans returns the time between solicitations of k's entry.
+func (n *Neighbors) retrans(k neighKey) time.Duration {
+	if k.ip.Is6() && int(k.nic) < len(n.times) && n.times[k.nic].retrans > 0 {
+		return n.times[k.nic].retrans
+	}
+	return n.cfg.RetransTime
+}
+
 // Resolve returns ip's MAC on nic if known. Otherwise it queues a COPY of
 // pkt (an IP packet without link header; nil means nothing to queue) to go
-// out when the address resolves, schedules ARP requests (one is due at
-// once, see PollRequest) and returns ok=false.
+// out when the address resolves, schedules solicitations (one is due at
+// once, see PollSolicit) and returns ok=false.
 //
-// REACHABLE, STALE and PERMANENT entries answer (a STALE one may schedule a
-// refresh request, see Neighbors). While an entry is FAILED, pkt is
-// dropped. If the table is full and nothing can be evicted, pkt is dropped
-// and ARPTableFull counted. Dropped packets count in ARPQueueDrops. An
-// invalid ip resolves to nothing and queues nothing.
+// REACHABLE, STALE, DELAY, PROBE and PERMANENT entries answer (a STALE
+// IPv4 entry may schedule a refresh request, a STALE IPv6 entry goes to
+// DELAY: see Neighbors). While an entry is FAILED, pkt is dropped. If the
+// table is full and nothing can be evicted, pkt is dropped and
+// ARPTableFull (NDPTableFull) counted. Dropped packets count in
+// ARPQueueDrops (NDPQueueDrops). An invalid ip resolves to nothing and
+// queues nothing.
 func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []byte) (mac wire.MAC, ok bool) {
 	k := neighKey{nic, ip}
 	e := n.m[k]
@@ -242,13 +368,13 @@ func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []b
 		}
 		if n.npending >= n.cfg.MaxUnresolved {
 			// Make room: abandon the oldest resolution.
-			n.stats.ARPUnresolvedEvicted++
+			*n.ctr(n.pendHead.key.ip).unresolvedEvicted++
 			n.remove(n.pendHead)
 		}
 		e = n.create(now, k, false)
 		if e == nil {
 			if pkt != nil {
-				n.stats.ARPQueueDrops++
+				*n.ctr(ip).queueDrops++
 			}
 			return mac, false
 		}
@@ -256,16 +382,21 @@ func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []b
 		n.pendPush(e)
 		e.probes = 1
 		n.request(e)
-		n.arm(e, now.Add(n.cfg.RetransTime))
+		n.arm(e, now.Add(n.retrans(k)))
 	}
 	switch e.state {
-	case stateReachable, statePermanent:
+	case stateReachable, statePermanent, stateDelay, stateProbe:
 		e.idle = now
 		return e.mac, true
 	case stateStale:
 		e.idle = now
-		if now >= e.refresh {
-			e.refresh = now.Add(n.cfg.ReachableTime)
+		if ip.Is6() {
+			// RFC 4861 §7.3.3: a packet sent to a STALE entry moves it
+			// to DELAY.
+			e.state = stateDelay
+			n.arm(e, now.Add(n.cfg.DelayFirstProbe))
+		} else if now >= e.refresh {
+			e.refresh = now.Add(n.reachable(k))
 			n.request(e)
 		}
 		return e.mac, true
@@ -275,23 +406,22 @@ func (n *Neighbors) Resolve(now clock.Instant, nic NICID, ip netip.Addr, pkt []b
 		}
 	default: // stateFailed
 		if pkt != nil {
-			n.stats.ARPQueueDrops++
+			*n.ctr(ip).queueDrops++
 		}
 	}
 	return mac, false
 }
 
-// Lookup returns ip's MAC on nic if the cache holds a usable one (REACHABLE,
-// STALE or PERMANENT), without the side effects of Resolve. The stack may
-// use it to send a refresh request to the known MAC (unicast, as Linux's
-// PROBE state does) rather than to the broadcast address.
+// Lookup returns ip's MAC on nic if the cache holds a usable one
+// (REACHABLE, STALE, DELAY, PROBE or PERMANENT), without the side effects
+// of Resolve.
 func (n *Neighbors) Lookup(nic NICID, ip netip.Addr) (wire.MAC, bool) {
 	e := n.m[neighKey{nic, ip}]
 	if e == nil {
 		return wire.MAC{}, false
 	}
 	switch e.state {
-	case stateReachable, stateStale, statePermanent:
+	case stateReachable, stateStale, statePermanent, stateDelay, stateProbe:
 		return e.mac, true
 	}
 	return wire.MAC{}, false
@@ -310,9 +440,7 @@ func (n *Neighbors) Lookup(nic NICID, ip netip.Addr) (wire.MAC, bool) {
 // counted in ARPBad (RFC 1812 §3.3.2: do not believe ARP replies claiming a
 // broadcast or multicast Ethernet address; Linux arp_process drops them).
 func (n *Neighbors) Learn(now clock.Instant, nic NICID, ip netip.Addr, mac wire.MAC, create bool) {
-	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip == limitedBroadcast ||
-		mac.IsMulticast() || mac.IsZero() {
-		n.stats.ARPBad++
+	if !n.usable(ip, mac) {
 		return
 	}
 	k := neighKey{nic, ip}
@@ -328,13 +456,165 @@ func (n *Neighbors) Learn(now clock.Instant, nic NICID, ip netip.Addr, mac wire.
 	if e.state == statePermanent {
 		return
 	}
+	n.confirm(now, e, mac)
+}
+
+// usable reports whether ip→mac can be a neighbour entry, counting the
+// refusal (ARPBad or NDPBad) if not.
+func (n *Neighbors) usable(ip netip.Addr, mac wire.MAC) bool {
+	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() || ip == limitedBroadcast ||
+		mac.IsMulticast() || mac.IsZero() {
+		*n.ctr(ip).bad++
+		return false
+	}
+	return true
+}
+
+// confirm makes e REACHABLE at mac and releases its queue.
+func (n *Neighbors) confirm(now clock.Instant, e *neighEntry, mac wire.MAC) {
 	n.unpend(e)
 	e.state = stateReachable
 	e.mac = mac
 	e.probes = 0
 	e.reqPending = false // a request still waiting in reqs is no longer needed
-	n.arm(e, now.Add(n.cfg.ReachableTime))
+	n.arm(e, now.Add(n.reachable(e.key)))
 	n.release(e)
+}
+
+// stale puts e in STALE at mac (RFC 4861 §7.2.3, §7.2.5, §6.3.4) and
+// releases its queue: the address is known but not confirmed.
+func (n *Neighbors) stale(now clock.Instant, e *neighEntry, mac wire.MAC) {
+	n.unpend(e)
+	e.state = stateStale
+	e.mac = mac
+	e.probes = 0
+	e.reqPending = false
+	e.refresh = now
+	e.idle = max(e.idle, now)
+	n.arm(e, e.idle.Add(n.cfg.StaleTime))
+	n.release(e)
+}
+
+// LearnNDP records ip→mac on nic from the source link-layer address
+// option of a neighbour solicitation or a router advertisement (RFC 4861
+// §7.2.3, §6.3.4): an entry is made if there is none, STALE; an entry
+// whose address differs takes the new one and goes STALE (an INCOMPLETE
+// one sends its queue); one with the same address is left as it is.
+// router sets the entry's IsRouter flag (a router advertisement's
+// sender); false leaves it. PERMANENT entries are left alone; unusable
+// addresses are refused (NDPBad).
+func (n *Neighbors) LearnNDP(now clock.Instant, nic NICID, ip netip.Addr, mac wire.MAC, router bool) {
+	if !n.usable(ip, mac) {
+		return
+	}
+	k := neighKey{nic, ip}
+	e := n.m[k]
+	if e == nil {
+		if e = n.create(now, k, false); e == nil {
+			return
+		}
+		e.router = router
+		n.stale(now, e, mac)
+		return
+	}
+	if router {
+		e.router = true
+	}
+	if e.state == statePermanent || e.state != stateIncomplete && e.state != stateFailed && e.mac == mac {
+		return
+	}
+	n.stale(now, e, mac)
+}
+
+// Advert is what a neighbour advertisement says about its target (RFC
+// 4861 §4.4), as LearnAdvert takes it.
+type Advert struct {
+	// MAC is the target link-layer address option; HasMAC says whether
+	// the advertisement carried one.
+	MAC    wire.MAC
+	HasMAC bool
+	// The R, S and O flags.
+	Router, Solicited, Override bool
+}
+
+// LearnAdvert applies a neighbour advertisement for ip on nic (RFC 4861
+// §7.2.5) and reports whether the entry had its IsRouter flag set before
+// (so that the stack can drop the neighbour from its default router list
+// when a router turns host, §7.2.5's last paragraph). An advertisement
+// for no entry is ignored (NDPUnsolicitedIgnored). For an INCOMPLETE entry
+// it must carry the address: the entry goes REACHABLE if solicited, else
+// STALE, and sends its queue. For any other entry, an advertisement
+// without Override whose address differs from the cached one only turns
+// a REACHABLE entry STALE; otherwise a new address is recorded, and the
+// entry goes REACHABLE if solicited, STALE if the address changed, or
+// stays as it is. PERMANENT entries keep their address.
+func (n *Neighbors) LearnAdvert(now clock.Instant, nic NICID, ip netip.Addr, a Advert) (wasRouter bool) {
+	if a.HasMAC && !n.usable(ip, a.MAC) {
+		return false
+	}
+	e := n.m[neighKey{nic, ip}]
+	if e == nil {
+		n.stats.NDPUnsolicitedIgnored++
+		return false
+	}
+	wasRouter = e.router
+	if e.state == statePermanent {
+		e.router = a.Router
+		return wasRouter
+	}
+	if e.state == stateIncomplete || e.state == stateFailed {
+		if !a.HasMAC {
+			return wasRouter
+		}
+		e.router = a.Router
+		if a.Solicited {
+			n.confirm(now, e, a.MAC)
+		} else {
+			n.stale(now, e, a.MAC)
+		}
+		return wasRouter
+	}
+	changed := a.HasMAC && a.MAC != e.mac
+	if !a.Override && changed {
+		if e.state == stateReachable {
+			n.stale(now, e, e.mac)
+		}
+		return wasRouter
+	}
+	e.router = a.Router
+	switch {
+	case a.Solicited:
+		mac := e.mac
+		if changed {
+			mac = a.MAC
+		}
+		n.confirm(now, e, mac)
+	case changed:
+		n.stale(now, e, a.MAC)
+	}
+	return wasRouter
+}
+
+// Confirm is an upper layer's reachability confirmation (RFC 4861
+// §7.3.1: TCP saw its data acknowledged): an entry in REACHABLE, STALE,
+// DELAY or PROBE becomes REACHABLE for another reachable time. Others
+// are left alone.
+func (n *Neighbors) Confirm(now clock.Instant, nic NICID, ip netip.Addr) {
+	e := n.m[neighKey{nic, ip}]
+	if e == nil {
+		return
+	}
+	switch e.state {
+	case stateReachable, stateStale, stateDelay, stateProbe:
+		n.confirm(now, e, e.mac)
+	}
+}
+
+// IsRouter reports whether the entry for ip on nic has its IsRouter flag
+// set (RFC 4861 §5.1).
+func (n *Neighbors) IsRouter(nic NICID, ip netip.Addr) bool {
+	e := n.m[neighKey{nic, ip}]
+	return e != nil && e.router
 }
 
 // Add records a permanent (static) entry ip→mac on nic, as `ip neigh add
@@ -386,7 +666,11 @@ func (n *Neighbors) RemoveNIC(nic NICID) {
 		if r.nic != nic {
 			return true
 		}
-		n.stats.ARPQueueDrops++
+		if r.v6 {
+			n.stats.NDPQueueDrops++
+		} else {
+			n.stats.ARPQueueDrops++
+		}
 		n.pool.put(r.buf)
 		return false
 	})
@@ -394,18 +678,33 @@ func (n *Neighbors) RemoveNIC(nic NICID) {
 	n.reqs.filter(func(k neighKey) bool { return k.nic != nic })
 }
 
-// PollRequest returns the next ARP request to send: who-has ip, on nic. It
-// counts ARPOutRequests.
+// PollRequest returns the next solicitation to send, as PollSolicit,
+// without saying whether it is unicast: the form of the ARP-only cache.
 func (n *Neighbors) PollRequest() (nic NICID, ip netip.Addr, ok bool) {
+	s, ok := n.PollSolicit()
+	return s.NIC, s.IP, ok
+}
+
+// PollSolicit returns the next solicitation to send: an ARP request
+// (who-has IP, on NIC; counted in ARPOutRequests) or a neighbour
+// solicitation for an IPv6 address, multicast, or unicast to MAC for an
+// entry in PROBE.
+func (n *Neighbors) PollSolicit() (Solicit, bool) {
 	for {
 		k, ok := n.reqs.pop()
 		if !ok {
-			return 0, netip.Addr{}, false
+			return Solicit{}, false
 		}
 		if e := n.m[k]; e != nil && e.reqPending {
 			e.reqPending = false
-			n.stats.ARPOutRequests++
-			return k.nic, k.ip, true
+			if c := n.ctr(k.ip).outRequests; c != nil {
+				*c++
+			}
+			s := Solicit{NIC: k.nic, IP: k.ip}
+			if e.state == stateProbe {
+				s.MAC, s.Unicast = e.mac, true
+			}
+			return s, true
 		}
 	}
 }
@@ -428,8 +727,9 @@ func (n *Neighbors) PollReady() (nic NICID, mac wire.MAC, pkt []byte, ok bool) {
 }
 
 // PollFailed returns the next resolution that gave up (their queued
-// packets were dropped and counted); the stack uses this to fail connects
-// with EHOSTUNREACH and send ICMP host unreachable as Linux does.
+// packets were dropped and counted), and IPv6 entries deleted after
+// unanswered probes; the stack uses this to fail connects with
+// EHOSTUNREACH as Linux does.
 func (n *Neighbors) PollFailed() (nic NICID, ip netip.Addr, ok bool) {
 	k, ok := n.failed.pop()
 	return k.nic, k.ip, ok
@@ -441,8 +741,9 @@ func (n *Neighbors) PollFailed() (nic NICID, ip netip.Addr, ok bool) {
 func (n *Neighbors) NextDeadline() clock.Instant { return n.next }
 
 // HandleTimeout runs the timers due at now: request retransmissions and
-// give-ups of INCOMPLETE entries, REACHABLE→STALE, and removal of unused
-// STALE and of FAILED entries.
+// give-ups of INCOMPLETE entries, REACHABLE→STALE, DELAY→PROBE, probes
+// and deletion of PROBE entries, and removal of unused STALE and of
+// FAILED entries.
 func (n *Neighbors) HandleTimeout(now clock.Instant) {
 	if now < n.next {
 		return
@@ -466,18 +767,19 @@ func (n *Neighbors) expire(now clock.Instant, e *neighEntry) bool {
 		if e.probes < n.cfg.MaxRequests {
 			e.probes++
 			n.request(e)
-			e.deadline = now.Add(n.cfg.RetransTime)
+			e.deadline = now.Add(n.retrans(e.key))
 			return false
 		}
-		// RFC 1122 §2.3.2.1: give up; the queued packets are lost.
-		n.stats.ARPResolveFailed++
+		// RFC 1122 §2.3.2.1, RFC 4861 §7.2.2: give up; the queued
+		// packets are lost.
+		*n.ctr(e.key.ip).resolveFailed++
 		n.dropQueue(e)
 		n.failed.push(e.key)
 		n.unpend(e)
 		e.state = stateFailed
 		e.reqPending = false
 		e.idle = now
-		e.deadline = now.Add(n.cfg.RetransTime)
+		e.deadline = now.Add(n.retrans(e.key))
 		return false
 	case stateReachable:
 		e.state = stateStale
@@ -485,6 +787,24 @@ func (n *Neighbors) expire(now clock.Instant, e *neighEntry) bool {
 		e.idle = max(e.idle, now)
 		e.deadline = e.idle.Add(n.cfg.StaleTime)
 		return false
+	case stateDelay:
+		// RFC 4861 §7.3.3: no confirmation within DELAY_FIRST_PROBE_TIME.
+		e.state = stateProbe
+		e.probes = 1
+		n.request(e)
+		e.deadline = now.Add(n.retrans(e.key))
+		return false
+	case stateProbe:
+		if e.probes < n.cfg.UnicastProbes {
+			e.probes++
+			n.request(e)
+			e.deadline = now.Add(n.retrans(e.key))
+			return false
+		}
+		// RFC 4861 §7.3.3: the probes went unanswered; the entry
+		// "SHOULD be deleted".
+		*n.ctr(e.key.ip).resolveFailed++
+		n.failed.push(e.key)
 	case stateStale:
 		if end := e.idle.Add(n.cfg.StaleTime); end > now {
 			e.deadline = end // used since: not idle long enough
@@ -494,7 +814,7 @@ func (n *Neighbors) expire(now clock.Instant, e *neighEntry) bool {
 		e.deadline = clock.Never
 		return false
 	}
-	n.remove(e) // unused STALE, or FAILED after its hold time
+	n.remove(e) // unused STALE, FAILED after its hold time, unanswered PROBE
 	return true
 }
 
@@ -503,7 +823,10 @@ type NeighborEntry struct {
 	NIC   NICID
 	IP    netip.Addr
 	MAC   wire.MAC // zero while INCOMPLETE or FAILED
-	State string   // "INCOMPLETE", "REACHABLE", "STALE", "FAILED", "PERMANENT" as `ip neigh` prints
+	State string   // "INCOMPLETE", "REACHABLE", "STALE", "DELAY", "PROBE", "FAILED", "PERMANENT" as `ip neigh` prints
+	// Router is the IsRouter flag of an IPv6 entry (`ip neigh`'s
+	// "router").
+	Router bool
 	// Queued is the number of packets waiting for resolution.
 	Queued int
 }
@@ -513,7 +836,7 @@ type NeighborEntry struct {
 func (n *Neighbors) Entries() []NeighborEntry {
 	out := make([]NeighborEntry, 0, len(n.ents))
 	for _, e := range n.ents {
-		ne := NeighborEntry{NIC: e.key.nic, IP: e.key.ip, State: e.state.String(), Queued: len(e.queue)}
+		ne := NeighborEntry{NIC: e.key.nic, IP: e.key.ip, State: e.state.String(), Router: e.router, Queued: len(e.queue)}
 		if e.state != stateIncomplete && e.state != stateFailed {
 			ne.MAC = e.mac
 		}
@@ -534,8 +857,8 @@ func (n *Neighbors) Len() int { return len(n.ents) }
 var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // create adds an entry for k, evicting if the table is full (unless force,
-// for static entries). It returns nil, counting ARPTableFull, if the table
-// is full of entries that cannot be evicted.
+// for static entries). It returns nil, counting ARPTableFull
+// (NDPTableFull), if the table is full of entries that cannot be evicted.
 func (n *Neighbors) create(now clock.Instant, k neighKey, force bool) *neighEntry {
 	if !force && n.dynamicLen() >= n.cfg.MaxEntries {
 		// Evict the stale or failed entry idle longest (Linux
@@ -547,7 +870,7 @@ func (n *Neighbors) create(now clock.Instant, k neighKey, force bool) *neighEntr
 			}
 		}
 		if victim == nil {
-			n.stats.ARPTableFull++
+			*n.ctr(k.ip).tableFull++
 			return nil
 		}
 		n.remove(victim)
@@ -601,7 +924,8 @@ func (n *Neighbors) arm(e *neighEntry, t clock.Instant) {
 	n.next = clock.Min(n.next, t)
 }
 
-// request schedules one ARP request for e, unless one is already waiting.
+// request schedules one solicitation for e, unless one is already
+// waiting.
 func (n *Neighbors) request(e *neighEntry) {
 	if !e.reqPending {
 		e.reqPending = true
@@ -613,20 +937,21 @@ func (n *Neighbors) request(e *neighEntry) {
 // packets that would exceed QueueLen or QueueBytes (Linux
 // __neigh_event_send: unres_qlen_bytes, counted as unresolved_discards).
 func (n *Neighbors) enqueue(e *neighEntry, pkt []byte) {
+	c := n.ctr(e.key.ip)
 	old := len(e.queue)
 	drop := 0
 	if old > 0 && n.extra >= n.cfg.MaxQueued {
 		// The stack's queues are at MaxQueued: e's grows no longer.
 		e.qbytes -= len(e.queue[0])
 		n.pool.put(e.queue[0])
-		n.stats.ARPQueueDrops++
-		n.stats.ARPQueueFull++
+		*c.queueDrops++
+		*c.queueFull++
 		drop++
 	}
 	for len(e.queue)-drop > 0 && (len(e.queue)-drop >= n.cfg.QueueLen || e.qbytes+len(pkt) > n.cfg.QueueBytes) {
 		e.qbytes -= len(e.queue[drop])
 		n.pool.put(e.queue[drop])
-		n.stats.ARPQueueDrops++
+		*c.queueDrops++
 		drop++
 	}
 	if drop > 0 {
@@ -679,22 +1004,24 @@ func (n *Neighbors) unpend(e *neighEntry) {
 // release moves e's queued packets to the ready queue with e's MAC.
 func (n *Neighbors) release(e *neighEntry) {
 	n.extra -= extraOf(len(e.queue))
+	v6 := e.key.ip.Is6()
 	for i, b := range e.queue {
-		n.ready.push(readyPkt{nic: e.key.nic, mac: e.mac, buf: b})
+		n.ready.push(readyPkt{nic: e.key.nic, mac: e.mac, buf: b, v6: v6})
 		e.queue[i] = nil
 	}
 	e.queue = e.queue[:0]
 	e.qbytes = 0
 }
 
-// dropQueue drops e's queued packets, counting them in ARPQueueDrops.
+// dropQueue drops e's queued packets, counting them in ARPQueueDrops
+// (NDPQueueDrops).
 func (n *Neighbors) dropQueue(e *neighEntry) {
 	n.extra -= extraOf(len(e.queue))
 	for i, b := range e.queue {
 		n.pool.put(b)
 		e.queue[i] = nil
 	}
-	n.stats.ARPQueueDrops += uint64(len(e.queue))
+	*n.ctr(e.key.ip).queueDrops += uint64(len(e.queue))
 	e.queue = e.queue[:0]
 	e.qbytes = 0
 }

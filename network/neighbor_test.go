@@ -626,7 +626,7 @@ func TestNeighborsQueuedBound(t *testing.T) {
 
 func TestNeighborsDefaults(t *testing.T) {
 	c := NewNeighbors(NeighborConfig{}, nil).Config()
-	want := NeighborConfig{30 * time.Second, 60 * time.Second, time.Second, 3, 101, 1024, 212992, 256, 1024}
+	want := NeighborConfig{30 * time.Second, 60 * time.Second, time.Second, 3, 101, 1024, 212992, 256, 1024, 5 * time.Second, 3}
 	if c != want {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
 	}

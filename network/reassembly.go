@@ -13,13 +13,17 @@ import (
 // defaults, which are Linux's (net.ipv4.ipfrag_*).
 type ReassemblyConfig struct {
 	Timeout  time.Duration // Linux ipfrag_time 30 s
-	MaxBytes int           // memory cap over all datagrams being reassembled (Linux ipfrag_high_thresh 4 MiB); new fragments are dropped above it (ReasmFails)
+	MaxBytes int           // memory cap over all datagrams being reassembled, per family (Linux ipfrag_high_thresh and ip6frag_high_thresh, 4 MiB each); new fragments are dropped above it (ReasmFails)
+	// IPv6Timeout is the reassembly timeout of IPv6 packets (RFC 8200
+	// §4.5: 60 s; Linux ip6frag_time 60 s).
+	IPv6Timeout time.Duration
 }
 
 // Defaults of ReassemblyConfig.
 const (
-	DefaultReassemblyTimeout  = 30 * time.Second
-	DefaultReassemblyMaxBytes = 4 << 20
+	DefaultReassemblyTimeout     = 30 * time.Second
+	DefaultReassemblyMaxBytes    = 4 << 20
+	DefaultIPv6ReassemblyTimeout = 60 * time.Second
 )
 
 const (
@@ -30,9 +34,10 @@ const (
 	// besides its fragments' buffers: its bookkeeping and map entry, about
 	// what Linux charges for an ipq.
 	datagramOverhead = 256
-	// quoteLen is the most a time-exceeded quote needs: a 60-byte header
-	// and 8 bytes of payload (RFC 792).
-	quoteLen = wire.IPv4MaxHeaderLen + 8
+	// maxPacket6 is the largest IPv6 packet, header included: a 40-byte
+	// header and the 16-bit payload length (RFC 8200 §3, jumbograms
+	// aside).
+	maxPacket6 = wire.IPv6HeaderLen + 65535
 	// maxExpired bounds the quotes waiting in PollExpired if the stack
 	// does not take them; more are dropped (the ICMP errors they would
 	// cause are rate-limited anyway).
@@ -40,10 +45,12 @@ const (
 )
 
 // fragKey identifies a datagram being reassembled: source, destination,
-// protocol and identification (RFC 791 §3.2, "Reassembly").
+// protocol and identification (RFC 791 §3.2, "Reassembly"), or for IPv6
+// source, destination and identification (RFC 8200 §4.5: the Next Header
+// values of the fragments may differ; the first fragment's is used).
 type fragKey struct {
-	src, dst [4]byte
-	id       uint16
+	src, dst [16]byte
+	id       uint32
 	proto    uint8
 }
 
@@ -71,17 +78,17 @@ type datagram struct {
 	maxEnd int     // end of the furthest byte received
 	mem    int     // bytes charged to Reassembler.bytes
 
-	// first holds the header of the first fragment (offset 0) and up to 8
-	// bytes of its payload; firstHL is that header's length, 0 until it
-	// arrives.
-	first    [quoteLen]byte
-	firstHL  int
-	firstLen int
-}
-
-type expiredQuote struct {
-	b [quoteLen]byte
-	n int
+	// first holds, from the first fragment (offset 0), the header and up
+	// to 8 bytes of its payload: for IPv4 the IP header, for IPv6 the
+	// per-fragment headers (RFC 8200 §4.5's unfragmentable part) and the
+	// fragment header. firstHL is the length of the header the
+	// reassembled packet keeps (IPv6: without the fragment header), 0
+	// until the first fragment arrives; nhOff (IPv6) is the offset of
+	// the Next Header field that named the fragment header. first is a
+	// pooled buffer, charged to mem.
+	first   []byte
+	firstHL int
+	nhOff   int
 }
 
 // Reassembler puts IPv4 fragments back together (RFC 791 §3.2; RFC 815;
@@ -109,6 +116,8 @@ type expiredQuote struct {
 type Reassembler struct {
 	cfg   ReassemblyConfig
 	stats *Stats
+	ctr   reasmCounters
+	v6    bool
 
 	m          map[fragKey]*datagram
 	head, tail *datagram // expiry list: creation order is expiry order
@@ -117,8 +126,14 @@ type Reassembler struct {
 
 	pool    bufPool
 	out     []byte
-	expired fifo[expiredQuote]
-	quote   expiredQuote
+	expired fifo[[]byte] // quotes, in pooled buffers
+	quote   []byte       // returned by the last PollExpired
+}
+
+// reasmCounters are the counters a Reassembler adds to: IPv4's or
+// IPv6's.
+type reasmCounters struct {
+	reqds, oks, fails, timeout, overlaps, hdrErrors *uint64
 }
 
 // NewReassembler returns a Reassembler with cfg (zero fields take the
@@ -133,7 +148,31 @@ func NewReassembler(cfg ReassemblyConfig, stats *Stats) *Reassembler {
 	if stats == nil {
 		stats = new(Stats)
 	}
-	return &Reassembler{cfg: cfg, stats: stats, m: make(map[fragKey]*datagram)}
+	return &Reassembler{cfg: cfg, stats: stats, m: make(map[fragKey]*datagram), ctr: reasmCounters{
+		reqds: &stats.ReasmReqds, oks: &stats.ReasmOKs, fails: &stats.ReasmFails, timeout: &stats.ReasmTimeout,
+		overlaps: &stats.ReasmOverlaps, hdrErrors: &stats.InHdrErrors,
+	}}
+}
+
+// NewReassembler6 returns a Reassembler of IPv6 packets (AddIPv6) with
+// cfg's memory cap and IPv6Timeout (default 60 s), counting into stats'
+// Ip6Reasm* counters (and Ip6InHdrErrors). It is the IPv4 Reassembler's
+// algorithm, with RFC 8200 §4.5's rules where the two differ: the key has
+// no protocol, the reassembled packet keeps the first fragment's
+// per-fragment headers, and any overlap that is not an exact duplicate
+// drops the packet (RFC 5722).
+func NewReassembler6(cfg ReassemblyConfig, stats *Stats) *Reassembler {
+	cfg.Timeout = cfg.IPv6Timeout
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultIPv6ReassemblyTimeout
+	}
+	r := NewReassembler(cfg, stats)
+	r.v6 = true
+	r.ctr = reasmCounters{
+		reqds: &r.stats.Ip6ReasmReqds, oks: &r.stats.Ip6ReasmOKs, fails: &r.stats.Ip6ReasmFails, timeout: &r.stats.Ip6ReasmTimeout,
+		overlaps: &r.stats.Ip6ReasmOverlaps, hdrErrors: &r.stats.Ip6InHdrErrors,
+	}
+	return r
 }
 
 // Add takes one fragment (a view that wire.ParseIPv4 accepted, with
@@ -156,48 +195,94 @@ func NewReassembler(cfg ReassemblyConfig, stats *Stats) *Reassembler {
 // ignored. The reassembled header is the first fragment's, flags other
 // than MF kept.
 func (r *Reassembler) Add(now clock.Instant, p wire.IPv4) (pkt []byte, ok bool) {
+	if r.v6 {
+		return nil, false
+	}
 	p, err := wire.ParseIPv4(p)
 	if err != nil || !p.IsFragment() {
 		return nil, false
 	}
-	r.stats.ReasmReqds++
+	k := fragKey{id: uint32(p.ID()), proto: p.Protocol()}
+	copy(k.src[:], p[12:16])
+	copy(k.dst[:], p[16:20])
 	payload := p.Payload()
-	off := int(p.FragOffset())
-	end := off + len(payload)
-	mf := p.MF()
-	if len(payload) == 0 || (mf && len(payload)%8 != 0) {
-		r.stats.InHdrErrors++
+	hl := p.HeaderLen()
+	return r.add(now, k, payload, int(p.FragOffset()), p.MF(), p[:hl+min(8, len(payload))], hl, 0)
+}
+
+// AddIPv6 takes one fragment of an IPv6 packet (RFC 8200 §4.5): p is the
+// view c walked (wire.IPv6Chain.Walk, which checked the fragment's
+// lengths and offset), and c.Fragmented() must be true. When the packet
+// is complete it returns it whole, valid until the next call: the first
+// fragment's per-fragment headers with the Next Header field that named
+// the fragment header now naming what followed it (the first fragment's
+// value), the payload length set, then the fragmentable part. It counts
+// into the Ip6Reasm* counters and drops as Add does, with two
+// differences: fragments are keyed by source, destination and
+// identification alone, and a fragment that overlaps bytes already
+// received is an overlap unless it repeats exactly what arrived (RFC
+// 5722: the packet is dropped, Ip6ReasmOverlaps).
+func (r *Reassembler) AddIPv6(now clock.Instant, p wire.IPv6, c *wire.IPv6Chain) (pkt []byte, ok bool) {
+	if !r.v6 || !c.Fragmented() {
 		return nil, false
 	}
-	k := fragKey{src: [4]byte(p[12:16]), dst: [4]byte(p[16:20]), id: p.ID(), proto: p.Protocol()}
+	pk := p.Packet()
+	k := fragKey{id: c.Frag.ID}
+	copy(k.src[:], pk[8:24])
+	copy(k.dst[:], pk[24:40])
+	payload := pk[c.Offset:]
+	return r.add(now, k, payload, int(c.Frag.Offset), c.Frag.More, pk[:c.Offset+min(8, len(payload))], c.FragHeader, c.FragProtoOffset)
+}
+
+// add is Add and AddIPv6's common part: the fragment's payload (the
+// fragmentable part's bytes) at off, with mf its more-fragments flag,
+// head the fragment's headers and up to 8 bytes of payload, hl the
+// length of the header the reassembled packet keeps, and nhOff (IPv6)
+// the offset of the Next Header field to rewrite.
+func (r *Reassembler) add(now clock.Instant, k fragKey, payload []byte, off int, mf bool, head []byte, hl, nhOff int) (pkt []byte, ok bool) {
+	*r.ctr.reqds++
+	end := off + len(payload)
+	if len(payload) == 0 || (mf && len(payload)%8 != 0) {
+		*r.ctr.hdrErrors++
+		return nil, false
+	}
 	d := r.m[k]
 
 	// RFC 791: the reassembled datagram's header is the first fragment's;
-	// it and the payload must fit the 16-bit total length.
-	// Until the first fragment arrives, 20 bytes is a lower bound of the
-	// header, and the check is repeated when it does.
-	hl, total := wire.IPv4HeaderLen, end
+	// it and the payload must fit the 16-bit total length (IPv6: the
+	// payload length, RFC 8200 §4.5). Until the first fragment arrives,
+	// the smallest header is a lower bound of the header, and the check
+	// is repeated when it does.
+	limit, hlMin := maxDatagram, wire.IPv4HeaderLen
+	if r.v6 {
+		limit, hlMin = maxPacket6, wire.IPv6HeaderLen
+	}
+	total := end
 	switch {
 	case d != nil && d.firstHL > 0:
 		hl = d.firstHL
-	case off == 0:
-		hl = p.HeaderLen()
+	case off != 0:
+		hl = hlMin
 	}
 	if d != nil {
 		total = max(total, d.maxEnd)
 	}
-	if hl+total > maxDatagram {
-		r.stats.ReasmFails++ // once, for the datagram
+	if hl+total > limit {
+		*r.ctr.fails++ // once, for the datagram
 		if d != nil {
 			r.free1(d)
 		}
 		return nil, false
 	}
 
+	firstCost := 0
+	if off == 0 && (d == nil || d.firstHL == 0) {
+		firstCost = bufCost(len(head))
+	}
 	if d == nil {
-		cost := datagramOverhead + bufCost(len(payload))
+		cost := datagramOverhead + bufCost(len(payload)) + firstCost
 		if r.bytes+cost > r.cfg.MaxBytes {
-			r.stats.ReasmFails++
+			*r.ctr.fails++
 			return nil, false
 		}
 		d = r.newDatagram(now, k)
@@ -212,22 +297,33 @@ func (r *Reassembler) Add(now clock.Instant, p wire.IPv4) (pkt []byte, ok bool) 
 			r.overlap(d)
 			return nil, false
 		}
-		cost := 0
+		cost, fresh := 0, 0
 		for i := holeIndex(d.holes, off); i < len(d.holes) && d.holes[i].first < end; i++ {
-			cost += bufCost(min(d.holes[i].last+1, end) - max(d.holes[i].first, off))
+			n := min(d.holes[i].last+1, end) - max(d.holes[i].first, off)
+			cost += bufCost(n)
+			fresh += n
+		}
+		if r.v6 && fresh != 0 && fresh != len(payload) {
+			// RFC 5722 §4 (RFC 8200 §4.5): an overlap, however equal
+			// its bytes, abandons the packet.
+			r.overlap(d)
+			return nil, false
 		}
 		if cost == 0 && (mf || d.end >= 0) {
 			return nil, false // an exact duplicate: ignored (Linux IPFRAG_DUP)
 		}
-		if r.bytes+cost > r.cfg.MaxBytes {
-			r.stats.ReasmFails++
+		if r.bytes+cost+firstCost > r.cfg.MaxBytes {
+			*r.ctr.fails++
 			return nil, false
 		}
 	}
 
-	if off == 0 && d.firstHL == 0 {
-		d.firstHL = p.HeaderLen()
-		d.firstLen = copy(d.first[:], p[:d.firstHL+min(8, len(payload))])
+	if firstCost > 0 {
+		d.first = r.pool.get(len(head))
+		copy(d.first, head)
+		d.firstHL, d.nhOff = hl, nhOff
+		d.mem += cap(d.first)
+		r.bytes += cap(d.first)
 	}
 	r.fill(d, off, payload, mf)
 	if len(d.holes) > 0 {
@@ -235,7 +331,7 @@ func (r *Reassembler) Add(now clock.Instant, p wire.IPv4) (pkt []byte, ok bool) 
 	}
 	out := r.assemble(d)
 	r.free1(d)
-	r.stats.ReasmOKs++
+	*r.ctr.oks++
 	return out, true
 }
 
@@ -324,12 +420,20 @@ func (r *Reassembler) assemble(d *datagram) []byte {
 	hl := d.firstHL
 	n := hl + d.end
 	if cap(r.out) < n {
-		r.out = make([]byte, maxDatagram)
+		r.out = make([]byte, max(n, maxDatagram))
 	}
 	out := r.out[:n]
 	copy(out, d.first[:hl])
 	for _, pc := range d.pieces {
 		copy(out[hl+pc.off:], pc.buf)
+	}
+	if r.v6 {
+		// RFC 8200 §4.5: the Next Header field of the last per-fragment
+		// header takes the first fragment's fragment header's, and the
+		// payload length is the reassembled packet's.
+		out[d.nhOff] = d.first[hl]
+		binary.BigEndian.PutUint16(out[4:], uint16(n-wire.IPv6HeaderLen))
+		return out
 	}
 	binary.BigEndian.PutUint16(out[2:], uint16(n))
 	out[6] &^= 0x3f // MF and the offset's high bits; DF and the reserved bit stay
@@ -342,8 +446,8 @@ func (r *Reassembler) assemble(d *datagram) []byte {
 
 // overlap drops d for overlapping or contradictory fragments.
 func (r *Reassembler) overlap(d *datagram) {
-	r.stats.ReasmOverlaps++
-	r.stats.ReasmFails++
+	*r.ctr.overlaps++
+	*r.ctr.fails++
 	r.free1(d)
 }
 
@@ -357,6 +461,7 @@ func (r *Reassembler) newDatagram(now clock.Instant, k fragKey) *datagram {
 		d = new(datagram)
 	}
 	holes, pieces := d.holes[:0], d.pieces[:0]
+	// (first is nil: free1 gave it back.)
 	*d = datagram{key: k, created: now, end: -1, holes: append(holes, hole{0, holeInf}), pieces: pieces, mem: datagramOverhead}
 	r.bytes += d.mem
 	r.m[k] = d
@@ -391,6 +496,10 @@ func (r *Reassembler) free1(d *datagram) {
 		d.pieces[i] = piece{}
 	}
 	d.pieces = d.pieces[:0]
+	if d.first != nil {
+		r.pool.put(d.first)
+		d.first = nil
+	}
 	r.bytes -= d.mem
 	d.mem = 0
 	r.free = append(r.free, d)
@@ -410,28 +519,35 @@ func (r *Reassembler) NextDeadline() clock.Instant {
 // quote of each whose first fragment had arrived for PollExpired.
 func (r *Reassembler) HandleTimeout(now clock.Instant) {
 	for d := r.head; d != nil && d.created.Add(r.cfg.Timeout) <= now; d = r.head {
-		r.stats.ReasmTimeout++
-		r.stats.ReasmFails++
+		*r.ctr.timeout++
+		*r.ctr.fails++
 		if d.firstHL > 0 && r.expired.len() < maxExpired {
-			var q expiredQuote
-			q.n = copy(q.b[:], d.first[:d.firstLen])
-			r.expired.push(q)
+			// The quote keeps the first fragment's buffer.
+			r.expired.push(d.first)
+			r.bytes -= cap(d.first)
+			d.mem -= cap(d.first)
+			d.first = nil
 		}
 		r.free1(d)
 	}
 }
 
 // PollExpired returns, for each expired datagram whose FIRST fragment
-// (offset 0) had arrived, that fragment's IP header plus the first 8 bytes
-// of its payload, so the stack can send ICMP time exceeded, code 1 (RFC
-// 792; RFC 1122 §3.3.2). Valid until the next call.
+// (offset 0) had arrived, that fragment's headers plus the first 8 bytes
+// of its payload (IPv4: the IP header; IPv6: every header up to and with
+// the fragment header), so the stack can send ICMP time exceeded, code 1
+// (RFC 792; RFC 1122 §3.3.2; RFC 8200 §4.5). Valid until the next call.
 func (r *Reassembler) PollExpired() (quote []byte, ok bool) {
+	if r.quote != nil {
+		r.pool.put(r.quote)
+		r.quote = nil
+	}
 	q, ok := r.expired.pop()
 	if !ok {
 		return nil, false
 	}
 	r.quote = q
-	return r.quote.b[:r.quote.n], true
+	return q, true
 }
 
 // Bytes returns the memory in use by datagrams being reassembled: their

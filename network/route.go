@@ -80,6 +80,18 @@ func (t *Table) Remove(dst netip.Prefix, nic NICID) bool {
 	return true
 }
 
+// RemoveRoute removes the route equal to r (destination, gateway and
+// NIC) and reports whether there was one.
+func (t *Table) RemoveRoute(r Route) bool {
+	n := len(t.routes)
+	t.routes = slices.DeleteFunc(t.routes, func(x tableRoute) bool { return x.Route == r })
+	if len(t.routes) == n {
+		return false
+	}
+	t.rebuild()
+	return true
+}
+
 // RemoveNIC removes every route through nic (the NIC went away).
 func (t *Table) RemoveNIC(nic NICID) {
 	n := len(t.routes)

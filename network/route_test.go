@@ -234,3 +234,21 @@ func BenchmarkTableLookup(b *testing.B) {
 		tb.Lookup(dst)
 	}
 }
+
+func TestRemoveRoute(t *testing.T) {
+	var tb Table
+	def := netip.MustParsePrefix("::/0")
+	r1 := Route{Dst: def, Gateway: netip.MustParseAddr("fe80::1"), NIC: 1}
+	r2 := Route{Dst: def, Gateway: netip.MustParseAddr("fe80::2"), NIC: 1}
+	for _, r := range []Route{r1, r2} {
+		if err := tb.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !tb.RemoveRoute(r1) || tb.RemoveRoute(r1) {
+		t.Fatal("RemoveRoute did not remove exactly once")
+	}
+	if r, ok := tb.Lookup(netip.MustParseAddr("2001:db8::1")); !ok || r != r2 {
+		t.Fatalf("the other router's route went too: %v %v", r, ok)
+	}
+}

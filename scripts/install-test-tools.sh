@@ -8,7 +8,8 @@ set -euo pipefail
 declare -A PKG=(
   [ip]=iproute2 [ss]=iproute2 [ping]=iputils-ping [curl]=curl [nginx]=nginx-light
   [socat]=socat [tcpdump]=tcpdump [tshark]=tshark [ethtool]=ethtool
-  [nft]=nftables [iperf3]=iperf3
+  [nft]=nftables [iperf3]=iperf3 [hping3]=hping3 [nsenter]=util-linux
+  [slirp4netns]=slirp4netns [pasta]=passt [radvd]=radvd
 )
 missing=()
 for cmd in "${!PKG[@]}"; do

@@ -757,7 +757,8 @@ func (a *Apps) SendUDP(at clock.Instant, nd *Node, to netip.AddrPort, count, max
 	send = func() {
 		if ep == nil {
 			var err error
-			if ep, err = nd.Stack.BindUDP(netip.AddrPort{}); err != nil {
+			// :: sends to either family (a dual-stack socket).
+			if ep, err = nd.Stack.BindUDP(netip.AddrPortFrom(netip.IPv6Unspecified(), 0)); err != nil {
 				a.Net.Violation("BindUDP: %v", err)
 				return
 			}

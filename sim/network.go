@@ -182,10 +182,12 @@ const (
 	kindHost nodeKind = iota
 	kindSwitch
 	kindRaw
+	kindRouter
 )
 
-// Node is a host (a stack.Stack), a learning switch, or a raw node that
-// sends and receives frames through functions (an attacker, a sink).
+// Node is a host (a stack.Stack), a learning switch, a router (Router),
+// or a raw node that sends and receives frames through functions (an
+// attacker, a sink).
 type Node struct {
 	// Name names the node in messages.
 	Name string
@@ -197,8 +199,9 @@ type Node struct {
 	kind  nodeKind
 	ports []*Port
 
-	fdb  map[wire.MAC]*Port                         // switch: forwarding database
-	recv func(now clock.Instant, p *Port, f []byte) // raw: frame handler
+	fdb    map[wire.MAC]*Port                         // switch: forwarding database
+	recv   func(now clock.Instant, p *Port, f []byte) // raw: frame handler
+	router *Router                                    // router: its state
 }
 
 // Port is a node's attachment to a link: a NIC of a host, a port of a
@@ -318,8 +321,8 @@ func (nd *Node) AddNIC(cfg stack.NICConfig, addrs ...string) *Port {
 // AddPort adds a port to a switch or a raw node. A raw node's port has the
 // automatic MAC unless mac is given.
 func (nd *Node) AddPort(mac ...wire.MAC) *Port {
-	if nd.kind == kindHost {
-		panic("sim: AddPort on a host; use AddNIC")
+	if nd.kind == kindHost || nd.kind == kindRouter {
+		panic("sim: AddPort on a host or router; use AddNIC or Router.AddPort")
 	}
 	p := &Port{Node: nd, idx: len(nd.ports)}
 	if nd.kind == kindRaw {
@@ -463,11 +466,14 @@ func (d *Dir) String() string { return d.From.String() + "->" + d.To.String() }
 // defaults to 14 (Ethernet). The models' random streams derive from the
 // network's seed and the link's index.
 //
-// Corruption is applied to IPv4 frames only: a bit flip models an error
+// Corruption is applied to IP frames only: a bit flip models an error
 // that escaped the Ethernet FCS, and ARP, which has no checksum of its
 // own, would turn it into a wrong neighbour entry that no TCP property
 // can be checked against. ARP copies the model chose to corrupt are
-// delivered intact and counted in Dir.CorruptSpared. A frame is flipped
+// delivered intact and counted in Dir.CorruptSpared. (NDP has ICMPv6's
+// checksum, so its frames are corrupted like any other; a flip in a
+// field of IPv6's header that nothing checks is let through, as on a
+// real link: see unchecked6.) A frame is flipped
 // at most once on its way: the Internet checksum catches every single-bit
 // error but not every pair (RFC 1071: two flips of one bit position in
 // opposite directions cancel), so a second flip on a later hop is spared.
@@ -636,7 +642,7 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 	switch nd.kind {
 	case kindHost:
 		pkt := link.Packet{Buf: frame, N: len(frame)}
-		if !meta.corrupt || !n.CheckCorrupt || meta.bit < 14*8 || fragmentPayload(frame, meta.bit) {
+		if !meta.corrupt || !n.CheckCorrupt || meta.bit < 14*8 || fragmentPayload(frame, meta.bit) || unchecked6(frame, meta.bit) {
 			nd.Stack.HandleFrame(n.now, p.NIC, &pkt)
 			return
 		}
@@ -668,21 +674,80 @@ func (p *Port) receive(frame []byte, meta lineMeta) {
 		if nd.recv != nil {
 			nd.recv(n.now, p, frame)
 		}
+	case kindRouter:
+		nd.router.receive(n.now, p, frame, meta)
 	}
 }
 
 // fragmentPayload reports whether bit lies in the payload of an IPv4
-// fragment: the damage shows only once the datagram is reassembled (a
-// transport checksum error), or never if it is not (a reassembly
-// timeout), not when the fragment arrives.
+// fragment, or in the fragment header or data of an IPv6 one: the damage
+// shows only once the packet is reassembled (a transport checksum
+// error), or never if it is not (a reassembly timeout), not when the
+// fragment arrives. (IPv6 has no header checksum to catch a flip in the
+// fragment header when it arrives.)
 func fragmentPayload(frame []byte, bit int) bool {
-	if len(frame) < 14+20 || binary.BigEndian.Uint16(frame[12:]) != uint16(wire.EtherTypeIPv4) {
+	if len(frame) < 14+20 {
 		return false
 	}
-	ip := frame[14:]
-	ihl := int(ip[0]&0x0f) * 4
-	frag := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0
-	return frag && bit >= (14+ihl)*8
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case uint16(wire.EtherTypeIPv4):
+		ip := frame[14:]
+		ihl := int(ip[0]&0x0f) * 4
+		frag := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0
+		return frag && bit >= (14+ihl)*8
+	case uint16(wire.EtherTypeIPv6):
+		ip, err := wire.ParseIPv6(frame[14:])
+		if err != nil {
+			return false
+		}
+		var c wire.IPv6Chain
+		c.Walk(ip) // a fragment header found before any error is enough
+		if c.FragHeader == 0 || c.Frag.Atomic() {
+			return false
+		}
+		// The payload length and the source address are in the key or
+		// the bounds of the packet being reassembled: a flip there
+		// shows later, too.
+		i := bit/8 - 14
+		return bit >= (14+c.FragHeader)*8 || i == 4 || i == 5 || i >= 8 && i < 24
+	}
+	return false
+}
+
+// unchecked6 reports whether bit lies in a field of an IPv6 header that
+// no checksum covers and no check reads, so that a flip there is
+// delivered unnoticed as on a real link: the traffic class and the flow
+// label (RFC 8200 §3); the hop limit, but for NDP and MLD, which check
+// theirs; and a next header turned into "no next header" (RFC 8200 §4.7:
+// what follows is ignored, as Linux does, with no counter).
+func unchecked6(frame []byte, bit int) bool {
+	if len(frame) < 14+wire.IPv6HeaderLen || binary.BigEndian.Uint16(frame[12:]) != uint16(wire.EtherTypeIPv6) {
+		return false
+	}
+	// Bit b is mask 1<<(b%8) of byte b/8 (impair.Copy).
+	i, mask := bit/8-14, byte(1)<<(bit%8)
+	nh := frame[14+6]
+	switch {
+	case i == 0:
+		return mask < 0x10 // the traffic class's high nibble, not the version
+	case i >= 1 && i <= 3:
+		return true
+	case i == 6:
+		return nh == wire.ProtoNoNext
+	case i == 7:
+		switch nh {
+		case wire.ProtoHopByHop:
+			return false // MLD
+		case wire.ProtoICMPv6:
+			t := byte(0)
+			if len(frame) > 14+wire.IPv6HeaderLen {
+				t = frame[14+wire.IPv6HeaderLen]
+			}
+			return t < wire.ICMPv6MLDQuery || t > wire.ICMPv6MLDv2Report
+		}
+		return true
+	}
+	return false
 }
 
 // dropCount sums the counters of frames a stack dropped as damaged: a
@@ -691,7 +756,12 @@ func dropCount(st stack.Stats) uint64 {
 	l, ip := &st.Link, &st.Net
 	return l.RxRunts + l.RxNotForUs + l.RxMulticast + l.RxVLANMismatch + l.RxUnknownEtherType +
 		ip.InHdrErrors + ip.InTruncated + ip.InCsumErrors + ip.InErrors +
-		st.TCP.InCsumErrors + st.TCP.InBadHeader + st.UDP.InCsumErrors + st.UDP.InErrors
+		// IPv6 has no header checksum: a flipped address or next header
+		// shows as an address not ours or a protocol unknown.
+		ip.Ip6InHdrErrors + ip.Ip6InTruncatedPkts + ip.Ip6InAddrErrors + ip.Ip6InUnknownProtos +
+		ip.Icmp6InCsumErrors + ip.Icmp6InErrors + ip.NDPBad +
+		st.TCP.InCsumErrors + st.TCP.InBadHeader + st.UDP.InCsumErrors + st.UDP.InErrors +
+		st.UDP6.InCsumErrors + st.UDP6.InErrors
 }
 
 // Handler receives the events of a socket (see Node.Watch).
@@ -712,6 +782,9 @@ func (n *Network) next() clock.Instant {
 	for _, nd := range n.nodes {
 		if nd.Stack != nil {
 			t = clock.Min(t, nd.Stack.NextDeadline())
+		}
+		if nd.router != nil {
+			t = clock.Min(t, nd.router.nextDeadline())
 		}
 	}
 	return t
@@ -744,6 +817,9 @@ func (n *Network) Step() bool {
 		d.deliverDue()
 	}
 	for _, nd := range n.nodes {
+		if nd.router != nil && nd.router.nextDeadline() <= n.now {
+			nd.router.handleTimeout(n.now)
+		}
 		if nd.Stack == nil || nd.Stack.NextDeadline() > n.now {
 			continue
 		}

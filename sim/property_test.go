@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -20,8 +19,10 @@ import (
 )
 
 // Property tests over seeds (issue 4 item 2): each seed builds a random
-// network (two hosts on a link, or three or four on a switch), random
-// stack options, random impairments on every link direction, links that
+// network (two hosts on a link, or three or four on a switch) of a random
+// family (IPv4, IPv6, or both: each flow then picks one, and every server
+// listens on a dual-stack socket), random stack options (DAD on or off,
+// router solicitations or not), random impairments on every link direction, links that
 // go down and come back, and random applications (bulk both ways, echo,
 // half-close, aborts, slow readers, small buffers, busy listeners with
 // full backlogs, many connections at once, UDP with fragmentation, ISNs
@@ -75,8 +76,10 @@ type scenario struct {
 	// flippedFrags counts corrupted fragments delivered, by destination,
 	// source and IP ID; doubleFlipped marks destinations that got two of
 	// one datagram.
-	flippedFrags  map[[3]uint32]int
+	flippedFrags  map[fragKey]int
 	doubleFlipped map[netip.Addr]bool
+	// start is when the applications may start: after DAD, with IPv6.
+	start time.Duration
 	// heard holds, for each pair of hosts, when a frame from the first
 	// reached the second, in order.
 	heard         map[[2]netip.Addr][]clock.Instant
@@ -91,11 +94,10 @@ type segKey struct {
 }
 
 func keyOf(frame []byte) (segKey, bool) {
-	src, k, seg, ok := tcpData(frame)
+	src, dst, k, seg, ok := tcpData(frame)
 	if !ok || k == 0 {
 		return segKey{}, false
 	}
-	dst := netip.AddrFrom4([4]byte(frame[14+16 : 14+20]))
 	return segKey{netip.AddrPortFrom(src, seg.SrcPort()), netip.AddrPortFrom(dst, seg.DstPort()), uint32(seg.Seq()), k}, true
 }
 
@@ -124,7 +126,7 @@ func runScenario(t *testing.T, seed uint64) {
 		// §2.3.2.1's flood limit, Linux's mcast_solicit): a connect made
 		// while a link is down for longer, or while bursty loss eats the
 		// requests or replies, fails with EHOSTUNREACH, as on Linux.
-		if !s.static && f.Up.Written == 0 && errors.Is(f.C.Err, syscall.EHOSTUNREACH) && f.Client.Stack.Stats().Net.ARPResolveFailed > 0 {
+		if st := f.Client.Stack.Stats().Net; !s.static && f.Up.Written == 0 && errors.Is(f.C.Err, syscall.EHOSTUNREACH) && st.ARPResolveFailed+st.NDPResolveFailed > 0 {
 			continue
 		}
 		// A connect times out (ETIMEDOUT after SynRetries) when the links
@@ -140,7 +142,7 @@ func runScenario(t *testing.T, seed uint64) {
 		// Gilbert–Elliott chain stuck in its bad state on a link gone
 		// quiet can do that. Allowed if the side that timed out had heard
 		// nothing from its peer for a minute.
-		if s.cutOff(f.C, f.Raddr.Addr()) || s.cutOff(f.S, f.Client.Port(0).Addr()) {
+		if s.cutOff(f.C) || s.cutOff(f.S) {
 			continue
 		}
 		if err := f.Check(); err != nil {
@@ -151,8 +153,10 @@ func runScenario(t *testing.T, seed uint64) {
 		// Fragments are flipped independently: two flips in one
 		// datagram's fragments can cancel in its checksum (RFC 1071), so
 		// a damaged datagram is allowed where that happened.
-		if u.Bad > 0 && s.doubleFlipped[u.To.Port(0).Addr()] {
-			u.Bad = 0
+		for _, a := range u.To.Port(0).Addrs {
+			if u.Bad > 0 && s.doubleFlipped[a.Addr()] {
+				u.Bad = 0
+			}
 		}
 		if err := u.Check(); err != nil {
 			t.Error(err)
@@ -180,20 +184,22 @@ func runScenario(t *testing.T, seed uint64) {
 			}
 		}
 		for _, h := range s.hosts {
-			if l := lost[h.Port(0).Addr()]; len(l) > 0 && h.Stack.Stats().TCP.RetransSegs == 0 {
-				t.Errorf("%s: links lost its data segments (%d, such as %+v), but it retransmitted none", h.Name, len(l), l[0])
+			for _, a := range h.Port(0).Addrs {
+				if l := lost[a.Addr()]; len(l) > 0 && h.Stack.Stats().TCP.RetransSegs == 0 {
+					t.Errorf("%s: links lost its data segments (%d, such as %+v), but it retransmitted none", h.Name, len(l), l[0])
+				}
 			}
 		}
 	}
 }
 
 // cutOff reports whether side timed out (ETIMEDOUT) after a minute in
-// which no TCP segment from peer reached it.
-func (s *scenario) cutOff(side Side, peer netip.Addr) bool {
+// which no TCP segment from its peer reached it.
+func (s *scenario) cutOff(side Side) bool {
 	if !errors.Is(side.Err, syscall.ETIMEDOUT) || side.Conn == nil {
 		return false
 	}
-	h := s.heard[[2]netip.Addr{peer, side.Conn.LocalAddr().Addr()}]
+	h := s.heard[[2]netip.Addr{side.Conn.RemoteAddr().Addr(), side.Conn.LocalAddr().Addr()}]
 	i, _ := slices.BinarySearch(h, side.At)
 	last := clock.Instant(0)
 	if i > 0 {
@@ -207,7 +213,7 @@ func (s *scenario) cutOff(side Side, peer netip.Addr) bool {
 func buildScenario(t *testing.T, seed uint64) *scenario {
 	r := rand.New(rand.NewPCG(seed, 0x73696d))
 	s := &scenario{t: t, seed: seed, r: r, n: New(seed), sent: map[segKey]bool{}, arrived: map[segKey]bool{}, synAcked: map[netip.AddrPort]bool{}, heard: map[[2]netip.Addr][]clock.Instant{},
-		flippedFrags: map[[3]uint32]int{}, doubleFlipped: map[netip.Addr]bool{}}
+		flippedFrags: map[fragKey]int{}, doubleFlipped: map[netip.Addr]bool{}}
 	n := s.n
 	n.CheckCorrupt = true
 	n.OnStep = s.invariants
@@ -218,19 +224,19 @@ func buildScenario(t *testing.T, seed uint64) *scenario {
 				s.sent[k] = true
 			}
 		case ev.Kind == FrameDelivered && ev.Dir.To.Node.Stack != nil && ev.Corrupt && fragmentPayload(ev.Frame, ev.Bit):
-			f := ev.Frame
-			k := [3]uint32{binary.BigEndian.Uint32(f[30:]), binary.BigEndian.Uint32(f[26:]), uint32(binary.BigEndian.Uint16(f[18:]))}
-			s.flippedFrags[k]++
-			if s.flippedFrags[k] >= 2 {
-				s.doubleFlipped[netip.AddrFrom4([4]byte(f[30:34]))] = true
+			if k, ok := fragOf(ev.Frame); ok {
+				s.flippedFrags[k]++
+				if s.flippedFrags[k] >= 2 {
+					s.doubleFlipped[k.dst] = true
+				}
 			}
-		case ev.Kind == FrameDelivered && ev.Dir.To.Node.Stack != nil && (!ev.Corrupt || ev.Bit >= 48 && ev.Bit < 96):
-			// (A flipped bit in the source MAC goes unnoticed.)
+		case ev.Kind == FrameDelivered && ev.Dir.To.Node.Stack != nil && (!ev.Corrupt || ev.Bit >= 48 && ev.Bit < 96 || unchecked6(ev.Frame, ev.Bit)):
+			// (A flipped bit in the source MAC goes unnoticed, and so
+			// does one in the fields of IPv6's header nothing checks.)
 			if k, ok := keyOf(ev.Frame); ok {
 				s.arrived[k] = true
 			}
-			if src, _, seg, ok := tcpData(ev.Frame); ok {
-				dst := netip.AddrFrom4([4]byte(ev.Frame[14+16 : 14+20]))
+			if src, dst, _, seg, ok := tcpData(ev.Frame); ok {
 				if seg.Flags()&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN|wire.TCPFlagACK {
 					s.synAcked[netip.AddrPortFrom(dst, seg.DstPort())] = true
 				}
@@ -246,15 +252,59 @@ func buildScenario(t *testing.T, seed uint64) *scenario {
 		nh = 3 + r.IntN(2)
 	}
 	mtu := []int{1500, 1500, 1500, 1280, 576, 9000}[r.IntN(6)]
-	s.say("%d hosts, MTU %d", nh, mtu)
-	var ports []*Port
-	for i := range nh {
-		cfg := s.stackConfig(i)
-		h := n.AddHost(fmt.Sprintf("h%d", i+1), cfg)
-		ports = append(ports, h.AddNIC(stack.NICConfig{MTU: mtu}, fmt.Sprintf("10.0.0.%d/24", i+1)))
-		s.hosts = append(s.hosts, h)
+	// The family: IPv4, IPv6 (a link of at least 1280 bytes, RFC 8200
+	// §5), or both.
+	fam := []string{"IPv4", "IPv4", "IPv4", "IPv4", "IPv6", "IPv6", "IPv6", "dual", "dual", "dual"}[r.IntN(10)]
+	if fam != "IPv4" && mtu < 1280 {
+		mtu = 1280
 	}
-	if nh == 2 {
+	// Three or four hosts share a switch, or each has a link of its own
+	// to a router (its own subnet, the default routes through the
+	// router).
+	routed := nh > 2 && r.IntN(3) == 0
+	s.say("%d hosts, %s, MTU %d, routed %v", nh, fam, mtu, routed)
+	var ports []*Port
+	var router *Router
+	if routed {
+		router = n.AddRouter("router", RouterConfig{})
+	}
+	for i := range nh {
+		cfg := s.stackConfig(i, fam != "IPv4")
+		h := n.AddHost(fmt.Sprintf("h%d", i+1), cfg)
+		var addrs, raddrs []string
+		subnet := 0
+		if routed {
+			subnet = i + 1
+		}
+		if fam != "IPv6" {
+			addrs = append(addrs, fmt.Sprintf("10.0.%d.%d/24", subnet, i+1))
+			raddrs = append(raddrs, fmt.Sprintf("10.0.%d.254/24", subnet))
+		}
+		if fam != "IPv4" {
+			addrs = append(addrs, fmt.Sprintf("2001:db8:%x::%x/64", subnet, i+1))
+			raddrs = append(raddrs, fmt.Sprintf("2001:db8:%x::fe/64", subnet))
+		}
+		p := h.AddNIC(stack.NICConfig{MTU: mtu}, addrs...)
+		ports = append(ports, p)
+		s.hosts = append(s.hosts, h)
+		if routed {
+			rp := router.AddPort(mtu, raddrs...)
+			for _, ra := range rp.Addrs {
+				all := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+				if ra.Addr().Is6() {
+					all = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+				}
+				if err := h.Stack.AddRoute(all, ra.Addr(), p.NIC); err != nil {
+					s.t.Fatal(err)
+				}
+			}
+			l := n.Link(p, rp, s.impairment(mtu), s.impairment(mtu))
+			s.say("link %s: %v / %v", l.Name, l.AB.Model.Config(), l.BA.Model.Config())
+		}
+	}
+	if routed {
+		// Linked above.
+	} else if nh == 2 {
 		l := n.Link(ports[0], ports[1], s.impairment(mtu), s.impairment(mtu))
 		s.say("link %s: %v / %v", l.Name, l.AB.Model.Config(), l.BA.Model.Config())
 	} else {
@@ -267,10 +317,19 @@ func buildScenario(t *testing.T, seed uint64) *scenario {
 	if r.IntN(2) == 0 {
 		s.static = true
 		s.say("static neighbours (no ARP)")
-		for _, h := range s.hosts {
+		for i, h := range s.hosts {
+			if routed {
+				rp := router.Node().Port(i)
+				for _, a := range rp.Addrs {
+					h.Stack.AddNeighbor(h.Port(0).NIC, a.Addr(), rp.MAC)
+				}
+				continue
+			}
 			for _, p := range ports {
 				if p.Node != h {
-					h.Stack.AddNeighbor(h.Port(0).NIC, p.Addr(), p.MAC)
+					for _, a := range p.Addrs {
+						h.Stack.AddNeighbor(h.Port(0).NIC, a.Addr(), p.MAC)
+					}
 				}
 			}
 		}
@@ -292,11 +351,25 @@ func buildScenario(t *testing.T, seed uint64) *scenario {
 	return s
 }
 
-// stackConfig draws a host's options.
-func (s *scenario) stackConfig(i int) stack.Config {
+// stackConfig draws a host's options; v6 draws the IPv6 ones too.
+func (s *scenario) stackConfig(i int, v6 bool) stack.Config {
 	r := s.r
 	var c stack.Config
 	var opts []string
+	if v6 {
+		// DAD on (the applications start once it is done) or off;
+		// router solicitations sent (nobody answers) or not.
+		if r.IntN(2) == 0 {
+			c.IPv6.DADTransmits = -1
+			opts = append(opts, "nodad")
+		} else {
+			s.start = 2 * time.Second
+		}
+		if r.IntN(2) == 0 {
+			c.IPv6.IgnoreRA = true
+			opts = append(opts, "accept_ra=0")
+		}
+	}
 	if r.IntN(5) == 0 {
 		c.TCP.NoSACK = true
 		opts = append(opts, "nosack")
@@ -423,7 +496,8 @@ func (s *scenario) applications() {
 			cfg.Backlog = 1 + r.IntN(4)
 			cfg.AcceptDelay = time.Duration(10+r.IntN(500)) * time.Millisecond
 		}
-		if _, err := apps.Serve(h, netip.AddrPortFrom(netip.IPv4Unspecified(), 80), cfg); err != nil {
+		// :: takes both families (a dual-stack socket).
+		if _, err := apps.Serve(h, netip.AddrPortFrom(netip.IPv6Unspecified(), 80), cfg); err != nil {
 			s.t.Fatal(err)
 		}
 		s.say("%s serves :80 backlog %d accept delay %v", h.Name, cfg.Backlog, cfg.AcceptDelay)
@@ -438,23 +512,31 @@ func (s *scenario) applications() {
 		fc := FlowConfig{Up: s.size(), Down: s.size(), Echo: r.IntN(5) == 0}
 		fc.Client = s.behavior(fc.Up + fc.Down)
 		fc.Server = s.behavior(fc.Up + fc.Down)
-		at := n.Now().Add(time.Duration(r.IntN(3000)) * time.Millisecond)
-		f := apps.Dial(at, s.hosts[ci], netip.AddrPortFrom(s.hosts[si].Port(0).Addr(), 80), fc)
+		at := n.Now().Add(s.start + time.Duration(r.IntN(3000))*time.Millisecond)
+		f := apps.Dial(at, s.hosts[ci], netip.AddrPortFrom(s.addrOf(s.hosts[si]), 80), fc)
 		s.say("flow %d at %v %s->%s %+v", f.ID, at, s.hosts[ci].Name, s.hosts[si].Name, fc)
 	}
 	if r.IntN(5) == 0 {
 		si := r.IntN(len(s.hosts))
-		dst := netip.AddrPortFrom(s.hosts[si].Port(0).Addr(), 53)
-		if _, err := apps.UDPSink(s.hosts[si], dst); err != nil {
+		dst := netip.AddrPortFrom(s.addrOf(s.hosts[si]), 53)
+		// The sink listens on :: (its addresses may still be tentative).
+		if _, err := apps.UDPSink(s.hosts[si], netip.AddrPortFrom(netip.IPv6Unspecified(), 53)); err != nil {
 			s.t.Fatal(err)
 		}
 		for range 1 + r.IntN(2) {
 			ci := (si + 1 + r.IntN(len(s.hosts)-1)) % len(s.hosts)
 			count, size := 1+r.IntN(50), 12+r.IntN(4000)
-			apps.SendUDP(n.Now().Add(time.Duration(r.IntN(2000))*time.Millisecond), s.hosts[ci], dst, count, size, time.Duration(1+r.IntN(50))*time.Millisecond)
+			apps.SendUDP(n.Now().Add(s.start+time.Duration(r.IntN(2000))*time.Millisecond), s.hosts[ci], dst, count, size, time.Duration(1+r.IntN(50))*time.Millisecond)
 			s.say("udp %s->%s: %d datagrams up to %d bytes", s.hosts[ci].Name, s.hosts[si].Name, count, size)
 		}
 	}
+}
+
+// addrOf draws one of a host's addresses: of its only family, or, on a
+// dual-stack host, of either.
+func (s *scenario) addrOf(h *Node) netip.Addr {
+	a := h.Port(0).Addrs
+	return a[s.r.IntN(len(a))].Addr()
 }
 
 // invariants runs after every step: no connection has more sequence

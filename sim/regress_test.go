@@ -96,7 +96,7 @@ func TestRegressAckSeqAfterRTO(t *testing.T) {
 	// for three seconds, so both time out and go back to SND.UNA while
 	// the peer holds the whole window.
 	pureACK := func(_ clock.Instant, f []byte) bool {
-		_, k, seg, ok := tcpData(f)
+		_, _, k, seg, ok := tcpData(f)
 		return ok && k == 0 && seg.Flags() == wire.TCPFlagACK
 	}
 	l.AB.Filter, l.BA.Filter = pureACK, pureACK
@@ -188,7 +188,7 @@ func TestRegressOrphanZeroWindowRetransmits(t *testing.T) {
 	n, a, b, l := pairNet(1, stack.Config{}, stack.Config{}, link, link)
 	var lastACK []byte
 	n.OnFrame = func(ev *FrameEvent) {
-		if _, k, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered && ev.Dir == l.BA && k == 0 && seg.Flags() == wire.TCPFlagACK {
+		if _, _, k, seg, ok := tcpData(ev.Frame); ok && ev.Kind == FrameOffered && ev.Dir == l.BA && k == 0 && seg.Flags() == wire.TCPFlagACK {
 			lastACK = append(lastACK[:0], ev.Frame...)
 		}
 	}
@@ -223,7 +223,7 @@ func TestRegressOrphanZeroWindowRetransmits(t *testing.T) {
 	}
 	// The rest is written and the connection closed; every data segment
 	// is lost, then the old ACK arrives again, with a zero window.
-	l.AB.Filter = func(_ clock.Instant, f []byte) bool { _, k, _, _ := tcpData(f); return k > 0 }
+	l.AB.Filter = func(_ clock.Instant, f []byte) bool { _, _, k, _, _ := tcpData(f); return k > 0 }
 	c.Write(data[100:])
 	c.Close()
 	if err := n.RunFor(time.Millisecond); err != nil {
@@ -345,7 +345,7 @@ func TestRegressBogusSACK(t *testing.T) {
 			x := s.Info().SndMax
 			dropped := map[wire.Seq]bool{}
 			l.BA.Filter = func(_ clock.Instant, fr []byte) bool {
-				_, k, seg, ok := tcpData(fr)
+				_, _, k, seg, ok := tcpData(fr)
 				if !ok || k == 0 || !seg.Seq().InRange(x, x+3*mss) || dropped[seg.Seq()] {
 					return false
 				}

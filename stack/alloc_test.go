@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -310,4 +311,50 @@ func BenchmarkBulkTSO(b *testing.B) {
 		x.round()
 	}
 	b.SetBytes(int64(x.recvd-start) / int64(b.N))
+}
+
+// newBulk6 is newBulk over IPv6, neighbours static and DAD off.
+func newBulk6(t testing.TB) *bulk {
+	n := stacktest.New(t)
+	cfg := stack.Config{Seed: 1, IPv6: stack.IPv6Config{DADTransmits: -1, IgnoreRA: true}}
+	a := n.AddStack("A", stack.New(cfg), stack.NICConfig{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}})
+	cfg.Seed = 2
+	b := n.AddStack("B", stack.New(cfg), stack.NICConfig{MAC: stacktest.MAC(2), Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::2/64")}})
+	a.Stack.AddNeighbor(a.NIC, ip6B, b.MAC)
+	b.Stack.AddNeighbor(b.NIC, ip6A, a.MAC)
+	l, err := b.Stack.Listen(netip.AddrPortFrom(netip.IPv6Unspecified(), 80), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := connectTo(t, n, a, l, netip.AddrPortFrom(ip6B, 80))
+	transfer(t, n, c, s, payload(1, 4<<20), time.Minute)
+	n.RunFor(time.Second)
+	return &bulk{
+		a: a, b: b, c: c, s: s, now: n.Now,
+		pa:   link.Packet{Buf: make([]byte, a.Stack.MaxFrameLen())},
+		pb:   link.Packet{Buf: make([]byte, b.Stack.MaxFrameLen())},
+		data: payload(2, 64<<10),
+		rbuf: make([]byte, 64<<10),
+	}
+}
+
+// TestZeroAllocsBulkIPv6: the bulk transfer over IPv6 allocates nothing
+// either, reachability confirmations (RFC 4861 §7.3.1) included.
+func TestZeroAllocsBulkIPv6(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	x := newBulk6(t)
+	for range 500 {
+		x.round()
+	}
+	frames, recvd := x.frames, x.recvd
+	allocs := testing.AllocsPerRun(200, x.round)
+	frames, recvd = x.frames-frames, x.recvd-recvd
+	if allocs != 0 {
+		t.Errorf("%.2f allocations per round", allocs)
+	}
+	if frames < 1000 || recvd < 1000*1428 {
+		t.Errorf("only %d segments, %d bytes: not the bulk transfer meant", frames, recvd)
+	}
 }

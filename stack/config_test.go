@@ -16,8 +16,9 @@ import (
 )
 
 // TestAddNICErrors: a NIC needs an MTU an IPv4 link can have (RFC 791
-// §3.2: at least 68) and, on Ethernet, a unicast MAC; addresses are IPv4
-// and unique per NIC.
+// §3.2: at least 68), or for IPv6 one of at least 1280 (RFC 8200 §5),
+// and, on Ethernet, a unicast MAC; addresses are IPv4 or IPv6 (not
+// IPv4-mapped) and unique per NIC.
 func TestAddNICErrors(t *testing.T) {
 	st := stack.New(stack.Config{})
 	for _, cfg := range []stack.NICConfig{
@@ -25,7 +26,10 @@ func TestAddNICErrors(t *testing.T) {
 		{MAC: stacktest.MAC(1), MTU: 65536},
 		{},
 		{MAC: wire.BroadcastMAC},
-		{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}},
+		{MAC: stacktest.MAC(1), MTU: 1279, Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}},
+		{MAC: stacktest.MAC(1), MTU: 1279, IPv6: true},
+		{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.1/120")}},
+		{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64"), netip.MustParsePrefix("2001:db8::1/64")}},
 	} {
 		if _, err := st.AddNIC(cfg); err == nil {
 			t.Errorf("AddNIC(%+v) succeeded", cfg)
@@ -51,7 +55,13 @@ func TestAddNICErrors(t *testing.T) {
 	if err := st.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), netip.MustParseAddr("10.1.0.254"), 99); err == nil {
 		t.Error("route on a missing NIC")
 	}
-	if err := st.AddRoute(netip.MustParsePrefix("::/0"), netip.Addr{}, id); !errors.Is(err, syscall.EAFNOSUPPORT) {
+	if err := st.AddRoute(netip.MustParsePrefix("::ffff:0:0/96"), netip.Addr{}, id); !errors.Is(err, syscall.EAFNOSUPPORT) {
+		t.Errorf("IPv4-mapped route: %v", err)
+	}
+	if err := st.AddRoute(netip.MustParsePrefix("::/0"), netip.MustParseAddr("10.1.0.254"), id); !errors.Is(err, syscall.EAFNOSUPPORT) {
+		t.Errorf("IPv6 route through an IPv4 gateway: %v", err)
+	}
+	if err := st.AddRoute(netip.MustParsePrefix("::/0"), netip.MustParseAddr("2001:db8::fe"), id); err != nil {
 		t.Errorf("IPv6 route: %v", err)
 	}
 	if got := st.TCPConfig(); got.RcvBuf != 4<<20 || got.TimeWait != time.Minute {
@@ -207,9 +217,9 @@ func TestSocketCalls(t *testing.T) {
 // the ID the failed one would have had.
 func TestAddNICAtomic(t *testing.T) {
 	st := stack.New(stack.Config{})
-	bad := stack.NICConfig{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("2001:db8::1/64")}}
+	bad := stack.NICConfig{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("::ffff:10.0.0.2/120")}}
 	if _, err := st.AddNIC(bad); err == nil {
-		t.Fatal("AddNIC with an IPv6 address succeeded")
+		t.Fatal("AddNIC with an IPv4-mapped address succeeded")
 	}
 	id, err := st.AddNIC(stack.NICConfig{MAC: stacktest.MAC(1)})
 	if err != nil || id != 1 {

@@ -1,8 +1,12 @@
-// Package stack composes the protocol cores into a whole TCP/IPv4 host, as
-// a pure state machine: NICs and their addresses, the routing table, ARP,
-// IPv4 input and output with reassembly and fragmentation, ICMP, UDP
-// sockets, TCP listeners and connections with their demultiplexing, port
-// allocation and one deadline heap for all of them.
+// Package stack composes the protocol cores into a whole TCP/IP host, as
+// a pure state machine: NICs and their addresses, the routing table, ARP
+// and IPv6 Neighbor Discovery, IPv4 and IPv6 input and output with
+// reassembly and fragmentation, ICMP and ICMPv6, IPv6 address
+// configuration (link-local addresses, duplicate address detection,
+// router discovery, SLAAC) and MLD, UDP sockets, TCP listeners and
+// connections with their demultiplexing, port allocation and one deadline
+// heap for all of them. Sockets bound to :: take both families, as
+// package net's "tcp" on ":80".
 //
 // Like package tcp it never starts a goroutine, reads a clock, takes a lock
 // or blocks. Its owner drives it:

@@ -2,9 +2,13 @@ package stack
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strconv"
 
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/siphash"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/wire"
@@ -18,17 +22,31 @@ import (
 // own or an owner, while NICs, addresses and routes change rarely and
 // can be read-mostly. docs/ARCHITECTURE.md draws the split.
 type host struct {
-	nics   []*nic
-	local  addrSet // every address of every NIC: the local-address check
-	routes network.Table
-	neigh  *network.Neighbors
-	reasm  *network.Reassembler
-	frag   network.Fragmenter
-	icmpRL network.TokenBucket // ICMP errors sent (RFC 1812 §4.3.2.8)
-	ipID   uint16              // the IPv4 ID of the next packet
-	ttl    uint8               // TTL of packets the host sends (Config.TTL)
-	link   LinkStats
-	net    network.Stats
+	nics    []*nic
+	local   addrSet // every usable address of every NIC: the local-address check
+	routes  network.Table
+	neigh   *network.Neighbors
+	reasm   *network.Reassembler
+	frag    network.Fragmenter
+	icmpRL  network.TokenBucket // ICMP and ICMPv6 errors sent (RFC 1812 §4.3.2.8, RFC 4443 §2.4 (f))
+	echoFwd *EchoForwarder      // takes echo requests to foreign addresses (forward.go)
+	ipID    uint16              // the IPv4 ID of the next packet
+	ttl     uint8               // TTL of packets the host sends (Config.TTL)
+	link    LinkStats
+	net     network.Stats
+	c4, c6  ipCounters // the IP counters of each family, in net
+
+	// IPv6 (ip6.go, ndp.go, addrconf.go).
+	reasm6   *network.Reassembler
+	frag6    network.Fragmenter6
+	fragKey6 siphash.Key // fragment identifications (RFC 7739)
+	fragID6  uint32
+	hopLimit uint8 // hop limit of packets the host sends
+	mld      *network.MLDHost
+	rng6     *rand.Rand  // DAD delays and nonces, reachable times, TUN interface IDs
+	routers  []defRouter // the default router list (RFC 4861 §6.3.6)
+	prefixes []raPrefix  // on-link prefixes learned from router advertisements
+	v6next   clock.Instant
 }
 
 // nic is a NIC of the host.
@@ -44,6 +62,8 @@ type nic struct {
 	// (link.CapTSO, with CapTxChecksum): a TCP super-segment up to that
 	// size leaves as one frame. 0 when the link cannot segment.
 	tso int
+	// v6 is the NIC's IPv6 state; nil while it has no IPv6.
+	v6 *nicV6
 }
 
 // AddNIC adds a NIC and returns its ID. Its addresses' prefixes become
@@ -64,7 +84,7 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 	// Check the addresses before anything is added, so that a failed
 	// AddNIC leaves no NIC and no route behind.
 	for i, p := range cfg.Addrs {
-		if !supported(p.Addr()) {
+		if !supported(p.Addr()) || p.Addr().Zone() != "" {
 			return 0, fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
 		}
 		for _, q := range cfg.Addrs[:i] {
@@ -72,6 +92,14 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 				return 0, fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
 			}
 		}
+	}
+	v6 := cfg.IPv6
+	for _, p := range cfg.Addrs {
+		v6 = v6 || p.Addr().Is6()
+	}
+	if v6 && cfg.MTU < wire.IPv6MinMTU {
+		// RFC 8200 §5: every link IPv6 runs on carries 1280 bytes.
+		return 0, fmt.Errorf("stack: MTU %d below IPv6's minimum %d", cfg.MTU, wire.IPv6MinMTU)
 	}
 	h := &s.host
 	n := &nic{id: NICID(len(h.nics) + 1), cfg: cfg, hdr: cfg.Medium.HeaderLen()}
@@ -88,6 +116,9 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 	s.out.maxFr = max(s.out.maxFr, n.hdr+cfg.MTU)
 	if n.tso > 0 {
 		s.out.maxFr = max(s.out.maxFr, n.hdr+maxIPPacket)
+	}
+	if cfg.IPv6 {
+		s.enable6(n)
 	}
 	for _, p := range cfg.Addrs {
 		if err := s.AddAddress(n.id, p); err != nil {
@@ -121,13 +152,24 @@ func (s *Stack) AddAddress(id NICID, p netip.Prefix) error {
 	if n == nil {
 		return fmt.Errorf("stack: no NIC %d", id)
 	}
-	if !supported(p.Addr()) {
+	if !supported(p.Addr()) || p.Addr().Zone() != "" {
 		return fmt.Errorf("stack: %v: %w", p, ErrAFNoSupport)
 	}
 	for _, q := range n.addrs {
 		if q.Addr() == p.Addr() {
 			return fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
 		}
+	}
+	if p.Addr().Is6() {
+		if n.cfg.MTU < wire.IPv6MinMTU {
+			return fmt.Errorf("stack: MTU %d below IPv6's minimum %d", n.cfg.MTU, wire.IPv6MinMTU)
+		}
+		s.enable6(n)
+		if n.has6(p.Addr()) {
+			return fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
+		}
+		s.addAddr6(n, p, false, clock.Never, clock.Never)
+		return nil
 	}
 	n.addrs = append(n.addrs, p)
 	n.setBroadcasts()
@@ -142,6 +184,14 @@ func (s *Stack) RemoveAddress(id NICID, a netip.Addr) error {
 	n := s.nic(id)
 	if n == nil {
 		return fmt.Errorf("stack: no NIC %d", id)
+	}
+	if a.Is6() && n.v6 != nil {
+		for _, x := range n.v6.addrs {
+			if x.p.Addr() == a {
+				s.removeAddr6(n, x)
+				return nil
+			}
+		}
 	}
 	for i, q := range n.addrs {
 		if q.Addr() == a {
@@ -161,12 +211,21 @@ func (s *Stack) RemoveAddress(id NICID, a netip.Addr) error {
 	return fmt.Errorf("stack: %v is not on NIC %d: %w", a, id, ErrAddrNotAvail)
 }
 
-// Addrs returns the addresses of a NIC.
+// Addrs returns the addresses of a NIC: IPv4 first, then IPv6 (the
+// link-local one, addresses still tentative or found duplicate, and
+// those autoconfigured included; AddrInfo tells their states).
 func (s *Stack) Addrs(id NICID) []netip.Prefix {
-	if n := s.nic(id); n != nil {
-		return append([]netip.Prefix(nil), n.addrs...)
+	n := s.nic(id)
+	if n == nil {
+		return nil
 	}
-	return nil
+	out := append([]netip.Prefix(nil), n.addrs...)
+	if n.v6 != nil {
+		for _, x := range n.v6.addrs {
+			out = append(out, x.p)
+		}
+	}
+	return out
 }
 
 // AddRoute adds a route to dst through gateway gw (the zero Addr for
@@ -178,7 +237,7 @@ func (s *Stack) AddRoute(dst netip.Prefix, gw netip.Addr, id NICID) error {
 	if gw.IsValid() && !supported(gw) || !supported(dst.Addr()) || gw.IsValid() && gw.Is4() != dst.Addr().Is4() {
 		return fmt.Errorf("stack: route %v via %v: %w", dst, gw, ErrAFNoSupport)
 	}
-	return s.host.routes.Add(network.Route{Dst: dst.Masked(), Gateway: gw, NIC: id})
+	return s.host.routes.Add(network.Route{Dst: dst.Masked(), Gateway: gw.WithZone(""), NIC: id})
 }
 
 // RemoveRoute removes the routes to dst on a NIC.
@@ -269,10 +328,40 @@ type route struct {
 }
 
 // routeTo finds the route to dst (RFC 1122 §3.3.1: the stack's own
-// addresses first, then the longest matching prefix).
-func (s *Stack) routeTo(dst netip.Addr) (route, error) {
+// addresses first, then the longest matching prefix). A link-local
+// destination (RFC 4291 §2.5.6) has no route: it is on the link its zone
+// names (a NIC's name or number, as in "fe80::1%eth0"), or, for the
+// answer to a packet, on via, the NIC the packet came in on; without
+// either the destination is ambiguous (EINVAL, as Linux's connect to a
+// link-local address without a scope). via is nil for traffic the stack
+// starts.
+func (s *Stack) routeTo(dst netip.Addr, via *nic) (route, error) {
 	if !supported(dst) {
 		return route{}, ErrAFNoSupport
+	}
+	zone := dst.Zone()
+	dst = dst.WithZone("")
+	if linkScoped(dst) {
+		n := via
+		if zone != "" {
+			if n = s.nicByZone(zone); n == nil {
+				return route{}, ErrNoDevice
+			}
+		}
+		if n == nil {
+			return route{}, ErrInvalid
+		}
+		if n.v6 == nil {
+			return route{}, ErrNetUnreachable
+		}
+		if ln := s.host.local.lookup(dst); ln == n {
+			return route{nic: n, nextHop: dst, src: dst}, nil
+		}
+		src := srcFor(n, dst, dst)
+		if !src.IsValid() {
+			return route{}, ErrAddrNotAvail
+		}
+		return route{nic: n, nextHop: dst, src: src}, nil
 	}
 	if n := s.host.local.lookup(dst); n != nil {
 		return route{nic: n, nextHop: dst, src: dst}, nil
@@ -282,22 +371,62 @@ func (s *Stack) routeTo(dst netip.Addr) (route, error) {
 		return route{}, ErrNetUnreachable
 	}
 	n := s.nic(r.NIC)
-	if n == nil || len(n.addrs) == 0 {
+	if n == nil || len(n.addrs) == 0 && n.v6 == nil {
 		return route{}, ErrNetUnreachable
 	}
 	nextHop := dst
 	if r.Gateway.IsValid() {
 		nextHop = r.Gateway
 	}
-	return route{nic: n, nextHop: nextHop, src: srcFor(n, nextHop)}, nil
+	src := srcFor(n, dst, nextHop)
+	if !src.IsValid() {
+		if dst.Is6() {
+			return route{}, ErrAddrNotAvail
+		}
+		return route{}, ErrNetUnreachable
+	}
+	return route{nic: n, nextHop: nextHop, src: src}, nil
 }
 
-// srcFor picks the source address of packets to nextHop out of n: an
-// address of n in nextHop's prefix, else n's first address of nextHop's
-// family (the kernel's preferred source, simplified; RFC 6724 is what
-// IPv6 will want here). It is the one source-address selection: routes
-// and ARP requests both use it.
-func srcFor(n *nic, nextHop netip.Addr) netip.Addr {
+// linkScoped reports whether a is a link-local unicast or multicast
+// IPv6 address (or an interface-local multicast one): meaningful on one
+// link only, so it names no route (RFC 4291 §2.5.6, §2.7).
+func linkScoped(a netip.Addr) bool {
+	return a.Is6() && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast())
+}
+
+// nicByZone returns the NIC a zone names: its name, or its number.
+func (s *Stack) nicByZone(zone string) *nic {
+	for _, n := range s.host.nics {
+		if n.cfg.Name == zone {
+			return n
+		}
+	}
+	if id, err := strconv.Atoi(zone); err == nil {
+		return s.nic(NICID(id))
+	}
+	return nil
+}
+
+// zoneOf returns the zone that names n in addresses: its name, or else
+// its number.
+func zoneOf(n *nic) string {
+	if n.cfg.Name != "" {
+		return n.cfg.Name
+	}
+	return strconv.Itoa(int(n.id))
+}
+
+// srcFor picks the source address of packets to dst through nextHop out
+// of n; it is the one source-address selection: routes and neighbour
+// solicitations use it. For IPv4 it is an address of n in nextHop's
+// prefix, else n's first IPv4 address (the kernel's preferred source,
+// simplified). For IPv6 it is RFC 6724 §5 among n's usable addresses
+// (srcFor6).
+func srcFor(n *nic, dst, nextHop netip.Addr) netip.Addr {
+	if dst.Is6() {
+		return srcFor6(n, dst)
+	}
 	var first netip.Addr
 	for _, p := range n.addrs {
 		if p.Contains(nextHop) {

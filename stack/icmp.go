@@ -6,8 +6,9 @@ import (
 	"github.com/ustack/ustack/wire"
 )
 
-// handleICMPv4 answers echo requests and hands destination-unreachable
-// errors to the transports (RFC 792, RFC 1122 §3.2.2).
+// handleICMPv4 answers echo requests, hands echo replies to the ping
+// sockets, and destination-unreachable errors to the transports (RFC 792,
+// RFC 1122 §3.2.2).
 func (s *Stack) handleICMPv4(now clock.Instant, p *ipRepr) {
 	st := &s.host.net
 	st.InMsgs++
@@ -27,9 +28,14 @@ func (s *Stack) handleICMPv4(now clock.Instant, p *ipRepr) {
 		if p.bcast {
 			return // net.ipv4.icmp_echo_ignore_broadcasts = 1
 		}
+		if f := s.host.echoFwd; f != nil && p.foreign {
+			f.offer(p, m) // forwarder mode: the owner answers (forward.go)
+			return
+		}
 		s.sendEchoReply(now, p, m)
 	case wire.ICMPv4EchoReply:
 		st.InEchoReps++
+		s.pingReply(p, m)
 	case wire.ICMPv4TimeExceeded:
 		st.InTimeExcds++
 	case wire.ICMPv4DestUnreachable:
@@ -72,9 +78,17 @@ const (
 
 // sendUnreachable tells p's sender that the packet could not be
 // delivered (RFC 1122 §3.2.2.1, §4.1.3.1): ICMPv4 destination
-// unreachable, port or protocol; IPv6 adds its ICMPv6 errors here.
+// unreachable, port or protocol; for IPv6, destination unreachable, port
+// unreachable (RFC 4443 §3.1), or a parameter problem, unknown next
+// header, pointing at the field that names the protocol (RFC 8200 §4,
+// RFC 4443 §3.4).
 func (s *Stack) sendUnreachable(now clock.Instant, p *ipRepr, why unreachReason) {
-	if !p.src.Is4() {
+	if p.src.Is6() {
+		if why == unreachProto {
+			s.sendICMPv6Error(now, p.nic, p.packet, wire.ICMPv6ParameterProblem, wire.ICMPv6UnknownNextHeader, uint32(p.nhOff), p.bcast, false)
+			return
+		}
+		s.sendICMPv6Error(now, p.nic, p.packet, wire.ICMPv6DestUnreachable, wire.ICMPv6PortUnreachable, 0, p.bcast, false)
 		return
 	}
 	code := uint8(wire.ICMPv4PortUnreachable)
@@ -110,7 +124,7 @@ func (s *Stack) sendICMPError(now clock.Instant, orig []byte, typ, code uint8, m
 		return
 	}
 	dst := ip.Src()
-	rt, err := s.routeTo(dst)
+	rt, err := s.routeTo(dst, nil)
 	if err != nil {
 		st.OutNoRoutes++
 		return
@@ -132,7 +146,7 @@ func (s *Stack) sendICMPError(now clock.Instant, orig []byte, typ, code uint8, m
 // sendEchoReply answers an echo request (RFC 792).
 func (s *Stack) sendEchoReply(now clock.Instant, p *ipRepr, m wire.ICMPv4) {
 	st := &s.host.net
-	rt, err := s.routeTo(p.src)
+	rt, err := s.routeTo(p.src, p.nic)
 	if err != nil {
 		st.OutNoRoutes++
 		return

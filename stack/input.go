@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"slices"
+
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/wire"
@@ -21,11 +23,14 @@ func (s *Stack) HandleFrame(now clock.Instant, id NICID, pkt *link.Packet) {
 	st.RxFrames++
 	st.RxBytes += uint64(len(frame))
 	if n.cfg.Medium == link.IP {
-		if len(frame) == 0 || frame[0]>>4 != 4 {
+		switch {
+		case len(frame) > 0 && frame[0]>>4 == 4:
+			s.handleIPv4(now, n, frame, false, pkt.Offload)
+		case len(frame) > 0 && frame[0]>>4 == 6 && n.v6 != nil:
+			s.handleIPv6(now, n, frame, false, pkt.Offload)
+		default:
 			st.RxUnknownEtherType++
-			return
 		}
-		s.handleIPv4(now, n, frame, false, pkt.Offload)
 		return
 	}
 	eth, err := wire.ParseEthernet(frame)
@@ -38,8 +43,13 @@ func (s *Stack) HandleFrame(now clock.Instant, id NICID, pkt *link.Packet) {
 	switch {
 	case dst == n.cfg.MAC || bcast:
 	case dst.IsMulticast():
-		st.RxMulticast++
-		return
+		// A group the NIC listens to (IPv6's, RFC 2464 §7) is taken as
+		// a NIC's multicast filter would.
+		if n.v6 == nil || !slices.Contains(n.v6.macs, dst) {
+			st.RxMulticast++
+			return
+		}
+		bcast = true
 	default:
 		st.RxNotForUs++
 		return
@@ -54,6 +64,12 @@ func (s *Stack) HandleFrame(now clock.Instant, id NICID, pkt *link.Packet) {
 		s.handleIPv4(now, n, eth.Payload(), bcast, pkt.Offload)
 	case wire.EtherTypeARP:
 		s.handleARP(now, n, eth.Payload())
+	case wire.EtherTypeIPv6:
+		if n.v6 == nil {
+			st.RxUnknownEtherType++
+			return
+		}
+		s.handleIPv6(now, n, eth.Payload(), bcast, pkt.Offload)
 	default:
 		st.RxUnknownEtherType++
 	}

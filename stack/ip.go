@@ -5,6 +5,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -33,13 +34,22 @@ type ipRepr struct {
 	// packet is the whole IP packet, header first, as it arrived (or as
 	// reassembly made it): what an ICMP error about it quotes.
 	packet []byte
-	// bcast: the packet came to a broadcast address, of the link or of
-	// IP (RFC 1122 §3.2.2, §4.2.3.10: no ICMP errors, no TCP).
+	// bcast: the packet came to a broadcast or multicast address, of the
+	// link or of IP (RFC 1122 §3.2.2, §4.2.3.10; RFC 4443 §2.4 (e): no
+	// ICMP errors, no TCP).
 	bcast bool
+	// nhOff is the offset in packet of the Next Header field that names
+	// proto (IPv6; RFC 4443 §3.4: a parameter problem about an unknown
+	// protocol points at it).
+	nhOff int
 	// dataValid: the transport checksum needs no check — the link
 	// verified it (link.Offload.DataValid), or the packet never left the
 	// stack (loopback).
 	dataValid bool
+	// foreign: the destination is not the stack's; a promiscuous NIC
+	// took the packet (forwarder mode). Only sockets bound to exactly
+	// that address match it, then the forwarders.
+	foreign bool
 }
 
 // handleIPv4 is RFC 791 §3.2 and RFC 1122 §3.2.1 input processing for a
@@ -76,11 +86,16 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 		return
 	}
 	bcast := isBroadcast(n, dst)
+	foreign := false
 	if !bcast && !s.isLocal(dst) {
 		// A host does not forward (RFC 1122 §3.3.1.1 allows silently
-		// discarding).
-		st.InAddrErrors++
-		return
+		// discarding), unless the NIC is promiscuous: then the packet
+		// is for whatever socket or forwarder takes its destination.
+		if !s.takesForeign(n, dst) {
+			st.InAddrErrors++
+			return
+		}
+		foreign = true
 	}
 	if ip.IsFragment() {
 		whole, ok := s.host.reasm.Add(now, ip)
@@ -105,35 +120,74 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 		packet:    ip.Packet(),
 		bcast:     bcast || linkBcast,
 		dataValid: off.DataValid,
+		foreign:   foreign,
 	}
 	s.deliver(now, &p)
 }
 
-// deliver hands a packet to its transport (RFC 1122 §3.2.1.9, §3.3.7): the
-// one protocol dispatch, for every IP version. A new transport is a case
-// here and one in transportError.
+// deliver hands a packet to its transport (RFC 1122 §3.2.1.9, §3.3.7;
+// RFC 8200 §4): the one protocol dispatch, for every IP version. A new
+// transport is a case here and one in transportError.
 func (s *Stack) deliver(now clock.Instant, p *ipRepr) {
-	st := &s.host.net
+	c := s.host.ctr(p.dst)
 	switch {
 	case p.proto == wire.ProtoTCP:
 		if p.bcast {
-			st.InAddrErrors++
+			*c.inAddrErrors++
 			return
 		}
-		st.InDelivers++
+		*c.inDelivers++
 		s.handleTCP(now, p)
 	case p.proto == wire.ProtoUDP:
-		st.InDelivers++
+		*c.inDelivers++
 		s.handleUDP(now, p)
 	case p.proto == wire.ProtoICMP && p.dst.Is4():
-		st.InDelivers++
+		*c.inDelivers++
 		s.handleICMPv4(now, p)
+	case p.proto == wire.ProtoICMPv6 && p.dst.Is6():
+		*c.inDelivers++
+		s.handleICMPv6(now, p)
+	case p.proto == wire.ProtoNoNext && p.dst.Is6():
+		// RFC 8200 §4.7: nothing follows; what does is ignored (Linux
+		// delivers it to a discarding handler).
+		*c.inDelivers++
 	default:
-		st.InUnknownProtos++
+		*c.inUnknownProtos++
 		if !p.bcast {
 			s.sendUnreachable(now, p, unreachProto)
 		}
 	}
+}
+
+// ipCounters are the IP counters of one family: pointers into
+// network.Stats, IPv4's (Ip*) or IPv6's (Ip6*), so that the paths both
+// families share count by the packet's family without a branch each.
+type ipCounters struct {
+	inAddrErrors, inUnknownProtos, inDelivers, outRequests, outNoRoutes *uint64
+	fragOKs, fragFails, fragCreates                                     *uint64
+}
+
+// ipCountersOf returns the counters of each family in st.
+func ipCountersOf(st *network.Stats) (v4, v6 ipCounters) {
+	v4 = ipCounters{
+		inAddrErrors: &st.InAddrErrors, inUnknownProtos: &st.InUnknownProtos, inDelivers: &st.InDelivers,
+		outRequests: &st.OutRequests, outNoRoutes: &st.OutNoRoutes,
+		fragOKs: &st.FragOKs, fragFails: &st.FragFails, fragCreates: &st.FragCreates,
+	}
+	v6 = ipCounters{
+		inAddrErrors: &st.Ip6InAddrErrors, inUnknownProtos: &st.Ip6InUnknownProtos, inDelivers: &st.Ip6InDelivers,
+		outRequests: &st.Ip6OutRequests, outNoRoutes: &st.Ip6OutNoRoutes,
+		fragOKs: &st.Ip6FragOKs, fragFails: &st.Ip6FragFails, fragCreates: &st.Ip6FragCreates,
+	}
+	return v4, v6
+}
+
+// ctr returns the counters of a's family.
+func (h *host) ctr(a netip.Addr) *ipCounters {
+	if a.Is4() {
+		return &h.c4
+	}
+	return &h.c6
 }
 
 // errKind is what an ICMP error (of either version) says happened to a
@@ -180,10 +234,11 @@ func (s *Stack) transportError(now clock.Instant, e *transportError) {
 	}
 }
 
-// supported reports whether the stack speaks a's family: the one place
-// that says IPv4 only (the socket calls, routes and addresses refuse the
-// rest with their errors), until IPv6 (issue 11).
-func supported(a netip.Addr) bool { return a.Is4() }
+// supported reports whether the stack speaks a's family: IPv4 and IPv6,
+// but not IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2), which the
+// socket layer turns into IPv4 ones before they get here (the socket
+// calls, routes and addresses refuse them with their errors).
+func supported(a netip.Addr) bool { return a.Is4() || a.Is6() && !a.Is4In6() }
 
 // etherTypeOf returns the EtherType of an IP packet, by its version.
 func etherTypeOf(pkt []byte) wire.EtherType {
@@ -204,12 +259,12 @@ func ipHeaderLen(dst netip.Addr) int {
 
 // writeIPHeader writes into b the IP header of a packet of plen payload
 // bytes of protocol proto from src to dst, of dst's family, and returns
-// its length (RFC 791 §3.1; df sets IPv4's Don't Fragment). IPv4 is the
-// only family routeTo lets through until IPv6 adds its case here (issue
-// 11), so any other writes nothing.
+// its length (RFC 791 §3.1, df setting IPv4's Don't Fragment; RFC 8200
+// §3, with the host's hop limit, traffic class and flow label 0).
 func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen int, df bool) int {
 	if !dst.Is4() {
-		return 0
+		h := wire.IPv6Fields{PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
+		return h.Encode(b)
 	}
 	s.host.ipID++
 	h := wire.IPv4Fields{
@@ -232,8 +287,15 @@ func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen i
 // (DF set: RFC 791 §3.2).
 func (s *Stack) sendPacket(now clock.Instant, rt *route, dst netip.Addr, proto uint8, buf []byte, plen int, df bool) bool {
 	hl := ipHeaderLen(dst)
+	c := s.host.ctr(dst)
+	if dst.Is6() && df && hl+plen > rt.nic.mtu6() {
+		// IPv6 has no DF bit: the source fragments or not, and TCP's
+		// segments are never fragmented (RFC 8200 §5).
+		*c.fragFails++
+		return false
+	}
 	s.writeIPHeader(buf, rt.src, dst, proto, plen, df)
-	s.host.net.OutRequests++
+	*c.outRequests++
 	return s.sendIP(now, rt.nic, rt.nextHop, buf[:hl+plen])
 }
 
@@ -246,7 +308,16 @@ func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte
 		s.loopback(pkt)
 		return true
 	}
-	if len(pkt) > n.cfg.MTU {
+	v6 := etherTypeOf(pkt) == wire.EtherTypeIPv6
+	if v6 {
+		if len(pkt) > n.mtu6() {
+			// RFC 8200 §4.5: the source fragments what does not fit.
+			return s.sendFragments6(now, n, nextHop, pkt)
+		}
+		if nextHop.IsMulticast() {
+			s.host.net.Ip6OutMcastPkts++
+		}
+	} else if len(pkt) > n.cfg.MTU {
 		// A datagram, or an echo reply to a reassembled request: larger
 		// than the link takes, so it must leave in fragments.
 		return s.sendFragments(now, n, nextHop, pkt)
@@ -292,10 +363,14 @@ func (s *Stack) sendFragments(now clock.Instant, n *nic, nextHop netip.Addr, pkt
 }
 
 // resolve returns nextHop's MAC on n, or queues a copy of pkt (if not nil)
-// until ARP resolves it. Broadcast destinations need no resolution.
+// until ARP or NDP resolves it. Broadcast and multicast destinations need
+// no resolution (RFC 2464 §7 maps IPv6 multicast to Ethernet).
 func (s *Stack) resolve(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) (wire.MAC, bool) {
 	if isBroadcast(n, nextHop) {
 		return wire.BroadcastMAC, true
+	}
+	if nextHop.Is6() && nextHop.IsMulticast() {
+		return wire.MulticastMAC(nextHop)
 	}
 	return s.host.neigh.Resolve(now, n.id, nextHop, pkt)
 }

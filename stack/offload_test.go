@@ -177,3 +177,64 @@ func TestLoopbackSuperSegments(t *testing.T) {
 		t.Errorf("%d checksum errors, %d retransmissions", after.TCP.InCsumErrors, after.TCP.RetransSegs)
 	}
 }
+
+// offloadRun6 is offloadRun over IPv6 (DAD and router solicitation off,
+// so that nothing but the exchange is on the wire).
+func offloadRun6(t *testing.T, caps link.Caps) *stacktest.Net {
+	n := stacktest.New(t)
+	cfg := stack.Config{Seed: 1, IPv6: stack.IPv6Config{DADTransmits: -1, IgnoreRA: true}}
+	a := n.AddStack("A", stack.New(cfg), stack.NICConfig{MAC: stacktest.MAC(1), Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}, Caps: caps})
+	cfg.Seed = 2
+	b := n.AddStack("B", stack.New(cfg), stack.NICConfig{MAC: stacktest.MAC(2), Addrs: []netip.Prefix{netip.MustParsePrefix("2001:db8::2/64")}})
+	l, err := b.Stack.Listen(ap(netip.IPv6Unspecified(), 80), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := connectTo(t, n, a, l, ap(ip6B, 80))
+	transfer(t, n, c, s, payload(1, 2<<20), time.Minute)
+	transfer(t, n, s, c, payload(2, 100_000), time.Minute)
+	c.Close()
+	s.Close()
+	ub, err := b.Stack.BindUDP(ap(ip6B, 53))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua, err := a.Stack.BindUDP(ap(netip.IPv6Unspecified(), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ua.WriteTo(n.Now, payload(3, 3000), ap(ip6B, 53)); err != nil {
+		t.Fatal(err)
+	}
+	n.RunQuiet(5 * time.Minute)
+	if k, _, err := ub.ReadFrom(make([]byte, 4000)); k != 3000 || err != nil {
+		t.Fatalf("datagram: %d bytes, %v", k, err)
+	}
+	return n
+}
+
+// TestTSOSuperFramesIPv6: TestTSOSuperFrames over IPv6 — super-frames of
+// GSO type TCPv6 with the partial checksum behind the 40-byte header,
+// cut by the NIC into exactly the frames of the run without offloads.
+func TestTSOSuperFramesIPv6(t *testing.T) {
+	plain := offloadRun6(t, 0)
+	tso := offloadRun6(t, link.CapTSO|link.CapTxChecksum)
+	sameWire(t, plain, tso)
+	supers := 0
+	for _, f := range tso.Offloaded {
+		o := f.Offload
+		if !o.NeedsCsum || o.CsumStart != 54 || o.CsumOffset != 16 {
+			t.Fatalf("frame %d: offload %+v, want a partial TCP checksum at 54+16", f.N, o)
+		}
+		if o.GSOType == link.GSONone {
+			continue
+		}
+		supers++
+		if o.GSOType != link.GSOTCPv6 || o.GSOSize != 1428 || o.HdrLen != 14+40+32 {
+			t.Fatalf("frame %d: offload %+v, want TCPv6 segments of 1428 bytes behind 86 bytes of headers", f.N, o)
+		}
+	}
+	if supers < 20 {
+		t.Errorf("%d super-frames", supers)
+	}
+}

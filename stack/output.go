@@ -7,6 +7,7 @@ import (
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -122,15 +123,22 @@ func (s *Stack) flushNeighbors() {
 		s.pushCtl(id, buf, hdr+len(pkt))
 	}
 	for {
-		id, ip, ok := neigh.PollRequest()
+		sol, ok := neigh.PollSolicit()
 		if !ok {
 			break
 		}
+		id, ip := sol.NIC, sol.IP
 		n := s.nic(id)
+		if ip.Is6() {
+			if n != nil {
+				s.solicit6(n, sol)
+			}
+			continue
+		}
 		if n == nil || len(n.addrs) == 0 {
 			continue
 		}
-		req := wire.ARPFields{Op: wire.ARPRequest, SenderMAC: n.cfg.MAC, SenderIP: srcFor(n, ip), TargetIP: ip}
+		req := wire.ARPFields{Op: wire.ARPRequest, SenderMAC: n.cfg.MAC, SenderIP: srcFor(n, ip, ip), TargetIP: ip}
 		buf, hdr := s.ctlFrame(n, wire.BroadcastMAC, wire.EtherTypeARP)
 		req.Encode(buf[hdr:])
 		// Neighbors.PollRequest has counted ARPOutRequests.
@@ -171,7 +179,20 @@ func (s *Stack) PollTransmit(now clock.Instant, pkt *link.Packet) (id NICID, ok 
 		loop := o.loop
 		o.loop = o.loopSpare[:0]
 		for _, f := range loop {
-			s.handleIPv4(now, s.host.nics[0], f.buf[:f.n], false, link.Offload{DataValid: true})
+			pkt := f.buf[:f.n]
+			if etherTypeOf(pkt) == wire.EtherTypeIPv6 {
+				// On the NIC that holds the destination: a link-local
+				// address is checked against its own link.
+				n := s.host.nics[0]
+				if p, err := wire.ParseIPv6(pkt); err == nil {
+					if ln := s.host.local.lookup(p.Dst()); ln != nil {
+						n = ln
+					}
+				}
+				s.handleIPv6(now, n, pkt, false, link.Offload{DataValid: true})
+			} else {
+				s.handleIPv4(now, s.host.nics[0], pkt, false, link.Offload{DataValid: true})
+			}
 			s.putBuf(f.buf)
 		}
 		clear(loop)
@@ -251,10 +272,13 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
 		}
 		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, t.Len, true)
-		// The IDs of a super-segment's pieces are the next ones (as TSO
-		// numbers them): the next packet's ID follows the last piece's.
-		s.host.ipID += uint16(t.Segments - 1)
-		s.host.net.OutRequests++
+		if dst.Is4() {
+			// The IDs of a super-segment's pieces are the next ones (as
+			// TSO numbers them): the next packet's ID follows the last
+			// piece's.
+			s.host.ipID += uint16(t.Segments - 1)
+		}
+		*s.host.ctr(dst).outRequests++
 		ipPkt := frame[:hl+t.Len]
 		if loop {
 			s.loopback(ipPkt)
@@ -293,12 +317,33 @@ const maxSuperSegs = 64
 // which needs CapTxChecksum).
 func (n *nic) offloads() bool { return n.cfg.Caps.Has(link.CapTxChecksum) }
 
+// solicit6 sends the neighbour solicitation the neighbour cache asks for
+// (RFC 4861 §7.2.2): to the target's solicited-node group, or unicast to
+// its cached address in PROBE (§7.3.3), from the address source
+// selection picks for the target. With no usable address (all still
+// tentative) none is sent: only DAD may use :: (RFC 4862 §5.4.2).
+func (s *Stack) solicit6(n *nic, sol network.Solicit) {
+	if n.v6 == nil || n.cfg.Medium != link.Ethernet {
+		return
+	}
+	src := srcFor6(n, sol.IP)
+	if !src.IsValid() {
+		return
+	}
+	dst, mac := sol.IP, sol.MAC
+	if !sol.Unicast {
+		dst = wire.SolicitedNodeMulticast(sol.IP)
+		mac, _ = wire.MulticastMAC(dst)
+	}
+	s.sendNS(n, src, sol.IP, dst, mac, nil)
+}
+
 // resolved reports whether a packet to nextHop on n can leave at once,
 // without waiting in the neighbour queue: only then may it use the
 // link's offloads, which the queue (packets, not frames with offload
 // metadata) could not carry.
 func (s *Stack) resolved(n *nic, nextHop netip.Addr) bool {
-	if n.cfg.Medium != link.Ethernet || isBroadcast(n, nextHop) {
+	if n.cfg.Medium != link.Ethernet || isBroadcast(n, nextHop) || nextHop.IsMulticast() {
 		return true
 	}
 	_, ok := s.host.neigh.Lookup(n.id, nextHop)

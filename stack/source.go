@@ -8,7 +8,7 @@ import "net/netip"
 // several shards asks it before choosing a port whose flow hashes to a
 // shard, which needs the whole 4-tuple.
 func (s *Stack) SourceAddr(dst netip.Addr) (netip.Addr, error) {
-	rt, err := s.routeTo(dst)
+	rt, err := s.routeTo(dst, nil)
 	if err != nil {
 		return netip.Addr{}, err
 	}

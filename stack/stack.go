@@ -2,11 +2,13 @@ package stack
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
@@ -27,8 +29,12 @@ type Config struct {
 	TCP tcp.Config
 	// Neighbor configures ARP resolution and the neighbour cache.
 	Neighbor network.NeighborConfig
-	// Reassembly configures IPv4 reassembly.
+	// Reassembly configures IPv4 and IPv6 reassembly (each family has
+	// its own memory cap of that size, as in Linux).
 	Reassembly network.ReassemblyConfig
+	// IPv6 configures the IPv6 side of NICs that have it (an IPv6
+	// address, or NICConfig.IPv6).
+	IPv6 IPv6Config
 	// Seed seeds every random choice of the stack: ISN and port keys,
 	// timestamp offsets, IP IDs. The same seed and the same inputs give
 	// the same outputs. The runtime draws a random seed for each stack.
@@ -61,6 +67,56 @@ type Config struct {
 	// new connection. It is for tests of sequence-number and timestamp
 	// wrap-around (ISS and TSval near 2³²); leave it nil otherwise.
 	InitialSeq func(local, remote netip.AddrPort) (iss wire.Seq, tsOffset uint32)
+}
+
+// IPv6Config holds the IPv6 settings of a stack: Neighbor Discovery
+// (RFC 4861), stateless address autoconfiguration (RFC 4862) and MLD
+// (RFC 3810). The zero value gives the Linux kernel's defaults for a host
+// (net.ipv6.conf.default.*, with forwarding off).
+type IPv6Config struct {
+	// HopLimit is the hop limit of packets sent (hop_limit: 64); a
+	// router advertisement's Cur Hop Limit replaces it when router
+	// advertisements are accepted.
+	HopLimit uint8
+	// DADTransmits is how many neighbour solicitations duplicate
+	// address detection sends for each address before using it (RFC
+	// 4862 §5.4, dad_transmits: 1); negative turns DAD off (accept_dad
+	// = 0): addresses are usable at once.
+	DADTransmits int
+	// IgnoreRA makes the stack ignore router advertisements and send no
+	// router solicitations (accept_ra = 0). By default a NIC with IPv6
+	// solicits routers when it starts and takes from their
+	// advertisements a default route, on-link prefixes, the hop limit,
+	// the link MTU and NDP's timers, as a Linux host does (accept_ra = 1
+	// when not forwarding); a forwarder turns this off.
+	IgnoreRA bool
+	// NoAutoconf stops the stack forming addresses from the prefixes
+	// router advertisements announce (RFC 4862 §5.5.3; autoconf = 0).
+	NoAutoconf bool
+	// RouterSolicitations is how many router solicitations a NIC sends
+	// when it starts (RFC 4861 §10 MAX_RTR_SOLICITATIONS: 3); negative
+	// sends none.
+	RouterSolicitations int
+	// RouterSolicitationInterval is the time between them (RFC 4861
+	// RTR_SOLICITATION_INTERVAL: 4 s).
+	RouterSolicitationInterval time.Duration
+	// MLD configures the multicast listener reports (RFC 3810).
+	MLD network.MLDConfig
+}
+
+func (c *IPv6Config) setDefaults() {
+	if c.HopLimit == 0 {
+		c.HopLimit = 64
+	}
+	if c.DADTransmits == 0 {
+		c.DADTransmits = 1
+	}
+	if c.RouterSolicitations == 0 {
+		c.RouterSolicitations = 3
+	}
+	if c.RouterSolicitationInterval <= 0 {
+		c.RouterSolicitationInterval = 4 * time.Second
+	}
 }
 
 // SynCookieMode is when listeners use SYN cookies (RFC 4987 §3.6).
@@ -125,6 +181,7 @@ func (c *Config) setDefaults() {
 	if c.CtlQueueLen == 0 {
 		c.CtlQueueLen = 4096
 	}
+	c.IPv6.setDefaults()
 }
 
 // LinkStats count frames at the boundary between links and the stack.
@@ -134,9 +191,9 @@ type LinkStats struct {
 	// Frames dropped on input, each for its reason.
 	RxRunts            uint64 // too short for a link header
 	RxNotForUs         uint64 // unicast to another MAC address
-	RxMulticast        uint64 // multicast (ustack joins no group)
+	RxMulticast        uint64 // multicast to a group the NIC has not joined
 	RxVLANMismatch     uint64 // 802.1Q tag not configured on the NIC
-	RxUnknownEtherType uint64 // neither IPv4 nor ARP (IPv6 counts here until it is supported)
+	RxUnknownEtherType uint64 // neither IPv4, ARP nor IPv6 (IPv6 on a NIC without it counts here too)
 	RxNoNIC            uint64 // HandleFrame for a NIC that does not exist
 	TxCtlQueueDrops    uint64 // stack-originated frames dropped: queue full
 	TxLoopback         uint64 // packets to the stack's own addresses, delivered internally
@@ -158,7 +215,11 @@ type Stats struct {
 	Link LinkStats
 	Net  network.Stats
 	UDP  UDPStats
+	// UDP6 are the counters of UDP over IPv6 (Linux Udp6*).
+	UDP6 UDPStats
 	TCP  tcp.Stats
+	Fwd  ForwardStats
+	Ping PingStats
 }
 
 // Each calls f with every counter as "Group.Name", value; for printing.
@@ -172,7 +233,10 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	each("Link.", &s.Link)
 	each("Net.", &s.Net)
 	each("UDP.", &s.UDP)
+	each("UDP6.", &s.UDP6)
 	each("TCP.", &s.TCP)
+	each("Fwd.", &s.Fwd)
+	each("Ping.", &s.Ping)
 }
 
 // Map returns the non-zero counters by name.
@@ -203,6 +267,29 @@ type NICConfig struct {
 	VLAN uint16
 	// Caps are the link's offload capabilities.
 	Caps link.Caps
+	// IPv6 turns IPv6 on for a NIC given no IPv6 address (to take
+	// addresses from router advertisements, or to use only its
+	// link-local address). A NIC given an IPv6 address has IPv6
+	// whatever this says. A NIC with IPv6 gets a link-local address
+	// (RFC 4862 §5.3), joins the all-nodes group and the solicited-node
+	// group of each address (reported with MLDv2), checks every address
+	// with duplicate address detection, and solicits routers (see
+	// IPv6Config). A NIC with IPv4 addresses only stays silent in IPv6,
+	// where Linux would give it a link-local address anyway
+	// (disable_ipv6 = 0): adding IPv6 to ustack changed nothing on the
+	// wire for IPv4 users.
+	IPv6 bool
+	// Promiscuous makes the NIC take IP packets for any unicast
+	// destination, not only the stack's own addresses (forwarder mode,
+	// as gVisor's promiscuous NIC): they reach sockets bound to exactly
+	// that address, else the forwarders (ForwardTCP, ForwardUDP,
+	// ForwardEcho), else the usual answer for no socket.
+	Promiscuous bool
+	// Spoofing lets packets leave the NIC from any source address, not
+	// only the stack's own (forwarder mode; Linux's IP_TRANSPARENT):
+	// connections and sockets may then bind addresses the stack does
+	// not hold.
+	Spoofing bool
 }
 
 // Errors of the socket API, each matching its errno with errors.Is.
@@ -215,6 +302,7 @@ var (
 	ErrClosed         = &opError{"socket closed", syscall.EBADF}
 	ErrInvalid        = &opError{"invalid argument", syscall.EINVAL}
 	ErrAFNoSupport    = &opError{"address family not supported", syscall.EAFNOSUPPORT}
+	ErrNoDevice       = &opError{"no such device", syscall.ENODEV}
 )
 
 type opError struct {
@@ -232,7 +320,8 @@ func (e *opError) Is(target error) bool {
 	return ok && errno == e.errno
 }
 
-// Stack is a whole TCP/IPv4 host as a state machine. Make one with New.
+// Stack is a whole TCP/IP host, IPv4 and IPv6, as a state machine. Make
+// one with New.
 //
 // Its state is in three parts (docs/ARCHITECTURE.md, "Host and flows"):
 // the host (NICs, addresses, routes, neighbours, reassembly, the ICMP
@@ -247,6 +336,8 @@ type Stack struct {
 	out    output
 	rng    *rand.Rand
 	closed bool
+	// fwdStats count what the forwarders did (forward.go).
+	fwdStats ForwardStats
 }
 
 // flows is the per-flow state of a stack: everything a segment or
@@ -261,11 +352,19 @@ type flows struct {
 	conns     map[tuple]*TCPConn
 	listeners bindings[*TCPListener]
 	udp       bindings[*UDPEndpoint]
-	nextEph   uint32 // RFC 6056 Algorithm 3's next_ephemeral
+	ping      map[uint16]*PingEndpoint // ping sockets by echo identifier
+	pingNext  uint16                   // the identifier picked last (BindPing)
+	nextEph   uint32                   // RFC 6056 Algorithm 3's next_ephemeral
 	timers    deadlineHeap
 	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
 	ready     ring.Ring[Socket]   // sockets with events to report
 	udpStats  UDPStats
+	udp6Stats UDPStats
+	// The forwarders (forward.go): what takes the SYNs and datagrams no
+	// socket matched, when set.
+	tcpFwd    *TCPForwarder
+	udpFwd    *UDPForwarder
+	pingStats PingStats
 }
 
 // New returns a stack with no NICs.
@@ -280,12 +379,17 @@ func New(cfg Config) *Stack {
 	f.conns = map[tuple]*TCPConn{}
 	f.listeners = newBindings[*TCPListener]()
 	f.udp = newBindings[*UDPEndpoint]()
+	f.ping = map[uint16]*PingEndpoint{}
 	f.timers = newDeadlineHeap()
 	f.tcpEnv = tcp.NewEnv(cfg.TCP)
 	h := &s.host
 	h.ttl = cfg.TTL
+	h.hopLimit = cfg.IPv6.HopLimit
 	h.neigh = network.NewNeighbors(cfg.Neighbor, &h.net)
 	h.reasm = network.NewReassembler(cfg.Reassembly, &h.net)
+	h.reasm6 = network.NewReassembler6(cfg.Reassembly, &h.net)
+	h.v6next = clock.Never
+	h.c4, h.c6 = ipCountersOf(&h.net)
 	// The draws keep their order: the same seed gives the same keys.
 	f.isn = tcp.NewISNGenerator(siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
 	f.portK = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
@@ -293,6 +397,13 @@ func New(cfg Config) *Stack {
 	h.ipID = uint16(s.rng.Uint32())
 	f.cookie = tcp.NewSynCookies(f.tcpEnv,
 		siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}, siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
+	f.pingNext = uint16(s.rng.Uint32())
+	// IPv6's draws come after the others', so that the keys above stay
+	// what they were for a seed.
+	h.fragKey6 = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
+	h.fragID6 = s.rng.Uint32()
+	h.mld = network.NewMLDHost(cfg.IPv6.MLD, s.rng.Uint64())
+	h.rng6 = rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
 	return s
 }
 
@@ -301,11 +412,11 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, TCP: s.flows.tcpEnv.Stats}
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats, Ping: s.flows.pingStats}
 }
 
-// Socket is a TCPConn, TCPListener or UDPEndpoint, as PollEvent reports
-// them.
+// Socket is a TCPConn, TCPListener, UDPEndpoint or PingEndpoint, as
+// PollEvent reports them.
 type Socket interface {
 	// Owner returns what SetOwner attached.
 	Owner() any
@@ -360,6 +471,9 @@ func (s *Stack) NextDeadline() clock.Instant {
 	d := s.flows.timers.min()
 	d = clock.Min(d, s.host.neigh.NextDeadline())
 	d = clock.Min(d, s.host.reasm.NextDeadline())
+	d = clock.Min(d, s.host.reasm6.NextDeadline())
+	d = clock.Min(d, s.host.v6next)
+	d = clock.Min(d, s.host.mld.NextDeadline())
 	return d
 }
 
@@ -389,6 +503,17 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 		// RFC 792, RFC 1122 §3.3.2: time exceeded, fragment reassembly.
 		s.sendICMPError(now, q, wire.ICMPv4TimeExceeded, wire.ICMPv4ReassemblyTimeExceeded, 0)
 	}
+	h.reasm6.HandleTimeout(now)
+	for {
+		q, ok := h.reasm6.PollExpired()
+		if !ok {
+			break
+		}
+		// RFC 8200 §4.5: time exceeded, fragment reassembly time
+		// exceeded, to the source of the first fragment.
+		s.sendICMPv6Error(now, nil, q, wire.ICMPv6TimeExceeded, wire.ICMPv6ReassemblyTimeExceeded, 0, false, false)
+	}
+	s.timeout6(now)
 }
 
 // neighborFailed fails the connects waiting on an unresolvable next hop
@@ -418,8 +543,8 @@ func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
 	return out
 }
 
-// Close aborts every connection (each sends a RST), closes every listener
-// and UDP socket. Frames still to send can be polled afterwards.
+// Close aborts every connection (each sends a RST), closes every listener,
+// UDP socket and ping socket. Frames still to send can be polled afterwards.
 func (s *Stack) Close() {
 	if s.closed {
 		return
@@ -437,6 +562,10 @@ func (s *Stack) Close() {
 	for _, a := range f.udp.sorted() {
 		u, _ := f.udp.get(a)
 		u.Close()
+	}
+	s.closeForwarders()
+	for _, id := range slices.Sorted(maps.Keys(f.ping)) {
+		f.ping[id].Close()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
+	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
@@ -41,6 +42,12 @@ type TCPConn struct {
 	dirty    bool
 	heapIdx  int
 	deadline clock.Instant
+	// ackSeen is the highest acknowledgment number seen from the peer,
+	// confirmed when the neighbour was last told of it (reachability
+	// confirmation, RFC 4861 §7.3.1).
+	ackSeen   wire.Seq
+	ackKnown  bool
+	confirmed clock.Instant
 }
 
 func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
@@ -147,6 +154,7 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 			return
 		}
 		if c.conn.HandleSegment(now, &seg) != tcp.Reopen {
+			s.confirmReachable(now, c, &seg)
 			s.afterConn(c)
 			return
 		}
@@ -154,14 +162,48 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 		reopen = true
 		s.afterConn(c)
 	}
-	l, _ := s.flows.listeners.lookup(key.local)
+	l := s.listenerFor(p, key.local)
 	if l == nil || l.closed {
+		if f := s.flows.tcpFwd; f != nil && f.offer(p, key, &seg) {
+			return // a forwarder took the SYN (forward.go)
+		}
 		// RFC 9293 §3.10.7.1: no connection and no listener.
 		st.NoListener++
-		s.sendReset(now, key, &seg)
+		s.sendReset(now, p.nic, key, &seg)
 		return
 	}
 	s.listen(now, p.nic, l, key, &seg, reopen, reopenISS)
+}
+
+// confirmInterval bounds how often one connection confirms its
+// neighbour's reachability: often enough for any reachable time, rare
+// enough to cost one lookup a second at most.
+const confirmInterval = time.Second
+
+// confirmReachable tells the neighbour cache that c's next hop is
+// reachable when seg acknowledges data not acknowledged before: the
+// "hint from upper-layer protocols" of RFC 4861 §7.3.1, which spares a
+// busy connection's neighbour the DELAY and PROBE states (Linux's
+// dst_confirm_neigh, from tcp_ack). At most once a confirmInterval.
+func (s *Stack) confirmReachable(now clock.Instant, c *TCPConn, seg *wire.TCPFields) {
+	if seg.Flags&wire.TCPFlagACK == 0 {
+		return
+	}
+	if !c.ackKnown {
+		c.ackSeen, c.ackKnown = seg.Ack, true
+		return
+	}
+	if !seg.Ack.GreaterThan(c.ackSeen) {
+		return
+	}
+	c.ackSeen = seg.Ack
+	if c.confirmed != 0 && now.Sub(c.confirmed) < confirmInterval {
+		return
+	}
+	c.confirmed = max(now, 1)
+	if c.nic != nil && c.nic.cfg.Medium == link.Ethernet {
+		s.host.neigh.Confirm(now, c.nic.id, c.nextHop)
+	}
 }
 
 // listen is RFC 9293 §3.10.7.2, LISTEN state.
@@ -176,7 +218,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 			return
 		}
 		// An ACK for a connection we do not have: <SEQ=SEG.ACK><CTL=RST>.
-		s.sendReset(now, key, seg)
+		s.sendReset(now, n, key, seg)
 		return
 	case f&wire.TCPFlagSYN == 0:
 		return
@@ -200,7 +242,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 		st.ListenDrops++
 		return
 	}
-	rt, err := s.routeTo(key.remote.Addr())
+	rt, err := s.routeTo(key.remote.Addr(), n)
 	if err != nil {
 		st.ListenDrops++
 		return
@@ -209,8 +251,8 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	if !reopen {
 		iss = newISS
 	}
-	c := s.newConn(key, n, rt.nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
+	c := s.newConn(key, rt.nic, rt.nextHop)
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(key.remote.Addr())}
 	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
 		return
 	}
@@ -224,11 +266,11 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 // (RFC 4987 §3.6) and keeps no state but the time, which makes l check
 // ACKs as cookies for the next tcp.CookieValid.
 func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple, syn *wire.TCPFields) {
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr())}
 	var synack wire.TCPFields
 	s.flows.cookie.SynAck(now, ep, syn, &synack)
 	l.cookieSent = now
-	s.sendTCPControl(now, key, &synack)
+	s.sendTCPControl(now, n, key, &synack)
 }
 
 // cookieACK checks an ACK that arrived at l for no connection as the
@@ -243,7 +285,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 		return false
 	}
 	st := &s.flows.tcpEnv.Stats
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr())}
 	o, ok := s.flows.cookie.Check(now, ep, seg)
 	if !ok {
 		return false
@@ -253,12 +295,12 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 		st.ListenDrops++
 		return true
 	}
-	rt, err := s.routeTo(key.remote.Addr())
+	rt, err := s.routeTo(key.remote.Addr(), n)
 	if err != nil {
 		st.ListenDrops++
 		return true
 	}
-	c := s.newConn(key, n, rt.nextHop)
+	c := s.newConn(key, rt.nic, rt.nextHop)
 	ep.ISS = seg.Ack - 1
 	if err := c.conn.OpenCookie(now, ep, seg, o); err != nil {
 		return true
@@ -272,25 +314,25 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 	return true
 }
 
-// sendReset answers seg, which arrived for key and has no connection
-// (RFC 9293 §3.10.7.1).
-func (s *Stack) sendReset(now clock.Instant, key tuple, seg *wire.TCPFields) {
+// sendReset answers seg, which arrived on via for key and has no
+// connection (RFC 9293 §3.10.7.1).
+func (s *Stack) sendReset(now clock.Instant, via *nic, key tuple, seg *wire.TCPFields) {
 	var rst wire.TCPFields
 	if !tcp.ResetFor(seg, &rst) {
 		return
 	}
 	s.flows.tcpEnv.Stats.OutRsts++
 	s.flows.tcpEnv.Stats.OutSegs++
-	s.sendTCPControl(now, key, &rst)
+	s.sendTCPControl(now, via, key, &rst)
 }
 
 // sendTCPControl sends a segment that belongs to no connection (a RST, a
-// SYN-ACK with a cookie).
-func (s *Stack) sendTCPControl(now clock.Instant, key tuple, seg *wire.TCPFields) {
+// SYN-ACK with a cookie) in answer to one that arrived on via.
+func (s *Stack) sendTCPControl(now clock.Instant, via *nic, key tuple, seg *wire.TCPFields) {
 	dst := key.remote.Addr()
-	rt, err := s.routeTo(dst)
+	rt, err := s.routeTo(dst, via)
 	if err != nil {
-		s.host.net.OutNoRoutes++
+		*s.host.ctr(dst).outNoRoutes++
 		return
 	}
 	n := rt.nic
@@ -347,16 +389,22 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 		// (ip_route_connect refuses RTCF_BROADCAST|RTCF_MULTICAST).
 		return nil, ErrNetUnreachable
 	}
-	rt, err := s.routeTo(raddr.Addr())
+	if la := laddr.Addr(); la.IsValid() && !la.IsUnspecified() && la.Is4() != raddr.Addr().Is4() {
+		return nil, ErrAFNoSupport
+	}
+	rt, err := s.routeTo(raddr.Addr(), nil)
 	if err != nil {
 		return nil, err
 	}
+	// The connection is known by its addresses without zones: a
+	// packet carries none (the NIC is the connection's).
+	raddr = netip.AddrPortFrom(raddr.Addr().WithZone(""), raddr.Port())
 	n, nextHop, src := rt.nic, rt.nextHop, rt.src
-	if laddr.Addr().IsValid() && !laddr.Addr().IsUnspecified() {
-		if !s.isLocal(laddr.Addr()) {
+	if la := laddr.Addr().WithZone(""); la.IsValid() && !la.IsUnspecified() {
+		if !s.isLocal(la) && !n.cfg.Spoofing {
 			return nil, ErrAddrNotAvail
 		}
-		src = laddr.Addr()
+		src = la
 	}
 	port := laddr.Port()
 	if port == 0 {
@@ -371,7 +419,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	c := s.newConn(key, n, nextHop)
 	iss, tsOff := s.initialSeq(now, key.local, raddr)
-	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.cfg.MTU}
+	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.mtuFor(raddr.Addr())}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}
@@ -536,11 +584,22 @@ func (c *TCPConn) Readable() bool { return c.conn.Readable() }
 // Writable reports whether Write would not block.
 func (c *TCPConn) Writable() bool { return c.conn.Writable() }
 
-// LocalAddr returns the local address and port.
-func (c *TCPConn) LocalAddr() netip.AddrPort { return c.key.local }
+// LocalAddr returns the local address and port; a link-local address
+// carries the zone of its NIC (its name, or number).
+func (c *TCPConn) LocalAddr() netip.AddrPort { return withZone(c.key.local, c.nic) }
 
-// RemoteAddr returns the remote address and port.
-func (c *TCPConn) RemoteAddr() netip.AddrPort { return c.key.remote }
+// RemoteAddr returns the remote address and port; a link-local address
+// carries the zone of the NIC it is reached through.
+func (c *TCPConn) RemoteAddr() netip.AddrPort { return withZone(c.key.remote, c.nic) }
+
+// withZone returns ap with n's zone if its address is link-scoped, as
+// package net shows such addresses ("[fe80::1%eth0]:80").
+func withZone(ap netip.AddrPort, n *nic) netip.AddrPort {
+	if n == nil || !linkScoped(ap.Addr()) {
+		return ap
+	}
+	return netip.AddrPortFrom(ap.Addr().WithZone(zoneOf(n)), ap.Port())
+}
 
 // BufferedChunks returns the buffer chunks the connection holds.
 func (c *TCPConn) BufferedChunks() int { return c.conn.BufferedChunks() }
@@ -562,20 +621,36 @@ type TCPListener struct {
 }
 
 // Listen starts listening on addr (an unspecified address means every
-// address of the stack). backlog bounds the accept queue, up to
-// Config.MaxBacklog; 0 means the maximum.
+// address of the stack: 0.0.0.0 every IPv4 one, :: every one of either
+// family, as a Linux socket with IPV6_V6ONLY off). backlog bounds the
+// accept queue, up to Config.MaxBacklog; 0 means the maximum.
 func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
+	return s.ListenOpts(addr, backlog, BindOptions{})
+}
+
+// BindOptions are a socket's options that bear on binding.
+type BindOptions struct {
+	// V6Only restricts a socket bound to :: to IPv6 (IPV6_V6ONLY): it
+	// takes no IPv4 packets and does not keep IPv4 sockets off its port.
+	V6Only bool
+}
+
+// ListenOpts is Listen with options.
+func (s *Stack) ListenOpts(addr netip.AddrPort, backlog int, o BindOptions) (*TCPListener, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	a := addr.Addr()
+	a := addr.Addr().Unmap().WithZone("")
 	if !a.IsValid() {
 		a = netip.IPv4Unspecified()
 	}
 	if !supported(a) {
 		return nil, ErrAFNoSupport
 	}
-	if !a.IsUnspecified() && !s.isLocal(a) {
+	if o.V6Only && !a.Is6() {
+		return nil, ErrInvalid
+	}
+	if !a.IsUnspecified() && !s.isLocal(a) && !s.spoofing() {
 		return nil, ErrAddrNotAvail
 	}
 	port := addr.Port()
@@ -586,14 +661,14 @@ func (s *Stack) Listen(addr netip.AddrPort, backlog int) (*TCPListener, error) {
 		}
 	}
 	addr = netip.AddrPortFrom(a, port)
-	if s.flows.listeners.conflicts(addr) {
+	if s.flows.listeners.conflicts(addr, o.V6Only) {
 		return nil, ErrAddrInUse
 	}
 	if backlog <= 0 || backlog > s.cfg.MaxBacklog {
 		backlog = s.cfg.MaxBacklog
 	}
 	l := &TCPListener{s: s, addr: addr, backlog: backlog, cookieSent: clock.Never}
-	s.flows.listeners.add(addr, l)
+	s.flows.listeners.add(addr, l, o.V6Only)
 	return l, nil
 }
 

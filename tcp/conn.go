@@ -210,7 +210,9 @@ type Endpoints struct {
 	// TSOffset is added to every TSval this connection sends.
 	TSOffset uint32
 	// MTU is the IP MTU of the route to Remote; the MSS announced is MTU
-	// minus 40 (RFC 9293 §3.7.1).
+	// minus the fixed IP and TCP headers: 40 bytes over IPv4 (RFC 9293
+	// §3.7.1), 60 over IPv6 (RFC 8200 §8.3), by Remote's family. (Path
+	// MTU discovery will lower what is sent, not what is announced.)
 	MTU int
 }
 
@@ -219,11 +221,7 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.iss = ep.ISS
 	c.sndUna, c.sndNxt, c.sndMax = ep.ISS, ep.ISS, ep.ISS
 	c.tsOffset = ep.TSOffset
-	mtu := ep.MTU
-	if mtu <= 0 {
-		mtu = 1500
-	}
-	c.advMSS = uint16(min(mtu-wire.IPv4HeaderLen-wire.TCPHeaderLen, 65535))
+	c.advMSS = advMSS(ep)
 	c.rcvMSS = min(uint32(c.advMSS), 536)
 	c.rcvWScale = 0
 	if !c.env.cfg.NoWindowScale {
@@ -285,8 +283,9 @@ func (c *Conn) OpenPassive(now clock.Instant, ep Endpoints, syn *wire.TCPFields)
 func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	o := &syn.Options
 	cfg := &c.env.cfg
-	// MSS (RFC 9293 §3.7.1, MUST-15: 536 when the option is absent).
-	peerMSS := uint32(536)
+	// MSS (RFC 9293 §3.7.1, MUST-15: when the option is absent, 536
+	// over IPv4, 1220 over IPv6).
+	peerMSS := uint32(defaultMSS(c.remote))
 	if o.MSS != 0 {
 		peerMSS = uint32(o.MSS)
 	}

@@ -188,7 +188,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 	so := &syn.Options
 	peerMSS := so.MSS
 	if peerMSS == 0 {
-		peerMSS = 536 // RFC 9293 §3.7.1, MUST-15
+		peerMSS = defaultMSS(ep.Remote) // RFC 9293 §3.7.1, MUST-15
 	}
 	idx := cookieMSSIndex(peerMSS)
 	var o CookieOptions
@@ -208,7 +208,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 		Window: uint16(min(cfg.RcvBuf, 65535)),
 	}
 	oo := &out.Options
-	oo.MSS = advMSS(ep.MTU)
+	oo.MSS = advMSS(ep)
 	if o.HasWScale {
 		oo.HasWScale, oo.WScale = true, windowShift(cfg.RcvBuf)
 	}
@@ -272,12 +272,29 @@ func (g *SynCookies) check(now clock.Instant, ep Endpoints, ack *wire.TCPFields)
 // milliseconds, as Linux's (and tsVal's).
 func msClock(now clock.Instant) uint32 { return uint32(time.Duration(now) / time.Millisecond) }
 
-// advMSS is the MSS announced for an IP MTU (RFC 9293 §3.7.1: MTU − 40).
-func advMSS(mtu int) uint16 {
+// defaultMSS is the MSS assumed of a peer whose SYN carries no MSS
+// option (RFC 9293 §3.7.1, MUST-15): 536 over IPv4, 1220 over IPv6 (the
+// minimum MTU of 1280, RFC 8200 §5, less 60).
+func defaultMSS(remote netip.AddrPort) uint16 {
+	if a := remote.Addr(); a.Is6() && !a.Is4In6() {
+		return 1220
+	}
+	return 536
+}
+
+// advMSS is the MSS announced for the IP MTU of ep's route: the MTU less
+// the fixed IP and TCP headers (RFC 9293 §3.7.1: MTU − 40 over IPv4; RFC
+// 8200 §8.3: MTU − 60 over IPv6).
+func advMSS(ep Endpoints) uint16 {
+	mtu := ep.MTU
 	if mtu <= 0 {
 		mtu = 1500
 	}
-	return uint16(min(mtu-wire.IPv4HeaderLen-wire.TCPHeaderLen, 65535))
+	ipHdr := wire.IPv4HeaderLen
+	if ep.Remote.Addr().Is6() && !ep.Remote.Addr().Is4In6() {
+		ipHdr = wire.IPv6HeaderLen
+	}
+	return uint16(min(mtu-ipHdr-wire.TCPHeaderLen, 65535))
 }
 
 // OpenCookie opens a connection from a valid cookie (what Check

@@ -34,8 +34,8 @@ func init() {
 // serveConfig is what the flags of serve say.
 type serveConfig struct {
 	link, netns       string
-	addr              netip.Prefix
-	gw                netip.Addr
+	addrs             []netip.Prefix // IPv4 and IPv6 addresses
+	gws               []netip.Addr   // at most one default gateway per family
 	mtu               int
 	mac               net.HardwareAddr
 	http, root        string
@@ -52,12 +52,55 @@ type serveConfig struct {
 	kernelAddrForDemo netip.Prefix
 }
 
-// The default address, and the gateway that goes with it (the kernel
-// side of the README's and -netns-demo's 10.77.0.0/24).
+// The default addresses, and the gateways that go with them (the kernel
+// side of the README's and -netns-demo's 10.77.0.0/24 and fd77::/64, a
+// unique local prefix, RFC 4193).
 const (
-	defaultServeAddr = "10.77.0.2/24"
-	defaultServeGW   = "10.77.0.1"
+	defaultServeAddr  = "10.77.0.2/24"
+	defaultServeGW    = "10.77.0.1"
+	defaultServeAddr6 = "fd77::2/64"
+	defaultServeGW6   = "fd77::1"
 )
+
+// listFlag is a flag that may be given more than once; an empty value
+// empties the list.
+type listFlag struct {
+	vals []string
+	set  bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+
+func (l *listFlag) Set(v string) error {
+	l.set = true
+	if v == "" {
+		l.vals = nil
+		return nil
+	}
+	l.vals = append(l.vals, v)
+	return nil
+}
+
+// gwFor returns the gateway of a's family, or the zero Addr.
+func (c *serveConfig) gwFor(a netip.Addr) netip.Addr {
+	for _, g := range c.gws {
+		if g.Is4() == a.Is4() {
+			return g
+		}
+	}
+	return netip.Addr{}
+}
+
+// addrOf returns the first address of the family of v4 (IPv4 if v4), or
+// the zero Prefix.
+func (c *serveConfig) addrOf(v4 bool) netip.Prefix {
+	for _, a := range c.addrs {
+		if a.Addr().Is4() == v4 {
+			return a
+		}
+	}
+	return netip.Prefix{}
+}
 
 func runServe(args []string) int {
 	c, code := parseServeFlags(args, os.Stderr)
@@ -90,8 +133,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 		fmt.Fprintln(w, "service off. Runs until SIGINT or SIGTERM, then closes everything and prints a summary.")
 		fmt.Fprintln(w, "\n-netns-demo (root) builds a private network namespace with the kernel's side of the")
 		fmt.Fprintln(w, "link in it, prints commands to try from there, and removes it on exit.")
-		fmt.Fprintln(w, "\nThe default gateway "+defaultServeGW+" belongs to the default -addr "+defaultServeAddr+"; with")
-		fmt.Fprintln(w, "another -addr there is no gateway unless -gw gives one (on -addr's prefix).")
+		fmt.Fprintln(w, "\n-addr and -gw may be given more than once: IPv4 and IPv6 addresses, and a default gateway")
+		fmt.Fprintln(w, "per family. The services listen on both families. Without -addr the stack has "+defaultServeAddr)
+		fmt.Fprintln(w, "and "+defaultServeAddr6+", with gateways "+defaultServeGW+" and "+defaultServeGW6+"; with")
+		fmt.Fprintln(w, "another -addr there is no gateway unless -gw gives one (on an -addr's prefix, or an IPv6")
+		fmt.Fprintln(w, "link-local address).")
 		fmt.Fprintln(w, "\nTAP/TUN and AF_PACKET need root or CAP_NET_ADMIN/CAP_NET_RAW (see README,")
 		fmt.Fprintln(w, "\"Talking to the kernel\").")
 		fmt.Fprintln(w)
@@ -100,8 +146,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 	var c serveConfig
 	fs.StringVar(&c.link, "link", "", "the link: tap:NAME, tun:NAME or afpacket:IFACE (with -netns-demo: tap, tun or afpacket)")
 	fs.StringVar(&c.netns, "netns", "", "open the device or interface inside this named network namespace")
-	addr := fs.String("addr", defaultServeAddr, "the stack's address and prefix")
-	gw := fs.String("gw", "", "default gateway, on -addr's prefix (default "+defaultServeGW+" with the default -addr, none with another; \"\": none); with -netns-demo, the kernel side's address")
+	var addrFlag, gwFlag listFlag
+	fs.Var(&addrFlag, "addr", "the stack's address and prefix, IPv4 or IPv6; repeat for more (default "+defaultServeAddr+" and "+defaultServeAddr6+")")
+	fs.Var(&gwFlag, "gw", "default gateway of its family, on an -addr's prefix or IPv6 link-local; repeat for the other family (default "+defaultServeGW+" and "+defaultServeGW6+" with the default -addr, none with another; \"\": none); with -netns-demo, the kernel side's addresses")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU set on a TAP/TUN device or the demo's link (AF_PACKET uses the interface's)")
 	mac := fs.String("mac", "", "the stack's MAC address (default: random, locally administered)")
 	fs.StringVar(&c.http, "http", ":80", "HTTP server address")
@@ -134,21 +181,47 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 		return usage("unexpected arguments %q", fs.Args())
 	}
 	var err error
-	if c.addr, err = netip.ParsePrefix(*addr); err != nil || !c.addr.Addr().Is4() {
-		return usage("-addr %q: want an IPv4 address with a prefix length, e.g. %s", *addr, defaultServeAddr)
+	addrs := addrFlag.vals
+	if !addrFlag.set {
+		addrs = []string{defaultServeAddr, defaultServeAddr6}
 	}
-	gwSet := false
-	fs.Visit(func(f *flag.Flag) { gwSet = gwSet || f.Name == "gw" })
-	if !gwSet && c.addr == netip.MustParsePrefix(defaultServeAddr) {
-		*gw = defaultServeGW
+	if len(addrs) == 0 {
+		return usage("-addr: the stack needs an address")
 	}
-	if *gw != "" {
-		if c.gw, err = netip.ParseAddr(*gw); err != nil || !c.gw.Is4() {
-			return usage("-gw %q: want an IPv4 address", *gw)
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return usage("-addr %q: want an IPv4 or IPv6 address with a prefix length, e.g. %s or %s", a, defaultServeAddr, defaultServeAddr6)
 		}
-		if !c.addr.Contains(c.gw) {
-			return usage("-gw %v is not on -addr's prefix %v", c.gw, c.addr.Masked())
+		c.addrs = append(c.addrs, p)
+	}
+	gws := gwFlag.vals
+	if !gwFlag.set {
+		for _, p := range c.addrs {
+			switch p {
+			case netip.MustParsePrefix(defaultServeAddr):
+				gws = append(gws, defaultServeGW)
+			case netip.MustParsePrefix(defaultServeAddr6):
+				gws = append(gws, defaultServeGW6)
+			}
 		}
+	}
+	for _, g := range gws {
+		a, err := netip.ParseAddr(g)
+		if err != nil || a.Is4In6() || a.Zone() != "" {
+			return usage("-gw %q: want an IPv4 or IPv6 address", g)
+		}
+		if c.gwFor(a).IsValid() {
+			return usage("-gw %v: one default gateway per family (%v already)", a, c.gwFor(a))
+		}
+		onLink := a.Is6() && a.IsLinkLocalUnicast()
+		for _, p := range c.addrs {
+			onLink = onLink || p.Contains(a)
+		}
+		if !onLink {
+			return usage("-gw %v is not on an -addr's prefix (%v)", a, prefixes(c.addrs))
+		}
+		c.gws = append(c.gws, a)
 	}
 	if *mac != "" {
 		if c.mac, err = net.ParseMAC(*mac); err != nil || len(c.mac) != 6 {
@@ -170,6 +243,24 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 		}
 	}
 	return &c, 0
+}
+
+// prefixes returns the masked prefixes of addrs, for messages.
+func prefixes(addrs []netip.Prefix) string {
+	var s []string
+	for _, p := range addrs {
+		s = append(s, p.Masked().String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// addrsString returns addrs for the first line of serve's output.
+func addrsString(addrs []netip.Prefix) string {
+	var s []string
+	for _, p := range addrs {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
 }
 
 // parseLink splits "kind:name".
@@ -251,15 +342,26 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 		return err
 	}
 	defer s.Close()
-	nic, err := s.AddNIC(ep, ustack.NICConfig{Name: name, MAC: c.mac, Addrs: []netip.Prefix{c.addr}})
+	nic, err := s.AddNIC(ep, ustack.NICConfig{Name: name, MAC: c.mac, Addrs: c.addrs})
 	if err != nil {
 		ep.Close()
 		return err
 	}
-	if c.gw.IsValid() && c.gw != c.addr.Addr() { // parseServeFlags put it on the prefix
-		if err := s.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), c.gw, nic); err != nil {
+	for _, gw := range c.gws { // parseServeFlags put them on the prefixes
+		def := netip.MustParsePrefix("0.0.0.0/0")
+		if gw.Is6() {
+			def = netip.MustParsePrefix("::/0")
+		}
+		if err := s.AddRoute(def, gw, nic); err != nil {
 			return err
 		}
+	}
+
+	// IPv6 addresses are usable once duplicate address detection is
+	// done (RFC 4862 §5.4: a second or two); wait for it, so that the
+	// services answer on every address when serve says they do.
+	if err := waitDAD(ctx, nic, c.out); err != nil {
+		return err
 	}
 
 	sv := &services{s: s, out: c.out}
@@ -271,7 +373,7 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 	if nsName != "" {
 		where = " in netns " + nsName
 	}
-	fmt.Fprintf(c.out, "ustack serve: %v on %s:%s%s (MTU %d), gateway %v\n", c.addr, kind, name, where, ep.MTU(), gwString(c.gw))
+	fmt.Fprintf(c.out, "ustack serve: %s on %s:%s%s (MTU %d), gateway %s\n", addrsString(c.addrs), kind, name, where, ep.MTU(), gwsString(c.gws))
 	for _, l := range sv.lines {
 		fmt.Fprintln(c.out, "  "+l)
 	}
@@ -301,11 +403,51 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 	}
 }
 
+// waitDAD waits until none of the NIC's addresses is tentative, and
+// says which DAD found to be another node's.
+func waitDAD(ctx context.Context, nic *ustack.NIC, out io.Writer) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tentative := false
+		for _, a := range nic.Addresses() {
+			tentative = tentative || a.State == "tentative"
+		}
+		if !tentative {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("IPv6 addresses still tentative after 10 s")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, a := range nic.Addresses() {
+		if a.State == "dadfailed" {
+			fmt.Fprintf(out, "ustack serve: %v is in use on the link (duplicate address detection): not used\n", a.Prefix)
+		}
+	}
+	return nil
+}
+
 func gwString(a netip.Addr) string {
 	if !a.IsValid() {
 		return "none"
 	}
 	return a.String()
+}
+
+func gwsString(gws []netip.Addr) string {
+	if len(gws) == 0 {
+		return "none"
+	}
+	var s []string
+	for _, g := range gws {
+		s = append(s, g.String())
+	}
+	return strings.Join(s, ", ")
 }
 
 // counter counts a service's connections and bytes.

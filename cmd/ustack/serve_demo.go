@@ -18,7 +18,12 @@ import (
 //     keeps its descriptor), and the kernel side's address goes on it;
 //   - afpacket: a veth pair between that namespace (with the address) and
 //     a second one, where the stack's AF_PACKET socket binds the other
-//     end (netns.Pair: peer offloads off, RPS on, IPv6 off on the DUT).
+//     end (netns.Pair: peer offloads off, RPS on, IPv6 off on the DUT's
+//     kernel, which leaves the link to the stack).
+//
+// The kernel side gets the gateway address of each family the stack
+// has (10.77.0.1/24 and fd77::1/64 by default; the IPv6 one without DAD,
+// so that it answers at once).
 //
 // close removes everything; serve defers it right after creating it, so
 // it runs on every way out, errors and signals included.
@@ -27,19 +32,37 @@ type demoNet struct {
 	dutNS        string // namespace of the stack's device or interface
 	peer         *netns.NS
 	pair         *netns.Pair
-	kernelAddr   netip.Prefix
+	kernelAddr   netip.Prefix // IPv4, if the stack has IPv4
+	kernelAddr6  netip.Prefix // IPv6, if the stack has IPv6
 }
 
 func newDemoNet(kind, name string, c *serveConfig) (*demoNet, error) {
-	if !c.gw.IsValid() {
-		return nil, errors.New("-netns-demo needs -gw, the kernel side's address (with the default -addr it is " + defaultServeGW + ")")
-	}
 	if c.netns != "" {
 		return nil, errors.New("-netns-demo makes its own namespaces; leave out -netns")
 	}
-	d := &demoNet{kind: kind, kernelAddr: netip.PrefixFrom(c.gw, c.addr.Bits())}
-	if !d.kernelAddr.Contains(c.addr.Addr()) || c.gw == c.addr.Addr() {
-		return nil, fmt.Errorf("-gw %v must be another address in %v", c.gw, c.addr.Masked())
+	d := &demoNet{kind: kind}
+	for _, v4 := range []bool{true, false} {
+		a := c.addrOf(v4)
+		if !a.IsValid() {
+			continue
+		}
+		gw := c.gwFor(a.Addr())
+		if !gw.IsValid() {
+			return nil, fmt.Errorf("-netns-demo needs a -gw for %v, the kernel side's address (with the default -addr it is %s and %s)", a, defaultServeGW, defaultServeGW6)
+		}
+		k := netip.PrefixFrom(gw, a.Bits())
+		if !k.Contains(a.Addr()) || gw == a.Addr() {
+			return nil, fmt.Errorf("-gw %v must be another address in %v", gw, a.Masked())
+		}
+		if v4 {
+			d.kernelAddr = k
+		} else {
+			d.kernelAddr6 = k
+		}
+	}
+	peerAddr := d.kernelAddr
+	if !peerAddr.IsValid() {
+		peerAddr = d.kernelAddr6
 	}
 	switch kind {
 	case "tap", "tun":
@@ -53,7 +76,7 @@ func newDemoNet(kind, name string, c *serveConfig) (*demoNet, error) {
 		}
 		d.peer, d.dutNS = ns, ns.Name
 	case "afpacket":
-		p, err := netns.NewPair(netns.PairConfig{Prefix: "ustack-demo-", PeerAddr: d.kernelAddr, MTU: c.mtu})
+		p, err := netns.NewPair(netns.PairConfig{Prefix: "ustack-demo-", PeerAddr: peerAddr, MTU: c.mtu})
 		if err != nil {
 			return nil, err
 		}
@@ -62,33 +85,69 @@ func newDemoNet(kind, name string, c *serveConfig) (*demoNet, error) {
 	return d, nil
 }
 
-// configureKernelSide gives the kernel's end its address once the
+// configureKernelSide gives the kernel's end its addresses once the
 // stack's device exists.
 func (d *demoNet) configureKernelSide() error {
+	ifname := d.ifname
 	if d.pair != nil {
-		return nil // NewPair did it
+		ifname = d.pair.PeerIf
 	}
-	return d.peer.IP("addr", "add", d.kernelAddr.String(), "dev", d.ifname)
+	if d.kernelAddr.IsValid() && d.pair == nil {
+		if err := d.peer.IP("addr", "add", d.kernelAddr.String(), "dev", ifname); err != nil {
+			return err
+		}
+	}
+	if d.kernelAddr6.IsValid() && (d.pair == nil || d.kernelAddr.IsValid()) {
+		// NewPair gave the peer its first address; the IPv6 one goes on
+		// here, without DAD.
+		if err := d.peer.IP("-6", "addr", "add", d.kernelAddr6.String(), "dev", ifname, "nodad"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // printTry prints commands to run against the stack from the kernel's
 // namespace.
 func (d *demoNet) printTry(w io.Writer, c *serveConfig) {
-	ns, ip := d.peer.Name, c.addr.Addr().String()
-	host := ip
-	if c.http != "" {
-		if _, port, _ := strings.Cut(c.http, ":"); port != "" && port != "80" {
-			host = ip + ":" + port
+	ns := d.peer.Name
+	var kernel []string
+	for _, k := range []netip.Prefix{d.kernelAddr, d.kernelAddr6} {
+		if k.IsValid() {
+			kernel = append(kernel, k.String())
 		}
 	}
-	fmt.Fprintf(w, "\nnetns demo: the kernel's side is %v in netns %s", d.kernelAddr, ns)
+	fmt.Fprintf(w, "\nnetns demo: the kernel's side is %s in netns %s", strings.Join(kernel, " and "), ns)
 	if d.pair != nil {
 		fmt.Fprintf(w, " (veth %s <-> %s in netns %s)", d.pair.PeerIf, d.pair.DUTIf, d.pair.DUT.Name)
 	}
 	fmt.Fprintf(w, ". Try, from another terminal:\n\n")
-	fmt.Fprintf(w, "  ip netns exec %s ping -c 3 %s\n", ns, ip)
+	a4, a6 := c.addrOf(true), c.addrOf(false)
+	ip := a4.Addr().String()
+	if !a4.IsValid() {
+		ip = "[" + a6.Addr().String() + "]"
+	}
+	httpHost := func(h string) string {
+		if c.http != "" {
+			if p := port(c.http); p != "" && p != "80" {
+				return h + ":" + p
+			}
+		}
+		return h
+	}
+	if a4.IsValid() {
+		fmt.Fprintf(w, "  ip netns exec %s ping -c 3 %s\n", ns, a4.Addr())
+	}
+	if a6.IsValid() {
+		fmt.Fprintf(w, "  ip netns exec %s ping -6 -c 3 %s\n", ns, a6.Addr())
+	}
 	if c.http != "" {
-		fmt.Fprintf(w, "  ip netns exec %s curl -o /dev/null -w '%%{http_code} %%{size_download} bytes in %%{time_total} s\\n' http://%s/bytes/1000000\n", ns, host)
+		if a4.IsValid() {
+			fmt.Fprintf(w, "  ip netns exec %s curl -o /dev/null -w '%%{http_code} %%{size_download} bytes in %%{time_total} s\\n' http://%s/bytes/1000000\n", ns, httpHost(a4.Addr().String()))
+		}
+		if a6.IsValid() {
+			fmt.Fprintf(w, "  ip netns exec %s curl -6 -o /dev/null -w '%%{http_code} %%{size_download} bytes in %%{time_total} s\\n' 'http://%s/bytes/1000000'\n", ns, httpHost("["+a6.Addr().String()+"]"))
+		}
 	}
 	if c.echo != "" {
 		fmt.Fprintf(w, "  echo hello | ip netns exec %s socat - TCP:%s:%s\n", ns, ip, port(c.echo))
@@ -101,6 +160,9 @@ func (d *demoNet) printTry(w io.Writer, c *serveConfig) {
 	}
 	if c.udpEcho != "" {
 		fmt.Fprintf(w, "  echo hello | ip netns exec %s socat - UDP:%s:%s\n", ns, ip, port(c.udpEcho))
+		if a6.IsValid() && a4.IsValid() {
+			fmt.Fprintf(w, "  echo hello | ip netns exec %s socat - UDP6:[%s]:%s\n", ns, a6.Addr(), port(c.udpEcho))
+		}
 	}
 	fmt.Fprintf(w, "\nCtrl-C stops the stack and removes the namespace.\n")
 }

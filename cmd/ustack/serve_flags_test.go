@@ -2,35 +2,44 @@ package main
 
 import (
 	"bytes"
-	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/ustack/ustack/internal/netns/netnstest"
 )
 
-// TestServeFlags: the default gateway goes with the default address only
-// (issue 8: `-addr 192.168.5.2/24` alone failed with "-gw 10.77.0.1 is
-// not on the link's prefix"); a gateway off -addr's prefix and other bad
-// flags are refused with status 2 before anything is opened.
+// TestServeFlags: -addr and -gw may be repeated, for IPv4 and IPv6, with
+// one default gateway per family; the default gateways go with the
+// default addresses only (issue 8: `-addr 192.168.5.2/24` alone failed
+// with "-gw 10.77.0.1 is not on the link's prefix"); a gateway off every
+// -addr's prefix (IPv6 link-local ones aside), two of one family, and
+// other bad flags are refused with status 2 before anything is opened.
 func TestServeFlags(t *testing.T) {
 	for _, tc := range []struct {
-		args []string
-		addr string
-		gw   string // "" : none
-		code int    // 2: refused
+		args  []string
+		addrs string // comma-separated
+		gws   string // "none" or comma-separated
+		code  int    // 2: refused
 	}{
-		{args: []string{"-link", "tap:x"}, addr: "10.77.0.2/24", gw: "10.77.0.1"},
-		{args: []string{"-link", "tap:x", "-addr", "10.77.0.2/24"}, addr: "10.77.0.2/24", gw: "10.77.0.1"},
-		{args: []string{"-link", "tap:x", "-gw", ""}, addr: "10.77.0.2/24"},
-		{args: []string{"-link", "tap:x", "-addr", "192.168.5.2/24"}, addr: "192.168.5.2/24"},
-		{args: []string{"-link", "tap:x", "-addr", "10.77.0.9/24"}, addr: "10.77.0.9/24"},
-		{args: []string{"-link", "tap:x", "-addr", "192.168.5.2/24", "-gw", "192.168.5.1"}, addr: "192.168.5.2/24", gw: "192.168.5.1"},
-		{args: []string{"-netns-demo", "-addr", "192.168.5.2/24", "-gw", "192.168.5.1"}, addr: "192.168.5.2/24", gw: "192.168.5.1"},
+		{args: []string{"-link", "tap:x"}, addrs: "10.77.0.2/24, fd77::2/64", gws: "10.77.0.1, fd77::1"},
+		{args: []string{"-link", "tap:x", "-addr", "10.77.0.2/24"}, addrs: "10.77.0.2/24", gws: "10.77.0.1"},
+		{args: []string{"-link", "tap:x", "-gw", ""}, addrs: "10.77.0.2/24, fd77::2/64", gws: "none"},
+		{args: []string{"-link", "tap:x", "-addr", "192.168.5.2/24"}, addrs: "192.168.5.2/24", gws: "none"},
+		{args: []string{"-link", "tap:x", "-addr", "10.77.0.9/24"}, addrs: "10.77.0.9/24", gws: "none"},
+		{args: []string{"-link", "tap:x", "-addr", "192.168.5.2/24", "-gw", "192.168.5.1"}, addrs: "192.168.5.2/24", gws: "192.168.5.1"},
+		{args: []string{"-netns-demo", "-addr", "192.168.5.2/24", "-gw", "192.168.5.1"}, addrs: "192.168.5.2/24", gws: "192.168.5.1"},
+		{args: []string{"-link", "tap:x", "-addr", "2001:db8::2/64", "-addr", "192.168.5.2/24", "-gw", "192.168.5.1", "-gw", "2001:db8::1"},
+			addrs: "2001:db8::2/64, 192.168.5.2/24", gws: "192.168.5.1, 2001:db8::1"},
+		{args: []string{"-link", "tap:x", "-addr", "2001:db8::2/64", "-gw", "fe80::1"}, addrs: "2001:db8::2/64", gws: "fe80::1"},
+		{args: []string{"-link", "tap:x", "-addr", "fd77::2/64"}, addrs: "fd77::2/64", gws: "fd77::1"},
 		{args: []string{"-link", "tap:x", "-addr", "192.168.5.2/24", "-gw", "10.77.0.1"}, code: 2},
 		{args: []string{"-link", "tap:x", "-gw", "10.1.1.1"}, code: 2},
 		{args: []string{"-link", "tap:x", "-gw", "bogus"}, code: 2},
+		{args: []string{"-link", "tap:x", "-gw", "10.77.0.1", "-gw", "10.77.0.3"}, code: 2},
+		{args: []string{"-link", "tap:x", "-addr", "2001:db8::2/64", "-gw", "2001:db9::1"}, code: 2},
 		{args: []string{"-link", "tap:x", "-addr", "192.168.5.2"}, code: 2},
+		{args: []string{"-link", "tap:x", "-addr", "::ffff:10.0.0.1/120"}, code: 2},
+		{args: []string{"-link", "tap:x", "-addr", ""}, code: 2},
 		{args: []string{"-addr", "192.168.5.2/24"}, code: 2}, // no -link
 		{args: []string{"-link", "tap:x", "extra"}, code: 2},
 	} {
@@ -48,18 +57,18 @@ func TestServeFlags(t *testing.T) {
 			t.Errorf("serve %q: refused (status %d): %s", tc.args, code, stderr.String())
 			continue
 		}
-		if c.addr != netip.MustParsePrefix(tc.addr) {
-			t.Errorf("serve %q: address %v, want %s", tc.args, c.addr, tc.addr)
+		if got := addrsString(c.addrs); got != tc.addrs {
+			t.Errorf("serve %q: addresses %s, want %s", tc.args, got, tc.addrs)
 		}
-		if got := gwString(c.gw); tc.gw == "" && got != "none" || tc.gw != "" && got != tc.gw {
-			t.Errorf("serve %q: gateway %s, want %q", tc.args, got, tc.gw)
+		if got := gwsString(c.gws); got != tc.gws {
+			t.Errorf("serve %q: gateways %s, want %s", tc.args, got, tc.gws)
 		}
 	}
 	var help bytes.Buffer
 	if c, code := parseServeFlags([]string{"-h"}, &help); c != nil || code != 0 {
 		t.Errorf("serve -h: status %d", code)
 	}
-	if !strings.Contains(help.String(), "another -addr there is no gateway unless -gw gives one") {
+	if !strings.Contains(help.String(), "another -addr there is no gateway unless -gw gives one") || !strings.Contains(help.String(), "may be given more than once") {
 		t.Errorf("serve -h does not say when there is a default gateway:\n%s", help.String())
 	}
 }

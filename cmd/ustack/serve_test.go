@@ -126,16 +126,28 @@ func TestServeNetnsDemo(t *testing.T) {
 	netnstest.NeedCommands(t, "curl", "go")
 	bin := buildUstack(t)
 	s := startServe(t, bin, "-netns-demo")
-	m := s.waitFor(t, `the kernel's side is \S+ in netns (\S+)\.`)
+	m := s.waitFor(t, `the kernel's side is .+ in netns (\S+)\.`)
 	ns := &netns.NS{Name: m[1]}
 	t.Cleanup(func() { ns.Delete() }) // in case serve did not
 	s.waitFor(t, `^Ctrl-C`)
 	if got := curl(t, ns, "http://10.77.0.2/bytes/1000000"); got != "200 1000000" {
 		t.Errorf("curl: %q, want \"200 1000000\"", got)
 	}
+	// IPv6 too: the kernel side has fd77::1, the stack fd77::2.
+	if got := curl(t, ns, "http://[fd77::2]/bytes/1000000"); got != "200 1000000" {
+		t.Errorf("curl -6: %q, want \"200 1000000\"", got)
+	}
+	if out, err := ns.Run("ping", "-6", "-c", "2", "-W", "5", "fd77::2"); err != nil {
+		t.Errorf("ping -6: %v\n%s", err, out)
+	}
 	s.stop(t)
 	out := strings.Join(s.all, "\n")
-	if !strings.Contains(out, "removed netns "+ns.Name) || !regexp.MustCompile(`http\s+1 connections`).MatchString(out) {
+	for _, want := range []string{"ping -6 -c 3 fd77::2", "curl -6 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the demo's commands lack %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "removed netns "+ns.Name) || !regexp.MustCompile(`http\s+2 connections`).MatchString(out) {
 		t.Errorf("summary or teardown missing:\n%s", out)
 	}
 	if netns.Exists(ns.Name) {
@@ -144,7 +156,8 @@ func TestServeNetnsDemo(t *testing.T) {
 }
 
 // TestServeAFPacket: serve on an AF_PACKET socket in a namespace the test
-// made (-link afpacket:IF -netns NS), with a directory over HTTP.
+// made (-link afpacket:IF -netns NS), with a directory over HTTP, over
+// IPv4 and IPv6 (its default addresses are of both).
 func TestServeAFPacket(t *testing.T) {
 	netnstest.Skip(t, false)
 	netnstest.NeedCommands(t, "curl", "go")
@@ -155,8 +168,14 @@ func TestServeAFPacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServe(t, bin, "-link", "afpacket:"+p.DUTIf, "-netns", p.DUT.Name, "-root", root, "-v")
-	s.waitFor(t, `^ustack serve: 10.77.0.2/24 on afpacket:d0`)
+	if err := p.Peer.IP("-6", "addr", "add", "fd77::1/64", "dev", p.PeerIf, "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor(t, `^ustack serve: 10.77.0.2/24, fd77::2/64 on afpacket:d0`)
 	s.waitFor(t, `udp-echo`)
+	if got := curl(t, p.Peer, "http://[fd77::2]/bytes/3000000"); got != "200 3000000" {
+		t.Errorf("curl over IPv6: %q", got)
+	}
 	if got := curl(t, p.Peer, "http://10.77.0.2/hello.txt"); got != "200 18" {
 		t.Errorf("curl file: %q, want \"200 18\"", got)
 	}
@@ -183,7 +202,7 @@ func TestServeSynCookies(t *testing.T) {
 	netnstest.NeedCommands(t, "curl", "go")
 	bin := buildUstack(t)
 	s := startServe(t, bin, "-netns-demo", "-syncookies", "2")
-	m := s.waitFor(t, `the kernel's side is \S+ in netns (\S+)\.`)
+	m := s.waitFor(t, `the kernel's side is .+ in netns (\S+)\.`)
 	ns := &netns.NS{Name: m[1]}
 	t.Cleanup(func() { ns.Delete() })
 	s.waitFor(t, `^Ctrl-C`)

@@ -89,6 +89,7 @@ func main() {
 	tables := bench.Plan()
 	start := time.Now()
 	failed := bench.Run(ctx, tables, o)
+	bench.RemoveBuilt()
 	took := time.Since(start)
 	section := bench.Section(tables, o, m, strings.TrimSpace(*command), *note, took)
 	fmt.Print(section)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package batchdev_test
+
+const raceEnabled = false

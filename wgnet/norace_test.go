@@ -1,0 +1,5 @@
+//go:build !race
+
+package wgnet
+
+const raceEnabled = false
