@@ -17,7 +17,8 @@ import (
 // protocol core (a stack.Stack) that the lock guards, the output queues in
 // which the core's frames wait to be written to the links, the delivery of
 // the core's socket events, and the timer that runs the core's deadlines.
-// A Stack has one shard; input.go chooses among several.
+// A Stack has Config.Shards of them (GOMAXPROCS by default); input.go and
+// shards.go choose among them.
 //
 // Every call into the core follows one pattern: lock, a non-blocking
 // core call, unlock. unlock collects what the call made — frames, socket
