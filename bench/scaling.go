@@ -8,9 +8,14 @@ import (
 	"github.com/ustack/ustack/link/tap"
 )
 
-// scaleCores are the GOMAXPROCS settings of the scaling table: a stack
-// made with ustack.New has that many shards (Config.Shards' default).
-var scaleCores = []int{1, 2}
+// scaleCols are the columns of the scaling table: GOMAXPROCS, and the
+// shards (0: Config.Shards' default, as many as GOMAXPROCS). The middle
+// column tells what the second core does from what the second shard does.
+var scaleCols = []struct{ cores, shards int }{{1, 0}, {2, 1}, {2, 0}}
+
+// scaleShards is the shard count the bench's ustack stacks are made with
+// (0: the default); the scaling table's cells set it while they run.
+var scaleShards int
 
 // UstackTAPQueues is UstackTAP with a multi-queue TAP device of one queue
 // per shard (GOMAXPROCS at setup), so each shard has a reader of its own.
@@ -19,6 +24,9 @@ func UstackTAPQueues() Setup {
 		ns, ep, err := tapKernelWith(func(netns string) tap.Config {
 			c := TAPConfig(netns)
 			c.Queues = runtime.GOMAXPROCS(0)
+			if scaleShards > 0 {
+				c.Queues = scaleShards
+			}
 			return c
 		})
 		if err != nil {
@@ -33,16 +41,21 @@ func UstackTAPQueues() Setup {
 	}
 }
 
-// withCores runs a cell with GOMAXPROCS set to k for its setup and run,
-// and set back after.
-func withCores(k int, c *Cell) *Cell {
+// withCores runs a cell with GOMAXPROCS set to k and the stacks made with
+// shards shards (0: the default) for its setup and run, and sets both
+// back after.
+func withCores(k, shards int, c *Cell) *Cell {
 	run := c.Run
 	c.Run = func(ctx context.Context, o Options) (Sample, error) {
 		if runtime.NumCPU() < k {
 			return nil, unsupported("%d CPUs, fewer than %d", runtime.NumCPU(), k)
 		}
 		prev := runtime.GOMAXPROCS(k)
-		defer runtime.GOMAXPROCS(prev)
+		scaleShards = shards
+		defer func() {
+			runtime.GOMAXPROCS(prev)
+			scaleShards = 0
+		}()
 		return run(ctx, o)
 	}
 	return c
@@ -56,13 +69,17 @@ func ScalingTable() *Table {
 		Title:  "Scaling: ustack on 1 and 2 cores (GOMAXPROCS; as many shards)",
 		Corner: "case",
 	}
-	for _, k := range scaleCores {
-		t.Cols = append(t.Cols, fmt.Sprintf("GOMAXPROCS=%d", k))
+	for _, c := range scaleCols {
+		name := fmt.Sprintf("GOMAXPROCS=%d", c.cores)
+		if c.shards > 0 {
+			name += fmt.Sprintf(", %d shard%s", c.shards, plural(c.shards))
+		}
+		t.Cols = append(t.Cols, name)
 	}
 	row := func(name string, setup Setup, show func([]Sample) string, w func(ctx context.Context, n Net, o Options) (Sample, error)) {
 		r := &Row{Name: name}
-		for _, k := range scaleCores {
-			r.Cells = append(r.Cells, withCores(k, cell(setup, show, w)))
+		for _, c := range scaleCols {
+			r.Cells = append(r.Cells, withCores(c.cores, c.shards, cell(setup, show, w)))
 		}
 		t.Rows = append(t.Rows, r)
 	}
@@ -73,7 +90,7 @@ func ScalingTable() *Table {
 	row("TAP, kernel clients: crr, 8 clients", UstackTAPQueues(), showCRR, crr8)
 	row("TAP, kernel to ustack: bulk, MTU "+itoa(DeviceMTU), UstackTAPQueues(), showBulk, bulk)
 	t.Notes = []string{
-		"Each column sets GOMAXPROCS for the measurement, so a stack made in it has that many shards (ustack.Config.Shards' default), and the TAP device (multi-queue, link/tap Config.Queues) that many queues, each with a reader.",
+		"Each column sets GOMAXPROCS for the measurement, so a stack made in it has that many shards (ustack.Config.Shards' default) unless the column names a count, and the TAP device (multi-queue, link/tap Config.Queues) one queue per shard, each with a reader.",
 		"In process: two stacks in this process over `link/pipe`, as in the first table (both stacks and the clients share the cores). TAP: the kernel in a namespace runs the clients (crr) or the sender (bulk) on the same cores.",
 	}
 	return t
