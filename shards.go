@@ -130,3 +130,19 @@ func partBacklog(backlog, i, n int) int {
 	}
 	return max(b, 1)
 }
+
+// shardConfig is the core configuration of shard i of n: the stack's,
+// with the per-listener bound on half-open connections (SynBacklog,
+// tcp_max_syn_backlog) shared out like the accept backlog (partBacklog),
+// since a listener has a SYN queue in every shard; so a SYN flood meets
+// the one bound a listener has, and SYN cookies start when it would.
+func shardConfig(cfg stack.Config, i, n int) stack.Config {
+	if n > 1 {
+		b := cfg.SynBacklog
+		if b == 0 {
+			b = 1024 // stack.Config's default
+		}
+		cfg.SynBacklog = partBacklog(b, i, n)
+	}
+	return cfg
+}

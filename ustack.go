@@ -157,7 +157,7 @@ func newStack(cfg Config, nShards int) (*Stack, error) {
 		done: make(chan struct{}),
 	}
 	for i := 0; i < nShards; i++ {
-		sh := newShard(s, stack.New(cfg.Config))
+		sh := newShard(s, stack.New(shardConfig(cfg.Config, i, nShards)))
 		sh.idx = i
 		s.shards = append(s.shards, sh)
 	}
