@@ -38,8 +38,8 @@ func TestSetCongestionControl(t *testing.T) {
 		c := nc.(*TCPConn)
 		srv := <-accepted
 		defer srv.Close()
-		if got := c.CongestionControl(); got != "reno" {
-			t.Fatalf("default controller %q", got)
+		if got := c.CongestionControl(); got != "cubic" {
+			t.Fatalf("default controller %q, want Linux's, cubic", got)
 		}
 		err = c.SetCongestionControl("no-such-cc")
 		var op *net.OpError

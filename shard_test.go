@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 
 	"net/netip"
 	"runtime"
@@ -174,8 +175,13 @@ func TestBlockedLinkWrite(t *testing.T) {
 		sh.mu.Unlock()
 
 		// A stream to the blocked link: Write returns once the data is in
-		// x's send buffer (4 MiB), without waiting for the link; what
-		// the window lets out fills NIC 1's queue.
+		// x's send buffer (4 MiB, set here: an auto-tuned one starts at
+		// 64 KiB and grows with a window the blocked link never opens),
+		// without waiting for the link; what the window lets out fills
+		// NIC 1's queue.
+		if err := xc.SetWriteBuffer(4 << 20); err != nil {
+			t.Fatal(err)
+		}
 		before := a.Stats().TCP.RetransSegs
 		data := make([]byte, 256<<10)
 		for i := range data {
@@ -826,5 +832,38 @@ func TestClosedStackCollected(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d of the closed stacks' 2 shards and 2 cores collected", got)
 		}
+	}
+}
+
+// TestAddStats: the sum over shards covers every counter of every group
+// (Link, Net, UDP, UDP6, TCP, Fwd, PMTU, Ping, and any added later), not
+// a list of groups that a new one would silently miss.
+func TestAddStats(t *testing.T) {
+	var one, sum stack.Stats
+	ones := 0
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				fill(v.Field(i))
+			}
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			v.SetUint(1)
+			ones++
+		}
+	}
+	fill(reflect.ValueOf(&one).Elem())
+	addStats(&sum, &one)
+	addStats(&sum, &one)
+	n := 0
+	sum.Each(func(name string, v uint64) {
+		n++
+		if v != 2 {
+			t.Errorf("%s = %d after adding 1 twice, want 2", name, v)
+		}
+	})
+	if n != ones || n == 0 {
+		t.Errorf("Each saw %d counters, fill set %d", n, ones)
 	}
 }

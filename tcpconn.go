@@ -304,7 +304,8 @@ func (c *TCPConn) SetLinger(sec int) error {
 	return nil
 }
 
-// SetReadBuffer sets the receive buffer size (SO_RCVBUF).
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF) and, as on
+// Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetReadBuffer(bytes int) error {
 	c.sh.mu.Lock()
 	defer c.sh.mu.Unlock()
@@ -312,7 +313,8 @@ func (c *TCPConn) SetReadBuffer(bytes int) error {
 	return nil
 }
 
-// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF) and, as on
+// Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetWriteBuffer(bytes int) error {
 	c.sh.mu.Lock()
 	defer c.sh.mu.Unlock()
@@ -321,8 +323,9 @@ func (c *TCPConn) SetWriteBuffer(bytes int) error {
 }
 
 // SetCongestionControl selects the connection's congestion controller by
-// the name it is registered under in package tcp/cc ("reno", or one
-// registered with cc.Register), as the TCP_CONGESTION socket option does.
+// the name it is registered under in package tcp/cc ("cubic", the
+// default, "bbr", "reno", or one registered with cc.Register), as the
+// TCP_CONGESTION socket option does.
 // The new controller starts from the current window. An unknown name
 // fails with an error matching syscall.ENOENT, changing nothing.
 func (c *TCPConn) SetCongestionControl(name string) error {

@@ -295,12 +295,36 @@ func (s *Stack) Stats() stack.Stats {
 
 // addStats adds every counter of src to dst.
 func addStats(dst, src *stack.Stats) {
-	for _, g := range [][2]any{{&dst.Link, &src.Link}, {&dst.Net, &src.Net}, {&dst.UDP, &src.UDP}, {&dst.TCP, &src.TCP}} {
-		d, v := reflect.ValueOf(g[0]).Elem(), reflect.ValueOf(g[1]).Elem()
+	addCounters(reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem())
+}
+
+// addCounters adds src's counters to dst's, group by group: every
+// unsigned field of every group (and of groups inside groups), so that a
+// group a later change adds is merged too.
+func addCounters(d, v reflect.Value) {
+	switch d.Kind() {
+	case reflect.Struct:
 		for i := 0; i < d.NumField(); i++ {
-			d.Field(i).SetUint(d.Field(i).Uint() + v.Field(i).Uint())
+			addCounters(d.Field(i), v.Field(i))
 		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		d.SetUint(d.Uint() + v.Uint())
 	}
+}
+
+// PathMTU returns the MTU the stack uses toward dst: its route's NIC's,
+// or the smaller one path MTU discovery learned from ICMP (RFC 1191,
+// RFC 8201) until it expires, as `ip route get` shows the kernel's.
+//
+// With several shards each keeps the path MTUs its own connections
+// learned (as the rest of the host's state, each shard's core has its
+// own); this asks the first, the only one unless the stack was made with
+// several.
+func (s *Stack) PathMTU(dst netip.Addr) (int, error) {
+	sh := s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.PathMTU(s.now(), dst)
 }
 
 // Conns returns the stack's TCP connections, as `ss -t` would list them.

@@ -197,13 +197,20 @@ func TestHalfClose(t *testing.T) {
 	if err != nil || !bytes.Equal(got, req) {
 		t.Fatalf("server read %d bytes, %v", len(got), err)
 	}
-	// The server can still write after the client's FIN.
+	// The server can still write after the client's FIN. The client
+	// reads meanwhile: 450 KB is more than the buffers hold before the
+	// application reads (auto-tuning grows them with what it reads).
 	resp := bytes.Repeat([]byte("response "), 50_000)
-	if _, err := srv.Write(resp); err != nil {
+	werr := make(chan error, 1)
+	go func() {
+		_, err := srv.Write(resp)
+		srv.Close()
+		werr <- err
+	}()
+	got, err = io.ReadAll(c)
+	if err := <-werr; err != nil {
 		t.Fatal(err)
 	}
-	srv.Close()
-	got, err = io.ReadAll(c)
 	if err != nil || !bytes.Equal(got, resp) {
 		t.Fatalf("client read %d bytes, %v", len(got), err)
 	}

@@ -88,6 +88,8 @@ func checkSample(t *testing.T, name string, s Sample) {
 		positive(MCPS, MCount)
 	case has(s, MBytesEnd):
 		positive(MBytesEnd, MPairs)
+	case has(s, MEndMiB):
+		positive(MEndMiB)
 	default:
 		t.Errorf("%s: unknown sample %v", name, s)
 	}

@@ -309,7 +309,10 @@ func TestRegressBogusSACK(t *testing.T) {
 	for _, atACK := range []bool{true, false} {
 		t.Run(fmt.Sprintf("atACK=%v", atACK), func(t *testing.T) {
 			link := impair.Config{Delay: 5 * time.Millisecond}
-			n, a, b, l := pairNet(11, stack.Config{}, stack.Config{}, link, link)
+			// The server writes its 90 KB at once: a send buffer that
+			// holds it (auto-tuning starts at 64 KiB).
+			big := stack.Config{TCP: tcp.Config{SndBuf: 1 << 20}}
+			n, a, b, l := pairNet(11, big, big, link, link)
 			ln, err := b.Stack.Listen(netip.MustParseAddrPort("0.0.0.0:80"), 0)
 			if err != nil {
 				t.Fatal(err)

@@ -64,7 +64,7 @@ func TestAddNICErrors(t *testing.T) {
 	if err := st.AddRoute(netip.MustParsePrefix("::/0"), netip.MustParseAddr("2001:db8::fe"), id); err != nil {
 		t.Errorf("IPv6 route: %v", err)
 	}
-	if got := st.TCPConfig(); got.RcvBuf != 4<<20 || got.TimeWait != time.Minute {
+	if got := st.TCPConfig(); got.RcvBuf != 128<<10 || got.RcvBufMax != 32<<20 || got.TimeWait != time.Minute {
 		t.Errorf("TCPConfig defaults %+v", got)
 	}
 }

@@ -602,8 +602,10 @@ func TestSegmentsFitMTU(t *testing.T) {
 func TestWindowWithinBuffer(t *testing.T) {
 	for seed := range uint64(6) {
 		for _, buf := range []int{16 << 10, 1 << 20} {
-			cfg := stack.Config{Seed: seed + 1, TCP: tcp.Config{RcvBuf: buf}}
-			n, a, b := pair(t, cfg, stack.Config{Seed: seed + 50, TCP: tcp.Config{RcvBuf: buf}})
+			// A fixed buffer: auto-tuning would grow it (RcvBuf is where
+			// it starts).
+			cfg := stack.Config{Seed: seed + 1, TCP: tcp.Config{RcvBuf: buf, RcvBufMax: buf}}
+			n, a, b := pair(t, cfg, stack.Config{Seed: seed + 50, TCP: tcp.Config{RcvBuf: buf, RcvBufMax: buf}})
 			c, s, _ := connect(t, n, a, b, 80)
 			size := min(3*buf, 256<<10)
 			transfer(t, n, c, s, payload(1, size), time.Minute)

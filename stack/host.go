@@ -35,6 +35,9 @@ type host struct {
 	link    LinkStats
 	net     network.Stats
 	c4, c6  ipCounters // the IP counters of each family, in net
+	// The path MTU cache (pmtu.go) and its counters.
+	pmtu      *pmtuCache
+	pmtuStats PMTUStats
 
 	// IPv6 (ip6.go, ndp.go, addrconf.go).
 	reasm6   *network.Reassembler

@@ -62,6 +62,11 @@ func (s *Stack) icmpv4Unreachable(now clock.Instant, m wire.ICMPv4) {
 		e.kind = errProtoUnreachable
 	case wire.ICMPv4FragmentationNeeded:
 		e.kind, e.mtu = errPacketTooBig, uint32(m.NextHopMTU())
+		if e.mtu == 0 {
+			// A router older than RFC 1191 names no next-hop MTU:
+			// take the plateau below the quoted packet's length (§5).
+			e.mtu = uint32(plateauBelow(int(q.TotalLen)))
+		}
 	}
 	s.transportError(now, &e)
 }

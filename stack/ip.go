@@ -228,6 +228,13 @@ type transportError struct {
 // UDP sockets are not told: ustack's are unconnected, and Linux reports
 // errors to those only with IP_RECVERR.
 func (s *Stack) transportError(now clock.Instant, e *transportError) {
+	if e.kind == errPacketTooBig && e.proto != wire.ProtoTCP {
+		// Other transports quote nothing to check the error against:
+		// the MTU is learned as it comes (RFC 1191 §4, RFC 8201 §4; as
+		// Linux does for UDP and raw sockets), within the family's
+		// minimum and never upward.
+		s.learnPMTU(now, e.src, e.dst, s.clampPMTU(e.dst, int(e.mtu)))
+	}
 	switch e.proto {
 	case wire.ProtoTCP:
 		s.tcpError(now, e)
@@ -260,14 +267,16 @@ func ipHeaderLen(dst netip.Addr) int {
 // writeIPHeader writes into b the IP header of a packet of plen payload
 // bytes of protocol proto from src to dst, of dst's family, and returns
 // its length (RFC 791 §3.1, df setting IPv4's Don't Fragment; RFC 8200
-// §3, with the host's hop limit, traffic class and flow label 0).
-func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen int, df bool) int {
+// §3, with the host's hop limit and flow label 0), ecn the ECN field of
+// either family (RFC 3168 §5: what TCP asked for its segment; DSCP 0).
+func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto, ecn uint8, plen int, df bool) int {
 	if !dst.Is4() {
-		h := wire.IPv6Fields{PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
+		h := wire.IPv6Fields{TrafficClass: ecn & 3, PayloadLen: uint16(plen), NextHeader: proto, HopLimit: s.host.hopLimit, Src: src, Dst: dst}
 		return h.Encode(b)
 	}
 	s.host.ipID++
 	h := wire.IPv4Fields{
+		TOS:      ecn & 3, // DSCP 0; the ECN field (RFC 3168 §5)
 		TotalLen: uint16(wire.IPv4HeaderLen + plen),
 		ID:       s.host.ipID,
 		DF:       df,
@@ -288,13 +297,13 @@ func (s *Stack) writeIPHeader(b []byte, src, dst netip.Addr, proto uint8, plen i
 func (s *Stack) sendPacket(now clock.Instant, rt *route, dst netip.Addr, proto uint8, buf []byte, plen int, df bool) bool {
 	hl := ipHeaderLen(dst)
 	c := s.host.ctr(dst)
-	if dst.Is6() && df && hl+plen > rt.nic.mtu6() {
+	if dst.Is6() && df && hl+plen > s.pathMTU(now, rt.nic, dst) {
 		// IPv6 has no DF bit: the source fragments or not, and TCP's
 		// segments are never fragmented (RFC 8200 §5).
 		*c.fragFails++
 		return false
 	}
-	s.writeIPHeader(buf, rt.src, dst, proto, plen, df)
+	s.writeIPHeader(buf, rt.src, dst, proto, 0, plen, df)
 	*c.outRequests++
 	return s.sendIP(now, rt.nic, rt.nextHop, buf[:hl+plen])
 }
@@ -309,18 +318,31 @@ func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte
 		return true
 	}
 	v6 := etherTypeOf(pkt) == wire.EtherTypeIPv6
+	mtu := n.cfg.MTU
 	if v6 {
-		if len(pkt) > n.mtu6() {
-			// RFC 8200 §4.5: the source fragments what does not fit.
-			return s.sendFragments6(now, n, nextHop, pkt)
+		mtu = n.mtu6()
+	}
+	if s.host.pmtu.gen != 0 {
+		// A path MTU was learned for some destination: is it this
+		// packet's (RFC 1191, RFC 8201)?
+		if m, ok := s.host.pmtu.lookup(now, pktDst(pkt)); ok && m < mtu {
+			mtu = m
+		}
+	}
+	if v6 {
+		if len(pkt) > mtu {
+			// RFC 8200 §4.5: the source fragments what does not fit
+			// the path (RFC 8201 §4).
+			return s.sendFragments6(now, n, nextHop, pkt, mtu)
 		}
 		if nextHop.IsMulticast() {
 			s.host.net.Ip6OutMcastPkts++
 		}
-	} else if len(pkt) > n.cfg.MTU {
+	} else if len(pkt) > mtu {
 		// A datagram, or an echo reply to a reassembled request: larger
-		// than the link takes, so it must leave in fragments.
-		return s.sendFragments(now, n, nextHop, pkt)
+		// than the link (or the path) takes, so it must leave in
+		// fragments.
+		return s.sendFragments(now, n, nextHop, pkt, mtu)
 	}
 	if n.cfg.Medium != link.Ethernet {
 		buf := s.getBuf(len(pkt))
@@ -342,13 +364,13 @@ func (s *Stack) sendIP(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte
 // fragments that fit it (RFC 791 §3.2, "Fragmentation"). It reports false,
 // sending nothing and counting FragFails, if pkt may not be fragmented (DF
 // set: RFC 791 §3.2).
-func (s *Stack) sendFragments(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) bool {
+func (s *Stack) sendFragments(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte, mtu int) bool {
 	st := &s.host.net
-	if err := s.host.frag.Reset(pkt, n.cfg.MTU); err != nil {
+	if err := s.host.frag.Reset(pkt, mtu); err != nil {
 		st.FragFails++
 		return false
 	}
-	fb := s.getBuf(n.cfg.MTU)
+	fb := s.getBuf(mtu)
 	defer s.putBuf(fb)
 	for {
 		k := s.host.frag.Next(fb)
@@ -360,6 +382,15 @@ func (s *Stack) sendFragments(now clock.Instant, n *nic, nextHop netip.Addr, pkt
 	}
 	st.FragOKs++
 	return true
+}
+
+// pktDst returns the destination address of an IP packet of either
+// version.
+func pktDst(pkt []byte) netip.Addr {
+	if pkt[0]>>4 == 6 {
+		return netip.AddrFrom16([16]byte(pkt[24:40]))
+	}
+	return netip.AddrFrom4([4]byte(pkt[16:20]))
 }
 
 // resolve returns nextHop's MAC on n, or queues a copy of pkt (if not nil)

@@ -106,17 +106,17 @@ func (n *nic) mtu6() int {
 // guess (RFC 7739: a keyed hash of the addresses plus a counter). It
 // reports false, sending nothing and counting Ip6FragFails, if the packet
 // cannot be fragmented.
-func (s *Stack) sendFragments6(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte) bool {
+func (s *Stack) sendFragments6(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byte, mtu int) bool {
 	h := &s.host
 	h.fragID6++
 	var b [32]byte
 	copy(b[:], pkt[8:40])
 	id := h.fragID6 + uint32(h.fragKey6.Sum64(b[:]))
-	if err := h.frag6.Reset(pkt, n.mtu6(), id); err != nil {
+	if err := h.frag6.Reset(pkt, mtu, id); err != nil {
 		h.net.Ip6FragFails++
 		return false
 	}
-	fb := s.getBuf(n.mtu6())
+	fb := s.getBuf(mtu)
 	defer s.putBuf(fb)
 	for {
 		k := h.frag6.Next(fb)
@@ -189,7 +189,16 @@ func (s *Stack) handleICMPv6(now clock.Instant, p *ipRepr) {
 func (s *Stack) icmpv6Error(now clock.Instant, m wire.ICMPv6, kind errKind, mtu uint32) {
 	var q wire.IPv6Fields
 	proto, hdr, err := m.Quote(&q)
-	if err != nil || proto == wire.ProtoFragment {
+	if err != nil {
+		return
+	}
+	if proto == wire.ProtoFragment {
+		// A fragment of ours (a datagram larger than the path) quotes
+		// no transport header; its packet too big still teaches the
+		// path's MTU (RFC 8201 §4).
+		if kind == errPacketTooBig {
+			s.learnPMTU(now, q.Src, q.Dst, s.clampPMTU(q.Dst, int(mtu)))
+		}
 		return
 	}
 	e := transportError{kind: kind, mtu: mtu, src: q.Src, dst: q.Dst, proto: proto, header: hdr}
@@ -263,8 +272,9 @@ func (s *Stack) sendEchoReply6(now clock.Instant, p *ipRepr, m wire.ICMPv6) {
 func ip6PayloadLen(pkt []byte) int { return int(binary.BigEndian.Uint16(pkt[4:])) }
 
 // mtuFor returns the MTU of n for packets to dst: the IPv6 one (mtu6)
-// for an IPv6 destination. It is where a connection's MSS comes from
-// (tcp.Endpoints.MTU); path MTU discovery will lower it per destination.
+// for an IPv6 destination. It is the MSS a connection announces
+// (tcp.Endpoints.MTU); pathMTU lowers it per destination for what is
+// sent.
 func (n *nic) mtuFor(dst netip.Addr) int {
 	if dst.Is6() {
 		return n.mtu6()

@@ -228,6 +228,9 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		if !ok {
 			return 0, false
 		}
+		if c.pmtuGen != s.host.pmtu.gen {
+			s.syncPMTU(now, c)
+		}
 		n := c.nic
 		src, dst := c.key.local.Addr(), c.key.remote.Addr()
 		hl := ipHeaderLen(dst)
@@ -250,6 +253,7 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			// without the shape to report.
 			frame = pkt.Buf[n.hdr:]
 			t.Len, t.Segments = c.conn.PollTransmit(now, frame[hl:]), 1
+			t.ECN = c.conn.TransmitECN()
 		}
 		if t.Len == 0 {
 			c.dirty = false
@@ -271,7 +275,7 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		default:
 			binary.BigEndian.PutUint16(seg[16:], wire.TCPChecksum(seg, src, dst))
 		}
-		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, t.Len, true)
+		s.writeIPHeader(frame, src, dst, wire.ProtoTCP, uint8(t.ECN), t.Len, true)
 		if dst.Is4() {
 			// The IDs of a super-segment's pieces are the next ones (as
 			// TSO numbers them): the next packet's ID follows the last

@@ -35,6 +35,8 @@ type Config struct {
 	// IPv6 configures the IPv6 side of NICs that have it (an IPv6
 	// address, or NICConfig.IPv6).
 	IPv6 IPv6Config
+	// PMTU configures the path MTU cache (RFC 1191, RFC 8201).
+	PMTU PMTUConfig
 	// Seed seeds every random choice of the stack: ISN and port keys,
 	// timestamp offsets, IP IDs. The same seed and the same inputs give
 	// the same outputs. The runtime draws a random seed for each stack.
@@ -219,6 +221,8 @@ type Stats struct {
 	UDP6 UDPStats
 	TCP  tcp.Stats
 	Fwd  ForwardStats
+	// PMTU are the path MTU cache's counters.
+	PMTU PMTUStats
 	Ping PingStats
 }
 
@@ -236,6 +240,7 @@ func (s *Stats) Each(f func(name string, v uint64)) {
 	each("UDP6.", &s.UDP6)
 	each("TCP.", &s.TCP)
 	each("Fwd.", &s.Fwd)
+	each("PMTU.", &s.PMTU)
 	each("Ping.", &s.Ping)
 }
 
@@ -389,6 +394,7 @@ func New(cfg Config) *Stack {
 	h.reasm = network.NewReassembler(cfg.Reassembly, &h.net)
 	h.reasm6 = network.NewReassembler6(cfg.Reassembly, &h.net)
 	h.v6next = clock.Never
+	h.pmtu = newPMTUCache(cfg.PMTU, &h.pmtuStats)
 	h.c4, h.c6 = ipCountersOf(&h.net)
 	// The draws keep their order: the same seed gives the same keys.
 	f.isn = tcp.NewISNGenerator(siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
@@ -412,7 +418,7 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
-	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats, Ping: s.flows.pingStats}
+	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats, Ping: s.flows.pingStats, PMTU: s.host.pmtuStats}
 }
 
 // Socket is a TCPConn, TCPListener, UDPEndpoint or PingEndpoint, as
@@ -474,6 +480,7 @@ func (s *Stack) NextDeadline() clock.Instant {
 	d = clock.Min(d, s.host.reasm6.NextDeadline())
 	d = clock.Min(d, s.host.v6next)
 	d = clock.Min(d, s.host.mld.NextDeadline())
+	d = clock.Min(d, s.host.pmtu.next)
 	return d
 }
 
@@ -514,6 +521,7 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 		s.sendICMPv6Error(now, nil, q, wire.ICMPv6TimeExceeded, wire.ICMPv6ReassemblyTimeExceeded, 0, false, false)
 	}
 	s.timeout6(now)
+	h.pmtu.expire(now)
 }
 
 // neighborFailed fails the connects waiting on an unresolvable next hop

@@ -48,6 +48,9 @@ type TCPConn struct {
 	ackSeen   wire.Seq
 	ackKnown  bool
 	confirmed clock.Instant
+	// pmtuGen is the path MTU cache's generation the connection's MSS
+	// last followed (syncPMTU).
+	pmtuGen uint64
 }
 
 func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
@@ -60,6 +63,7 @@ func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
 		heapIdx:  -1,
 		deadline: clock.Never,
 		inTable:  true,
+		pmtuGen:  s.host.pmtu.gen,
 	}
 }
 
@@ -153,7 +157,7 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 			st.ListenDrops++
 			return
 		}
-		if c.conn.HandleSegment(now, &seg) != tcp.Reopen {
+		if c.conn.HandleSegmentECN(now, &seg, tcp.ECN(p.ecn)) != tcp.Reopen {
 			s.confirmReachable(now, c, &seg)
 			s.afterConn(c)
 			return
@@ -252,7 +256,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 		iss = newISS
 	}
 	c := s.newConn(key, rt.nic, rt.nextHop)
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(key.remote.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(key.remote.Addr()), PathMTU: s.pathMTU(now, rt.nic, key.remote.Addr()), ECN: true}
 	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
 		return
 	}
@@ -266,7 +270,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 // (RFC 4987 §3.6) and keeps no state but the time, which makes l check
 // ACKs as cookies for the next tcp.CookieValid.
 func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple, syn *wire.TCPFields) {
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr()), PathMTU: s.pathMTU(now, n, key.remote.Addr()), ECN: true}
 	var synack wire.TCPFields
 	s.flows.cookie.SynAck(now, ep, syn, &synack)
 	l.cookieSent = now
@@ -285,7 +289,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 		return false
 	}
 	st := &s.flows.tcpEnv.Stats
-	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, TSOffset: s.tsOffset(key.local, key.remote), MTU: n.mtuFor(key.remote.Addr()), PathMTU: s.pathMTU(now, n, key.remote.Addr()), ECN: true}
 	o, ok := s.flows.cookie.Check(now, ep, seg)
 	if !ok {
 		return false
@@ -357,18 +361,33 @@ func (s *Stack) tcpError(now clock.Instant, e *transportError) {
 	if c == nil {
 		return
 	}
-	// HandleICMPError acts only while connecting, where the quoted
-	// sequence number can only be our SYN's (RFC 5927 §4.1 asks for that
-	// check in general).
+	// RFC 5927 §4.1: an error is acted on only if the sequence number it
+	// quotes is in flight; a forged or stale one is counted and dropped.
+	seq := wire.Seq(binary.BigEndian.Uint32(h[4:]))
 	var err error
 	switch e.kind {
 	case errPortUnreachable, errProtoUnreachable:
 		err = tcp.ErrConnRefused
 	case errPacketTooBig:
-		return // path MTU discovery: issue 11
+		// RFC 1191, RFC 8201: the connection checks the sequence number
+		// and lowers its MSS; only then does the cache learn the MTU.
+		mtu := s.clampPMTU(e.dst, int(e.mtu))
+		if c.conn.HandlePacketTooBig(now, seq, mtu) {
+			// The connection sees the cache change too (syncPMTU):
+			// one still opening takes it for the MSS it will send.
+			s.learnPMTU(now, e.src, e.dst, mtu)
+		}
+		s.afterConn(c)
+		return
 	default:
 		err = tcp.ErrHostUnreachable
 	}
+	if !c.conn.ICMPInWindow(seq) {
+		s.flows.tcpEnv.Stats.OutOfWindowICMPs++
+		return
+	}
+	// HandleICMPError acts only while connecting (RFC 1122 §4.2.3.9:
+	// soft errors do not abort an established connection).
 	c.conn.HandleICMPError(now, err)
 	s.afterConn(c)
 }
@@ -419,7 +438,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	c := s.newConn(key, n, nextHop)
 	iss, tsOff := s.initialSeq(now, key.local, raddr)
-	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.mtuFor(raddr.Addr())}
+	ep := tcp.Endpoints{Local: key.local, Remote: raddr, ISS: iss, TSOffset: tsOff, MTU: n.mtuFor(raddr.Addr()), PathMTU: s.pathMTU(now, n, raddr.Addr()), ECN: true}
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}

@@ -11,11 +11,25 @@ import (
 // gives the Linux kernel's defaults (as of 6.x) wherever the kernel has one;
 // each field says which sysctl it mirrors.
 type Config struct {
-	// RcvBuf and SndBuf are the default receive and send buffer sizes in
-	// bytes (SO_RCVBUF, SO_SNDBUF; the kernel autotunes up to
-	// tcp_rmem/tcp_wmem max, ustack starts at the max). Default 4 MiB.
-	// Memory is only taken while data is buffered.
+	// RcvBuf and SndBuf are the receive and send buffer sizes a
+	// connection starts with (net.ipv4.tcp_rmem and tcp_wmem's middle
+	// values): 128 KiB and 64 KiB by default. Auto-tuning (autotune.go)
+	// grows them — the receive buffer with what the application reads
+	// per round trip (Linux's dynamic right-sizing), the send buffer to
+	// twice the congestion window — up to RcvBufMax and SndBufMax
+	// (tcp_rmem's and tcp_wmem's last values); a maximum no larger than
+	// the starting size turns it off, as SetReadBuffer and SetWriteBuffer
+	// do for one connection (SO_RCVBUF, SO_SNDBUF). Memory is only taken
+	// while data is buffered, whatever the sizes.
 	RcvBuf, SndBuf int
+	// RcvBufMax and SndBufMax bound auto-tuning: 32 MiB each by default.
+	// The receive maximum is Linux 6.18's tcp_rmem[2] (this machine's
+	// default; older kernels had 6 MiB); the send maximum is above
+	// Linux's 4 MiB tcp_wmem[2], so that one connection fills a 1 Gbit/s
+	// path with a 100 ms RTT (12.5 MB in flight) without configuration.
+	// The window scale announced in the SYN is the one RcvBufMax needs
+	// (RFC 7323 §2.3; Linux sizes it from tcp_rmem[2] too).
+	RcvBufMax, SndBufMax int
 	// InitialRTO is the RTO before any RTT sample (RFC 6298 §2.1: 1 s).
 	InitialRTO time.Duration
 	// MinRTO and MaxRTO bound the RTO (kernel: TCP_RTO_MIN 200 ms,
@@ -49,6 +63,19 @@ type Config struct {
 	// 7323 and RFC 2018 (net.ipv4.tcp_window_scaling, tcp_timestamps,
 	// tcp_sack all default on).
 	NoWindowScale, NoTimestamps, NoSACK bool
+	// NoRACK turns RACK-TLP (RFC 8985) off: with SACK, losses are found
+	// by RFC 6675's DupThresh rule and resent by its NextSeg, without
+	// tail-loss probes, PRR or undo (net.ipv4.tcp_recovery = 0; Linux's
+	// default 1 is RACK). NoTLP keeps RACK but sends no tail-loss probes
+	// (net.ipv4.tcp_early_retrans = 0). NoFRTO turns F-RTO (RFC 5682)
+	// off, so every RTO is taken as a real loss (net.ipv4.tcp_frto = 0;
+	// default on).
+	NoRACK, NoTLP, NoFRTO bool
+	// ECN is the use of Explicit Congestion Notification (RFC 3168),
+	// net.ipv4.tcp_ecn: ECNAccept (the default, Linux's 2) accepts it
+	// when a peer asks in its SYN; ECNRequest (1) also asks for it on
+	// outgoing connections; ECNOff (0) neither.
+	ECN ECNMode
 	// InitialCwnd is the initial congestion window in segments (RFC 6928:
 	// 10).
 	InitialCwnd int
@@ -62,11 +89,80 @@ type Config struct {
 	InvalidRateLimit time.Duration
 	// Congestion is the name of the congestion controller new
 	// connections use, as registered in package cc
-	// (net.ipv4.tcp_congestion_control); empty means cc.Default, "reno"
-	// (RFC 5681 with NewReno or RFC 6675 recovery). A connection can
-	// switch with SetCongestionControl. Validate reports an unknown
-	// name; NewEnv, which cannot fail, uses cc.Default instead.
+	// (net.ipv4.tcp_congestion_control): "cubic" (RFC 9438 with
+	// HyStart++, cc.Default, as Linux's), "reno" (RFC 5681), "bbr". A
+	// connection can switch with SetCongestionControl. Validate
+	// reports an unknown name; NewEnv, which cannot fail, uses
+	// cc.Default instead.
 	Congestion string
+	// Pacing paces the controllers that do not need it (CUBIC, Reno) at
+	// Linux's rates, as Linux does with the fq qdisc; BBR paces
+	// regardless. Off by default, as Linux without fq: measured in the
+	// simulator on one 1 Gbit/s flow with a 10 ms RTT, unpaced slow
+	// start ends at the path's capacity by HyStart's ACK train (no
+	// retransmission with a one-BDP buffer, against about 280 paced),
+	// while pacing wins with shallow buffers (a 0.12-BDP buffer: 854
+	// Mbit/s paced, 471 unpaced). See BENCHMARKS.md.
+	Pacing bool
+	// MTUProbing is when packetization-layer path MTU discovery runs
+	// (RFC 4821, RFC 8899; net.ipv4.tcp_mtu_probing): by default
+	// (MTUProbingBlackHole, Linux's 1) once full-sized segments keep
+	// timing out — the MSS drops to BaseMSS and probes search upward;
+	// MTUProbingAlways (2) from the start of every connection;
+	// MTUProbingOff (0) never, leaving ICMP's packet too big as the
+	// only way the MSS falls (Linux's default). See plpmtud.go.
+	MTUProbing MTUProbingMode
+	// BaseMSS is the MSS probing starts from and a black hole drops to
+	// (net.ipv4.tcp_base_mss, 1024).
+	BaseMSS int
+	// ProbeInterval is how long after a search ends it starts again, to
+	// find a path that grew (net.ipv4.tcp_probe_interval, 600 s; RFC
+	// 8899's PMTU_RAISE_TIMER).
+	ProbeInterval time.Duration
+}
+
+// ECNMode is Config.ECN, Linux's net.ipv4.tcp_ecn.
+type ECNMode uint8
+
+// The ECN modes. The zero value is ECNAccept.
+const (
+	// ECNAccept: answer an ECN-setup SYN with an ECN-setup SYN-ACK;
+	// never ask (tcp_ecn = 2, Linux's default).
+	ECNAccept ECNMode = iota
+	// ECNRequest: ask for ECN in the SYN of an outgoing connection, and
+	// accept it on incoming ones (tcp_ecn = 1).
+	ECNRequest
+	// ECNOff: neither ask nor accept (tcp_ecn = 0).
+	ECNOff
+)
+
+// String returns the mode's name.
+func (m ECNMode) String() string {
+	switch m {
+	case ECNAccept:
+		return "accept"
+	case ECNRequest:
+		return "request"
+	case ECNOff:
+		return "off"
+	}
+	return fmt.Sprintf("ECNMode(%d)", uint8(m))
+}
+
+// UnmarshalText sets the mode from its name ("off", "request", "accept")
+// or from the value net.ipv4.tcp_ecn gives it ("0", "1", "2").
+func (m *ECNMode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "accept", "2":
+		*m = ECNAccept
+	case "request", "1":
+		*m = ECNRequest
+	case "off", "0":
+		*m = ECNOff
+	default:
+		return fmt.Errorf("tcp: unknown ECN mode %q (off, request, accept; or 0, 1, 2 as net.ipv4.tcp_ecn)", b)
+	}
+	return nil
 }
 
 // Validate reports settings no connection can use: for now, a
@@ -90,8 +186,10 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	defInt(&c.RcvBuf, 4<<20)
-	defInt(&c.SndBuf, 4<<20)
+	defInt(&c.RcvBuf, 128<<10)
+	defInt(&c.SndBuf, 64<<10)
+	defInt(&c.RcvBufMax, 32<<20)
+	defInt(&c.SndBufMax, 32<<20)
 	def(&c.InitialRTO, time.Second)
 	def(&c.MinRTO, 200*time.Millisecond)
 	def(&c.MaxRTO, 120*time.Second)
@@ -107,6 +205,9 @@ func (c *Config) setDefaults() {
 	defInt(&c.InitialCwnd, 10)
 	defInt(&c.ChallengeACKLimit, 1000)
 	def(&c.InvalidRateLimit, 500*time.Millisecond)
+	defInt(&c.BaseMSS, 1024)
+	c.BaseMSS = max(c.BaseMSS, mssFloor)
+	def(&c.ProbeInterval, defaultProbeInterval)
 	if c.Congestion == "" || !cc.Registered(c.Congestion) {
 		c.Congestion = cc.Default
 	}
@@ -116,6 +217,8 @@ func (c *Config) setDefaults() {
 	if c.SndBuf < minBuf {
 		c.SndBuf = minBuf
 	}
+	c.RcvBuf, c.SndBuf = min(c.RcvBuf, maxBuf), min(c.SndBuf, maxBuf)
+	c.RcvBufMax, c.SndBufMax = min(c.RcvBufMax, maxBuf), min(c.SndBufMax, maxBuf)
 }
 
 // minBuf is the smallest buffer size accepted (the kernel's SOCK_MIN_RCVBUF

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/minmax"
 	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
@@ -101,12 +102,14 @@ type Conn struct {
 	rcvAdv wire.Seq // right edge of the last window advertised (RCV.NXT + RCV.WND when sent)
 
 	// Options (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
-	sndWScale, rcvWScale uint8  // window shifts: the peer's, and ours
-	wsOK, tsOK, sackOK   bool   // options both sides agreed on
-	advMSS               uint16 // the MSS we announced (from our MTU)
-	sndMSS               uint32 // data bytes in a full segment we send (options excluded)
-	rcvMSS               uint32 // largest data size the peer has sent us
-	tsRecent             uint32 // TS.Recent (RFC 7323 §4.3)
+	sndWScale, rcvWScale uint8   // window shifts: the peer's, and ours
+	wsOK, tsOK, sackOK   bool    // options both sides agreed on
+	advMSS               uint16  // the MSS we announced (from our MTU)
+	sndMSS               uint32  // data bytes in a full segment we send (options excluded)
+	rcvMSS               uint32  // largest data size the peer has sent us
+	plp                  plpmtud // path MTU: PTB and PLPMTUD (plpmtud.go)
+	epPathMTU            int     // Endpoints.PathMTU
+	tsRecent             uint32  // TS.Recent (RFC 7323 §4.3)
 	tsRecentAt           clock.Instant
 	tsOffset             uint32   // added to our TSval
 	lastAckSent          wire.Seq // Last.ACK.sent (RFC 7323 §4.3)
@@ -157,22 +160,57 @@ type Conn struct {
 	// Congestion control (tcp/cc), made by name when the handshake fixes
 	// the MSS, and the time the next data segment may go at its pacing
 	// rate.
-	cc         cc.Controller
-	ccName     string
-	pacingNext clock.Instant
+	cc           cc.Controller
+	ccName       string
+	ccSetsWindow bool // cc.SetsRecoveryWindow(), asked once
+	pacingNext   clock.Instant
+	// pacingBehind: data waited for the pacing clock and has not caught
+	// up with it since (see pace).
+	pacingBehind bool
+	// tlpProbe: the segment being built is a tail-loss probe of new data
+	// (RFC 8985 §7.3), which goes whatever cwnd allows.
+	tlpProbe bool
 
 	// The shape of the super-segment sendData just wrote, for
 	// PollTransmitBatch (superSegs ≤ 1: an ordinary segment).
 	superSegs, superHdr, superSize int
 
-	// Loss recovery (recovery.go): rec is &reno or &sack, chosen when
-	// SACK is negotiated; both live here so that choosing allocates
+	// What is in flight (delivery.go): the SACK scoreboard, a record of
+	// every segment sent and not yet acknowledged (sent.go), the
+	// delivery-rate sampler, and the minimum RTT seen.
+	sb     scoreboard
+	sent   sentQueue
+	rs     rateSampler
+	minRTT minmax.Filter
+	// sackWork counts the scoreboard ranges and records SACK tagging
+	// visited, for the tests that bound it.
+	sackWork uint64
+
+	// Loss recovery (recovery.go): rec is &reno, &sack or &rack, chosen
+	// when SACK is negotiated; all live here so that choosing allocates
 	// nothing.
 	rec   lossRecovery
 	lr    *recoveryBase // rec's recoveryBase
 	reno  renoRecovery
 	sack  sackRecovery
+	rack  rackRecovery
 	ackEv ackEvent // the ACK being processed (processACK)
+
+	// ECN (RFC 3168, ecn.go): negotiated; asked for in our SYN; CE
+	// seen and not yet answered by CWR (ECE on every segment); CWR owed
+	// on the next new data segment; the codepoint of the segment being
+	// handled, and of the segment last written.
+	ecnOK, ecnAsked, ecnEcho, cwrPending bool
+	ecnIP                                bool // Endpoints.ECN
+	ecnIn, ecnOut                        ECN
+
+	// Buffer auto-tuning (autotune.go): the receive side's measurement,
+	// whether the send buffer follows cwnd, the bytes the application
+	// read.
+	rtune        rcvTuner
+	stuneOn      bool
+	bytesRead    uint64
+	lastDataRecv clock.Instant // when in-order data last arrived
 
 	// Per-connection options set by the application.
 	noDelay                       bool
@@ -189,12 +227,15 @@ type Conn struct {
 
 // NewConn returns a closed connection that will use env.
 func NewConn(env *Env) *Conn {
-	c := &Conn{env: env, ccName: env.cfg.Congestion}
+	c := &Conn{env: env, ccName: env.cfg.Congestion, minRTT: minmax.NewMin()}
 	c.timers.stopAll()
+	c.sent.init()
 	c.reno.init(c)
 	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	c.sndBufSize = env.cfg.SndBuf
 	c.rcvBufSize = env.cfg.RcvBuf
+	c.rtune.on = env.cfg.RcvBufMax > env.cfg.RcvBuf
+	c.stuneOn = env.cfg.SndBufMax > env.cfg.SndBuf
 	c.keepIdle = env.cfg.KeepIdle
 	c.keepIntvl = env.cfg.KeepInterval
 	c.keepCount = env.cfg.KeepCount
@@ -211,9 +252,19 @@ type Endpoints struct {
 	TSOffset uint32
 	// MTU is the IP MTU of the route to Remote; the MSS announced is MTU
 	// minus the fixed IP and TCP headers: 40 bytes over IPv4 (RFC 9293
-	// §3.7.1), 60 over IPv6 (RFC 8200 §8.3), by Remote's family. (Path
-	// MTU discovery will lower what is sent, not what is announced.)
+	// §3.7.1), 60 over IPv6 (RFC 8200 §8.3), by Remote's family.
 	MTU int
+	// PathMTU, when not 0, is a smaller MTU path MTU discovery learned
+	// for Remote (RFC 1191, RFC 8201): it lowers the MSS sent, not the
+	// one announced (as Linux's tcp_sync_mss and tcp_advertise_mss).
+	PathMTU int
+	// ECN says the owner carries the IP header's ECN field both ways for
+	// this connection: it passes each arriving segment's codepoint to
+	// HandleSegmentECN and writes each Transmit.ECN into the packet it
+	// sends. Without it ECN is neither asked for nor agreed to, whatever
+	// Config.ECN says: a connection that agreed to ECN but never saw the
+	// CE marks would not hear of congestion at all (RFC 3168 §6.1.1).
+	ECN bool
 }
 
 func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
@@ -221,14 +272,25 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.iss = ep.ISS
 	c.sndUna, c.sndNxt, c.sndMax = ep.ISS, ep.ISS, ep.ISS
 	c.tsOffset = ep.TSOffset
+	c.ecnIP = ep.ECN
 	c.advMSS = advMSS(ep)
+	c.epPathMTU = ep.PathMTU
 	c.rcvMSS = min(uint32(c.advMSS), 536)
 	c.rcvWScale = 0
 	if !c.env.cfg.NoWindowScale {
-		c.rcvWScale = windowShift(c.rcvBufSize)
+		c.rcvWScale = windowShift(c.maxRcvBuf())
 	}
 	c.rto = c.env.cfg.InitialRTO
 	c.lastRecv, c.lastSend = now, now
+}
+
+// maxRcvBuf is the largest receive buffer the connection may have: the
+// window scale must be able to announce it (RFC 7323 §2.3).
+func (c *Conn) maxRcvBuf() int {
+	if c.rtune.on {
+		return max(c.env.cfg.RcvBufMax, c.rcvBufSize)
+	}
+	return c.rcvBufSize
 }
 
 // windowShift returns the smallest shift that lets a 16-bit window field
@@ -309,14 +371,17 @@ func (c *Conn) negotiate(now clock.Instant, syn *wire.TCPFields) {
 	}
 	// SACK-permitted (RFC 2018 §2).
 	c.sackOK = o.SACKPermitted && !cfg.NoSACK
+	// ECN (RFC 3168 §6.1.1).
+	c.ecnNegotiate(syn)
 	c.sndMSS = mss
+	c.plpInit()
 	c.selectRecovery()
 	c.startCongestionControl()
 }
 
 // ccParams returns what a new controller starts from.
 func (c *Conn) ccParams() cc.Params {
-	return cc.Params{MSS: c.sndMSS, InitialWindow: cc.InitialWindow(c.sndMSS, c.env.cfg.InitialCwnd)}
+	return cc.Params{MSS: c.sndMSS, InitialWindow: cc.InitialWindow(c.sndMSS, c.env.cfg.InitialCwnd), Pacing: c.env.cfg.Pacing}
 }
 
 // startCongestionControl makes the connection's controller once the MSS
@@ -329,6 +394,7 @@ func (c *Conn) startCongestionControl() {
 	}
 	ctl.Init(c.ccParams())
 	c.cc = ctl
+	c.ccSetsWindow = ctl.SetsRecoveryWindow()
 }
 
 // SetCongestionControl selects the connection's congestion controller by
@@ -355,6 +421,7 @@ func (c *Conn) SetCongestionControl(name string) error {
 	p.Cwnd, p.Ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
 	ctl.Init(p)
 	c.cc = ctl
+	c.ccSetsWindow = ctl.SetsRecoveryWindow()
 	return nil
 }
 
@@ -420,6 +487,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		n := c.rcv.read(p, !c.ooo.empty())
+		c.bytesRead += uint64(n)
 		c.afterRead()
 		return n, nil
 	}
@@ -475,6 +543,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if room <= 0 {
 		return 0, ErrWouldBlock
 	}
+	c.checkAppLimited()
 	n := c.snd.write(p, room)
 	return n, nil
 }
@@ -610,6 +679,8 @@ func (c *Conn) finish(err error) {
 	}
 	c.ooo.reset()
 	c.rec.release()
+	c.sent.free()
+	c.sb.free()
 	c.timers.stopAll()
 	c.synPending, c.rexmitNow, c.probeNow, c.keepNow, c.ackNow = false, false, false, false, false
 	c.events |= EventClosed | EventReadable | EventWritable
@@ -638,15 +709,21 @@ func (c *Conn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.Dura
 // KeepAlive reports whether keep-alive is on.
 func (c *Conn) KeepAlive() bool { return c.keepAlive }
 
-// SetReadBuffer sets the receive buffer size (SO_RCVBUF). The window never
+// SetReadBuffer sets the receive buffer size (SO_RCVBUF) and turns its
+// auto-tuning off, as SO_RCVBUF locks it on Linux. The window never
 // shrinks below what was already advertised; the window scale, fixed at
 // the handshake, limits how large a window can be announced.
 func (c *Conn) SetReadBuffer(n int) {
 	c.rcvBufSize = min(max(n, minBuf), maxBuf)
+	c.rtune.on = false
 }
 
-// SetWriteBuffer sets the send buffer size (SO_SNDBUF).
-func (c *Conn) SetWriteBuffer(n int) { c.sndBufSize = min(max(n, minBuf), maxBuf) }
+// SetWriteBuffer sets the send buffer size (SO_SNDBUF) and turns its
+// auto-tuning off.
+func (c *Conn) SetWriteBuffer(n int) {
+	c.sndBufSize = min(max(n, minBuf), maxBuf)
+	c.stuneOn = false
+}
 
 // ReopenISS returns the initial sequence number a new connection should use
 // when a SYN reopens this one from TIME-WAIT (Linux: SND.NXT + 65535 + 2),
@@ -659,23 +736,31 @@ type Info struct {
 	RTT, RTTVar, RTO time.Duration
 	SndMSS, RcvMSS   uint32
 	AdvMSS           uint16
-	Cwnd, Ssthresh   uint32 // bytes
-	SndWnd, RcvWnd   uint32 // bytes
+	// PMTU is the path MTU the send MSS stands for (Linux's tcpi_pmtu),
+	// and PLPMTUD where path MTU discovery by probing is (RFC 8899).
+	PMTU           int
+	PLPMTUD        PLPMTUDState
+	Cwnd, Ssthresh uint32 // bytes
+	SndWnd, RcvWnd uint32 // bytes
 	// SndWScale and RcvWScale are -1 without window scaling.
 	SndWScale, RcvWScale int8
 	Timestamps, SACK     bool
-	CongestionControl    string
-	Unacked              uint32 // bytes sent and not acknowledged
-	SndBuffered          int    // bytes in the send buffer
-	RcvBuffered          int    // bytes readable
-	Retransmits          int    // RTOs in a row without progress
-	TotalRetrans         uint64 // segments retransmitted
-	BytesSent            uint64 // data bytes sent, retransmissions included
-	BytesRetrans         uint64
-	BytesAcked           uint64
-	BytesReceived        uint64
-	SegsIn, SegsOut      uint64
-	InRecovery           bool
+	// ECN reports that ECN was negotiated (RFC 3168).
+	ECN               bool
+	CongestionControl string
+	Unacked           uint32 // bytes sent and not acknowledged
+	SndBuffered       int    // bytes in the send buffer
+	RcvBuffered       int    // bytes readable
+	// SndBuf and RcvBuf are the buffer sizes now (auto-tuned unless set).
+	SndBuf, RcvBuf  int
+	Retransmits     int    // RTOs in a row without progress
+	TotalRetrans    uint64 // segments retransmitted
+	BytesSent       uint64 // data bytes sent, retransmissions included
+	BytesRetrans    uint64
+	BytesAcked      uint64
+	BytesReceived   uint64
+	SegsIn, SegsOut uint64
+	InRecovery      bool
 	// SndUna, SndMax and RcvNxt are SND.UNA, the highest sequence number
 	// sent plus one, and RCV.NXT (RFC 9293 §3.3.1): for ss-like tables
 	// and for tests that need to know what the connection would accept.
@@ -692,15 +777,20 @@ func (c *Conn) Info() Info {
 		SndMSS:        c.sndMSS,
 		RcvMSS:        c.rcvMSS,
 		AdvMSS:        c.advMSS,
+		PMTU:          c.pmtu(),
+		PLPMTUD:       c.plp.state,
 		SndWnd:        c.sndWnd,
 		RcvWnd:        c.advertisedRemaining(),
 		SndWScale:     -1,
 		RcvWScale:     -1,
 		Timestamps:    c.tsOK,
 		SACK:          c.sackOK,
+		ECN:           c.ecnOK,
 		Unacked:       c.sndMax.Size(c.sndUna),
 		SndBuffered:   c.snd.n,
 		RcvBuffered:   c.rcv.n,
+		SndBuf:        c.sndBufSize,
+		RcvBuf:        c.rcvBufSize,
 		Retransmits:   c.rexmitCount,
 		TotalRetrans:  c.totalRetrans,
 		BytesSent:     c.bytesSent,

@@ -21,7 +21,7 @@ type stateFixture struct {
 const fixtureOpen = `
 0     listen(8080)
 +0    < S 0:0(0) win 65535 <mss 1000,sackOK,nop,nop,nop,wscale 7>
-+0    > S. 0:0(0) ack 1 win 65535 <mss 1460,nop,nop,sackOK,nop,wscale 7>
++0    > S. 0:0(0) ack 1 win 65535 <mss 1460,nop,nop,sackOK,nop,wscale 10>
 `
 
 const fixtureEstab = fixtureOpen + `

@@ -109,12 +109,18 @@ type fuzzDriver struct {
 	// What the connection sent in the current operation.
 	sentSegs int
 	sent     []seqRange
+	// ecn is the IP codepoint the next delivered segment arrives with.
+	ecn ECN
 }
 
 func newFuzzDriver(opt byte) *fuzzDriver {
 	cfg := Config{
-		RcvBuf:        4096 + int(opt>>5)*8192,
-		SndBuf:        4096 + int(opt>>5)*16384,
+		RcvBuf: 4096 + int(opt>>5)*8192,
+		SndBuf: 4096 + int(opt>>5)*16384,
+		// Auto-tuning may grow them fourfold (opt bit 3 turns it off:
+		// maxima no larger than the starting sizes).
+		RcvBufMax:     (4096 + int(opt>>5)*8192) * int(1+3*(1-opt>>3&1)),
+		SndBufMax:     (4096 + int(opt>>5)*16384) * int(1+3*(1-opt>>3&1)),
 		NoTimestamps:  opt&1 == 0,
 		NoSACK:        opt&2 == 0,
 		NoWindowScale: opt&4 == 0,
@@ -126,6 +132,11 @@ func newFuzzDriver(opt byte) *fuzzDriver {
 	if opt&0x10 != 0 {
 		cfg.DelayedACK = -1
 	}
+	if opt&4 != 0 {
+		// With window scaling, ECN too: asked for by an active open,
+		// offered by the peer's SYN to a passive one.
+		cfg.ECN = ECNRequest
+	}
 	d := &fuzzDriver{
 		env:     NewEnv(cfg),
 		buf:     make([]byte, 70000),
@@ -135,7 +146,8 @@ func newFuzzDriver(opt byte) *fuzzDriver {
 		peerISN: 0xffff_fc00,
 		peerTS:  1000,
 	}
-	d.maxSndBuf, d.maxRcvBuf = d.env.cfg.SndBuf, d.env.cfg.RcvBuf
+	d.maxSndBuf = max(d.env.cfg.SndBuf, d.env.cfg.SndBufMax)
+	d.maxRcvBuf = max(d.env.cfg.RcvBuf, d.env.cfg.RcvBufMax)
 	d.c = NewConn(d.env)
 	return d
 }
@@ -169,6 +181,13 @@ func (d *fuzzDriver) peerSeg(seq, ack wire.Seq, flags wire.TCPFlags, win uint16,
 }
 
 func (d *fuzzDriver) synOptions(s *wire.TCPFields, opt byte) {
+	if opt&4 != 0 && s.Flags&wire.TCPFlagSYN != 0 {
+		// An ECN-setup SYN, or SYN-ACK (RFC 3168 §6.1.1).
+		s.Flags |= wire.TCPFlagECE
+		if s.Flags&wire.TCPFlagACK == 0 {
+			s.Flags |= wire.TCPFlagCWR
+		}
+	}
 	s.Options.MSS = 536 + uint16(opt>>5)*200
 	s.Options.SACKPermitted = true
 	s.Options.HasWScale = true
@@ -190,7 +209,9 @@ func (d *fuzzDriver) deliver(s *wire.TCPFields) error {
 	if err := f.Decode(t); err != nil {
 		return fmt.Errorf("driver built bad options: %v", err)
 	}
-	if d.c.HandleSegment(d.now, &f) == Reopen {
+	ecn := d.ecn
+	d.ecn = NotECT
+	if d.c.HandleSegmentECN(d.now, &f, ecn) == Reopen {
 		if d.c.State() != Closed {
 			return fmt.Errorf("Reopen in state %v", d.c.State())
 		}
@@ -200,7 +221,7 @@ func (d *fuzzDriver) deliver(s *wire.TCPFields) error {
 		d.reopened = true
 		d.ourData = iss.Add(1)
 		d.wrote, d.read = 0, 0
-		if err := d.c.OpenPassive(d.now, Endpoints{Local: d.local, Remote: d.remote, ISS: iss, MTU: 1500}, &f); err != nil {
+		if err := d.c.OpenPassive(d.now, Endpoints{Local: d.local, Remote: d.remote, ISS: iss, MTU: 1500, ECN: true}, &f); err != nil {
 			return fmt.Errorf("OpenPassive after Reopen: %v", err)
 		}
 	}
@@ -212,7 +233,8 @@ func (d *fuzzDriver) drain() error {
 	c := d.c
 	for {
 		sndUna, sndMax, sndWnd := c.sndUna, c.sndMax, c.sndWnd
-		n := c.PollTransmit(d.now, d.buf)
+		tr := c.PollTransmitBatch(d.now, d.buf, 1)
+		n := tr.Len
 		if n == 0 {
 			break
 		}
@@ -230,6 +252,11 @@ func (d *fuzzDriver) drain() error {
 		var f wire.TCPFields
 		if err := f.Decode(t); err != nil {
 			return fmt.Errorf("malformed options: %v", err)
+		}
+		// RFC 3168 §6.1.2, §6.1.5: ECT(0) only on new data of a
+		// connection that agreed to ECN; never CE.
+		if tr.ECN != NotECT && (tr.ECN != ECT0 || !c.ecnOK || len(f.Payload) == 0 || f.Seq.LessThan(sndMax) || f.Flags&(wire.TCPFlagSYN|wire.TCPFlagRST) != 0) {
+			return fmt.Errorf("%v: segment %v seq %d len %d (SND.MAX %d) sent %v", c.state, f.Flags, f.Seq, len(f.Payload), sndMax, tr.ECN)
 		}
 		if err := d.checkSegment(&f, sndUna, sndMax, sndWnd); err != nil {
 			return fmt.Errorf("%v: segment %v seq %d ack %d len %d win %d: %v",
@@ -409,7 +436,7 @@ func (d *fuzzDriver) advance(dt time.Duration) error {
 // or passively (SYN-RECEIVED, then ESTABLISHED), and stops at stop.
 func (d *fuzzDriver) open(active bool, stop State, opt byte) error {
 	c := d.c
-	ep := Endpoints{Local: d.local, Remote: d.remote, ISS: 0xffff_ff00 - wire.Seq(opt)*0x1000, MTU: 1500}
+	ep := Endpoints{Local: d.local, Remote: d.remote, ISS: 0xffff_ff00 - wire.Seq(opt)*0x1000, MTU: 1500, ECN: true}
 	d.ourData = ep.ISS.Add(1)
 	if active {
 		if err := c.Connect(d.now, ep); err != nil {
@@ -565,6 +592,15 @@ func (d *fuzzDriver) segment(b []byte) *wire.TCPFields {
 			flags &^= wire.TCPFlagRST
 		}
 	}
+	// ECN: ECE (and sometimes CWR) on some segments; the codepoint, CE
+	// among them, from the same bits.
+	if b[1]&0x20 != 0 {
+		flags |= wire.TCPFlagECE
+		if b[2]&1 != 0 {
+			flags |= wire.TCPFlagCWR
+		}
+	}
+	d.ecn = ECN(b[2]>>1) & 3
 	// Sequence number: near RCV.NXT or the window's edges.
 	sOff := int32(int8(b[2])) * int32(1+b[3]&0x0f)
 	var seq wire.Seq
@@ -747,7 +783,19 @@ func (d *fuzzDriver) op(b []byte) error {
 		d.maxSndBuf = max(d.maxSndBuf, c.sndBufSize)
 		return d.drain()
 	case fzICMP:
-		c.HandleICMPError(d.now, ErrHostUnreachable)
+		switch b[1] & 3 {
+		case 1:
+			// A packet too big quoting a sequence number near SND.UNA,
+			// in flight or not (RFC 5927), naming an MTU from the least
+			// the stack lets through (552) up.
+			seq := c.sndUna.Add(uint32(binary.BigEndian.Uint16(b[2:4])) - 32768)
+			c.HandlePacketTooBig(d.now, seq, 552+int(b[4])*4)
+		case 2:
+			// The owner's path MTU cache changed.
+			c.SetPathMTU(d.now, 552+int(b[4])*4)
+		default:
+			c.HandleICMPError(d.now, ErrHostUnreachable)
+		}
 		return d.drain()
 	case fzAckAll:
 		return d.ackAll(binary.BigEndian.Uint16(b[1:3]))

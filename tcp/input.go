@@ -83,8 +83,7 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	c.lastRecv = now
 	if f&wire.TCPFlagACK != 0 {
 		c.sndUna = seg.Ack
-		c.takeRTTSample(now, seg)
-		c.establish(now, seg)
+		c.establish(now, seg, c.takeRTTSample(now, seg))
 		c.ackNow = true
 		// Data on a SYN-ACK (not sent by Linux, allowed by the RFC).
 		c.receiveData(now, seg, seg.Seq.Add(1), seg.Payload, f&wire.TCPFlagFIN != 0)
@@ -99,8 +98,9 @@ func (c *Conn) handleSynSent(now clock.Instant, seg *wire.TCPFields) {
 	c.sndNxt = c.iss
 }
 
-// establish enters ESTABLISHED from SYN-SENT or SYN-RECEIVED.
-func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
+// establish enters ESTABLISHED from SYN-SENT or SYN-RECEIVED; rtt is the
+// handshake's RTT sample, or 0.
+func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields, rtt time.Duration) {
 	c.state = Established
 	c.env.Stats.CurrEstab++
 	// The window of the segment that completes the handshake (RFC 9293
@@ -136,6 +136,12 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields) {
 		c.cc.Init(p)
 	}
 	c.synRetries = 0
+	if rtt > 0 {
+		// The controller hears the handshake's RTT (a pacing one needs
+		// it before the first data is acknowledged).
+		c.cc.OnAck(now, cc.AckSample{RTT: rtt})
+	}
+	c.initRcvTuner(now)
 	c.quickAcks = 16
 	c.events |= EventEstablished | EventWritable
 	c.armKeepAlive(now)
@@ -295,8 +301,7 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 			return
 		}
 		c.sndUna = c.iss.Add(1)
-		c.takeRTTSample(now, seg)
-		c.establish(now, seg)
+		c.establish(now, seg, c.takeRTTSample(now, seg))
 	}
 	if !c.processACK(now, seg) {
 		return
@@ -314,6 +319,7 @@ func (c *Conn) handleSynchronized(now clock.Instant, seg *wire.TCPFields) {
 	if simOpen {
 		return // its SYN was acknowledged by our SYN-ACK already
 	}
+	c.ecnReceived(seg)
 
 	if ctlOnly {
 		// A bare FIN at RCV.NXT is taken even with a zero window, as
@@ -394,9 +400,10 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	}
 	// With nothing outstanding and nothing acknowledged (the ACK on the
 	// data of a peer we send nothing to) there is nothing for loss
-	// recovery or the controller to hear: any SACK block would lie
-	// outside [SND.UNA, SND.MAX].
-	if ack != c.sndUna || c.sndUna != c.sndMax {
+	// recovery or the controller to hear, unless the ACK carries SACK
+	// blocks: a D-SACK then reports a resend the peer did not need (RFC
+	// 2883), which RACK-TLP and the undo of RFC 3708 listen for.
+	if ack != c.sndUna || c.sndUna != c.sndMax || seg.Options.NumSACK > 0 && c.sackOK {
 		c.ackSeg(now, seg, ack, oldWnd)
 	}
 	if c.sndWnd > 0 {
@@ -421,33 +428,59 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 	return true
 }
 
-// ackSeg is what an acceptable ACK means for the data in flight: loss
-// recovery reads its SACK information, SND.UNA moves, recovery counts
-// duplicate ACKs and starts or ends its episode, and the congestion
-// controller hears last.
+// ackSeg is what an acceptable ACK means for the data in flight: the
+// scoreboard and the send records take its SACK blocks, SND.UNA moves,
+// loss recovery counts duplicate ACKs, detects losses and starts or ends
+// its episode, and the congestion controller hears last, with the
+// delivery-rate sample.
 func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldWnd uint32) {
 	a := &c.ackEv
 	*a = ackEvent{ack: ack, dupCandidate: ack == c.sndUna, wasRecovering: c.lr.inRecovery}
 	a.dup5681 = a.dupCandidate && c.isDupAck(seg, oldWnd)
+	a.tsEcr, a.tsEcrOK = seg.Options.TSEcr, c.tsOK && seg.Options.HasTimestamp
+	a.ece = c.ecnOK && seg.Flags&wire.TCPFlagECE != 0
+	out := c.sndMax.Size(c.sndUna)
+	a.priorInFlight = out - min(c.sb.bytes, out)
+	c.rs.has = false
 	if n := seg.Options.NumSACK; n > 0 && c.sackOK {
 		a.numSACK = min(n, wire.TCPMaxSACKBlocks)
 		a.sack = seg.Options.SACK
+		c.tagSACK(now, a)
 	}
-	c.rec.onSACK(a)
 	if ack.GreaterThan(c.sndUna) {
 		c.newlyAcked(now, seg, a)
 	}
+	if a.hasCA {
+		c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(max(a.caRTT, 1)))
+	}
 	c.rec.onAck(now, a)
-	if a.acked > 0 || a.delivered > 0 {
-		c.cc.OnAck(now, cc.AckSample{
-			Acked:         a.acked,
-			Delivered:     a.delivered,
-			PriorInFlight: a.priorInFlight,
-			RTT:           a.rtt,
-			// DeliveryRate, AppLimited and CE stay zero: no rate
-			// sampler and no ECN yet (see cc.AckSample).
-			InRecovery: a.wasRecovering || c.lr.inRecovery,
-		})
+	if a.delivered > 0 || a.acked > 0 {
+		s := cc.AckSample{
+			Acked:          a.acked,
+			Delivered:      a.delivered,
+			PriorInFlight:  a.priorInFlight,
+			InFlight:       c.sent.flight.bytes,
+			RTT:            a.caRTT,
+			TotalDelivered: c.rs.delivered,
+			NewlyLost:      a.newlyLost,
+			InRecovery:     a.wasRecovering || c.lr.inRecovery,
+		}
+		defer c.sndAutotune()
+		if s.RTT == 0 {
+			s.RTT = a.rtt
+		}
+		var delivered uint64
+		s.DeliveryRate, s.Interval, delivered, s.AppLimited = c.rateSample()
+		if c.rs.has {
+			s.PriorDelivered = c.rs.priorDelivered
+			s.SampleDelivered = delivered
+			s.TxInFlight = c.rs.txInFlight
+			s.SampleLost = c.rs.lost - min(c.rs.priorLost, c.rs.lost)
+		}
+		if a.ece {
+			s.CE = max(a.delivered, 1)
+		}
+		c.cc.OnAck(now, s)
 	}
 }
 
@@ -482,8 +515,14 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, a *ackEvent) {
 		c.sndNxt = c.sndUna
 	}
 	a.acked = acked
+	c.sb.trimBelow(ack)
+	c.ackRecords(now, a)
 	a.rtt = c.takeRTTSample(now, seg)
 	c.rexmitCount = 0
+	c.plp.bhAt = 0
+	if c.plp.state != PLPMTUDDisabled {
+		c.plpAcked(ack)
+	}
 
 	// RFC 6298 §5.2 and §5.3: stop the timer when everything is
 	// acknowledged, restart it otherwise.
@@ -504,6 +543,7 @@ func (c *Conn) takeRTTSample(now clock.Instant, seg *wire.TCPFields) time.Durati
 	c.rttTiming = false
 	r := now.Sub(c.rttStart)
 	c.rtt.sample(r)
+	c.minRTT.Update(int64(minRTTWindow), int64(now), uint64(max(r, 1)))
 	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
 	return r
 }
@@ -571,7 +611,15 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 	if len(data) > 0 {
 		c.bytesReceived += uint64(len(data))
 		c.rcvMSS = max(c.rcvMSS, min(uint32(len(data)), uint32(c.advMSS)))
+		c.rcvRTTSample(now, seg)
 		if off == 0 {
+			if c.lastDataRecv != 0 && now.Sub(c.lastDataRecv) > c.rto {
+				// The first data after a pause longer than the RTO:
+				// acknowledge quickly again (Linux's
+				// tcp_event_data_recv, tcp_incr_quickack).
+				c.quickAcks = max(c.quickAcks, c.quickAckCount())
+			}
+			c.lastDataRecv = now
 			if !c.rdShut {
 				c.rcv.q.writeAt(c.rcv.n, data)
 				c.rcv.n += len(data)
@@ -591,6 +639,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 				c.ackNow = true
 			}
 			c.events |= EventReadable
+			c.rcvSpaceAdjust(now)
 			c.scheduleACK(now)
 		} else {
 			// Out of order: hold it and send a duplicate ACK at once
@@ -664,7 +713,17 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.snd.q.free()
 	c.ooo.reset()
 	c.rec.release()
+	c.sent.free()
+	c.sb.free()
 	c.events |= EventReadable | EventWritable
+}
+
+// quickAckCount is how many segments Linux acknowledges at once when it
+// enters quick-ACK mode (tcp_incr_quickack): half the window in
+// segments, at least 2, at most 16.
+func (c *Conn) quickAckCount() int {
+	n := int(c.advertisedRemaining() / (2 * max(c.rcvMSS, 1)))
+	return min(max(n, 2), 16)
 }
 
 // scheduleACK decides how to acknowledge in-order data: at once for the

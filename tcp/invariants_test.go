@@ -2,6 +2,8 @@ package tcp
 
 import (
 	"fmt"
+
+	"github.com/ustack/ustack/clock"
 )
 
 // checkInvariants returns an error if the connection's internal state is
@@ -61,8 +63,8 @@ func (c *Conn) checkInvariants() error {
 	}
 	// The SACK scoreboard: within [SND.UNA, SND.MAX], its byte count
 	// right; and only a connection that negotiated SACK has one.
-	sb := &c.sack.sb
-	if len(sb.ranges) > maxOOORanges {
+	sb := &c.sb
+	if len(sb.ranges) > maxSACKRanges {
 		return bad("%d scoreboard ranges", len(sb.ranges))
 	}
 	prev = c.sndUna
@@ -78,13 +80,23 @@ func (c *Conn) checkInvariants() error {
 		return bad("scoreboard counts %d bytes, its ranges hold %d", sb.bytes, sackedBytes)
 	}
 	if c.state != SynSent && c.state != Closed {
-		if want := lossRecovery(&c.reno); c.sackOK {
-			if c.rec != lossRecovery(&c.sack) || c.lr != &c.sack.recoveryBase {
+		switch {
+		case c.sackOK && !c.env.cfg.NoRACK:
+			if c.rec != lossRecovery(&c.rack) || c.lr != &c.rack.recoveryBase {
 				return bad("SACK negotiated, recovery %T", c.rec)
 			}
-		} else if c.rec != want || c.lr != &c.reno.recoveryBase || len(sb.ranges) > 0 {
-			return bad("no SACK, recovery %T, %d scoreboard ranges", c.rec, len(sb.ranges))
+		case c.sackOK:
+			if c.rec != lossRecovery(&c.sack) || c.lr != &c.sack.recoveryBase {
+				return bad("SACK negotiated without RACK, recovery %T", c.rec)
+			}
+		default:
+			if c.rec != lossRecovery(&c.reno) || c.lr != &c.reno.recoveryBase || len(sb.ranges) > 0 {
+				return bad("no SACK, recovery %T, %d scoreboard ranges", c.rec, len(sb.ranges))
+			}
 		}
+	}
+	if err := c.checkRecords(); err != nil {
+		return bad("%v", err)
 	}
 	// Timers and the RTO.
 	if c.rto <= 0 || c.rto > c.env.cfg.MaxRTO {
@@ -143,4 +155,84 @@ func (c *Conn) rcvHeld() int {
 		n += int(c.ooo.set[len(c.ooo.set)-1].end.Size(c.rcvNxt))
 	}
 	return n
+}
+
+// checkRecords checks the send records (sent.go): they cover what is
+// outstanding, from the first data byte not acknowledged to SND.MAX, one
+// after the other; each is on the list its flags say, the lists' byte
+// counts are right, and a record is SACKed exactly when a scoreboard
+// range holds it.
+func (c *Conn) checkRecords() error {
+	q := &c.sent
+	if c.state == Closed || c.state == TimeWait {
+		if !q.empty() || q.held() != 0 {
+			return fmt.Errorf("%d records (%d blocks) in %v", q.count(), q.held(), c.state)
+		}
+		return nil
+	}
+	start := c.sndUna
+	if c.sndUna == c.iss {
+		start = c.iss.Add(1) // the SYN has no record
+	}
+	if q.empty() {
+		if start.LessThan(c.sndMax) {
+			return fmt.Errorf("no records, %d..%d outstanding", start, c.sndMax)
+		}
+		return nil
+	}
+	if q.first().start != start || q.last().end != c.sndMax {
+		return fmt.Errorf("records cover %d..%d, outstanding %d..%d", q.first().start, q.last().end, start, c.sndMax)
+	}
+	var flight, lost uint32
+	prev := start
+	for i := q.head; i < q.tail; i++ {
+		r := q.at(i)
+		if r.start != prev || !r.start.LessThan(r.end) {
+			return fmt.Errorf("record %d is %d..%d after %d", i, r.start, r.end, prev)
+		}
+		prev = r.end
+		want := listFlight
+		switch {
+		case r.flags&recSACKed != 0:
+			want = listNone
+		case r.flags&recLost != 0:
+			want = listLost
+			lost += r.len()
+		default:
+			flight += r.len()
+		}
+		if r.list != want {
+			return fmt.Errorf("record %d..%d flags %b on list %d", r.start, r.end, r.flags, r.list)
+		}
+		if covered := c.sb.covered(r.start, r.end); covered != (r.flags&recSACKed != 0) {
+			return fmt.Errorf("record %d..%d SACKed %v, scoreboard holds it %v", r.start, r.end, r.flags&recSACKed != 0, covered)
+		}
+	}
+	if flight != q.flight.bytes || lost != q.lost.bytes {
+		return fmt.Errorf("lists count %d in flight and %d lost, records say %d and %d", q.flight.bytes, q.lost.bytes, flight, lost)
+	}
+	// The flight list is in transmission order.
+	var last clock.Instant
+	n := 0
+	for i := q.flight.head; i != noRec; i = q.at(i).next {
+		if x := q.at(i).xmit; x < last {
+			return fmt.Errorf("flight list out of transmission order at %d..%d", q.at(i).start, q.at(i).end)
+		} else {
+			last = x
+		}
+		n++
+	}
+	for i := q.lost.head; i != noRec; i = q.at(i).next {
+		n++
+	}
+	sacked := 0
+	for i := q.head; i < q.tail; i++ {
+		if q.at(i).flags&recSACKed != 0 {
+			sacked++
+		}
+	}
+	if n+sacked != q.count() {
+		return fmt.Errorf("%d records, %d on lists and %d SACKed", q.count(), n, sacked)
+	}
+	return nil
 }

@@ -19,16 +19,9 @@ func (r *renoRecovery) init(c *Conn) {
 	r.recoveryBase.init(c)
 }
 
-// onSACK implements lossRecovery: without SACK there is nothing to record.
-func (r *renoRecovery) onSACK(a *ackEvent) {
-	c := r.c
-	a.priorInFlight = c.sndMax.Size(c.sndUna)
-}
-
 // onAck implements lossRecovery.
 func (r *renoRecovery) onAck(now clock.Instant, a *ackEvent) {
 	c := r.c
-	a.delivered = a.acked
 	if a.acked > 0 {
 		r.newAck()
 		if r.inRecovery {
@@ -54,6 +47,7 @@ func (r *renoRecovery) onAck(now clock.Instant, a *ackEvent) {
 	if a.dup5681 {
 		r.dupAck(now)
 	}
+	r.ecnResponse(now, a)
 }
 
 // dupAck handles a duplicate ACK: fast retransmit on the third and window
@@ -89,8 +83,12 @@ func (r *renoRecovery) dupAck(now clock.Instant) {
 	st.Recoveries++
 }
 
-// onTimeout implements lossRecovery.
-func (r *renoRecovery) onTimeout(now clock.Instant) { r.timeout() }
+// onTimeout implements lossRecovery: go back to SND.UNA and resend from
+// there (RFC 5681 §3.1, RFC 6298 §5.4).
+func (r *renoRecovery) onTimeout(now clock.Instant) {
+	r.timeout()
+	r.c.sndNxt = r.c.sndUna
+}
 
 // send implements lossRecovery: the segment at SND.UNA when fast
 // retransmit or a partial ACK asked for it, then new data.
@@ -124,3 +122,7 @@ func (r *renoRecovery) sendRoom(outstanding uint32) uint32 {
 
 // release implements lossRecovery: NewReno holds nothing.
 func (r *renoRecovery) release() {}
+
+// onMSSDrop implements lossRecovery: go back to SND.UNA, the window
+// unchanged.
+func (r *renoRecovery) onMSSDrop(now clock.Instant) { r.c.sndNxt = r.c.sndUna }

@@ -111,6 +111,10 @@ type segment struct {
 	flags   wire.TCPFlags
 	dataOff int // position of the data in the send buffer
 	dataLen int
+	// sackLimited: at most sackRoom SACK blocks fit beside the data
+	// (a resent record cut before we held out-of-order data).
+	sackLimited bool
+	sackRoom    int
 }
 
 // Transmit describes what PollTransmitBatch wrote into its buffer: one
@@ -135,6 +139,10 @@ type Transmit struct {
 	// Segments is the number of wire segments (1 unless a super-segment
 	// was written; 0 when Len is 0).
 	Segments int
+	// ECN is the ECN codepoint for the IP header of every wire segment
+	// (RFC 3168 §6.1.2: ECT(0) on new data when ECN is in use, not ECT
+	// on anything else).
+	ECN ECN
 }
 
 // PollTransmit writes the next segment the connection wants to send into
@@ -168,10 +176,10 @@ func (c *Conn) PollTransmitBatch(now clock.Instant, dst []byte, maxSegs int) Tra
 	case n == 0:
 		return Transmit{}
 	case c.superSegs > 1:
-		return Transmit{Len: n, HeaderLen: c.superHdr, SegmentSize: c.superSize, Segments: c.superSegs}
+		return Transmit{Len: n, HeaderLen: c.superHdr, SegmentSize: c.superSize, Segments: c.superSegs, ECN: c.ecnOut}
 	}
 	hl := wire.TCP(dst).HeaderLen()
-	return Transmit{Len: n, HeaderLen: hl, SegmentSize: n - hl, Segments: 1}
+	return Transmit{Len: n, HeaderLen: hl, SegmentSize: n - hl, Segments: 1, ECN: c.ecnOut}
 }
 
 // poll writes what goes next into dst and returns its length; a
@@ -202,10 +210,15 @@ func (c *Conn) poll(now clock.Instant, dst []byte, maxSegs int) int {
 	if c.state != SynReceived {
 		// Loss recovery sends only a retransmission asked for, what an
 		// episode under way resends, or data waiting: ask it only then.
-		if (c.rexmitNow || c.lr.inRecovery || c.dataPending()) && (c.pacingNext <= now || !c.pacingHold(now)) {
+		if (c.rexmitNow || c.lr.inRecovery || c.lr.pending || c.dataPending()) && (c.pacingNext <= now || !c.pacingHold(now)) {
 			if n := c.rec.send(now, dst, maxSegs); n > 0 {
 				return n
 			}
+		}
+		if c.pacingBehind && c.pacingNext <= now {
+			// Nothing went though the pacing clock allowed it: the
+			// sender is limited by something else, and owes nothing.
+			c.pacingBehind = false
 		}
 		if c.probeNow || c.keepNow {
 			// A zero-window or keep-alive probe: an ACK carrying the
@@ -237,16 +250,32 @@ func (c *Conn) pacingHold(now clock.Instant) bool {
 		return false
 	}
 	c.timers.set(timerPacing, c.pacingNext)
+	c.pacingBehind = true
 	return true
 }
 
+// maxPacingLag is how far the pacing clock may fall behind the time a
+// late owner sends at (pace).
+const maxPacingLag = 2 * time.Millisecond
+
 // noteSent is the bookkeeping every transmission of n data bytes from seq
-// shares, once SND.NXT has moved: loss recovery's (limited transmit), the
-// controller's OnSent, and the pacing clock (Linux tcp_update_skb_after_send:
-// the next segment goes n bytes' time later at the pacing rate).
-func (c *Conn) noteSent(now clock.Instant, seq wire.Seq, n uint32, resend bool) {
+// (and our FIN after them if fin) shares, once SND.NXT has moved: the send
+// records and the rate sampler (recordSent), loss recovery's (limited
+// transmit), the controller's OnSent, and the pacing clock (Linux
+// tcp_update_skb_after_send: the next segment goes n bytes' time later at
+// the pacing rate).
+func (c *Conn) noteSent(now clock.Instant, seq wire.Seq, n uint32, fin, psh, resend bool) {
+	end := seq.Add(n)
+	if fin {
+		end = end.Add(1)
+	}
+	c.recordSent(now, seq, end, resend, psh)
+	c.lastSend = now // any data sent, resends too (Linux's lsndtime)
 	if c.lr.dupAcks > 0 && !resend {
 		c.lr.onSent(seq, n)
+	}
+	if c.lr.inRecovery {
+		c.lr.prrOut += end.Size(seq)
 	}
 	c.cc.OnSent(now, n, c.sndNxt.Size(c.sndUna))
 	if rate := c.cc.PacingRate(); rate > 0 {
@@ -255,8 +284,25 @@ func (c *Conn) noteSent(now clock.Instant, seq wire.Seq, n uint32, resend bool) 
 }
 
 // pace moves the time the next data segment may go by n bytes at rate.
+//
+// Data that waited for the pacing clock keeps its place when the owner
+// comes late: the clock goes on from when the segment was due, not from
+// now, so the segments due meanwhile leave at once, up to maxPacingLag's
+// worth. Timers fire late — Go's sleep on an idle Linux thread is a
+// millisecond at least, and a loaded machine adds more — and a pacer that
+// restarted from now on every late wake would send one segment per wake:
+// a millisecond apart, 12 Mbit/s of 1448-byte segments whatever the rate.
+// Linux gets the same tolerance from TSO autosizing (a millisecond of data
+// per burst, tcp_tso_autosize) and the lateness credit of
+// tcp_update_skb_after_send; quinn's pacer allows 2 ms bursts. After idle
+// or application-limited time the clock restarts from now.
 func (c *Conn) pace(now clock.Instant, n uint32, rate uint64) {
-	c.pacingNext = max(c.pacingNext, now).Add(time.Duration(uint64(n) * uint64(time.Second) / rate))
+	from := max(c.pacingNext, now)
+	if c.pacingBehind {
+		from = max(c.pacingNext, now.Add(-maxPacingLag))
+	}
+	c.pacingNext = from.Add(time.Duration(uint64(n) * uint64(time.Second) / rate))
+	c.pacingBehind = c.pacingBehind && c.pacingNext <= now
 }
 
 // sendSYN sends the SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED).
@@ -265,6 +311,17 @@ func (c *Conn) sendSYN(now clock.Instant, dst []byte) int {
 	seg := segment{seq: c.iss, flags: wire.TCPFlagSYN}
 	if c.state == SynReceived {
 		seg.flags |= wire.TCPFlagACK
+		if c.ecnOK {
+			seg.flags |= wire.TCPFlagECE // ECN-setup SYN-ACK (RFC 3168 §6.1.1)
+		}
+	} else {
+		// An ECN-setup SYN, but not when resending it: a peer or a
+		// middlebox may drop such SYNs (RFC 3168 §6.1.1.1; Linux's
+		// tcp_ecn_fallback).
+		c.ecnAsked = c.env.cfg.ECN == ECNRequest && c.synRetries == 0 && c.ecnIP
+		if c.ecnAsked {
+			seg.flags |= wire.TCPFlagECE | wire.TCPFlagCWR
+		}
 	}
 	if c.synRetries == 0 && !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.iss.Add(1), now
@@ -303,7 +360,7 @@ func (c *Conn) retransmitHead(now clock.Instant, dst []byte) int {
 	if !c.timers.armed(timerRexmit) {
 		c.timers.set(timerRexmit, now.Add(c.rto))
 	}
-	c.noteSent(now, c.sndUna, n, true)
+	c.noteSent(now, c.sndUna, n, seg.flags&wire.TCPFlagFIN != 0, false, true)
 	return out
 }
 
@@ -320,6 +377,7 @@ type piece struct {
 	n      uint32
 	fin    bool
 	resend bool // data sent before an RTO rewound SND.NXT
+	probe  bool // a PLPMTUD probe: larger than the MSS (plpmtud.go)
 }
 
 // dataPending reports whether data or a FIN waits to be sent: the quick
@@ -351,9 +409,23 @@ func (c *Conn) nextPiece(now clock.Instant, p *piece) bool {
 	// recovery counts it (RFC 6675 §4's pipe in SACK recovery).
 	cwndLeft := c.rec.sendRoom(inflight)
 	mss := c.effMSS()
+	if c.tlpProbe {
+		// A tail-loss probe of new data goes whatever cwnd and Nagle
+		// say (RFC 8985 §7.3).
+		cwndLeft = max(cwndLeft, mss)
+	}
+	// Path MTU discovery decides whether this piece is a probe, larger
+	// than the MSS (plpmtud.go): it asks only while its search is on.
+	probe := false
+	if c.plp.state >= PLPMTUDSearch && !c.tlpProbe {
+		if size := c.plpProbeSize(now, avail, wndLeft, cwndLeft); size > 0 {
+			mss, probe = size, true
+		}
+	}
 	n := min(avail, wndLeft, cwndLeft, mss)
+	probe = probe && n == mss
 	resend := c.sndNxt.LessThan(c.sndMax) // data sent before an RTO rewound SND.NXT
-	force := c.forceSend                  // the SWS override timeout fired
+	force := c.forceSend || c.tlpProbe    // the SWS override timeout fired, or a probe
 	c.forceSend = false
 	if n < avail && n < mss && !resend && !force {
 		// Window-limited with more data waiting: sender SWS avoidance
@@ -394,7 +466,7 @@ func (c *Conn) nextPiece(now clock.Instant, p *piece) bool {
 	if fin {
 		flags |= wire.TCPFlagFIN
 	}
-	*p = piece{seg: segment{seq: c.sndNxt, flags: flags, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}, n: n, fin: fin, resend: resend}
+	*p = piece{seg: segment{seq: c.sndNxt, flags: flags, dataOff: int(c.sndNxt.Size(c.sndUna)), dataLen: int(n)}, n: n, fin: fin, resend: resend, probe: probe}
 	return true
 }
 
@@ -405,18 +477,20 @@ func (c *Conn) sentData(now clock.Instant, p *piece) {
 	} else if p.n > 0 && !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt.Add(p.n), now
 	}
+	if p.probe {
+		c.plpProbeSent(p.seg.seq, p.n)
+	}
 	c.bytesSent += uint64(p.n)
 	c.sndNxt = c.sndNxt.Add(p.n)
 	if p.fin {
 		c.sndNxt = c.sndNxt.Add(1)
 	}
 	c.sndMax = wire.MaxSeq(c.sndMax, c.sndNxt)
-	c.lastSend = now
 	if !c.timers.armed(timerRexmit) {
 		c.timers.set(timerRexmit, now.Add(c.rto)) // RFC 6298 §5.1
 	}
 	c.timers.stop(timerPersist)
-	c.noteSent(now, p.seg.seq, p.n, p.resend)
+	c.noteSent(now, p.seg.seq, p.n, p.fin, p.seg.flags&wire.TCPFlagPSH != 0, p.resend)
 }
 
 // sendData sends the next segment of new (or, after an RTO, resent) data
@@ -456,7 +530,7 @@ func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) int {
 		if c.pacingNext > now && c.cc.PacingRate() > 0 {
 			break
 		}
-		if !c.nextPiece(now, &q) || q.resend || q.n == 0 {
+		if !c.nextPiece(now, &q) || q.resend || q.n == 0 || q.probe {
 			break
 		}
 		c.snd.peek(q.seg.dataOff, dst[t.Len:t.Len+int(q.n)])
@@ -483,7 +557,14 @@ func (c *Conn) build(now clock.Instant, dst []byte, s segment, ack wire.Seq) int
 		Seq:     s.seq,
 		Flags:   s.flags,
 	}
+	c.ecnOut = NotECT
+	if s.flags&wire.TCPFlagSYN == 0 {
+		var ef wire.TCPFlags
+		ef, c.ecnOut = c.ecnFlags(&s)
+		f.Flags |= ef
+	}
 	var wndBytes uint32
+	keepDSACK := false
 	if s.flags&wire.TCPFlagACK != 0 {
 		f.Ack = ack
 	}
@@ -505,11 +586,15 @@ func (c *Conn) build(now clock.Instant, dst []byte, s segment, ack wire.Seq) int
 			if c.tsOK {
 				room = 3
 			}
+			if s.sackLimited {
+				room = min(room, s.sackRoom)
+			}
 			var d *seqRange
-			if c.dsackNow {
+			if c.dsackNow && room > 0 {
 				d = &c.dsack
 				c.env.Stats.DSACKSent++
 			}
+			keepDSACK = c.dsackNow && d == nil
 			f.Options.NumSACK = uint8(c.ooo.sackBlocks(f.Options.SACK[:room], d))
 		}
 	}
@@ -520,7 +605,7 @@ func (c *Conn) build(now clock.Instant, dst []byte, s segment, ack wire.Seq) int
 	}
 	if s.flags&wire.TCPFlagACK != 0 && s.flags&wire.TCPFlagRST == 0 {
 		c.lastAckSent = ack
-		c.ackNow, c.dsackNow = false, false
+		c.ackNow, c.dsackNow = false, keepDSACK
 		c.rcvUnacked = 0
 		c.timers.stop(timerDelAck)
 		c.rcvAdv = ack.Add(wndBytes)

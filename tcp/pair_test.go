@@ -117,20 +117,20 @@ func (p *pair) deliver(q inflight) {
 // handles it; it returns false when nothing is left before limit.
 func (p *pair) step(limit clock.Instant) bool {
 	next := clock.Min(p.a.NextDeadline(), p.b.NextDeadline())
+	// Every segment takes the same delay, so the queue is in order of
+	// arrival: the first is the earliest.
 	qi := -1
-	for i, q := range p.queue {
-		if q.at <= next && (qi < 0 || q.at < p.queue[qi].at) {
-			qi = i
-			next = q.at
-		}
+	if len(p.queue) > 0 && p.queue[0].at <= next {
+		qi, next = 0, p.queue[0].at
 	}
 	if next > limit || next == clock.Never {
 		return false
 	}
 	p.now = max(p.now, next)
 	if qi >= 0 {
-		q := p.queue[qi]
-		p.queue = append(p.queue[:qi], p.queue[qi+1:]...)
+		q := p.queue[0]
+		p.queue[0] = inflight{}
+		p.queue = p.queue[1:]
 		p.deliver(q)
 		return true
 	}

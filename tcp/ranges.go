@@ -5,10 +5,17 @@ import "github.com/ustack/ustack/wire"
 // seqRange is the sequence range [start, end).
 type seqRange struct{ start, end wire.Seq }
 
-// maxOOORanges bounds the out-of-order ranges a connection keeps. A segment
-// that would need more is dropped (counted as OFODrop): the work per segment
-// stays bounded whatever a peer sends.
-const maxOOORanges = 64
+// maxOOORanges bounds the out-of-order ranges a connection keeps, and
+// maxSACKRanges the SACKed ranges its scoreboard keeps. A segment that
+// would need more is dropped (counted as OFODrop); SACK blocks that would
+// need more are ignored. Every search in them is a binary search, and an
+// insertion moves at most the whole set (8 KiB), so the work per segment
+// stays bounded whatever a peer sends, while a window of tens of
+// megabytes with a loss every few dozen segments still fits.
+const (
+	maxOOORanges  = 1024
+	maxSACKRanges = 1024
+)
 
 // ooo tracks the out-of-order data held beyond RCV.NXT (the reassembly
 // queue of RFC 9293 §3.10.7.4) and the order in which blocks were last
@@ -123,22 +130,41 @@ func (o *ooo) reset() {
 
 // rangeSet is a sorted list of disjoint, non-adjacent sequence ranges: the
 // out-of-order data a receiver holds, or the SACKed data a sender knows of.
+// Its ranges lie within half the sequence space of each other (inside one
+// window), so they compare without ambiguity and can be binary-searched.
 type rangeSet []seqRange
+
+// touching returns the first index whose range ends at or after start,
+// and the first after it that starts beyond end: ranges i..j-1 overlap or
+// abut [start, end). O(log n).
+func (s rangeSet) touching(start, end wire.Seq) (i, j int) {
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].end.LessThan(start) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	i = lo
+	hi = len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].start.LessEq(end) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return i, lo
+}
 
 // add merges [start, end) into the set. It returns false, changing
 // nothing, if the set would need more than limit ranges.
 func (s *rangeSet) add(start, end wire.Seq, limit int) bool {
 	r := *s
-	// The first range whose end is at or after start, and the first one
-	// after that which starts beyond end: ranges i..j-1 touch [start, end).
-	i := 0
-	for i < len(r) && r[i].end.LessThan(start) {
-		i++
-	}
-	j := i
-	for j < len(r) && r[j].start.LessEq(end) {
-		j++
-	}
+	i, j := r.touching(start, end)
 	if i == j {
 		if len(r) >= limit {
 			return false
@@ -155,12 +181,19 @@ func (s *rangeSet) add(start, end wire.Seq, limit int) bool {
 	return true
 }
 
-// find returns the index of the range holding seq, or -1.
+// find returns the index of the range holding seq, or -1. O(log n).
 func (s rangeSet) find(seq wire.Seq) int {
-	for i, r := range s {
-		if seq.InRange(r.start, r.end) {
-			return i
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s[m].end.LessEq(seq) {
+			lo = m + 1
+		} else {
+			hi = m
 		}
+	}
+	if lo < len(s) && s[lo].start.LessEq(seq) {
+		return lo
 	}
 	return -1
 }

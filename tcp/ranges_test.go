@@ -68,7 +68,8 @@ func TestOOOLimit(t *testing.T) {
 			t.Fatalf("range %d refused", i)
 		}
 	}
-	if o.add(5000, 5010) {
+	beyond := wire.Seq(1000 + 20*maxOOORanges + 100)
+	if o.add(beyond, beyond+10) {
 		t.Fatal("range beyond the limit accepted")
 	}
 	// Growing an existing range needs no new one.

@@ -15,36 +15,38 @@ import (
 //
 //   - renoRecovery (newreno.go): RFC 5681 fast retransmit and RFC 6582
 //     NewReno, for peers without SACK;
-//   - sackRecovery (sack.go): RFC 6675 on a scoreboard (scoreboard.go),
-//     when both sides agreed on SACK (RFC 2018).
+//   - rackRecovery (rack.go): RACK-TLP (RFC 8985) with PRR (RFC 9937)
+//     and the undo of spurious reductions (RFC 3708, RFC 4015, RFC 5682),
+//     when both sides agreed on SACK (RFC 2018): the default;
+//   - sackRecovery (sack.go): RFC 6675 on the scoreboard (scoreboard.go),
+//     with SACK when Config.NoRACK asks for it (Linux's tcp_recovery = 0).
 //
-// Another algorithm (RACK-TLP, RFC 8985; PRR, RFC 6937, for the window
-// during recovery) is a new type implementing lossRecovery, in its own
+// Another algorithm is a new type implementing lossRecovery, in its own
 // file, and one more case in selectRecovery; docs/ARCHITECTURE.md says how.
 
 // lossRecovery is a loss-recovery algorithm. The connection calls it from
-// processACK (onSACK, then onAck; not for an ACK that acknowledges
-// nothing while nothing is outstanding: there is nothing to recover
-// then), onRexmitTimeout (onTimeout), PollTransmit (send) and nextPiece
-// (sendRoom). What every algorithm keeps — whether an episode is under way,
+// processACK (onAck; not for an ACK that acknowledges nothing while
+// nothing is outstanding: there is nothing to recover then),
+// onRexmitTimeout (onTimeout), PollTransmit (send), nextPiece
+// (sendRoom), and path MTU's MSS changes (onMSSDrop, plpmtud.go). What every algorithm keeps — whether an episode is under way,
 // the duplicate-ACK count, limited transmit's count — is its
 // recoveryBase, which the connection reads directly (Conn.lr) where a
 // call per segment would cost more than the answer.
 type lossRecovery interface {
-	// onSACK is the first thing an acceptable ACK does (RFC 9293
-	// §3.10.7.4, fifth step, after the window update), before SND.UNA
-	// moves: record its SACK information, and fill in a.priorInFlight,
-	// a.newSACK and a.sacked.
-	onSACK(a *ackEvent)
-	// onAck follows once SND.UNA has moved to the ACK (when it moved:
-	// a.acked > 0): count duplicate ACKs, start or end a recovery
-	// episode, handle partial ACKs, and fill in a.delivered. It raises
-	// the controller's OnRecoveryStart and OnRecoveryEnd; the connection
-	// raises OnAck afterwards.
+	// onAck follows once the connection has recorded the ACK's SACK
+	// blocks (Conn.tagSACK: the scoreboard, the send records, a.newSACK,
+	// a.sacked, a.dsack) and moved SND.UNA to it (when it moved:
+	// a.acked > 0; the records it covers are gone and a.delivered
+	// counts them): count duplicate ACKs, detect losses, start or end a
+	// recovery episode, handle partial ACKs. It raises the controller's
+	// OnRecoveryStart and OnRecoveryEnd; the connection raises OnAck
+	// afterwards.
 	onAck(now clock.Instant, a *ackEvent)
 	// onTimeout reports a retransmission timeout (RFC 6298 §5.4): the
-	// episode ends (RFC 6582 §3.2 step 6, RFC 6675 §5.1). The connection
-	// has told the controller, and rewinds SND.NXT to SND.UNA after it.
+	// episode ends (RFC 6582 §3.2 step 6, RFC 6675 §5.1), and what is
+	// resent next is the algorithm's choice: NewReno and RFC 6675 rewind
+	// SND.NXT to SND.UNA (go-back-N), RACK marks records lost. The
+	// connection has told the controller.
 	onTimeout(now clock.Instant)
 	// send writes the next data segment or super-segment into dst (up to
 	// maxSegs segments of one MSS): retransmissions the algorithm wants
@@ -66,6 +68,13 @@ type lossRecovery interface {
 	// release drops what the algorithm holds (the scoreboard): the
 	// connection closed or entered TIME-WAIT.
 	release()
+	// onMSSDrop reports that the send MSS fell below the size segments
+	// in flight were sent at (a packet too big, RFC 1191 §6.5): they
+	// are resent at the new size with no congestion response, as
+	// Linux's tcp_simple_retransmit. NewReno and RFC 6675 go back to
+	// SND.UNA; RACK marks the records larger than the MSS lost and
+	// resends them in pieces.
+	onMSSDrop(now clock.Instant)
 }
 
 // ackEvent carries one acceptable ACK through processACK, from the
@@ -83,14 +92,46 @@ type ackEvent struct {
 	// The SACK blocks of the segment (RFC 2018), as received.
 	numSACK uint8
 	sack    [wire.TCPMaxSACKBlocks]wire.SACKBlock
+	// The segment's timestamp echo, when timestamps are in use.
+	tsEcr   uint32
+	tsEcrOK bool
+	// ECE: the segment carried ECN-Echo (RFC 3168 §6.1.2) on a
+	// connection that negotiated ECN.
+	ece bool
+	// priorInFlight: sent and neither acknowledged nor SACKed, on
+	// arrival.
+	priorInFlight uint32
+
+	// Set by the connection's SACK tagging (tagSACK): whether the ACK
+	// SACKed data not SACKed before, and how many bytes; its D-SACK
+	// block (RFC 2883), if one was believed.
+	newSACK              bool
+	sacked               uint32
+	dsack                bool
+	dsackStart, dsackEnd wire.Seq
 	// Set by the connection when SND.UNA moves (newlyAcked).
 	acked uint32        // sequence space newly acknowledged
-	rtt   time.Duration // the RTT sample taken, or 0
-	// Set by the recovery algorithm.
-	priorInFlight uint32 // sent and neither acknowledged nor SACKed, on arrival
-	newSACK       bool   // the ACK SACKed data not SACKed before
-	sacked        uint32 // bytes newly SACKed
-	delivered     uint32 // bytes newly acknowledged or SACKed (RFC 6937 DeliveredData)
+	rtt   time.Duration // the RTT sample taken for the RTO (Karn), or 0
+	// Set as records are delivered (deliveredRecord): bytes newly
+	// acknowledged or SACKed (RFC 6937 DeliveredData); the newest
+	// delivered record that passed RACK's checks (RFC 8985 §6.2 step 2);
+	// the lowest end of a newly delivered record never resent
+	// (reordering, step 3) and the highest end delivered (RACK.fack);
+	// the RTT of the newest record never resent (the controller's).
+	delivered  uint32
+	rackOK     bool
+	rackXmit   clock.Instant
+	rackEnd    wire.Seq
+	rackRTT    time.Duration
+	hasOrig    bool
+	origLowEnd wire.Seq
+	hasHigh    bool
+	highEnd    wire.Seq
+	hasCA      bool
+	caXmit     clock.Instant
+	caRTT      time.Duration
+	// Set by the recovery algorithm: bytes it newly deemed lost.
+	newlyLost uint32
 	// wasRecovering: an episode was under way when the ACK arrived.
 	wasRecovering bool
 }
@@ -98,10 +139,14 @@ type ackEvent struct {
 // selectRecovery chooses the connection's loss recovery once the
 // handshake has settled SACK (RFC 2018 §2).
 func (c *Conn) selectRecovery() {
-	if c.sackOK {
+	switch {
+	case c.sackOK && !c.env.cfg.NoRACK:
+		c.rack.init(c)
+		c.rec, c.lr = &c.rack, &c.rack.recoveryBase
+	case c.sackOK:
 		c.sack.init(c)
 		c.rec, c.lr = &c.sack, &c.sack.recoveryBase
-	} else {
+	default:
 		c.reno.init(c)
 		c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	}
@@ -125,10 +170,35 @@ type recoveryBase struct {
 	// ltSent counts bytes sent beyond cwnd by limited transmit (RFC
 	// 3042) since the last new ACK.
 	ltSent uint32
+	// pending: the algorithm has something of its own to send — a
+	// resend of a segment it deemed lost, a probe — so the connection
+	// asks it even with no new data waiting.
+	pending bool
+	// prrOut counts the bytes sent while inRecovery (RFC 9937's
+	// prr_out); the connection adds to it, the algorithm resets it.
+	prrOut uint32
+	// cwrUntil: a reduction for ECN-Echo waits until SND.UNA passes it
+	// (RFC 3168 §6.1.2: at most one per window of data).
+	cwrUntil wire.Seq
 }
 
 func (r *recoveryBase) init(c *Conn) {
-	*r = recoveryBase{c: c, recover: c.iss}
+	*r = recoveryBase{c: c, recover: c.iss, cwrUntil: c.iss}
+}
+
+// ecnResponse is the reduction for an ECN-Echo (RFC 3168 §6.1.2) of an
+// algorithm without a CWR state of its own (NewReno, RFC 6675): outside
+// recovery, at most once per window of data, the controller reduces at
+// once (its OnECE), and CWR goes on the next new data segment.
+func (r *recoveryBase) ecnResponse(now clock.Instant, a *ackEvent) {
+	c := r.c
+	if !a.ece || r.inRecovery || c.sndUna.LessThan(r.cwrUntil) || c.sndUna.LessThan(r.recover) {
+		return
+	}
+	r.cwrUntil = c.sndMax
+	c.cc.OnECE(now, c.sndMax.Size(c.sndUna))
+	c.queueCWR()
+	c.env.Stats.ECNReductions++
 }
 
 // limitedWindow returns cwnd with room for limited transmit (RFC 3042

@@ -11,7 +11,7 @@ import (
 // SetPipe and NextSeg.
 type sackRecovery struct {
 	recoveryBase
-	sb scoreboard
+	sb *scoreboard // the connection's
 	// highRxt is HighRxt: one past the highest byte retransmitted in
 	// recovery (RFC 6675 §2).
 	highRxt wire.Seq
@@ -20,30 +20,15 @@ type sackRecovery struct {
 var _ lossRecovery = (*sackRecovery)(nil)
 
 func (s *sackRecovery) init(c *Conn) {
-	*s = sackRecovery{}
+	*s = sackRecovery{sb: &c.sb}
 	s.recoveryBase.init(c)
-}
-
-// onSACK implements lossRecovery: the scoreboard's Update() (RFC 6675
-// §5).
-func (s *sackRecovery) onSACK(a *ackEvent) {
-	c := s.c
-	out := c.sndMax.Size(c.sndUna)
-	a.priorInFlight = out - min(s.sb.bytes, out)
-	if a.numSACK > 0 {
-		a.newSACK, a.sacked = s.sb.update(a.ack, a.sack[:a.numSACK], c.sndUna, c.sndMax)
-	}
 }
 
 // onAck implements lossRecovery.
 func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
 	c := s.c
 	st := &c.env.Stats
-	var wasSACKed uint32
 	if a.acked > 0 {
-		if len(s.sb.ranges) > 0 {
-			wasSACKed = s.sb.trimBelow(a.ack)
-		}
 		s.highRxt = wire.MaxSeq(s.highRxt, a.ack)
 		s.newAck()
 		if s.inRecovery {
@@ -61,7 +46,6 @@ func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
 			}
 		}
 	}
-	a.delivered = a.acked - min(wasSACKed, a.acked) + a.sacked
 	// RFC 6675 §2: with SACK, an ACK is a duplicate when it SACKs octets
 	// not SACKed before, "even if it carries new data, changes the
 	// advertised window, or moves the cumulative acknowledgment point";
@@ -84,6 +68,7 @@ func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
 		(s.dupAcks >= dupThresh || s.sb.headLost(c.sndUna, c.sndMSS)) {
 		s.enter(now)
 	}
+	s.ecnResponse(now, a)
 }
 
 // checkReneging drops the scoreboard, and resends from SND.UNA, when the
@@ -97,8 +82,7 @@ func (s *sackRecovery) onAck(now clock.Instant, a *ackEvent) {
 func (s *sackRecovery) checkReneging() {
 	c := s.c
 	if len(s.sb.ranges) > 0 && s.sb.ranges[0].start.LessEq(c.sndUna) {
-		s.sb.reset()
-		c.env.Stats.SACKReneging++
+		c.reneged()
 		// What the scoreboard let a resend skip is not at the receiver:
 		// go back to SND.UNA, as after a timeout (Linux enters loss).
 		c.sndNxt = c.sndUna
@@ -128,6 +112,7 @@ func (s *sackRecovery) enter(now clock.Instant) {
 func (s *sackRecovery) onTimeout(now clock.Instant) {
 	s.timeout()
 	s.highRxt = s.c.sndUna
+	s.c.sndNxt = s.c.sndUna
 }
 
 // send implements lossRecovery. In recovery: RFC 6675 §5's transmission
@@ -211,7 +196,7 @@ func (s *sackRecovery) retransmit(now clock.Instant, dst []byte, seq wire.Seq, n
 	if !c.timers.armed(timerRexmit) {
 		c.timers.set(timerRexmit, now.Add(c.rto))
 	}
-	c.noteSent(now, seq, n, true)
+	c.noteSent(now, seq, n, seg.flags&wire.TCPFlagFIN != 0, false, true)
 	return out
 }
 
@@ -269,5 +254,12 @@ func (s *sackRecovery) sendRoom(outstanding uint32) uint32 {
 	return 0
 }
 
-// release implements lossRecovery: the scoreboard goes.
-func (s *sackRecovery) release() { s.sb.reset() }
+// release implements lossRecovery: the connection frees the scoreboard.
+func (s *sackRecovery) release() {}
+
+// onMSSDrop implements lossRecovery: go back to SND.UNA, as after a
+// timeout but with the window unchanged; SACKed data is skipped.
+func (s *sackRecovery) onMSSDrop(now clock.Instant) {
+	s.highRxt = s.c.sndUna
+	s.c.sndNxt = s.c.sndUna
+}

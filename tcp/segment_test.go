@@ -384,7 +384,9 @@ func TestZeroAllocsSuperSegments(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop items")
 	}
-	p := newPair(t, Config{}, Config{}, 0)
+	// Buffers large enough for a round's 256 KiB at once.
+	big := Config{SndBuf: 4 << 20, RcvBuf: 4 << 20}
+	p := newPair(t, big, big, 0)
 	p.connect()
 	snd, rcv := p.a, p.b
 	data := make([]byte, 256<<10)

@@ -67,9 +67,30 @@ type Stats struct {
 	SACKReneging     uint64 // ACKs pointing at SACKed data: scoreboard dropped (TCPSACKReneging)
 	PartialACKs      uint64 // partial ACKs in NewReno recovery (TCPRenoRecoveryFail... ustack)
 	DupACKsIn        uint64 // duplicate ACKs received (ustack)
+	DSACKRecv        uint64 // D-SACK blocks received and believed (TCPDSACKRecv)
+	Reordering       uint64 // connections that saw reordering: RACK's reordering window opened (ustack; Linux counts TCPSACKReorder)
+	RACKLost         uint64 // bytes RACK deemed lost (ustack; Linux counts segments in TCPLostRetransmit and others)
+	TLPProbes        uint64 // tail-loss probes sent (TCPLossProbes)
+	TLPRecoveries    uint64 // losses repaired by a tail-loss probe (TCPLossProbeRecovery)
+	DSACKUndo        uint64 // recoveries undone: every resend reported duplicate by D-SACK (TCPDSACKUndo)
+	EifelUndo        uint64 // recoveries or RTOs undone: the timestamp echo showed the original arrived (TCPPartialUndo + TCPFullUndo + TCPLossUndo)
+	SpuriousRTOs     uint64 // RTOs found spurious by F-RTO and undone (TCPSpuriousRTOs)
+	ECNReductions    uint64 // window reductions for ECN-Echo (ustack; Linux enters CWR)
+	ECNCEReceived    uint64 // CE marks that started an ECN-Echo (ustack)
 	ZeroWindowProbes uint64 // zero-window probes sent (ustack)
 	KeepAliveProbes  uint64 // keep-alive probes sent (ustack)
 	WindowUpdates    uint64 // pure window updates sent (ustack)
+	RcvBufGrown      uint64 // receive buffers grown by auto-tuning (ustack; Linux's TCPRcvQDrop and friends count other things)
+
+	// TcpExt: ICMP and path MTU (RFC 5927, RFC 1191, RFC 8201, RFC 4821).
+	OutOfWindowICMPs uint64 // ICMP errors quoting a sequence number not in flight, dropped (RFC 5927 §4.1; OutOfWindowIcmps)
+	PTBReceived      uint64 // packet too big / fragmentation needed errors that named a connection (ustack)
+	PTBAccepted      uint64 // of those, quoting a sequence number in flight: acted on (ustack)
+	PTBRejected      uint64 // of those, quoting one not in flight: dropped (ustack; also in OutOfWindowICMPs)
+	MTUProbes        uint64 // PLPMTUD probes sent (ustack)
+	MTUProbeSuccess  uint64 // probes acknowledged: the MSS grew (TCPMTUPSuccess)
+	MTUProbeFail     uint64 // probes lost or refused by a packet too big (TCPMTUPFail)
+	MTUBlackHoles    uint64 // black holes detected: the MSS dropped to the base MSS or below (ustack)
 }
 
 // Each calls f with the name and value of every counter, in declaration

@@ -76,9 +76,10 @@ type CookieOptions struct {
 	WScale    uint8
 	// SACK is the SACK-permitted option (RFC 2018 §2).
 	SACK bool
-	// ECN says the SYN asked for ECN and it was agreed (RFC 3168). ustack
-	// does not implement ECN, so it never sets this in its cookies; the
-	// encoding keeps the bit as Linux does.
+	// ECN says the SYN asked for ECN and the SYN-ACK agreed (RFC 3168
+	// §6.1.1). It is kept only with timestamps: without them the cookie
+	// SYN-ACK does not agree to ECN (Linux's does, and then opens the
+	// connection without it; ustack keeps the two sides in accord).
 	ECN bool
 }
 
@@ -197,6 +198,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 		o.HasWScale = so.HasWScale && !cfg.NoWindowScale
 		o.WScale = min(so.WScale, 14)
 		o.SACK = so.SACKPermitted && !cfg.NoSACK
+		o.ECN = ecnSetupSYN(syn.Flags) && cfg.ECN != ECNOff && ep.ECN
 	}
 	*out = wire.TCPFields{
 		SrcPort: ep.Local.Port(),
@@ -210,9 +212,12 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 	oo := &out.Options
 	oo.MSS = advMSS(ep)
 	if o.HasWScale {
-		oo.HasWScale, oo.WScale = true, windowShift(cfg.RcvBuf)
+		oo.HasWScale, oo.WScale = true, windowShift(max(cfg.RcvBuf, cfg.RcvBufMax))
 	}
 	oo.SACKPermitted = o.SACK
+	if o.ECN {
+		out.Flags |= wire.TCPFlagECE // an ECN-setup SYN-ACK (RFC 3168 §6.1.1)
+	}
 	if ts {
 		oo.HasTimestamp = true
 		oo.TSVal = cookieTSVal(msClock(now), o) + ep.TSOffset
@@ -238,7 +243,7 @@ func (g *SynCookies) SynAck(now clock.Instant, ep Endpoints, syn *wire.TCPFields
 func (g *SynCookies) Check(now clock.Instant, ep Endpoints, ack *wire.TCPFields) (CookieOptions, bool) {
 	cfg := &g.env.cfg
 	o, ok := g.check(now, ep, ack)
-	if ok && (o.Timestamps && cfg.NoTimestamps || o.SACK && cfg.NoSACK || o.HasWScale && cfg.NoWindowScale) {
+	if ok && (o.Timestamps && cfg.NoTimestamps || o.SACK && cfg.NoSACK || o.HasWScale && cfg.NoWindowScale || o.ECN && cfg.ECN == ECNOff) {
 		// cookie_timestamp_decode: options we would not have offered.
 		ok = false
 	}
@@ -308,11 +313,15 @@ func (c *Conn) OpenCookie(now clock.Instant, ep Endpoints, ack *wire.TCPFields, 
 	if ack.Flags&(wire.TCPFlagACK|wire.TCPFlagSYN|wire.TCPFlagRST) != wire.TCPFlagACK || ep.ISS != ack.Ack.Add(^uint32(0)) {
 		return ErrInvalid
 	}
+	flags := wire.TCPFlagSYN
+	if o.ECN {
+		flags |= wire.TCPFlagECE | wire.TCPFlagCWR // it was an ECN-setup SYN
+	}
 	syn := wire.TCPFields{
 		SrcPort: ack.SrcPort,
 		DstPort: ack.DstPort,
 		Seq:     ack.Seq.Add(^uint32(0)),
-		Flags:   wire.TCPFlagSYN,
+		Flags:   flags,
 		Options: wire.TCPOptions{
 			MSS:           o.MSS,
 			HasWScale:     o.HasWScale,

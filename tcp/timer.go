@@ -12,16 +12,23 @@ type timer uint8
 
 // The timers.
 const (
-	timerRexmit    timer = iota // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
-	timerPersist                // zero-window probe, or SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1)
-	timerDelAck                 // delayed ACK (RFC 1122 §4.2.3.2)
-	timerKeepAlive              // keep-alive (RFC 1122 §4.2.3.6)
-	timerLife                   // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
-	timerPacing                 // release of the next data segment at the pacing rate
+	// RACK-TLP's probe timeout (RFC 8985 §7.2) comes first: never armed
+	// later than the RTO, it takes the RTO's place when both are due at
+	// once, as in Linux, where the probe replaces the RTO on the one
+	// timer they share (sending the probe rearms the RTO).
+	timerTLP       timer = iota
+	timerRexmit          // retransmission of SYN, SYN-ACK, data or FIN (RFC 6298)
+	timerPersist         // zero-window probe, or SWS override (RFC 9293 §3.8.6.1, §3.8.6.2.1)
+	timerDelAck          // delayed ACK (RFC 1122 §4.2.3.2)
+	timerKeepAlive       // keep-alive (RFC 1122 §4.2.3.6)
+	timerLife            // TIME-WAIT (2×MSL) or orphaned FIN-WAIT-2
+	timerPacing          // release of the next data segment at the pacing rate
+	timerRACK            // RACK's reordering timeout (RFC 8985 §6.3)
+	timerPLPMTU          // PLPMTUD's raise timer: search again (RFC 8899 §5.1.1)
 	numTimers
 )
 
-var timerNames = [numTimers]string{"rexmit", "persist", "delack", "keepalive", "life", "pacing"}
+var timerNames = [numTimers]string{"tlp", "rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack", "plpmtud"}
 
 // String returns the timer's name.
 func (t timer) String() string {
@@ -73,7 +80,8 @@ func (tt *timerTable) next() clock.Instant {
 // clock.Never if no timer is armed.
 //
 // Only these calls can change the answer: HandleSegment, HandleTimeout,
-// HandleICMPError, OpenCookie (it handles the cookie's ACK),
+// HandleICMPError, HandlePacketTooBig and SetPathMTU (a smaller MSS
+// resends what is in flight), OpenCookie (it handles the cookie's ACK),
 // PollTransmit and PollTransmitBatch (sending arms the
 // retransmission, persist and pacing timers, an ACK stops the delayed-ACK
 // timer), Close, CloseWrite, Abort and SetKeepAlive; and Connect and
@@ -109,6 +117,12 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 		case timerPacing:
 			// The next data segment may go: the owner's PollTransmit,
 			// which follows every HandleTimeout, sends it.
+		case timerRACK:
+			c.rack.onReoTimeout(now)
+		case timerTLP:
+			c.rack.onProbeTimeout(now)
+		case timerPLPMTU:
+			c.plpRaise()
 		}
 	}
 }
@@ -164,14 +178,14 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	}
 	if !zeroWindow {
 		c.rexmitCount++
+		c.plpTimeout(now)
 	}
 	st.Timeouts++
 	// RFC 5681 §3.1 (equations 4, 5), RFC 6582 §3.2 step 6 ("recover"
-	// after a timeout), then go back to SND.UNA and resend from there.
+	// after a timeout); then loss recovery decides what is resent.
 	c.cc.OnTimeout(now, c.sndMax.Size(c.sndUna))
-	c.rec.onTimeout(now)
 	c.rexmitNow = false
-	c.sndNxt = c.sndUna
+	c.rec.onTimeout(now)
 	c.backoff()
 	c.timers.set(timerRexmit, now.Add(c.rto))
 	if c.sndWnd == 0 {

@@ -25,6 +25,7 @@ import (
 	"github.com/ustack/ustack/link/pcap"
 	"github.com/ustack/ustack/link/tap"
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/tcp"
 )
 
 func init() {
@@ -47,6 +48,7 @@ type serveConfig struct {
 	demo, verbose     bool
 	statsEvery        time.Duration
 	synCookies        stack.SynCookieMode
+	mtuProbing        tcp.MTUProbingMode
 	out               io.Writer
 	ready             func() // called once everything listens (tests)
 	kernelAddrForDemo netip.Prefix
@@ -167,6 +169,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, int) {
 	fs.BoolVar(&c.verbose, "v", false, "print every non-zero counter in summaries")
 	fs.DurationVar(&c.statsEvery, "stats", 0, "print a summary this often (0: only on exit)")
 	synCookies := fs.Int("syncookies", 1, "SYN cookies, as net.ipv4.tcp_syncookies: 0 off, 1 when a listener's SYN queue is full, 2 always")
+	fs.TextVar(&c.mtuProbing, "mtu-probing", tcp.MTUProbingBlackHole, "packetization-layer path MTU discovery (RFC 4821), as net.ipv4.tcp_mtu_probing: 0 off, 1 after a black hole is detected, 2 always (or off, blackhole, always)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, 0
@@ -336,7 +339,7 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 		}
 	}
 
-	s, err := ustack.New(ustack.Config{Config: stack.Config{SynCookies: c.synCookies}})
+	s, err := ustack.New(ustack.Config{Config: stack.Config{SynCookies: c.synCookies, TCP: tcp.Config{MTUProbing: c.mtuProbing}}})
 	if err != nil {
 		ep.Close()
 		return err
@@ -667,6 +670,10 @@ func (sv *services) summary(w io.Writer, verbose bool, linkStats func() string) 
 		if m["TCP.SyncookiesSent"]+m["TCP.ListenDrops"] > 0 {
 			fmt.Fprintf(w, "  listeners: %d SYN cookies sent, %d valid, %d refused; %d SYNs or handshakes dropped\n",
 				m["TCP.SyncookiesSent"], m["TCP.SyncookiesRecv"], m["TCP.SyncookiesFailed"], m["TCP.ListenDrops"])
+		}
+		if m["TCP.MTUProbes"]+m["TCP.MTUBlackHoles"] > 0 {
+			fmt.Fprintf(w, "  path MTU: %d probes sent, %d acknowledged, %d lost; %d black holes detected\n",
+				m["TCP.MTUProbes"], m["TCP.MTUProbeSuccess"], m["TCP.MTUProbeFail"], m["TCP.MTUBlackHoles"])
 		}
 		return
 	}

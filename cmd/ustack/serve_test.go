@@ -218,3 +218,31 @@ func TestServeSynCookies(t *testing.T) {
 		t.Errorf("want 3 cookies sent and 3 valid in the summary:\n%s", out)
 	}
 }
+
+// TestServeMTUProbing: -mtu-probing 2 (net.ipv4.tcp_mtu_probing = 2:
+// every connection starts at the base MSS and probes upward) reaches the
+// stack: a large download over the demo's 1500-byte link sends probes
+// that are acknowledged, and the summary says so. A value the sysctl
+// cannot have is refused with the usage status.
+func TestServeMTUProbing(t *testing.T) {
+	if got := runServe([]string{"-mtu-probing", "3", "-link", "tap:x"}); got != 2 {
+		t.Errorf("-mtu-probing 3: exit status %d, want 2", got)
+	}
+	netnstest.Skip(t, true)
+	netnstest.NeedCommands(t, "curl", "go")
+	bin := buildUstack(t)
+	s := startServe(t, bin, "-netns-demo", "-mtu-probing", "2")
+	m := s.waitFor(t, `the kernel's side is .+ in netns (\S+)\.`)
+	ns := &netns.NS{Name: m[1]}
+	t.Cleanup(func() { ns.Delete() })
+	s.waitFor(t, `^Ctrl-C`)
+	if got := curl(t, ns, "http://10.77.0.2/bytes/4000000"); got != "200 4000000" {
+		t.Errorf("curl: %q, want \"200 4000000\"", got)
+	}
+	s.stop(t)
+	out := strings.Join(s.all, "\n")
+	c := regexp.MustCompile(`path MTU: (\d+) probes sent, (\d+) acknowledged`).FindStringSubmatch(out)
+	if c == nil || c[1] == "0" || c[2] == "0" {
+		t.Errorf("want probes sent and acknowledged in the summary:\n%s", out)
+	}
+}

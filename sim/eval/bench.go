@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
-	"reflect"
 	"time"
 
 	"github.com/ustack/ustack/clock"
@@ -101,35 +100,12 @@ func Controllers() []string { return cc.Names() }
 // the default configuration runs.
 func DefaultController() string { return tcp.NewEnv(tcp.Config{}).Config().Congestion }
 
-// RequestECN turns on ECN for outgoing connections in cfg, if this build
-// of the TCP core has a setting for it: a field named ECN in tcp.Config,
-// either a bool (set true) or an integer mode (set 1, as Linux's
-// net.ipv4.tcp_ecn=1: request ECN on outgoing connections, accept it on
-// incoming ones). It reports whether it found one. The experiments count
-// the ECN-capable data frames on the wire, so a setting that does not do
-// what this assumes shows in the tables as 0 % ECT.
-func RequestECN(cfg *stack.Config) bool {
-	return setECN(reflect.ValueOf(&cfg.TCP).Elem())
-}
-
-// setECN sets the field ECN of the struct v to "request" (see RequestECN).
-func setECN(v reflect.Value) bool {
-	v = v.FieldByName("ECN")
-	if !v.IsValid() || !v.CanSet() {
-		return false
-	}
-	switch v.Kind() {
-	case reflect.Bool:
-		v.SetBool(true)
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(1)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v.SetUint(1)
-	default:
-		return false
-	}
-	return true
-}
+// RequestECN turns on ECN for outgoing connections in cfg: tcp.Config.ECN
+// set to ECNRequest, as Linux's net.ipv4.tcp_ecn=1 (request ECN on
+// outgoing connections, accept it on incoming ones). The experiments
+// count the ECN-capable data frames on the wire, so a negotiation that
+// fails shows in the tables as 0 % ECT.
+func RequestECN(cfg *stack.Config) { cfg.TCP.ECN = tcp.ECNRequest }
 
 // Addresses on the bench.
 var (

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"reflect"
 	"testing"
 	"time"
 
@@ -35,7 +34,9 @@ func TestJain(t *testing.T) {
 // TestGoodputCell: one cell per registered controller on a small path.
 // Goodput can never exceed the link, must come close to it on a clean
 // 10 Mbit/s path (a harness that measured the wrong thing, or nothing,
-// would not), falls with 10 % loss, and a seed replays the same run.
+// would not), falls with 10 % loss, whose losses are all retransmitted
+// but those of the last two round trips (the time limit ends the run
+// before loss detection can see them), and a seed replays the same run.
 func TestGoodputCell(t *testing.T) {
 	budget := Budget{RTTs: 100, MinTime: time.Second, Bytes: 64 << 20}
 	for _, name := range Controllers() {
@@ -60,7 +61,8 @@ func TestGoodputCell(t *testing.T) {
 			if lossy.Err != nil {
 				t.Fatal(lossy.Err)
 			}
-			if lossy.Goodput >= r.Goodput || lossy.Lost == 0 || lossy.Retrans < lossy.Lost {
+			cutOff := c.Rate / 8 * uint64(2*c.RTT) / uint64(time.Second) / 1500 // frames in two RTTs
+			if lossy.Goodput >= r.Goodput || lossy.Lost == 0 || lossy.Retrans+cutOff < lossy.Lost {
 				t.Errorf("10 %% loss: %.2f Mbit/s, %d lost, %d retransmitted (clean: %.2f Mbit/s)", lossy.Goodput/1e6, lossy.Lost, lossy.Retrans, r.Goodput/1e6)
 			}
 		})
@@ -228,32 +230,6 @@ func TestSimCarriesMarks(t *testing.T) {
 			t.Errorf("ECN-capable: %d marked, %d arrived, counters %+v", marked, got, c)
 		}
 	}
-}
-
-// TestSetECN: RequestECN sets a bool or an integer field named ECN, and
-// reports false, changing nothing, without one.
-func TestSetECN(t *testing.T) {
-	var b struct{ ECN bool }
-	var i struct{ ECN int8 }
-	var u struct{ ECN uint }
-	var s struct{ ECN string }
-	var none struct{ X int }
-	if !setECN(reflect.ValueOf(&b).Elem()) || !b.ECN {
-		t.Error("bool field not set")
-	}
-	if !setECN(reflect.ValueOf(&i).Elem()) || i.ECN != 1 {
-		t.Error("int field not set to 1")
-	}
-	if !setECN(reflect.ValueOf(&u).Elem()) || u.ECN != 1 {
-		t.Error("uint field not set to 1")
-	}
-	if setECN(reflect.ValueOf(&s).Elem()) || s.ECN != "" {
-		t.Error("string field taken for an ECN setting")
-	}
-	if setECN(reflect.ValueOf(&none).Elem()) {
-		t.Error("found an ECN field in a struct without one")
-	}
-	t.Logf("this build's tcp.Config has an ECN setting: %v", HasECNSetting())
 }
 
 // TestReportRepeats: the tables do not depend on how many runs go at

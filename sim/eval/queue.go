@@ -8,7 +8,6 @@ import (
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/impair"
 	"github.com/ustack/ustack/sim"
-	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -53,9 +52,6 @@ type QueueResult struct {
 	CC         string
 	Flows      int
 	Discipline Discipline
-	// ECNSetting says whether this build of the TCP core has an ECN
-	// setting RequestECN could turn on (only asked with Discipline.ECN).
-	ECNSetting bool
 	// Goodput is the flows' total, bits per second; Utilization over
 	// the rate.
 	Goodput, Utilization float64
@@ -84,9 +80,6 @@ func RunQueue(seed uint64, name string, n int, d Discipline, setup QueueSetup) Q
 	if err != nil {
 		r.Err = err
 		return r
-	}
-	if d.ECN {
-		r.ECNSetting = HasECNSetting()
 	}
 	flows := make([]*Flow, n)
 	for i := range flows {
@@ -152,12 +145,6 @@ func RunQueue(seed uint64, name string, n int, d Discipline, setup QueueSetup) Q
 		r.ECT = float64(ect) / float64(dataFrames)
 	}
 	return r
-}
-
-// HasECNSetting reports whether RequestECN finds a setting in this build.
-func HasECNSetting() bool {
-	var cfg stack.Config
-	return RequestECN(&cfg)
 }
 
 // dataECN returns the ECN codepoint of an IPv4 TCP segment carrying data

@@ -238,17 +238,13 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 	p("Every run is a whole ustack sender and receiver in package sim, in virtual time, from seed %d:\n", o.Seed)
 	p("the same code gives the same tables, byte for byte.\n\n")
 	p("Controllers measured (every one registered in `tcp/cc`): %s.\n", strings.Join(r.CCs, ", "))
-	ecn := "none: the ECN rows run with the stacks' defaults"
-	if HasECNSetting() {
-		ecn = "`tcp.Config.ECN`, set to request ECN in the ECN rows"
-	}
-	p("ECN setting found in `tcp.Config`: %s.\n\n", ecn)
+	p("ECN: `tcp.Config.ECN` is `tcp.ECNRequest` on both stacks in the ECN rows (net.ipv4.tcp_ecn=1); elsewhere the default, accept only.\n\n")
 	p("The bench (package `sim/eval`): a sender and a receiver joined by one link. The direction from the\n")
 	p("sender is the bottleneck: its rate, half the RTT, random loss after the queue, a queue of one\n")
 	p("bandwidth-delay product (at least %d frames) unless said otherwise, drop-tail. The ACK direction\n", MinQueue)
 	p("has the other half of the RTT and nothing else. The sender writes without end; the receiver reads\n")
 	p("at once and checks every byte. Goodput is what the receiving application read per second of\n")
-	p("virtual time. The stacks run with their defaults (4 MiB buffers today, no configuration); only the\n")
+	p("virtual time. The stacks run with their defaults (auto-tuned buffers, no configuration); only the\n")
 	p("controller is chosen.\n\n")
 
 	r.writeGoodput(p)

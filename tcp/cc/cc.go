@@ -55,7 +55,9 @@ type Controller interface {
 	// (new data or a retransmission; 0 bytes for a FIN alone), with
 	// inFlight bytes outstanding after it (SND.NXT − SND.UNA).
 	OnSent(now clock.Instant, bytes, inFlight uint32)
-	// OnAck reports an ACK that acknowledged or SACKed new data.
+	// OnAck reports an ACK that acknowledged or SACKed new data; and,
+	// once, the ACK that completed the handshake with its RTT sample
+	// (RFC 6298 §3) and nothing acknowledged or delivered.
 	OnAck(now clock.Instant, s AckSample)
 	// OnRecoveryStart reports that loss was detected and fast recovery
 	// starts (RFC 5681 §3.2 step 2, RFC 6675 §5 step 4): the congestion
@@ -78,6 +80,27 @@ type Controller interface {
 	// RFC 4015 Eifel, RFC 5682 F-RTO): the controller restores the window
 	// it had before it, as Linux's undo_cwnd.
 	OnUndo(now clock.Instant)
+	// OnECE reports that the peer echoed a Congestion Experienced mark
+	// (RFC 3168 §6.1.2: an ACK with ECN-Echo) outside loss recovery, at
+	// most once per window of data: the connection enters CWR, a window
+	// reduction without retransmissions that ends with OnRecoveryEnd
+	// once the data in flight now is acknowledged, with the window
+	// during it ruled as in recovery. A window-based controller reduces
+	// as for a loss ("the congestion control algorithm ... the same as
+	// for a dropped packet", RFC 3168 §6.1.2).
+	OnECE(now clock.Instant, flight uint32)
+	// OnLost reports a segment deemed lost (by RACK, RFC 8985, or an RTO),
+	// with what was in flight when it was sent: BBR bounds its model by
+	// the loss rate it shows (draft-ietf-ccwg-bbr's BBRHandleLostPacket).
+	// It is called once per segment, before the OnAck of the ACK that
+	// found it, if any.
+	OnLost(now clock.Instant, l LostSegment)
+	// SetsRecoveryWindow reports that the controller sets the congestion
+	// window itself during loss recovery and CWR (BBR does: Linux's
+	// cong_control hook); then Cwnd rules throughout and Proportional
+	// Rate Reduction (RFC 9937) does not apply. Otherwise the recovery
+	// algorithm sets the window from Ssthresh while an episode lasts.
+	SetsRecoveryWindow() bool
 }
 
 // Params are what a controller starts from (see Controller.Init).
@@ -96,11 +119,15 @@ type Params struct {
 	// from instead of an infinite one (RFC 5681 §3.1): that of the
 	// controller this one replaces.
 	Ssthresh uint32
+	// Pacing asks a controller that does not need pacing (a
+	// window-based one) to pace anyway, as Linux paces every flow with
+	// the fq qdisc (tcp.Config.Pacing says whether ustack does). A
+	// controller that needs it (BBR) paces regardless.
+	Pacing bool
 }
 
 // AckSample describes one ACK to the controller (Controller.OnAck): what
-// it delivered and what it says about the path. Fields a connection cannot
-// measure yet are zero, as their comments say.
+// it delivered and what it says about the path.
 type AckSample struct {
 	// Acked is how far the cumulative acknowledgment moved, in bytes of
 	// sequence space (RFC 3465 byte counting).
@@ -112,35 +139,76 @@ type AckSample struct {
 	// PriorInFlight is the bytes sent and neither acknowledged nor
 	// SACKed when the ACK arrived.
 	PriorInFlight uint32
-	// RTT is an RTT sample taken from this ACK (RFC 6298 §3, Karn's
-	// rule), or 0.
+	// InFlight is the bytes in the network once the ACK is processed:
+	// sent, and neither acknowledged, SACKed nor deemed lost (Linux's
+	// tcp_packets_in_flight, in bytes; RFC 9937's inflight).
+	InFlight uint32
+	// RTT is an RTT sample from this ACK: the time since the most
+	// recently sent segment it newly acknowledged or SACKed left, if that
+	// segment was never resent (Karn's rule, RFC 6298 §3), or 0.
 	RTT time.Duration
-	// DeliveryRate is the delivery rate in bytes per second measured
-	// over the segment this ACK acknowledged
-	// (draft-cheng-iccrg-delivery-rate-estimation), and AppLimited says
-	// whether that measurement was limited by the application rather
-	// than the network. Not measured yet: the rate sampler needs a
-	// per-segment record of what was delivered when each segment was
-	// sent, which ustack does not keep (see docs/ARCHITECTURE.md, "The
-	// rate sampler"); until it does, DeliveryRate is 0 (no sample) and
-	// AppLimited false.
-	DeliveryRate uint64
-	AppLimited   bool
-	// CE is the number of data segments the peer newly reported as
-	// marked Congestion Experienced (RFC 3168 ECN-Echo, or RFC 9768's
-	// counters); 0 while ECN is not negotiated, which is always for now.
+	// TotalDelivered is the bytes delivered over the connection's life,
+	// this ACK included (draft-cheng-iccrg-delivery-rate-estimation's
+	// C.delivered).
+	TotalDelivered uint64
+	// NewlyLost is the bytes loss recovery deemed lost on this ACK.
+	NewlyLost uint32
+
+	// The delivery-rate sample of this ACK
+	// (draft-cheng-iccrg-delivery-rate-estimation §3.3), taken from the
+	// most recently sent segment it delivered. DeliveryRate is
+	// SampleDelivered over Interval, in bytes per second, or 0 when the
+	// ACK gives no valid sample (nothing newly delivered, or an interval
+	// shorter than the minimum RTT). PriorDelivered is TotalDelivered
+	// when that segment was sent (BBR counts round trips with it);
+	// TxInFlight the bytes in flight just after it was sent; SampleLost
+	// the bytes deemed lost between its sending and this ACK.
+	// AppLimited says the sample was taken while the application, not
+	// the network, limited the sending rate: it shows no more than what
+	// the application offered.
+	DeliveryRate    uint64
+	Interval        time.Duration
+	SampleDelivered uint64
+	PriorDelivered  uint64
+	TxInFlight      uint32
+	SampleLost      uint64
+	AppLimited      bool
+
+	// CE is the bytes this ACK delivered that the peer reported as
+	// Congestion Experienced: with RFC 3168 ECN, whose ECN-Echo flag
+	// cannot count marks, every byte delivered by an ACK that carries ECE
+	// (as DCTCP counts them, RFC 8257 §3.3); 0 without ECN.
 	CE uint32
 	// InRecovery reports that the ACK was taken during loss recovery:
 	// recovery was under way when it arrived, or began on it. A
 	// window-based controller leaves cwnd alone then: the recovery
-	// algorithm (RFC 6582, RFC 6675) rules the window until it ends.
+	// algorithm (RFC 6582, RFC 6675, RFC 9937's PRR) rules the window
+	// until it ends, unless the controller sets it itself
+	// (SetsRecoveryWindow).
 	InRecovery bool
+}
+
+// LostSegment describes a segment deemed lost (Controller.OnLost).
+type LostSegment struct {
+	// Bytes is its size in sequence space.
+	Bytes uint32
+	// TxInFlight is the bytes in flight just after it was (last) sent,
+	// and LostAtSend the bytes deemed lost over the connection's life at
+	// that moment; TotalLost is that count now, this segment included,
+	// so TotalLost − LostAtSend were lost while it was in flight.
+	TxInFlight uint32
+	LostAtSend uint64
+	TotalLost  uint64
+	// AppLimited says it was sent while the application limited the
+	// sending rate.
+	AppLimited bool
 }
 
 // Base gives every optional hook of Controller a default: Init, SetMSS,
 // OnSent, OnAck, OnRecoveryStart, OnRecoveryEnd, OnTimeout,
-// OnIdleRestart and OnUndo do nothing, Ssthresh is infinite and there is
-// no pacing. Embed it and implement Name and Cwnd.
+// OnIdleRestart, OnUndo, OnECE and OnLost do nothing, Ssthresh is infinite,
+// there is no pacing, and the recovery algorithm rules the window during
+// recovery. Embed it and implement Name and Cwnd.
 type Base struct{}
 
 // Init implements Controller: it does nothing.
@@ -175,6 +243,15 @@ func (Base) OnIdleRestart(clock.Instant) {}
 
 // OnUndo implements Controller: it does nothing.
 func (Base) OnUndo(clock.Instant) {}
+
+// OnECE implements Controller: it does nothing.
+func (Base) OnECE(clock.Instant, uint32) {}
+
+// OnLost implements Controller: it does nothing.
+func (Base) OnLost(clock.Instant, LostSegment) {}
+
+// SetsRecoveryWindow implements Controller: no.
+func (Base) SetsRecoveryWindow() bool { return false }
 
 // InitialWindow returns the initial window for mss (RFC 6928 §2: ten
 // segments; RFC 3390's byte cap is not applied, as Linux does not).

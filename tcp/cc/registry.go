@@ -16,8 +16,8 @@ type Factory func() Controller
 const MaxNameLen = 15
 
 // Default is the name of the controller a connection uses when its
-// configuration names none.
-const Default = "reno"
+// configuration names none: CUBIC, as in Linux.
+const Default = "cubic"
 
 // ErrUnknown is returned (wrapped, with the name) by New for a name no
 // controller is registered under.
@@ -26,7 +26,7 @@ var ErrUnknown = errors.New("unknown congestion control")
 var registry = struct {
 	sync.RWMutex
 	m map[string]Factory
-}{m: map[string]Factory{Default: func() Controller { return &Reno{} }}}
+}{m: map[string]Factory{"reno": func() Controller { return &Reno{} }}}
 
 // Register makes the controllers f makes available under name, for
 // tcp.Config.Congestion and SetCongestionControl. It is safe to call from

@@ -40,13 +40,13 @@ func TestBase(t *testing.T) {
 // TestRegistry checks Register's checks, New for known and unknown names
 // (a fresh controller each time), Registered and Names.
 func TestRegistry(t *testing.T) {
-	if !Registered("reno") || !Registered("") || Registered("nope") {
-		t.Fatalf("Registered: reno %v, empty %v, nope %v", Registered("reno"), Registered(""), Registered("nope"))
+	if !Registered("reno") || !Registered("cubic") || !Registered("") || Registered("nope") {
+		t.Fatalf("Registered: reno %v, cubic %v, empty %v, nope %v", Registered("reno"), Registered("cubic"), Registered(""), Registered("nope"))
 	}
-	for _, name := range []string{"", "reno"} {
+	for name, want := range map[string]string{"": "cubic", "cubic": "cubic", "reno": "reno"} {
 		c, err := New(name)
-		if err != nil || c.Name() != "reno" {
-			t.Fatalf("New(%q) = %v, %v", name, c, err)
+		if err != nil || c.Name() != want {
+			t.Fatalf("New(%q) = %v, %v; want %s", name, c, err, want)
 		}
 	}
 	_, err := New("nope")

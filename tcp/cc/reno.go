@@ -2,6 +2,7 @@ package cc
 
 import (
 	"math"
+	"time"
 
 	"github.com/ustack/ustack/clock"
 )
@@ -21,6 +22,9 @@ type Reno struct {
 	// last reduction, for OnUndo; priorCwnd is 0 when there is nothing
 	// to undo.
 	priorCwnd, priorSsthresh uint32
+	// pacing (Params.Pacing) and the smoothed RTT it needs.
+	pacing bool
+	srtt   time.Duration
 }
 
 // NewReno returns a Reno controller initialised for mss with the RFC 6928
@@ -58,6 +62,7 @@ func (r *Reno) Init(p Params) {
 	}
 	r.acc = 0
 	r.priorCwnd, r.priorSsthresh = 0, 0
+	r.pacing, r.srtt = p.Pacing, 0
 }
 
 // Cwnd implements Controller.
@@ -66,8 +71,11 @@ func (r *Reno) Cwnd() uint32 { return r.cwnd }
 // Ssthresh implements Controller.
 func (r *Reno) Ssthresh() uint32 { return r.ssthresh }
 
-// PacingRate implements Controller: Reno does not pace.
-func (r *Reno) PacingRate() uint64 { return 0 }
+// PacingRate implements Controller: none, unless Params.Pacing asked for
+// it; then Linux's rates (tcp_update_pacing_rate).
+func (r *Reno) PacingRate() uint64 {
+	return pacingRate(r.pacing, float64(r.cwnd), r.srtt, r.cwnd < r.ssthresh)
+}
 
 // SetMSS implements Controller. The initial window follows the MSS only
 // while it is the default of ten segments.
@@ -93,6 +101,13 @@ func (r *Reno) OnSent(now clock.Instant, bytes, inFlight uint32) {}
 // §2.1 byte counting; Linux tcp_cong_avoid_ai). During loss recovery the
 // window is left alone (RFC 6582 §3.2, RFC 6675 §5 rule it).
 func (r *Reno) OnAck(now clock.Instant, s AckSample) {
+	if s.RTT > 0 {
+		if r.srtt == 0 {
+			r.srtt = s.RTT
+		} else {
+			r.srtt += (s.RTT - r.srtt) / 8
+		}
+	}
 	if s.InRecovery || s.Acked == 0 {
 		return // an ACK that only SACKed: byte counting counts cumulative ACKs
 	}
@@ -127,10 +142,21 @@ func (r *Reno) OnRecoveryStart(now clock.Instant, flight uint32) {
 	r.acc = 0
 }
 
+// OnECE implements Controller: the same reduction as for a loss (RFC 3168
+// §6.1.2).
+func (r *Reno) OnECE(now clock.Instant, flight uint32) { r.OnRecoveryStart(now, flight) }
+
+// SetsRecoveryWindow implements Controller: the recovery algorithm rules.
+func (r *Reno) SetsRecoveryWindow() bool { return false }
+
+// OnLost implements Controller: Reno reacts to the episode, not to each
+// segment.
+func (r *Reno) OnLost(now clock.Instant, l LostSegment) {}
+
 // OnRecoveryEnd implements Controller: cwnd = min(ssthresh,
 // max(FlightSize, SMSS) + SMSS) (RFC 6582 §3.2 step 3, option 1).
 func (r *Reno) OnRecoveryEnd(now clock.Instant, flight uint32) {
-	r.cwnd = min(r.ssthresh, max(flight, r.mss)+r.mss)
+	r.cwnd = min(r.ssthresh, satAdd(max(flight, r.mss), r.mss))
 }
 
 // OnTimeout implements Controller: ssthresh = max(FlightSize/2, 2*SMSS) and

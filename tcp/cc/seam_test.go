@@ -37,7 +37,7 @@ func (p *paced) Cwnd() uint32       { return 1 << 30 }
 func (p *paced) PacingRate() uint64 { return p.rate }
 
 const (
-	fixedWindow = 4 * 1448 // less than Reno's initial window of ten segments
+	fixedWindow = 4 * 1448 // less than the initial window of ten segments
 	pacingRate  = 2_000_000
 )
 
@@ -64,6 +64,18 @@ type link struct {
 	buf   []byte
 	// onSend sees every segment the sender writes, with its time.
 	onSend func(now clock.Instant, seg *wire.TCPFields)
+	// late delays the sender's timers: its owner handles each deadline
+	// that much after it passed, as a real runtime's timers fire late.
+	late time.Duration
+}
+
+// sndDeadline is when the sender's owner handles its next deadline.
+func (l *link) sndDeadline() clock.Instant {
+	d := l.snd.NextDeadline()
+	if d == clock.Never {
+		return d
+	}
+	return d.Add(l.late)
 }
 
 type packet struct {
@@ -137,7 +149,7 @@ func (l *link) flush(c *tcp.Conn) {
 func (l *link) run(limit clock.Instant, done func() bool) {
 	rbuf := make([]byte, 1<<20)
 	for done == nil || !done() {
-		next := clock.Min(l.snd.NextDeadline(), l.rcv.NextDeadline())
+		next := clock.Min(l.sndDeadline(), l.rcv.NextDeadline())
 		qi := -1
 		for i, p := range l.queue {
 			if p.at <= next && (qi < 0 || p.at < l.queue[qi].at) {
@@ -156,10 +168,11 @@ func (l *link) run(limit clock.Instant, done func() bool) {
 			f.Decode(v)
 			p.to.HandleSegment(l.now, &f)
 		}
-		for _, c := range []*tcp.Conn{l.snd, l.rcv} {
-			if c.NextDeadline() <= l.now {
-				c.HandleTimeout(l.now)
-			}
+		if l.sndDeadline() <= l.now {
+			l.snd.HandleTimeout(l.now)
+		}
+		if l.rcv.NextDeadline() <= l.now {
+			l.rcv.HandleTimeout(l.now)
 		}
 		for {
 			n, _ := l.rcv.Read(rbuf)
@@ -176,9 +189,9 @@ func (l *link) run(limit clock.Instant, done func() bool) {
 // connection by name — per stack (Config.Congestion) and per connection
 // (SetCongestionControl, before the handshake and on an open connection)
 // — and checks that the flight never exceeds its window and fills it,
-// where Reno's initial window alone would exceed it.
+// where the default controller's initial window alone would exceed it.
 func TestFixedWindowController(t *testing.T) {
-	for _, how := range []string{"config", "before connect", "after connect", "reno"} {
+	for _, how := range []string{"config", "before connect", "after connect", "default"} {
 		cfg := tcp.Config{}
 		if how == "config" {
 			cfg.Congestion = "test-fixed"
@@ -218,9 +231,9 @@ func TestFixedWindowController(t *testing.T) {
 		if sent != len(data) || info.BytesAcked != uint64(len(data)) {
 			t.Fatalf("%s: %d of %d bytes acknowledged", how, info.BytesAcked, len(data))
 		}
-		if how == "reno" {
-			if info.CongestionControl != "reno" || maxFlight <= fixedWindow {
-				t.Errorf("reno: %q, largest flight %d, want more than %d", info.CongestionControl, maxFlight, fixedWindow)
+		if how == "default" {
+			if info.CongestionControl != cc.Default || maxFlight <= fixedWindow {
+				t.Errorf("default: %q, largest flight %d, want more than %d", info.CongestionControl, maxFlight, fixedWindow)
 			}
 			continue
 		}
@@ -233,10 +246,11 @@ func TestFixedWindowController(t *testing.T) {
 	}
 }
 
-// TestSwitchController switches an open connection from Reno to the fixed
-// window in the middle of a transfer: once what Reno let out is
-// acknowledged, the flight stays within the new window; and a name
-// nothing is registered under is refused with ENOENT, changing nothing.
+// TestSwitchController switches an open connection from the default
+// controller (CUBIC) to the fixed window in the middle of a transfer:
+// once what it let out is acknowledged, the flight stays within the new
+// window; and a name nothing is registered under is refused with ENOENT,
+// changing nothing.
 func TestSwitchController(t *testing.T) {
 	l := newLink(t, tcp.Config{})
 	l.connect()
@@ -244,7 +258,7 @@ func TestSwitchController(t *testing.T) {
 	if !errors.Is(err, tcp.ErrUnknownCongestion) || !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("unknown name: %v", err)
 	}
-	if l.snd.Info().CongestionControl != "reno" {
+	if l.snd.Info().CongestionControl != cc.Default {
 		t.Fatalf("controller %q after a refused switch", l.snd.Info().CongestionControl)
 	}
 	data := make([]byte, 4<<20)
@@ -262,7 +276,7 @@ func TestSwitchController(t *testing.T) {
 	})
 	before := l.snd.Info()
 	if before.Cwnd <= fixedWindow {
-		t.Fatalf("Reno's window %d before the switch: too small to show anything", before.Cwnd)
+		t.Fatalf("window %d before the switch: too small to show anything", before.Cwnd)
 	}
 	if err := l.snd.SetCongestionControl("test-fixed"); err != nil {
 		t.Fatal(err)
@@ -336,4 +350,60 @@ func TestPacingController(t *testing.T) {
 		t.Errorf("%d bytes in %v, want %v at %d B/s", bytes, got, want, pacingRate)
 	}
 	t.Logf("%d segments, %d bytes in %v", segs, bytes, last.Sub(first))
+}
+
+// TestPacingLateOwner: when the owner handles the pacing timer late (here
+// always 1.5 ms after it was due, as Go's timers on a loaded machine do),
+// the segments that became due meanwhile leave together, so the transfer
+// still runs at the pacing rate — not at one segment per late wake-up —
+// and no burst is larger than the 2 ms of data the pacing clock may fall
+// behind by (plus the segment that was due).
+func TestPacingLateOwner(t *testing.T) {
+	l := newLink(t, tcp.Config{Congestion: "test-paced"})
+	l.connect()
+	l.late = 1500 * time.Microsecond
+	l.snd.SetNoDelay(true)
+	var first, last, burstAt clock.Instant
+	var lastLen, bytes, burst, maxBurst int
+	l.onSend = func(now clock.Instant, seg *wire.TCPFields) {
+		if len(seg.Payload) == 0 {
+			return
+		}
+		if bytes == 0 {
+			first = now
+		}
+		if now != burstAt {
+			burstAt, burst = now, 0
+		}
+		burst += len(seg.Payload)
+		maxBurst = max(maxBurst, burst)
+		bytes += len(seg.Payload)
+		last, lastLen = now, len(seg.Payload)
+	}
+	data := make([]byte, 1<<20)
+	sent := 0
+	l.run(l.now.Add(time.Minute), func() bool {
+		if sent < len(data) {
+			n, _ := l.snd.Write(data[sent:])
+			sent += n
+			l.flush(l.snd)
+		}
+		info := l.snd.Info()
+		return sent == len(data) && info.SndUna == info.SndMax
+	})
+	if bytes != len(data) {
+		t.Fatalf("%d of %d bytes sent", bytes, len(data))
+	}
+	want := time.Duration(int64(bytes-lastLen) * int64(time.Second) / pacingRate)
+	if got := last.Sub(first); got > want+want/20 {
+		t.Errorf("%d bytes in %v with the timer 1.5 ms late, want %v at %d B/s", bytes, got, want, pacingRate)
+	}
+	mss := int(l.snd.Info().SndMSS)
+	if limit := int(pacingRate*2/1000) + mss; maxBurst > limit {
+		t.Errorf("a burst of %d bytes, more than 2 ms at the rate (%d bytes) and a segment", maxBurst, limit-mss)
+	}
+	if maxBurst < 2*mss {
+		t.Errorf("largest burst %d bytes: the late wake-ups did not send what was due", maxBurst)
+	}
+	t.Logf("%d bytes in %v, largest burst %d bytes", bytes, last.Sub(first), maxBurst)
 }

@@ -51,6 +51,14 @@
 //
 //	< icmp unreachable CODE [start:end(len)]             an ICMP destination unreachable about the connection arrives
 //
+// A segment may start with its IP ECN codepoint, as in packetdrill:
+// "[noecn]", "[ect0]", "[ect1]" or "[ce]" (RFC 3168 §5). An inbound
+// segment arrives with it (Not-ECT without one); an outbound segment must
+// carry it (without one, its codepoint is not checked):
+//
+//	+0    < [ce] . 1:1001(1000) ack 1 win 257
+//	+0    > [ect0] . 1:1001(1000) ack 1
+//
 // CODE is one of packetdrill's names (net_unreachable, host_unreachable,
 // protocol_unreachable, port_unreachable, frag_needed, ...); the quoted
 // segment in brackets is not checked. The harness hands the error to the

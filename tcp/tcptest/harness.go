@@ -76,8 +76,9 @@ type Harness struct {
 }
 
 type sent struct {
-	at clock.Instant
-	b  []byte
+	at  clock.Instant
+	b   []byte
+	ecn tcp.ECN
 }
 
 // New returns a harness with the default settings: packetdrill's addresses
@@ -192,7 +193,7 @@ func (h *Harness) step(ev *event) error {
 	}
 	if ev.kind == evICMP {
 		h.logf("%s", ev.text)
-		return h.icmp(ev.icmp)
+		return h.icmp(ev.icmp, ev.icmpMTU, ev.icmpSeq)
 	}
 	h.logf("%s", ev.text)
 	if err := h.call(ev.call); err != nil {
@@ -228,7 +229,7 @@ func (h *Harness) unexpected() error {
 		return nil
 	}
 	s := h.out[0]
-	return fmt.Errorf("unexpected outbound segment at %.6f: %s", time.Duration(s.at).Seconds(), h.formatOut(s.b))
+	return fmt.Errorf("unexpected outbound segment at %.6f: %s", time.Duration(s.at).Seconds(), h.formatSent(s))
 }
 
 // fire runs the timers due at d and collects what they send.
@@ -256,7 +257,8 @@ func (h *Harness) poll() error {
 		return nil
 	}
 	for i := 0; ; i++ {
-		n := h.conn.PollTransmit(h.now, h.buf)
+		tx := h.conn.PollTransmitBatch(h.now, h.buf, 1)
+		n := tx.Len
 		if n == 0 {
 			break
 		}
@@ -275,7 +277,7 @@ func (h *Harness) poll() error {
 		if f.Checksum != 0 {
 			return fmt.Errorf("the connection filled in the checksum field (%#04x); the caller does", f.Checksum)
 		}
-		h.out = append(h.out, sent{at: h.now, b: b})
+		h.out = append(h.out, sent{at: h.now, b: b, ecn: tx.ECN})
 	}
 	if ev := h.conn.TakeEvents(); ev&tcp.EventEstablished != 0 {
 		h.established = true
@@ -294,6 +296,20 @@ func (h *Harness) ourISS() wire.Seq {
 
 // formatOut formats a segment the connection sent.
 func (h *Harness) formatOut(b []byte) string { return formatSegment(">", b, h.ourISS(), h.RemoteISN) }
+
+// formatSent formats a segment the connection sent, with its ECN
+// codepoint when it is ECN-capable.
+func (h *Harness) formatSent(s sent) string {
+	out := h.formatOut(s.b)
+	if s.ecn != tcp.NotECT {
+		for name, e := range ecnNames {
+			if e == s.ecn {
+				out = "> [" + name + "]" + out[1:]
+			}
+		}
+	}
+	return out
+}
 
 // expect finds the next segment the connection sends, which must leave in
 // [lo-Tolerance, hi+Tolerance], and matches it against ev.
@@ -323,23 +339,26 @@ func (h *Harness) expect(ev *event, lo, hi clock.Instant) error {
 	s := h.out[0]
 	if s.at < early {
 		return fmt.Errorf("timing error: segment sent at %.6f, expected at %.6f (tolerance %v)\n  script: %s\n  actual: %s",
-			time.Duration(s.at).Seconds(), time.Duration(lo).Seconds(), tol, ev.text, h.formatOut(s.b))
+			time.Duration(s.at).Seconds(), time.Duration(lo).Seconds(), tol, ev.text, h.formatSent(s))
 	}
 	h.out = h.out[1:]
-	h.trace = append(h.trace, fmt.Sprintf("%9.6f %s", time.Duration(s.at).Seconds(), h.formatOut(s.b)))
-	if err := h.match(ev.seg, s.b); err != nil {
+	h.trace = append(h.trace, fmt.Sprintf("%9.6f %s", time.Duration(s.at).Seconds(), h.formatSent(s)))
+	if err := h.match(ev.seg, s.b, s.ecn); err != nil {
 		return fmt.Errorf("outbound segment mismatch at %.6f: %v\n  script: %s\n  actual: %s",
-			time.Duration(s.at).Seconds(), err, ev.text, h.formatOut(s.b))
+			time.Duration(s.at).Seconds(), err, ev.text, h.formatSent(s))
 	}
 	h.base = s.at
 	return nil
 }
 
 // match checks a segment the connection sent against the script.
-func (h *Harness) match(want *segSpec, b []byte) error {
+func (h *Harness) match(want *segSpec, b []byte, ecn tcp.ECN) error {
 	t, _ := wire.ParseTCP(b)
 	var errs []string
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if want.hasECN && ecn != want.ecn {
+		bad("ECN %v, want %v", ecn, want.ecn)
+	}
 	if t.SrcPort() != h.Local.Port() || t.DstPort() != h.Remote.Port() {
 		bad("ports %d > %d, want %d > %d", t.SrcPort(), t.DstPort(), h.Local.Port(), h.Remote.Port())
 	}
@@ -428,7 +447,7 @@ func (h *Harness) inbound(s *segSpec) error {
 		if s.flags&wire.TCPFlagSYN != 0 && h.conn.State() == tcp.SynSent {
 			h.peerData = peerData
 		}
-		v := h.conn.HandleSegment(h.now, &f)
+		v := h.conn.HandleSegmentECN(h.now, &f, s.ecn)
 		if err := h.poll(); err != nil {
 			return err
 		}
@@ -445,12 +464,30 @@ func (h *Harness) inbound(s *segSpec) error {
 	return h.noConnection(&f, h.ISS, peerData)
 }
 
-// icmp delivers an ICMP destination unreachable about the connection, as
-// the stack does (stack.icmpUnreachable): port and protocol unreachable
-// become ECONNREFUSED, the others EHOSTUNREACH, and "fragmentation
-// needed" is not passed on (no path MTU discovery yet).
-func (h *Harness) icmp(code string) error {
-	if h.conn == nil || code == "frag_needed" {
+// icmp delivers an ICMP destination unreachable about the connection,
+// quoting our segment with relative sequence number seq, as the stack
+// does (stack.tcpError): "fragmentation needed" goes to
+// HandlePacketTooBig with its MTU; for the others the sequence number
+// must be in flight (RFC 5927; else OutOfWindowICMPs counts it), then
+// port and protocol unreachable become ECONNREFUSED, the others
+// EHOSTUNREACH.
+func (h *Harness) icmp(code string, mtu int, seq uint32) error {
+	if h.conn == nil {
+		return nil
+	}
+	q := h.ourISS().Add(seq)
+	if code == "frag_needed" {
+		// The stack raises an MTU below the family's least to it
+		// (IPv4 552, IPv6 1280: stack.clampPMTU).
+		least := 552
+		if h.Remote.Addr().Is6() {
+			least = 1280
+		}
+		h.conn.HandlePacketTooBig(h.now, q, max(mtu, least))
+		return h.poll()
+	}
+	if !h.conn.ICMPInWindow(q) {
+		h.Env().Stats.OutOfWindowICMPs++
 		return nil
 	}
 	err := tcp.ErrHostUnreachable
@@ -471,7 +508,7 @@ func (h *Harness) noConnection(f *wire.TCPFields, iss wire.Seq, peerData wire.Se
 			h.cookies = tcp.NewSynCookies(h.Env(), cookieKeys[0], cookieKeys[1])
 			h.cookieSent = clock.Never
 		}
-		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, TSOffset: h.TSOffset, MTU: h.MTU}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, TSOffset: h.TSOffset, MTU: h.MTU, ECN: true}
 		switch {
 		case ctl == wire.TCPFlagSYN:
 			// The stack's cookie path (stack.listen): a SYN-ACK and no
@@ -501,7 +538,7 @@ func (h *Harness) noConnection(f *wire.TCPFields, iss wire.Seq, peerData wire.Se
 	if h.listening && ctl == wire.TCPFlagSYN {
 		c := h.newConn(iss)
 		h.peerData = peerData
-		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: iss, TSOffset: h.TSOffset, MTU: h.MTU}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: iss, TSOffset: h.TSOffset, MTU: h.MTU, ECN: true}
 		if err := c.OpenPassive(h.now, ep, f); err != nil {
 			return fmt.Errorf("OpenPassive: %v", err)
 		}
@@ -654,7 +691,7 @@ func (h *Harness) call(c *callSpec) error {
 		if h.conn == nil || h.conn.State() == tcp.Closed {
 			h.newConn(h.ISS)
 		}
-		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: h.iss, TSOffset: h.TSOffset, MTU: h.MTU}
+		ep := tcp.Endpoints{Local: h.Local, Remote: h.Remote, ISS: h.iss, TSOffset: h.TSOffset, MTU: h.MTU, ECN: true}
 		return checkResult(c, 0, h.conn.Connect(h.now, ep), 0)
 
 	case "write":

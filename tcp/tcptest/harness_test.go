@@ -14,7 +14,7 @@ func runSrc(t *testing.T, src string) error {
 const handshake = `
 0     listen(8080)
 +0    < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
-+0    > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 100,nop,wscale 7>
++0    > S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 0 ecr 100,nop,wscale 10>
 +.1   < . 1:1(0) ack 1 win 257 <nop,nop,TS val 200 ecr 0>
 +0    accept()
 `
@@ -28,7 +28,7 @@ func TestStrict(t *testing.T) {
 		{"seq", "+0 write(10)\n+0 > P. 2:12(10) ack 1 <nop,nop,TS val 100 ecr 200>", "seq 1, want 2"},
 		{"len", "+0 write(10)\n+0 > P. 1:10(9) ack 1 <nop,nop,TS val 100 ecr 200>", "length 10, want 9"},
 		{"ack", "+0 write(10)\n+0 > P. 1:11(10) ack 2 <nop,nop,TS val 100 ecr 200>", "ack 1, want 2"},
-		{"win", "+0 write(10)\n+0 > P. 1:11(10) ack 1 win 5 <nop,nop,TS val 100 ecr 200>", "win 32768, want 5"},
+		{"win", "+0 write(10)\n+0 > P. 1:11(10) ack 1 win 5 <nop,nop,TS val 100 ecr 200>", "win 128, want 5"},
 		{"opt", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <nop,nop,TS val 101 ecr 200>", "options <nop,nop,TS val 100 ecr 200>, want <nop,nop,TS val 101 ecr 200>"},
 		{"noopt", "+0 write(10)\n+0 > P. 1:11(10) ack 1", "want none"},
 		{"ts*", "+0 write(10)\n+0 > P. 1:11(10) ack 1 <nop,nop,TS val * ecr 200>", ""},
@@ -36,7 +36,7 @@ func TestStrict(t *testing.T) {
 		{"early", "+0 write(10)\n+.5 > P. 1:11(10) ack 1 <...>", "timing error: segment sent at 0.100000, expected at 0.600000"},
 		{"late", "+.5 write(10)\n+0 > P. 1:11(10) ack 1 <...>\n+0 > P. 11:12(1) ack 1 <...>", "expected segment at 0.600000, nothing sent by 0.610000"},
 		{"tolerance", "+0 write(10)\n+.009 > P. 1:11(10) ack 1 <...>", ""},
-		{"unexpected", "+0 write(10)\n+.1 read() = EAGAIN", "t.pkt:8: unexpected outbound segment at 0.100000: > P. 1:11(10) ack 1 win 32768 <nop,nop,TS val 100 ecr 200>"},
+		{"unexpected", "+0 write(10)\n+.1 read() = EAGAIN", "t.pkt:8: unexpected outbound segment at 0.100000: > P. 1:11(10) ack 1 win 128 <nop,nop,TS val 100 ecr 200>"},
 		{"end", "+0 write(10)", "t.pkt:7: after the last event: unexpected outbound segment"},
 		{"none", "+0 write(10)\n+1 > none", "unexpected outbound segment"},
 		{"read", "+0 read(10) = 10", "read returned error operation would block, want 10"},

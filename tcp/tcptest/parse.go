@@ -1,6 +1,7 @@
 package tcptest
 
 import (
+	"encoding"
 	"fmt"
 	"net/netip"
 	"os"
@@ -64,6 +65,10 @@ type event struct {
 	seg  *segSpec
 	call *callSpec
 	icmp string // the unreachable code of an evICMP
+	// icmpMTU is the MTU a frag_needed names ("mtu N"), icmpSeq the
+	// sequence number of the quoted segment (relative to our ISS).
+	icmpMTU int
+	icmpSeq uint32
 }
 
 // Error is a script failure: parse or run, with the script line that
@@ -158,10 +163,11 @@ func parseEvent(text string) (*event, error) {
 			return ev, nil
 		}
 		if dir == '<' && strings.HasPrefix(body, "icmp ") {
-			code, err := parseICMP(body)
+			code, mtu, seq, err := parseICMP(body)
 			if err != nil {
 				return nil, err
 			}
+			ev.icmpMTU, ev.icmpSeq = mtu, seq
 			if when.kind == timeAny || when.start != when.end {
 				return nil, fmt.Errorf("an inbound ICMP message needs an exact time")
 			}
@@ -256,6 +262,11 @@ func parseSeconds(s string) (time.Duration, error) {
 // numbers are relative: to the peer's ISN for the peer's numbers, to the
 // connection's ISS for the connection's.
 type segSpec struct {
+	// ecn is the IP ECN codepoint ("[ect0]", "[ce]"...) when hasECN:
+	// the one an inbound segment arrives with, or the one an outbound
+	// segment must carry.
+	hasECN     bool
+	ecn        tcp.ECN
 	flags      wire.TCPFlags
 	start, end uint32 // relative sequence range of the data ("start:end(len)")
 	hasAck     bool
@@ -285,9 +296,25 @@ type optItem struct {
 	rawLen         int         // "opt KIND len N": an option of that kind and length, zero-filled
 }
 
-// parseSegment parses "flags start:end(len) [ack N] [win N] [<options>]".
+// ecnNames are packetdrill's names of the IP ECN codepoints.
+var ecnNames = map[string]tcp.ECN{"noecn": tcp.NotECT, "ect0": tcp.ECT0, "ect1": tcp.ECT1, "ce": tcp.CE}
+
+// parseSegment parses "[ecn] flags start:end(len) [ack N] [win N]
+// [<options>]".
 func parseSegment(body string, inbound bool) (*segSpec, error) {
 	s := &segSpec{}
+	if strings.HasPrefix(body, "[") {
+		i := strings.IndexByte(body, ']')
+		if i < 0 {
+			return nil, fmt.Errorf("unclosed ECN codepoint %q", body)
+		}
+		e, ok := ecnNames[body[1:i]]
+		if !ok {
+			return nil, fmt.Errorf("unknown ECN codepoint %q (noecn, ect0, ect1, ce)", body[1:i])
+		}
+		s.hasECN, s.ecn = true, e
+		body = strings.TrimSpace(body[i+1:])
+	}
 	if i := strings.IndexByte(body, '<'); i >= 0 {
 		if !strings.HasSuffix(body, ">") {
 			return nil, fmt.Errorf("option list must end the line with '>'")
@@ -728,7 +755,8 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 // configSetter returns a function setting field k of tcp.Config to v. Only
-// int, bool and time.Duration fields can be set.
+// int, bool, string, time.Duration and text-unmarshalling fields can be
+// set.
 func configSetter(k, v string) (func(*tcp.Config), error) {
 	ft, ok := reflect.TypeOf(tcp.Config{}).FieldByName(k)
 	if !ok || !ft.IsExported() {
@@ -746,9 +774,13 @@ func configSetter(k, v string) (func(*tcp.Config), error) {
 var durationType = reflect.TypeOf(time.Duration(0))
 
 // parseValue parses v as a value of type t (int kinds, uint kinds, bool,
-// time.Duration).
+// time.Duration, or a type that unmarshals text).
 func parseValue(t reflect.Type, v string) (reflect.Value, error) {
 	out := reflect.New(t).Elem()
+	if u, ok := out.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		// A type with names of its own (tcp.ECNMode).
+		return out, u.UnmarshalText([]byte(v))
+	}
 	switch {
 	case t == durationType:
 		d, err := parseDuration(v)
@@ -790,14 +822,33 @@ var icmpCodes = map[string]bool{
 	"net_unknown": true, "host_unknown": true, "net_prohibited": true, "host_prohibited": true,
 }
 
-// parseICMP parses packetdrill's "icmp unreachable CODE [...]": the
-// bracketed quote of the offending segment is accepted and not checked
-// (the stack matches the quote to the connection before the core sees
-// the error).
-func parseICMP(body string) (string, error) {
+// parseICMP parses packetdrill's "icmp unreachable CODE [mtu N]
+// [start:end(len)]": the code, the MTU a frag_needed names, and the
+// sequence number of the quoted segment (relative to our ISS), which the
+// connection checks (RFC 5927); the rest of the quote is not checked (the
+// stack matches the quote to the connection before the core sees the
+// error).
+func parseICMP(body string) (code string, mtu int, seq uint32, err error) {
 	f := strings.Fields(body)
 	if len(f) < 3 || f[1] != "unreachable" || !icmpCodes[f[2]] {
-		return "", fmt.Errorf("want \"icmp unreachable CODE [...]\" with a code such as host_unreachable, got %q", body)
+		return "", 0, 0, fmt.Errorf("want \"icmp unreachable CODE [...]\" with a code such as host_unreachable, got %q", body)
 	}
-	return f[2], nil
+	rest := f[3:]
+	if len(rest) >= 2 && rest[0] == "mtu" {
+		if mtu, err = strconv.Atoi(rest[1]); err != nil || mtu <= 0 {
+			return "", 0, 0, fmt.Errorf("bad MTU in %q", body)
+		}
+		rest = rest[2:]
+	}
+	if len(rest) > 0 {
+		q := strings.Trim(strings.Join(rest, " "), "[]")
+		if i := strings.IndexByte(q, ':'); i > 0 {
+			n, err := strconv.ParseUint(q[:i], 10, 32)
+			if err != nil {
+				return "", 0, 0, fmt.Errorf("bad quoted segment in %q", body)
+			}
+			seq = uint32(n)
+		}
+	}
+	return f[2], mtu, seq, nil
 }
