@@ -317,14 +317,23 @@ func addCounters(d, v reflect.Value) {
 // RFC 8201) until it expires, as `ip route get` shows the kernel's.
 //
 // With several shards each keeps the path MTUs its own connections
-// learned (as the rest of the host's state, each shard's core has its
-// own); this asks the first, the only one unless the stack was made with
-// several.
+// learned (an ICMP error goes to the shard of the flow it quotes, and
+// each shard's core has its own host state); this returns the smallest
+// any shard knows.
 func (s *Stack) PathMTU(dst netip.Addr) (int, error) {
-	sh := s.shards[0]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.core.PathMTU(s.now(), dst)
+	best := 0
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		mtu, err := sh.core.PathMTU(s.now(), dst)
+		sh.mu.Unlock()
+		if err != nil {
+			return 0, err // a route error: the same in every shard
+		}
+		if best == 0 || mtu < best {
+			best = mtu
+		}
+	}
+	return best, nil
 }
 
 // Conns returns the stack's TCP connections, as `ss -t` would list them.
