@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
 )
@@ -132,17 +133,33 @@ func partBacklog(backlog, i, n int) int {
 }
 
 // shardConfig is the core configuration of shard i of n: the stack's,
-// with the per-listener bound on half-open connections (SynBacklog,
-// tcp_max_syn_backlog) shared out like the accept backlog (partBacklog),
-// since a listener has a SYN queue in every shard; so a SYN flood meets
-// the one bound a listener has, and SYN cookies start when it would.
+// with the bounds that hold a flood back shared out like the accept
+// backlog (partBacklog), since every shard has its own copy of what they
+// bound: the per-listener bound on half-open connections (SynBacklog,
+// tcp_max_syn_backlog; a listener has a SYN queue in every shard), so a
+// SYN flood meets the one bound a listener has and SYN cookies start
+// where they would; and the neighbour cache's bounds on resolutions in
+// progress and packets waiting for them (each shard's core resolves on
+// its own), so spoofed sources tie up no more than one cache would. The
+// table itself (MaxEntries) stays whole in every shard: each must hold
+// every real neighbour it talks to.
 func shardConfig(cfg stack.Config, i, n int) stack.Config {
-	if n > 1 {
-		b := cfg.SynBacklog
-		if b == 0 {
-			b = 1024 // stack.Config's default
-		}
-		cfg.SynBacklog = partBacklog(b, i, n)
+	if n == 1 {
+		return cfg
 	}
+	share := func(v, def int) int {
+		if v <= 0 {
+			v = def
+		}
+		return partBacklog(v, i, n)
+	}
+	cfg.SynBacklog = share(cfg.SynBacklog, 1024) // stack.Config's default
+	nc := &cfg.Neighbor
+	entries := nc.MaxEntries
+	if entries <= 0 {
+		entries = network.DefaultMaxEntries
+	}
+	nc.MaxUnresolved = share(nc.MaxUnresolved, max(entries/4, 1)) // NeighborConfig's default
+	nc.MaxQueued = share(nc.MaxQueued, network.DefaultMaxQueued)
 	return cfg
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ustack/ustack/link"
+	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
 )
@@ -133,6 +134,43 @@ func TestHostShard(t *testing.T) {
 	} {
 		if got := s.shardOfFrame(link.IP, icmp6(typ, ll, ll, make([]byte, 16))); got != want {
 			t.Errorf("ICMPv6 type %d: shard %d, want %d", typ, got, want)
+		}
+	}
+}
+
+// TestShardConfig: the bounds that hold floods back add up over the
+// shards to what one stack has — SYN queue (default and set), the
+// neighbour cache's resolutions and waiting packets, a listener's
+// backlog — and each shard gets at least one; the neighbour table stays
+// whole in each.
+func TestShardConfig(t *testing.T) {
+	for _, base := range []stack.Config{{}, {SynBacklog: 7, Neighbor: network.NeighborConfig{MaxUnresolved: 3, MaxQueued: 10, MaxEntries: 50}}} {
+		for n := 1; n <= 5; n++ {
+			var syn, unres, queued, backlog int
+			for i := range n {
+				c := shardConfig(base, i, n)
+				if c.SynBacklog < 1 && n > 1 || c.Neighbor.MaxUnresolved < 0 {
+					t.Errorf("n=%d shard %d: %+v", n, i, c)
+				}
+				if c.Neighbor.MaxEntries != base.Neighbor.MaxEntries {
+					t.Errorf("n=%d shard %d: MaxEntries %d, want %d (whole)", n, i, c.Neighbor.MaxEntries, base.Neighbor.MaxEntries)
+				}
+				syn += c.SynBacklog
+				unres += c.Neighbor.MaxUnresolved
+				queued += c.Neighbor.MaxQueued
+				backlog += partBacklog(100, i, n)
+			}
+			if n == 1 {
+				continue // unchanged: the core's own defaults apply
+			}
+			wantSyn, wantUnres, wantQueued := 1024, network.DefaultMaxEntries/4, network.DefaultMaxQueued
+			if base.SynBacklog != 0 {
+				wantSyn, wantUnres, wantQueued = max(7, n), max(3, n), 10
+			}
+			if syn != wantSyn || unres != wantUnres || queued != wantQueued || backlog != 100 {
+				t.Errorf("n=%d: SYN queues %d, resolutions %d, waiting %d, backlogs %d; want %d, %d, %d, 100",
+					n, syn, unres, queued, backlog, wantSyn, wantUnres, wantQueued)
+			}
 		}
 	}
 }
