@@ -30,30 +30,45 @@ func MemCallback(ctx context.Context, n Net, o Options) (Sample, error) {
 	return m.memCallback(ctx, o)
 }
 
-// openCounter is a Handler that reports every OnOpen (on a channel
-// large enough for every end) and every failure.
+// openCounter is a Handler that counts OnOpens and keeps the connections;
+// it never blocks (handlers must not: they run on the stack's
+// goroutines), it signals instead.
 type openCounter struct {
 	ustack.NopHandler
 	mu     sync.Mutex
 	conns  []*ustack.CallbackConn
-	opened chan struct{}
-	failed chan error
+	failed error
+	sig    chan struct{} // one slot: "look again"
 }
 
 func (h *openCounter) OnOpen(c *ustack.CallbackConn) {
 	h.mu.Lock()
 	h.conns = append(h.conns, c)
 	h.mu.Unlock()
-	h.opened <- struct{}{}
+	h.notify()
 }
 
 func (h *openCounter) OnClose(c *ustack.CallbackConn, err error) {
 	if err != nil {
-		select {
-		case h.failed <- err:
-		default:
-		}
+		h.mu.Lock()
+		h.failed = err
+		h.mu.Unlock()
+		h.notify()
 	}
+}
+
+func (h *openCounter) notify() {
+	select {
+	case h.sig <- struct{}{}:
+	default:
+	}
+}
+
+// state returns how many connections opened, and the last failure.
+func (h *openCounter) state() (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns), h.failed
 }
 
 // memCallback establishes o.Pairs idle connections through the callback
@@ -61,23 +76,33 @@ func (h *openCounter) OnClose(c *ustack.CallbackConn, err error) {
 // goroutine stacks after GC per connection end.
 func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error) {
 	pairs := o.Pairs
-	srv := &openCounter{opened: make(chan struct{}, pairs+1), failed: make(chan error, 1)}
-	cli := &openCounter{opened: make(chan struct{}, pairs+1), failed: make(chan error, 1)}
+	srv := &openCounter{sig: make(chan struct{}, 1)}
+	cli := &openCounter{sig: make(chan struct{}, 1)}
 	ln, err := p.server.ListenCallback("tcp", netip.AddrPortFrom(p.ip, 0).String(), srv)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	// wait waits for k opens on each side.
+	opened := 0 // pairs dialled and waited for so far
+	// wait waits until k more pairs have opened on both sides.
 	wait := func(k int) error {
+		opened += k
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		for _, h := range []*openCounter{srv, cli} {
-			for range k {
+			for {
+				n, err := h.state()
+				if _, cerr := cli.state(); cerr != nil {
+					return fmt.Errorf("dial: %w", cerr)
+				}
+				if err != nil {
+					return err
+				}
+				if n >= opened {
+					break
+				}
 				select {
-				case <-h.opened:
-				case err := <-cli.failed:
-					return fmt.Errorf("dial: %w", err)
+				case <-h.sig:
 				case <-ctx.Done():
 					return ctx.Err()
 				case <-t.C:
@@ -96,7 +121,7 @@ func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error)
 		return wait(k)
 	}
 	// Dials in flight at a time: within the SYN and link queues.
-	const window = 256
+	window := min(256, pairs)
 	// One window first, not counted: what a stack allocates on its first
 	// connections (tables, pools) and the links' buffers for as many
 	// frames in flight as a window makes (the pipe and the runtime
