@@ -451,7 +451,8 @@ func (s *Stack) ForwardEcho(maxQueue int, handler func(stack.EchoRequest)) (*For
 	}, false), nil
 }
 
-// SendEchoReply sends an ICMP echo reply (RFC 792) from `from` to `to`:
+// SendEchoReply sends an ICMP echo reply (RFC 792; ICMPv6's, RFC 4443
+// §4.2, for IPv6 addresses) from `from` to `to`:
 // the answer to an echo request a forwarder handed over, from the
 // address that was pinged (which needs a NIC with Spoofing unless it is
 // the stack's).
@@ -465,7 +466,11 @@ func (s *Stack) SendEchoReply(from, to netip.Addr, id, seq uint16, data []byte) 
 	err := sh.core.SendEchoReply(s.now(), from, to, id, seq, data)
 	sh.unlock()
 	if err != nil {
-		return opError("write", "ip4:icmp", nil, &net.IPAddr{IP: to.AsSlice()}, err)
+		network := "ip4:icmp"
+		if to.Is6() {
+			network = "ip6:ipv6-icmp"
+		}
+		return opError("write", network, nil, &net.IPAddr{IP: to.AsSlice(), Zone: to.Zone()}, err)
 	}
 	return nil
 }

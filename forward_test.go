@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -125,9 +126,15 @@ func TestForwardTCPAcceptAfterUpstream(t *testing.T) {
 // request (the client's dial times out); and requests beyond the cap are
 // refused, counted, while the handlers hold theirs.
 func TestForwardTCPRejectDropAndCap(t *testing.T) {
+	testForwardTCPRejectDropAndCap(t, newForwardNet, far)
+}
+
+// testForwardTCPRejectDropAndCap is TestForwardTCPRejectDropAndCap on
+// the network newNet makes, dialling ports of dst (either family).
+func testForwardTCPRejectDropAndCap(t *testing.T, newNet func(*testing.T) *testNet, dst netip.Addr) {
 	leaktest.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		n := newForwardNet(t)
+		n := newNet(t)
 		release := make(chan struct{})
 		var held atomic.Int32
 		fw, err := n.B.ForwardTCP(2, func(r *TCPRequest) {
@@ -151,7 +158,7 @@ func TestForwardTCPRejectDropAndCap(t *testing.T) {
 		dial := func(port uint16, timeout time.Duration) error {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			c, err := n.A.DialTCP(ctx, netip.AddrPort{}, netip.AddrPortFrom(far, port))
+			c, err := n.A.DialTCP(ctx, netip.AddrPort{}, netip.AddrPortFrom(dst, port))
 			if err == nil {
 				c.Close()
 			}
@@ -210,9 +217,16 @@ func TestForwardTCPRejectDropAndCap(t *testing.T) {
 // and the client sees each answer from where it wrote. A read deadline
 // ends an idle flow, and its next datagram opens a new one.
 func TestForwardUDPFlows(t *testing.T) {
+	testForwardUDPFlows(t, newForwardNet, netip.MustParseAddrPort("10.0.0.1:4000"),
+		netip.MustParseAddrPort("198.51.100.7:53"), netip.MustParseAddrPort("203.0.113.9:123"))
+}
+
+// testForwardUDPFlows is TestForwardUDPFlows on the network newNet
+// makes, with the client at client sending to d1 and d2 (either family).
+func testForwardUDPFlows(t *testing.T, newNet func(*testing.T) *testNet, client, d1, d2 netip.AddrPort) {
 	leaktest.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		n := newForwardNet(t)
+		n := newNet(t)
 		flows := make(chan *UDPFlow, 4)
 		fw, err := n.B.ForwardUDP(stack.UDPEndpointIndependent, 0, func(f *UDPFlow) {
 			flows <- f
@@ -231,13 +245,11 @@ func TestForwardUDPFlows(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer fw.Close()
-		u, err := n.A.ListenUDP("udp", ":4000")
+		u, err := n.A.ListenUDP("udp", fmt.Sprintf(":%d", client.Port()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer u.Close()
-		d1 := netip.MustParseAddrPort("198.51.100.7:53")
-		d2 := netip.MustParseAddrPort("203.0.113.9:123")
 		u.WriteToUDPAddrPort([]byte("a"), d1)
 		u.WriteToUDPAddrPort([]byte("b"), d2)
 		buf := make([]byte, 100)
@@ -253,7 +265,7 @@ func TestForwardUDPFlows(t *testing.T) {
 			t.Fatalf("answers %v", seen)
 		}
 		f := <-flows
-		if f.Client() != netip.MustParseAddrPort("10.0.0.1:4000") || f.Dst() != d1 || len(flows) != 0 {
+		if f.Client() != client || f.Dst() != d1 || len(flows) != 0 {
 			t.Fatalf("flow %v → %v, %d more", f.Client(), f.Dst(), len(flows))
 		}
 		time.Sleep(time.Minute) // idle: the handler closes the flow

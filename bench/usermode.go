@@ -205,7 +205,7 @@ func UstackForward() Setup {
 		if err != nil {
 			return nil, err
 		}
-		args := []string{bin, "forward", "--configure", "--disable-dns", "-q", "--mtu", itoa(UserModeMTU)}
+		args := []string{bin, "forward", "--configure", "--disable-dns", "--disable-ipv6", "-q", "--mtu", itoa(UserModeMTU)}
 		if p := os.Getenv("USTACK_FORWARD_CPUPROFILE"); p != "" {
 			args = append(args, "-cpuprofile", p)
 		}
@@ -267,7 +267,7 @@ func UserModeTable() *Table {
 	}
 	t.Notes = []string{
 		fmt.Sprintf("The guest is an empty network namespace; the relay runs in a host namespace (%v, default route via %v) joined by a veth to the server's namespace (%v); the guest's client sockets connect to the server through the relay, which connects from the host namespace's own sockets. Every namespace is made fresh for each measurement.", umHost, umGateway, umServer),
-		fmt.Sprintf("MTU %d for all three. `ustack forward --configure --disable-dns` (a TUN with the virtio-net header); `slirp4netns --configure --disable-dns` (a TAP); `pasta -4 --config-net --runas 0` (as root it would drop to nobody and fail to enter the namespace) with no port forwarding.", UserModeMTU),
+		fmt.Sprintf("MTU %d for all three. `ustack forward --configure --disable-dns --disable-ipv6` (a TUN with the virtio-net header; IPv4 only, as the other two here); `slirp4netns --configure --disable-dns` (a TAP); `pasta -4 --config-net --runas 0` (as root it would drop to nobody and fail to enter the namespace) with no port forwarding.", UserModeMTU),
 		"The guest is the client (it connects); in \"guest receives\" the server sends. CPU is the bench process's (the guest's and the server's kernel sockets), not the relay's, which runs as a process of its own.",
 	}
 	return t

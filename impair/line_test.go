@@ -102,3 +102,67 @@ func TestLineAllocs(t *testing.T) {
 		t.Errorf("Push+Pop allocates %v times", allocs)
 	}
 }
+
+// TestLineRing checks NewLineRing: frames in flight are not counted, only
+// those due and not yet popped, and a frame arriving at a full ring is
+// dropped then — not one pushed later.
+func TestLineRing(t *testing.T) {
+	l := NewLineRing[int](3)
+	// Ten frames in flight, due at 10, 20, ..., 100: a NewLine(3) would
+	// refuse seven of them.
+	for i := range 10 {
+		if !l.Push(Copy{Due: clock.Instant(10 * (i + 1))}, []byte{byte(i)}, i) {
+			t.Fatalf("Push %d refused with nothing due", i)
+		}
+	}
+	if l.Len() != 10 || l.Overruns() != 0 {
+		t.Fatalf("Len %d, Overruns %d; want 10, 0", l.Len(), l.Overruns())
+	}
+	// By 50, five have arrived and nobody read: the ring keeps the first
+	// three and drops the fourth and fifth on arrival.
+	if d := l.Advance(50); d != 2 {
+		t.Fatalf("Advance(50) dropped %d, want 2", d)
+	}
+	buf := make([]byte, 4)
+	var got []int
+	for {
+		n, meta, ok := l.Pop(50, buf)
+		if !ok {
+			break
+		}
+		if n != 1 || int(buf[0]) != meta {
+			t.Fatalf("Pop: %d %d", n, meta)
+		}
+		got = append(got, meta)
+	}
+	// Read promptly from now on: nothing more is dropped.
+	for now := clock.Instant(60); now <= 100; now += 10 {
+		n, meta, ok := l.Pop(now, buf)
+		if !ok || n != 1 {
+			t.Fatalf("Pop(%v): %v", now, ok)
+		}
+		got = append(got, meta)
+	}
+	want := []int{0, 1, 2, 5, 6, 7, 8, 9}
+	if len(got) != len(want) {
+		t.Fatalf("popped %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("popped %v, want %v", got, want)
+		}
+	}
+	if l.Overruns() != 2 || l.Len() != 0 {
+		t.Errorf("Overruns %d, Len %d; want 2, 0", l.Overruns(), l.Len())
+	}
+	// Next reports a frame waiting in the ring with its arrival time.
+	l.Push(Copy{Due: 200}, []byte{1}, 1)
+	l.Advance(300)
+	if next, ok := l.Next(); !ok || next != 200 {
+		t.Errorf("Next() = %v, %v; want 200, true", next, ok)
+	}
+	l.Clear()
+	if l.Len() != 0 {
+		t.Errorf("Len after Clear %d", l.Len())
+	}
+}

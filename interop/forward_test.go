@@ -30,11 +30,14 @@ import (
 //
 //	guest ── TUN ── ustack forward (in host) ── veth ── peer
 //	10.0.2.100       host's sockets, 10.77.0.2          10.77.0.1: servers
+//	fd00::100                        fd77::2            fd77::1
 //
 // The guest reaches the peer's servers only through the relay: TCP (curl,
 // iperf3, half-close, resets, many at once), UDP, DNS through the
 // forwarder at 10.0.2.3, ping; the host reaches the guest through port
-// forwards; the gateway 10.0.2.2 is the host's loopback.
+// forwards; the gateway 10.0.2.2 is the host's loopback. Over IPv6 the
+// same with fd00::100, DNS at fd00::3, the gateway fd00::2 standing for
+// the host's ::1.
 
 // forwardEnv is a running `ustack forward` between a guest and a peer.
 type forwardEnv struct {
@@ -45,6 +48,7 @@ type forwardEnv struct {
 const (
 	fwdPeer  = "10.77.0.1"
 	fwdGuest = "10.0.2.100"
+	fwdPeer6 = "fd77::1"
 )
 
 func newForwardEnv(t *testing.T, extra ...string) *forwardEnv {
@@ -59,10 +63,24 @@ func newForwardEnv(t *testing.T, extra ...string) *forwardEnv {
 	if err := e.host.IP("link", "set", "dev", "lo", "up"); err != nil {
 		t.Fatal(err)
 	}
+	// IPv6 between host and peer (Pair turns it off on the host's
+	// side); nodad: usable at once.
+	for _, k := range []string{"all", "default", "lo", pair.DUTIf} {
+		if err := e.host.Sysctl("net.ipv6.conf."+k+".disable_ipv6", "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.host.IP("-6", "addr", "add", "fd77::2/64", "dev", pair.DUTIf, "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.peer.IP("-6", "addr", "add", fwdPeer6+"/64", "dev", pair.PeerIf, "nodad"); err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{"forward", "--configure", "--dns-upstream", fwdPeer + ":53"}, extra...)
 	args = append(args, netns.Path(e.guest.Name))
 	e.fwd = startProc(t, e.host, nil, nil, ustackCommand(t), args...)
 	e.fwd.waitOutput(t, `guest 10\.0\.2\.100`, 20*time.Second)
+	e.fwd.waitOutput(t, `guest fd00::100`, 20*time.Second)
 	return e
 }
 
@@ -165,16 +183,20 @@ func serveDNS(t *testing.T, ns *netns.NS) {
 	}()
 }
 
-// lookup asks the guest's DNS address for svc.test. over network ("udp"
-// or "tcp") from inside the guest and returns the A record.
-func lookup(t *testing.T, guest *netns.NS, network string) (netip.Addr, error) {
+// lookup asks the guest's DNS address server (10.0.2.3 or fd00::3) for
+// svc.test. over network ("udp" or "tcp") from inside the guest and
+// returns the A record.
+func lookup(t *testing.T, guest *netns.NS, network, server string) (netip.Addr, error) {
 	name := dnsmessage.MustNewName("svc.test.")
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 4242, RecursionDesired: true})
 	b.StartQuestions()
 	b.Question(dnsmessage.Question{Name: name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
 	q, _ := b.Finish()
 	var c net.Conn
-	if err := guest.Do(func() (err error) { c, err = net.DialTimeout(network, "10.0.2.3:53", 5*time.Second); return }); err != nil {
+	if err := guest.Do(func() (err error) {
+		c, err = net.DialTimeout(network, net.JoinHostPort(server, "53"), 5*time.Second)
+		return
+	}); err != nil {
 		return netip.Addr{}, err
 	}
 	defer c.Close()
@@ -250,9 +272,11 @@ func TestForward(t *testing.T) {
 	})
 	t.Run("dns", func(t *testing.T) {
 		for _, network := range []string{"udp", "tcp"} {
-			a, err := lookup(t, e.guest, network)
-			if err != nil || a != netip.MustParseAddr(fwdPeer) {
-				t.Fatalf("DNS over %s through 10.0.2.3: %v %v", network, a, err)
+			for _, server := range []string{"10.0.2.3", "fd00::3"} {
+				a, err := lookup(t, e.guest, network, server)
+				if err != nil || a != netip.MustParseAddr(fwdPeer) {
+					t.Fatalf("DNS over %s through %s: %v %v", network, server, a, err)
+				}
 			}
 		}
 	})
@@ -495,6 +519,148 @@ func TestForward(t *testing.T) {
 			t.Fatalf("curl after the flood: %v %s", err, out)
 		}
 	})
+	t.Run("ipv6", func(t *testing.T) {
+		serveFwdHTTP(t, e.peer, "["+fwdPeer6+"]:8080")
+		// ping -6: the peer through the relay's ICMPv6 socket, and the
+		// gateway, which answers for itself.
+		if out, err := e.guest.Run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", fwdPeer6); err != nil || !strings.Contains(out, "3 received") {
+			t.Fatalf("ping -6: %v\n%s", err, out)
+		}
+		if out, err := e.guest.Run("ping", "-6", "-c", "1", "-W", "2", "fd00::2"); err != nil {
+			t.Fatalf("ping -6 gateway: %v\n%s", err, out)
+		}
+		out, err := e.guest.Run("sh", "-c", "curl -6 -sSf --max-time 60 'http://["+fwdPeer6+"]:8080/big' | sha256sum")
+		if err != nil || !strings.HasPrefix(out, want) {
+			t.Fatalf("curl -6 32 MiB: %v: %s (want %s)", err, out, want)
+		}
+		out, err = e.guest.Run("sh", "-c", "head -c 20000000 /dev/zero | curl -6 -sSf --max-time 60 --data-binary @- 'http://["+fwdPeer6+"]:8080/echo' | wc -c")
+		if err != nil || strings.TrimSpace(out) != "20000000" {
+			t.Fatalf("curl -6 upload: %v: %s", err, out)
+		}
+		// The guest's source is its IPv6 address, relayed from the
+		// host's: the peer sees fd77::2.
+		ln := kernelListen(t, e.peer, "["+fwdPeer6+"]:9011")
+		peerSaw := make(chan string, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			peerSaw <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}()
+		c, err := guestDial(e.guest, "["+fwdPeer6+"]:9011")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if la := c.LocalAddr().(*net.TCPAddr).IP.String(); la != "fd00::100" {
+			t.Errorf("guest's source %s, want fd00::100", la)
+		}
+		c.Close()
+		if got := <-peerSaw; got != "fd77::2" {
+			t.Errorf("peer saw %s, want the host's fd77::2", got)
+		}
+		// Refused over IPv6: a RST passed on.
+		if _, err := guestDial(e.guest, "["+fwdPeer6+"]:9999"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("closed port over IPv6: %v", err)
+		}
+		// UDP6 echo, several datagrams of one flow.
+		var udp net.PacketConn
+		if err := e.peer.Do(func() (err error) { udp, err = net.ListenPacket("udp6", "["+fwdPeer6+"]:9014"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer udp.Close()
+		go func() {
+			buf := make([]byte, 70000)
+			for {
+				n, from, err := udp.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				udp.WriteTo(append([]byte("peer6:"), buf[:n]...), from)
+			}
+		}()
+		var uc net.Conn
+		if err := e.guest.Do(func() (err error) { uc, err = net.Dial("udp6", "["+fwdPeer6+"]:9014"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		for i, size := range []int{1, 1200, 8000} {
+			msg := bytes.Repeat([]byte{byte('a' + i)}, size)
+			ok := false
+			for try := 0; try < 5 && !ok; try++ {
+				uc.Write(msg)
+				uc.SetReadDeadline(time.Now().Add(time.Second))
+				buf := make([]byte, 70000)
+				n, err := uc.Read(buf)
+				ok = err == nil && bytes.Equal(buf[:n], append([]byte("peer6:"), msg...))
+			}
+			if !ok {
+				t.Fatalf("udp6 echo of %d bytes: no answer", size)
+			}
+		}
+		// The IPv6 gateway stands for the host's ::1.
+		hl := kernelListen(t, e.host, "[::1]:9015")
+		go func() {
+			c, err := hl.Accept()
+			if err == nil {
+				c.Write([]byte("host loopback6"))
+				c.Close()
+			}
+		}()
+		lc, err := guestDial(e.guest, "[fd00::2]:9015")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lc.Close()
+		lc.SetDeadline(time.Now().Add(10 * time.Second))
+		if out, err := io.ReadAll(lc); err != nil || string(out) != "host loopback6" {
+			t.Fatalf("fd00::2 → ::1: %q %v", out, err)
+		}
+		// Port forwards given no address listen in both families: the
+		// host's [::1]:18080 reaches the guest's [fd00::100]:8080, from
+		// the gateway fd00::2; and UDP likewise.
+		gl := kernelListen(t, e.guest, "[fd00::100]:8080")
+		go func() {
+			c, err := gl.Accept()
+			if err == nil {
+				c.Write([]byte("from " + c.RemoteAddr().(*net.TCPAddr).IP.String()))
+				c.Close()
+			}
+		}()
+		hc6, err := kernelDial(e.host, "[::1]:18080", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hc6.Close()
+		hc6.SetDeadline(time.Now().Add(10 * time.Second))
+		if out, err := io.ReadAll(hc6); err != nil || string(out) != "from fd00::2" {
+			t.Fatalf("-t 18080:8080 over IPv6: %q %v", out, err)
+		}
+		var gu net.PacketConn
+		if err := e.guest.Do(func() (err error) { gu, err = net.ListenPacket("udp6", "[fd00::100]:5353"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer gu.Close()
+		go func() {
+			buf := make([]byte, 100)
+			n, from, err := gu.ReadFrom(buf)
+			if err == nil {
+				gu.WriteTo(append([]byte("guest6:"), buf[:n]...), from)
+			}
+		}()
+		var hu net.Conn
+		if err := e.host.Do(func() (err error) { hu, err = net.Dial("udp6", "[::1]:18053"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer hu.Close()
+		hu.Write([]byte("hi"))
+		hu.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 100)
+		if n, err := hu.Read(buf); err != nil || string(buf[:n]) != "guest6:hi" {
+			t.Fatalf("udp through -u 18053:5353 over IPv6: %q %v", buf[:n], err)
+		}
+	})
 	st := e.stop(t)
 	t.Logf("counters: %v", st)
 	if st["Fwd.TCPRefusedCap"] == 0 {
@@ -502,6 +668,9 @@ func TestForward(t *testing.T) {
 	}
 	if st["Fwd.UDPFlows"] < 50 || st["Fwd.TCPAccepted"] < 200 {
 		t.Errorf("counters %v", st)
+	}
+	if st["Net.Icmp6OutEchoReplies"] < 4 || st["UDP6.InDatagrams"] < 3 {
+		t.Errorf("IPv6 counters %v: want the ping -6 replies and the UDP6 datagrams", st)
 	}
 }
 

@@ -30,10 +30,12 @@ import (
 //     are queued for the owner, which answers them (SendEchoReply) or
 //     not; without it the stack answers them itself.
 //
-// The hooks into the shared paths are one each: handleIPv4 asks
-// takesForeign where it decides "is this address mine", handleTCP and
-// handleUDP call their forwarder where no listener or socket matched,
-// and handleICMPv4 hands foreign echo requests to the echo forwarder.
+// The hooks into the shared paths are one each: handleIPv4 and
+// handleIPv6 ask takesForeign where they decide "is this address mine",
+// handleTCP and handleUDP call their forwarder where no listener or
+// socket matched, and handleICMPv4 and handleICMPv6 hand foreign echo
+// requests to the echo forwarder. Both IP versions go through the same
+// hooks; nothing else in forwarder mode depends on the family.
 
 // ForwardStats count what forwarder mode did.
 type ForwardStats struct {
@@ -69,13 +71,29 @@ func (s *Stack) SetForwarding(id NICID, promiscuous, spoofing bool) error {
 // takesForeign reports whether n takes a packet to dst, an address the
 // stack does not hold: n is promiscuous and dst is a unicast address a
 // host could have (multicast, unspecified and loopback destinations are
-// nobody's to forward).
+// nobody's to forward). For IPv6, a link-local destination is not
+// taken either (RFC 4291 §2.5.6: it is never forwarded off its link, so
+// it stands for no host behind us), nor an address of ours that is
+// still tentative or duplicate (RFC 4862 §5.4: discarded).
 func (s *Stack) takesForeign(n *nic, dst netip.Addr) bool {
-	if !n.cfg.Promiscuous || dst.IsMulticast() || dst.IsUnspecified() || dst.IsLoopback() || s.isDirectedBroadcast(dst) {
+	if !n.cfg.Promiscuous || dst.IsMulticast() || dst.IsUnspecified() || dst.IsLoopback() {
+		return false
+	}
+	if dst.Is4() && s.isDirectedBroadcast(dst) || dst.Is6() && (dst.IsLinkLocalUnicast() || s.holds6(dst)) {
 		return false
 	}
 	s.fwdStats.InForeign++
 	return true
+}
+
+// holds6 reports whether a NIC has the IPv6 address a in any state.
+func (s *Stack) holds6(a netip.Addr) bool {
+	for _, n := range s.host.nics {
+		if n.has6(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // spoofing reports whether some NIC may send from any address, so that
@@ -153,8 +171,12 @@ type TCPRequest struct {
 }
 
 // maxQuote bounds what an ICMP error quotes of the packet (RFC 1812
-// §4.3.2.3: as much as fits in 576 bytes).
-const maxQuote = 576 - wire.IPv4HeaderLen - wire.ICMPv4HeaderLen
+// §4.3.2.3: as much as fits in 576 bytes); maxQuote6 for ICMPv6 (RFC
+// 4443 §2.4 (c): as much as fits in the minimum MTU, 1280 bytes).
+const (
+	maxQuote  = 576 - wire.IPv4HeaderLen - wire.ICMPv4HeaderLen
+	maxQuote6 = wire.ICMPv6ErrorQuoteMax
+)
 
 // ForwardTCP makes the stack hand every SYN that no listener matches —
 // to a foreign address on a promiscuous NIC, or to one of its own on a
@@ -199,7 +221,11 @@ func (f *TCPForwarder) offer(p *ipRepr, key tuple, seg *wire.TCPFields) bool {
 	// The SYN's data, if any (Fast Open), is not taken: the client sends
 	// it again after the handshake, as to a server without TFO.
 	r.syn.Payload = nil
-	r.quote = append([]byte(nil), p.packet[:min(len(p.packet), maxQuote)]...)
+	q := maxQuote
+	if p.dst.Is6() {
+		q = maxQuote6
+	}
+	r.quote = append([]byte(nil), p.packet[:min(len(p.packet), q)]...)
 	f.pending[key] = r
 	f.queue.PushBack(r)
 	st.TCPRequests++
@@ -318,8 +344,10 @@ const (
 	// RejectPortUnreachable, RejectHostUnreachable,
 	// RejectNetUnreachable and RejectAdminProhibited answer with an ICMP
 	// destination unreachable of that code (RFC 792, RFC 1812
-	// §5.2.7.1), from the stack's address toward the client, as a
-	// router would.
+	// §5.2.7.1; for an IPv6 SYN ICMPv6's port unreachable, address
+	// unreachable, no route and administratively prohibited, RFC 4443
+	// §3.1), from the stack's address toward the client, as a router
+	// would.
 	RejectPortUnreachable
 	RejectHostUnreachable
 	RejectNetUnreachable
@@ -555,12 +583,13 @@ func (u *UDPEndpoint) WriteFrom(now clock.Instant, p []byte, from, to netip.Addr
 }
 
 // EchoRequest is an ICMP echo request to an address the stack does not
-// hold, as an EchoForwarder hands it over (RFC 792).
+// hold, as an EchoForwarder hands it over: ICMPv4's (RFC 792) or
+// ICMPv6's (RFC 4443 §4.1), by the addresses' family.
 type EchoRequest struct {
 	// Src is the client, Dst the address it pinged.
 	Src, Dst netip.Addr
 	ID, Seq  uint16
-	TTL      uint8
+	TTL      uint8 // or the IPv6 hop limit
 	// Data is the echo data (the owner's copy).
 	Data []byte
 }
@@ -596,8 +625,9 @@ func (s *Stack) ForwardEcho(maxQueue int) (*EchoForwarder, error) {
 	return f, nil
 }
 
-// offer queues an echo request to a foreign address.
-func (f *EchoForwarder) offer(p *ipRepr, m wire.ICMPv4) {
+// offer queues an echo request to a foreign address, of either family:
+// its identifier, sequence number and data.
+func (f *EchoForwarder) offer(p *ipRepr, id, seq uint16, data []byte) {
 	st := &f.s.fwdStats
 	if f.queue.Len() >= f.max {
 		st.EchoQueueDrops++
@@ -605,8 +635,8 @@ func (f *EchoForwarder) offer(p *ipRepr, m wire.ICMPv4) {
 	}
 	st.EchoRequests++
 	f.queue.PushBack(EchoRequest{
-		Src: p.src, Dst: p.dst, ID: m.ID(), Seq: m.Seq(), TTL: p.ttl,
-		Data: append([]byte(nil), m[wire.ICMPv4HeaderLen:]...),
+		Src: p.src, Dst: p.dst, ID: id, Seq: seq, TTL: p.ttl,
+		Data: append([]byte(nil), data...),
 	})
 	f.s.notify(f, EventReadable)
 }
@@ -627,36 +657,53 @@ func (f *EchoForwarder) Close() {
 	f.s.notify(f, EventClosed|EventReadable)
 }
 
-// SendEchoReply sends an echo reply (RFC 792) from `from` to `to` with
-// the given identifier, sequence number and data: the answer to an
-// EchoRequest, from the address that was pinged. From must be the
-// stack's or go out of a NIC with Spoofing (else ErrAddrNotAvail).
+// SendEchoReply sends an echo reply (RFC 792; ICMPv6's, RFC 4443 §4.2,
+// when the addresses are IPv6) from `from` to `to` with the given
+// identifier, sequence number and data: the answer to an EchoRequest,
+// from the address that was pinged. From must be the stack's or go out
+// of a NIC with Spoofing (else ErrAddrNotAvail); the two addresses must
+// be of one family and from a unicast address (else ErrInvalid). A
+// link-local `to` needs its zone.
 func (s *Stack) SendEchoReply(now clock.Instant, from, to netip.Addr, id, seq uint16, data []byte) error {
-	if !to.Is4() || !from.Is4() {
-		// Echo requests reach an EchoForwarder over IPv4 only.
-		return ErrAFNoSupport
+	if !supported(to) || from.Is4() != to.Is4() || from.IsMulticast() || from.IsUnspecified() {
+		return ErrInvalid
 	}
 	if len(data) > maxUDPPayload {
 		return ErrMsgSize
 	}
+	st := &s.host.net
 	rt, err := s.routeTo(to, nil)
 	if err != nil {
-		s.host.net.OutNoRoutes++
+		if to.Is6() {
+			st.Ip6OutNoRoutes++
+		} else {
+			st.OutNoRoutes++
+		}
 		return err
 	}
 	if !s.isLocal(from) && !rt.nic.cfg.Spoofing {
 		return ErrAddrNotAvail
 	}
+	from, to = from.WithZone(""), to.WithZone("")
 	hl := ipHeaderLen(to)
 	buf := s.getBuf(hl + wire.ICMPv4HeaderLen + len(data))
 	defer s.putBuf(buf)
-	m := wire.ICMPv4Fields{Type: wire.ICMPv4EchoReply, ID: id, Seq: seq, Payload: data}
-	l := m.Encode(buf[hl:])
-	st := &s.host.net
-	st.OutMsgs++
-	st.OutEchoReps++
+	var l int
+	proto := uint8(wire.ProtoICMP)
+	if to.Is6() {
+		m := wire.ICMPv6Fields{Type: wire.ICMPv6EchoReply, ID: id, Seq: seq, Payload: data}
+		l = m.Encode(buf[hl:], from, to)
+		proto = wire.ProtoICMPv6
+		st.Icmp6OutMsgs++
+		st.Icmp6OutEchoReplies++
+	} else {
+		m := wire.ICMPv4Fields{Type: wire.ICMPv4EchoReply, ID: id, Seq: seq, Payload: data}
+		l = m.Encode(buf[hl:])
+		st.OutMsgs++
+		st.OutEchoReps++
+	}
 	s.fwdStats.EchoReplies++
 	rt.src = from
-	s.sendPacket(now, &rt, to, wire.ProtoICMP, buf, l, false)
+	s.sendPacket(now, &rt, to, proto, buf, l, false)
 	return nil
 }

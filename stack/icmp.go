@@ -29,7 +29,7 @@ func (s *Stack) handleICMPv4(now clock.Instant, p *ipRepr) {
 			return // net.ipv4.icmp_echo_ignore_broadcasts = 1
 		}
 		if f := s.host.echoFwd; f != nil && p.foreign {
-			f.offer(p, m) // forwarder mode: the owner answers (forward.go)
+			f.offer(p, m.ID(), m.Seq(), m[wire.ICMPv4HeaderLen:]) // forwarder mode: the owner answers (forward.go)
 			return
 		}
 		s.sendEchoReply(now, p, m)

@@ -35,6 +35,7 @@ func (s *Stack) handleIPv6(now clock.Instant, n *nic, b []byte, linkMcast bool, 
 		return
 	}
 	mcast := dst.IsMulticast()
+	foreign := false
 	if mcast {
 		st.Ip6InMcastPkts++
 		if !s.host.mld.Joined(n.id, dst) {
@@ -42,11 +43,15 @@ func (s *Stack) handleIPv6(now clock.Instant, n *nic, b []byte, linkMcast bool, 
 			return
 		}
 	} else if ln := s.host.local.lookup(dst); ln == nil || linkScoped(dst) && ln != n {
-		// Not ours (a host does not forward), tentative (RFC 4862 §5.4:
-		// packets to a tentative address are silently discarded), or
-		// another link's link-local address.
-		st.Ip6InAddrErrors++
-		return
+		// Not ours (a host does not forward, unless the NIC is
+		// promiscuous: forward.go), tentative (RFC 4862 §5.4: packets to
+		// a tentative address are silently discarded), or another
+		// link's link-local address.
+		if ln != nil || !s.takesForeign(n, dst) {
+			st.Ip6InAddrErrors++
+			return
+		}
+		foreign = true
 	}
 	var c wire.IPv6Chain
 	if err := c.Walk(ip); err != nil {
@@ -88,6 +93,7 @@ func (s *Stack) handleIPv6(now clock.Instant, n *nic, b []byte, linkMcast bool, 
 		bcast:     mcast || linkMcast,
 		dataValid: off.DataValid,
 		nhOff:     c.ProtoOffset,
+		foreign:   foreign,
 	}
 	s.deliver(now, &p)
 }
@@ -148,6 +154,10 @@ func (s *Stack) handleICMPv6(now clock.Instant, p *ipRepr) {
 	switch m.Type() {
 	case wire.ICMPv6EchoRequest:
 		st.Icmp6InEchos++
+		if f := s.host.echoFwd; f != nil && p.foreign && !p.src.IsUnspecified() {
+			f.offer(p, m.ID(), m.Seq(), m[wire.ICMPv6HeaderLen:]) // forwarder mode (forward.go)
+			return
+		}
 		if !p.src.IsUnspecified() {
 			// Linux answers echoes to multicast too
 			// (icmpv6_echo_ignore_multicast = 0).

@@ -37,6 +37,18 @@ func (l *TCPListener) Close() error {
 // accepted yet are reset.
 func (l *TCPListener) Shutdown() { l.Close() }
 
+// wildcard returns addr, or, if it has no address and the Net has IPv6,
+// the IPv6 unspecified address with addr's port: a socket on every
+// address of both families (no IPV6_V6ONLY), as netstack's is — it
+// takes an address-less AddrPort as IPv6's, and gVisor's IPv6 sockets
+// take IPv4 too. A Net with IPv4 only keeps 0.0.0.0.
+func (n *Net) wildcard(addr netip.AddrPort) netip.AddrPort {
+	if !addr.Addr().IsValid() && n.hasV6 {
+		return netip.AddrPortFrom(netip.IPv6Unspecified(), addr.Port())
+	}
+	return addr
+}
+
 // addrPort converts addr, as netstack does: a nil address is the zero
 // AddrPort, an IPv4 address in IPv6 form is the IPv4 address.
 func addrPort(ip net.IP, port int) netip.AddrPort {
@@ -70,10 +82,11 @@ func (n *Net) DialTCP(addr *net.TCPAddr) (*TCPConn, error) {
 }
 
 // ListenTCPAddrPort listens for TCP connections on addr: an address of
-// the Net, or none (every address); port 0 picks one. The accept queue
-// holds 4096 connections (somaxconn, as gonet's listeners).
+// the Net, or none (every address of both families); port 0 picks one.
+// The accept queue holds 4096 connections (somaxconn, as gonet's
+// listeners).
 func (n *Net) ListenTCPAddrPort(addr netip.AddrPort) (*TCPListener, error) {
-	l, err := n.s.ListenTCPAddrPort(addr, 0)
+	l, err := n.s.ListenTCPAddrPort(n.wildcard(addr), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +109,7 @@ func (n *Net) DialUDPAddrPort(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	if raddr.Addr().IsValid() || raddr.Port() > 0 {
 		return n.s.DialUDPAddrPort(laddr, raddr)
 	}
-	return n.s.ListenUDPAddrPort(laddr)
+	return n.s.ListenUDPAddrPort(n.wildcard(laddr))
 }
 
 // ListenUDPAddrPort opens an unconnected UDP socket on laddr.

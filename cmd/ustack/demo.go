@@ -51,6 +51,8 @@ func runDemo(args []string) int {
 	imp := fs.String("impair", "", `extra impairments, e.g. "loss=1%,jitter=1ms" (see package impair)`)
 	pcapFile := fs.String("pcap", "", "write a pcap capture of the client's link to `FILE`")
 	seed := fs.Uint64("seed", 1, "seed of the impairments")
+	ccName := fs.String("cc", "", "congestion control of both stacks (cubic, reno, bbr; default cubic)")
+	pacing := fs.Bool("pacing", false, "pace CUBIC and Reno as Linux does with the fq qdisc (BBR always paces)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE`")
 	traceFile := fs.String("trace", "", "write an execution trace to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -94,6 +96,7 @@ func runDemo(args []string) int {
 	}
 	defer stop()
 	d := demo{size: n, pipe: pc, pcap: *pcapFile, out: os.Stdout}
+	d.stack.TCP.Congestion, d.stack.TCP.Pacing = *ccName, *pacing
 	if err := d.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "ustack demo:", err)
 		return 1
@@ -107,6 +110,8 @@ type demo struct {
 	pipe pipe.Config
 	pcap string
 	out  io.Writer
+	// stack configures both stacks (congestion control, pacing).
+	stack ustack.Config
 }
 
 var (
@@ -125,12 +130,12 @@ func (d *demo) run() error {
 		}
 		clientLink = p
 	}
-	server, err := ustack.New(ustack.Config{})
+	server, err := ustack.New(d.stack)
 	if err != nil {
 		return err
 	}
 	defer server.Close()
-	client, err := ustack.New(ustack.Config{})
+	client, err := ustack.New(d.stack)
 	if err != nil {
 		return err
 	}
@@ -206,17 +211,25 @@ func (d *demo) run() error {
 	if c != nil {
 		ci := c.Info()
 		var retrans uint64
+		var sender string
 		for _, sc := range server.Conns() {
 			if sc.Remote == c.LocalAddrPort() {
-				retrans = sc.Info.TotalRetrans
+				si := sc.Info
+				retrans = si.TotalRetrans
+				sender = fmt.Sprintf("server: %s, cwnd %d segments, ssthresh %d, send buffer %s; client's receive buffer %s\n",
+					si.CongestionControl, si.Cwnd/max(si.SndMSS, 1), si.Ssthresh/max(si.SndMSS, 1),
+					formatBytes(int64(si.SndBuf)), formatBytes(int64(ci.RcvBuf)))
 			}
 		}
+		defer fmt.Fprint(d.out, sender)
 		fmt.Fprintf(d.out, "connection %v -> %v: rtt %v (var %v), mss %d, window scale %d/%d, SACK %v, timestamps %v; server retransmitted %d segments\n",
 			c.LocalAddrPort(), c.RemoteAddrPort(), ci.RTT.Round(10*time.Microsecond), ci.RTTVar.Round(10*time.Microsecond),
 			ci.RcvMSS, ci.SndWScale, ci.RcvWScale, ci.SACK, ci.Timestamps, retrans)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	want := resp.Trailer.Get("X-Body-Sha256")
+	printLink(d.out, "server->client", ea.Stats())
+	printLink(d.out, "client->server", eb.Stats())
 	printCounters(d.out, client, server)
 	if got != d.size {
 		return fmt.Errorf("received %d bytes, want %d", got, d.size)
@@ -288,6 +301,25 @@ func serveBytes(w http.ResponseWriter, r *http.Request) {
 		left -= k
 	}
 	w.Header().Set("X-Body-Sha256", hex.EncodeToString(h.Sum(nil)))
+}
+
+// printLink prints one direction of the demo's link: the frames its
+// writer handed over, the wire frames they became, and every drop by
+// reason — the link's queue (drop-tail in front of the bandwidth limit),
+// the receiver's ring (frames arrived but not yet read), the bound on
+// frames held by a link without a bandwidth limit, the impairments — with the
+// mean and longest time a frame waited in the queue.
+func printLink(w io.Writer, dir string, s pipe.Stats) {
+	c := &s.Impair
+	fmt.Fprintf(w, "link %s: %d frames written (%d super-frames cut into %d wire frames), %d delivered; dropped: queue %d, receiver's ring %d, held-frames limit %d, loss %d, AQM %d, other %d",
+		dir, s.TxFrames, s.TxSegmented, s.TxSegments, c.Delivered,
+		c.DroppedQueue, s.DroppedUnread, s.TxQueueFull, c.DroppedLoss, c.DroppedAQM,
+		s.TxTooBig+s.TxBadOffload+c.DroppedMTU+c.DroppedDown)
+	if c.Queued > 0 {
+		fmt.Fprintf(w, "; queue delay mean %v, max %v",
+			(c.QueueDelay / time.Duration(c.Queued)).Round(time.Microsecond), c.MaxQueueDelay.Round(time.Microsecond))
+	}
+	fmt.Fprintln(w)
 }
 
 // printCounters prints the non-zero counters of both stacks side by side.

@@ -89,6 +89,9 @@ func openTUNInNamespace(cfg *forwardConfig) (int, error) {
 	if cfg.configure {
 		args = append(args, "-configure",
 			"-addr", netip.PrefixFrom(cfg.guest(), cfg.cidr.Bits()).String(), "-gw", cfg.gateway().String())
+		if cfg.ipv6() {
+			args = append(args, "-addr6", netip.PrefixFrom(cfg.guest6(), cfg.cidr6.Bits()).String(), "-gw6", cfg.gateway6().String())
+		}
 	}
 	cmd := exec.Command("nsenter", args...)
 	cmd.ExtraFiles = []*os.File{theirs} // fd 3 in the helper
@@ -130,6 +133,8 @@ func runForwardHelper(args []string) int {
 	configure := fs.Bool("configure", false, "address, route, lo up")
 	addr := fs.String("addr", "", "the guest's address/prefix")
 	gw := fs.String("gw", "", "the default gateway")
+	addr6 := fs.String("addr6", "", "the guest's IPv6 address/prefix (none: IPv4 only)")
+	gw6 := fs.String("gw6", "", "the IPv6 default gateway")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -162,13 +167,26 @@ func runForwardHelper(args []string) int {
 		return fail(err)
 	}
 	if *configure {
-		for _, c := range [][]string{
+		cmds := [][]string{
 			{"link", "set", "dev", "lo", "up"},
 			{"addr", "add", *addr, "dev", dev},
 			{"route", "add", "default", "via", *gw, "dev", dev},
-		} {
+		}
+		if *addr6 != "" {
+			// nodad: the relay is the only other end of a TUN, so
+			// there is nobody to collide with, and the address is
+			// usable at once (no 1 s of DAD before the first connect).
+			cmds = append(cmds,
+				[]string{"-6", "addr", "add", *addr6, "dev", dev, "nodad"},
+				[]string{"-6", "route", "add", "default", "via", *gw6, "dev", dev})
+		}
+		for _, c := range cmds {
 			if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
-				return fail(fmt.Errorf("ip %s: %v: %s", strings.Join(c, " "), err, bytes.TrimSpace(out)))
+				hint := ""
+				if c[0] == "-6" {
+					hint = " (IPv6 off in the namespace? give --disable-ipv6)"
+				}
+				return fail(fmt.Errorf("ip %s: %v: %s%s", strings.Join(c, " "), err, bytes.TrimSpace(out), hint))
 			}
 		}
 	}

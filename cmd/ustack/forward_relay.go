@@ -39,9 +39,13 @@ type forwarder struct {
 // newForwarder starts the stack on ep with the gateway and DNS
 // addresses, promiscuous and spoofing, and the relays.
 func newForwarder(cfg *forwardConfig, ep link.Endpoint, logf func(string, ...any)) (*forwarder, error) {
-	// One shard: forwarders see every flow no socket took, which the
-	// stack gathers in one shard (ustack.Stack.ForwardTCP).
-	s, err := ustack.New(ustack.Config{Shards: 1})
+	// The relay is the guest's router: like Linux forwarding, it sends
+	// no router solicitations and takes no advertisements. One shard:
+	// forwarders see every flow no socket took, which the stack gathers
+	// in one shard (ustack.Stack.ForwardTCP).
+	scfg := ustack.Config{Shards: 1}
+	scfg.IPv6.IgnoreRA = true
+	s, err := ustack.New(scfg)
 	if err != nil {
 		ep.Close()
 		return nil, err
@@ -49,9 +53,16 @@ func newForwarder(cfg *forwardConfig, ep link.Endpoint, logf func(string, ...any
 	f := &forwarder{cfg: cfg, logf: logf, s: s, pings: map[pingKey]*pinger{}, work: make(chan func())}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	bits := cfg.cidr.Bits()
+	addrs := []netip.Prefix{netip.PrefixFrom(cfg.gateway(), bits), netip.PrefixFrom(cfg.dnsAddr(), bits)}
+	if cfg.ipv6() {
+		// A TUN is IP-only: the addresses are usable at once (no DAD),
+		// and the guest's kernel resolves no neighbours on it.
+		bits6 := cfg.cidr6.Bits()
+		addrs = append(addrs, netip.PrefixFrom(cfg.gateway6(), bits6), netip.PrefixFrom(cfg.dnsAddr6(), bits6))
+	}
 	f.nic, err = s.AddNIC(ep, ustack.NICConfig{
 		Name:        cfg.tunName,
-		Addrs:       []netip.Prefix{netip.PrefixFrom(cfg.gateway(), bits), netip.PrefixFrom(cfg.dnsAddr(), bits)},
+		Addrs:       addrs,
 		Promiscuous: true, Spoofing: true,
 	})
 	if err != nil {
@@ -154,18 +165,23 @@ func (f *forwarder) goRun(fn func()) {
 }
 
 // hostAddr maps a destination the guest asked for to the one this
-// process connects to: the gateway stands for the host's loopback (as in
-// slirp4netns) unless --disable-host-loopback; ok is false for what is
-// refused (the gateway then, the namespace's own network otherwise).
+// process connects to: the gateway of either family stands for the
+// host's loopback of that family, 127.0.0.1 or ::1 (as in slirp4netns),
+// unless --disable-host-loopback; ok is false for what is refused (the
+// gateway then, the namespace's own networks otherwise, and link-local
+// IPv6 addresses, which name no host beyond the TUN).
 func (f *forwarder) hostAddr(dst netip.AddrPort) (netip.AddrPort, bool) {
 	a := dst.Addr()
 	switch {
-	case a == f.cfg.gateway():
+	case f.cfg.isGateway(a):
 		if f.cfg.noLoopback {
 			return dst, false
 		}
+		if a.Is6() {
+			return netip.AddrPortFrom(netip.IPv6Loopback(), dst.Port()), true
+		}
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), dst.Port()), true
-	case f.cfg.cidr.Contains(a), a.IsLoopback(), a.IsMulticast(), a.IsUnspecified():
+	case f.cfg.inNetwork(a), a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(), a.Is6() && a.IsLinkLocalUnicast():
 		return dst, false
 	}
 	return dst, true
@@ -173,10 +189,22 @@ func (f *forwarder) hostAddr(dst netip.AddrPort) (netip.AddrPort, bool) {
 
 // guestAddr is hostAddr's inverse for the sources of answers.
 func (f *forwarder) guestAddr(src netip.AddrPort) netip.AddrPort {
-	if src.Addr().IsLoopback() {
+	if a := src.Addr(); a.IsLoopback() {
+		if a.Is6() && f.cfg.ipv6() {
+			return netip.AddrPortFrom(f.cfg.gateway6(), src.Port())
+		}
 		return netip.AddrPortFrom(f.cfg.gateway(), src.Port())
 	}
 	return src
+}
+
+// family returns the network name of a's family: network+"4" or +"6",
+// so that the host's sockets never mix the guest's families.
+func family(network string, a netip.Addr) string {
+	if a.Is6() {
+		return network + "6"
+	}
+	return network + "4"
 }
 
 // dialTimeout bounds an upstream connect; the guest's own connect gives
@@ -196,7 +224,7 @@ func (f *forwarder) relayTCP(r *ustack.TCPRequest) {
 	ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
 	defer cancel()
 	var d net.Dialer
-	up, err := d.DialContext(ctx, "tcp4", dst.String())
+	up, err := d.DialContext(ctx, family("tcp", dst.Addr()), dst.String())
 	if err != nil {
 		if how, ok := rejectFor(err); ok {
 			r.Reject(how)
@@ -294,15 +322,17 @@ func (f *forwarder) relayUDP(fl *ustack.UDPFlow) {
 	var hc *net.UDPConn
 	var err error
 	eim := f.cfg.udpMapping == stack.UDPEndpointIndependent
+	// A flow's datagrams are all of its client's family.
+	network := family("udp", fl.Client().Addr())
 	if eim {
-		hc, err = net.ListenUDP("udp4", nil)
+		hc, err = net.ListenUDP(network, nil)
 	} else {
 		dst, ok := f.hostAddr(fl.Dst())
 		if !ok {
 			fl.Close()
 			return
 		}
-		hc, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
+		hc, err = net.DialUDP(network, nil, net.UDPAddrFromAddrPort(dst))
 	}
 	if err != nil {
 		fl.Close()
@@ -378,10 +408,20 @@ func (a *atomicTime) idle(d time.Duration) bool {
 	return time.Since(a.t) >= d
 }
 
-// startDNS serves DNS at the DNS address (.3), UDP and TCP, by passing
-// each query to the host's resolver and its answer back.
+// startDNS serves DNS at the DNS addresses (.3, and ::3 with IPv6), UDP
+// and TCP, by passing each query to the host's resolver (over its own
+// family, whichever the guest asked in) and its answer back.
 func (f *forwarder) startDNS() error {
-	addr := netip.AddrPortFrom(f.cfg.dnsAddr(), 53)
+	if err := f.serveDNS(netip.AddrPortFrom(f.cfg.dnsAddr(), 53)); err != nil {
+		return err
+	}
+	if f.cfg.ipv6() {
+		return f.serveDNS(netip.AddrPortFrom(f.cfg.dnsAddr6(), 53))
+	}
+	return nil
+}
+
+func (f *forwarder) serveDNS(addr netip.AddrPort) error {
 	u, err := f.s.ListenUDP("udp", addr.String())
 	if err != nil {
 		return err
@@ -396,7 +436,7 @@ func (f *forwarder) startDNS() error {
 			}
 			q := append([]byte(nil), buf[:n]...)
 			f.goRun(func() {
-				hc, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(f.cfg.dnsUpstream))
+				hc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(f.cfg.dnsUpstream))
 				if err != nil {
 					return
 				}
@@ -428,7 +468,7 @@ func (f *forwarder) startDNS() error {
 			f.goRun(func() {
 				var d net.Dialer
 				ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
-				up, err := d.DialContext(ctx, "tcp4", f.cfg.dnsUpstream.String())
+				up, err := d.DialContext(ctx, "tcp", f.cfg.dnsUpstream.String())
 				cancel()
 				if err != nil {
 					c.SetLinger(0)
@@ -442,16 +482,49 @@ func (f *forwarder) startDNS() error {
 	return nil
 }
 
-// startTCPPortForward listens on the host and connects each connection
-// to the guest's port, from the gateway address (as slirp4netns's
-// port forwards appear inside).
+// portForwardHosts returns the host addresses a port forward listens
+// on: the one given, or, for none, 0.0.0.0 and, with IPv6, [::] (which
+// may fail on a host without IPv6: then it is left out, logged).
+func (f *forwarder) portForwardHosts(pf portForward) []netip.AddrPort {
+	hosts := []netip.AddrPort{pf.host}
+	if pf.anyAddr && f.cfg.ipv6() {
+		hosts = append(hosts, netip.AddrPortFrom(netip.IPv6Unspecified(), pf.host.Port()))
+	}
+	return hosts
+}
+
+// guestEnd returns the guest's address and port and the gateway address
+// a port forward's connections come from inside, in host's family.
+func (f *forwarder) guestEnd(host netip.Addr, port uint16) (guest netip.AddrPort, from netip.Addr) {
+	if host.Is6() {
+		return netip.AddrPortFrom(f.cfg.guest6(), port), f.cfg.gateway6()
+	}
+	return netip.AddrPortFrom(f.cfg.guest(), port), f.cfg.gateway()
+}
+
+// startTCPPortForward listens on the host (each family's listener in
+// that family) and connects each connection to the guest's port over
+// the same family, from the gateway address (as slirp4netns's port
+// forwards appear inside).
 func (f *forwarder) startTCPPortForward(pf portForward) error {
-	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(pf.host))
+	for i, h := range f.portForwardHosts(pf) {
+		if err := f.listenTCPForward(h, pf.guest); err != nil {
+			if i == 0 {
+				return err
+			}
+			f.logf("-t %d: not on IPv6: %v", pf.host.Port(), err)
+		}
+	}
+	return nil
+}
+
+func (f *forwarder) listenTCPForward(host netip.AddrPort, guestPort uint16) error {
+	ln, err := net.ListenTCP(family("tcp", host.Addr()), net.TCPAddrFromAddrPort(host))
 	if err != nil {
 		return err
 	}
 	f.track(ln)
-	guest := netip.AddrPortFrom(f.cfg.guest(), pf.guest)
+	guest, gw := f.guestEnd(host.Addr(), guestPort)
 	f.goRun(func() {
 		for {
 			hc, err := ln.AcceptTCP()
@@ -460,7 +533,7 @@ func (f *forwarder) startTCPPortForward(pf portForward) error {
 			}
 			f.goRun(func() {
 				ctx, cancel := context.WithTimeout(f.ctx, dialTimeout)
-				gc, err := f.s.DialTCP(ctx, netip.AddrPortFrom(f.cfg.gateway(), 0), guest)
+				gc, err := f.s.DialTCP(ctx, netip.AddrPortFrom(gw, 0), guest)
 				cancel()
 				if err != nil {
 					hc.SetLinger(0)
@@ -476,14 +549,26 @@ func (f *forwarder) startTCPPortForward(pf portForward) error {
 
 // startUDPPortForward relays datagrams to a host port to the guest's
 // port, a stack socket per host client (idle ones end after
-// --udp-timeout).
+// --udp-timeout), each family's to the guest's address of its family.
 func (f *forwarder) startUDPPortForward(pf portForward) error {
-	hc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(pf.host))
+	for i, h := range f.portForwardHosts(pf) {
+		if err := f.listenUDPForward(h, pf.guest); err != nil {
+			if i == 0 {
+				return err
+			}
+			f.logf("-u %d: not on IPv6: %v", pf.host.Port(), err)
+		}
+	}
+	return nil
+}
+
+func (f *forwarder) listenUDPForward(host netip.AddrPort, guestPort uint16) error {
+	hc, err := net.ListenUDP(family("udp", host.Addr()), net.UDPAddrFromAddrPort(host))
 	if err != nil {
 		return err
 	}
 	f.track(hc)
-	guest := netip.AddrPortFrom(f.cfg.guest(), pf.guest)
+	guest, gw := f.guestEnd(host.Addr(), guestPort)
 	f.goRun(func() {
 		var mu sync.Mutex
 		socks := map[netip.AddrPort]*ustack.UDPConn{}
@@ -496,7 +581,7 @@ func (f *forwarder) startUDPPortForward(pf portForward) error {
 			mu.Lock()
 			gs := socks[client]
 			if gs == nil {
-				gs, err = f.s.ListenUDP("udp", netip.AddrPortFrom(f.cfg.gateway(), 0).String())
+				gs, err = f.s.ListenUDP("udp", netip.AddrPortFrom(gw, 0).String())
 				if err != nil {
 					mu.Unlock()
 					continue
@@ -528,8 +613,9 @@ func (f *forwarder) startUDPPortForward(pf portForward) error {
 }
 
 // Pings: each guest (source, identifier) pinging a destination gets a
-// host ICMP socket — a ping socket (SOCK_DGRAM, IPPROTO_ICMP: no
-// privilege where net.ipv4.ping_group_range allows the group), else a
+// host ICMP socket of the ping's family — a ping socket (SOCK_DGRAM,
+// IPPROTO_ICMP or IPPROTO_ICMPV6: no privilege where
+// net.ipv4.ping_group_range allows the group, which rules both), else a
 // raw one (root) — whose replies go back with the guest's identifier.
 
 type pingKey struct {
@@ -553,11 +639,12 @@ func (f *forwarder) relayEcho(req stack.EchoRequest) {
 		return
 	}
 	k := pingKey{req.Src, req.Dst, req.ID}
+	v6 := req.Dst.Is6()
 	f.mu.Lock()
 	p := f.pings[k]
 	if p == nil {
 		var err error
-		p, err = newPinger()
+		p, err = newPinger(v6)
 		if err != nil {
 			f.mu.Unlock()
 			f.logf("ping %v: %v", req.Dst, err)
@@ -568,25 +655,39 @@ func (f *forwarder) relayEcho(req stack.EchoRequest) {
 	}
 	f.mu.Unlock()
 	p.last.touch()
-	// Echo request: type 8, code 0, checksum (the kernel fills it for a
-	// ping socket; computed here for a raw one), identifier, sequence.
+	// Echo request: type 8 (ICMPv6: 128), code 0, checksum (the kernel
+	// fills it for a ping socket and for any ICMPv6 socket; computed
+	// here for a raw ICMPv4 one), identifier, sequence.
 	msg := make([]byte, 8+len(req.Data))
 	msg[0] = 8
+	if v6 {
+		msg[0] = 128
+	}
 	msg[4], msg[5] = byte(req.ID>>8), byte(req.ID)
 	msg[6], msg[7] = byte(req.Seq>>8), byte(req.Seq)
 	copy(msg[8:], req.Data)
-	if p.raw {
+	if p.raw && !v6 {
 		cs := icmpChecksum(msg)
 		msg[2], msg[3] = byte(cs>>8), byte(cs)
 	}
-	unix.Sendto(p.fd, msg, unix.MSG_DONTWAIT, &unix.SockaddrInet4{Addr: dst.Addr().As4()})
+	var sa unix.Sockaddr
+	if v6 {
+		sa = &unix.SockaddrInet6{Addr: dst.Addr().As16()}
+	} else {
+		sa = &unix.SockaddrInet4{Addr: dst.Addr().As4()}
+	}
+	unix.Sendto(p.fd, msg, unix.MSG_DONTWAIT, sa)
 }
 
-func newPinger() (*pinger, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+func newPinger(v6 bool) (*pinger, error) {
+	af, proto := unix.AF_INET, unix.IPPROTO_ICMP
+	if v6 {
+		af, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
+	}
+	fd, err := unix.Socket(af, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
 	raw := false
 	if err != nil {
-		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		fd, err = unix.Socket(af, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 		raw = true
 	}
 	if err != nil {
@@ -614,18 +715,35 @@ func (f *forwarder) pingReplies(k pingKey, p *pinger) {
 			continue
 		}
 		m := buf[:n]
+		v6 := k.dst.Is6()
 		if p.raw {
-			// A raw socket gets every ICMP message with its IP header.
-			if n < 20 || int(m[0]&0xf)*4+8 > n {
+			// A raw socket gets every ICMP message, an ICMPv4 one
+			// with its IP header.
+			if !v6 {
+				if n < 20 || int(m[0]&0xf)*4+8 > n {
+					continue
+				}
+				m = m[int(m[0]&0xf)*4:]
+			}
+			if len(m) < 8 {
 				continue
 			}
-			m = m[int(m[0]&0xf)*4:]
 			if id := uint16(m[4])<<8 | uint16(m[5]); id != k.id {
 				continue
 			}
 		}
-		sa, ok := from.(*unix.SockaddrInet4)
-		if !ok || len(m) < 8 || m[0] != 0 || netip.AddrFrom4(sa.Addr) != mustHost(f, k.dst) {
+		var src netip.Addr
+		switch sa := from.(type) {
+		case *unix.SockaddrInet4:
+			src = netip.AddrFrom4(sa.Addr)
+		case *unix.SockaddrInet6:
+			src = netip.AddrFrom16(sa.Addr)
+		}
+		reply := byte(0) // ICMPv4 echo reply; ICMPv6's is 129
+		if v6 {
+			reply = 129
+		}
+		if len(m) < 8 || m[0] != reply || src != mustHost(f, k.dst) {
 			continue
 		}
 		seq := uint16(m[6])<<8 | uint16(m[7])

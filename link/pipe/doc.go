@@ -63,10 +63,16 @@
 // time.Timer), so inside a testing/synctest bubble the pipe runs on the
 // bubble's fake clock: a 50 ms delay takes no wall time and is exact.
 //
-// WriteBatch never blocks for long: when the pipe already holds QueueLen
-// frames in a direction (the reader is slow, or the bandwidth-delay product
-// is larger than QueueLen), further frames are dropped and counted, as a
-// full NIC ring drops them.
+// WriteBatch never blocks for long. On a link with a bandwidth limit, the
+// frames a direction holds are bounded as on a real one: QueueLen frames
+// in the drop-tail queue in front of the limit (Impair.DroppedQueue when
+// full), what the wire holds during the delay (not counted: a 1 Gbit/s,
+// 5 ms link carries some 410 full frames besides its queue), and QueueLen
+// frames that have arrived but are not yet read — a frame arriving when
+// that receive ring is full is dropped and counted (DroppedUnread), as a
+// NIC drops it. Without a bandwidth limit there is no queue, and a
+// direction holds at most QueueLen frames in flight or waiting to be read
+// (TxQueueFull), as netem's limit counts the frames it delays.
 //
 // # Closing
 //

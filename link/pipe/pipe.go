@@ -27,10 +27,15 @@ type Config struct {
 	// Bandwidth is the rate in bits per second (0: unlimited), used when
 	// Impair does not set one.
 	Bandwidth uint64
-	// QueueLen bounds the frames held in each direction, in flight or
-	// waiting to be read; 0 means 1000. Frames written beyond it are
-	// dropped (drop-tail) and counted. It is also the depth of the queue
-	// in front of the bandwidth limit when Impair does not set one.
+	// QueueLen is the depth, in frames, of each direction's queues; 0
+	// means 1000. On a link with a bandwidth limit it is the depth of the
+	// drop-tail queue in front of the limit (when Impair does not set
+	// one) and, separately, of the receive ring at the far end: a frame
+	// that arrives while QueueLen frames wait to be read is dropped and
+	// counted (DroppedUnread). Frames on the wire (the delay) count in
+	// neither, as on a real link. Without a bandwidth limit there is no
+	// queue, and QueueLen bounds the frames held in flight or waiting to
+	// be read (TxQueueFull), as netem's limit does.
 	QueueLen int
 	// BatchSize is what BatchSize reports; 0 means 64.
 	BatchSize int
@@ -59,8 +64,13 @@ type Stats struct {
 	// TxTooBig counts frames refused with link.ErrFrameTooBig.
 	TxTooBig uint64
 	// TxQueueFull counts accepted frames dropped because the direction
-	// already held QueueLen frames.
+	// already held QueueLen frames (a link without a bandwidth limit).
 	TxQueueFull uint64
+	// DroppedUnread counts frames from this end dropped on arrival at the
+	// other because QueueLen frames were already waiting there to be
+	// read, as a full receive ring drops them (a link with a bandwidth
+	// limit; the reader is slower than the link).
+	DroppedUnread uint64
 	// TxSegmented counts super-frames cut into wire frames in software,
 	// because an impairment acts per frame; TxSegments the frames they
 	// gave.
@@ -81,7 +91,7 @@ type Stats struct {
 // Dropped returns the frames dropped on their way from this end, for any
 // reason (including those refused as too big).
 func (s *Stats) Dropped() uint64 {
-	return s.TxTooBig + s.TxQueueFull + s.TxBadOffload + s.Impair.Dropped(impair.DropNone)
+	return s.TxTooBig + s.TxQueueFull + s.DroppedUnread + s.TxBadOffload + s.Impair.Dropped(impair.DropNone)
 }
 
 // Endpoint is one end of a pipe.
@@ -207,10 +217,19 @@ func New(cfg Config) (a, b *Endpoint) {
 	}
 	ab, ba := impair.NewPair(ic, ic, cfg.Seed)
 	for i, m := range []*impair.Model{ab, ba} {
+		// Behind a bandwidth limit the model's queue bounds the frames in
+		// flight, and the line only bounds those waiting to be read (a
+		// receive ring); counting the frames on the wire too would shrink
+		// the queue by the bandwidth-delay product. Without one, the line
+		// bounds everything it holds.
+		line := impair.NewLine[link.Offload](qlen)
+		if ic.Rate > 0 {
+			line = impair.NewLineRing[link.Offload](qlen)
+		}
 		w.dirs[i] = direction{
 			wake:     make(chan struct{}, 1),
 			model:    m,
-			line:     impair.NewLine[link.Offload](qlen),
+			line:     line,
 			perFrame: w.offloads && perFrame(&ic),
 			csum:     w.offloads && ic.Corrupt > 0,
 			medium:   w.medium,
@@ -280,6 +299,7 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 		d.mu.Unlock()
 		return 0, opError("write", net.ErrClosed)
 	}
+	d.line.Advance(now) // frames no reader takes do not pile up in flight
 	for i := range pkts {
 		p := &pkts[i]
 		if p.N < 0 || p.N > len(p.Buf) {
@@ -616,6 +636,7 @@ func (e *Endpoint) Stats() Stats {
 	e.tx.mu.Lock()
 	s.TxFrames, s.TxBytes = e.tx.txFrames, e.tx.txBytes
 	s.TxTooBig, s.TxQueueFull = e.tx.txTooBig, e.tx.txQueueFull
+	s.DroppedUnread = e.tx.line.Overruns()
 	s.TxSegmented, s.TxSegments, s.TxBadOffload = e.tx.txSegmented, e.tx.txSegments, e.tx.txBadOffload
 	s.Impair = e.tx.model.Counters()
 	e.tx.mu.Unlock()

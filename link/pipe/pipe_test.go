@@ -538,3 +538,90 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// TestQueueExcludesWire checks that frames on the wire do not count
+// against QueueLen on a link with a bandwidth limit: a 1 Gbit/s link with
+// 5 ms of delay carries 500 frames of 1250 bytes besides its queue of
+// 1000, so a sender that keeps 900 queued loses nothing (issue 10: the
+// demo's "unexplained" losses were the pipe counting the wire as queue).
+func TestQueueExcludesWire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := New(Config{Bandwidth: 1_000_000_000, Delay: 5 * time.Millisecond, QueueLen: 1000})
+		const first, second = 900, 500
+		var got int
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			in := batch(64, 1514)
+			for got < first+second {
+				n, err := b.ReadBatch(in)
+				if err != nil {
+					return
+				}
+				for i := range in[:n] {
+					if seqOf(&in[i]) != uint32(got) {
+						t.Errorf("frame %d arrived as %d", seqOf(&in[i]), got)
+					}
+					got++
+				}
+			}
+		}()
+		send := func(from, n int) {
+			out := batch(n, 1250)
+			for i := range out {
+				frame(&out[i], uint32(from+i), 1250)
+			}
+			if k, err := a.WriteBatch(out); k != n || err != nil {
+				t.Fatalf("WriteBatch = %d, %v", k, err)
+			}
+		}
+		send(0, first)
+		// After 5 ms, 500 frames (10 µs each) have left the queue and are
+		// on the wire, none has arrived; 400 are queued, so 500 more fit.
+		time.Sleep(5 * time.Millisecond)
+		send(first, second)
+		time.Sleep(50 * time.Millisecond) // every frame has arrived by now
+		s := a.Stats()
+		a.Close()
+		<-done
+		if got != first+second || s.Dropped() != 0 || s.TxQueueFull != 0 || s.DroppedUnread != 0 {
+			t.Errorf("read %d of %d frames; dropped %d (TxQueueFull %d, DroppedUnread %d, queue %d)",
+				got, first+second, s.Dropped(), s.TxQueueFull, s.DroppedUnread, s.Impair.DroppedQueue)
+		}
+		if max := s.Impair.MaxQueueDelay; max != 8990*time.Microsecond {
+			t.Errorf("longest wait in the queue %v, want 8.99ms (899 frames ahead)", max)
+		}
+	})
+}
+
+// TestReceiveRing checks the other bound of a link with a bandwidth
+// limit: frames that have arrived but are not read count against
+// QueueLen (a receive ring), and those arriving at a full ring are
+// dropped and counted, the earliest kept.
+func TestReceiveRing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := New(Config{Bandwidth: 1_000_000_000, Delay: time.Millisecond, QueueLen: 10})
+		defer a.Close()
+		for round := range 2 {
+			out := batch(10, 100)
+			for i := range out {
+				frame(&out[i], uint32(10*round+i), 100)
+			}
+			a.WriteBatch(out)
+			time.Sleep(2 * time.Millisecond) // all arrived, nobody reads
+		}
+		in := batch(64, 1514)
+		n, err := b.ReadBatch(in)
+		if n != 10 || err != nil {
+			t.Fatalf("ReadBatch = %d, %v; want the 10 the ring held", n, err)
+		}
+		for i := range in[:n] {
+			if seqOf(&in[i]) != uint32(i) {
+				t.Errorf("ring kept frame %d at %d", seqOf(&in[i]), i)
+			}
+		}
+		if s := a.Stats(); s.DroppedUnread != 10 || s.Dropped() != 10 || s.Impair.DroppedQueue != 0 {
+			t.Errorf("DroppedUnread %d, Dropped %d, queue drops %d; want 10, 10, 0", s.DroppedUnread, s.Dropped(), s.Impair.DroppedQueue)
+		}
+	})
+}

@@ -30,8 +30,15 @@ func TestVnetHdrStack(t *testing.T) {
 	if st.TxFrames == 0 || st.TxBytes/st.TxFrames <= 1514 || st.TxTooBig != 0 || st.TxDropped != 0 {
 		t.Errorf("stats %+v: want frames larger than the MTU on average (super-frames), none refused", st)
 	}
-	if ss := s.Stats(); ss.TCP.InCsumErrors != 0 || ss.TCP.RetransSegs != 0 {
-		t.Errorf("%d checksum errors, %d retransmissions", ss.TCP.InCsumErrors, ss.TCP.RetransSegs)
+	// A super-frame the kernel refused (a bad header, a wrong partial
+	// checksum) is lost every time it is sent: fast retransmissions and
+	// RTOs. What a loaded machine may add is a tail-loss probe, sent when
+	// an ACK is late (2 SRTTs on this sub-millisecond path), which resends
+	// the last segment though nothing was lost; those are allowed, nothing
+	// else is.
+	if ss := s.Stats(); ss.TCP.InCsumErrors != 0 || ss.TCP.RetransSegs > ss.TCP.TLPProbes || ss.TCP.Timeouts != 0 || ss.TCP.FastRetrans != 0 {
+		t.Errorf("%d checksum errors, %d retransmissions (%d tail-loss probes, %d RTOs, %d fast retransmissions)",
+			ss.TCP.InCsumErrors, ss.TCP.RetransSegs, ss.TCP.TLPProbes, ss.TCP.Timeouts, ss.TCP.FastRetrans)
 	}
 	t.Logf("tap: %d frames out, %d bytes (%d per frame); %d frames in, %d bytes", st.TxFrames, st.TxBytes, st.TxBytes/st.TxFrames, st.RxFrames, st.RxBytes)
 }

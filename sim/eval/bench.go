@@ -33,8 +33,13 @@ type Path struct {
 	// two directions.
 	RTT time.Duration
 	// Loss is the probability that a frame from the sender is lost after
-	// the bottleneck (random, independent loss); ACKs are not lost.
+	// the bottleneck (random, independent loss); ACKs are not lost unless
+	// AckLoss says so.
 	Loss float64
+	// AckLoss is the probability that a frame from the receiver (an ACK)
+	// is lost, as netem's loss in both directions of interop's
+	// TestImpaired loses them.
+	AckLoss float64
 	// Queue is the bottleneck queue in frames; 0 means one
 	// bandwidth-delay product, at least MinQueue.
 	Queue int
@@ -67,7 +72,7 @@ func (p Path) configs() (data, ack impair.Config) {
 		Rate: p.Rate, Queue: p.QueueFrames(), AQM: p.AQM,
 		Delay: p.RTT / 2, Jitter: p.Jitter, Reorder: p.Reorder, Loss: p.Loss,
 	}
-	ack = impair.Config{Delay: p.RTT - p.RTT/2}
+	ack = impair.Config{Delay: p.RTT - p.RTT/2, Loss: p.AckLoss}
 	return data, ack
 }
 
@@ -82,6 +87,9 @@ func (p Path) String() string {
 	}
 	if p.Loss > 0 {
 		s += fmt.Sprintf(", loss %g%%", p.Loss*100)
+	}
+	if p.AckLoss > 0 {
+		s += fmt.Sprintf(", ACK loss %g%%", p.AckLoss*100)
 	}
 	if p.Jitter > 0 {
 		s += ", jitter ±" + fmtDur(p.Jitter)
