@@ -245,12 +245,12 @@ func (s *Stack) listenTCP(network string, addr netip.AddrPort, backlog int, v6on
 	l := &Listener{shards: s.shards, sig: newSignal(), closing: make(chan struct{})}
 	// A listener has a part in every shard, since a SYN goes to the shard
 	// its flow hashes to; the first picks the port the others take.
-	for _, sh := range s.shards {
+	for i, sh := range s.shards {
 		sh.mu.Lock()
 		var sl *stack.TCPListener
 		err := error(net.ErrClosed)
 		if !sh.closed {
-			sl, err = sh.core.ListenOpts(addr, backlog, stack.BindOptions{V6Only: v6only})
+			sl, err = sh.core.ListenOpts(addr, partBacklog(backlog, i, len(s.shards)), stack.BindOptions{V6Only: v6only})
 		}
 		if err != nil {
 			sh.mu.Unlock()

@@ -28,7 +28,7 @@ var (
 
 func newForwardNet6(t *testing.T) *testNet {
 	t.Helper()
-	n := newDualNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+	n := newDualNet(t, pipe.Config{Delay: time.Millisecond}, Config{Shards: 1}) // forwarders need one shard
 	if err := n.A.AddRoute(netip.MustParsePrefix("::/0"), ip6B, n.nicA); err != nil {
 		t.Fatal(err)
 	}

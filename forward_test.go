@@ -27,7 +27,7 @@ var far = netip.MustParseAddr("198.51.100.7")
 
 func newForwardNet(t *testing.T) *testNet {
 	t.Helper()
-	n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+	n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{Shards: 1}) // forwarders need one shard
 	if err := n.A.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), ipB, n.nicA); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func testForwardUDPFlows(t *testing.T, newNet func(*testing.T) *testNet, client,
 func TestAddressesRoutesWhileRunning(t *testing.T) {
 	leaktest.Check(t)
 	synctest.Test(t, func(t *testing.T) {
-		n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{})
+		n := newTestNet(t, pipe.Config{Delay: time.Millisecond}, Config{Shards: 1}) // forwarders need one shard
 		ln, err := n.B.Listen("tcp", ":7")
 		if err != nil {
 			t.Fatal(err)

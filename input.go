@@ -12,37 +12,29 @@ import (
 )
 
 // This file chooses shards: for each received frame, for each new
-// connection and listener. A Stack has one shard, and every choice is
-// that one; a stack made with newStack(cfg, n) has n, each with a core of
-// its own holding the same host configuration (NICs, addresses, routes),
-// and flows are spread over them by a keyed hash of their 4-tuple, as a
-// NIC's RSS spreads them over queues:
+// connection and listener. A Stack has Config.Shards shards (GOMAXPROCS by
+// default), each with a core of its own holding the same host
+// configuration (NICs, addresses, routes), and TCP flows are spread over
+// them by a keyed hash of their 4-tuple, as a NIC's RSS spreads them over
+// queues:
 //
-//   - a received TCP or UDP frame goes to the shard its flow hashes to,
-//     anything else (ARP, ICMP, fragments) to shard 0 (stack.ParseFlowKey
-//     tells them apart);
+//   - a received TCP segment goes to the shard its flow hashes to;
+//     everything else is host traffic or UDP, and goes to shard 0, except
+//     ARP replies, which every shard gets (each core keeps its own
+//     neighbour cache and resolves what it sends), and ICMP errors that
+//     quote a TCP segment, which go to the shard of the quoted flow
+//     (hostShard);
 //   - a dial goes to a shard in turn and picks a local port its flow
-//     hashes back to that shard with;
-//   - a listener has a part in every shard, and Accept takes turns.
+//     hashes back to that shard with (the source address from the route,
+//     stack.SourceAddr, when the dial names none);
+//   - a listener has a part in every shard, and Accept takes turns;
+//   - UDP sockets live in shard 0, where all UDP traffic goes.
 //
-// Until the shards' cores share one host part (package stack keeps host
-// state apart from flows, but each core has its own), several shards work
-// only where host traffic does not matter to flows: a link without ARP
-// (link.IP), dials with a local address. UDP sockets and forwarders are
-// refused. issue
-// 13 makes the shard count configuration on that ground.
-
-// errShardsUDP is the refusal of a UDP socket on a stack with several
-// shards.
-var errShardsUDP = errors.New("ustack: UDP on a stack with several shards is not supported yet")
+// With one shard every choice is that one and no frame is parsed for it.
 
 // errShardsForward is the refusal of a forwarder on a stack with several
 // shards.
-var errShardsForward = errors.New("ustack: forwarders on a stack with several shards are not supported yet")
-
-// errShardsSource is the refusal of a dial without a local address on a
-// stack with several shards.
-var errShardsSource = errors.New("ustack: a dial on a stack with several shards needs a local address")
+var errShardsForward = errors.New("ustack: forwarders need a stack with one shard (Config.Shards: 1)")
 
 // input is a NIC reader's scratch space for handing a batch of frames to
 // several shards.
@@ -71,7 +63,7 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	for k, sh := range s.shards {
 		j := 0
 		for i := range pkts {
-			if in.to[i] == k {
+			if to := in.to[i]; to == k || to == allShards {
 				in.pkts[j] = pkts[i]
 				j++
 			}
@@ -88,15 +80,19 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	return open
 }
 
-// shardOfFrame returns the shard a received frame goes to: the one its
-// flow hashes to (stack.ParseFlowKey, a pure parse up to the flow key),
-// or shard 0 for host traffic.
+// shardOfFrame returns the shard a received frame goes to: for a TCP
+// segment, the one its flow hashes to (stack.ParseFlowKey, a pure parse up
+// to the flow key); for UDP shard 0; for host traffic what hostShard says
+// (allShards: every shard, in turn).
 func (s *Stack) shardOfFrame(m link.Medium, frame []byte) int {
 	k := stack.ParseFlowKey(m, frame)
-	if k.Host() {
-		return 0
+	switch {
+	case k.Proto == wire.ProtoTCP:
+		return s.shardOfKey(k)
+	case k.Host():
+		return s.hostShard(m, frame)
 	}
-	return s.shardOfKey(k)
+	return 0
 }
 
 // shardOfKey returns the shard that owns flow k.
@@ -113,15 +109,33 @@ func (s *Stack) shardOfFlow(local, remote netip.AddrPort) int {
 // connect opens a TCP connection from laddr to raddr in the shard its
 // flow belongs to, and wraps it.
 func (s *Stack) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
+	var c *TCPConn
+	sh, err := s.open(laddr, raddr, func(sh *shard, sc *stack.TCPConn) { c = sh.newTCPConn(sc) })
+	return sh, c, err
+}
+
+// open opens a TCP connection from laddr to raddr in the shard its flow
+// belongs to; wrap gives it its owner, under the shard lock (a TCPConn
+// for Dial, a CallbackConn for DialCallback).
+func (s *Stack) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPConn)) (*shard, error) {
 	if len(s.shards) == 1 {
-		return s.shards[0].connect(laddr, raddr)
+		return s.shards[0].open(laddr, raddr, wrap)
 	}
 	if !laddr.Addr().IsValid() || laddr.Addr().IsUnspecified() {
-		return nil, nil, errShardsSource
+		// The port's hash needs the whole 4-tuple: the source address
+		// the route gives, as the core would pick it.
+		sh := s.shards[0]
+		sh.mu.Lock()
+		src, err := sh.core.SourceAddr(raddr.Addr())
+		sh.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		laddr = netip.AddrPortFrom(src, laddr.Port())
 	}
 	if laddr.Port() != 0 {
 		sh := s.shards[s.shardOfFlow(laddr, raddr)]
-		return sh.connect(laddr, raddr)
+		return sh.open(laddr, raddr, wrap)
 	}
 	// An ephemeral port whose flow hashes to the next shard in turn
 	// (RSS-aware port choice, as user-space stacks that own a NIC queue
@@ -143,37 +157,34 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
 			continue
 		}
 		var sh *shard
-		var c *TCPConn
-		sh, c, err = s.shards[want].connect(local, raddr)
+		sh, err = s.shards[want].open(local, raddr, wrap)
 		if !errors.Is(err, stack.ErrAddrInUse) {
-			return sh, c, err
+			return sh, err
 		}
 	}
-	return nil, nil, err
+	return nil, err
 }
 
-// connect opens a TCP connection in sh and wraps it.
-func (sh *shard) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
+// open opens a TCP connection in sh and has wrap give it its owner.
+func (sh *shard) open(laddr, raddr netip.AddrPort, wrap func(*shard, *stack.TCPConn)) (*shard, error) {
 	sh.mu.Lock()
 	if sh.closed {
 		sh.mu.Unlock()
-		return nil, nil, net.ErrClosed
+		return nil, net.ErrClosed
 	}
 	sc, err := sh.core.Connect(sh.s.now(), laddr, raddr)
 	if err != nil {
 		sh.mu.Unlock()
-		return nil, nil, err
+		return nil, err
 	}
-	c := sh.newTCPConn(sc)
+	wrap(sh, sc)
 	sh.unlock()
-	return sh, c, nil
+	return sh, nil
 }
 
-// shardForUDP returns the shard of a new UDP socket.
+// shardForUDP returns the shard of a new UDP socket: shard 0, which all
+// UDP traffic goes to (UDP is not spread over shards).
 func (s *Stack) shardForUDP() (*shard, error) {
-	if len(s.shards) > 1 {
-		return nil, errShardsUDP
-	}
 	return s.shards[0], nil
 }
 

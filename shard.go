@@ -17,7 +17,8 @@ import (
 // protocol core (a stack.Stack) that the lock guards, the output queues in
 // which the core's frames wait to be written to the links, the delivery of
 // the core's socket events, and the timer that runs the core's deadlines.
-// A Stack has one shard; input.go chooses among several.
+// A Stack has Config.Shards of them (GOMAXPROCS by default); input.go and
+// shards.go choose among them.
 //
 // Every call into the core follows one pattern: lock, a non-blocking
 // core call, unlock. unlock collects what the call made — frames, socket
@@ -42,6 +43,7 @@ import (
 // back: frames for its queue are dropped, so other NICs' frames go out.
 type shard struct {
 	s      *Stack
+	idx    int        // its place in s.shards
 	self   [1]*shard  // this shard, as a slice for block
 	mu     sync.Mutex // guards what follows
 	core   *stack.Stack
@@ -76,6 +78,7 @@ type shard struct {
 // made them.
 type outQueue struct {
 	nic  *NIC
+	tx   *txQueue      // the link queue this shard writes the NIC's frames to
 	fill []link.Packet // fill[:n] are queued; guarded by the shard lock
 	n    int
 	// writing is the writer token. It is taken only under the shard
@@ -117,6 +120,7 @@ func (sh *shard) addNICLocked(n *NIC) {
 	size := max(n.ep.BatchSize(), 1)
 	q := &outQueue{
 		nic:    n,
+		tx:     n.txq[sh.idx%len(n.txq)],
 		fill:   make([]link.Packet, size),
 		flight: make([]link.Packet, size),
 	}
@@ -275,9 +279,9 @@ func (sh *shard) writingLocked() bool {
 // batch, as a NIC's full queue would; TCP retransmits.
 func (q *outQueue) write() {
 	n := q.nic
-	n.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	q.tx.wmu.Lock() // links take one writer at a time (link.Endpoint)
 	for done := 0; done < q.flightN; {
-		k, err := n.ep.WriteBatch(q.flight[done:q.flightN])
+		k, err := q.tx.ep.WriteBatch(q.flight[done:q.flightN])
 		if err != nil {
 			n.txErrs.Add(1)
 			break
@@ -287,7 +291,7 @@ func (q *outQueue) write() {
 		}
 		done += k
 	}
-	n.wmu.Unlock()
+	q.tx.wmu.Unlock()
 	q.flightN = 0
 }
 

@@ -34,6 +34,18 @@ type Config struct {
 	// turns it off (TCP_NODELAY) on every TCP connection; so does ustack
 	// unless Nagle is set.
 	Nagle bool
+	// Shards is the number of shards TCP flows are spread over by a
+	// keyed hash of their 4-tuple, each with its own lock, timer and
+	// protocol core, as a NIC's RSS spreads flows over queues and cores.
+	// Zero means one; ShardsPerCPU means GOMAXPROCS at New. UDP and host
+	// traffic (ARP, ICMP, fragments) are shard 0's.
+	//
+	// One is the default until the shards share one host part: each
+	// shard's core still resolves neighbours and configures IPv6 for
+	// itself, and a fragmented TCP segment of a flow that hashes to
+	// another shard than 0 is not reassembled there (see
+	// docs/ARCHITECTURE.md, "Shards").
+	Shards int
 }
 
 // Stack is a user-space TCP/IP stack with its goroutines. Make one with
@@ -68,7 +80,10 @@ type NIC struct {
 	id   stack.NICID
 	ep   link.Endpoint
 	name string
-	wmu  sync.Mutex // held around WriteBatch: one writer at a time, whichever shard
+	// txq are the link's queues (one, or a link.MultiQueue's), each
+	// with the lock held around its WriteBatch: one writer at a time
+	// (the link.Endpoint contract); shard i writes to txq[i%len(txq)].
+	txq []*txQueue
 	rxErrs,
 	txErrs,
 	txStallDrops atomic.Uint64
@@ -126,12 +141,11 @@ type NICConfig struct {
 // New returns a running Stack with no NICs. It fails if cfg names a
 // congestion controller nothing is registered under (tcp.Config.Validate).
 func New(cfg Config) (*Stack, error) {
-	return newStack(cfg, 1)
+	return newStack(cfg, shardCount(&cfg))
 }
 
-// newStack is New with nShards shards. More than one is a configuration
-// for tests of the shard choice until the cores can share their host
-// state (see input.go).
+// newStack is New with nShards shards (see input.go for how they share
+// the work).
 func newStack(cfg Config, nShards int) (*Stack, error) {
 	if err := cfg.TCP.Validate(); err != nil {
 		return nil, fmt.Errorf("ustack: %w", err)
@@ -149,7 +163,9 @@ func newStack(cfg Config, nShards int) (*Stack, error) {
 		done: make(chan struct{}),
 	}
 	for i := 0; i < nShards; i++ {
-		s.shards = append(s.shards, newShard(s, stack.New(cfg.Config)))
+		sh := newShard(s, stack.New(shardConfig(cfg.Config, i, nShards)))
+		sh.idx = i
+		s.shards = append(s.shards, sh)
 	}
 	return s, nil
 }
@@ -179,6 +195,13 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		}
 	}
 	n := &NIC{s: s, ep: ep, name: cfg.Name}
+	queues := []link.Endpoint{ep}
+	if mq, ok := ep.(link.MultiQueue); ok {
+		queues = mq.Queues()
+	}
+	for _, q := range queues {
+		n.txq = append(n.txq, &txQueue{ep: q})
+	}
 	for i, sh := range s.shards {
 		sh.mu.Lock()
 		id, err := sh.core.AddNIC(stack.NICConfig{
@@ -212,8 +235,10 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		sh, id := s.shards[0], n.id
 		r.SetReceiver(func(pkts []link.Packet) { sh.input(id, pkts) })
 	}
-	s.wg.Add(1)
-	go n.readLoop()
+	for _, q := range n.txq { // a reader per queue
+		s.wg.Add(1)
+		go n.readLoop(q.ep)
+	}
 	return n, nil
 }
 
@@ -225,8 +250,9 @@ func (n *NIC) ID() stack.NICID { return n.id }
 // detection has run (a second or two after it was added; RFC 4862 §5.4)
 // and cannot be bound or used as a source before, as in Linux.
 func (n *NIC) Addresses() []stack.AddrInfo {
-	// The first shard's. With several shards (a test-only setting) each
-	// runs IPv6's address configuration in its own core.
+	// The first shard's. With several shards each runs IPv6's address
+	// configuration (DAD, SLAAC) in its own core, from the same
+	// advertisements (input.go), so they agree but for moments.
 	sh := n.s.shards[0]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -307,14 +333,23 @@ func addCounters(d, v reflect.Value) {
 // RFC 8201) until it expires, as `ip route get` shows the kernel's.
 //
 // With several shards each keeps the path MTUs its own connections
-// learned (as the rest of the host's state, each shard's core has its
-// own); this asks the first, the only one unless the stack was made with
-// several.
+// learned (an ICMP error goes to the shard of the flow it quotes, and
+// each shard's core has its own host state); this returns the smallest
+// any shard knows.
 func (s *Stack) PathMTU(dst netip.Addr) (int, error) {
-	sh := s.shards[0]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.core.PathMTU(s.now(), dst)
+	best := 0
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		mtu, err := sh.core.PathMTU(s.now(), dst)
+		sh.mu.Unlock()
+		if err != nil {
+			return 0, err // a route error: the same in every shard
+		}
+		if best == 0 || mtu < best {
+			best = mtu
+		}
+	}
+	return best, nil
 }
 
 // Conns returns the stack's TCP connections, as `ss -t` would list them.
@@ -328,23 +363,56 @@ func (s *Stack) Conns() []stack.ConnInfo {
 	return all
 }
 
-// Listeners returns the stack's TCP listeners.
+// Listeners returns the stack's TCP listeners. A listener has a part in
+// every shard; it is listed once, with its parts' queues and backlogs
+// added up.
 func (s *Stack) Listeners() []stack.ListenerInfo {
 	var all []stack.ListenerInfo
+	at := map[netip.AddrPort]int{}
 	for _, sh := range s.shards {
 		sh.mu.Lock()
-		all = append(all, sh.core.Listeners()...)
+		for _, l := range sh.core.Listeners() {
+			i, ok := at[l.Addr]
+			if !ok {
+				at[l.Addr] = len(all)
+				all = append(all, l)
+				continue
+			}
+			all[i].SynQueue += l.SynQueue
+			all[i].AcceptQueue += l.AcceptQueue
+			all[i].Backlog += l.Backlog
+		}
 		sh.mu.Unlock()
 	}
 	return all
 }
 
 // Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
+// With several shards each has a cache of its own (every shard learns
+// from ARP replies, input.go); a neighbour is listed once, as the first
+// shard that has its address resolved has it (or the first that has it
+// at all).
 func (s *Stack) Neighbors() []network.NeighborEntry {
-	sh := s.shards[0] // the shard host traffic goes to (input)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.core.Neighbors()
+	type key struct {
+		nic network.NICID
+		ip  netip.Addr
+	}
+	var all []network.NeighborEntry
+	at := map[key]int{}
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for _, e := range sh.core.Neighbors() {
+			k := key{e.NIC, e.IP}
+			if i, ok := at[k]; !ok {
+				at[k] = len(all)
+				all = append(all, e)
+			} else if all[i].MAC == (wire.MAC{}) && e.MAC != (wire.MAC{}) {
+				all[i] = e
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return all
 }
 
 // Close stops the stack: every socket is closed (blocked calls return
@@ -384,20 +452,26 @@ func readBufLen(ep link.Endpoint) int {
 	return ep.MTU() + ep.Medium().HeaderLen() + wire.VLANTagLen
 }
 
-// readLoop feeds the frames the link receives to the stack, a batch at a
-// time.
-func (n *NIC) readLoop() {
+// txQueue is one of a NIC's link queues, as shards write to it.
+type txQueue struct {
+	ep  link.Endpoint
+	wmu sync.Mutex // held around WriteBatch
+}
+
+// readLoop feeds the frames the link (or one of its queues, ep) receives
+// to the stack, a batch at a time.
+func (n *NIC) readLoop(ep link.Endpoint) {
 	s := n.s
 	defer s.wg.Done()
-	size := readBufLen(n.ep)
-	pkts := make([]link.Packet, max(n.ep.BatchSize(), 1))
+	size := readBufLen(ep)
+	pkts := make([]link.Packet, max(ep.BatchSize(), 1))
 	for i := range pkts {
 		pkts[i].Buf = make([]byte, size)
 		pkts[i].Swap = true // used afresh on every read
 	}
 	var in input
 	for {
-		k, err := n.ep.ReadBatch(pkts)
+		k, err := ep.ReadBatch(pkts)
 		if err != nil {
 			select {
 			case <-s.done:

@@ -85,7 +85,7 @@ func (d *devNet) Close() error {
 
 // attach puts a ustack stack on ep with the DUT address.
 func (d *devNet) attach(ep link.Endpoint) error {
-	s, err := ustack.New(ustack.Config{})
+	s, err := ustack.New(ustack.Config{Shards: scaleShards})
 	if err != nil {
 		ep.Close()
 		return err

@@ -115,6 +115,19 @@ func InProcessTable() *Table {
 		func(ctx context.Context, n Net, o Options) (Sample, error) { return Mem(ctx, n, o, MemNoReader) })
 	row("idle memory per connection end, blocked reader", "(issue 13: ≤ 3 KiB)", 0, true, showMem,
 		func(ctx context.Context, n Net, o Options) (Sample, error) { return Mem(ctx, n, o, MemBlockedReader) })
+	cb := &Row{Name: "idle memory per connection end, callback API", Target: "(issue 13: ≤ 512 B)"}
+	for _, s := range inProcess {
+		setup, _ := s.setup(0)
+		switch {
+		case !s.conns:
+			cb.Cells = append(cb.Cells, nil)
+		case s.name != "ustack":
+			cb.Cells = append(cb.Cells, notApplicable("no callback API"))
+		default:
+			cb.Cells = append(cb.Cells, cell(setup, showMem, MemCallback))
+		}
+	}
+	t.Rows = append(t.Rows, cb)
 	t.Notes = []string{
 		"ustack: two stacks over `link/pipe` (Ethernet, " + itoa(PipeQueueLen) + "-frame queues, the pipe's default offloads: a veth's TSO and checksum offload); " +
 			"ustack IPv6: the same over IPv6 (2001:db8::/64; DAD and router solicitation off, so that a measurement starts at once), for bulk and rr; " +
@@ -123,7 +136,7 @@ func InProcessTable() *Table {
 		"bulk: one connection, " + itoa(BulkWrite>>10) + " KiB writes, goodput to the receiver's EOF; CPU is the whole process's (getrusage), per GiB moved.",
 		"rr, crr and memory: MTU " + itoa(DefaultMTU) + " for ustack and gVisor. rr: one connection, a 64-byte request and response at a time; latency of each transaction; CPU per transaction.",
 		"crr: connect, 64-byte request, 64-byte response, close (client first); a server goroutine per connection; the client's ports are taken over from TIME-WAIT 1 s after their last timestamp (the kernel: tcp_tw_reuse on loopback; ustack: stack.Config.TimeWaitReuse), and ustack's client has the ports 1024–65535 (the kernel's default range, 28,232 ports, lasts less than a second at ustack's rate).",
-		"memory: live heap + goroutine stacks after GC, per connection end (both ends are in this process); the kernel adds its slab growth (/proc/slabinfo, machine-wide).",
+		"memory: live heap + goroutine stacks after GC, per connection end (both ends are in this process); the kernel adds its slab growth (/proc/slabinfo, machine-wide). The callback row: ustack's ListenCallback and DialCallback, the program keeping each end's *CallbackConn.",
 	}
 	return t
 }
@@ -137,5 +150,5 @@ func plural(k int) string {
 
 // Plan returns every table `make bench` measures.
 func Plan() []*Table {
-	return []*Table{InProcessTable(), DeviceTable(), UserModeTable(), WireGuardTable()}
+	return []*Table{InProcessTable(), DeviceTable(), UserModeTable(), WireGuardTable(), ScalingTable()}
 }

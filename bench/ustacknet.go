@@ -55,6 +55,7 @@ func newUstackPair6(a, b *pipe.Endpoint) (*ustackPair, error) {
 // newUstackPairOf makes the two stacks with cfg on a and b, the server at
 // serverAddr and the client at clientAddr.
 func newUstackPairOf(a, b *pipe.Endpoint, cfg ustack.Config, serverAddr, clientAddr string) (*ustackPair, error) {
+	cfg.Shards = scaleShards
 	server, err := ustack.New(cfg)
 	if err != nil {
 		a.Close()

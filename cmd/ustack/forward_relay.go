@@ -40,8 +40,10 @@ type forwarder struct {
 // addresses, promiscuous and spoofing, and the relays.
 func newForwarder(cfg *forwardConfig, ep link.Endpoint, logf func(string, ...any)) (*forwarder, error) {
 	// The relay is the guest's router: like Linux forwarding, it sends
-	// no router solicitations and takes no advertisements.
-	var scfg ustack.Config
+	// no router solicitations and takes no advertisements. One shard:
+	// forwarders see every flow no socket took, which the stack gathers
+	// in one shard (ustack.Stack.ForwardTCP).
+	scfg := ustack.Config{Shards: 1}
 	scfg.IPv6.IgnoreRA = true
 	s, err := ustack.New(scfg)
 	if err != nil {

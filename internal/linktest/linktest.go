@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -293,4 +294,57 @@ func (e *TSO) WriteBatch(pkts []link.Packet) (int, error) {
 		k = len(pkts)
 	}
 	return k, err
+}
+
+// EchoFlows has the kernel in ns open n connections to an echo server on
+// s at once, each writing a message of its own and half-closing, and
+// fails the test unless every one echoes its message: many flows, for
+// links that spread flows over queues.
+func EchoFlows(t testing.TB, ns *netns.NS, s *ustack.Stack, stackAddr netip.Addr, n int) {
+	t.Helper()
+	ln, err := s.Listen("tcp", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var served sync.WaitGroup
+	defer served.Wait()
+	served.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			served.Go(func() {
+				io.Copy(c, c)
+				c.Close()
+			})
+		}
+	})
+	defer ln.Close() // before served.Wait: the accept loop ends
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			var c net.Conn
+			err := ns.Do(func() error {
+				var err error
+				c, err = net.DialTimeout("tcp", netip.AddrPortFrom(stackAddr, 7).String(), 5*time.Second)
+				return err
+			})
+			if err != nil {
+				t.Errorf("flow %d: kernel dial: %v", i, err)
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			msg := fmt.Sprintf("flow %d, one of many", i)
+			c.Write([]byte(msg))
+			c.(*net.TCPConn).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil || string(got) != msg {
+				t.Errorf("flow %d: echo %q, %v", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
 }

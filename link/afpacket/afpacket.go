@@ -114,6 +114,13 @@ type Config struct {
 	// one super-frame (package internal/gro) before the stack sees them.
 	// It has no effect with NoOffloads.
 	NoGRO bool
+	// Queues, if more than 1, opens that many sockets on the interface
+	// in one PACKET_FANOUT group of type PACKET_FANOUT_HASH: the kernel
+	// hands each received frame to one of them by its flow hash, as a
+	// NIC's RSS does, and each is an Endpoint with its own reader and
+	// writer state (Queues, link.MultiQueue). The Endpoint Open returns
+	// is queue 0; closing it closes them all.
+	Queues int
 }
 
 // Stats are the counters of an Endpoint.
@@ -203,9 +210,25 @@ type Endpoint struct {
 	rxKernelDrops, rxErrors, txDropped, txTooBig,
 	rxSplit, rxBadOffload, txGSO, merged atomic.Uint64
 	statsMu sync.Mutex
+
+	// queues are the fanout group's sockets (Config.Queues), this one
+	// first; nil without fanout and on the sockets after the first.
+	queues []link.Endpoint
 }
 
-var _ link.Endpoint = (*Endpoint)(nil)
+var (
+	_ link.Endpoint   = (*Endpoint)(nil)
+	_ link.MultiQueue = (*Endpoint)(nil)
+)
+
+// Queues returns the sockets of the fanout group (link.MultiQueue): e and,
+// with Config.Queues, the others; without fanout just e.
+func (e *Endpoint) Queues() []link.Endpoint {
+	if e.queues == nil {
+		return []link.Endpoint{e}
+	}
+	return e.queues
+}
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
@@ -216,6 +239,32 @@ func Open(cfg Config) (*Endpoint, error) {
 	if cfg.Interface == "" {
 		return nil, errors.New("afpacket: no interface")
 	}
+	if cfg.Queues <= 1 {
+		return open1(cfg, nil)
+	}
+	// The first socket makes a fanout group with an ID the kernel picks
+	// (PACKET_FANOUT_FLAG_UNIQUEID), the others join it.
+	group := -1
+	var e *Endpoint
+	for range cfg.Queues {
+		q, err := open1(cfg, &group)
+		if err != nil {
+			if e != nil {
+				e.Close()
+			}
+			return nil, err
+		}
+		if e == nil {
+			e = q
+		}
+		e.queues = append(e.queues, q)
+	}
+	return e, nil
+}
+
+// open1 opens one socket; with group, it joins that fanout group (-1:
+// makes a new one, and sets *group to its ID).
+func open1(cfg Config, group *int) (*Endpoint, error) {
 	e := &Endpoint{ifname: cfg.Interface, batch: cfg.BatchSize, mode: cfg.Mode, offload: !cfg.NoOffloads}
 	if e.batch <= 0 {
 		e.batch = 64
@@ -226,7 +275,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	var fd int = -1
 	err := netns.Do(cfg.Netns, func() error {
 		var err error
-		fd, err = e.open(cfg)
+		fd, err = e.open(cfg, group)
 		return err
 	})
 	if err != nil {
@@ -257,7 +306,7 @@ func Open(cfg Config) (*Endpoint, error) {
 
 // open makes and binds the socket, in the interface's namespace, following
 // packet(7) and Documentation/networking/packet_mmap.rst.
-func (e *Endpoint) open(cfg Config) (fd int, err error) {
+func (e *Endpoint) open(cfg Config, group *int) (fd int, err error) {
 	if e.ifindex, err = netns.Index(cfg.Interface); err != nil {
 		return -1, fmt.Errorf("afpacket: %w", err)
 	}
@@ -317,6 +366,27 @@ func (e *Endpoint) open(cfg Config) (fd int, err error) {
 		mr := unix.PacketMreq{Ifindex: int32(e.ifindex), Type: unix.PACKET_MR_PROMISC}
 		if err = unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mr); err != nil {
 			return fd, fmt.Errorf("afpacket: promiscuous mode: %w", err)
+		}
+	}
+	if group != nil {
+		// packet(7) PACKET_FANOUT: the group ID in the low 16 bits, the
+		// mode and flags above.
+		arg := unix.PACKET_FANOUT_HASH << 16
+		if *group < 0 {
+			arg |= unix.PACKET_FANOUT_FLAG_UNIQUEID << 16
+		} else {
+			arg |= *group
+		}
+		if err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
+			return fd, fmt.Errorf("afpacket: PACKET_FANOUT: %w", err)
+		}
+		if *group < 0 {
+			v, gerr := unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+			if gerr != nil {
+				err = fmt.Errorf("afpacket: PACKET_FANOUT's group: %w", gerr)
+				return fd, err
+			}
+			*group = v & 0xffff
 		}
 	}
 	return fd, nil
@@ -841,5 +911,10 @@ func (e *Endpoint) Close() error {
 	e.rmu.Lock()
 	e.unmap()
 	e.rmu.Unlock()
+	for _, q := range e.queues {
+		if q != link.Endpoint(e) {
+			q.Close()
+		}
+	}
 	return nil
 }

@@ -72,6 +72,12 @@ type Config struct {
 	// one super-frame (package internal/gro) before the stack sees them.
 	// It has no effect with NoOffloads.
 	NoGRO bool
+	// Queues, if more than 1, opens the device with IFF_MULTI_QUEUE and
+	// that many descriptors (queues): the kernel spreads the frames it
+	// sends over them by flow, and each queue is an Endpoint with its own
+	// reader and writer state (Queues, link.MultiQueue). The Endpoint
+	// Open returns is queue 0; closing it closes them all.
+	Queues int
 }
 
 // Stats are the counters of an Endpoint.
@@ -156,9 +162,25 @@ type Endpoint struct {
 	rxFrames, rxBytes, txFrames, txBytes,
 	rxTooBig, rxErrors, txDropped, txTooBig,
 	rxGSO, txGSO, rxSplit, rxBadOffload, merged atomic.Uint64
+
+	// queues are the device's queues (Config.Queues), this one first;
+	// nil on a single-queue device and on the queues after the first.
+	queues []link.Endpoint
 }
 
-var _ link.Endpoint = (*Endpoint)(nil)
+var (
+	_ link.Endpoint   = (*Endpoint)(nil)
+	_ link.MultiQueue = (*Endpoint)(nil)
+)
+
+// Queues returns the device's queues (link.MultiQueue): e and, with
+// Config.Queues, the others; on a single-queue device just e.
+func (e *Endpoint) Queues() []link.Endpoint {
+	if e.queues == nil {
+		return []link.Endpoint{e}
+	}
+	return e.queues
+}
 
 // Open opens (creating it if needed) the TAP or TUN device cfg describes,
 // sets its MTU when cfg.MTU is set, and brings it up. It needs
@@ -176,26 +198,101 @@ func Open(cfg Config) (*Endpoint, error) {
 	if e.batch <= 0 {
 		e.batch = 64
 	}
-	var fd int = -1
+	fds := []int{}
 	err := netns.Do(cfg.Netns, func() error {
-		var err error
-		fd, e.name, e.mtu, e.created, e.uso, err = openDevice(cfg)
-		return err
+		fd, name, mtu, created, uso, err := openDevice(cfg)
+		if err != nil {
+			return err
+		}
+		e.name, e.mtu, e.created, e.uso = name, mtu, created, uso
+		fds = append(fds, fd)
+		// The other queues attach to the device by its name.
+		for len(fds) < cfg.Queues {
+			fd, err := openQueue(cfg, name)
+			if err != nil {
+				return err
+			}
+			fds = append(fds, fd)
+		}
+		return nil
 	})
 	if err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
 		return nil, err
 	}
-	e.fd, err = rawfd.New(fd, "tap "+e.name)
-	if err != nil {
-		return nil, err
+	qs := make([]*Endpoint, len(fds))
+	for i, fd := range fds {
+		q := e
+		if i > 0 {
+			q = &Endpoint{medium: e.medium, batch: e.batch, vnet: e.vnet,
+				name: e.name, mtu: e.mtu, uso: e.uso}
+		}
+		if q.fd, err = rawfd.New(fd, fmt.Sprintf("tap %s queue %d", e.name, i)); err != nil {
+			for _, p := range qs[:i] {
+				p.fd.Close()
+			}
+			for _, fd := range fds[i+1:] {
+				unix.Close(fd)
+			}
+			return nil, err
+		}
+		q.spill = make([]byte, 65536+vnet.Len)
+		q.readFn = q.readSome
+		q.writeFn = q.writeSome
+		if q.vnet && !cfg.NoGRO {
+			q.gro = gro.New(q.medium)
+		}
+		qs[i] = q
 	}
-	e.spill = make([]byte, 65536+vnet.Len)
-	e.readFn = e.readSome
-	e.writeFn = e.writeSome
-	if e.vnet && !cfg.NoGRO {
-		e.gro = gro.New(e.medium)
+	if len(qs) > 1 {
+		for _, q := range qs {
+			e.queues = append(e.queues, q)
+		}
 	}
 	return e, nil
+}
+
+// openQueue opens another queue of the multi-queue device name: the
+// TUNSETIFF of the first with the same flags, then the same virtio-net
+// header and offloads (tuntap.rst, "Multiqueue tuntap interface").
+func openQueue(cfg Config, name string) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("tap: open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err == nil {
+		ifr.SetUint16(tunFlags(cfg))
+		err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+		if err != nil {
+			err = fmt.Errorf("tap: TUNSETIFF %q (another queue): %w", name, err)
+		}
+	}
+	if err == nil && !cfg.NoOffloads {
+		err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnet.Len)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// tunFlags are the TUNSETIFF flags cfg asks for.
+func tunFlags(cfg Config) uint16 {
+	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if cfg.TUN {
+		flags = unix.IFF_TUN | unix.IFF_NO_PI
+	}
+	if !cfg.NoOffloads {
+		flags |= unix.IFF_VNET_HDR
+	}
+	if cfg.Queues > 1 {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	return flags
 }
 
 // openDevice does the work of Open in the device's namespace: the calls
@@ -220,14 +317,7 @@ func openDevice(cfg Config) (fd int, name string, mtu int, created, uso bool, er
 	if err != nil {
 		return
 	}
-	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
-	if cfg.TUN {
-		flags = unix.IFF_TUN | unix.IFF_NO_PI
-	}
-	if !cfg.NoOffloads {
-		flags |= unix.IFF_VNET_HDR
-	}
-	ifr.SetUint16(flags)
+	ifr.SetUint16(tunFlags(cfg))
 	if err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		err = fmt.Errorf("tap: TUNSETIFF %q: %w", cfg.Name, err)
 		return
@@ -576,6 +666,11 @@ func (e *Endpoint) superOK(p *link.Packet) bool {
 func (e *Endpoint) Close() error {
 	if err := e.fd.Close(); err != nil {
 		return opError("close", err)
+	}
+	for _, q := range e.queues {
+		if q != link.Endpoint(e) {
+			q.Close()
+		}
 	}
 	return nil
 }
