@@ -16,6 +16,10 @@ import (
 // TCPConn is a TCP connection on a Stack. It implements net.Conn and the
 // extra methods of *net.TCPConn. Its methods are safe for concurrent use;
 // one Read and one Write can block at the same time, as with package net.
+//
+// An idle TCPConn is small (docs/ARCHITECTURE.md, "Memory per
+// connection"): its wake-up channels are made by the first call that
+// waits, its deadlines by the first Set*Deadline, and its close is a flag.
 type TCPConn struct {
 	sh *shard
 	sc *stack.TCPConn
@@ -25,32 +29,35 @@ type TCPConn struct {
 	// never asks (crr) saves four of its thirty allocations.
 	laddr, raddr atomic.Pointer[net.TCPAddr]
 
-	rmu, wmu     sync.Mutex // one reader, one writer at a time
-	rsig, wsig   signal
-	rdl, wdl     deadline
-	closeOnce    sync.Once
-	closing      chan struct{} // closed by Close
+	rmu, wmu sync.Mutex // one reader, one writer at a time
+	// rsig and wsig are the waiting reader's and writer's signals, nil
+	// until a call first waits (waitSignal). Each is written under the
+	// shard lock by the holder of rmu (wmu), and read under the shard
+	// lock (wake, Close) or by that holder.
+	rsig, wsig signal
+	// rdl and wdl are the deadlines, nil until first set.
+	rdl, wdl     atomic.Pointer[deadline]
+	closed       atomic.Bool // Close or the stack closed it
 	lingerSet    bool
-	lingerSecond int
+	lingerSecond int32
 }
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// newTCPConn wraps sc; the caller holds sh.mu.
-func (sh *shard) newTCPConn(sc *stack.TCPConn) *TCPConn {
-	c := &TCPConn{
-		sh:      sh,
-		sc:      sc,
-		rsig:    newSignal(),
-		wsig:    newSignal(),
-		closing: make(chan struct{}),
+// newTCPConn wraps sc; the caller holds sh.mu. A connection still in its
+// handshake (a dial, TCPRequest.Accept) has its write signal made at once,
+// for the call that waits for the handshake.
+func (sh *shard) newTCPConn(sc *stack.TCPConn, handshake bool) *TCPConn {
+	c := &TCPConn{sh: sh, sc: sc}
+	if handshake {
+		c.wsig = newSignal()
 	}
 	sc.SetOwner(c)
 	sh.register(c)
 	return c
 }
 
-// wake implements waker.
+// wake implements waker; the caller holds the shard lock.
 func (c *TCPConn) wake(ev stack.Events) {
 	if ev&(stack.EventReadable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.rsig.notify()
@@ -58,6 +65,26 @@ func (c *TCPConn) wake(ev stack.Events) {
 	if ev&(stack.EventWritable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.wsig.notify()
 	}
+}
+
+// waitSignal returns *p, making it first under the shard lock; the caller
+// holds the mutex (rmu, wmu) that owns p.
+func (c *TCPConn) waitSignal(p *signal) signal {
+	if *p == nil {
+		c.sh.mu.Lock()
+		*p = newSignal()
+		c.sh.mu.Unlock()
+	}
+	return *p
+}
+
+// deadlineOf returns *p, made on first use.
+func deadlineOf(p *atomic.Pointer[deadline]) *deadline {
+	if d := p.Load(); d != nil {
+		return d
+	}
+	p.CompareAndSwap(nil, new(deadline))
+	return p.Load()
 }
 
 func (c *TCPConn) opErr(op string, err error) error {
@@ -88,7 +115,7 @@ func tcpAddrOnce(p *atomic.Pointer[net.TCPAddr], get func() netip.AddrPort) *net
 	return p.Load()
 }
 
-func (c *TCPConn) isClosing() bool { return isDone(c.closing) }
+func (c *TCPConn) isClosing() bool { return c.closed.Load() }
 
 // Read reads data from the connection (net.Conn). It returns io.EOF after
 // the peer's FIN, and errors that satisfy errors.Is with
@@ -98,7 +125,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	var n int
 	var err error
-	werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func(int) tryResult {
+	werr := block(c.sh.self[:], 0, &waitOn{sig: c.waitSignal(&c.rsig), dlp: &c.rdl, closed: &c.closed}, func(int) tryResult {
 		n, err = c.sc.Read(p) // reading may open the window: unlock sends the update
 		if wouldBlock(err) {
 			return tryWait
@@ -128,7 +155,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	total := 0
 	var err error
-	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig, dl: &c.wdl, closing: c.closing}, func(int) tryResult {
+	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.waitSignal(&c.wsig), dlp: &c.wdl, closed: &c.closed}, func(int) tryResult {
 		var n int
 		n, err = c.sc.Write(p[total:])
 		total += n
@@ -153,14 +180,14 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 // linger time (then Close waits up to that long for the data to be sent
 // and acknowledged) or zero (then the connection is reset).
 func (c *TCPConn) Close() error {
-	err := net.ErrClosed
-	c.closeOnce.Do(func() {
-		err = nil
-		close(c.closing)
-		c.rsig.notify() // waiting calls see the close
-		c.wsig.notify()
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.opErr("close", net.ErrClosed)
+	}
+	{
 		sh := c.sh
 		sh.mu.Lock()
+		c.rsig.notify() // waiting calls see the close
+		c.wsig.notify()
 		if c.lingerSet && c.lingerSecond == 0 {
 			c.sc.Abort()
 		} else {
@@ -175,16 +202,22 @@ func (c *TCPConn) Close() error {
 		}
 		sh.unregister(c)
 		sh.unlock()
-		c.rdl.stop()
-		c.wdl.stop()
+		c.stopDeadlines()
 		if c.lingerSet && c.lingerSecond > 0 {
 			c.linger(time.Duration(c.lingerSecond) * time.Second)
 		}
-	})
-	if err != nil {
-		return c.opErr("close", err)
 	}
 	return nil
+}
+
+// stopDeadlines releases the deadlines' timers (the connection closed).
+func (c *TCPConn) stopDeadlines() {
+	if d := c.rdl.Load(); d != nil {
+		d.stop()
+	}
+	if d := c.wdl.Load(); d != nil {
+		d.stop()
+	}
 }
 
 // linger waits until everything sent was acknowledged, the connection
@@ -192,6 +225,11 @@ func (c *TCPConn) Close() error {
 func (c *TCPConn) linger(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	// The writer's signal: a Write blocked at Close has returned (the
+	// close woke it), so the write mutex is free soon.
+	c.wmu.Lock()
+	wsig := c.waitSignal(&c.wsig)
+	c.wmu.Unlock()
 	for {
 		c.sh.mu.Lock()
 		info := c.sc.Info()
@@ -200,7 +238,7 @@ func (c *TCPConn) linger(d time.Duration) {
 			return
 		}
 		select {
-		case <-c.wsig:
+		case <-wsig:
 		case <-t.C:
 			return
 		case <-c.sh.s.done:
@@ -213,11 +251,9 @@ func (c *TCPConn) linger(d time.Duration) {
 // the shard lock before the core resets it: blocked calls return
 // net.ErrClosed once woken (after the lock, with EventClosed).
 func (c *TCPConn) closeFromStack() {
-	c.closeOnce.Do(func() {
-		close(c.closing)
-		c.rdl.stop()
-		c.wdl.stop()
-	})
+	if c.closed.CompareAndSwap(false, true) {
+		c.stopDeadlines()
+	}
 }
 
 // CloseWrite shuts down the sending half (a FIN follows the data written);
@@ -239,8 +275,8 @@ func (c *TCPConn) CloseRead() error {
 	}
 	c.sh.mu.Lock()
 	err := c.sc.CloseRead()
-	c.sh.unlock()
 	c.rsig.notify()
+	c.sh.unlock()
 	return c.opErr("close", err)
 }
 
@@ -265,9 +301,29 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.isClosing() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.setDeadline(&c.rdl, &c.rsig, t)
+	c.setDeadline(&c.wdl, &c.wsig, t)
 	return nil
+}
+
+// setDeadline sets one direction's deadline. The first set makes it, and
+// then wakes a call already waiting in that direction, which saw no
+// deadline when it began and checks again (block loads the deadline on
+// every round).
+func (c *TCPConn) setDeadline(p *atomic.Pointer[deadline], sig *signal, t time.Time) {
+	d := p.Load()
+	if d == nil {
+		if t.IsZero() {
+			return // nothing to clear
+		}
+		d = deadlineOf(p)
+		d.set(t)
+		c.sh.mu.Lock()
+		sig.notify()
+		c.sh.mu.Unlock()
+		return
+	}
+	d.set(t)
 }
 
 // SetReadDeadline sets the deadline of Read (net.Conn; see SetDeadline).
@@ -275,7 +331,7 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.isClosing() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rdl.set(t)
+	c.setDeadline(&c.rdl, &c.rsig, t)
 	return nil
 }
 
@@ -285,7 +341,7 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.isClosing() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wdl.set(t)
+	c.setDeadline(&c.wdl, &c.wsig, t)
 	return nil
 }
 
@@ -334,7 +390,7 @@ func (c *TCPConn) SetLinger(sec int) error {
 	c.sh.mu.Lock()
 	defer c.sh.mu.Unlock()
 	c.lingerSet = sec >= 0
-	c.lingerSecond = sec
+	c.lingerSecond = int32(min(max(sec, -1), 1<<30))
 	return nil
 }
 
