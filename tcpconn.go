@@ -30,11 +30,10 @@ type TCPConn struct {
 	laddr, raddr atomic.Pointer[net.TCPAddr]
 
 	rmu, wmu sync.Mutex // one reader, one writer at a time
-	// rsig and wsig are the waiting reader's and writer's signals, nil
-	// until a call first waits (waitSignal). Each is written under the
-	// shard lock by the holder of rmu (wmu), and read under the shard
-	// lock (wake, Close) or by that holder.
-	rsig, wsig signal
+	// rsig and wsig are the waiting reader's and writer's signals, made
+	// when a call first waits. (The stack wakes connections after it
+	// unlocks, so they are atomic rather than guarded by the lock.)
+	rsig, wsig lazySignal
 	// rdl and wdl are the deadlines, nil until first set.
 	rdl, wdl     atomic.Pointer[deadline]
 	closed       atomic.Bool // Close or the stack closed it
@@ -50,14 +49,14 @@ var _ net.Conn = (*TCPConn)(nil)
 func (sh *shard) newTCPConn(sc *stack.TCPConn, handshake bool) *TCPConn {
 	c := &TCPConn{sh: sh, sc: sc}
 	if handshake {
-		c.wsig = newSignal()
+		c.wsig.get()
 	}
 	sc.SetOwner(c)
 	sh.register(c)
 	return c
 }
 
-// wake implements waker; the caller holds the shard lock.
+// wake implements waker.
 func (c *TCPConn) wake(ev stack.Events) {
 	if ev&(stack.EventReadable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.rsig.notify()
@@ -67,16 +66,29 @@ func (c *TCPConn) wake(ev stack.Events) {
 	}
 }
 
-// waitSignal returns *p, making it first under the shard lock; the caller
-// holds the mutex (rmu, wmu) that owns p.
-func (c *TCPConn) waitSignal(p *signal) signal {
-	if *p == nil {
-		c.sh.mu.Lock()
-		*p = newSignal()
-		c.sh.mu.Unlock()
+// lazySignal is a signal made on first use: an idle connection has none.
+type lazySignal struct{ p atomic.Pointer[signal] }
+
+// get returns the signal, made on the first call.
+func (l *lazySignal) get() signal {
+	if p := l.p.Load(); p != nil {
+		return *p
 	}
-	return *p
+	s := newSignal()
+	l.p.CompareAndSwap(nil, &s)
+	return *l.p.Load()
 }
+
+// notify notifies the signal, if it was made: a call that makes it later
+// tries before it waits, so it misses nothing.
+func (l *lazySignal) notify() {
+	if p := l.p.Load(); p != nil {
+		p.notify()
+	}
+}
+
+// drop forgets the signal (its last waiter is gone).
+func (l *lazySignal) drop() { l.p.Store(nil) }
 
 // deadlineOf returns *p, made on first use.
 func deadlineOf(p *atomic.Pointer[deadline]) *deadline {
@@ -125,7 +137,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	var n int
 	var err error
-	werr := block(c.sh.self[:], 0, &waitOn{sig: c.waitSignal(&c.rsig), dlp: &c.rdl, closed: &c.closed}, func(int) tryResult {
+	werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig.get(), dlp: &c.rdl, closed: &c.closed}, func(int) tryResult {
 		n, err = c.sc.Read(p) // reading may open the window: unlock sends the update
 		if wouldBlock(err) {
 			return tryWait
@@ -155,7 +167,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	total := 0
 	var err error
-	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.waitSignal(&c.wsig), dlp: &c.wdl, closed: &c.closed}, func(int) tryResult {
+	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig.get(), dlp: &c.wdl, closed: &c.closed}, func(int) tryResult {
 		var n int
 		n, err = c.sc.Write(p[total:])
 		total += n
@@ -225,11 +237,7 @@ func (c *TCPConn) stopDeadlines() {
 func (c *TCPConn) linger(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	// The writer's signal: a Write blocked at Close has returned (the
-	// close woke it), so the write mutex is free soon.
-	c.wmu.Lock()
-	wsig := c.waitSignal(&c.wsig)
-	c.wmu.Unlock()
+	wsig := c.wsig.get()
 	for {
 		c.sh.mu.Lock()
 		info := c.sc.Info()
@@ -310,7 +318,7 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 // then wakes a call already waiting in that direction, which saw no
 // deadline when it began and checks again (block loads the deadline on
 // every round).
-func (c *TCPConn) setDeadline(p *atomic.Pointer[deadline], sig *signal, t time.Time) {
+func (c *TCPConn) setDeadline(p *atomic.Pointer[deadline], sig *lazySignal, t time.Time) {
 	d := p.Load()
 	if d == nil {
 		if t.IsZero() {
@@ -318,9 +326,7 @@ func (c *TCPConn) setDeadline(p *atomic.Pointer[deadline], sig *signal, t time.T
 		}
 		d = deadlineOf(p)
 		d.set(t)
-		c.sh.mu.Lock()
 		sig.notify()
-		c.sh.mu.Unlock()
 		return
 	}
 	d.set(t)
