@@ -616,7 +616,7 @@ func (c *Conn) Close() error {
 		// data goes with the TCB (RFC 9293 §3.10.4; Linux tcp_close sends
 		// no reset for a socket already in TCP_CLOSE).
 		c.rcv.discard(c.rcv.n, false)
-		c.rcv.q.free()
+		c.rcv.free()
 		return nil
 	}
 	if c.rcv.n > 0 && !c.rdShut {
@@ -677,12 +677,12 @@ func (c *Conn) finish(err error) {
 		c.err = err
 	}
 	c.snd.ack(c.snd.n)
-	c.snd.q.free()
+	c.snd.free()
 	// Data already received stays readable for the application (then
 	// Read reports err), unless nobody will read it.
 	if c.orphan || c.rdShut || c.rcv.n == 0 {
 		c.rcv.discard(c.rcv.n, false)
-		c.rcv.q.free()
+		c.rcv.free()
 	}
 	c.oooRelease()
 	c.releaseRecovery()

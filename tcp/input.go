@@ -627,7 +627,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 			}
 			c.lastDataRecv = now
 			if !c.rdShut {
-				c.rcv.q.writeAt(c.rcv.n, data)
+				c.rcv.writeAt(c.rcv.n, data)
 				c.rcv.n += len(data)
 			}
 			c.rcvNxt = c.rcvNxt.Add(uint32(len(data)))
@@ -667,7 +667,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 			if c.oooAdd(seq, segEnd) {
 				st.OFOQueue++
 				if !c.rdShut {
-					c.rcv.q.writeAt(c.rcv.n+int(off), data)
+					c.rcv.writeAt(c.rcv.n+int(off), data)
 				}
 			} else {
 				st.OFODrop++
@@ -716,7 +716,7 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.timers.stopAll()
 	c.timers.set(timerLife, now.Add(c.env.cfg.TimeWait))
 	c.snd.ack(c.snd.n)
-	c.snd.q.free()
+	c.snd.free()
 	c.oooRelease()
 	c.releaseRecovery()
 	c.sent.free()
