@@ -19,15 +19,17 @@ import (
 const idleMemPairs = 2000
 
 // The ceilings TestIdleConnMemory guards, in bytes per idle connection
-// end (heap and goroutine stacks after GC): what `make bench` measured
-// when the test was written (BENCHMARKS.md, "Memory per connection"),
-// plus a margin of about 10 % for map growth steps and size-class slack
-// at this smaller count. Issue 13's targets (512 B, 1 KiB, 3 KiB) are
-// not all met yet; lower a ceiling when a change lowers its figure.
+// end (heap and goroutine stacks after GC). When it was written this test
+// measured 1,832–1,850 B (callback), 1,867 B (net.Conn) and 4,671–4,681 B
+// (a blocked reader); the ceilings leave about 5 % for map growth steps,
+// less than one size class of tcp.Conn (128 B), so such a regression
+// fails. Issue 13's targets (512 B, 1 KiB, 3 KiB) are not met yet
+// (BENCHMARKS.md, "Memory per connection"); lower a ceiling when a
+// change lowers its figure.
 const (
-	idleMemCeilingCallback = 2050 // target 512
-	idleMemCeilingNoReader = 2050 // target 1024
-	idleMemCeilingReader   = 5150 // target 3072, a 2 KiB goroutine stack included
+	idleMemCeilingCallback = 1950 // target 512
+	idleMemCeilingNoReader = 1960 // target 1024
+	idleMemCeilingReader   = 4800 // target 3072, a 2 KiB goroutine stack included
 )
 
 // liveBytes is the heap and goroutine stacks in use after two GCs.
