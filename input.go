@@ -63,7 +63,7 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	for k, sh := range s.shards {
 		j := 0
 		for i := range pkts {
-			if to := in.to[i]; to == k || to == allShards {
+			if in.to[i] == k {
 				in.pkts[j] = pkts[i]
 				j++
 			}

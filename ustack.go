@@ -62,6 +62,10 @@ type Stack struct {
 	// (newStack). A frame goes to the shard its flow hashes to (input).
 	shards   []*shard
 	nextDial atomic.Uint64 // the shard a dial goes to, in turn (input.go)
+	// host is the host part the shards' cores share (neighbours, IPv6
+	// configuration, reassembly hand-offs); nil with one shard. Its lock
+	// is taken inside a shard's, never before (stack.Shared).
+	host *stack.Shared
 
 	done chan struct{} // closed by Close: the goroutines end
 	wg   sync.WaitGroup
@@ -162,8 +166,18 @@ func newStack(cfg Config, nShards int) (*Stack, error) {
 		clk:  clock.NewReal(),
 		done: make(chan struct{}),
 	}
+	if nShards > 1 {
+		// One host part for every core (stack.Shared): one neighbour
+		// cache, IPv6 configuration and reassembly in core 0, datagrams
+		// handed to their flow's core.
+		s.host = stack.NewShared(cfg.Config, nShards, s.shardOfKey)
+	}
 	for i := 0; i < nShards; i++ {
-		sh := newShard(s, stack.New(shardConfig(cfg.Config, i, nShards)))
+		core := stack.New(cfg.Config)
+		if s.host != nil {
+			core = stack.NewCore(shardConfig(cfg.Config, i, nShards), s.host, i)
+		}
+		sh := newShard(s, core)
 		sh.idx = i
 		s.shards = append(s.shards, sh)
 	}
