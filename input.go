@@ -32,10 +32,6 @@ import (
 //
 // With one shard every choice is that one and no frame is parsed for it.
 
-// errShardsForward is the refusal of a forwarder on a stack with several
-// shards.
-var errShardsForward = errors.New("ustack: forwarders need a stack with one shard (Config.Shards: 1)")
-
 // input is a NIC reader's scratch space for handing a batch of frames to
 // several shards.
 type input struct {
@@ -188,13 +184,9 @@ func (s *Stack) shardForUDP() (*shard, error) {
 	return s.shards[0], nil
 }
 
-// shardForForwarder returns the shard of a forwarder (ForwardTCP,
-// ForwardUDP, ForwardEcho): what no socket matched reaches it only in
-// the shard its flow hashes to, so until the shards share one
-// forwarder (or each runs its own) a stack with several refuses them.
+// shardForForwarder returns the shard of a UDP or echo forwarder
+// (ForwardUDP, ForwardEcho): shard 0, which all UDP and ICMP traffic
+// goes to. A TCP forwarder has a part in every shard (ForwardTCP).
 func (s *Stack) shardForForwarder() (*shard, error) {
-	if len(s.shards) > 1 {
-		return nil, errShardsForward
-	}
 	return s.shards[0], nil
 }

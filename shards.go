@@ -12,18 +12,16 @@ import (
 
 // ShardsPerCPU as Config.Shards asks for one shard per CPU the Go
 // runtime uses (GOMAXPROCS at New), as a NIC's RSS has a queue per core.
+// It is what zero means too.
 const ShardsPerCPU = -1
 
 // shardCount is the number of shards a Stack made with cfg has: the
-// Config's, GOMAXPROCS for ShardsPerCPU, or one.
+// Config's, or GOMAXPROCS for zero and ShardsPerCPU.
 func shardCount(cfg *Config) int {
-	switch {
-	case cfg.Shards > 0:
+	if cfg.Shards > 0 {
 		return cfg.Shards
-	case cfg.Shards == ShardsPerCPU:
-		return max(runtime.GOMAXPROCS(0), 1)
 	}
-	return 1
+	return max(runtime.GOMAXPROCS(0), 1)
 }
 
 // hostShard returns the shard of host traffic (a frame stack.ParseFlowKey

@@ -176,11 +176,11 @@ func TestShardConfig(t *testing.T) {
 	}
 }
 
-// TestShardCountDefault: one shard unless asked (the shards do not yet
-// share a host part), GOMAXPROCS for ShardsPerCPU, the number given
-// otherwise.
+// TestShardCountDefault: GOMAXPROCS shards by default and for
+// ShardsPerCPU (one, and no shared host part, when GOMAXPROCS is 1),
+// the number given otherwise.
 func TestShardCountDefault(t *testing.T) {
-	for _, c := range []struct{ in, want int }{{0, 1}, {1, 1}, {3, 3}, {ShardsPerCPU, max(runtime.GOMAXPROCS(0), 1)}} {
+	for _, c := range []struct{ in, want int }{{0, max(runtime.GOMAXPROCS(0), 1)}, {1, 1}, {3, 3}, {ShardsPerCPU, max(runtime.GOMAXPROCS(0), 1)}} {
 		if got := shardCount(&Config{Shards: c.in}); got != c.want {
 			t.Errorf("Shards %d: %d shards, want %d", c.in, got, c.want)
 		}
@@ -190,7 +190,16 @@ func TestShardCountDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if len(s.shards) != 1 {
-		t.Errorf("New(Config{}): %d shards, want 1", len(s.shards))
+	if want := max(runtime.GOMAXPROCS(0), 1); len(s.shards) != want {
+		t.Errorf("New(Config{}): %d shards, want GOMAXPROCS = %d", len(s.shards), want)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	if len(one.shards) != 1 || one.host != nil {
+		t.Errorf("New(Config{}) with GOMAXPROCS 1: %d shards (shared host part %v), want one and none", len(one.shards), one.host != nil)
 	}
 }

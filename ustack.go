@@ -37,13 +37,10 @@ type Config struct {
 	// Shards is the number of shards TCP flows are spread over by a
 	// keyed hash of their 4-tuple, each with its own lock, timer and
 	// protocol core, as a NIC's RSS spreads flows over queues and cores.
-	// Zero means one; ShardsPerCPU means GOMAXPROCS at New. UDP and host
-	// traffic (ARP, ICMP, fragments) are shard 0's.
-	//
-	// One is the default until the shards share one host part: each
-	// shard's core still resolves neighbours and configures IPv6 for
-	// itself, and a fragmented TCP segment of a flow that hashes to
-	// another shard than 0 is not reassembled there (see
+	// Zero (or ShardsPerCPU) means GOMAXPROCS at New: one shard when
+	// GOMAXPROCS is 1. UDP and host traffic (ARP, NDP, ICMP, fragments)
+	// are shard 0's; the shards share one host part — neighbour cache,
+	// IPv6 address configuration, reassembly (stack.Shared; see
 	// docs/ARCHITECTURE.md, "Shards").
 	Shards int
 }
