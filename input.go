@@ -14,21 +14,23 @@ import (
 // This file chooses shards: for each received frame, for each new
 // connection and listener. A Stack has Config.Shards shards (GOMAXPROCS by
 // default), each with a core of its own holding the same host
-// configuration (NICs, addresses, routes), and TCP flows are spread over
+// configuration (NICs, addresses, routes), the cores sharing one host
+// part (stack.Shared: the neighbour cache; IPv6 configuration and
+// reassembly run by shard 0's core), and TCP flows are spread over
 // them by a keyed hash of their 4-tuple, as a NIC's RSS spreads them over
 // queues:
 //
 //   - a received TCP segment goes to the shard its flow hashes to;
 //     everything else is host traffic or UDP, and goes to shard 0, except
-//     ARP replies, which every shard gets (each core keeps its own
-//     neighbour cache and resolves what it sends), and ICMP errors that
-//     quote a TCP segment, which go to the shard of the quoted flow
-//     (hostShard);
+//     ICMP errors that quote a TCP segment, which go to the shard of the
+//     quoted flow (hostShard); a TCP datagram shard 0 reassembles is
+//     handed to its flow's shard (syncShards);
 //   - a dial goes to a shard in turn and picks a local port its flow
 //     hashes back to that shard with (the source address from the route,
 //     stack.SourceAddr, when the dial names none);
 //   - a listener has a part in every shard, and Accept takes turns;
-//   - UDP sockets live in shard 0, where all UDP traffic goes.
+//   - UDP sockets and the UDP and echo forwarders live in shard 0, where
+//     all UDP and ICMP traffic goes; a TCP forwarder has a part in each.
 //
 // With one shard every choice is that one and no frame is parsed for it.
 
@@ -78,8 +80,7 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 
 // shardOfFrame returns the shard a received frame goes to: for a TCP
 // segment, the one its flow hashes to (stack.ParseFlowKey, a pure parse up
-// to the flow key); for UDP shard 0; for host traffic what hostShard says
-// (allShards: every shard, in turn).
+// to the flow key); for UDP shard 0; for host traffic what hostShard says.
 func (s *Stack) shardOfFrame(m link.Medium, frame []byte) int {
 	k := stack.ParseFlowKey(m, frame)
 	switch {

@@ -261,9 +261,8 @@ func (n *NIC) ID() stack.NICID { return n.id }
 // detection has run (a second or two after it was added; RFC 4862 §5.4)
 // and cannot be bound or used as a source before, as in Linux.
 func (n *NIC) Addresses() []stack.AddrInfo {
-	// The first shard's. With several shards each runs IPv6's address
-	// configuration (DAD, SLAAC) in its own core, from the same
-	// advertisements (input.go), so they agree but for moments.
+	// The first shard's: its core runs IPv6's address configuration
+	// (DAD, SLAAC) for all, the others mirror it (stack.Shared).
 	sh := n.s.shards[0]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
