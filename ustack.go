@@ -397,32 +397,15 @@ func (s *Stack) Listeners() []stack.ListenerInfo {
 	return all
 }
 
-// Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
-// With several shards each has a cache of its own (every shard learns
-// from ARP replies, input.go); a neighbour is listed once, as the first
-// shard that has its address resolved has it (or the first that has it
-// at all).
+// Neighbors returns the neighbour (ARP and NDP) cache, as `ip neigh`
+// would list it.
 func (s *Stack) Neighbors() []network.NeighborEntry {
-	type key struct {
-		nic network.NICID
-		ip  netip.Addr
-	}
-	var all []network.NeighborEntry
-	at := map[key]int{}
-	for _, sh := range s.shards {
-		sh.mu.Lock()
-		for _, e := range sh.core.Neighbors() {
-			k := key{e.NIC, e.IP}
-			if i, ok := at[k]; !ok {
-				at[k] = len(all)
-				all = append(all, e)
-			} else if all[i].MAC == (wire.MAC{}) && e.MAC != (wire.MAC{}) {
-				all[i] = e
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return all
+	// The shards' cores share one cache (stack.Shared): any shard's
+	// core lists it.
+	sh := s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.Neighbors()
 }
 
 // Close stops the stack: every socket is closed (blocked calls return
