@@ -251,7 +251,7 @@ func (s *Stack) SyncShared(now clock.Instant) {
 	}
 }
 
-// NeighborStats returns the shared neighbour cache's counters (the ARP
+// neighborStats returns the shared neighbour cache's counters (the ARP
 // and NDP counters it keeps: network.Neighbors). The owner core adds
 // them to its Stats.
 func (sh *Shared) neighborStats() network.Stats {
