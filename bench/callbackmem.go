@@ -21,13 +21,13 @@ type callbackMemer interface {
 // MemCallback is Mem for connections made through a callback API
 // (ustack.ListenCallback and DialCallback): the program keeps each end's
 // *ustack.CallbackConn and nothing else. Systems without such an API are
-// unsupported.
+// unsupported. Like Mem, it measures again when it saw no growth.
 func MemCallback(ctx context.Context, n Net, o Options) (Sample, error) {
 	m, ok := n.(callbackMemer)
 	if !ok {
 		return nil, unsupported("no callback API")
 	}
-	return m.memCallback(ctx, o)
+	return retryNoGrowth(func() (Sample, error) { return m.memCallback(ctx, o) })
 }
 
 // openCounter is a Handler that counts OnOpens and keeps the connections;
@@ -146,7 +146,7 @@ func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error)
 		MPairs:    float64(pairs),
 	}
 	if s[MBytesEnd] <= 0 {
-		return nil, errors.New("no memory growth measured: the connections cannot be free")
+		return nil, errNoGrowth
 	}
 	return s, nil
 }
