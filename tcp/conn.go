@@ -23,7 +23,21 @@ type Env struct {
 
 	challengeWindow clock.Instant // start of the current one-second window
 	challengeCount  int
+
+	// Scratch state of one call into one connection, kept here rather
+	// than in every Conn (docs/ARCHITECTURE.md, "Memory per connection"):
+	// the Env's owner serialises the calls, and none of it outlives the
+	// call that fills it. ackEv is the ACK being processed (processACK,
+	// and RACK's reordering timeout); super is the shape of the
+	// super-segment sendData just wrote, for PollTransmitBatch
+	// (segs ≤ 1: an ordinary segment).
+	ackEv ackEvent
+	super superShape
 }
+
+// superShape is the shape of a super-segment: segments, header length,
+// segment size.
+type superShape struct{ segs, hdr, size int }
 
 // NewEnv returns an Env with cfg, missing fields set to their defaults.
 func NewEnv(cfg Config) *Env {
@@ -129,7 +143,7 @@ type Conn struct {
 	// Receive side.
 	rcv         recvBuf
 	rcvBufSize  int
-	ooo         ooo
+	ooo         *ooo     // out-of-order data held: nil while there is none (ranges.go)
 	rcvFinSeq   wire.Seq // sequence number of a FIN that arrived out of order
 	rcvFinOOO   bool
 	dsack       seqRange // a duplicate range to report (RFC 2883)
@@ -171,10 +185,6 @@ type Conn struct {
 	// (RFC 8985 §7.3), which goes whatever cwnd allows.
 	tlpProbe bool
 
-	// The shape of the super-segment sendData just wrote, for
-	// PollTransmitBatch (superSegs ≤ 1: an ordinary segment).
-	superSegs, superHdr, superSize int
-
 	// What is in flight (delivery.go): the SACK scoreboard, a record of
 	// every segment sent and not yet acknowledged (sent.go), the
 	// delivery-rate sampler, and the minimum RTT seen.
@@ -186,15 +196,14 @@ type Conn struct {
 	// visited, for the tests that bound it.
 	sackWork uint64
 
-	// Loss recovery (recovery.go): rec is &reno, &sack or &rack, chosen
-	// when SACK is negotiated; all live here so that choosing allocates
-	// nothing.
-	rec   lossRecovery
-	lr    *recoveryBase // rec's recoveryBase
-	reno  renoRecovery
-	sack  sackRecovery
-	rack  rackRecovery
-	ackEv ackEvent // the ACK being processed (processACK)
+	// Loss recovery (recovery.go): rec is a *renoRecovery,
+	// *sackRecovery or *rackRecovery, made when the handshake settles
+	// SACK (selectRecovery), out of line so that a connection carries
+	// only the algorithm it runs; nil before. rack is rec when it is
+	// RACK (for its timers), else nil.
+	rec  lossRecovery
+	lr   *recoveryBase // rec's recoveryBase
+	rack *rackRecovery
 
 	// ECN (RFC 3168, ecn.go): negotiated; asked for in our SYN; CE
 	// seen and not yet answered by CWR (ECE on every segment); CWR owed
@@ -230,8 +239,6 @@ func NewConn(env *Env) *Conn {
 	c := &Conn{env: env, ccName: env.cfg.Congestion, minRTT: minmax.NewMin()}
 	c.timers.stopAll()
 	c.sent.init()
-	c.reno.init(c)
-	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
 	c.sndBufSize = env.cfg.SndBuf
 	c.rcvBufSize = env.cfg.RcvBuf
 	c.rtune.on = env.cfg.RcvBufMax > env.cfg.RcvBuf
@@ -609,7 +616,7 @@ func (c *Conn) Close() error {
 		// data goes with the TCB (RFC 9293 §3.10.4; Linux tcp_close sends
 		// no reset for a socket already in TCP_CLOSE).
 		c.rcv.discard(c.rcv.n, false)
-		c.rcv.q.free()
+		c.rcv.free()
 		return nil
 	}
 	if c.rcv.n > 0 && !c.rdShut {
@@ -670,15 +677,15 @@ func (c *Conn) finish(err error) {
 		c.err = err
 	}
 	c.snd.ack(c.snd.n)
-	c.snd.q.free()
+	c.snd.free()
 	// Data already received stays readable for the application (then
 	// Read reports err), unless nobody will read it.
 	if c.orphan || c.rdShut || c.rcv.n == 0 {
 		c.rcv.discard(c.rcv.n, false)
-		c.rcv.q.free()
+		c.rcv.free()
 	}
-	c.ooo.reset()
-	c.rec.release()
+	c.oooRelease()
+	c.releaseRecovery()
 	c.sent.free()
 	c.sb.free()
 	c.timers.stopAll()
@@ -826,7 +833,7 @@ func (c *Conn) Info() Info {
 		BytesReceived: c.bytesReceived,
 		SegsIn:        c.segsIn,
 		SegsOut:       c.segsOut,
-		InRecovery:    c.lr.inRecovery,
+		InRecovery:    c.lr != nil && c.lr.inRecovery,
 		SndUna:        c.sndUna,
 		SndMax:        c.sndMax,
 		RcvNxt:        c.rcvNxt,

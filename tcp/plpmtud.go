@@ -355,7 +355,7 @@ func (c *Conn) plpProbeSize(now clock.Instant, avail, wndLeft, cwndLeft uint32) 
 	}
 	size := (p.low + p.high + 1) / 2
 	mss := c.sndMSS
-	if size <= mss || c.rec != lossRecovery(&c.rack) || c.lr.inRecovery || c.lr.pending ||
+	if size <= mss || c.rack == nil || c.lr.inRecovery || c.lr.pending ||
 		c.sndNxt != c.sndMax || c.dsackNow || !c.ooo.empty() || c.cc.Cwnd() < probeMinCwnd*mss {
 		return 0
 	}

@@ -342,7 +342,7 @@ func (r *rackRecovery) onReoTimeout(now clock.Instant) {
 		return
 	}
 	if !r.inRecovery && !r.loss {
-		a := &c.ackEv
+		a := &c.env.ackEv
 		*a = ackEvent{ack: c.sndUna, newlyLost: lost}
 		r.enterRecovery(now, a)
 	} else if r.cwr {

@@ -118,9 +118,13 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 			// The next data segment may go: the owner's PollTransmit,
 			// which follows every HandleTimeout, sends it.
 		case timerRACK:
-			c.rack.onReoTimeout(now)
+			if c.rack != nil {
+				c.rack.onReoTimeout(now)
+			}
 		case timerTLP:
-			c.rack.onProbeTimeout(now)
+			if c.rack != nil {
+				c.rack.onProbeTimeout(now)
+			}
 		case timerPLPMTU:
 			c.plpRaise()
 		}
