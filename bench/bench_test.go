@@ -91,7 +91,7 @@ func checkSample(t *testing.T, name string, s Sample) {
 	case has(s, MBytesEnd):
 		positive(MBytesEnd, MPairs)
 	case has(s, MConns):
-		positive(MConns, MSetup, MRSS, MLive, MLiveEnd, MIdleCPU, MIdleSpan)
+		positive(MConns, MSetup, MSetupCPU, MRSS, MLive, MLiveEnd, MIdleCPU, MIdleSpan)
 	case has(s, MEndMiB):
 		positive(MEndMiB)
 	default:

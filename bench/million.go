@@ -23,6 +23,7 @@ import (
 const (
 	MConns     = "conns"          // pairs established
 	MSetup     = "setup s"        // time to establish them all
+	MSetupCPU  = "setup cpu s"    // process CPU over the setup
 	MRSS       = "rss MiB"        // VmRSS after setup (and a GC)
 	MLive      = "live MiB"       // heap + stacks after GC, whole process
 	MLiveEnd   = "live B/end"     // growth of heap + stacks per connection end
@@ -30,6 +31,7 @@ const (
 	MProbes    = "probes/s"       // keep-alive probes sent per second in the window
 	MIdleSpan  = "idle s"         // the idle window
 	MBeforeRSS = "rss0 MiB"       // VmRSS before the stacks were made
+	MPeakRSS   = "hwm MiB"        // VmHWM: the process's peak RSS so far
 )
 
 // MillionServerIPs is the number of server addresses of the million
@@ -139,7 +141,7 @@ func (h *opens) err() error {
 // connections idle (keep-alive probes and answers, timers, the runtime).
 // No connection may close before the end.
 func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
-	rss0, _ := vmRSS()
+	rss0, _ := procStatus("VmRSS:")
 	base := liveBytes()
 	p, err := newMillionPair(ka)
 	if err != nil {
@@ -154,7 +156,7 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 	}
 	defer ln.Close()
 	n := int64(o.Conns)
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuTime()
 	stall := time.NewTimer(grace)
 	defer stall.Stop()
 	// waitUntil waits until both sides have opened at least k.
@@ -191,10 +193,14 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 	if err := waitUntil(n); err != nil {
 		return nil, err
 	}
-	setup := time.Since(start)
+	setup, setupCPU := time.Since(start), cpuTime()-cpuStart
 	debug.FreeOSMemory()
 	live := liveBytes()
-	rss, err := vmRSS()
+	rss, err := procStatus("VmRSS:")
+	if err != nil {
+		return nil, err
+	}
+	hwm, err := procStatus("VmHWM:")
 	if err != nil {
 		return nil, err
 	}
@@ -216,8 +222,10 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 	return Sample{
 		MConns:     float64(n),
 		MSetup:     setup.Seconds(),
+		MSetupCPU:  setupCPU.Seconds(),
 		MRSS:       float64(rss) / (1 << 20),
 		MBeforeRSS: float64(rss0) / (1 << 20),
+		MPeakRSS:   float64(hwm) / (1 << 20),
 		MLive:      float64(live) / (1 << 20),
 		MLiveEnd:   (float64(live) - float64(base)) / float64(2*n),
 		MIdleCPU:   100 * cpu.Seconds() / span.Seconds(),
@@ -226,9 +234,9 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 	}, nil
 }
 
-// vmRSS returns the process's resident set (VmRSS of /proc/self/status)
-// in bytes.
-func vmRSS() (uint64, error) {
+// procStatus returns a size field of /proc/self/status (VmRSS:, the
+// resident set; VmHWM:, its peak) in bytes.
+func procStatus(field string) (uint64, error) {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0, err
@@ -236,17 +244,17 @@ func vmRSS() (uint64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc/self/status")
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
 }
 
 func showMillion(ss []Sample) string {
-	return fmt.Sprintf("%s pairs: setup %s s; RSS %s MiB (live heap %s MiB, %s B/end); idle CPU %s %% of a core (%s probes/s over %s s)",
-		bytesInt(ss[0][MConns]), show(ss, MSetup, sig), show(ss, MRSS, sig), show(ss, MLive, sig), show(ss, MLiveEnd, bytesInt),
+	return fmt.Sprintf("%s pairs: setup %s s (CPU %s s); RSS %s MiB, peak %s (live heap %s MiB, %s B/end); idle CPU %s %% of a core (%s probes/s over %s s)",
+		bytesInt(ss[0][MConns]), show(ss, MSetup, sig), show(ss, MSetupCPU, sig), show(ss, MRSS, sig), show(ss, MPeakRSS, sig), show(ss, MLive, sig), show(ss, MLiveEnd, bytesInt),
 		show(ss, MIdleCPU, sig), show(ss, MProbes, sig), show(ss, MIdleSpan, sig))
 }
 
@@ -282,7 +290,7 @@ func MillionTable() *Table {
 	}
 	t.Notes = []string{
 		"ustack.ListenCallback and DialCallback over `link/pipe` (" + itoa(PipeQueueLen) + "-frame queues), one shard per stack; the server has " + itoa(MillionServerIPs) + " addresses, the client one address and the ports 1024–65535; " + itoa(millionDialWindow) + " handshakes in flight at a time. Keep-alive (ustack.Config.KeepAlive) on both ends: idle time and interval as the row says.",
-		"setup: first dial to the last connection open on both sides. RSS: VmRSS after setup, a GC and debug.FreeOSMemory; live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
+		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). RSS: VmRSS after setup, a GC and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
 		"One round (the table's cells are not repeated: each takes minutes at a million).",
 	}
 	return t
