@@ -202,7 +202,7 @@ func (c *Conn) tagSACK(now clock.Instant, a *ackEvent) {
 		}
 		cur := b.Start
 		for k := i; k <= j; k++ {
-			c.sackWork++
+			c.env.sackWork++
 			gapEnd := b.End
 			if k < j {
 				gapEnd = wire.MinSeq(b.End, sb.ranges[k].start)
@@ -224,7 +224,7 @@ func (c *Conn) tagSACK(now clock.Instant, a *ackEvent) {
 // [start, end) that the SACKed range merged holds entirely.
 func (c *Conn) sackRecords(now clock.Instant, a *ackEvent, q *sentQueue, start, end wire.Seq, merged seqRange) {
 	for i := q.find(start); i < q.tail; i++ {
-		c.sackWork++
+		c.env.sackWork++
 		r := q.at(i)
 		if !r.start.LessThan(end) {
 			return

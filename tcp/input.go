@@ -120,7 +120,7 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields, rtt time.Durati
 	}
 	c.timers.stop(timerRexmit)
 	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
-	if c.synRetries > 0 && !c.rtt.valid {
+	if c.synRetries > 0 && !c.rtt.valid() {
 		// RFC 6298 §5.7: the SYN's timer expired (so Karn's rule left no
 		// RTT sample): data transmission MUST start with an RTO of at
 		// least 3 s (Linux: TCP_TIMEOUT_FALLBACK in tcp_init_metrics).
@@ -623,7 +623,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 				// The first data after a pause longer than the RTO:
 				// acknowledge quickly again (Linux's
 				// tcp_event_data_recv, tcp_incr_quickack).
-				c.quickAcks = max(c.quickAcks, c.quickAckCount())
+				c.quickAcks = max(c.quickAcks, int32(c.quickAckCount()))
 			}
 			c.lastDataRecv = now
 			if !c.rdShut {

@@ -61,7 +61,7 @@ func (c *Conn) rcvFree() uint32 {
 	if c.rdShut {
 		return uint32(c.rcvBufSize)
 	}
-	return uint32(max(c.rcvBufSize-c.rcv.n, 0))
+	return uint32(max(int(c.rcvBufSize)-c.rcv.n, 0))
 }
 
 // advertisedRemaining returns how much of the last advertised window is
