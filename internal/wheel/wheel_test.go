@@ -174,7 +174,10 @@ func TestWheelNoSpin(t *testing.T) {
 		w.Set(&ts[i].e, randomAt(r, 0)+clock.Instant(time.Second))
 	}
 	now, popped, empty := clock.Instant(0), 0, 0
-	for w.Len() > 0 {
+	for wakes := 0; w.Len() > 0; wakes++ {
+		if wakes > 100*len(ts) {
+			t.Fatalf("%d wakes and %d timers still armed: the wheel does not make progress", wakes, w.Len())
+		}
 		next := w.Next()
 		if next < now {
 			t.Fatalf("Next %v before now %v after a Pop at now", next, now)
@@ -217,7 +220,10 @@ func TestWheelExactInVirtualTime(t *testing.T) {
 	}
 	var fired []clock.Instant
 	now := start
-	for w.Len() > 0 {
+	for wakes := 0; w.Len() > 0; wakes++ {
+		if wakes > 1000 {
+			t.Fatalf("%d wakes and %d timers still armed", wakes, w.Len())
+		}
 		now = w.Next()
 		for e := w.Pop(now); e != nil; e = w.Pop(now) {
 			if e.Value.want != now {
