@@ -19,6 +19,10 @@ type Options struct {
 	// Pairs is the number of established connections of the memory
 	// workload.
 	Pairs int
+	// Conns is the number of connections of the million-connection
+	// table, and Idle how long they idle while its CPU is measured.
+	Conns int
+	Idle  time.Duration
 	// Only, if set, keeps the cells whose "table/row/column" it matches.
 	Only *regexp.Regexp
 	// Log receives a line per measurement; nil discards them.
@@ -27,12 +31,12 @@ type Options struct {
 
 // Full returns the options `make bench` uses.
 func Full() Options {
-	return Options{Rounds: 3, Duration: time.Second, Pairs: 10000}
+	return Options{Rounds: 3, Duration: time.Second, Pairs: 10000, Conns: 1_000_000, Idle: time.Minute}
 }
 
 // Quick returns the options of a smoke run: every cell once, briefly.
 func Quick() Options {
-	return Options{Rounds: 1, Duration: 100 * time.Millisecond, Pairs: 1000}
+	return Options{Rounds: 1, Duration: 100 * time.Millisecond, Pairs: 1000, Conns: 10_000, Idle: 2 * time.Second}
 }
 
 // A Sample is what one measurement gives: named figures (see the metric
@@ -82,6 +86,9 @@ type Table struct {
 	Rows   []*Row
 	// Notes are printed under the table.
 	Notes []string
+	// OneRound measures the table's cells in the first round only (a
+	// cell that takes minutes).
+	OneRound bool
 }
 
 // each calls f for every cell of the tables that Only keeps.
@@ -108,7 +115,7 @@ func each(tables []*Table, o Options, f func(t *Table, r *Row, col string, c *Ce
 func Run(ctx context.Context, tables []*Table, o Options) (failed int) {
 	for round := 1; round <= o.Rounds; round++ {
 		each(tables, o, func(t *Table, r *Row, col string, c *Cell) {
-			if ctx.Err() != nil || c.na != "" || c.reason != "" || c.err != nil {
+			if ctx.Err() != nil || c.na != "" || c.reason != "" || c.err != nil || t.OneRound && round > 1 {
 				return
 			}
 			runtime.GC() // the previous cell's garbage is not this one's cost

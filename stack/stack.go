@@ -377,7 +377,7 @@ type flows struct {
 	ping      map[uint16]*PingEndpoint // ping sockets by echo identifier
 	pingNext  uint16                   // the identifier picked last (BindPing)
 	nextEph   uint32                   // RFC 6056 Algorithm 3's next_ephemeral
-	timers    deadlineHeap
+	timers    connTimers
 	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
 	ready     ring.Ring[Socket]   // sockets with events to report
 	udpStats  UDPStats
@@ -402,7 +402,6 @@ func New(cfg Config) *Stack {
 	f.listeners = newBindings[*TCPListener]()
 	f.udp = newBindings[*UDPEndpoint]()
 	f.ping = map[uint16]*PingEndpoint{}
-	f.timers = newDeadlineHeap()
 	f.tcpEnv = tcp.NewEnv(cfg.TCP)
 	h := &s.host
 	h.ttl = cfg.TTL
@@ -514,7 +513,7 @@ func (s *Stack) PollEvent() (Socket, Events, bool) {
 
 // NextDeadline returns when HandleTimeout must next be called.
 func (s *Stack) NextDeadline() clock.Instant {
-	d := s.flows.timers.min()
+	d := s.flows.timers.next()
 	d = clock.Min(d, s.neighDeadline())
 	d = clock.Min(d, s.host.reasm.NextDeadline())
 	d = clock.Min(d, s.host.reasm6.NextDeadline())
@@ -527,8 +526,7 @@ func (s *Stack) NextDeadline() clock.Instant {
 // HandleTimeout runs every timer due at now.
 func (s *Stack) HandleTimeout(now clock.Instant) {
 	timers := &s.flows.timers
-	for c := timers.top(); c != nil && c.deadline <= now; c = timers.top() {
-		timers.remove(c)
+	for c := timers.pop(now); c != nil; c = timers.pop(now) {
 		c.conn.HandleTimeout(now)
 		s.afterConn(c)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/internal/ring"
+	"github.com/ustack/ustack/internal/wheel"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
@@ -39,8 +40,9 @@ type TCPConn struct {
 	accepted bool
 	inTable  bool
 	dirty    bool
-	heapIdx  int
-	deadline clock.Instant
+	// timer is the connection's entry in the stack's timer wheel
+	// (connTimers), armed at the core's NextDeadline.
+	timer wheel.Entry[*TCPConn]
 	// ackSeen is the highest acknowledgment number seen from the peer,
 	// confirmed when the neighbour was last told of it (reachability
 	// confirmation, RFC 4861 §7.3.1).
@@ -54,14 +56,12 @@ type TCPConn struct {
 
 func (s *Stack) newConn(n *nic, nextHop netip.Addr) *TCPConn {
 	return &TCPConn{
-		s:        s,
-		conn:     tcp.NewConn(s.flows.tcpEnv),
-		nic:      n,
-		nextHop:  nextHop,
-		heapIdx:  -1,
-		deadline: clock.Never,
-		inTable:  true,
-		pmtuGen:  s.host.pmtu.gen,
+		s:       s,
+		conn:    tcp.NewConn(s.flows.tcpEnv),
+		nic:     n,
+		nextHop: nextHop,
+		inTable: true,
+		pmtuGen: s.host.pmtu.gen,
 	}
 }
 

@@ -23,7 +23,7 @@ func knownPair(t *testing.T, cfg stack.Config) (*stacktest.Net, *stacktest.Node,
 // TestIdleConnectionsHaveNoTimer: an established connection with nothing
 // in flight, no delayed ACK and no keep-alive has no timer (RFC 6298
 // §5.2 stops the retransmission timer when all data is acknowledged), so
-// it is not in the stack's deadline heap: once quiet, NextDeadline is
+// it is not in the stack's timer wheel: once quiet, NextDeadline is
 // clock.Never however many connections are open. Keep-alive (RFC 1122
 // §4.2.3.6) arms a timer again.
 func TestIdleConnectionsHaveNoTimer(t *testing.T) {

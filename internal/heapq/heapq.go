@@ -1,7 +1,8 @@
 // Package heapq is the one binary min-heap of the code base, a queue of
-// values by due time: the stack's deadline heap of connections, the
-// simulator's timers and the delay line of impaired links (impair.Line)
-// are each a Heap.
+// values by due time: the simulator's timers and the delay line of
+// impaired links (impair.Line) are each a Heap. (The stack's connection
+// timers are in a timing wheel, internal/wheel, whose cost does not grow
+// with the number of connections.)
 //
 // Every item has a Key: an instant and a sequence number that breaks ties
 // (callers that need first-in, first-out among equal instants number

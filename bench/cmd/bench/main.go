@@ -31,6 +31,8 @@ func main() {
 	rounds := flag.Int("rounds", 0, "rounds per cell (default 3)")
 	duration := flag.Duration("duration", 0, "length of one bulk, rr or crr measurement (default 1s)")
 	pairs := flag.Int("pairs", 0, "established connections of the memory cases (default 10000)")
+	conns := flag.Int("conns", 0, "connections of the million-connection table (default 1000000)")
+	idle := flag.Duration("idle", 0, "idle window of the million-connection table (default 1m)")
 	only := flag.String("only", "", "regexp: measure only the cells whose `table/row/column` match")
 	write := flag.String("write", "", "replace the bench section of this Markdown file (BENCHMARKS.md) with the tables, unless a cell failed")
 	note := flag.String("note", "", "a sentence to put above the tables (e.g. what else ran on the machine)")
@@ -51,6 +53,12 @@ func main() {
 	}
 	if *pairs > 0 {
 		o.Pairs = *pairs
+	}
+	if *conns > 0 {
+		o.Conns = *conns
+	}
+	if *idle > 0 {
+		o.Idle = *idle
 	}
 	if *only != "" {
 		re, err := regexp.Compile(*only)
