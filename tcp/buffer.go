@@ -17,7 +17,7 @@ type chunks struct {
 }
 
 // writeAt copies p to queue positions off...
-func (q *chunks) writeAt(off int, p []byte) {
+func (q *chunks) writeAt(e *Env, off int, p []byte) {
 	for len(p) > 0 {
 		abs := q.head + off
 		ci, within := abs/chunk.Size, abs%chunk.Size
@@ -26,7 +26,7 @@ func (q *chunks) writeAt(off int, p []byte) {
 		}
 		c := q.c.Ptr(ci)
 		if *c == nil {
-			*c = chunk.Get()
+			*c = e.chunkGet()
 		}
 		n := copy((*c)[within:], p)
 		p = p[n:]
@@ -47,11 +47,11 @@ func (q *chunks) readAt(off int, p []byte) {
 }
 
 // consume drops n bytes from the front, giving back chunks that empties.
-func (q *chunks) consume(n int) {
+func (q *chunks) consume(e *Env, n int) {
 	q.head += n
 	for q.head >= chunk.Size && q.c.Len() > 0 {
 		if c, _ := q.c.PopFront(); c != nil {
-			chunk.Put(c)
+			e.chunkPut(c)
 		}
 		q.head -= chunk.Size
 	}
@@ -63,19 +63,64 @@ func (q *chunks) consume(n int) {
 // release gives back every chunk and empties the queue. The ring of chunk
 // pointers is kept, so a connection that drains its buffer many times a
 // second does not allocate; free drops it too.
-func (q *chunks) release() {
+func (q *chunks) release(e *Env) {
 	for q.c.Len() > 0 {
 		if c, _ := q.c.PopFront(); c != nil {
-			chunk.Put(c)
+			e.chunkPut(c)
 		}
 	}
 	q.head = 0
 }
 
 // free gives back every chunk and the pointer ring (the connection ended).
-func (q *chunks) free() {
-	q.release()
+func (q *chunks) free(e *Env) {
+	q.release(e)
 	q.c.Free()
+}
+
+// truncate gives back the chunks that hold no position below n (the
+// receive side's out-of-order data beyond the readable bytes, when it is
+// pruned).
+func (q *chunks) truncate(e *Env, n int) {
+	keep := (q.head + n + chunk.Size - 1) / chunk.Size
+	if n == 0 {
+		keep = 0
+	}
+	for q.c.Len() > keep {
+		if c := q.c.RemoveAt(q.c.Len() - 1); c != nil {
+			e.chunkPut(c)
+		}
+	}
+	if q.c.Len() == 0 {
+		q.head = 0
+	}
+}
+
+// missing returns how many chunks writing positions off..off+n-1 would
+// take: those not held yet.
+func (q *chunks) missing(off, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	first, last := (q.head+off)/chunk.Size, (q.head+off+n-1)/chunk.Size
+	k := 0
+	for ci := first; ci <= last; ci++ {
+		if ci >= q.c.Len() || q.c.At(ci) == nil {
+			k++
+		}
+	}
+	return k
+}
+
+// tailRoom returns how many bytes can be appended at position n without
+// taking a chunk.
+func (q *chunks) tailRoom(n int) int {
+	abs := q.head + n
+	ci, within := abs/chunk.Size, abs%chunk.Size
+	if within == 0 || ci >= q.c.Len() || q.c.At(ci) == nil {
+		return 0
+	}
+	return chunk.Size - within
 }
 
 // held returns the number of chunks the queue holds.
@@ -97,11 +142,11 @@ type sendBuf struct {
 }
 
 // write appends up to room bytes of p and returns how many it took.
-func (b *sendBuf) write(p []byte, room int) int {
+func (b *sendBuf) write(e *Env, p []byte, room int) int {
 	if len(p) > room {
 		p = p[:room]
 	}
-	b.q.writeAt(b.n, p)
+	b.q.writeAt(e, b.n, p)
 	b.n += len(p)
 	return len(p)
 }
@@ -110,13 +155,13 @@ func (b *sendBuf) write(p []byte, room int) int {
 func (b *sendBuf) peek(off int, p []byte) { b.q.readAt(off, p) }
 
 // ack drops n acknowledged bytes from the front.
-func (b *sendBuf) ack(n int) {
+func (b *sendBuf) ack(e *Env, n int) {
 	b.n -= n
 	if b.n == 0 {
-		b.q.release()
+		b.q.release(e)
 		return
 	}
-	b.q.consume(n)
+	b.q.consume(e, n)
 }
 
 // recvBuf holds received bytes the application has not read: positions
@@ -129,25 +174,25 @@ type recvBuf struct {
 
 // read copies up to len(p) readable bytes into p and consumes them. keep
 // says whether out-of-order data lies beyond them (then chunks are kept).
-func (b *recvBuf) read(p []byte, keep bool) int {
+func (b *recvBuf) read(e *Env, p []byte, keep bool) int {
 	k := min(len(p), b.n)
 	b.q.readAt(0, p[:k])
 	b.n -= k
 	if b.n == 0 && !keep {
-		b.q.release()
+		b.q.release(e)
 	} else {
-		b.q.consume(k)
+		b.q.consume(e, k)
 	}
 	return k
 }
 
 // discard consumes up to k readable bytes without copying them.
-func (b *recvBuf) discard(k int, keep bool) {
+func (b *recvBuf) discard(e *Env, k int, keep bool) {
 	k = min(k, b.n)
 	b.n -= k
 	if b.n == 0 && !keep {
-		b.q.release()
+		b.q.release(e)
 	} else {
-		b.q.consume(k)
+		b.q.consume(e, k)
 	}
 }
