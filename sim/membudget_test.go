@@ -11,19 +11,31 @@ import (
 	"github.com/ustack/ustack/tcp"
 )
 
+// memBudgetResult is what memBudgetRun saw.
+type memBudgetResult struct {
+	srv, cli *Node
+	// maxAlloc and maxHeld are the largest account and held memory
+	// sampled every millisecond; minWnd the smallest, over the samples
+	// under pressure, of the largest window any connection had open.
+	maxAlloc, maxHeld int64
+	minWnd            uint32
+	// done is when the last flow ended.
+	done time.Duration
+}
+
 // memBudgetRun has nFlows clients send up bytes each to a server whose
 // readers read little and pause often for the first slowFor, then keep up;
-// mem is the server's tcp.Config.Mem. It returns the network, the apps,
-// and the largest account and held memory sampled every millisecond.
-func memBudgetRun(t *testing.T, mem tcp.MemLimits, nFlows int, up int64, slowFor time.Duration) (srv *Node, apps *Apps, maxAlloc, maxHeld int64, minWnd uint32) {
+// mem is the server's tcp.Config.Mem.
+func memBudgetRun(t *testing.T, mem tcp.MemLimits, nFlows int, up int64, slowFor time.Duration) (r memBudgetResult) {
 	t.Helper()
 	n := New(7)
 	cfg := stack.Config{TCP: tcp.Config{Mem: mem, RcvBuf: 1 << 20}}
-	srv = n.AddHost("S", cfg)
+	srv := n.AddHost("S", cfg)
 	cli := n.AddHost("C", stack.Config{})
+	r.srv, r.cli = srv, cli
 	link := impair.Config{Delay: 2 * time.Millisecond, Rate: 1_000_000_000, Queue: 2000}
 	n.Link(cli.AddNIC(stack.NICConfig{}, "10.0.0.1/24"), srv.AddNIC(stack.NICConfig{}, "10.0.0.2/24"), link, link)
-	apps = NewApps(n)
+	apps := NewApps(n)
 	dst := netip.MustParseAddrPort("10.0.0.2:80")
 	if _, err := apps.Serve(srv, dst, ServerConfig{}); err != nil {
 		t.Fatal(err)
@@ -32,12 +44,12 @@ func memBudgetRun(t *testing.T, mem tcp.MemLimits, nFlows int, up int64, slowFor
 	for i := range nFlows {
 		apps.Dial(clock.Instant(time.Duration(i)*time.Millisecond), cli, dst, FlowConfig{Up: up, Server: slow})
 	}
-	minWnd = ^uint32(0)
+	r.minWnd = ^uint32(0)
 	var sample func()
 	sample = func() {
 		s := srv.Stack.TCPMemory()
-		maxAlloc = max(maxAlloc, s.Allocated)
-		maxHeld = max(maxHeld, srv.Stack.TCPMemHeld())
+		r.maxAlloc = max(r.maxAlloc, s.Allocated)
+		r.maxHeld = max(r.maxHeld, srv.Stack.TCPMemHeld())
 		if s.Pressure {
 			// The largest window any connection has open.
 			w := uint32(0)
@@ -46,7 +58,7 @@ func memBudgetRun(t *testing.T, mem tcp.MemLimits, nFlows int, up int64, slowFor
 					w = max(w, c.Info.RcvWnd)
 				}
 			}
-			minWnd = min(minWnd, w)
+			r.minWnd = min(r.minWnd, w)
 		}
 		if !apps.Done() {
 			n.After(time.Millisecond, sample)
@@ -56,10 +68,11 @@ func memBudgetRun(t *testing.T, mem tcp.MemLimits, nFlows int, up int64, slowFor
 	if err := n.Run(time.Hour, apps.Done); err != nil {
 		t.Fatal(err)
 	}
+	r.done = n.Time()
 	for _, err := range apps.Check() {
 		t.Error(err)
 	}
-	return srv, apps, maxAlloc, maxHeld, minWnd
+	return r
 }
 
 // TestMemoryBudgetSlowReaders: 64 connections into a server whose readers
@@ -74,11 +87,12 @@ func memBudgetRun(t *testing.T, mem tcp.MemLimits, nFlows int, up int64, slowFor
 func TestMemoryBudgetSlowReaders(t *testing.T) {
 	const nFlows, up = 64, 2_000_000
 	mem := tcp.MemLimits{Low: 2 << 20, Pressure: 3 << 20, High: 4 << 20}
-	srv, _, maxAlloc, maxHeld, minWnd := memBudgetRun(t, mem, nFlows, up, 3*time.Second)
+	r := memBudgetRun(t, mem, nFlows, up, 3*time.Second)
+	srv, maxAlloc, minWnd := r.srv, r.maxAlloc, r.minWnd
 	s := srv.Stack.TCPMemory()
 	st := srv.Stack.Stats().TCP
-	t.Logf("budget: peak %d (held %d), pressure entries %d for %v, RcvQDrop %d, OFOPruned %d, largest open window under pressure down to %d",
-		s.Peak, maxHeld, s.PressureEntries, s.TimeInPressure, st.RcvQDrop, st.OFOPruned, minWnd)
+	t.Logf("budget %d/%d/%d: peak %d (held %d), pressure entries %d for %v, RcvQDrop %d, OFOPruned %d, largest open window under pressure down to %d; all done at %v, client retransmissions %d",
+		mem.Low, mem.Pressure, mem.High, s.Peak, r.maxHeld, s.PressureEntries, s.TimeInPressure, st.RcvQDrop, st.OFOPruned, minWnd, r.done, r.cli.Stack.Stats().TCP.RetransSegs)
 	slack := int64(64<<10) + nFlows*2*16<<10
 	if s.Peak > mem.High+slack || maxAlloc > mem.High+slack {
 		t.Errorf("account peaked at %d (sampled %d), above High %d + slack %d", s.Peak, maxAlloc, mem.High, slack)
@@ -92,8 +106,10 @@ func TestMemoryBudgetSlowReaders(t *testing.T) {
 	if h := srv.Stack.TCPMemHeld(); h != 0 {
 		t.Errorf("%d bytes held after every flow ended", h)
 	}
-	_, _, freeAlloc, _, _ := memBudgetRun(t, tcp.MemLimits{High: -1}, nFlows, up, 3*time.Second)
-	t.Logf("without a budget: peak %d", freeAlloc)
+	free := memBudgetRun(t, tcp.MemLimits{High: -1}, nFlows, up, 3*time.Second)
+	freeAlloc := free.srv.Stack.TCPMemory().Peak
+	t.Logf("without a budget: peak %d (held %d); all done at %v, client retransmissions %d",
+		freeAlloc, free.maxHeld, free.done, free.cli.Stack.Stats().TCP.RetransSegs)
 	if freeAlloc < 2*mem.High {
 		t.Errorf("without a budget the run peaked at %d: too little to test the budget (want > %d)", freeAlloc, 2*mem.High)
 	}
