@@ -165,9 +165,10 @@ type MemStats struct {
 	// PressureEntries counts the times pressure started
 	// (TCPMemoryPressures).
 	PressureEntries uint64
-	// TimeInPressure is the time spent under pressure, the current
-	// spell included up to the last instant the stack saw
-	// (TCPMemoryPressuresChrono), to the precision of its events.
+	// TimeInPressure is the time spent under pressure in the spells
+	// that ended (TCPMemoryPressuresChrono; a spell is added when it
+	// ends), measured at the instants of the events the stack handled
+	// when it began and ended.
 	TimeInPressure time.Duration
 }
 
