@@ -68,8 +68,11 @@ type MemLimits struct {
 // quarters of it (3M/64) and High twice Low (3M/32). On a 25 GB machine
 // that is 1.1 GiB, 1.5 GiB and 2.2 GiB.
 func DefaultMemLimits() MemLimits {
-	return memLimitsFor(totalRAM())
+	return memLimitsFor(machineRAM())
 }
+
+// machineRAM is totalRAM, read once (every Env without limits asks).
+var machineRAM = sync.OnceValue(totalRAM)
 
 // memLimitsFor derives tcp_mem from m bytes of memory (tcp_init_mem:
 // limit = pages/16, at least 128 pages; min = limit/4*3; max = min*2).
