@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"sync"
+
 	"github.com/ustack/ustack/internal/chunk"
 	"github.com/ustack/ustack/internal/ring"
 )
@@ -60,9 +62,7 @@ func (q *chunks) consume(e *Env, n int) {
 	}
 }
 
-// release gives back every chunk and empties the queue. The ring of chunk
-// pointers is kept, so a connection that drains its buffer many times a
-// second does not allocate; free drops it too.
+// release gives back every chunk and empties the queue.
 func (q *chunks) release(e *Env) {
 	for q.c.Len() > 0 {
 		if c, _ := q.c.PopFront(); c != nil {
@@ -72,10 +72,27 @@ func (q *chunks) release(e *Env) {
 	q.head = 0
 }
 
-// free gives back every chunk and the pointer ring (the connection ended).
-func (q *chunks) free(e *Env) {
-	q.release(e)
-	q.c.Free()
+// chunksPool holds the queues of the buffers that are empty now: a
+// connection holds a queue (and its ring of chunk pointers) only while
+// its buffer holds bytes, and one that drains its buffer many times a
+// second takes the same queue back each time rather than allocating.
+var chunksPool = sync.Pool{New: func() any { return new(chunks) }}
+
+// getChunks makes *pq a queue from chunksPool if it has none.
+func getChunks(pq **chunks) *chunks {
+	if *pq == nil {
+		*pq = chunksPool.Get().(*chunks)
+	}
+	return *pq
+}
+
+// putChunks gives *pq's chunks back and the queue to chunksPool.
+func putChunks(e *Env, pq **chunks) {
+	if q := *pq; q != nil {
+		*pq = nil
+		q.release(e)
+		chunksPool.Put(q)
+	}
 }
 
 // truncate gives back the chunks that hold no position below n (the
@@ -97,12 +114,19 @@ func (q *chunks) truncate(e *Env, n int) {
 }
 
 // missing returns how many chunks writing positions off..off+n-1 would
-// take: those not held yet.
+// take: those not held yet (all of them when q is nil).
 func (q *chunks) missing(off, n int) int {
 	if n <= 0 {
 		return 0
 	}
-	first, last := (q.head+off)/chunk.Size, (q.head+off+n-1)/chunk.Size
+	head := 0
+	if q != nil {
+		head = q.head
+	}
+	first, last := (head+off)/chunk.Size, (head+off+n-1)/chunk.Size
+	if q == nil {
+		return last - first + 1
+	}
 	k := 0
 	for ci := first; ci <= last; ci++ {
 		if ci >= q.c.Len() || q.c.At(ci) == nil {
@@ -115,6 +139,9 @@ func (q *chunks) missing(off, n int) int {
 // tailRoom returns how many bytes can be appended at position n without
 // taking a chunk.
 func (q *chunks) tailRoom(n int) int {
+	if q == nil {
+		return 0
+	}
 	abs := q.head + n
 	ci, within := abs/chunk.Size, abs%chunk.Size
 	if within == 0 || ci >= q.c.Len() || q.c.At(ci) == nil {
@@ -125,6 +152,9 @@ func (q *chunks) tailRoom(n int) int {
 
 // held returns the number of chunks the queue holds.
 func (q *chunks) held() int {
+	if q == nil {
+		return 0
+	}
 	n := 0
 	for i := range q.c.Len() {
 		if q.c.At(i) != nil {
@@ -137,8 +167,8 @@ func (q *chunks) held() int {
 // sendBuf holds the bytes the application wrote and the peer has not
 // acknowledged: position 0 is SND.UNA's byte (after the SYN).
 type sendBuf struct {
-	q chunks
-	n int // bytes buffered: unacknowledged plus not yet sent
+	q *chunks // nil while n is 0
+	n int     // bytes buffered: unacknowledged plus not yet sent
 }
 
 // write appends up to room bytes of p and returns how many it took.
@@ -146,53 +176,87 @@ func (b *sendBuf) write(e *Env, p []byte, room int) int {
 	if len(p) > room {
 		p = p[:room]
 	}
-	b.q.writeAt(e, b.n, p)
+	if len(p) == 0 {
+		return 0
+	}
+	getChunks(&b.q).writeAt(e, b.n, p)
 	b.n += len(p)
 	return len(p)
 }
 
 // peek copies the bytes at positions off... into p.
-func (b *sendBuf) peek(off int, p []byte) { b.q.readAt(off, p) }
+func (b *sendBuf) peek(off int, p []byte) {
+	if len(p) > 0 {
+		b.q.readAt(off, p)
+	}
+}
 
 // ack drops n acknowledged bytes from the front.
 func (b *sendBuf) ack(e *Env, n int) {
 	b.n -= n
 	if b.n == 0 {
-		b.q.release(e)
+		putChunks(e, &b.q)
 		return
 	}
 	b.q.consume(e, n)
 }
 
+// free drops everything (the connection ended).
+func (b *sendBuf) free(e *Env) { putChunks(e, &b.q) }
+
 // recvBuf holds received bytes the application has not read: positions
 // 0..n-1 are in order and readable; positions from n on may hold
 // out-of-order data that the reassembly ranges describe.
 type recvBuf struct {
-	q chunks
-	n int // in-order bytes readable
+	q *chunks // nil while it holds nothing, in order or out of order
+	n int     // in-order bytes readable
+}
+
+// writeAt copies p to positions off... (off ≥ n: out-of-order data).
+func (b *recvBuf) writeAt(e *Env, off int, p []byte) {
+	if len(p) > 0 {
+		getChunks(&b.q).writeAt(e, off, p)
+	}
 }
 
 // read copies up to len(p) readable bytes into p and consumes them. keep
 // says whether out-of-order data lies beyond them (then chunks are kept).
 func (b *recvBuf) read(e *Env, p []byte, keep bool) int {
 	k := min(len(p), b.n)
-	b.q.readAt(0, p[:k])
-	b.n -= k
-	if b.n == 0 && !keep {
-		b.q.release(e)
-	} else {
-		b.q.consume(e, k)
+	if k > 0 {
+		b.q.readAt(0, p[:k])
 	}
+	b.consumed(e, k, keep)
 	return k
 }
 
 // discard consumes up to k readable bytes without copying them.
 func (b *recvBuf) discard(e *Env, k int, keep bool) {
 	k = min(k, b.n)
+	b.consumed(e, k, keep)
+}
+
+func (b *recvBuf) consumed(e *Env, k int, keep bool) {
 	b.n -= k
 	if b.n == 0 && !keep {
-		b.q.release(e)
-	} else {
+		putChunks(e, &b.q)
+	} else if b.q != nil {
 		b.q.consume(e, k)
 	}
 }
+
+// truncate gives back the chunks that hold only positions from n on (the
+// out-of-order data, when it is pruned), and the queue if nothing is left.
+func (b *recvBuf) truncate(e *Env, n int) {
+	if b.q == nil {
+		return
+	}
+	if n == 0 {
+		putChunks(e, &b.q)
+		return
+	}
+	b.q.truncate(e, n)
+}
+
+// free drops everything (the connection ended).
+func (b *recvBuf) free(e *Env) { putChunks(e, &b.q) }

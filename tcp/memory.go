@@ -368,9 +368,9 @@ func (c *Conn) rcvSchedule(off, n int) bool {
 // which RFC 2018 §8 allows: the sender keeps the data until it is
 // cumulatively acknowledged.
 func (c *Conn) pruneOFO() {
-	c.ooo.reset()
+	c.oooRelease()
 	c.rcvFinOOO = false
-	c.rcv.q.truncate(c.env, c.rcv.n)
+	c.rcv.truncate(c.env, c.rcv.n)
 	c.env.Stats.OFOPruned++
 }
 
@@ -379,7 +379,7 @@ func (c *Conn) pruneOFO() {
 // buffer holds, plus new chunks up to High; an empty buffer may always
 // take one chunk (as tcp_wmem[0] is guaranteed under pressure).
 func (c *Conn) sndRoom() int {
-	room := c.sndBufSize - c.snd.n
+	room := int(c.sndBufSize) - c.snd.n
 	if room <= 0 {
 		return 0
 	}
