@@ -76,7 +76,10 @@ func (s *Stack) Routes() []network.Route {
 // hands what the stack's forwarder queued to the handler. Close stops
 // it; so does the stack's Close.
 type Forwarder struct {
-	s         *Stack
+	s *Stack
+	// parts are a TCP forwarder's parts, one per shard, when the stack
+	// has several (ForwardTCP); the fields below are then unused.
+	parts     []*Forwarder
 	sh        *shard // the shard whose core queues what it hands over
 	sig       signal
 	stop      chan struct{}
@@ -162,6 +165,12 @@ func (f *Forwarder) wake(stack.Events) {
 // undecided TCP requests are dropped, UDP flows closed. It does not
 // wait for handlers still running; Wait does.
 func (f *Forwarder) Close() error {
+	for _, p := range f.parts {
+		p.Close()
+	}
+	if f.parts != nil {
+		return nil
+	}
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		f.sh.mu.Lock()
@@ -175,6 +184,9 @@ func (f *Forwarder) Close() error {
 // Wait waits until the forwarder has stopped (Close, or the stack's
 // Close) and every handler it started has returned.
 func (f *Forwarder) Wait() {
+	for _, p := range f.parts {
+		p.Wait()
+	}
 	<-f.done
 	f.handlers.Wait()
 }
@@ -235,14 +247,37 @@ func (sh *shard) startForwarder(core interface {
 // when it returns is dropped. At most maxInFlight requests are
 // undecided at once (0: 1024); SYNs beyond them are dropped and counted
 // in Stats().Fwd.TCPRefusedCap. Without a forwarder such SYNs get a RST.
+//
+// With several shards (Config.Shards) the forwarder has a part in each,
+// as a listener does: a SYN reaches the part of the shard its flow
+// hashes to, so the handler is called from any shard's goroutine, for
+// different requests at once; maxInFlight is shared out over the parts
+// (each holds its share, at least one).
 func (s *Stack) ForwardTCP(maxInFlight int, handler func(*TCPRequest)) (*Forwarder, error) {
 	if handler == nil {
 		return nil, errors.New("ustack: ForwardTCP: nil handler")
 	}
-	sh, err := s.shardForForwarder()
-	if err != nil {
-		return nil, fmt.Errorf("ustack: ForwardTCP: %w", err)
+	if len(s.shards) == 1 {
+		return s.forwardTCPIn(s.shards[0], maxInFlight, handler)
 	}
+	if maxInFlight <= 0 {
+		maxInFlight = 1024 // stack.ForwardTCP's default
+	}
+	f := &Forwarder{s: s, done: make(chan struct{})}
+	close(f.done)
+	for i, sh := range s.shards {
+		part, err := s.forwardTCPIn(sh, partBacklog(maxInFlight, i, len(s.shards)), handler)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.parts = append(f.parts, part)
+	}
+	return f, nil
+}
+
+// forwardTCPIn is ForwardTCP in one shard.
+func (s *Stack) forwardTCPIn(sh *shard, maxInFlight int, handler func(*TCPRequest)) (*Forwarder, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.closed {

@@ -26,9 +26,12 @@ var (
 	far6b = netip.MustParseAddr("2001:db8:ee::9")
 )
 
-func newForwardNet6(t *testing.T) *testNet {
+func newForwardNet6(t *testing.T) *testNet { return newForwardNet6Shards(t, 2) }
+
+// newForwardNet6Shards is newForwardNet6 with B of the given shards.
+func newForwardNet6Shards(t *testing.T, shards int) *testNet {
 	t.Helper()
-	n := newDualNet(t, pipe.Config{Delay: time.Millisecond}, Config{Shards: 1}) // forwarders need one shard
+	n := newDualNet(t, pipe.Config{Delay: time.Millisecond}, Config{Shards: shards})
 	if err := n.A.AddRoute(netip.MustParsePrefix("::/0"), ip6B, n.nicA); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,7 @@ func TestForwardTCPAcceptAfterUpstream6(t *testing.T) {
 // RST: ECONNREFUSED; ICMPv6 address unreachable: EHOSTUNREACH), an
 // undecided request is dropped, the cap refuses and counts.
 func TestForwardTCPRejectDropAndCap6(t *testing.T) {
-	testForwardTCPRejectDropAndCap(t, newForwardNet6, far6)
+	testForwardTCPRejectDropAndCap(t, func(t *testing.T) *testNet { return newForwardNet6Shards(t, 1) }, far6)
 }
 
 // TestForwardUDPFlows6 is TestForwardUDPFlows's assertions over IPv6:

@@ -14,27 +14,25 @@ import (
 // This file chooses shards: for each received frame, for each new
 // connection and listener. A Stack has Config.Shards shards (GOMAXPROCS by
 // default), each with a core of its own holding the same host
-// configuration (NICs, addresses, routes), and TCP flows are spread over
+// configuration (NICs, addresses, routes), the cores sharing one host
+// part (stack.Shared: the neighbour cache; IPv6 configuration and
+// reassembly run by shard 0's core), and TCP flows are spread over
 // them by a keyed hash of their 4-tuple, as a NIC's RSS spreads them over
 // queues:
 //
 //   - a received TCP segment goes to the shard its flow hashes to;
 //     everything else is host traffic or UDP, and goes to shard 0, except
-//     ARP replies, which every shard gets (each core keeps its own
-//     neighbour cache and resolves what it sends), and ICMP errors that
-//     quote a TCP segment, which go to the shard of the quoted flow
-//     (hostShard);
+//     ICMP errors that quote a TCP segment, which go to the shard of the
+//     quoted flow (hostShard); a TCP datagram shard 0 reassembles is
+//     handed to its flow's shard (syncShards);
 //   - a dial goes to a shard in turn and picks a local port its flow
 //     hashes back to that shard with (the source address from the route,
 //     stack.SourceAddr, when the dial names none);
 //   - a listener has a part in every shard, and Accept takes turns;
-//   - UDP sockets live in shard 0, where all UDP traffic goes.
+//   - UDP sockets and the UDP and echo forwarders live in shard 0, where
+//     all UDP and ICMP traffic goes; a TCP forwarder has a part in each.
 //
 // With one shard every choice is that one and no frame is parsed for it.
-
-// errShardsForward is the refusal of a forwarder on a stack with several
-// shards.
-var errShardsForward = errors.New("ustack: forwarders need a stack with one shard (Config.Shards: 1)")
 
 // input is a NIC reader's scratch space for handing a batch of frames to
 // several shards.
@@ -63,7 +61,7 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	for k, sh := range s.shards {
 		j := 0
 		for i := range pkts {
-			if to := in.to[i]; to == k || to == allShards {
+			if in.to[i] == k {
 				in.pkts[j] = pkts[i]
 				j++
 			}
@@ -82,8 +80,7 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 
 // shardOfFrame returns the shard a received frame goes to: for a TCP
 // segment, the one its flow hashes to (stack.ParseFlowKey, a pure parse up
-// to the flow key); for UDP shard 0; for host traffic what hostShard says
-// (allShards: every shard, in turn).
+// to the flow key); for UDP shard 0; for host traffic what hostShard says.
 func (s *Stack) shardOfFrame(m link.Medium, frame []byte) int {
 	k := stack.ParseFlowKey(m, frame)
 	switch {
@@ -188,13 +185,9 @@ func (s *Stack) shardForUDP() (*shard, error) {
 	return s.shards[0], nil
 }
 
-// shardForForwarder returns the shard of a forwarder (ForwardTCP,
-// ForwardUDP, ForwardEcho): what no socket matched reaches it only in
-// the shard its flow hashes to, so until the shards share one
-// forwarder (or each runs its own) a stack with several refuses them.
+// shardForForwarder returns the shard of a UDP or echo forwarder
+// (ForwardUDP, ForwardEcho): shard 0, which all UDP and ICMP traffic
+// goes to. A TCP forwarder has a part in every shard (ForwardTCP).
 func (s *Stack) shardForForwarder() (*shard, error) {
-	if len(s.shards) > 1 {
-		return nil, errShardsForward
-	}
 	return s.shards[0], nil
 }

@@ -170,12 +170,15 @@ func (sh *shard) unlockAt(now clock.Instant) {
 			}
 		}
 		if !more {
-			return
+			break
 		}
 		sh.mu.Lock()
 		if sh.waitIdle.Load() {
 			sh.idle.Broadcast()
 		}
+	}
+	if h := sh.s.host; h != nil && h.Pending() {
+		sh.s.syncShards()
 	}
 }
 

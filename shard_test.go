@@ -622,11 +622,20 @@ func TestTwoShards(t *testing.T) {
 			}
 			u.Close()
 		}
-		if _, err := two.ForwardTCP(0, func(*TCPRequest) {}); !errors.Is(err, errShardsForward) {
-			t.Errorf("TCP forwarder: %v, want %v", err, errShardsForward)
+		// Forwarders: a TCP forwarder has a part in each shard, the UDP
+		// one lives in shard 0 with the UDP traffic.
+		fw, err := two.ForwardTCP(0, func(*TCPRequest) {})
+		if err != nil || len(fw.parts) != 2 {
+			t.Errorf("TCP forwarder: %v, %v; want one part per shard", fw, err)
+		} else {
+			fw.Close()
+			fw.Wait()
 		}
-		if _, err := two.ForwardUDP(stack.UDPEndpointIndependent, 0, func(*UDPFlow) {}); !errors.Is(err, errShardsForward) {
-			t.Errorf("UDP forwarder: %v, want %v", err, errShardsForward)
+		uf, err := two.ForwardUDP(stack.UDPEndpointIndependent, 0, func(*UDPFlow) {})
+		if err != nil || uf.sh != two.shards[0] {
+			t.Errorf("UDP forwarder: %v, want one in shard 0", err)
+		} else {
+			uf.Close()
 		}
 		// Each shard's timer ends the TIME-WAIT of its connections.
 		ln.Close()

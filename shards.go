@@ -6,41 +6,35 @@ import (
 	"runtime"
 
 	"github.com/ustack/ustack/link"
-	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
 	"github.com/ustack/ustack/wire"
 )
 
-// allShards is shardOfFrame's answer for a frame every shard gets.
-const allShards = -1
-
 // ShardsPerCPU as Config.Shards asks for one shard per CPU the Go
 // runtime uses (GOMAXPROCS at New), as a NIC's RSS has a queue per core.
+// It is what zero means too.
 const ShardsPerCPU = -1
 
 // shardCount is the number of shards a Stack made with cfg has: the
-// Config's, GOMAXPROCS for ShardsPerCPU, or one.
+// Config's, or GOMAXPROCS for zero and ShardsPerCPU.
 func shardCount(cfg *Config) int {
-	switch {
-	case cfg.Shards > 0:
+	if cfg.Shards > 0 {
 		return cfg.Shards
-	case cfg.Shards == ShardsPerCPU:
-		return max(runtime.GOMAXPROCS(0), 1)
 	}
-	return 1
+	return max(runtime.GOMAXPROCS(0), 1)
 }
 
 // hostShard returns the shard of host traffic (a frame stack.ParseFlowKey
-// gives no flow). Each shard's core has its own host part — neighbour
-// cache, IPv6 addresses configured from router advertisements — so what
-// teaches a host goes to every shard: ARP replies, and IPv6's neighbour
-// and router advertisements and redirects; each core resolves and
-// configures for itself. An ICMP error about a TCP segment goes to the
-// shard of the quoted flow, so that the connection hears it (RFC 1122
-// §4.2.3.9, RFC 4443 §3, and PMTU's frag-needed and packet-too-big). The
-// rest (ARP requests and neighbour solicitations, which shard 0 answers;
-// echo; fragments; MLD; other protocols) goes to shard 0. It is pure,
-// like ParseFlowKey.
+// gives no flow). The shards' cores share one host part (stack.Shared):
+// one neighbour cache, and IPv6 configuration and reassembly run by
+// shard 0's core, the owner, which the others mirror. So what teaches
+// the host — ARP, neighbour and router advertisements and solicitations,
+// redirects, MLD — goes to shard 0, and so do fragments (a reassembled
+// TCP datagram is handed to its flow's shard), echo and other
+// protocols. An ICMP error about a TCP segment goes to the shard of the
+// quoted flow, so that the connection hears it (RFC 1122 §4.2.3.9, RFC
+// 4443 §3, and PMTU's frag-needed and packet-too-big). It is pure, like
+// ParseFlowKey.
 func (s *Stack) hostShard(m link.Medium, frame []byte) int {
 	pkt := frame
 	if m == link.Ethernet {
@@ -49,11 +43,6 @@ func (s *Stack) hostShard(m link.Medium, frame []byte) int {
 			return 0
 		}
 		switch eth.EtherType() {
-		case wire.EtherTypeARP:
-			if a, err := wire.ParseARP(eth.Payload()); err == nil && a.Op() == wire.ARPReply {
-				return allShards
-			}
-			return 0
 		case wire.EtherTypeIPv4, wire.EtherTypeIPv6:
 			pkt = eth.Payload()
 		default:
@@ -96,8 +85,6 @@ func (s *Stack) hostShard6(pkt []byte) int {
 		return 0
 	}
 	switch icmp.Type() {
-	case wire.ICMPv6NeighborAdvert, wire.ICMPv6RouterAdvert, wire.ICMPv6Redirect:
-		return allShards
 	case wire.ICMPv6DestUnreachable, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParameterProblem:
 	default:
 		return 0
@@ -140,33 +127,39 @@ func partBacklog(backlog, i, n int) int {
 }
 
 // shardConfig is the core configuration of shard i of n: the stack's,
-// with the bounds that hold a flood back shared out like the accept
-// backlog (partBacklog), since every shard has its own copy of what they
-// bound: the per-listener bound on half-open connections (SynBacklog,
-// tcp_max_syn_backlog; a listener has a SYN queue in every shard), so a
-// SYN flood meets the one bound a listener has and SYN cookies start
-// where they would; and the neighbour cache's bounds on resolutions in
-// progress and packets waiting for them (each shard's core resolves on
-// its own), so spoofed sources tie up no more than one cache would. The
-// table itself (MaxEntries) stays whole in every shard: each must hold
-// every real neighbour it talks to.
+// with the per-listener bound on half-open connections (SynBacklog,
+// tcp_max_syn_backlog) shared out like the accept backlog (partBacklog),
+// since a listener has a SYN queue in every shard: so a SYN flood meets
+// the one bound a listener has and SYN cookies start where they would.
+// The neighbour cache's bounds need no sharing out: the cores share one
+// cache (stack.Shared).
 func shardConfig(cfg stack.Config, i, n int) stack.Config {
 	if n == 1 {
 		return cfg
 	}
-	share := func(v, def int) int {
-		if v <= 0 {
-			v = def
-		}
-		return partBacklog(v, i, n)
+	if cfg.SynBacklog <= 0 {
+		cfg.SynBacklog = 1024 // stack.Config's default
 	}
-	cfg.SynBacklog = share(cfg.SynBacklog, 1024) // stack.Config's default
-	nc := &cfg.Neighbor
-	entries := nc.MaxEntries
-	if entries <= 0 {
-		entries = network.DefaultMaxEntries
-	}
-	nc.MaxUnresolved = share(nc.MaxUnresolved, max(entries/4, 1)) // NeighborConfig's default
-	nc.MaxQueued = share(nc.MaxQueued, network.DefaultMaxQueued)
+	cfg.SynBacklog = partBacklog(cfg.SynBacklog, i, n)
 	return cfg
+}
+
+// syncShards runs stack.SyncShared in every shard whose core has work
+// left by another's (a datagram reassembled for one of its flows, a
+// neighbour that failed, the owner's new IPv6 configuration). It is
+// called after a shard's lock is released (unlockAt), never under one:
+// the shards' locks are never nested.
+func (s *Stack) syncShards() {
+	for _, sh := range s.shards {
+		if !s.host.TakePending(sh.idx) {
+			continue
+		}
+		sh.mu.Lock()
+		if sh.closed {
+			sh.mu.Unlock()
+			continue
+		}
+		sh.core.SyncShared(s.now())
+		sh.unlock()
+	}
 }

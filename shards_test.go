@@ -52,9 +52,9 @@ func icmp6(typ uint8, src, dst netip.Addr, body []byte) []byte {
 }
 
 // TestHostShard: host traffic reaches the shards that need it — an ICMP
-// or ICMPv6 error the shard of the TCP flow it quotes, ARP replies and
-// IPv6 neighbour and router advertisements every shard, the rest shard
-// 0 — and what does not parse (a quote cut short) goes to shard 0
+// or ICMPv6 error the shard of the TCP flow it quotes, the rest —
+// ARP replies and IPv6 neighbour and router advertisements included,
+// which the shared host part's owner takes — shard 0 — and what does not parse (a quote cut short) goes to shard 0
 // without a panic.
 func TestHostShard(t *testing.T) {
 	s, err := newStack(Config{Config: stack.Config{Seed: 7}}, 4)
@@ -120,16 +120,17 @@ func TestHostShard(t *testing.T) {
 		binary.BigEndian.PutUint16(p[6:], op)
 		return f
 	}
-	if got := s.shardOfFrame(link.Ethernet, arp(wire.ARPReply)); got != allShards {
-		t.Errorf("ARP reply: shard %d, want every shard", got)
+	if got := s.shardOfFrame(link.Ethernet, arp(wire.ARPReply)); got != 0 {
+		t.Errorf("ARP reply: shard %d, want 0 (the shared host part's owner)", got)
 	}
 	if got := s.shardOfFrame(link.Ethernet, arp(wire.ARPRequest)); got != 0 {
 		t.Errorf("ARP request: shard %d, want 0", got)
 	}
 	ll := netip.MustParseAddr("fe80::1")
 	for typ, want := range map[uint8]int{
-		wire.ICMPv6NeighborAdvert:  allShards,
-		wire.ICMPv6RouterAdvert:    allShards,
+		wire.ICMPv6NeighborAdvert:  0,
+		wire.ICMPv6RouterAdvert:    0,
+		wire.ICMPv6Redirect:        0,
 		wire.ICMPv6NeighborSolicit: 0,
 		wire.ICMPv6EchoRequest:     0,
 	} {
@@ -140,10 +141,9 @@ func TestHostShard(t *testing.T) {
 }
 
 // TestShardConfig: the bounds that hold floods back add up over the
-// shards to what one stack has — SYN queue (default and set), the
-// neighbour cache's resolutions and waiting packets, a listener's
-// backlog — and each shard gets at least one; the neighbour table stays
-// whole in each.
+// shards to what one stack has — SYN queue (default and set), a
+// listener's backlog — and each shard gets at least one; the neighbour
+// cache's bounds are left whole (the cores share one cache).
 func TestShardConfig(t *testing.T) {
 	for _, base := range []stack.Config{{}, {SynBacklog: 7, Neighbor: network.NeighborConfig{MaxUnresolved: 3, MaxQueued: 10, MaxEntries: 50}}} {
 		for n := 1; n <= 5; n++ {
@@ -153,8 +153,8 @@ func TestShardConfig(t *testing.T) {
 				if c.SynBacklog < 1 && n > 1 || c.Neighbor.MaxUnresolved < 0 {
 					t.Errorf("n=%d shard %d: %+v", n, i, c)
 				}
-				if c.Neighbor.MaxEntries != base.Neighbor.MaxEntries {
-					t.Errorf("n=%d shard %d: MaxEntries %d, want %d (whole)", n, i, c.Neighbor.MaxEntries, base.Neighbor.MaxEntries)
+				if c.Neighbor != base.Neighbor {
+					t.Errorf("n=%d shard %d: neighbour config %+v, want %+v (whole)", n, i, c.Neighbor, base.Neighbor)
 				}
 				syn += c.SynBacklog
 				unres += c.Neighbor.MaxUnresolved
@@ -164,23 +164,23 @@ func TestShardConfig(t *testing.T) {
 			if n == 1 {
 				continue // unchanged: the core's own defaults apply
 			}
-			wantSyn, wantUnres, wantQueued := 1024, network.DefaultMaxEntries/4, network.DefaultMaxQueued
+			wantSyn := 1024
 			if base.SynBacklog != 0 {
-				wantSyn, wantUnres, wantQueued = max(7, n), max(3, n), 10
+				wantSyn = max(7, n)
 			}
-			if syn != wantSyn || unres != wantUnres || queued != wantQueued || backlog != 100 {
+			if syn != wantSyn || unres != n*base.Neighbor.MaxUnresolved || queued != n*base.Neighbor.MaxQueued || backlog != 100 {
 				t.Errorf("n=%d: SYN queues %d, resolutions %d, waiting %d, backlogs %d; want %d, %d, %d, 100",
-					n, syn, unres, queued, backlog, wantSyn, wantUnres, wantQueued)
+					n, syn, unres, queued, backlog, wantSyn, n*base.Neighbor.MaxUnresolved, n*base.Neighbor.MaxQueued)
 			}
 		}
 	}
 }
 
-// TestShardCountDefault: one shard unless asked (the shards do not yet
-// share a host part), GOMAXPROCS for ShardsPerCPU, the number given
-// otherwise.
+// TestShardCountDefault: GOMAXPROCS shards by default and for
+// ShardsPerCPU (one, and no shared host part, when GOMAXPROCS is 1),
+// the number given otherwise.
 func TestShardCountDefault(t *testing.T) {
-	for _, c := range []struct{ in, want int }{{0, 1}, {1, 1}, {3, 3}, {ShardsPerCPU, max(runtime.GOMAXPROCS(0), 1)}} {
+	for _, c := range []struct{ in, want int }{{0, max(runtime.GOMAXPROCS(0), 1)}, {1, 1}, {3, 3}, {ShardsPerCPU, max(runtime.GOMAXPROCS(0), 1)}} {
 		if got := shardCount(&Config{Shards: c.in}); got != c.want {
 			t.Errorf("Shards %d: %d shards, want %d", c.in, got, c.want)
 		}
@@ -190,7 +190,16 @@ func TestShardCountDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if len(s.shards) != 1 {
-		t.Errorf("New(Config{}): %d shards, want 1", len(s.shards))
+	if want := max(runtime.GOMAXPROCS(0), 1); len(s.shards) != want {
+		t.Errorf("New(Config{}): %d shards, want GOMAXPROCS = %d", len(s.shards), want)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	if len(one.shards) != 1 || one.host != nil {
+		t.Errorf("New(Config{}) with GOMAXPROCS 1: %d shards (shared host part %v), want one and none", len(one.shards), one.host != nil)
 	}
 }

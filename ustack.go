@@ -38,13 +38,10 @@ type Config struct {
 	// Shards is the number of shards TCP flows are spread over by a
 	// keyed hash of their 4-tuple, each with its own lock, timer and
 	// protocol core, as a NIC's RSS spreads flows over queues and cores.
-	// Zero means one; ShardsPerCPU means GOMAXPROCS at New. UDP and host
-	// traffic (ARP, ICMP, fragments) are shard 0's.
-	//
-	// One is the default until the shards share one host part: each
-	// shard's core still resolves neighbours and configures IPv6 for
-	// itself, and a fragmented TCP segment of a flow that hashes to
-	// another shard than 0 is not reassembled there (see
+	// Zero (or ShardsPerCPU) means GOMAXPROCS at New: one shard when
+	// GOMAXPROCS is 1. UDP and host traffic (ARP, NDP, ICMP, fragments)
+	// are shard 0's; the shards share one host part — neighbour cache,
+	// IPv6 address configuration, reassembly (stack.Shared; see
 	// docs/ARCHITECTURE.md, "Shards").
 	Shards int
 }
@@ -63,6 +60,10 @@ type Stack struct {
 	// (newStack). A frame goes to the shard its flow hashes to (input).
 	shards   []*shard
 	nextDial atomic.Uint64 // the shard a dial goes to, in turn (input.go)
+	// host is the host part the shards' cores share (neighbours, IPv6
+	// configuration, reassembly hand-offs); nil with one shard. Its lock
+	// is taken inside a shard's, never before (stack.Shared).
+	host *stack.Shared
 
 	done chan struct{} // closed by Close: the goroutines end
 	wg   sync.WaitGroup
@@ -169,8 +170,18 @@ func newStack(cfg Config, nShards int) (*Stack, error) {
 		cfg.TCP.Memory = tcp.NewMemory(cfg.TCP.Mem)
 		s.cfg.TCP.Memory = cfg.TCP.Memory
 	}
+	if nShards > 1 {
+		// One host part for every core (stack.Shared): one neighbour
+		// cache, IPv6 configuration and reassembly in core 0, datagrams
+		// handed to their flow's core.
+		s.host = stack.NewShared(cfg.Config, nShards, s.shardOfKey)
+	}
 	for i := 0; i < nShards; i++ {
-		sh := newShard(s, stack.New(shardConfig(cfg.Config, i, nShards)))
+		core := stack.New(cfg.Config)
+		if s.host != nil {
+			core = stack.NewCore(shardConfig(cfg.Config, i, nShards), s.host, i)
+		}
+		sh := newShard(s, core)
 		sh.idx = i
 		s.shards = append(s.shards, sh)
 	}
@@ -257,9 +268,8 @@ func (n *NIC) ID() stack.NICID { return n.id }
 // detection has run (a second or two after it was added; RFC 4862 §5.4)
 // and cannot be bound or used as a source before, as in Linux.
 func (n *NIC) Addresses() []stack.AddrInfo {
-	// The first shard's. With several shards each runs IPv6's address
-	// configuration (DAD, SLAAC) in its own core, from the same
-	// advertisements (input.go), so they agree but for moments.
+	// The first shard's: its core runs IPv6's address configuration
+	// (DAD, SLAAC) for all, the others mirror it (stack.Shared).
 	sh := n.s.shards[0]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -402,32 +412,15 @@ func (s *Stack) Listeners() []stack.ListenerInfo {
 	return all
 }
 
-// Neighbors returns the neighbour (ARP) cache, as `ip neigh` would list it.
-// With several shards each has a cache of its own (every shard learns
-// from ARP replies, input.go); a neighbour is listed once, as the first
-// shard that has its address resolved has it (or the first that has it
-// at all).
+// Neighbors returns the neighbour (ARP and NDP) cache, as `ip neigh`
+// would list it.
 func (s *Stack) Neighbors() []network.NeighborEntry {
-	type key struct {
-		nic network.NICID
-		ip  netip.Addr
-	}
-	var all []network.NeighborEntry
-	at := map[key]int{}
-	for _, sh := range s.shards {
-		sh.mu.Lock()
-		for _, e := range sh.core.Neighbors() {
-			k := key{e.NIC, e.IP}
-			if i, ok := at[k]; !ok {
-				at[k] = len(all)
-				all = append(all, e)
-			} else if all[i].MAC == (wire.MAC{}) && e.MAC != (wire.MAC{}) {
-				all[i] = e
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return all
+	// The shards' cores share one cache (stack.Shared): any shard's
+	// core lists it.
+	sh := s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.core.Neighbors()
 }
 
 // Close stops the stack: every socket is closed (blocked calls return

@@ -28,7 +28,7 @@ func UstackTAPQueues() Setup {
 			switch {
 			case scaleShards > 0:
 				c.Queues = scaleShards
-			case scaleShards == ustack.ShardsPerCPU:
+			default: // the default, and ShardsPerCPU: a shard per CPU
 				c.Queues = runtime.GOMAXPROCS(0)
 			}
 			return c
@@ -97,7 +97,7 @@ func ScalingTable() *Table {
 	row("TAP, kernel clients: crr, 8 clients", UstackTAPQueues(), showCRR, crr8)
 	row("TAP, kernel to ustack: bulk, MTU "+itoa(DeviceMTU), UstackTAPQueues(), showBulk, bulk)
 	t.Notes = []string{
-		"Each column sets GOMAXPROCS for the measurement; the stacks have one shard (ustack.Config.Shards' default) unless the column names a count or \"a shard per CPU\" (ustack.ShardsPerCPU: as many as GOMAXPROCS), and the TAP device (multi-queue, link/tap Config.Queues) one queue per shard, each with a reader.",
+		"Each column sets GOMAXPROCS for the measurement; the stacks have a shard per CPU (ustack.Config.Shards' default: as many as GOMAXPROCS, which ustack.ShardsPerCPU names too) unless the column names a count, and the TAP device (multi-queue, link/tap Config.Queues) one queue per shard, each with a reader.",
 		"In process: two stacks in this process over `link/pipe`, as in the first table (both stacks and the clients share the cores). TAP: the kernel in a namespace runs the clients (crr) or the sender (bulk) on the same cores.",
 	}
 	return t

@@ -194,9 +194,17 @@ func (t *wgTunnel) Dial(ctx context.Context, addr net.Addr) (net.Conn, error) {
 	return t.client.dial(ctx, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 }
 
-// Close closes the wireguard-go devices, which close their tun devices
-// and so the stacks.
+// Close takes the wireguard-go devices down, then closes them, which
+// closes their tun devices and so the stacks. Down first: Device.Close
+// closes the tun before it stops the peers, and netstack's tun closes
+// the channel its stack writes to while a peer's receiver may still be
+// handing it a packet (whose answer, a RST, is then sent on the closed
+// channel: a panic, seen once in make test). Down stops the peers and
+// waits for their receivers, so nothing is written to a closing tun.
 func (t *wgTunnel) Close() error {
+	for _, d := range t.devs {
+		d.Down()
+	}
 	for _, d := range t.devs {
 		d.Close()
 	}

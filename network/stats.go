@@ -29,9 +29,13 @@ type Stats struct {
 	ReasmOKs        uint64 // datagrams reassembled (IpReasmOKs)
 	ReasmFails      uint64 // reassembly failures: timeouts, overlaps, oversize, memory (IpReasmFails)
 	ReasmOverlaps   uint64 // datagrams dropped for overlapping fragments (IpExtReasmOverlaps)
-	FragOKs         uint64 // datagrams fragmented (IpFragOKs)
-	FragFails       uint64 // datagrams not fragmented: DF set (IpFragFails)
-	FragCreates     uint64 // fragments created (IpFragCreates)
+	// ReasmHandoffDrops counts reassembled TCP datagrams (either family)
+	// dropped because the queue to the core of their flow was full
+	// (ustack: stack.Shared).
+	ReasmHandoffDrops uint64
+	FragOKs           uint64 // datagrams fragmented (IpFragOKs)
+	FragFails         uint64 // datagrams not fragmented: DF set (IpFragFails)
+	FragCreates       uint64 // fragments created (IpFragCreates)
 
 	// ICMP (RFC 4293 icmpStatsTable and icmpMsgStatsTable, Linux Icmp*).
 	InMsgs          uint64 // ICMP messages received, including errors (IcmpInMsgs)

@@ -19,7 +19,7 @@ func TestStatsEach(t *testing.T) {
 		}
 		i++
 	})
-	if i != v.NumField() || i != 103 {
+	if i != v.NumField() || i != 104 {
 		t.Errorf("Each visited %d counters, struct has %d", i, v.NumField())
 	}
 }

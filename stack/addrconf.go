@@ -159,6 +159,7 @@ func (s *Stack) addAddr6(n *nic, p netip.Prefix, auto bool, preferred, valid clo
 		_ = s.host.routes.Add(network.Route{Dst: p.Masked(), NIC: n.id})
 	}
 	s.host.v6next = 0 // start it at the next timeout
+	s.host.v6dirty = true
 }
 
 // removeAddr6 removes x from n, leaving its solicited-node group and, for
@@ -166,10 +167,11 @@ func (s *Stack) addAddr6(n *nic, p netip.Prefix, auto bool, preferred, valid clo
 // of n is in it.
 func (s *Stack) removeAddr6(n *nic, x *addr6) {
 	v := n.v6
+	s.host.v6dirty = true
 	if x.usable() {
 		s.host.local.remove(x.p.Addr(), n)
 	}
-	if x.started && x.state != addrDuplicate && n.cfg.Medium == link.Ethernet {
+	if x.started && x.state != addrDuplicate && n.cfg.Medium == link.Ethernet && !s.host.mirror6 {
 		v.leaves = append(v.leaves, wire.SolicitedNodeMulticast(x.p.Addr()))
 		s.host.v6next = 0
 	}
@@ -194,7 +196,9 @@ func (s *Stack) setNDPTimes(n *nic) {
 		base = s.host.neigh.Config().ReachableTime
 	}
 	f := 0.5 + s.host.rng6.Float64()
+	s.nlock()
 	s.host.neigh.SetTimes(n.id, time.Duration(float64(base)*f), n.v6.retrans)
+	s.nunlock()
 }
 
 // retrans6 returns n's retransmission timer (RFC 4861 §6.3.2
@@ -220,6 +224,10 @@ func (s *Stack) randDelay(d time.Duration) time.Duration {
 // MLD reports they (or anything else) made due.
 func (s *Stack) timeout6(now clock.Instant) {
 	h := &s.host
+	if h.mirror6 {
+		h.v6next = clock.Never // the owner runs it (shared6.go)
+		return
+	}
 	if h.v6next <= now {
 		for _, n := range h.nics {
 			if n.v6 != nil {
@@ -356,6 +364,7 @@ func (s *Stack) stepDAD(now clock.Instant, n *nic, x *addr6) {
 // Linux ("dadfailed").
 func (s *Stack) dadFailed(n *nic, x *addr6) {
 	s.host.net.Ip6DADFailures++
+	s.host.v6dirty = true
 	if x.usable() {
 		s.host.local.remove(x.p.Addr(), n)
 	}
@@ -415,6 +424,7 @@ func (s *Stack) rearm6() {
 		next = clock.Min(next, p.until)
 	}
 	h.v6next = next
+	h.v6dirty = true
 }
 
 // lifetime returns the end of a lifetime of secs seconds from now; all
@@ -431,7 +441,7 @@ func lifetime(now clock.Instant, secs uint32) clock.Instant {
 func (s *Stack) handleRA(now clock.Instant, p *ipRepr, m wire.NDP, o *wire.NDPOptions) {
 	h := &s.host
 	n := p.nic
-	if s.cfg.IPv6.IgnoreRA || !p.src.IsLinkLocalUnicast() {
+	if s.cfg.IPv6.IgnoreRA || !p.src.IsLinkLocalUnicast() || h.mirror6 {
 		h.net.Ip6RAIgnored++
 		return
 	}
@@ -457,7 +467,9 @@ func (s *Stack) handleRA(now clock.Instant, p *ipRepr, m wire.NDP, o *wire.NDPOp
 		s.setNDPTimes(n)
 	}
 	if o.HasSourceLinkAddr && n.cfg.Medium == link.Ethernet {
+		s.nlock()
 		h.neigh.LearnNDP(now, n.id, p.src, o.SourceLinkAddr, true)
+		s.nunlock()
 	}
 	if o.HasMTU && o.MTU >= wire.IPv6MinMTU && int(o.MTU) <= n.cfg.MTU {
 		v.mtu = int(o.MTU)

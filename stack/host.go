@@ -50,6 +50,13 @@ type host struct {
 	routers  []defRouter // the default router list (RFC 4861 §6.3.6)
 	prefixes []raPrefix  // on-link prefixes learned from router advertisements
 	v6next   clock.Instant
+	// With cores sharing a host (shared6.go): mirror6 marks a core that
+	// mirrors the owner's IPv6 configuration instead of running it,
+	// v6gen is the version it mirrors, and v6dirty marks the owner's
+	// configuration as changed since it was last published.
+	mirror6 bool
+	v6dirty bool
+	v6gen   uint64
 }
 
 // nic is a NIC of the host.
@@ -128,6 +135,7 @@ func (s *Stack) AddNIC(cfg NICConfig) (NICID, error) {
 			return 0, err
 		}
 	}
+	s.publish6()
 	return n.id, nil
 }
 
@@ -169,9 +177,13 @@ func (s *Stack) AddAddress(id NICID, p netip.Prefix) error {
 		}
 		s.enable6(n)
 		if n.has6(p.Addr()) {
+			if s.host.mirror6 {
+				return nil // the owner's configuration has it already (shared6.go)
+			}
 			return fmt.Errorf("stack: address %v: %w", p.Addr(), ErrAddrInUse)
 		}
 		s.addAddr6(n, p, false, clock.Never, clock.Never)
+		s.publish6()
 		return nil
 	}
 	n.addrs = append(n.addrs, p)
@@ -192,8 +204,12 @@ func (s *Stack) RemoveAddress(id NICID, a netip.Addr) error {
 		for _, x := range n.v6.addrs {
 			if x.p.Addr() == a {
 				s.removeAddr6(n, x)
+				s.publish6()
 				return nil
 			}
+		}
+		if s.host.mirror6 && a.Is6() {
+			return nil // gone from the owner's configuration already (shared6.go)
 		}
 	}
 	for i, q := range n.addrs {
@@ -253,10 +269,18 @@ func (s *Stack) Routes() []network.Route { return s.host.routes.Routes() }
 
 // AddNeighbor adds a permanent neighbour entry (like `ip neigh add ...
 // nud permanent`).
-func (s *Stack) AddNeighbor(id NICID, ip netip.Addr, mac wire.MAC) { s.host.neigh.Add(id, ip, mac) }
+func (s *Stack) AddNeighbor(id NICID, ip netip.Addr, mac wire.MAC) {
+	s.nlock()
+	s.host.neigh.Add(id, ip, mac)
+	s.nunlock()
+}
 
 // Neighbors returns the neighbour cache.
-func (s *Stack) Neighbors() []network.NeighborEntry { return s.host.neigh.Entries() }
+func (s *Stack) Neighbors() []network.NeighborEntry {
+	s.nlock()
+	defer s.nunlock()
+	return s.host.neigh.Entries()
+}
 
 // isLocal reports whether a is one of the stack's addresses.
 func (s *Stack) isLocal(a netip.Addr) bool { return s.host.local.lookup(a) != nil }

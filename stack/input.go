@@ -13,6 +13,13 @@ import (
 // (other MACs, unknown EtherTypes, runts, bad headers) are counted and
 // dropped.
 func (s *Stack) HandleFrame(now clock.Instant, id NICID, pkt *link.Packet) {
+	s.handleFrame(now, id, pkt)
+	if s.host.v6dirty {
+		s.publish6() // a router advertisement, DAD's evidence (shared6.go)
+	}
+}
+
+func (s *Stack) handleFrame(now clock.Instant, id NICID, pkt *link.Packet) {
 	st := &s.host.link
 	n := s.nic(id)
 	if n == nil {
@@ -95,7 +102,9 @@ func (s *Stack) handleARP(now clock.Instant, n *nic, b []byte) {
 	// if the packet is addressed to us. A probe (sender 0.0.0.0) is not
 	// learned (RFC 5227).
 	if !f.SenderIP.IsUnspecified() {
+		s.nlock()
 		s.host.neigh.Learn(now, n.id, f.SenderIP, f.SenderMAC, forUs)
+		s.nunlock()
 	}
 	switch f.Op {
 	case wire.ARPRequest:

@@ -108,6 +108,13 @@ func (s *Stack) handleIPv4(now clock.Instant, n *nic, b []byte, linkBcast bool, 
 			return
 		}
 		off = link.Offload{}
+		if ip.Protocol() == wire.ProtoTCP {
+			// A TCP datagram of another core's flow goes to that core
+			// (Shared): only the owner reassembles.
+			if k, ok := tcpKeyOf(src, dst, ip.Payload()); ok && s.handOff(n.id, whole, k) {
+				return
+			}
+		}
 	}
 	p := ipRepr{
 		nic:       n,
@@ -403,5 +410,8 @@ func (s *Stack) resolve(now clock.Instant, n *nic, nextHop netip.Addr, pkt []byt
 	if nextHop.Is6() && nextHop.IsMulticast() {
 		return wire.MulticastMAC(nextHop)
 	}
-	return s.host.neigh.Resolve(now, n.id, nextHop, pkt)
+	s.nlock()
+	mac, ok := s.host.neigh.Resolve(now, n.id, nextHop, pkt)
+	s.nunlock()
+	return mac, ok
 }

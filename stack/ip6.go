@@ -74,6 +74,12 @@ func (s *Stack) handleIPv6(now clock.Instant, n *nic, b []byte, linkMcast bool, 
 			return
 		}
 		off = link.Offload{}
+		if c.Proto == wire.ProtoTCP {
+			// As for IPv4: another core's flow goes to that core.
+			if k, ok := tcpKeyOf(src, dst, c.Upper(ip)); ok && s.handOff(n.id, whole, k) {
+				return
+			}
+		}
 	}
 	if src.IsUnspecified() && c.Proto != wire.ProtoICMPv6 {
 		// Only NDP's duplicate address detection and MLD come from ::

@@ -83,7 +83,9 @@ func (s *Stack) handleNS(now clock.Instant, p *ipRepr, m wire.NDP, o *wire.NDPOp
 		return
 	}
 	if !unspec && o.HasSourceLinkAddr {
+		s.nlock()
 		s.host.neigh.LearnNDP(now, n.id, p.src, o.SourceLinkAddr, false)
+		s.nunlock()
 	}
 	if unspec {
 		// Another node's DAD for our address: tell everyone (§7.2.4).
@@ -119,7 +121,10 @@ func (s *Stack) handleNA(now clock.Instant, p *ipRepr, m wire.NDP, o *wire.NDPOp
 		return // another node claims an address of ours: nothing to learn
 	}
 	a := network.Advert{MAC: o.TargetLinkAddr, HasMAC: o.HasTargetLinkAddr, Router: m.Router(), Solicited: m.Solicited(), Override: m.Override()}
-	if s.host.neigh.LearnAdvert(now, n.id, t, a) && !m.Router() {
+	s.nlock()
+	wasRouter := s.host.neigh.LearnAdvert(now, n.id, t, a)
+	s.nunlock()
+	if wasRouter && !m.Router() {
 		s.removeRouter(n, t)
 		s.rearm6()
 	}
@@ -215,7 +220,10 @@ func (s *Stack) sendNA(now clock.Instant, n *nic, target, dst netip.Addr, solici
 		var ok bool
 		// The solicitation's source link-layer address was learned just
 		// now; without one, resolve (§7.2.4).
-		if mac, ok = s.host.neigh.Resolve(now, n.id, dst, nil); !ok {
+		s.nlock()
+		mac, ok = s.host.neigh.Resolve(now, n.id, dst, nil)
+		s.nunlock()
+		if !ok {
 			return
 		}
 	}

@@ -109,21 +109,31 @@ func (s *Stack) loopback(pkt []byte) {
 // requests that are due, to the control queue.
 func (s *Stack) flushNeighbors() {
 	neigh := s.host.neigh
+	// With a shared cache (Shared) each poll is under its lock, and a
+	// packet whose next hop resolved is copied out before the lock goes
+	// (PollReady's buffer is recycled by the next call): whichever core
+	// polls first sends it, whichever core queued it.
 	for {
+		s.nlock()
 		id, mac, pkt, ok := neigh.PollReady()
 		if !ok {
+			s.nunlock()
 			break
 		}
 		n := s.nic(id)
 		if n == nil {
+			s.nunlock()
 			continue
 		}
 		buf, hdr := s.ctlFrame(n, mac, etherTypeOf(pkt))
 		copy(buf[hdr:], pkt)
+		s.nunlock()
 		s.pushCtl(id, buf, hdr+len(pkt))
 	}
 	for {
+		s.nlock()
 		sol, ok := neigh.PollSolicit()
+		s.nunlock()
 		if !ok {
 			break
 		}
@@ -350,7 +360,9 @@ func (s *Stack) resolved(n *nic, nextHop netip.Addr) bool {
 	if n.cfg.Medium != link.Ethernet || isBroadcast(n, nextHop) || nextHop.IsMulticast() {
 		return true
 	}
+	s.nlock()
 	_, ok := s.host.neigh.Lookup(n.id, nextHop)
+	s.nunlock()
 	return ok
 }
 

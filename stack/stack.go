@@ -353,6 +353,13 @@ type Stack struct {
 	closed bool
 	// fwdStats count what the forwarders did (forward.go).
 	fwdStats ForwardStats
+	// With cores sharing a host part (shared.go): the Shared, this
+	// core's index, its cursor in Shared's neighbour failures, and
+	// HandleTimeout's scratch list of them.
+	shared  *Shared
+	coreIdx int
+	failCur uint64
+	failBuf []failedNeigh
 }
 
 // flows is the per-flow state of a stack: everything a segment or
@@ -437,6 +444,29 @@ func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
 // Stats returns a snapshot of the counters.
 func (s *Stack) Stats() Stats {
+	if sh := s.shared; sh != nil && s.coreIdx == 0 {
+		// The shared neighbour cache's counters, once: the owner's.
+		net := s.host.net
+		ns := sh.neighborStats()
+		addCounters(reflect.ValueOf(&net).Elem(), reflect.ValueOf(&ns).Elem())
+		st := s.statsOf()
+		st.Net = net
+		return st
+	}
+	return s.statsOf()
+}
+
+// addCounters adds src's unsigned fields to dst's (structs of counters).
+func addCounters(dst, src reflect.Value) {
+	for i := 0; i < dst.NumField(); i++ {
+		if f := dst.Field(i); f.CanUint() {
+			f.SetUint(f.Uint() + src.Field(i).Uint())
+		}
+	}
+}
+
+// statsOf is Stats without the shared part.
+func (s *Stack) statsOf() Stats {
 	return Stats{Link: s.host.link, Net: s.host.net, UDP: s.flows.udpStats, UDP6: s.flows.udp6Stats, TCP: s.flows.tcpEnv.Stats, Fwd: s.fwdStats, Ping: s.flows.pingStats, PMTU: s.host.pmtuStats}
 }
 
@@ -494,7 +524,7 @@ func (s *Stack) PollEvent() (Socket, Events, bool) {
 // NextDeadline returns when HandleTimeout must next be called.
 func (s *Stack) NextDeadline() clock.Instant {
 	d := s.flows.timers.min()
-	d = clock.Min(d, s.host.neigh.NextDeadline())
+	d = clock.Min(d, s.neighDeadline())
 	d = clock.Min(d, s.host.reasm.NextDeadline())
 	d = clock.Min(d, s.host.reasm6.NextDeadline())
 	d = clock.Min(d, s.host.v6next)
@@ -512,14 +542,25 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 		s.afterConn(c)
 	}
 	h := &s.host
+	s.nlock()
 	h.neigh.HandleTimeout(now)
+	fails := s.failBuf[:0]
 	for {
 		id, ip, ok := h.neigh.PollFailed()
 		if !ok {
 			break
 		}
-		s.neighborFailed(now, id, ip)
+		fails = append(fails, failedNeigh{id, ip})
+		if s.shared != nil {
+			// The other cores fail their own connects (SyncShared).
+			s.shared.neighFailedLocked(s.coreIdx, failedNeigh{id, ip})
+		}
 	}
+	s.nunlock()
+	for _, f := range fails {
+		s.neighborFailed(now, f.nic, f.ip)
+	}
+	s.failBuf = fails[:0]
 	h.reasm.HandleTimeout(now)
 	for {
 		q, ok := h.reasm.PollExpired()
@@ -541,6 +582,7 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 	}
 	s.timeout6(now)
 	h.pmtu.expire(now)
+	s.publish6()
 }
 
 // neighborFailed fails the connects waiting on an unresolvable next hop

@@ -210,7 +210,9 @@ func (s *Stack) confirmReachable(now clock.Instant, c *TCPConn, seg *wire.TCPFie
 	}
 	c.confirmed = max(now, 1)
 	if c.nic != nil && c.nic.cfg.Medium == link.Ethernet {
+		s.nlock()
 		s.host.neigh.Confirm(now, c.nic.id, c.nextHop)
+		s.nunlock()
 	}
 }
 

@@ -40,10 +40,10 @@ type forwarder struct {
 // addresses, promiscuous and spoofing, and the relays.
 func newForwarder(cfg *forwardConfig, ep link.Endpoint, logf func(string, ...any)) (*forwarder, error) {
 	// The relay is the guest's router: like Linux forwarding, it sends
-	// no router solicitations and takes no advertisements. One shard:
-	// forwarders see every flow no socket took, which the stack gathers
-	// in one shard (ustack.Stack.ForwardTCP).
-	scfg := ustack.Config{Shards: 1}
+	// no router solicitations and takes no advertisements. Shards as
+	// the default has them (GOMAXPROCS): the TCP relay has a part in
+	// each, UDP and echo are shard 0's (ustack.Stack.ForwardTCP).
+	scfg := ustack.Config{}
 	scfg.IPv6.IgnoreRA = true
 	s, err := ustack.New(scfg)
 	if err != nil {
