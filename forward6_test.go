@@ -1,10 +1,6 @@
 package ustack
 
 import (
-	"bytes"
-	"context"
-	"io"
-	"net"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -39,87 +35,6 @@ func newForwardNet6Shards(t *testing.T, shards int) *testNet {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// TestForwardTCPAcceptAfterUpstream6: a dial to a foreign IPv6 address
-// stays pending, its SYN repeated, until the handler accepts; the
-// connection then carries data both ways with half-close, its local
-// address the one dialled.
-func TestForwardTCPAcceptAfterUpstream6(t *testing.T) {
-	leaktest.Check(t)
-	synctest.Test(t, func(t *testing.T) {
-		n := newForwardNet6(t)
-		upstream := make(chan struct{})
-		got := make(chan *TCPConn, 1)
-		var req *TCPRequest
-		fw, err := n.B.ForwardTCP(0, func(r *TCPRequest) {
-			req = r
-			<-upstream
-			c, err := r.Accept(context.Background())
-			if err != nil {
-				t.Errorf("Accept: %v", err)
-				close(got)
-				return
-			}
-			got <- c
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer fw.Close()
-		dialed := make(chan net.Conn, 1)
-		go func() {
-			c, err := n.A.Dial("tcp", "[2001:db8:ff::7]:443")
-			if err != nil {
-				t.Errorf("Dial: %v", err)
-			}
-			dialed <- c
-		}()
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		select {
-		case <-dialed:
-			t.Fatal("the client connected before the handler accepted")
-		default:
-		}
-		if req == nil || req.LocalAddr() != netip.AddrPortFrom(far6, 443) || req.RemoteAddr().Addr() != ip6A {
-			t.Fatalf("request %+v", req)
-		}
-		if o := req.Options(); o.MSS != 1440 || !o.SACKPermitted {
-			t.Fatalf("SYN options %+v: want IPv6's MSS 1440 and SACK", o)
-		}
-		if st := n.B.Stats().Fwd; st.TCPRequests != 1 || st.TCPSynRetrans == 0 {
-			t.Fatalf("stats %+v: one request, its SYN repeated", st)
-		}
-		close(upstream)
-		srv := <-got
-		cli := <-dialed
-		if srv == nil || cli == nil {
-			t.Fatal("no connection")
-		}
-		defer srv.Close()
-		defer cli.Close()
-		if srv.LocalAddrPort() != req.LocalAddr() || cli.RemoteAddr().String() != "[2001:db8:ff::7]:443" {
-			t.Fatalf("accepted conn's local address %v, client's peer %v", srv.LocalAddrPort(), cli.RemoteAddr())
-		}
-		msg := bytes.Repeat([]byte("forward6 "), 50_000)
-		go func() {
-			cli.Write(msg)
-			cli.(*TCPConn).CloseWrite()
-		}()
-		in, err := io.ReadAll(srv)
-		if err != nil || !bytes.Equal(in, msg) {
-			t.Fatalf("relay read %d bytes, %v", len(in), err)
-		}
-		srv.Write([]byte("reply after EOF"))
-		srv.CloseWrite()
-		out, err := io.ReadAll(cli)
-		if err != nil || string(out) != "reply after EOF" {
-			t.Fatalf("client read %q, %v", out, err)
-		}
-		fw.Close()
-		fw.Wait()
-	})
 }
 
 // TestForwardTCPRejectDropAndCap6 is TestForwardTCPRejectDropAndCap's

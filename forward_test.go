@@ -41,88 +41,105 @@ func newForwardNetShards(t *testing.T, shards int) *testNet {
 	return n
 }
 
-// TestForwardTCPAcceptAfterUpstream: the handler sees the SYN's 4-tuple
-// and options, and the client's connect stays pending — no SYN-ACK —
-// until the handler accepts (here after its "upstream" is ready); the
-// connection then carries data both ways with half-close passed through,
-// and its local address is the one the client dialled.
+// TestForwardTCPAcceptAfterUpstream: over each family, the handler sees
+// the SYN's 4-tuple and options (the family's MSS), and the client's
+// connect stays pending — no SYN-ACK, its SYN repeated — until the
+// handler accepts (here after its "upstream" is ready); the connection
+// then carries data both ways with half-close passed through, and its
+// local address is the one the client dialled.
 func TestForwardTCPAcceptAfterUpstream(t *testing.T) {
-	leaktest.Check(t)
-	synctest.Test(t, func(t *testing.T) {
-		n := newForwardNet(t)
-		upstream := make(chan struct{})
-		got := make(chan *TCPConn, 1)
-		var req *TCPRequest
-		fw, err := n.B.ForwardTCP(0, func(r *TCPRequest) {
-			req = r
-			<-upstream // the upstream connect takes its time
-			c, err := r.Accept(context.Background())
-			if err != nil {
-				t.Errorf("Accept: %v", err)
-				close(got)
-				return
-			}
-			got <- c
+	for _, fam := range []struct {
+		name   string
+		newNet func(*testing.T) *testNet
+		dst    netip.AddrPort
+		client netip.Addr
+		mss    uint16
+	}{
+		{"IPv4", newForwardNet, netip.AddrPortFrom(far, 443), ipA, 1460},
+		{"IPv6", newForwardNet6, netip.AddrPortFrom(far6, 443), ip6A, 1440},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			leaktest.Check(t)
+			synctest.Test(t, func(t *testing.T) {
+				testForwardTCPAcceptAfterUpstream(t, fam.newNet(t), fam.dst, fam.client, fam.mss)
+			})
 		})
+	}
+}
+
+func testForwardTCPAcceptAfterUpstream(t *testing.T, n *testNet, dst netip.AddrPort, client netip.Addr, mss uint16) {
+	upstream := make(chan struct{})
+	got := make(chan *TCPConn, 1)
+	var req *TCPRequest
+	fw, err := n.B.ForwardTCP(0, func(r *TCPRequest) {
+		req = r
+		<-upstream // the upstream connect takes its time
+		c, err := r.Accept(context.Background())
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("Accept: %v", err)
+			close(got)
+			return
 		}
-		defer fw.Close()
-		dialed := make(chan net.Conn, 1)
-		go func() {
-			c, err := n.A.Dial("tcp", "198.51.100.7:443")
-			if err != nil {
-				t.Errorf("Dial: %v", err)
-			}
-			dialed <- c
-		}()
-		time.Sleep(5 * time.Second) // the client resends its SYN meanwhile
-		synctest.Wait()
-		select {
-		case <-dialed:
-			t.Fatal("the client connected before the handler accepted")
-		default:
-		}
-		if req == nil || req.LocalAddr() != netip.MustParseAddrPort("198.51.100.7:443") || req.RemoteAddr().Addr() != ipA {
-			t.Fatalf("request %+v", req)
-		}
-		if o := req.Options(); o.MSS == 0 || !o.SACKPermitted {
-			t.Fatalf("SYN options %+v", o)
-		}
-		if st := n.B.Stats().Fwd; st.TCPRequests != 1 || st.TCPSynRetrans == 0 {
-			t.Fatalf("stats %+v: one request, its SYN repeated", st)
-		}
-		close(upstream)
-		srv := <-got
-		cli := <-dialed
-		if srv == nil || cli == nil {
-			t.Fatal("no connection")
-		}
-		defer srv.Close()
-		defer cli.Close()
-		if srv.LocalAddrPort() != req.LocalAddr() {
-			t.Fatalf("accepted conn's local address %v", srv.LocalAddrPort())
-		}
-		// Half-close: the client sends and shuts its side; the relay
-		// still answers after the EOF.
-		msg := bytes.Repeat([]byte("forward "), 50_000)
-		go func() {
-			cli.Write(msg)
-			cli.(*TCPConn).CloseWrite()
-		}()
-		in, err := io.ReadAll(srv)
-		if err != nil || !bytes.Equal(in, msg) {
-			t.Fatalf("relay read %d bytes, %v", len(in), err)
-		}
-		srv.Write([]byte("reply after EOF"))
-		srv.CloseWrite()
-		out, err := io.ReadAll(cli)
-		if err != nil || string(out) != "reply after EOF" {
-			t.Fatalf("client read %q, %v", out, err)
-		}
-		fw.Close()
-		fw.Wait()
+		got <- c
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	dialed := make(chan net.Conn, 1)
+	go func() {
+		c, err := n.A.Dial("tcp", dst.String())
+		if err != nil {
+			t.Errorf("Dial: %v", err)
+		}
+		dialed <- c
+	}()
+	time.Sleep(5 * time.Second) // the client resends its SYN meanwhile
+	synctest.Wait()
+	select {
+	case <-dialed:
+		t.Fatal("the client connected before the handler accepted")
+	default:
+	}
+	if req == nil || req.LocalAddr() != dst || req.RemoteAddr().Addr() != client {
+		t.Fatalf("request %+v", req)
+	}
+	if o := req.Options(); o.MSS != mss || !o.SACKPermitted {
+		t.Fatalf("SYN options %+v: want MSS %d and SACK", o, mss)
+	}
+	if st := n.B.Stats().Fwd; st.TCPRequests != 1 || st.TCPSynRetrans == 0 {
+		t.Fatalf("stats %+v: one request, its SYN repeated", st)
+	}
+	close(upstream)
+	srv := <-got
+	cli := <-dialed
+	if srv == nil || cli == nil {
+		t.Fatal("no connection")
+	}
+	defer srv.Close()
+	defer cli.Close()
+	if srv.LocalAddrPort() != req.LocalAddr() || cli.RemoteAddr().String() != dst.String() {
+		t.Fatalf("accepted conn's local address %v, client's peer %v", srv.LocalAddrPort(), cli.RemoteAddr())
+	}
+	// Half-close: the client sends and shuts its side; the relay still
+	// answers after the EOF.
+	msg := bytes.Repeat([]byte("forward "), 50_000)
+	go func() {
+		cli.Write(msg)
+		cli.(*TCPConn).CloseWrite()
+	}()
+	in, err := io.ReadAll(srv)
+	if err != nil || !bytes.Equal(in, msg) {
+		t.Fatalf("relay read %d bytes, %v", len(in), err)
+	}
+	srv.Write([]byte("reply after EOF"))
+	srv.CloseWrite()
+	out, err := io.ReadAll(cli)
+	if err != nil || string(out) != "reply after EOF" {
+		t.Fatalf("client read %q, %v", out, err)
+	}
+	fw.Close()
+	fw.Wait()
 }
 
 // TestForwardTCPRejectDropAndCap: Reject fails the client's dial as the
