@@ -16,6 +16,7 @@ import (
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/network"
 	"github.com/ustack/ustack/stack"
+	"github.com/ustack/ustack/tcp"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -163,6 +164,12 @@ func newStack(cfg Config, nShards int) (*Stack, error) {
 		clk:  clock.NewReal(),
 		done: make(chan struct{}),
 	}
+	if cfg.TCP.Memory == nil {
+		// One budget for every shard (tcp.Config.Mem), as tcp_mem is
+		// one for every CPU.
+		cfg.TCP.Memory = tcp.NewMemory(cfg.TCP.Mem)
+		s.cfg.TCP.Memory = cfg.TCP.Memory
+	}
 	if nShards > 1 {
 		// One host part for every core (stack.Shared): one neighbour
 		// cache, IPv6 configuration and reassembly in core 0, datagrams
@@ -300,6 +307,14 @@ func (s *Stack) eachShard(f func(sh *shard) error) error {
 		}
 	}
 	return nil
+}
+
+// TCPMemory returns the counters of the stack's TCP buffer budget
+// (tcp.Config.Mem): the bytes charged, the peak, whether it is under
+// memory pressure, how often and how long it was. One budget serves every
+// shard.
+func (s *Stack) TCPMemory() tcp.MemStats {
+	return s.cfg.TCP.Memory.Stats()
 }
 
 // Stats returns a snapshot of every counter of the stack (summed over

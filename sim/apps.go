@@ -96,6 +96,9 @@ type Behavior struct {
 	// reading for a time drawn from [0, MaxPause] (a slow reader).
 	Pause    float64
 	MaxPause time.Duration
+	// PauseUntil, if not zero, is when the reader stops pausing and
+	// keeps up from then on (readers that resume).
+	PauseUntil clock.Instant
 	// AbortAfter, if positive, makes this side abort the connection (a
 	// RST, SO_LINGER 0) once it has read and written that many bytes in
 	// all.
@@ -586,7 +589,7 @@ func (e *endpoint) read() {
 			e.finish(err, false)
 			return
 		}
-		if e.b.Pause > 0 && e.rng.Float64() < e.b.Pause {
+		if e.b.Pause > 0 && (e.b.PauseUntil == 0 || e.a.Net.Now() < e.b.PauseUntil) && e.rng.Float64() < e.b.Pause {
 			d := time.Duration(e.rng.Int64N(int64(e.b.MaxPause) + 1))
 			e.resume = e.a.Net.After(d, e.step)
 			return

@@ -429,6 +429,15 @@ func New(cfg Config) *Stack {
 	return s
 }
 
+// TCPMemory returns the counters of the TCP buffer budget the stack's
+// connections charge (tcp.Config.Mem; shared with the stacks that share
+// its tcp.Memory).
+func (s *Stack) TCPMemory() tcp.MemStats { return s.flows.tcpEnv.Memory().Stats() }
+
+// TCPMemHeld returns the bytes of buffer chunks this stack's connections
+// hold now, exactly (TCPMemory's Allocated adds forward allocations).
+func (s *Stack) TCPMemHeld() int64 { return s.flows.tcpEnv.MemHeld() }
+
 // TCPConfig returns the TCP configuration in effect, defaults filled in.
 func (s *Stack) TCPConfig() tcp.Config { return *s.flows.tcpEnv.Config() }
 
@@ -625,6 +634,9 @@ func (s *Stack) Close() {
 	for _, id := range slices.Sorted(maps.Keys(f.ping)) {
 		f.ping[id].Close()
 	}
+	// The connections gave their chunks back; the forward allocation
+	// goes back to the shared budget too.
+	f.tcpEnv.ReclaimMemory()
 }
 
 // ephemeralRange returns the first port and the count of the range.

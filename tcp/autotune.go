@@ -22,7 +22,8 @@ import (
 // shrinks (Linux does not), and neither holds memory for what is not
 // buffered: the chunks come and go with the data. SetReadBuffer and
 // SetWriteBuffer fix the size and turn auto-tuning off for that
-// direction, as SO_RCVBUF and SO_SNDBUF lock it on Linux.
+// direction, as SO_RCVBUF and SO_SNDBUF lock it on Linux. Under the
+// stack's memory pressure (memory.go) neither grows.
 
 // rcvTuner is the receive side's state: rcvq_space and rcv_rtt_est.
 type rcvTuner struct {
@@ -105,7 +106,8 @@ func (c *Conn) rcvSpaceAdjust(now clock.Instant) {
 		rcvwin := 2*uint64(copied) + 16*uint64(c.advMSS)
 		rcvwin += 2 * rcvwin * uint64(copied-t.space) / uint64(max(t.space, 1))
 		want := int(min(rcvwin, uint64(c.env.cfg.RcvBufMax)))
-		if want > int(c.rcvBufSize) {
+		// Under memory pressure the buffer stops growing (memory.go).
+		if want > int(c.rcvBufSize) && !c.env.memPressure() {
 			if want >= 2*int(c.rcvBufSize) {
 				// A large window update: tell the sender soon (Linux
 				// ACKs at once when the window can double).
@@ -123,8 +125,8 @@ func (c *Conn) rcvSpaceAdjust(now clock.Instant) {
 // sndAutotune grows the send buffer to twice the congestion window
 // (tcp_sndbuf_expand), after an ACK.
 func (c *Conn) sndAutotune() {
-	if !c.stuneOn {
-		return
+	if !c.stuneOn || c.env.memPressure() {
+		return // tcp_should_expand_sndbuf: not under memory pressure
 	}
 	want := min(2*int(c.cwnd()), c.env.cfg.SndBufMax)
 	if want > int(c.sndBufSize) {

@@ -19,7 +19,7 @@ type chunks struct {
 }
 
 // writeAt copies p to queue positions off...
-func (q *chunks) writeAt(off int, p []byte) {
+func (q *chunks) writeAt(e *Env, off int, p []byte) {
 	for len(p) > 0 {
 		abs := q.head + off
 		ci, within := abs/chunk.Size, abs%chunk.Size
@@ -28,7 +28,7 @@ func (q *chunks) writeAt(off int, p []byte) {
 		}
 		c := q.c.Ptr(ci)
 		if *c == nil {
-			*c = chunk.Get()
+			*c = e.chunkGet()
 		}
 		n := copy((*c)[within:], p)
 		p = p[n:]
@@ -49,11 +49,11 @@ func (q *chunks) readAt(off int, p []byte) {
 }
 
 // consume drops n bytes from the front, giving back chunks that empties.
-func (q *chunks) consume(n int) {
+func (q *chunks) consume(e *Env, n int) {
 	q.head += n
 	for q.head >= chunk.Size && q.c.Len() > 0 {
 		if c, _ := q.c.PopFront(); c != nil {
-			chunk.Put(c)
+			e.chunkPut(c)
 		}
 		q.head -= chunk.Size
 	}
@@ -63,10 +63,10 @@ func (q *chunks) consume(n int) {
 }
 
 // release gives back every chunk and empties the queue.
-func (q *chunks) release() {
+func (q *chunks) release(e *Env) {
 	for q.c.Len() > 0 {
 		if c, _ := q.c.PopFront(); c != nil {
-			chunk.Put(c)
+			e.chunkPut(c)
 		}
 	}
 	q.head = 0
@@ -87,12 +87,67 @@ func getChunks(pq **chunks) *chunks {
 }
 
 // putChunks gives *pq's chunks back and the queue to chunksPool.
-func putChunks(pq **chunks) {
+func putChunks(e *Env, pq **chunks) {
 	if q := *pq; q != nil {
 		*pq = nil
-		q.release()
+		q.release(e)
 		chunksPool.Put(q)
 	}
+}
+
+// truncate gives back the chunks that hold no position below n (the
+// receive side's out-of-order data beyond the readable bytes, when it is
+// pruned).
+func (q *chunks) truncate(e *Env, n int) {
+	keep := (q.head + n + chunk.Size - 1) / chunk.Size
+	if n == 0 {
+		keep = 0
+	}
+	for q.c.Len() > keep {
+		if c := q.c.RemoveAt(q.c.Len() - 1); c != nil {
+			e.chunkPut(c)
+		}
+	}
+	if q.c.Len() == 0 {
+		q.head = 0
+	}
+}
+
+// missing returns how many chunks writing positions off..off+n-1 would
+// take: those not held yet (all of them when q is nil).
+func (q *chunks) missing(off, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	head := 0
+	if q != nil {
+		head = q.head
+	}
+	first, last := (head+off)/chunk.Size, (head+off+n-1)/chunk.Size
+	if q == nil {
+		return last - first + 1
+	}
+	k := 0
+	for ci := first; ci <= last; ci++ {
+		if ci >= q.c.Len() || q.c.At(ci) == nil {
+			k++
+		}
+	}
+	return k
+}
+
+// tailRoom returns how many bytes can be appended at position n without
+// taking a chunk.
+func (q *chunks) tailRoom(n int) int {
+	if q == nil {
+		return 0
+	}
+	abs := q.head + n
+	ci, within := abs/chunk.Size, abs%chunk.Size
+	if within == 0 || ci >= q.c.Len() || q.c.At(ci) == nil {
+		return 0
+	}
+	return chunk.Size - within
 }
 
 // held returns the number of chunks the queue holds.
@@ -117,14 +172,14 @@ type sendBuf struct {
 }
 
 // write appends up to room bytes of p and returns how many it took.
-func (b *sendBuf) write(p []byte, room int) int {
+func (b *sendBuf) write(e *Env, p []byte, room int) int {
 	if len(p) > room {
 		p = p[:room]
 	}
 	if len(p) == 0 {
 		return 0
 	}
-	getChunks(&b.q).writeAt(b.n, p)
+	getChunks(&b.q).writeAt(e, b.n, p)
 	b.n += len(p)
 	return len(p)
 }
@@ -137,17 +192,17 @@ func (b *sendBuf) peek(off int, p []byte) {
 }
 
 // ack drops n acknowledged bytes from the front.
-func (b *sendBuf) ack(n int) {
+func (b *sendBuf) ack(e *Env, n int) {
 	b.n -= n
 	if b.n == 0 {
-		putChunks(&b.q)
+		putChunks(e, &b.q)
 		return
 	}
-	b.q.consume(n)
+	b.q.consume(e, n)
 }
 
 // free drops everything (the connection ended).
-func (b *sendBuf) free() { putChunks(&b.q) }
+func (b *sendBuf) free(e *Env) { putChunks(e, &b.q) }
 
 // recvBuf holds received bytes the application has not read: positions
 // 0..n-1 are in order and readable; positions from n on may hold
@@ -158,37 +213,50 @@ type recvBuf struct {
 }
 
 // writeAt copies p to positions off... (off ≥ n: out-of-order data).
-func (b *recvBuf) writeAt(off int, p []byte) {
+func (b *recvBuf) writeAt(e *Env, off int, p []byte) {
 	if len(p) > 0 {
-		getChunks(&b.q).writeAt(off, p)
+		getChunks(&b.q).writeAt(e, off, p)
 	}
 }
 
 // read copies up to len(p) readable bytes into p and consumes them. keep
 // says whether out-of-order data lies beyond them (then chunks are kept).
-func (b *recvBuf) read(p []byte, keep bool) int {
+func (b *recvBuf) read(e *Env, p []byte, keep bool) int {
 	k := min(len(p), b.n)
 	if k > 0 {
 		b.q.readAt(0, p[:k])
 	}
-	b.consumed(k, keep)
+	b.consumed(e, k, keep)
 	return k
 }
 
 // discard consumes up to k readable bytes without copying them.
-func (b *recvBuf) discard(k int, keep bool) {
+func (b *recvBuf) discard(e *Env, k int, keep bool) {
 	k = min(k, b.n)
-	b.consumed(k, keep)
+	b.consumed(e, k, keep)
 }
 
-func (b *recvBuf) consumed(k int, keep bool) {
+func (b *recvBuf) consumed(e *Env, k int, keep bool) {
 	b.n -= k
 	if b.n == 0 && !keep {
-		putChunks(&b.q)
+		putChunks(e, &b.q)
 	} else if b.q != nil {
-		b.q.consume(k)
+		b.q.consume(e, k)
 	}
 }
 
+// truncate gives back the chunks that hold only positions from n on (the
+// out-of-order data, when it is pruned), and the queue if nothing is left.
+func (b *recvBuf) truncate(e *Env, n int) {
+	if b.q == nil {
+		return
+	}
+	if n == 0 {
+		putChunks(e, &b.q)
+		return
+	}
+	b.q.truncate(e, n)
+}
+
 // free drops everything (the connection ended).
-func (b *recvBuf) free() { putChunks(&b.q) }
+func (b *recvBuf) free(e *Env) { putChunks(e, &b.q) }

@@ -30,6 +30,21 @@ type Config struct {
 	// The window scale announced in the SYN is the one RcvBufMax needs
 	// (RFC 7323 §2.3; Linux sizes it from tcp_rmem[2] too).
 	RcvBufMax, SndBufMax int
+	// Mem is the stack-wide budget of buffer memory, over every
+	// connection and every shard (net.ipv4.tcp_mem, in bytes): above
+	// Mem.Pressure the stack is under memory pressure until it is back
+	// at Mem.Low — windows and buffers stop growing and new windows
+	// shrink to four segments — and no buffer grows past Mem.High but by
+	// the charges that keep each connection moving (memory.go). Zero
+	// fields are derived from the machine's memory as Linux does
+	// (DefaultMemLimits: 3/64, 1/16 and 3/32 of it); a negative High
+	// counts without limiting.
+	Mem MemLimits
+	// Memory, when set, is the account the connections charge, shared
+	// with every stack whose Config names it (Mem is then ignored: the
+	// account's limits apply). Nil: each stack (all its shards) gets its
+	// own, made from Mem.
+	Memory *Memory
 	// InitialRTO is the RTO before any RTT sample (RFC 6298 §2.1: 1 s).
 	InitialRTO time.Duration
 	// MinRTO and MaxRTO bound the RTO (kernel: TCP_RTO_MIN 200 ms,
@@ -165,12 +180,15 @@ func (m *ECNMode) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Validate reports settings no connection can use: for now, a
-// Congestion name no controller is registered under (the error matches
-// ErrUnknownCongestion).
+// Validate reports settings no connection can use: a Congestion name no
+// controller is registered under (the error matches
+// ErrUnknownCongestion), or Mem's thresholds out of order.
 func (c *Config) Validate() error {
 	if !cc.Registered(c.Congestion) {
 		return fmt.Errorf("tcp: Config.Congestion: %w %q", ErrUnknownCongestion, c.Congestion)
+	}
+	if c.Memory == nil {
+		return c.Mem.check()
 	}
 	return nil
 }

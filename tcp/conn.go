@@ -37,16 +37,27 @@ type Env struct {
 	// sackWork counts the scoreboard ranges and records SACK tagging
 	// visited, for the tests that bound it.
 	sackWork uint64
+
+	// mem is this Env's share of the stack-wide buffer budget
+	// (memory.go).
+	mem envMem
 }
 
 // superShape is the shape of a super-segment: segments, header length,
 // segment size.
 type superShape struct{ segs, hdr, size int }
 
-// NewEnv returns an Env with cfg, missing fields set to their defaults.
+// NewEnv returns an Env with cfg, missing fields set to their defaults. Its
+// connections charge cfg.Memory, or a new account with cfg.Mem's limits.
 func NewEnv(cfg Config) *Env {
 	cfg.setDefaults()
-	return &Env{cfg: cfg, challengeWindow: -1 << 62}
+	m := cfg.Memory
+	if m == nil {
+		m = NewMemory(cfg.Mem)
+		cfg.Memory = m
+	}
+	cfg.Mem = m.Limits()
+	return &Env{cfg: cfg, challengeWindow: -1 << 62, mem: envMem{m: m}}
 }
 
 // Config returns the Env's configuration, with defaults filled in.
@@ -487,7 +498,7 @@ func (c *Conn) Writable() bool {
 	if !c.state.canSendData() || c.finQueued {
 		return c.state != SynSent && c.state != SynReceived
 	}
-	return c.snd.n < int(c.sndBufSize)
+	return c.sndRoom() > 0
 }
 
 // Read copies received data into p (RFC 9293 §3.10.3). It returns
@@ -502,7 +513,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		n := c.rcv.read(p, !c.ooo.empty())
+		n := c.rcv.read(c.env, p, !c.ooo.empty())
 		c.bytesRead += uint64(n)
 		c.afterRead()
 		return n, nil
@@ -531,7 +542,7 @@ func (c *Conn) afterRead() {
 	// ACK repeating the same window would be a useless window update
 	// (Linux compares with the window it would select, bounded by
 	// window_clamp).
-	free := min(c.rcvFree(), uint32(65535)<<c.rcvWScale)
+	free := min(c.rcvOffer(), uint32(65535)<<c.rcvWScale)
 	if 2*cur <= uint32(c.rcvBufSize) && free >= 2*cur && free-cur >= min(uint32(c.rcvBufSize)/2, c.rcvMSS) {
 		c.ackNow = true
 		c.env.Stats.WindowUpdates++
@@ -555,12 +566,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	room := int(c.sndBufSize) - c.snd.n
+	room := c.sndRoom()
 	if room <= 0 {
 		return 0, ErrWouldBlock
 	}
 	c.checkAppLimited()
-	n := c.snd.write(p, room)
+	n := c.snd.write(c.env, p, room)
 	return n, nil
 }
 
@@ -606,7 +617,7 @@ func (c *Conn) queueFIN() {
 // io.EOF from now on; data that arrives is acknowledged and dropped.
 func (c *Conn) CloseRead() error {
 	c.rdShut = true
-	c.rcv.discard(c.rcv.n, !c.ooo.empty())
+	c.rcv.discard(c.env, c.rcv.n, !c.ooo.empty())
 	return nil
 }
 
@@ -624,8 +635,8 @@ func (c *Conn) Close() error {
 		// while data stayed readable): nothing goes out, and the unread
 		// data goes with the TCB (RFC 9293 §3.10.4; Linux tcp_close sends
 		// no reset for a socket already in TCP_CLOSE).
-		c.rcv.discard(c.rcv.n, false)
-		c.rcv.free()
+		c.rcv.discard(c.env, c.rcv.n, false)
+		c.rcv.free(c.env)
 		return nil
 	}
 	if c.rcv.n > 0 && !c.rdShut {
@@ -685,13 +696,13 @@ func (c *Conn) finish(err error) {
 	if c.err == nil {
 		c.err = err
 	}
-	c.snd.ack(c.snd.n)
-	c.snd.free()
+	c.snd.ack(c.env, c.snd.n)
+	c.snd.free(c.env)
 	// Data already received stays readable for the application (then
 	// Read reports err), unless nobody will read it.
 	if c.orphan || c.rdShut || c.rcv.n == 0 {
-		c.rcv.discard(c.rcv.n, false)
-		c.rcv.free()
+		c.rcv.discard(c.env, c.rcv.n, false)
+		c.rcv.free(c.env)
 	}
 	c.oooRelease()
 	c.releaseRecovery()

@@ -34,6 +34,7 @@ func tsBefore(a, b uint32) bool { return int32(a-b) < 0 }
 // payload is copied, so seg may be reused once this returns.
 func (c *Conn) HandleSegment(now clock.Instant, seg *wire.TCPFields) Verdict {
 	c.segsIn++
+	c.env.tick(now)
 	switch c.state {
 	case Closed:
 		return Consumed
@@ -512,7 +513,7 @@ func (c *Conn) newlyAcked(now clock.Instant, seg *wire.TCPFields, a *ackEvent) {
 	}
 	data = min(data, uint32(c.snd.n))
 	if data > 0 {
-		c.snd.ack(int(data))
+		c.snd.ack(c.env, int(data))
 		c.bytesAcked += uint64(data)
 		c.events |= EventWritable
 	}
@@ -614,6 +615,11 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 			st.RcvWindowTrims++
 		}
 	}
+	if len(data) > 0 && !c.rdShut && !c.rcvSchedule(int(off), len(data)) {
+		// No memory for it (memory.go): dropped, as Linux's TCPRcvQDrop;
+		// the peer sends it again.
+		return
+	}
 	if len(data) > 0 {
 		c.bytesReceived += uint64(len(data))
 		c.rcvMSS = max(c.rcvMSS, min(uint32(len(data)), uint32(c.advMSS)))
@@ -627,7 +633,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 			}
 			c.lastDataRecv = now
 			if !c.rdShut {
-				c.rcv.writeAt(c.rcv.n, data)
+				c.rcv.writeAt(c.env, c.rcv.n, data)
 				c.rcv.n += len(data)
 			}
 			c.rcvNxt = c.rcvNxt.Add(uint32(len(data)))
@@ -667,7 +673,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 			if c.oooAdd(seq, segEnd) {
 				st.OFOQueue++
 				if !c.rdShut {
-					c.rcv.writeAt(c.rcv.n+int(off), data)
+					c.rcv.writeAt(c.env, c.rcv.n+int(off), data)
 				}
 			} else {
 				st.OFODrop++
@@ -715,8 +721,8 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.state = TimeWait
 	c.timers.stopAll()
 	c.timers.set(timerLife, now.Add(c.env.cfg.TimeWait))
-	c.snd.ack(c.snd.n)
-	c.snd.free()
+	c.snd.ack(c.env, c.snd.n)
+	c.snd.free(c.env)
 	c.oooRelease()
 	c.releaseRecovery()
 	c.sent.free()

@@ -76,7 +76,7 @@ func (c *Conn) advertisedRemaining() uint32 {
 // windowField returns the window field for a non-SYN segment, and the
 // window in bytes it announces.
 func (c *Conn) windowField() (uint16, uint32) {
-	free := c.rcvFree()
+	free := c.rcvOffer()
 	cur := c.advertisedRemaining()
 	// Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): grow the
 	// window only by at least min(RCV.BUFF/2, one MSS).

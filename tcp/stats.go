@@ -40,6 +40,8 @@ type Stats struct {
 	OFOQueue        uint64 // segments queued out of order (TCPOFOQueue)
 	OFODrop         uint64 // out-of-order segments dropped: too many ranges (TCPOFODrop)
 	OFOMerge        uint64 // out-of-order segments that filled or joined a hole (TCPOFOMerge)
+	OFOPruned       uint64 // out-of-order queues dropped for buffer memory (OfoPruned)
+	RcvQDrop        uint64 // segments dropped: no buffer memory under the stack's budget (TCPRcvQDrop; Linux counts out-of-order ones in TCPOFODrop)
 	RcvWindowTrims  uint64 // segments trimmed to the receive window (ustack)
 	ZeroWindowDrop  uint64 // data dropped: receive window zero (TCPZeroWindowDrop)
 	DupData         uint64 // segments carrying only data already received (ustack; DSACK is sent)

@@ -94,6 +94,7 @@ func (c *Conn) NextDeadline() clock.Instant { return c.timers.next() }
 
 // HandleTimeout runs every timer whose deadline is at or before now.
 func (c *Conn) HandleTimeout(now clock.Instant) {
+	c.env.tick(now)
 	for t := timer(0); t < numTimers; t++ {
 		if !c.timers.expired(t, now) || c.state == Closed {
 			continue

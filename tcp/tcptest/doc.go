@@ -135,6 +135,7 @@
 // Lines starting with "%" come before the first event:
 //
 //	%config RcvBuf=65536 MinRTO=200ms NoSACK=true   tcp.Config fields (int, bool, duration)
+//	%config Mem.Pressure=32768                      a field of a struct field
 //	%tolerance 4ms
 //	%iss 1000           the connection's ISS (default 0xfffff000: scripts cross the 2^32 wrap)
 //	%remote_isn 0       the peer's ISN (default 0x7fffff00)

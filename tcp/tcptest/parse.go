@@ -754,20 +754,29 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// configSetter returns a function setting field k of tcp.Config to v. Only
-// int, bool, string, time.Duration and text-unmarshalling fields can be
-// set.
+// configSetter returns a function setting field k of tcp.Config to v; a
+// dotted name (Mem.High) names a field of a struct field. Only int, bool,
+// string, time.Duration and text-unmarshalling fields can be set.
 func configSetter(k, v string) (func(*tcp.Config), error) {
-	ft, ok := reflect.TypeOf(tcp.Config{}).FieldByName(k)
-	if !ok || !ft.IsExported() {
-		return nil, fmt.Errorf("%%config: tcp.Config has no field %q", k)
+	t := reflect.TypeOf(tcp.Config{})
+	var index []int
+	for _, name := range strings.Split(k, ".") {
+		if t.Kind() != reflect.Struct {
+			return nil, fmt.Errorf("%%config: tcp.Config has no field %q", k)
+		}
+		ft, ok := t.FieldByName(name)
+		if !ok || !ft.IsExported() {
+			return nil, fmt.Errorf("%%config: tcp.Config has no field %q", k)
+		}
+		index = append(index, ft.Index...)
+		t = ft.Type
 	}
-	val, err := parseValue(ft.Type, v)
+	val, err := parseValue(t, v)
 	if err != nil {
 		return nil, fmt.Errorf("%%config %s: %v", k, err)
 	}
 	return func(c *tcp.Config) {
-		reflect.ValueOf(c).Elem().FieldByIndex(ft.Index).Set(val)
+		reflect.ValueOf(c).Elem().FieldByIndex(index).Set(val)
 	}, nil
 }
 
