@@ -34,7 +34,8 @@ const (
 	// source to the listener's port, with random sequence and
 	// acknowledgment numbers: the listener checks it as a SYN cookie
 	// (while cookies are in use) and answers a RST. With a Target it
-	// comes from the connection's peer, near the connection's windows.
+	// comes from the connection's peer, near the connection's windows
+	// but never acknowledging anything the victim could take as new.
 	ACK
 	// RST is a reset from a Target's peer with a sequence number inside
 	// the receive window but not RCV.NXT: RFC 5961 §3.2 answers it with a
@@ -163,11 +164,20 @@ func (g *Gen) Frame(b []byte) int {
 		t := g.target()
 		src, dst = t.Remote, t.Local
 		// Near the windows: sequence numbers up to a window either side
-		// of RCV.NXT, acknowledgments around the send space (old, in
-		// flight, or not yet sent).
+		// of RCV.NXT; acknowledgments just below SND.UNA (old) or above
+		// SND.NXT (too new: RFC 5961 §5.2 answers a challenge ACK). Never
+		// one the victim could accept as new ([SND.UNA, SND.NXT]): that
+		// would make it drop data the peer has not received, the
+		// residual risk RFC 5961 §5 leaves to a blind attacker's odds,
+		// and a flood that succeeds at it measures the peer, not the
+		// victim's cost per segment.
 		w := max(t.RcvWnd, 1)
 		seq = t.RcvNxt - wire.Seq(w) + wire.Seq(g.r.Uint32N(2*w))
-		ack = t.SndUna - wire.Seq(w) + wire.Seq(g.r.Uint32N(uint32(t.SndNxt-t.SndUna)+2*w))
+		if g.r.Uint32N(2) == 0 {
+			ack = t.SndUna - 1 - wire.Seq(g.r.Uint32N(w))
+		} else {
+			ack = t.SndNxt + 1 + wire.Seq(g.r.Uint32N(1<<30))
+		}
 		opts = g.timestamp(opts)
 	case RST:
 		t := g.target()

@@ -78,6 +78,9 @@ func TestFrames(t *testing.T) {
 				if tc.Flags != wire.TCPFlagACK || from != target.Remote {
 					t.Fatalf("ACK %v from %v", tc.Flags, from)
 				}
+				if tc.Ack.InRange(target.SndUna, target.SndNxt+1) {
+					t.Fatalf("ACK of %d, acceptable in [%d, %d]", tc.Ack, target.SndUna, target.SndNxt)
+				}
 			case RST:
 				off := uint32(tc.Seq - target.RcvNxt)
 				if tc.Flags != wire.TCPFlagRST || off == 0 || off >= target.RcvWnd {
