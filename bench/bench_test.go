@@ -90,6 +90,10 @@ func checkSample(t *testing.T, name string, s Sample) {
 		positive(MBytesEnd, MPairs)
 	case has(s, MEndMiB):
 		positive(MEndMiB)
+	case has(s, MFloodOffered):
+		positive(MFloodOffered, MFloodAnswered, MFloodBase, MFloodRatio, MFloodConns)
+	case has(s, MNsPerSeg):
+		positive(MNsPerSeg, MSegs)
 	default:
 		t.Errorf("%s: unknown sample %v", name, s)
 	}

@@ -127,11 +127,16 @@ func (r Result) Rate() float64 {
 }
 
 // Flood writes g's frames into the link, a batch of batch frames at a
-// time, until stop is closed or limit frames are offered (0: no limit),
-// pausing pace between batches (0: as fast as it can). It measures what
-// it offered: the frames the link's WriteBatch accepted, and the time it
-// took. It allocates its batch once.
-func (in *Injector) Flood(g *Gen, stop <-chan struct{}, batch int, limit uint64, pace time.Duration) Result {
+// time, until stop is closed or limit frames are offered (0: no limit).
+// With rate 0 it writes as fast as it can; otherwise it offers rate
+// frames a second: it sleeps between bursts and writes what is due since
+// the start, at most maxBurst frames a burst, so that a sleep longer than
+// asked for (the runtime's timers, a busy machine) makes the next burst
+// larger rather than leaving the offer short, within bounds. It measures
+// what it offered — the frames the link's WriteBatch accepted, and the
+// time it took — rather than assuming the rate. It allocates its batch
+// once.
+func (in *Injector) Flood(g *Gen, stop <-chan struct{}, batch int, limit uint64, rate float64) Result {
 	batch = max(1, min(batch, in.inner.BatchSize()))
 	pkts := make([]link.Packet, batch)
 	for i := range pkts {
@@ -139,6 +144,7 @@ func (in *Injector) Flood(g *Gen, stop <-chan struct{}, batch int, limit uint64,
 	}
 	res := Result{Kind: g.cfg.Kind}
 	start := time.Now()
+	var sent uint64 // frames written or refused: what the pacing counts
 	for limit == 0 || res.Offered < limit {
 		select {
 		case <-stop:
@@ -146,28 +152,52 @@ func (in *Injector) Flood(g *Gen, stop <-chan struct{}, batch int, limit uint64,
 			return res
 		default:
 		}
-		k := batch
-		if limit != 0 {
-			k = int(min(uint64(k), limit-res.Offered))
+		burst := uint64(batch)
+		if rate > 0 {
+			due := uint64(rate * time.Since(start).Seconds())
+			if due <= sent {
+				time.Sleep(pacingSleep)
+				continue
+			}
+			burst = due - sent
+			if burst > maxBurst {
+				// Behind by more than a burst: give up the rest, as a
+				// sender whose queue is full would.
+				sent = due - maxBurst
+				burst = maxBurst
+			}
 		}
-		for i := range k {
-			pkts[i].N = g.Frame(pkts[i].Buf)
-		}
-		in.wmu.Lock()
-		n, err := in.inner.WriteBatch(pkts[:k])
-		in.wmu.Unlock()
-		if err != nil {
-			break
-		}
-		res.Offered += uint64(n)
-		res.Refused += uint64(k - n)
-		if pace > 0 {
-			time.Sleep(pace)
+		for burst > 0 && (limit == 0 || res.Offered < limit) {
+			k := int(min(uint64(batch), burst))
+			if limit != 0 {
+				k = int(min(uint64(k), limit-res.Offered))
+			}
+			for i := range k {
+				pkts[i].N = g.Frame(pkts[i].Buf)
+			}
+			in.wmu.Lock()
+			n, err := in.inner.WriteBatch(pkts[:k])
+			in.wmu.Unlock()
+			if err != nil {
+				res.Elapsed = time.Since(start)
+				return res
+			}
+			res.Offered += uint64(n)
+			res.Refused += uint64(k - n)
+			sent += uint64(k)
+			burst -= uint64(k)
 		}
 	}
 	res.Elapsed = time.Since(start)
 	return res
 }
+
+// pacingSleep is how long a paced Flood sleeps when nothing is due, and
+// maxBurst the most frames it writes at once when it is behind.
+const (
+	pacingSleep = 100 * time.Microsecond
+	maxBurst    = 1024
+)
 
 // Queued hides everything of an endpoint but link.Endpoint, so that a
 // stack attached to it reads it from its own reader goroutine even when
