@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/pipe"
 	"github.com/ustack/ustack/stack/stacktest"
@@ -199,5 +200,63 @@ func TestFloodPaced(t *testing.T) {
 	// machine starved the generator.
 	if res.Rate() > 100_000*1.1 || res.Offered == 0 {
 		t.Errorf("offered %.0f/s, asked for 100000/s", res.Rate())
+	}
+}
+
+// TestMerge: the wrapped link's frames and the flood's come out of one
+// ring; a full ring refuses flood frames (counted); frames the victim
+// sends to spoofed addresses are counted; Close ends the reader.
+func TestMerge(t *testing.T) {
+	leaktest.Check(t)
+	a, b := pipe.New(pipe.Config{})
+	defer b.Close()
+	m := NewMerge(a, 100, outside)
+	wire1 := make([]byte, FrameLen)
+	n := New(config(ACK)).Frame(wire1)
+	if _, err := b.WriteBatch([]link.Packet{{Buf: wire1, N: n}}); err != nil {
+		t.Fatal(err)
+	}
+	pkts := make([]link.Packet, 64)
+	for i := range pkts {
+		pkts[i].Buf = make([]byte, 2048)
+	}
+	k, err := m.ReadBatch(pkts)
+	if err != nil || k != 1 || string(pkts[0].Frame()) != string(wire1[:n]) {
+		t.Fatalf("read %d (%v), want the wire's frame", k, err)
+	}
+	// About 500 SYNs offered in 50 ms into a ring of 100 nobody reads.
+	stop := make(chan struct{})
+	time.AfterFunc(50*time.Millisecond, func() { close(stop) })
+	res := m.Offer(New(config(SYN)), stop, 10000)
+	if res.Offered != 100 || res.Refused == 0 {
+		t.Fatalf("offered %d, refused %d: want 100 taken, the rest refused", res.Offered, res.Refused)
+	}
+	got := 0
+	for got < 100 {
+		k, err := m.ReadBatch(pkts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pkts[:k] {
+			if d := stacktest.Decode(p.Frame()); d.TCP == nil || d.TCP.Flags != wire.TCPFlagSYN {
+				t.Fatal("not a flood SYN")
+			}
+		}
+		got += k
+	}
+	// An answer to a spoofed source, and one to the peer.
+	for _, dst := range []netip.Addr{netip.MustParseAddr("198.18.0.9"), target.Remote.Addr()} {
+		f := stacktest.Ether(wire.MAC{2}, wire.MAC{1}, 0, wire.EtherTypeIPv4, stacktest.IP(stacktest.IPHeader(victim.Addr(), dst, wire.ProtoTCP),
+			stacktest.TCPSeg(victim, netip.AddrPortFrom(dst, 9), wire.TCPFields{Flags: wire.TCPFlagACK})))
+		if _, err := m.WriteBatch([]link.Packet{{Buf: f, N: len(f)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Answered() != 1 {
+		t.Fatalf("answered %d, want 1", m.Answered())
+	}
+	m.Close()
+	if _, err := m.ReadBatch(pkts); err == nil {
+		t.Fatal("ReadBatch after Close")
 	}
 }

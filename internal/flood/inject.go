@@ -68,7 +68,7 @@ func (in *Injector) ReadBatch(pkts []link.Packet) (int, error) {
 		}
 		k := 0
 		for i := range n {
-			if in.toSpoofed(pkts[i].Frame()) {
+			if toSpoofed(in.spoofed, pkts[i].Frame()) {
 				in.answered.Add(1)
 				continue
 			}
@@ -85,8 +85,8 @@ func (in *Injector) ReadBatch(pkts []link.Packet) (int, error) {
 
 // toSpoofed reports whether an Ethernet frame is an IPv4 packet or an
 // ARP request for an address of the spoofed prefixes.
-func (in *Injector) toSpoofed(f []byte) bool {
-	if len(in.spoofed) == 0 || len(f) < 34 {
+func toSpoofed(spoofed []netip.Prefix, f []byte) bool {
+	if len(spoofed) == 0 || len(f) < 34 {
 		return false
 	}
 	var a [4]byte
@@ -102,7 +102,7 @@ func (in *Injector) toSpoofed(f []byte) bool {
 		return false
 	}
 	addr := netip.AddrFrom4(a)
-	for _, p := range in.spoofed {
+	for _, p := range spoofed {
 		if p.Contains(addr) {
 			return true
 		}
