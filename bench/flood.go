@@ -427,4 +427,3 @@ func FloodTable() *Table {
 	}
 	return t
 }
-
