@@ -12,15 +12,15 @@ import (
 type Listener struct {
 	// The core's listener in each shard (one per shard: a SYN goes to
 	// the shard its flow hashes to), sls[i] in shards[i].
-	shards    []*shard
-	sls       []*stack.TCPListener
-	addr      *net.TCPAddr
-	mu        sync.Mutex // one Accept waits at a time
-	next      int        // the shard Accept looks at first; guarded by mu
-	sig       signal
-	closeOnce sync.Once
-	closing   chan struct{}
-	dl        deadline
+	shards  []*shard
+	sls     []*stack.TCPListener
+	addr    *net.TCPAddr
+	mu      sync.Mutex // one Accept waits at a time
+	next    int        // the shard Accept looks at first; guarded by mu
+	sig     signal
+	once    closeFlag
+	closing chan struct{}
+	dl      deadline
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -61,30 +61,26 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 // Close stops listening (net.Listener); connections not yet accepted are
 // reset, and a blocked Accept returns net.ErrClosed.
 func (l *Listener) Close() error {
-	first := false
-	l.closeOnce.Do(func() {
-		first = true
-		close(l.closing)
-		l.sig.notify() // a waiting Accept sees the close
-		for i, sh := range l.shards {
-			sh.mu.Lock()
-			l.sls[i].Close()
-			sh.unregister(l)
-			sh.unlock()
-		}
-		l.dl.stop()
-	})
-	if !first {
+	if !l.once.claim() {
 		return opError("close", "tcp", nil, l.addr, net.ErrClosed)
 	}
+	close(l.closing)
+	l.sig.notify() // a waiting Accept sees the close
+	for i, sh := range l.shards {
+		sh.mu.Lock()
+		l.sls[i].Close()
+		sh.unregister(l)
+		sh.unlock()
+	}
+	l.dl.stop()
 	return nil
 }
 
 func (l *Listener) closeFromStack() {
-	l.closeOnce.Do(func() {
+	if l.once.claim() {
 		close(l.closing)
 		l.dl.stop()
-	})
+	}
 }
 
 // Addr returns the listener's address (net.Listener).

@@ -23,16 +23,16 @@ import (
 // As on Linux, a dialed socket takes replies to its identifier from any
 // source: the identifier is what matches them.
 type PingConn struct {
-	sh        *shard
-	ep        *stack.PingEndpoint
-	network   string // "ping4" or "ping6", for errors
-	laddr     *net.IPAddr
-	peer      netip.Addr // set for a dialed socket
-	rmu       sync.Mutex
-	rsig      signal
-	rdl, wdl  deadline
-	closeOnce sync.Once
-	closing   chan struct{}
+	sh       *shard
+	ep       *stack.PingEndpoint
+	network  string // "ping4" or "ping6", for errors
+	laddr    *net.IPAddr
+	peer     netip.Addr // set for a dialed socket
+	rmu      sync.Mutex
+	rsig     signal
+	rdl, wdl deadline
+	once     closeFlag
+	closing  chan struct{}
 }
 
 var (
@@ -212,30 +212,26 @@ func (c *PingConn) Write(p []byte) (int, error) {
 // Close closes the socket and frees its identifier; blocked reads return
 // net.ErrClosed.
 func (c *PingConn) Close() error {
-	first := false
-	c.closeOnce.Do(func() {
-		first = true
-		close(c.closing)
-		c.rsig.notify() // a waiting read sees the close
-		c.sh.mu.Lock()
-		c.ep.Close()
-		c.sh.unregister(c)
-		c.sh.unlock()
-		c.rdl.stop()
-		c.wdl.stop()
-	})
-	if !first {
+	if !c.once.claim() {
 		return c.opErr("close", nil, net.ErrClosed)
 	}
+	close(c.closing)
+	c.rsig.notify() // a waiting read sees the close
+	c.sh.mu.Lock()
+	c.ep.Close()
+	c.sh.unregister(c)
+	c.sh.unlock()
+	c.rdl.stop()
+	c.wdl.stop()
 	return nil
 }
 
 func (c *PingConn) closeFromStack() {
-	c.closeOnce.Do(func() {
+	if c.once.claim() {
 		close(c.closing)
 		c.rdl.stop()
 		c.wdl.stop()
-	})
+	}
 }
 
 // LocalAddr returns the bound address, a *net.IPAddr.

@@ -581,3 +581,13 @@ func wouldBlock(err error) bool {
 	}
 	return err == stack.ErrWouldBlock || errors.Is(err, stack.ErrWouldBlock)
 }
+
+// closeFlag is claimed by whichever of a socket's Close and its
+// closeFromStack (Stack.Close) comes first; the other returns at once.
+// It is not a sync.Once: Close takes the shard lock inside its once-only
+// work while Stack.Close calls closeFromStack with that lock held, so a
+// Once's mutex would be taken in both orders and the two could deadlock.
+type closeFlag struct{ b atomic.Bool }
+
+// claim reports whether the caller is the first to close.
+func (f *closeFlag) claim() bool { return f.b.CompareAndSwap(false, true) }

@@ -28,7 +28,7 @@ type TCPConn struct {
 	rmu, wmu     sync.Mutex // one reader, one writer at a time
 	rsig, wsig   signal
 	rdl, wdl     deadline
-	closeOnce    sync.Once
+	once         closeFlag
 	closing      chan struct{} // closed by Close
 	lingerSet    bool
 	lingerSecond int
@@ -153,36 +153,32 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 // linger time (then Close waits up to that long for the data to be sent
 // and acknowledged) or zero (then the connection is reset).
 func (c *TCPConn) Close() error {
-	err := net.ErrClosed
-	c.closeOnce.Do(func() {
-		err = nil
-		close(c.closing)
-		c.rsig.notify() // waiting calls see the close
-		c.wsig.notify()
-		sh := c.sh
-		sh.mu.Lock()
-		if c.lingerSet && c.lingerSecond == 0 {
-			c.sc.Abort()
-		} else {
-			c.sc.Close()
-		}
-		if !c.lingerSet || c.lingerSecond == 0 {
-			// Nothing waits on this wrapper any more (blocked calls see
-			// the close channel): the core's connection, which lives on
-			// through FIN-WAIT and TIME-WAIT (60 s), no longer keeps it
-			// alive or wakes it. Linger waits for the wake-ups.
-			c.sc.SetOwner(nil)
-		}
-		sh.unregister(c)
-		sh.unlock()
-		c.rdl.stop()
-		c.wdl.stop()
-		if c.lingerSet && c.lingerSecond > 0 {
-			c.linger(time.Duration(c.lingerSecond) * time.Second)
-		}
-	})
-	if err != nil {
-		return c.opErr("close", err)
+	if !c.once.claim() {
+		return c.opErr("close", net.ErrClosed)
+	}
+	close(c.closing)
+	c.rsig.notify() // waiting calls see the close
+	c.wsig.notify()
+	sh := c.sh
+	sh.mu.Lock()
+	if c.lingerSet && c.lingerSecond == 0 {
+		c.sc.Abort()
+	} else {
+		c.sc.Close()
+	}
+	if !c.lingerSet || c.lingerSecond == 0 {
+		// Nothing waits on this wrapper any more (blocked calls see
+		// the close channel): the core's connection, which lives on
+		// through FIN-WAIT and TIME-WAIT (60 s), no longer keeps it
+		// alive or wakes it. Linger waits for the wake-ups.
+		c.sc.SetOwner(nil)
+	}
+	sh.unregister(c)
+	sh.unlock()
+	c.rdl.stop()
+	c.wdl.stop()
+	if c.lingerSet && c.lingerSecond > 0 {
+		c.linger(time.Duration(c.lingerSecond) * time.Second)
 	}
 	return nil
 }
@@ -213,11 +209,11 @@ func (c *TCPConn) linger(d time.Duration) {
 // the shard lock before the core resets it: blocked calls return
 // net.ErrClosed once woken (after the lock, with EventClosed).
 func (c *TCPConn) closeFromStack() {
-	c.closeOnce.Do(func() {
+	if c.once.claim() {
 		close(c.closing)
 		c.rdl.stop()
 		c.wdl.stop()
-	})
+	}
 }
 
 // CloseWrite shuts down the sending half (a FIN follows the data written);

@@ -15,15 +15,15 @@ import (
 // net.Conn when made by Dial (connected: Read and Write use the dialed
 // peer, and datagrams from other sources are discarded).
 type UDPConn struct {
-	sh        *shard
-	ep        *stack.UDPEndpoint
-	laddr     *net.UDPAddr
-	peer      netip.AddrPort // set for a connected socket
-	rmu       sync.Mutex
-	rsig      signal
-	rdl, wdl  deadline
-	closeOnce sync.Once
-	closing   chan struct{}
+	sh       *shard
+	ep       *stack.UDPEndpoint
+	laddr    *net.UDPAddr
+	peer     netip.AddrPort // set for a connected socket
+	rmu      sync.Mutex
+	rsig     signal
+	rdl, wdl deadline
+	once     closeFlag
+	closing  chan struct{}
 }
 
 var (
@@ -143,30 +143,26 @@ func (u *UDPConn) Write(p []byte) (int, error) {
 
 // Close closes the socket; blocked reads return net.ErrClosed.
 func (u *UDPConn) Close() error {
-	first := false
-	u.closeOnce.Do(func() {
-		first = true
-		close(u.closing)
-		u.rsig.notify() // a waiting read sees the close
-		u.sh.mu.Lock()
-		u.ep.Close()
-		u.sh.unregister(u)
-		u.sh.unlock()
-		u.rdl.stop()
-		u.wdl.stop()
-	})
-	if !first {
+	if !u.once.claim() {
 		return u.opErr("close", nil, net.ErrClosed)
 	}
+	close(u.closing)
+	u.rsig.notify() // a waiting read sees the close
+	u.sh.mu.Lock()
+	u.ep.Close()
+	u.sh.unregister(u)
+	u.sh.unlock()
+	u.rdl.stop()
+	u.wdl.stop()
 	return nil
 }
 
 func (u *UDPConn) closeFromStack() {
-	u.closeOnce.Do(func() {
+	if u.once.claim() {
 		close(u.closing)
 		u.rdl.stop()
 		u.wdl.stop()
-	})
+	}
 }
 
 // LocalAddr returns the bound address.

@@ -18,15 +18,15 @@ import (
 // which is the whole flow under per-tuple mapping. Its methods are safe
 // for concurrent use.
 type UDPFlow struct {
-	sh        *shard
-	ep        *stack.UDPEndpoint
-	client    netip.AddrPort
-	dst       netip.AddrPort
-	rmu       sync.Mutex
-	rsig      signal
-	rdl, wdl  deadline
-	closeOnce sync.Once
-	closing   chan struct{}
+	sh       *shard
+	ep       *stack.UDPEndpoint
+	client   netip.AddrPort
+	dst      netip.AddrPort
+	rmu      sync.Mutex
+	rsig     signal
+	rdl, wdl deadline
+	once     closeFlag
+	closing  chan struct{}
 }
 
 var _ net.Conn = (*UDPFlow)(nil)
@@ -116,30 +116,26 @@ func (f *UDPFlow) Write(p []byte) (int, error) { return f.WriteFrom(p, f.dst) }
 // Close ends the flow: its later datagrams open a new one. A blocked
 // ReadTo returns net.ErrClosed.
 func (f *UDPFlow) Close() error {
-	first := false
-	f.closeOnce.Do(func() {
-		first = true
-		close(f.closing)
-		f.rsig.notify() // a waiting read sees the close
-		f.sh.mu.Lock()
-		f.ep.Close()
-		f.sh.unregister(f)
-		f.sh.unlock()
-		f.rdl.stop()
-		f.wdl.stop()
-	})
-	if !first {
+	if !f.once.claim() {
 		return f.opErr("close", net.ErrClosed)
 	}
+	close(f.closing)
+	f.rsig.notify() // a waiting read sees the close
+	f.sh.mu.Lock()
+	f.ep.Close()
+	f.sh.unregister(f)
+	f.sh.unlock()
+	f.rdl.stop()
+	f.wdl.stop()
 	return nil
 }
 
 func (f *UDPFlow) closeFromStack() {
-	f.closeOnce.Do(func() {
+	if f.once.claim() {
 		close(f.closing)
 		f.rdl.stop()
 		f.wdl.stop()
-	})
+	}
 }
 
 // LocalAddr returns Dst (net.Conn).

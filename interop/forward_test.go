@@ -479,30 +479,7 @@ func TestForward(t *testing.T) {
 		if err != nil || !strings.HasPrefix(out, want) {
 			t.Fatalf("curl through -t 18080:8080: %v %s", err, out)
 		}
-		var gu net.PacketConn
-		if err := e.guest.Do(func() (err error) { gu, err = net.ListenPacket("udp4", ":5353"); return }); err != nil {
-			t.Fatal(err)
-		}
-		defer gu.Close()
-		go func() {
-			buf := make([]byte, 100)
-			n, from, err := gu.ReadFrom(buf)
-			if err == nil {
-				gu.WriteTo(append([]byte("guest:"), buf[:n]...), from)
-			}
-		}()
-		var hc net.Conn
-		if err := e.host.Do(func() (err error) { hc, err = net.Dial("udp4", "127.0.0.1:18053"); return }); err != nil {
-			t.Fatal(err)
-		}
-		defer hc.Close()
-		hc.Write([]byte("hi"))
-		hc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		buf := make([]byte, 100)
-		n, err := hc.Read(buf)
-		if err != nil || string(buf[:n]) != "guest:hi" {
-			t.Fatalf("udp through -u 18053:5353: %q %v", buf[:n], err)
-		}
+		udpPortForward(t, e, "udp4", ":5353", "127.0.0.1:18053")
 	})
 	t.Run("synflood", func(t *testing.T) {
 		netnstest.NeedCommands(t, "hping3")
@@ -637,29 +614,7 @@ func TestForward(t *testing.T) {
 		if out, err := io.ReadAll(hc6); err != nil || string(out) != "from fd00::2" {
 			t.Fatalf("-t 18080:8080 over IPv6: %q %v", out, err)
 		}
-		var gu net.PacketConn
-		if err := e.guest.Do(func() (err error) { gu, err = net.ListenPacket("udp6", "[fd00::100]:5353"); return }); err != nil {
-			t.Fatal(err)
-		}
-		defer gu.Close()
-		go func() {
-			buf := make([]byte, 100)
-			n, from, err := gu.ReadFrom(buf)
-			if err == nil {
-				gu.WriteTo(append([]byte("guest6:"), buf[:n]...), from)
-			}
-		}()
-		var hu net.Conn
-		if err := e.host.Do(func() (err error) { hu, err = net.Dial("udp6", "[::1]:18053"); return }); err != nil {
-			t.Fatal(err)
-		}
-		defer hu.Close()
-		hu.Write([]byte("hi"))
-		hu.SetReadDeadline(time.Now().Add(10 * time.Second))
-		buf := make([]byte, 100)
-		if n, err := hu.Read(buf); err != nil || string(buf[:n]) != "guest6:hi" {
-			t.Fatalf("udp through -u 18053:5353 over IPv6: %q %v", buf[:n], err)
-		}
+		udpPortForward(t, e, "udp6", "[fd00::100]:5353", "[::1]:18053")
 	})
 	st := e.stop(t)
 	t.Logf("counters: %v", st)
@@ -671,6 +626,36 @@ func TestForward(t *testing.T) {
 	}
 	if st["Net.Icmp6OutEchoReplies"] < 4 || st["UDP6.InDatagrams"] < 3 {
 		t.Errorf("IPv6 counters %v: want the ping -6 replies and the UDP6 datagrams", st)
+	}
+}
+
+// udpPortForward checks a UDP port forward (-u 18053:5353) of network:
+// a datagram from the host to hostAddr reaches a guest socket on
+// guestAddr, whose answer comes back.
+func udpPortForward(t *testing.T, e *forwardEnv, network, guestAddr, hostAddr string) {
+	t.Helper()
+	var gu net.PacketConn
+	if err := e.guest.Do(func() (err error) { gu, err = net.ListenPacket(network, guestAddr); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer gu.Close()
+	go func() {
+		buf := make([]byte, 100)
+		n, from, err := gu.ReadFrom(buf)
+		if err == nil {
+			gu.WriteTo(append([]byte("guest:"), buf[:n]...), from)
+		}
+	}()
+	var hc net.Conn
+	if err := e.host.Do(func() (err error) { hc, err = net.Dial(network, hostAddr); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	hc.Write([]byte("hi"))
+	hc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 100)
+	if n, err := hc.Read(buf); err != nil || string(buf[:n]) != "guest:hi" {
+		t.Fatalf("%s through -u %s: %q %v", network, hostAddr, buf[:n], err)
 	}
 }
 

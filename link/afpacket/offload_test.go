@@ -1,76 +1,49 @@
 package afpacket_test
 
 import (
-	"bytes"
-	"encoding/binary"
-	"net"
-	"net/netip"
 	"testing"
-	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/ustack/ustack/internal/gso"
-	"github.com/ustack/ustack/internal/gso/gsotest"
 	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/internal/linktest"
 	"github.com/ustack/ustack/internal/netns"
-	"github.com/ustack/ustack/link"
 	"github.com/ustack/ustack/link/afpacket"
 )
 
+// offloadStats gives the shared offload checks ep's counters.
+func offloadStats(ep *afpacket.Endpoint) func() linktest.OffloadStats {
+	return func() linktest.OffloadStats {
+		st := ep.Stats()
+		return linktest.OffloadStats{RxGSO: st.RxGSO, RxCoalesced: st.RxCoalesced, RxSplit: st.RxSplit,
+			RxTooBig: st.RxTooBig, RxBadOffload: st.RxBadOffload, RxCsumCompleted: st.RxCsumCompleted,
+			TxGSO: st.TxGSO, TxDropped: st.TxDropped}
+	}
+}
+
 // TestOffloadsBulk: with the default offloads, in both receive modes,
 // bulk TCP both ways between the kernel and a stack arrives byte-exact,
-// and the kernel's counters show no retransmission storm and no checksum
-// error:
-//
-//   - "peer TSO": the kernel's end of the veth has its offloads on (the
-//     kernel's default); its 64 KiB super-frames and partial checksums
-//     reach the stack as they are;
-//   - "peer offloads off": wire-sized segments with complete checksums,
-//     which GRO verifies and merges before the stack;
-//   - "stack TSO": the stack's segments leave as super-frames
-//     (linktest.TSO), which the kernel takes whole from the veth.
+// the kernel's counters show no retransmission storm and no checksum
+// error, and super-frames or merged segments come where they should
+// (linktest.OffloadsBulk): the kernel's end of the veth with its
+// offloads on (the kernel's default) or off, and the stack sending
+// super-frames.
 func TestOffloadsBulk(t *testing.T) {
-	for _, mode := range []string{"peer TSO", "peer offloads off", "stack TSO"} {
+	for _, mode := range linktest.BulkModes {
 		for _, m := range modes {
-			t.Run(mode+"/"+m.String(), func(t *testing.T) {
+			t.Run(mode.String()+"/"+m.String(), func(t *testing.T) {
 				leaktest.Check(t)
-				p, ep := setup(t, netns.PairConfig{PeerOffloads: mode == "peer TSO"}, afpacket.Config{Mode: m})
-				var lep link.Endpoint = ep
-				var tso *linktest.TSO
-				if mode == "stack TSO" {
-					tso = linktest.NewTSO(ep)
-					lep = tso
-				}
-				s, _ := linktest.Stack(t, lep, stackAddr)
-				before := linktest.Counters(t, p.Peer)
-				linktest.TCPBothWays(t, p.Peer, s, kernelAddr.Addr(), stackAddr.Addr(), 32<<20)
-				linktest.NoRetransStorm(t, p.Peer, before)
-				st := ep.Stats()
-				t.Logf("link: %+v", st)
-				if st.RxTooBig != 0 || st.RxBadOffload != 0 || st.TxDropped != 0 || st.RxCsumCompleted != 0 {
-					t.Errorf("stats %+v", st)
-				}
-				if n := s.Stats().TCP.InCsumErrors; n != 0 {
-					t.Errorf("the stack counted %d checksum errors", n)
-				}
-				switch mode {
-				case "peer TSO":
-					if st.RxGSO == 0 {
-						t.Error("no super-frame from the kernel")
-					}
-				case "peer offloads off":
-					if st.RxGSO != 0 || st.RxCoalesced == 0 {
-						t.Errorf("%d super-frames from the kernel, %d segments merged here", st.RxGSO, st.RxCoalesced)
-					}
-				case "stack TSO":
-					if n := tso.SuperFrames.Load(); n == 0 || st.TxGSO != n {
-						t.Errorf("%d super-frames merged, %d written as such", n, st.TxGSO)
-					}
-				}
+				p, ep := setup(t, netns.PairConfig{PeerOffloads: mode == linktest.PeerTSO}, afpacket.Config{Mode: m})
+				linktest.OffloadsBulk(t, p.Peer, ep, offloadStats(ep), mode, kernelAddr, stackAddr)
 			})
 		}
+	}
+}
+
+// knowStack gives the kernel's end a permanent neighbour entry for the
+// stack's address, so it sends without asking.
+func knowStack(t *testing.T, p *netns.Pair) {
+	t.Helper()
+	if err := p.Peer.IP("neigh", "add", stackAddr.Addr().String(), "lladdr", "02:00:00:00:00:02", "dev", p.PeerIf, "nud", "permanent"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -83,77 +56,9 @@ func TestUDPSuperDatagramIn(t *testing.T) {
 		t.Run(m.String(), func(t *testing.T) {
 			leaktest.Check(t)
 			p, ep := setup(t, netns.PairConfig{PeerOffloads: true}, afpacket.Config{Mode: m})
-			if err := p.Peer.IP("neigh", "add", stackAddr.Addr().String(), "lladdr", "02:00:00:00:00:02", "dev", p.PeerIf, "nud", "permanent"); err != nil {
-				t.Fatal(err)
-			}
-			const seg, count = 1000, 23
-			payload := gsotest.Bytes(seg*count-17, 5)
-			sendSegmented(t, p.Peer, stackAddr.Addr(), seg, payload)
-			var got []byte
-			datagrams := 0
-			pkts := make([]link.Packet, 5)
-			for i := range pkts {
-				pkts[i].Buf = make([]byte, link.MaxSuperFrame)
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for datagrams < count && time.Now().Before(deadline) {
-				n, err := ep.ReadBatch(pkts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := range pkts[:n] {
-					f := pkts[i].Frame()
-					l, err := gso.Parse(f, link.Ethernet)
-					if err != nil || l.Proto != 17 {
-						continue
-					}
-					if pkts[i].Offload.GSOType != link.GSONone {
-						t.Fatalf("a super-datagram reached the reader: %+v", pkts[i].Offload)
-					}
-					c := append([]byte(nil), f...)
-					if !gso.Finish(c, link.Ethernet, pkts[i].Offload) || gsotest.Check(c, link.Ethernet) != nil {
-						t.Fatalf("datagram %d: bad checksum", datagrams)
-					}
-					if ul := int(binary.BigEndian.Uint16(f[l.L4+4:])); ul != l.End-l.L4 {
-						t.Fatalf("datagram %d: UDP length %d of %d", datagrams, ul, l.End-l.L4)
-					}
-					got = append(got, f[l.Payload:l.End]...)
-					datagrams++
-				}
-			}
-			if datagrams != count || !bytes.Equal(got, payload) {
-				t.Fatalf("%d datagrams (%d bytes), want %d (%d bytes) in order", datagrams, len(got), count, len(payload))
-			}
-			if st := ep.Stats(); st.RxSplit != 1 || st.RxGSO != 1 {
-				t.Errorf("stats %+v: want one super-datagram split", st)
-			}
+			knowStack(t, p)
+			linktest.SuperDatagramIn(t, p.Peer, ep, offloadStats(ep), stackAddr.Addr())
 		})
-	}
-}
-
-// sendSegmented sends payload to dst:4000 from a UDP socket in ns with
-// UDP_SEGMENT seg: one super-datagram for the device.
-func sendSegmented(t *testing.T, ns *netns.NS, dst netip.Addr, seg int, payload []byte) {
-	t.Helper()
-	if err := ns.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 4000)))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		rc, err := c.SyscallConn()
-		if err != nil {
-			return err
-		}
-		var serr error
-		rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, seg) })
-		if serr != nil {
-			return serr
-		}
-		_, err = c.Write(payload)
-		return err
-	}); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -162,45 +67,7 @@ func sendSegmented(t *testing.T, ns *netns.NS, dst netip.Addr, seg int, payload 
 func TestUDPSuperDatagramOut(t *testing.T) {
 	leaktest.Check(t)
 	p, ep := setup(t, netns.PairConfig{}, afpacket.Config{})
-	var kmac net.HardwareAddr
-	var uc *net.UDPConn
-	if err := p.Peer.Do(func() error {
-		var err error
-		if kmac, err = netns.HardwareAddr(p.PeerIf); err != nil {
-			return err
-		}
-		uc, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(kernelAddr.Addr(), 0)))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	port := uint16(uc.LocalAddr().(*net.UDPAddr).Port)
-	const seg, count = 1200, 9
-	s := gsotest.Seg{UDP: true, Src: stackAddr.Addr(), Dst: kernelAddr.Addr(), SrcPort: 4000, DstPort: port,
-		Payload: gsotest.Bytes(seg*count-5, 9)}
-	f := s.Frame()
-	copy(f[0:6], kmac)
-	off := s.TSO(f, seg)
-	if n, err := ep.WriteBatch([]link.Packet{{Buf: f, N: len(f), Offload: off}}); n != 1 || err != nil {
-		t.Fatalf("WriteBatch = %d, %v", n, err)
-	}
-	var got []byte
-	buf := make([]byte, 65536)
-	uc.SetReadDeadline(time.Now().Add(3 * time.Second))
-	for i := 0; i < count; i++ {
-		n, err := uc.Read(buf)
-		if err != nil {
-			t.Fatalf("datagram %d: %v", i, err)
-		}
-		got = append(got, buf[:n]...)
-	}
-	if !bytes.Equal(got, s.Payload) {
-		t.Error("the datagrams put together differ from the super-datagram")
-	}
-	if st := ep.Stats(); st.TxGSO != 1 || st.TxDropped != 0 {
-		t.Errorf("stats %+v", st)
-	}
+	linktest.SuperDatagramOut(t, p.Peer, ep, offloadStats(ep), p.PeerIf, kernelAddr.Addr(), stackAddr.Addr())
 }
 
 // TestOffloadsAllocs: reading with GRO and writing super-frames allocate
@@ -212,43 +79,8 @@ func TestOffloadsAllocs(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.String(), func(t *testing.T) {
 			p, ep := setup(t, netns.PairConfig{}, afpacket.Config{Mode: m})
-			if err := p.Peer.IP("neigh", "add", stackAddr.Addr().String(), "lladdr", "02:00:00:00:00:02", "dev", p.PeerIf, "nud", "permanent"); err != nil {
-				t.Fatal(err)
-			}
-			var kc *net.UDPConn
-			if err := p.Peer.Do(func() error {
-				var err error
-				kc, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(stackAddr.Addr(), 4000)))
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			defer kc.Close()
-			in := make([]link.Packet, 8)
-			for i := range in {
-				in[i].Buf = make([]byte, link.MaxSuperFrame)
-			}
-			seg := gsotest.Seg{Src: stackAddr.Addr(), Dst: kernelAddr.Addr(), SrcPort: 9, DstPort: 9, Seq: 1, Payload: gsotest.Bytes(40*1448, 1)}
-			f := seg.Frame()
-			out := []link.Packet{{Buf: f, N: len(f), Offload: seg.TSO(f, 1448)}}
-			msg := make([]byte, 100)
-			kc.Write(msg)
-			ep.ReadBatch(in) // warm up
-			allocs := testing.AllocsPerRun(200, func() {
-				kc.Write(msg)
-				if _, err := ep.ReadBatch(in); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := ep.WriteBatch(out); err != nil {
-					t.Fatal(err)
-				}
-			})
-			if allocs != 0 {
-				t.Errorf("%v allocations per read and super-frame write", allocs)
-			}
-			if st := ep.Stats(); st.TxGSO < 200 || st.TxDropped != 0 {
-				t.Errorf("the super-frames were not all written: %+v", st)
-			}
+			knowStack(t, p)
+			linktest.OffloadsAllocs(t, p.Peer, ep, offloadStats(ep), kernelAddr.Addr(), stackAddr.Addr())
 		})
 	}
 }

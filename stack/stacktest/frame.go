@@ -93,22 +93,8 @@ func (d *Decoded) decodeIP6(b []byte) {
 	}
 	p := d.Chain.Upper(ip)
 	switch d.Chain.Proto {
-	case wire.ProtoTCP:
-		t, err := wire.ParseTCP(p)
-		if err != nil {
-			d.Err = err
-			return
-		}
-		d.TCP = new(wire.TCPFields)
-		d.Err = d.TCP.Decode(t)
-	case wire.ProtoUDP:
-		u, err := wire.ParseUDP(p)
-		if err != nil {
-			d.Err = err
-			return
-		}
-		d.UDP = new(wire.UDPFields)
-		d.UDP.Decode(u)
+	case wire.ProtoTCP, wire.ProtoUDP:
+		d.decodeTransport(d.Chain.Proto, p)
 	case wire.ProtoICMPv6:
 		m, err := wire.ParseICMPv6(p)
 		if err != nil {
@@ -141,6 +127,23 @@ func (d *Decoded) decodeIP(b []byte) {
 	}
 	p := ip.Payload()
 	switch d.IP.Protocol {
+	case wire.ProtoTCP, wire.ProtoUDP:
+		d.decodeTransport(d.IP.Protocol, p)
+	case wire.ProtoICMP:
+		m, err := wire.ParseICMPv4(p)
+		if err != nil {
+			d.Err = err
+			return
+		}
+		d.ICMP = new(wire.ICMPv4Fields)
+		d.ICMP.Decode(m)
+	}
+}
+
+// decodeTransport decodes p as a TCP segment or a UDP datagram (proto),
+// the same over either IP family.
+func (d *Decoded) decodeTransport(proto uint8, p []byte) {
+	switch proto {
 	case wire.ProtoTCP:
 		t, err := wire.ParseTCP(p)
 		if err != nil {
@@ -157,14 +160,6 @@ func (d *Decoded) decodeIP(b []byte) {
 		}
 		d.UDP = new(wire.UDPFields)
 		d.UDP.Decode(u)
-	case wire.ProtoICMP:
-		m, err := wire.ParseICMPv4(p)
-		if err != nil {
-			d.Err = err
-			return
-		}
-		d.ICMP = new(wire.ICMPv4Fields)
-		d.ICMP.Decode(m)
 	}
 }
 
