@@ -196,7 +196,7 @@ func (in *Injector) Flood(g *Gen, stop <-chan struct{}, batch int, limit uint64,
 // maxBurst the most frames it writes at once when it is behind.
 const (
 	pacingSleep = 100 * time.Microsecond
-	maxBurst    = 1024
+	maxBurst    = 2048
 )
 
 // Queued hides everything of an endpoint but link.Endpoint, so that a
