@@ -237,9 +237,10 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 	d := max(o.Duration, 500*time.Millisecond)
 	// Warm up, then the connections alone, then with the flood.
 	time.Sleep(d / 2)
-	b0 := got.Load()
+	b0, bt := got.Load(), time.Now()
 	time.Sleep(d)
 	base := got.Load() - b0
+	bel := time.Since(bt).Seconds()
 
 	var (
 		cmu   sync.Mutex
@@ -300,8 +301,8 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 		MFloodOnWire:   float64(ans1-ans0) / el,
 		MFloodShed:     float64(shed1-shed0) / el,
 		MFloodRing:     float64(ring1-ring0) / el,
-		MFloodRatio:    float64(flooded) / float64(base),
-		MFloodBase:     float64(base) * 8 / d.Seconds() / 1e6,
+		MFloodRatio:    (float64(flooded) / el) / (float64(base) / bel),
+		MFloodBase:     float64(base) * 8 / bel / 1e6,
 		MFloodConns:    floodConns,
 	}
 	if n := tries.Load(); n > 0 {
