@@ -177,7 +177,13 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 		return nil, err
 	}
 	defer p.Close()
-	cli, srv, err := p.dialN(ctx, floodConns)
+	nconn, rate := floodConns, float64(floodSYNRate)
+	if o.Duration < 500*time.Millisecond {
+		// A smoke run (-quick, and the tests under the race detector,
+		// which slows the stacks several times): a tenth of the scale.
+		nconn, rate = floodConns/10, floodSYNRate/10
+	}
+	cli, srv, err := p.dialN(ctx, nconn)
 	defer func() {
 		for _, c := range append(cli, srv...) {
 			c.Close()
@@ -195,7 +201,7 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 			defer wg.Done()
 			buf := make([]byte, 4096)
 			every := time.Duration(float64(time.Second) * float64(len(buf)) / floodRate)
-			next := time.Now().Add(time.Duration(i) * every / floodConns)
+			next := time.Now().Add(time.Duration(i) * every / time.Duration(nconn))
 			for {
 				select {
 				case <-stop:
@@ -244,7 +250,7 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 
 	var (
 		cmu   sync.Mutex
-		conns []time.Duration
+		lat   []time.Duration
 		tries atomic.Int64
 	)
 	fstop := make(chan struct{})
@@ -253,7 +259,7 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 	fwg.Add(2)
 	go func() {
 		defer fwg.Done()
-		fres = p.in.Flood(p.gen(flood.SYN, nil), fstop, 64, 0, floodSYNRate)
+		fres = p.in.Flood(p.gen(flood.SYN, nil), fstop, 64, 0, rate)
 	}()
 	go func() { // real clients: a dial every 10 ms, each in its own goroutine
 		defer fwg.Done()
@@ -275,7 +281,7 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 				cancel()
 				if err == nil {
 					cmu.Lock()
-					conns = append(conns, time.Since(t0))
+					lat = append(lat, time.Since(t0))
 					cmu.Unlock()
 					c.Close()
 				}
@@ -303,15 +309,15 @@ func SYNFlood(ctx context.Context, o Options) (Sample, error) {
 		MFloodRing:     float64(ring1-ring0) / el,
 		MFloodRatio:    (float64(flooded) / el) / (float64(base) / bel),
 		MFloodBase:     float64(base) * 8 / bel / 1e6,
-		MFloodConns:    floodConns,
+		MFloodConns:    float64(nconn),
 	}
 	if n := tries.Load(); n > 0 {
-		s[MFloodConnOK] = float64(len(conns)) / float64(n)
+		s[MFloodConnOK] = float64(len(lat)) / float64(n)
 	}
-	if len(conns) > 0 {
-		slices.Sort(conns)
-		s[MFloodConnP50] = float64(conns[len(conns)/2]) / float64(time.Millisecond)
-		s[MFloodConnMax] = float64(conns[len(conns)-1]) / float64(time.Millisecond)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		s[MFloodConnP50] = float64(lat[len(lat)/2]) / float64(time.Millisecond)
+		s[MFloodConnMax] = float64(lat[len(lat)-1]) / float64(time.Millisecond)
 	}
 	return s, nil
 }
