@@ -164,7 +164,7 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 	sc := c.sc
 
 	var cerr error // the connection failed: refused, timed out, unreachable
-	err = block(sh.self[:], 0, &waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func(int) tryResult {
+	err = block(sh.self[:], 0, &waitOn{sig: c.wsig.get(), closed: &c.closed, cancel: ctx.Done()}, func(int) tryResult {
 		switch st := sc.State(); {
 		case st == tcp.SynSent || st == tcp.SynReceived:
 			return tryWait
@@ -174,6 +174,7 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 		default:
 			sh.applyDefaults(sc)
 		}
+		c.wsig.drop() // made for the handshake; the first Write that waits makes another
 		return tryDone
 	})
 	switch {

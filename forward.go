@@ -312,10 +312,10 @@ func (r *TCPRequest) Accept(ctx context.Context) (*TCPConn, error) {
 		sh.mu.Unlock()
 		return nil, r.opErr(err)
 	}
-	c := sh.newTCPConn(sc)
+	c := sh.newTCPConn(sc, true)
 	sh.unlock()
 	var cerr error // the handshake failed: reset, timed out
-	err = block(sh.self[:], 0, &waitOn{sig: c.wsig, closing: c.closing, cancel: ctx.Done()}, func(int) tryResult {
+	err = block(sh.self[:], 0, &waitOn{sig: c.wsig.get(), closed: &c.closed, cancel: ctx.Done()}, func(int) tryResult {
 		switch st := sc.State(); st {
 		case tcp.SynReceived:
 			return tryWait
@@ -327,6 +327,7 @@ func (r *TCPRequest) Accept(ctx context.Context) (*TCPConn, error) {
 		default:
 			sh.applyDefaults(sc)
 		}
+		c.wsig.drop() // made for the handshake; the first Write that waits makes another
 		return tryDone
 	})
 	switch {

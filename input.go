@@ -110,7 +110,7 @@ func (s *Stack) shardOfFlow(local, remote netip.AddrPort) int {
 // flow belongs to, and wraps it.
 func (s *Stack) connect(laddr, raddr netip.AddrPort) (*shard, *TCPConn, error) {
 	var c *TCPConn
-	sh, err := s.open(laddr, raddr, func(sh *shard, sc *stack.TCPConn) { c = sh.newTCPConn(sc) })
+	sh, err := s.open(laddr, raddr, func(sh *shard, sc *stack.TCPConn) { c = sh.newTCPConn(sc, true) })
 	return sh, c, err
 }
 

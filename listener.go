@@ -49,7 +49,7 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 			return tryWait
 		}
 		sh := l.shards[i]
-		c = sh.newTCPConn(sc)
+		c = sh.newTCPConn(sc, false)
 		sh.applyDefaults(sc)
 		return tryDone
 	}); err != nil {

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"sync"
-	"time"
 
+	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/stack"
 )
 
@@ -23,16 +21,9 @@ import (
 // As on Linux, a dialed socket takes replies to its identifier from any
 // source: the identifier is what matches them.
 type PingConn struct {
-	sh       *shard
-	ep       *stack.PingEndpoint
-	network  string // "ping4" or "ping6", for errors
-	laddr    *net.IPAddr
-	peer     netip.Addr // set for a dialed socket
-	rmu      sync.Mutex
-	rsig     signal
-	rdl, wdl deadline
-	once     closeFlag
-	closing  chan struct{}
+	dgramSock
+	ep   *stack.PingEndpoint
+	peer netip.Addr // set for a dialed socket
 }
 
 var (
@@ -94,20 +85,12 @@ func (s *Stack) openPing(laddr, raddr netip.Addr, id uint16) (*PingConn, error) 
 	if err != nil {
 		return nil, opError(op, network, nil, addr, err)
 	}
-	c := &PingConn{sh: sh, ep: ep, network: network, laddr: &net.IPAddr{IP: laddr.AsSlice()}, peer: raddr,
-		rsig: newSignal(), closing: make(chan struct{})}
+	c := &PingConn{ep: ep, peer: raddr}
+	c.init(sh, network, &net.IPAddr{IP: laddr.AsSlice()}, nil)
 	ep.SetOwner(c)
 	sh.register(c)
 	return c, nil
 }
-
-func (c *PingConn) wake(ev stack.Events) { c.rsig.notify() }
-
-func (c *PingConn) opErr(op string, addr net.Addr, err error) error {
-	return opError(op, c.network, c.laddr, addr, err)
-}
-
-func (c *PingConn) isClosing() bool { return isDone(c.closing) }
 
 // ID returns the socket's echo identifier.
 func (c *PingConn) ID() uint16 { return c.ep.ID() }
@@ -116,19 +99,17 @@ func (c *PingConn) ID() uint16 { return c.ep.ID() }
 // (truncating it if p is short) and returns its length and sender. It
 // does not allocate.
 func (c *PingConn) ReadFromAddr(p []byte) (int, netip.Addr, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	var n int
 	var from netip.Addr
 	var err error
-	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func(int) tryResult {
+	if werr := c.read(func(int) tryResult {
 		n, from, err = c.ep.ReadFrom(p)
 		if wouldBlock(err) {
 			return tryWait
 		}
 		return tryDone
 	}); werr != nil {
-		return 0, netip.Addr{}, c.opErr("read", nil, werr)
+		return 0, netip.Addr{}, werr
 	}
 	if err != nil {
 		return 0, netip.Addr{}, c.opErr("read", nil, err)
@@ -156,20 +137,7 @@ func (c *PingConn) Read(p []byte) (int, error) {
 // 128, code 0: EINVAL otherwise), to addr. It does not allocate.
 // Requests larger than the MTU are fragmented.
 func (c *PingConn) WriteToAddr(p []byte, addr netip.Addr) (int, error) {
-	if c.isClosing() {
-		return 0, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, net.ErrClosed)
-	}
-	if c.wdl.expired() {
-		return 0, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, os.ErrDeadlineExceeded)
-	}
-	sh := c.sh
-	sh.mu.Lock()
-	if c.isClosing() {
-		sh.mu.Unlock()
-		return 0, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, net.ErrClosed)
-	}
-	n, err := c.ep.WriteTo(sh.s.now(), p, addr)
-	sh.unlock()
+	n, err := c.write(func(now clock.Instant) (int, error) { return c.ep.WriteTo(now, p, addr) })
 	if err != nil {
 		return n, c.opErr("write", &net.IPAddr{IP: addr.AsSlice()}, err)
 	}
@@ -211,28 +179,7 @@ func (c *PingConn) Write(p []byte) (int, error) {
 
 // Close closes the socket and frees its identifier; blocked reads return
 // net.ErrClosed.
-func (c *PingConn) Close() error {
-	if !c.once.claim() {
-		return c.opErr("close", nil, net.ErrClosed)
-	}
-	close(c.closing)
-	c.rsig.notify() // a waiting read sees the close
-	c.sh.mu.Lock()
-	c.ep.Close()
-	c.sh.unregister(c)
-	c.sh.unlock()
-	c.rdl.stop()
-	c.wdl.stop()
-	return nil
-}
-
-func (c *PingConn) closeFromStack() {
-	if c.once.claim() {
-		close(c.closing)
-		c.rdl.stop()
-		c.wdl.stop()
-	}
-}
+func (c *PingConn) Close() error { return c.close(c, c.ep) }
 
 // LocalAddr returns the bound address, a *net.IPAddr.
 func (c *PingConn) LocalAddr() net.Addr { return c.laddr }
@@ -243,35 +190,4 @@ func (c *PingConn) RemoteAddr() net.Addr {
 		return nil
 	}
 	return &net.IPAddr{IP: c.peer.AsSlice()}
-}
-
-// SetDeadline sets both deadlines; see TCPConn.SetDeadline.
-func (c *PingConn) SetDeadline(t time.Time) error {
-	if c.isClosing() {
-		return c.opErr("set", nil, net.ErrClosed)
-	}
-	c.rdl.set(t)
-	c.wdl.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the deadline of ReadFrom and Read, including one
-// already waiting.
-func (c *PingConn) SetReadDeadline(t time.Time) error {
-	if c.isClosing() {
-		return c.opErr("set", nil, net.ErrClosed)
-	}
-	c.rdl.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the deadline of WriteTo and Write. They never
-// wait, so only a deadline already passed matters: they fail with
-// os.ErrDeadlineExceeded.
-func (c *PingConn) SetWriteDeadline(t time.Time) error {
-	if c.isClosing() {
-		return c.opErr("set", nil, net.ErrClosed)
-	}
-	c.wdl.set(t)
-	return nil
 }

@@ -463,11 +463,30 @@ func isDone(ch <-chan struct{}) bool {
 // and then notifies its signals, and a passing deadline notifies its
 // signal (deadline.sig), so a waiting call needs only the signal to see
 // either.
+//
+// A socket that keeps its deadline or its close lazily gives dlp (the
+// deadline, loaded on every round: nil while none was ever set) or
+// closed (a flag, set before its signals are notified) instead.
 type waitOn struct {
 	sig     signal
 	dl      *deadline
+	dlp     *atomic.Pointer[deadline]
 	closing <-chan struct{}
+	closed  *atomic.Bool
 	cancel  <-chan struct{}
+}
+
+// isClosed reports whether the socket waited on is closing.
+func (w *waitOn) isClosed() bool {
+	return w.closed != nil && w.closed.Load() || isDone(w.closing)
+}
+
+// deadline returns the deadline waited on, or nil.
+func (w *waitOn) deadline() *deadline {
+	if w.dl == nil && w.dlp != nil {
+		return w.dlp.Load()
+	}
+	return w.dl
 }
 
 // errWaitCanceled is block's report that waitOn.cancel fired; the caller
@@ -509,10 +528,10 @@ const (
 // context, selects.
 func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) error {
 	for {
-		if isDone(w.closing) {
+		if w.isClosed() {
 			return net.ErrClosed
 		}
-		if w.dl != nil && w.dl.check(w.sig) {
+		if dl := w.deadline(); dl != nil && dl.check(w.sig) {
 			// Another call waiting on the same signal may not have
 			// been woken by the deadline's notify: pass it on.
 			w.sig.notify()
@@ -522,7 +541,7 @@ func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) err
 			i := (first + k) % len(shards)
 			sh := shards[i]
 			sh.mu.Lock()
-			if isDone(w.closing) {
+			if w.isClosed() {
 				sh.mu.Unlock()
 				return net.ErrClosed
 			}

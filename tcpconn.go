@@ -16,6 +16,10 @@ import (
 // TCPConn is a TCP connection on a Stack. It implements net.Conn and the
 // extra methods of *net.TCPConn. Its methods are safe for concurrent use;
 // one Read and one Write can block at the same time, as with package net.
+//
+// An idle TCPConn is small (docs/ARCHITECTURE.md, "Memory per
+// connection"): its wake-up channels are made by the first call that
+// waits, its deadlines by the first Set*Deadline, and its close is a flag.
 type TCPConn struct {
 	sh *shard
 	sc *stack.TCPConn
@@ -25,25 +29,27 @@ type TCPConn struct {
 	// never asks (crr) saves four of its thirty allocations.
 	laddr, raddr atomic.Pointer[net.TCPAddr]
 
-	rmu, wmu     sync.Mutex // one reader, one writer at a time
-	rsig, wsig   signal
-	rdl, wdl     deadline
-	once         closeFlag
-	closing      chan struct{} // closed by Close
+	rmu, wmu sync.Mutex // one reader, one writer at a time
+	// rsig and wsig are the waiting reader's and writer's signals, made
+	// when a call first waits. (The stack wakes connections after it
+	// unlocks, so they are atomic rather than guarded by the lock.)
+	rsig, wsig lazySignal
+	// rdl and wdl are the deadlines, nil until first set.
+	rdl, wdl     atomic.Pointer[deadline]
+	closed       atomic.Bool // Close or the stack closed it
 	lingerSet    bool
-	lingerSecond int
+	lingerSecond int32
 }
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// newTCPConn wraps sc; the caller holds sh.mu.
-func (sh *shard) newTCPConn(sc *stack.TCPConn) *TCPConn {
-	c := &TCPConn{
-		sh:      sh,
-		sc:      sc,
-		rsig:    newSignal(),
-		wsig:    newSignal(),
-		closing: make(chan struct{}),
+// newTCPConn wraps sc; the caller holds sh.mu. A connection still in its
+// handshake (a dial, TCPRequest.Accept) has its write signal made at once,
+// for the call that waits for the handshake.
+func (sh *shard) newTCPConn(sc *stack.TCPConn, handshake bool) *TCPConn {
+	c := &TCPConn{sh: sh, sc: sc}
+	if handshake {
+		c.wsig.get()
 	}
 	sc.SetOwner(c)
 	sh.register(c)
@@ -58,6 +64,39 @@ func (c *TCPConn) wake(ev stack.Events) {
 	if ev&(stack.EventWritable|stack.EventClosed|stack.EventEstablished) != 0 {
 		c.wsig.notify()
 	}
+}
+
+// lazySignal is a signal made on first use: an idle connection has none.
+type lazySignal struct{ p atomic.Pointer[signal] }
+
+// get returns the signal, made on the first call.
+func (l *lazySignal) get() signal {
+	if p := l.p.Load(); p != nil {
+		return *p
+	}
+	s := newSignal()
+	l.p.CompareAndSwap(nil, &s)
+	return *l.p.Load()
+}
+
+// notify notifies the signal, if it was made: a call that makes it later
+// tries before it waits, so it misses nothing.
+func (l *lazySignal) notify() {
+	if p := l.p.Load(); p != nil {
+		p.notify()
+	}
+}
+
+// drop forgets the signal (its last waiter is gone).
+func (l *lazySignal) drop() { l.p.Store(nil) }
+
+// deadlineOf returns *p, made on first use.
+func deadlineOf(p *atomic.Pointer[deadline]) *deadline {
+	if d := p.Load(); d != nil {
+		return d
+	}
+	p.CompareAndSwap(nil, new(deadline))
+	return p.Load()
 }
 
 func (c *TCPConn) opErr(op string, err error) error {
@@ -88,7 +127,7 @@ func tcpAddrOnce(p *atomic.Pointer[net.TCPAddr], get func() netip.AddrPort) *net
 	return p.Load()
 }
 
-func (c *TCPConn) isClosing() bool { return isDone(c.closing) }
+func (c *TCPConn) isClosing() bool { return c.closed.Load() }
 
 // Read reads data from the connection (net.Conn). It returns io.EOF after
 // the peer's FIN, and errors that satisfy errors.Is with
@@ -98,7 +137,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	var n int
 	var err error
-	werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig, dl: &c.rdl, closing: c.closing}, func(int) tryResult {
+	werr := block(c.sh.self[:], 0, &waitOn{sig: c.rsig.get(), dlp: &c.rdl, closed: &c.closed}, func(int) tryResult {
 		n, err = c.sc.Read(p) // reading may open the window: unlock sends the update
 		if wouldBlock(err) {
 			return tryWait
@@ -128,7 +167,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	total := 0
 	var err error
-	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig, dl: &c.wdl, closing: c.closing}, func(int) tryResult {
+	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig.get(), dlp: &c.wdl, closed: &c.closed}, func(int) tryResult {
 		var n int
 		n, err = c.sc.Write(p[total:])
 		total += n
@@ -153,34 +192,44 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 // linger time (then Close waits up to that long for the data to be sent
 // and acknowledged) or zero (then the connection is reset).
 func (c *TCPConn) Close() error {
-	if !c.once.claim() {
+	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	close(c.closing)
-	c.rsig.notify() // waiting calls see the close
-	c.wsig.notify()
-	sh := c.sh
-	sh.mu.Lock()
-	if c.lingerSet && c.lingerSecond == 0 {
-		c.sc.Abort()
-	} else {
-		c.sc.Close()
-	}
-	if !c.lingerSet || c.lingerSecond == 0 {
-		// Nothing waits on this wrapper any more (blocked calls see
-		// the close channel): the core's connection, which lives on
-		// through FIN-WAIT and TIME-WAIT (60 s), no longer keeps it
-		// alive or wakes it. Linger waits for the wake-ups.
-		c.sc.SetOwner(nil)
-	}
-	sh.unregister(c)
-	sh.unlock()
-	c.rdl.stop()
-	c.wdl.stop()
-	if c.lingerSet && c.lingerSecond > 0 {
-		c.linger(time.Duration(c.lingerSecond) * time.Second)
+	{
+		sh := c.sh
+		sh.mu.Lock()
+		c.rsig.notify() // waiting calls see the close
+		c.wsig.notify()
+		if c.lingerSet && c.lingerSecond == 0 {
+			c.sc.Abort()
+		} else {
+			c.sc.Close()
+		}
+		if !c.lingerSet || c.lingerSecond == 0 {
+			// Nothing waits on this wrapper any more (blocked calls see
+			// the close channel): the core's connection, which lives on
+			// through FIN-WAIT and TIME-WAIT (60 s), no longer keeps it
+			// alive or wakes it. Linger waits for the wake-ups.
+			c.sc.SetOwner(nil)
+		}
+		sh.unregister(c)
+		sh.unlock()
+		c.stopDeadlines()
+		if c.lingerSet && c.lingerSecond > 0 {
+			c.linger(time.Duration(c.lingerSecond) * time.Second)
+		}
 	}
 	return nil
+}
+
+// stopDeadlines releases the deadlines' timers (the connection closed).
+func (c *TCPConn) stopDeadlines() {
+	if d := c.rdl.Load(); d != nil {
+		d.stop()
+	}
+	if d := c.wdl.Load(); d != nil {
+		d.stop()
+	}
 }
 
 // linger waits until everything sent was acknowledged, the connection
@@ -188,6 +237,7 @@ func (c *TCPConn) Close() error {
 func (c *TCPConn) linger(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	wsig := c.wsig.get()
 	for {
 		c.sh.mu.Lock()
 		info := c.sc.Info()
@@ -196,7 +246,7 @@ func (c *TCPConn) linger(d time.Duration) {
 			return
 		}
 		select {
-		case <-c.wsig:
+		case <-wsig:
 		case <-t.C:
 			return
 		case <-c.sh.s.done:
@@ -209,10 +259,8 @@ func (c *TCPConn) linger(d time.Duration) {
 // the shard lock before the core resets it: blocked calls return
 // net.ErrClosed once woken (after the lock, with EventClosed).
 func (c *TCPConn) closeFromStack() {
-	if c.once.claim() {
-		close(c.closing)
-		c.rdl.stop()
-		c.wdl.stop()
+	if c.closed.CompareAndSwap(false, true) {
+		c.stopDeadlines()
 	}
 }
 
@@ -235,8 +283,8 @@ func (c *TCPConn) CloseRead() error {
 	}
 	c.sh.mu.Lock()
 	err := c.sc.CloseRead()
-	c.sh.unlock()
 	c.rsig.notify()
+	c.sh.unlock()
 	return c.opErr("close", err)
 }
 
@@ -261,9 +309,27 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.isClosing() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.setDeadline(&c.rdl, &c.rsig, t)
+	c.setDeadline(&c.wdl, &c.wsig, t)
 	return nil
+}
+
+// setDeadline sets one direction's deadline. The first set makes it, and
+// then wakes a call already waiting in that direction, which saw no
+// deadline when it began and checks again (block loads the deadline on
+// every round).
+func (c *TCPConn) setDeadline(p *atomic.Pointer[deadline], sig *lazySignal, t time.Time) {
+	d := p.Load()
+	if d == nil {
+		if t.IsZero() {
+			return // nothing to clear
+		}
+		d = deadlineOf(p)
+		d.set(t)
+		sig.notify()
+		return
+	}
+	d.set(t)
 }
 
 // SetReadDeadline sets the deadline of Read (net.Conn; see SetDeadline).
@@ -271,7 +337,7 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.isClosing() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rdl.set(t)
+	c.setDeadline(&c.rdl, &c.rsig, t)
 	return nil
 }
 
@@ -281,7 +347,7 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.isClosing() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wdl.set(t)
+	c.setDeadline(&c.wdl, &c.wsig, t)
 	return nil
 }
 
@@ -330,7 +396,7 @@ func (c *TCPConn) SetLinger(sec int) error {
 	c.sh.mu.Lock()
 	defer c.sh.mu.Unlock()
 	c.lingerSet = sec >= 0
-	c.lingerSecond = sec
+	c.lingerSecond = int32(min(max(sec, -1), 1<<30))
 	return nil
 }
 

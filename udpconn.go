@@ -4,10 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"sync"
-	"time"
 
+	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/stack"
 )
 
@@ -15,15 +13,9 @@ import (
 // net.Conn when made by Dial (connected: Read and Write use the dialed
 // peer, and datagrams from other sources are discarded).
 type UDPConn struct {
-	sh       *shard
-	ep       *stack.UDPEndpoint
-	laddr    *net.UDPAddr
-	peer     netip.AddrPort // set for a connected socket
-	rmu      sync.Mutex
-	rsig     signal
-	rdl, wdl deadline
-	once     closeFlag
-	closing  chan struct{}
+	dgramSock
+	ep   *stack.UDPEndpoint
+	peer netip.AddrPort // set for a connected socket
 }
 
 var (
@@ -33,29 +25,20 @@ var (
 
 // newUDPConn wraps ep; the caller holds sh.mu.
 func (sh *shard) newUDPConn(ep *stack.UDPEndpoint, peer netip.AddrPort) *UDPConn {
-	u := &UDPConn{sh: sh, ep: ep, laddr: net.UDPAddrFromAddrPort(ep.LocalAddr()), peer: peer, rsig: newSignal(), closing: make(chan struct{})}
+	u := &UDPConn{ep: ep, peer: peer}
+	u.init(sh, "udp", net.UDPAddrFromAddrPort(ep.LocalAddr()), nil)
 	ep.SetOwner(u)
 	sh.register(u)
 	return u
 }
 
-func (u *UDPConn) wake(ev stack.Events) { u.rsig.notify() }
-
-func (u *UDPConn) opErr(op string, addr net.Addr, err error) error {
-	return opError(op, "udp", u.laddr, addr, err)
-}
-
-func (u *UDPConn) isClosing() bool { return isDone(u.closing) }
-
 // ReadFromUDPAddrPort reads one datagram into p (truncating it if p is
 // short) and returns its length and sender. It does not allocate.
 func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
-	u.rmu.Lock()
-	defer u.rmu.Unlock()
 	var n int
 	var from netip.AddrPort
 	var err error
-	if werr := block(u.sh.self[:], 0, &waitOn{sig: u.rsig, dl: &u.rdl, closing: u.closing}, func(int) tryResult {
+	if werr := u.read(func(int) tryResult {
 		for {
 			n, from, err = u.ep.ReadFrom(p)
 			switch {
@@ -67,7 +50,7 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 			return tryDone
 		}
 	}); werr != nil {
-		return 0, netip.AddrPort{}, u.opErr("read", nil, werr)
+		return 0, netip.AddrPort{}, werr
 	}
 	if err != nil {
 		return 0, netip.AddrPort{}, u.opErr("read", nil, err)
@@ -87,20 +70,9 @@ func (u *UDPConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteToUDPAddrPort sends p as one datagram to addr. It does not
 // allocate. Datagrams larger than the MTU are fragmented.
 func (u *UDPConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
-	if u.isClosing() {
-		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
-	}
-	if u.wdl.expired() {
-		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), os.ErrDeadlineExceeded)
-	}
-	sh := u.sh
-	sh.mu.Lock()
-	if u.isClosing() {
-		sh.mu.Unlock()
-		return 0, u.opErr("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
-	}
-	n, err := u.ep.WriteTo(sh.s.now(), p, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
-	sh.unlock()
+	n, err := u.write(func(now clock.Instant) (int, error) {
+		return u.ep.WriteTo(now, p, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port()))
+	})
 	if err != nil {
 		return n, u.opErr("write", net.UDPAddrFromAddrPort(addr), err)
 	}
@@ -142,28 +114,7 @@ func (u *UDPConn) Write(p []byte) (int, error) {
 }
 
 // Close closes the socket; blocked reads return net.ErrClosed.
-func (u *UDPConn) Close() error {
-	if !u.once.claim() {
-		return u.opErr("close", nil, net.ErrClosed)
-	}
-	close(u.closing)
-	u.rsig.notify() // a waiting read sees the close
-	u.sh.mu.Lock()
-	u.ep.Close()
-	u.sh.unregister(u)
-	u.sh.unlock()
-	u.rdl.stop()
-	u.wdl.stop()
-	return nil
-}
-
-func (u *UDPConn) closeFromStack() {
-	if u.once.claim() {
-		close(u.closing)
-		u.rdl.stop()
-		u.wdl.stop()
-	}
-}
+func (u *UDPConn) Close() error { return u.close(u, u.ep) }
 
 // LocalAddr returns the bound address.
 func (u *UDPConn) LocalAddr() net.Addr { return u.laddr }
@@ -174,38 +125,6 @@ func (u *UDPConn) RemoteAddr() net.Addr {
 		return nil
 	}
 	return net.UDPAddrFromAddrPort(u.peer)
-}
-
-// SetDeadline sets both deadlines, as net.UDPConn: a deadline applies to
-// a read already waiting as well as to later calls (see
-// TCPConn.SetDeadline). It fails with net.ErrClosed after Close.
-func (u *UDPConn) SetDeadline(t time.Time) error {
-	if u.isClosing() {
-		return u.opErr("set", nil, net.ErrClosed)
-	}
-	u.rdl.set(t)
-	u.wdl.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the deadline of ReadFrom and Read.
-func (u *UDPConn) SetReadDeadline(t time.Time) error {
-	if u.isClosing() {
-		return u.opErr("set", nil, net.ErrClosed)
-	}
-	u.rdl.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the deadline of WriteTo and Write. They never
-// wait on ustack, so only a deadline already passed matters: it makes
-// them fail with os.ErrDeadlineExceeded.
-func (u *UDPConn) SetWriteDeadline(t time.Time) error {
-	if u.isClosing() {
-		return u.opErr("set", nil, net.ErrClosed)
-	}
-	u.wdl.set(t)
-	return nil
 }
 
 // samePeer reports whether a datagram from from comes from peer: the same

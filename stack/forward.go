@@ -319,7 +319,7 @@ func (r *TCPRequest) Accept(now clock.Instant) (*TCPConn, error) {
 		st.TCPDropped++
 		return nil, err
 	}
-	c := s.newConn(r.key, rt.nic, rt.nextHop)
+	c := s.newConn(rt.nic, rt.nextHop)
 	iss, tsOff := s.initialSeq(now, r.key.local, r.key.remote)
 	ep := tcp.Endpoints{Local: r.key.local, Remote: r.key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(r.key.remote.Addr()), PathMTU: s.pathMTU(now, rt.nic, r.key.remote.Addr()), ECN: true}
 	if err := c.conn.OpenPassive(now, ep, &r.syn); err != nil {

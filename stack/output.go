@@ -232,7 +232,7 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			s.syncPMTU(now, c)
 		}
 		n := c.nic
-		src, dst := c.key.local.Addr(), c.key.remote.Addr()
+		src, dst := c.key().local.Addr(), c.key().remote.Addr()
 		hl := ipHeaderLen(dst)
 		loop := s.isLocal(dst)
 		// Offloads apply to a frame that leaves now: one that waits for

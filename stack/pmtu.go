@@ -186,7 +186,7 @@ func (s *Stack) pathMTU(now clock.Instant, n *nic, dst netip.Addr) int {
 // entry expired (tcp.Conn.SetPathMTU).
 func (s *Stack) syncPMTU(now clock.Instant, c *TCPConn) {
 	c.pmtuGen = s.host.pmtu.gen
-	c.conn.SetPathMTU(now, s.pathMTU(now, c.nic, c.key.remote.Addr()))
+	c.conn.SetPathMTU(now, s.pathMTU(now, c.nic, c.key().remote.Addr()))
 }
 
 // rfc1191Plateaus is RFC 1191 §7's table of common MTUs, for an old

@@ -559,7 +559,7 @@ func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
 			out = append(out, c)
 		}
 	}
-	slices.SortFunc(out, func(a, b *TCPConn) int { return a.key.compare(b.key) })
+	slices.SortFunc(out, func(a, b *TCPConn) int { return a.key().compare(b.key()) })
 	return out
 }
 

@@ -33,7 +33,6 @@ type TCPConn struct {
 	sockBase
 	s        *Stack
 	conn     *tcp.Conn
-	key      tuple
 	nic      *nic
 	nextHop  netip.Addr
 	listener *TCPListener // while in the listener's queues
@@ -53,11 +52,10 @@ type TCPConn struct {
 	pmtuGen uint64
 }
 
-func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
+func (s *Stack) newConn(n *nic, nextHop netip.Addr) *TCPConn {
 	return &TCPConn{
 		s:        s,
 		conn:     tcp.NewConn(s.flows.tcpEnv),
-		key:      key,
 		nic:      n,
 		nextHop:  nextHop,
 		heapIdx:  -1,
@@ -69,6 +67,12 @@ func (s *Stack) newConn(key tuple, n *nic, nextHop netip.Addr) *TCPConn {
 
 // afterConn does the stack's bookkeeping after any call into c's core:
 // events, deadline, output, and removal once CLOSED.
+// key returns the connection's 4-tuple, its key in the flow table. The
+// core connection holds the addresses (from its Endpoints), so they are
+// not kept twice; it is valid once the core was opened, which is before
+// the connection enters the table.
+func (c *TCPConn) key() tuple { return tuple{c.conn.LocalAddr(), c.conn.RemoteAddr()} }
+
 func (s *Stack) afterConn(c *TCPConn) {
 	if !c.dirty {
 		c.dirty = true
@@ -105,8 +109,8 @@ func (s *Stack) afterConnQuiet(c *TCPConn) {
 		}
 		if c.inTable && !c.dirty {
 			c.inTable = false
-			if s.flows.conns[c.key] == c {
-				delete(s.flows.conns, c.key)
+			if s.flows.conns[c.key()] == c {
+				delete(s.flows.conns, c.key())
 			}
 		}
 		s.flows.timers.remove(c)
@@ -255,7 +259,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	if !reopen {
 		iss = newISS
 	}
-	c := s.newConn(key, rt.nic, rt.nextHop)
+	c := s.newConn(rt.nic, rt.nextHop)
 	ep := tcp.Endpoints{Local: key.local, Remote: key.remote, ISS: iss, TSOffset: tsOff, MTU: rt.nic.mtuFor(key.remote.Addr()), PathMTU: s.pathMTU(now, rt.nic, key.remote.Addr()), ECN: true}
 	if err := c.conn.OpenPassive(now, ep, seg); err != nil {
 		return
@@ -305,7 +309,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 		st.ListenDrops++
 		return true
 	}
-	c := s.newConn(key, rt.nic, rt.nextHop)
+	c := s.newConn(rt.nic, rt.nextHop)
 	ep.ISS = seg.Ack - 1
 	if err := c.conn.OpenCookie(now, ep, seg, o); err != nil {
 		return true
@@ -440,7 +444,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 			return nil, ErrAddrInUse
 		}
 	}
-	c := s.newConn(key, n, nextHop)
+	c := s.newConn(n, nextHop)
 	iss, tsOff := s.initialSeq(now, key.local, raddr)
 	if reopen {
 		iss = reopenISS
@@ -637,11 +641,11 @@ func (c *TCPConn) Writable() bool { return c.conn.Writable() }
 
 // LocalAddr returns the local address and port; a link-local address
 // carries the zone of its NIC (its name, or number).
-func (c *TCPConn) LocalAddr() netip.AddrPort { return withZone(c.key.local, c.nic) }
+func (c *TCPConn) LocalAddr() netip.AddrPort { return withZone(c.key().local, c.nic) }
 
 // RemoteAddr returns the remote address and port; a link-local address
 // carries the zone of the NIC it is reached through.
-func (c *TCPConn) RemoteAddr() netip.AddrPort { return withZone(c.key.remote, c.nic) }
+func (c *TCPConn) RemoteAddr() netip.AddrPort { return withZone(c.key().remote, c.nic) }
 
 // withZone returns ap with n's zone if its address is link-scoped, as
 // package net shows such addresses ("[fe80::1%eth0]:80").
@@ -800,7 +804,7 @@ type ConnInfo struct {
 func (s *Stack) Conns() []ConnInfo {
 	out := make([]ConnInfo, 0, len(s.flows.conns))
 	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
-		out = append(out, ConnInfo{Local: c.key.local, Remote: c.key.remote, Info: c.conn.Info()})
+		out = append(out, ConnInfo{Local: c.key().local, Remote: c.key().remote, Info: c.conn.Info()})
 	}
 	return out
 }

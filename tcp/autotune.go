@@ -26,18 +26,18 @@ import (
 
 // rcvTuner is the receive side's state: rcvq_space and rcv_rtt_est.
 type rcvTuner struct {
-	on    bool
-	space uint32        // bytes read in the last measured round trip
-	read  uint64        // Conn.bytesRead when the measurement began
-	at    clock.Instant // when it began
+	on        bool
+	winMeasOn bool
+	space     uint32        // bytes read in the last measured round trip
+	read      uint64        // Conn.bytesRead when the measurement began
+	at        clock.Instant // when it began
 	// The receiver's RTT estimate: from the timestamp echoes of the
 	// data (RFC 7323's RTTM) or, without timestamps, the time a window
 	// of data takes to arrive; smoothed by 1/8.
-	rtt       time.Duration
-	lastEcr   uint32
-	winSeq    wire.Seq
-	winAt     clock.Instant
-	winMeasOn bool
+	rtt     time.Duration
+	lastEcr uint32
+	winSeq  wire.Seq
+	winAt   clock.Instant
 }
 
 // initRcvTuner starts the measurement when the connection is established:
@@ -47,7 +47,7 @@ func (c *Conn) initRcvTuner(now clock.Instant) {
 	t.space = 10 * uint32(c.advMSS)
 	t.read = c.bytesRead
 	t.at = now
-	if c.rtt.valid {
+	if c.rtt.valid() {
 		t.rtt = c.rtt.srtt
 	}
 }
@@ -105,13 +105,13 @@ func (c *Conn) rcvSpaceAdjust(now clock.Instant) {
 		rcvwin := 2*uint64(copied) + 16*uint64(c.advMSS)
 		rcvwin += 2 * rcvwin * uint64(copied-t.space) / uint64(max(t.space, 1))
 		want := int(min(rcvwin, uint64(c.env.cfg.RcvBufMax)))
-		if want > c.rcvBufSize {
-			if want >= 2*c.rcvBufSize {
+		if want > int(c.rcvBufSize) {
+			if want >= 2*int(c.rcvBufSize) {
 				// A large window update: tell the sender soon (Linux
 				// ACKs at once when the window can double).
 				c.quickAcks = max(c.quickAcks, 1)
 			}
-			c.rcvBufSize = want
+			c.rcvBufSize = clampInt32(want)
 			c.env.Stats.RcvBufGrown++
 		}
 		t.space = copied
@@ -127,8 +127,8 @@ func (c *Conn) sndAutotune() {
 		return
 	}
 	want := min(2*int(c.cwnd()), c.env.cfg.SndBufMax)
-	if want > c.sndBufSize {
-		c.sndBufSize = want
+	if want > int(c.sndBufSize) {
+		c.sndBufSize = clampInt32(want)
 		c.events |= EventWritable
 	}
 }

@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"sync"
+
 	"github.com/ustack/ustack/internal/chunk"
 	"github.com/ustack/ustack/internal/ring"
 )
@@ -60,9 +62,7 @@ func (q *chunks) consume(n int) {
 	}
 }
 
-// release gives back every chunk and empties the queue. The ring of chunk
-// pointers is kept, so a connection that drains its buffer many times a
-// second does not allocate; free drops it too.
+// release gives back every chunk and empties the queue.
 func (q *chunks) release() {
 	for q.c.Len() > 0 {
 		if c, _ := q.c.PopFront(); c != nil {
@@ -72,14 +72,34 @@ func (q *chunks) release() {
 	q.head = 0
 }
 
-// free gives back every chunk and the pointer ring (the connection ended).
-func (q *chunks) free() {
-	q.release()
-	q.c.Free()
+// chunksPool holds the queues of the buffers that are empty now: a
+// connection holds a queue (and its ring of chunk pointers) only while
+// its buffer holds bytes, and one that drains its buffer many times a
+// second takes the same queue back each time rather than allocating.
+var chunksPool = sync.Pool{New: func() any { return new(chunks) }}
+
+// getChunks makes *pq a queue from chunksPool if it has none.
+func getChunks(pq **chunks) *chunks {
+	if *pq == nil {
+		*pq = chunksPool.Get().(*chunks)
+	}
+	return *pq
+}
+
+// putChunks gives *pq's chunks back and the queue to chunksPool.
+func putChunks(pq **chunks) {
+	if q := *pq; q != nil {
+		*pq = nil
+		q.release()
+		chunksPool.Put(q)
+	}
 }
 
 // held returns the number of chunks the queue holds.
 func (q *chunks) held() int {
+	if q == nil {
+		return 0
+	}
 	n := 0
 	for i := range q.c.Len() {
 		if q.c.At(i) != nil {
@@ -92,8 +112,8 @@ func (q *chunks) held() int {
 // sendBuf holds the bytes the application wrote and the peer has not
 // acknowledged: position 0 is SND.UNA's byte (after the SYN).
 type sendBuf struct {
-	q chunks
-	n int // bytes buffered: unacknowledged plus not yet sent
+	q *chunks // nil while n is 0
+	n int     // bytes buffered: unacknowledged plus not yet sent
 }
 
 // write appends up to room bytes of p and returns how many it took.
@@ -101,53 +121,74 @@ func (b *sendBuf) write(p []byte, room int) int {
 	if len(p) > room {
 		p = p[:room]
 	}
-	b.q.writeAt(b.n, p)
+	if len(p) == 0 {
+		return 0
+	}
+	getChunks(&b.q).writeAt(b.n, p)
 	b.n += len(p)
 	return len(p)
 }
 
 // peek copies the bytes at positions off... into p.
-func (b *sendBuf) peek(off int, p []byte) { b.q.readAt(off, p) }
+func (b *sendBuf) peek(off int, p []byte) {
+	if len(p) > 0 {
+		b.q.readAt(off, p)
+	}
+}
 
 // ack drops n acknowledged bytes from the front.
 func (b *sendBuf) ack(n int) {
 	b.n -= n
 	if b.n == 0 {
-		b.q.release()
+		putChunks(&b.q)
 		return
 	}
 	b.q.consume(n)
 }
 
+// free drops everything (the connection ended).
+func (b *sendBuf) free() { putChunks(&b.q) }
+
 // recvBuf holds received bytes the application has not read: positions
 // 0..n-1 are in order and readable; positions from n on may hold
 // out-of-order data that the reassembly ranges describe.
 type recvBuf struct {
-	q chunks
-	n int // in-order bytes readable
+	q *chunks // nil while it holds nothing, in order or out of order
+	n int     // in-order bytes readable
+}
+
+// writeAt copies p to positions off... (off ≥ n: out-of-order data).
+func (b *recvBuf) writeAt(off int, p []byte) {
+	if len(p) > 0 {
+		getChunks(&b.q).writeAt(off, p)
+	}
 }
 
 // read copies up to len(p) readable bytes into p and consumes them. keep
 // says whether out-of-order data lies beyond them (then chunks are kept).
 func (b *recvBuf) read(p []byte, keep bool) int {
 	k := min(len(p), b.n)
-	b.q.readAt(0, p[:k])
-	b.n -= k
-	if b.n == 0 && !keep {
-		b.q.release()
-	} else {
-		b.q.consume(k)
+	if k > 0 {
+		b.q.readAt(0, p[:k])
 	}
+	b.consumed(k, keep)
 	return k
 }
 
 // discard consumes up to k readable bytes without copying them.
 func (b *recvBuf) discard(k int, keep bool) {
 	k = min(k, b.n)
+	b.consumed(k, keep)
+}
+
+func (b *recvBuf) consumed(k int, keep bool) {
 	b.n -= k
 	if b.n == 0 && !keep {
-		b.q.release()
-	} else {
+		putChunks(&b.q)
+	} else if b.q != nil {
 		b.q.consume(k)
 	}
 }
+
+// free drops everything (the connection ended).
+func (b *recvBuf) free() { putChunks(&b.q) }

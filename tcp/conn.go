@@ -3,6 +3,7 @@ package tcp
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"time"
 
@@ -23,7 +24,24 @@ type Env struct {
 
 	challengeWindow clock.Instant // start of the current one-second window
 	challengeCount  int
+
+	// Scratch state of one call into one connection, kept here rather
+	// than in every Conn (docs/ARCHITECTURE.md, "Memory per connection"):
+	// the Env's owner serialises the calls, and none of it outlives the
+	// call that fills it. ackEv is the ACK being processed (processACK,
+	// and RACK's reordering timeout); super is the shape of the
+	// super-segment sendData just wrote, for PollTransmitBatch
+	// (segs ≤ 1: an ordinary segment).
+	ackEv ackEvent
+	super superShape
+	// sackWork counts the scoreboard ranges and records SACK tagging
+	// visited, for the tests that bound it.
+	sackWork uint64
 }
+
+// superShape is the shape of a super-segment: segments, header length,
+// segment size.
+type superShape struct{ segs, hdr, size int }
 
 // NewEnv returns an Env with cfg, missing fields set to their defaults.
 func NewEnv(cfg Config) *Env {
@@ -68,21 +86,54 @@ const (
 // ctlReply is a one-off control segment to send, such as a RST in answer to
 // an unacceptable ACK (RFC 9293 §3.10.7.3).
 type ctlReply struct {
-	pending bool
 	seq     wire.Seq
 	ack     wire.Seq
 	flags   wire.TCPFlags
+	pending bool
 }
 
 // Conn is one TCP connection. The zero value is not usable: make one with
 // NewConn and open it with Connect or OpenPassive. A Conn is not safe for
 // concurrent use.
 type Conn struct {
-	env   *Env
-	state State
+	env *Env
+
+	// Flags, packed together (docs/ARCHITECTURE.md, "Memory per
+	// connection"); each is described where its group below would have
+	// it.
+	state        State
+	passive      bool // opened by a listener (SYN-RECEIVED goes back to LISTEN on RST)
+	finQueued    bool // the application closed the sending half
+	rcvFinOOO    bool // a FIN arrived out of order (rcvFinSeq)
+	rdShut       bool // the application shut down reading
+	orphan       bool // the application closed the connection
+	rttTiming    bool // a segment is being timed (rttSeq, rttStart)
+	ccSetsWindow bool // cc.SetsRecoveryWindow(), asked once
+	dsackNow     bool // dsack is to be reported
+	ackNow       bool // an ACK is due at once
+	// pacingBehind: data waited for the pacing clock and has not caught
+	// up with it since (see pace).
+	pacingBehind bool
+	// tlpProbe: the segment being built is a tail-loss probe of new data
+	// (RFC 8985 §7.3), which goes whatever cwnd allows.
+	tlpProbe  bool
+	noDelay   bool // set by the application
+	keepAlive bool // set by the application
+	stuneOn   bool // the send buffer follows cwnd (autotune.go)
+	events    Events
+	// Send side (below).
+	synPending bool // a SYN or SYN-ACK is due (first or retransmitted)
+	rexmitNow  bool // resend one segment at SND.UNA (fast retransmit, partial ACK, zero-window probe after an RTO)
+	probeNow   bool // a zero-window probe is due
+	keepNow    bool // a keep-alive probe is due
+	forceSend  bool // send what fits, despite SWS avoidance (override timeout)
+	// ECN (below).
+	ecnOK, ecnAsked, ecnEcho, cwrPending bool
+	ecnIP                                bool // Endpoints.ECN
+	ecnIn, ecnOut                        ECN
+	totalRetrans                         uint32 // TCP_INFO (below), here to fill the flags' last word
 
 	local, remote netip.AddrPort
-	passive       bool // opened by a listener (SYN-RECEIVED goes back to LISTEN on RST)
 
 	// Send sequence variables (RFC 9293 §3.3.1).
 	iss    wire.Seq // initial send sequence number
@@ -107,73 +158,52 @@ type Conn struct {
 	advMSS               uint16  // the MSS we announced (from our MTU)
 	sndMSS               uint32  // data bytes in a full segment we send (options excluded)
 	rcvMSS               uint32  // largest data size the peer has sent us
+	epPathMTU            int32   // Endpoints.PathMTU
 	plp                  plpmtud // path MTU: PTB and PLPMTUD (plpmtud.go)
-	epPathMTU            int     // Endpoints.PathMTU
 	tsRecent             uint32  // TS.Recent (RFC 7323 §4.3)
+	tsOffset             uint32  // added to our TSval
 	tsRecentAt           clock.Instant
-	tsOffset             uint32   // added to our TSval
 	lastAckSent          wire.Seq // Last.ACK.sent (RFC 7323 §4.3)
+	finSeq               wire.Seq // sequence number of our FIN, once queued (send side)
 
 	// Send side.
-	snd        sendBuf
-	sndBufSize int
-	finQueued  bool     // the application closed the sending half
-	finSeq     wire.Seq // sequence number of our FIN, once queued
-	synPending bool     // a SYN or SYN-ACK is due (first or retransmitted)
-	rexmitNow  bool     // resend one segment at SND.UNA (fast retransmit, partial ACK, zero-window probe after an RTO)
-	probeNow   bool     // a zero-window probe is due
-	keepNow    bool     // a keep-alive probe is due
-	forceSend  bool     // send what fits, despite SWS avoidance (override timeout)
-	reply      ctlReply
+	snd sendBuf
+	// sndBufSize and rcvBufSize are the buffer sizes (SO_SNDBUF,
+	// SO_RCVBUF), 32-bit as Linux's sk_sndbuf and sk_rcvbuf.
+	sndBufSize, rcvBufSize int32
+	reply                  ctlReply
+	rcvFinSeq              wire.Seq // sequence number of a FIN that arrived out of order (receive side)
 
 	// Receive side.
 	rcv         recvBuf
-	rcvBufSize  int
-	ooo         ooo
-	rcvFinSeq   wire.Seq // sequence number of a FIN that arrived out of order
-	rcvFinOOO   bool
+	ooo         *ooo     // out-of-order data held: nil while there is none (ranges.go)
 	dsack       seqRange // a duplicate range to report (RFC 2883)
-	dsackNow    bool
-	ackNow      bool   // an ACK is due at once
-	rcvUnacked  uint32 // bytes received since the last ACK we sent
-	quickAcks   int    // segments still to ACK at once (slow-start of the peer)
+	rcvUnacked  uint32   // bytes received since the last ACK we sent
+	quickAcks   int32    // segments still to ACK at once (slow-start of the peer)
 	lastOOWAck  clock.Instant
-	rdShut      bool // the application shut down reading
-	orphan      bool // the application closed the connection
 	lastRecv    clock.Instant
 	lastSend    clock.Instant
-	keepProbes  int
-	synRetries  int // SYN or SYN-ACK retransmissions so far
-	rexmitCount int // consecutive RTOs or unanswered probes without progress
+	keepProbes  int32
+	synRetries  int32 // SYN or SYN-ACK retransmissions so far
+	rexmitCount int32 // consecutive RTOs or unanswered probes without progress
 	// probeBackoff counts the zero-window probes sent since the window
 	// closed: the exponent of their back-off.
-	probeBackoff int
+	probeBackoff int32
+	rttSeq       wire.Seq // the timed segment's end (RTT timing below)
+	keepCount    int32    // set by the application (options below)
 
 	// Retransmission timer (RFC 6298) and RTT timing (one segment at a
 	// time, Karn's rule: RFC 6298 §3).
-	rtt       rttEstimator
-	rto       time.Duration // current RTO, including back-off
-	rttTiming bool
-	rttSeq    wire.Seq // the timed segment's end
-	rttStart  clock.Instant
+	rtt      rttEstimator
+	rto      time.Duration // current RTO, including back-off
+	rttStart clock.Instant
 
 	// Congestion control (tcp/cc), made by name when the handshake fixes
 	// the MSS, and the time the next data segment may go at its pacing
 	// rate.
-	cc           cc.Controller
-	ccName       string
-	ccSetsWindow bool // cc.SetsRecoveryWindow(), asked once
-	pacingNext   clock.Instant
-	// pacingBehind: data waited for the pacing clock and has not caught
-	// up with it since (see pace).
-	pacingBehind bool
-	// tlpProbe: the segment being built is a tail-loss probe of new data
-	// (RFC 8985 §7.3), which goes whatever cwnd allows.
-	tlpProbe bool
-
-	// The shape of the super-segment sendData just wrote, for
-	// PollTransmitBatch (superSegs ≤ 1: an ordinary segment).
-	superSegs, superHdr, superSize int
+	cc         cc.Controller
+	ccName     string
+	pacingNext clock.Instant
 
 	// What is in flight (delivery.go): the SACK scoreboard, a record of
 	// every segment sent and not yet acknowledged (sent.go), the
@@ -182,47 +212,35 @@ type Conn struct {
 	sent   sentQueue
 	rs     rateSampler
 	minRTT minmax.Filter
-	// sackWork counts the scoreboard ranges and records SACK tagging
-	// visited, for the tests that bound it.
-	sackWork uint64
 
-	// Loss recovery (recovery.go): rec is &reno, &sack or &rack, chosen
-	// when SACK is negotiated; all live here so that choosing allocates
-	// nothing.
-	rec   lossRecovery
-	lr    *recoveryBase // rec's recoveryBase
-	reno  renoRecovery
-	sack  sackRecovery
-	rack  rackRecovery
-	ackEv ackEvent // the ACK being processed (processACK)
+	// Loss recovery (recovery.go): rec is a *renoRecovery,
+	// *sackRecovery or *rackRecovery, made when the handshake settles
+	// SACK (selectRecovery), out of line so that a connection carries
+	// only the algorithm it runs; nil before. rack is rec when it is
+	// RACK (for its timers), else nil.
+	rec  lossRecovery
+	lr   *recoveryBase // rec's recoveryBase
+	rack *rackRecovery
 
 	// ECN (RFC 3168, ecn.go): negotiated; asked for in our SYN; CE
 	// seen and not yet answered by CWR (ECE on every segment); CWR owed
 	// on the next new data segment; the codepoint of the segment being
 	// handled, and of the segment last written.
-	ecnOK, ecnAsked, ecnEcho, cwrPending bool
-	ecnIP                                bool // Endpoints.ECN
-	ecnIn, ecnOut                        ECN
 
 	// Buffer auto-tuning (autotune.go): the receive side's measurement,
 	// whether the send buffer follows cwnd, the bytes the application
 	// read.
 	rtune        rcvTuner
-	stuneOn      bool
 	bytesRead    uint64
 	lastDataRecv clock.Instant // when in-order data last arrived
 
 	// Per-connection options set by the application.
-	noDelay                       bool
-	keepAlive                     bool
-	keepIdle, keepIntvl           time.Duration
-	keepCount                     int
-	timers                        timerTable
-	events                        Events
-	err                           error
-	bytesSent, bytesRetrans       uint64
-	bytesAcked, bytesReceived     uint64
-	segsIn, segsOut, totalRetrans uint64
+	keepIdle, keepIntvl       time.Duration
+	timers                    timerTable
+	err                       error
+	bytesSent, bytesRetrans   uint64
+	bytesAcked, bytesReceived uint64
+	segsIn, segsOut           uint32 // 32 bits, as Linux's tcp_info
 }
 
 // NewConn returns a closed connection that will use env.
@@ -230,15 +248,13 @@ func NewConn(env *Env) *Conn {
 	c := &Conn{env: env, ccName: env.cfg.Congestion, minRTT: minmax.NewMin()}
 	c.timers.stopAll()
 	c.sent.init()
-	c.reno.init(c)
-	c.rec, c.lr = &c.reno, &c.reno.recoveryBase
-	c.sndBufSize = env.cfg.SndBuf
-	c.rcvBufSize = env.cfg.RcvBuf
+	c.sndBufSize = clampInt32(env.cfg.SndBuf)
+	c.rcvBufSize = clampInt32(env.cfg.RcvBuf)
 	c.rtune.on = env.cfg.RcvBufMax > env.cfg.RcvBuf
 	c.stuneOn = env.cfg.SndBufMax > env.cfg.SndBuf
 	c.keepIdle = env.cfg.KeepIdle
 	c.keepIntvl = env.cfg.KeepInterval
-	c.keepCount = env.cfg.KeepCount
+	c.keepCount = clampInt32(env.cfg.KeepCount)
 	return c
 }
 
@@ -274,7 +290,7 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 	c.tsOffset = ep.TSOffset
 	c.ecnIP = ep.ECN
 	c.advMSS = advMSS(ep)
-	c.epPathMTU = ep.PathMTU
+	c.epPathMTU = clampInt32(ep.PathMTU)
 	c.rcvMSS = min(uint32(c.advMSS), 536)
 	c.rcvWScale = 0
 	if !c.env.cfg.NoWindowScale {
@@ -288,9 +304,9 @@ func (c *Conn) setEndpoints(now clock.Instant, ep Endpoints) {
 // window scale must be able to announce it (RFC 7323 §2.3).
 func (c *Conn) maxRcvBuf() int {
 	if c.rtune.on {
-		return max(c.env.cfg.RcvBufMax, c.rcvBufSize)
+		return max(c.env.cfg.RcvBufMax, int(c.rcvBufSize))
 	}
-	return c.rcvBufSize
+	return int(c.rcvBufSize)
 }
 
 // windowShift returns the smallest shift that lets a 16-bit window field
@@ -471,7 +487,7 @@ func (c *Conn) Writable() bool {
 	if !c.state.canSendData() || c.finQueued {
 		return c.state != SynSent && c.state != SynReceived
 	}
-	return c.snd.n < c.sndBufSize
+	return c.snd.n < int(c.sndBufSize)
 }
 
 // Read copies received data into p (RFC 9293 §3.10.3). It returns
@@ -539,7 +555,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	room := c.sndBufSize - c.snd.n
+	room := int(c.sndBufSize) - c.snd.n
 	if room <= 0 {
 		return 0, ErrWouldBlock
 	}
@@ -609,7 +625,7 @@ func (c *Conn) Close() error {
 		// data goes with the TCB (RFC 9293 §3.10.4; Linux tcp_close sends
 		// no reset for a socket already in TCP_CLOSE).
 		c.rcv.discard(c.rcv.n, false)
-		c.rcv.q.free()
+		c.rcv.free()
 		return nil
 	}
 	if c.rcv.n > 0 && !c.rdShut {
@@ -670,15 +686,15 @@ func (c *Conn) finish(err error) {
 		c.err = err
 	}
 	c.snd.ack(c.snd.n)
-	c.snd.q.free()
+	c.snd.free()
 	// Data already received stays readable for the application (then
 	// Read reports err), unless nobody will read it.
 	if c.orphan || c.rdShut || c.rcv.n == 0 {
 		c.rcv.discard(c.rcv.n, false)
-		c.rcv.q.free()
+		c.rcv.free()
 	}
-	c.ooo.reset()
-	c.rec.release()
+	c.oooRelease()
+	c.releaseRecovery()
 	c.sent.free()
 	c.sb.free()
 	c.timers.stopAll()
@@ -701,7 +717,7 @@ func (c *Conn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.Dura
 		c.keepIntvl = interval
 	}
 	if count > 0 {
-		c.keepCount = count
+		c.keepCount = clampInt32(count)
 	}
 	c.armKeepAlive(now)
 }
@@ -714,14 +730,14 @@ func (c *Conn) KeepAlive() bool { return c.keepAlive }
 // shrinks below what was already advertised; the window scale, fixed at
 // the handshake, limits how large a window can be announced.
 func (c *Conn) SetReadBuffer(n int) {
-	c.rcvBufSize = min(max(n, minBuf), maxBuf)
+	c.rcvBufSize = clampInt32(min(max(n, minBuf), maxBuf))
 	c.rtune.on = false
 }
 
 // SetWriteBuffer sets the send buffer size (SO_SNDBUF) and turns its
 // auto-tuning off.
 func (c *Conn) SetWriteBuffer(n int) {
-	c.sndBufSize = min(max(n, minBuf), maxBuf)
+	c.sndBufSize = clampInt32(min(max(n, minBuf), maxBuf))
 	c.stuneOn = false
 }
 
@@ -816,17 +832,17 @@ func (c *Conn) Info() Info {
 		Unacked:       c.sndMax.Size(c.sndUna),
 		SndBuffered:   c.snd.n,
 		RcvBuffered:   c.rcv.n,
-		SndBuf:        c.sndBufSize,
-		RcvBuf:        c.rcvBufSize,
-		Retransmits:   c.rexmitCount,
-		TotalRetrans:  c.totalRetrans,
+		SndBuf:        int(c.sndBufSize),
+		RcvBuf:        int(c.rcvBufSize),
+		Retransmits:   int(c.rexmitCount),
+		TotalRetrans:  uint64(c.totalRetrans),
 		BytesSent:     c.bytesSent,
 		BytesRetrans:  c.bytesRetrans,
 		BytesAcked:    c.bytesAcked,
 		BytesReceived: c.bytesReceived,
-		SegsIn:        c.segsIn,
-		SegsOut:       c.segsOut,
-		InRecovery:    c.lr.inRecovery,
+		SegsIn:        uint64(c.segsIn),
+		SegsOut:       uint64(c.segsOut),
+		InRecovery:    c.lr != nil && c.lr.inRecovery,
 		SndUna:        c.sndUna,
 		SndMax:        c.sndMax,
 		RcvNxt:        c.rcvNxt,
@@ -844,3 +860,7 @@ func (c *Conn) Info() Info {
 // BufferedChunks returns how many buffer chunks the connection holds (for
 // memory accounting and tests of "an idle connection holds no buffers").
 func (c *Conn) BufferedChunks() int { return c.snd.q.held() + c.rcv.q.held() }
+
+// clampInt32 returns n, at most math.MaxInt32: counters set from an int
+// that a connection keeps in 32 bits.
+func clampInt32(n int) int32 { return int32(min(n, math.MaxInt32)) }

@@ -24,17 +24,20 @@ const minRTTWindow = 300 * time.Second
 // rateSampler is the connection's side of the delivery-rate estimation
 // (draft-cheng-iccrg-delivery-rate-estimation §3.1): C.delivered,
 // C.delivered_time, C.first_sent_time, C.app_limited, plus the bytes
-// deemed lost so far (C.lost, for BBR), and the sample being built for
-// the ACK in progress (§3.3).
+// deemed lost so far (C.lost, for BBR). The sample being built for the
+// ACK in progress (§3.3) is the ackEvent's rateSample, which lives in the
+// Env, not in every connection.
 type rateSampler struct {
 	delivered     uint64
 	deliveredTime clock.Instant
 	firstSent     clock.Instant
 	appLimited    uint64 // 0, or the delivered count at which the app-limited phase ends
 	lost          uint64
+}
 
-	// The sample of the ACK in progress: from the most recently sent
-	// record it delivered.
+// rateSample is the sample of the ACK in progress: from the most recently
+// sent record it delivered (§3.3).
+type rateSample struct {
 	has            bool
 	priorDelivered uint64
 	priorTime      clock.Instant
@@ -107,13 +110,13 @@ func (c *Conn) snapshot(r *txRecord, now clock.Instant) {
 // (§3.3 UpdateRateSample), and takes the RTT and RACK information of the
 // most recently sent record delivered.
 func (c *Conn) deliveredRecord(now clock.Instant, a *ackEvent, r *txRecord, n uint32) {
-	rs := &c.rs
+	c2, rs := &c.rs, &a.rs
 	if r.flags&recDelivered != 0 {
 		return
 	}
 	r.flags |= recDelivered
-	rs.delivered += uint64(n)
-	rs.deliveredTime = now
+	c2.delivered += uint64(n)
+	c2.deliveredTime = now
 	a.delivered += n
 	retrans := r.flags&recRetrans != 0
 	if !rs.has || r.xmit > rs.xmit || r.xmit == rs.xmit && r.end.GreaterThan(rs.end) {
@@ -124,10 +127,10 @@ func (c *Conn) deliveredRecord(now clock.Instant, a *ackEvent, r *txRecord, n ui
 		rs.txInFlight = r.inFlight
 		rs.xmit, rs.end = r.xmit, r.end
 		rs.sendElapsed = r.xmit.Sub(r.firstSent)
-		rs.ackElapsed = rs.deliveredTime.Sub(r.deliveredTime)
+		rs.ackElapsed = c2.deliveredTime.Sub(r.deliveredTime)
 		rs.isAppLimited = r.flags&recAppLimited != 0
 		rs.isRetrans = retrans
-		rs.firstSent = r.xmit
+		c2.firstSent = r.xmit
 	}
 	// RFC 8985 §6.2 step 2: RACK takes its RTT and its newest
 	// transmission from segments whose ACK cannot be for an earlier
@@ -199,7 +202,7 @@ func (c *Conn) tagSACK(now clock.Instant, a *ackEvent) {
 		}
 		cur := b.Start
 		for k := i; k <= j; k++ {
-			c.sackWork++
+			c.env.sackWork++
 			gapEnd := b.End
 			if k < j {
 				gapEnd = wire.MinSeq(b.End, sb.ranges[k].start)
@@ -221,7 +224,7 @@ func (c *Conn) tagSACK(now clock.Instant, a *ackEvent) {
 // [start, end) that the SACKed range merged holds entirely.
 func (c *Conn) sackRecords(now clock.Instant, a *ackEvent, q *sentQueue, start, end wire.Seq, merged seqRange) {
 	for i := q.find(start); i < q.tail; i++ {
-		c.sackWork++
+		c.env.sackWork++
 		r := q.at(i)
 		if !r.start.LessThan(end) {
 			return
@@ -272,16 +275,16 @@ func (c *Conn) ackRecords(now clock.Instant, a *ackEvent) {
 // GenerateRateSample) and returns the delivery rate in bytes per second
 // (0: no valid sample), the interval it spans, the bytes it delivered, and
 // whether it was application-limited.
-func (c *Conn) rateSample() (rate uint64, interval time.Duration, delivered uint64, appLimited bool) {
-	rs := &c.rs
-	if rs.appLimited != 0 && rs.delivered > rs.appLimited {
-		rs.appLimited = 0 // the app-limited phase is over (§3.4)
+func (c *Conn) rateSample(a *ackEvent) (rate uint64, interval time.Duration, delivered uint64, appLimited bool) {
+	cs, rs := &c.rs, &a.rs
+	if cs.appLimited != 0 && cs.delivered > cs.appLimited {
+		cs.appLimited = 0 // the app-limited phase is over (§3.4)
 	}
 	if !rs.has {
 		return 0, 0, 0, false
 	}
 	interval = max(rs.sendElapsed, rs.ackElapsed)
-	delivered = rs.delivered - rs.priorDelivered
+	delivered = cs.delivered - rs.priorDelivered
 	// An interval shorter than the minimum RTT comes from ACK
 	// compression or a bad measurement: no rate from it (§3.3).
 	if interval <= 0 || !c.minRTT.Empty() && interval < time.Duration(c.minRTT.Get()) {

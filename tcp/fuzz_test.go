@@ -779,8 +779,8 @@ func (d *fuzzDriver) op(b []byte) error {
 		}); err != nil {
 			return err
 		}
-		d.maxRcvBuf = max(d.maxRcvBuf, c.rcvBufSize)
-		d.maxSndBuf = max(d.maxSndBuf, c.sndBufSize)
+		d.maxRcvBuf = max(d.maxRcvBuf, int(c.rcvBufSize))
+		d.maxSndBuf = max(d.maxSndBuf, int(c.sndBufSize))
 		return d.drain()
 	case fzICMP:
 		switch b[1] & 3 {

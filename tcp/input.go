@@ -120,7 +120,7 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields, rtt time.Durati
 	}
 	c.timers.stop(timerRexmit)
 	c.rto = c.rtt.rto(c.env.cfg.InitialRTO, c.env.cfg.MinRTO, c.env.cfg.MaxRTO)
-	if c.synRetries > 0 && !c.rtt.valid {
+	if c.synRetries > 0 && !c.rtt.valid() {
 		// RFC 6298 §5.7: the SYN's timer expired (so Karn's rule left no
 		// RTT sample): data transmission MUST start with an RTO of at
 		// least 3 s (Linux: TCP_TIMEOUT_FALLBACK in tcp_init_metrics).
@@ -441,14 +441,13 @@ func (c *Conn) processACK(now clock.Instant, seg *wire.TCPFields) bool {
 // its episode, and the congestion controller hears last, with the
 // delivery-rate sample.
 func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldWnd uint32) {
-	a := &c.ackEv
+	a := &c.env.ackEv
 	*a = ackEvent{ack: ack, dupCandidate: ack == c.sndUna, wasRecovering: c.lr.inRecovery}
 	a.dup5681 = a.dupCandidate && c.isDupAck(seg, oldWnd)
 	a.tsEcr, a.tsEcrOK = seg.Options.TSEcr, c.tsOK && seg.Options.HasTimestamp
 	a.ece = c.ecnOK && seg.Flags&wire.TCPFlagECE != 0
 	out := c.sndMax.Size(c.sndUna)
 	a.priorInFlight = out - min(c.sb.bytes, out)
-	c.rs.has = false
 	if n := seg.Options.NumSACK; n > 0 && c.sackOK {
 		a.numSACK = min(n, wire.TCPMaxSACKBlocks)
 		a.sack = seg.Options.SACK
@@ -477,12 +476,12 @@ func (c *Conn) ackSeg(now clock.Instant, seg *wire.TCPFields, ack wire.Seq, oldW
 			s.RTT = a.rtt
 		}
 		var delivered uint64
-		s.DeliveryRate, s.Interval, delivered, s.AppLimited = c.rateSample()
-		if c.rs.has {
-			s.PriorDelivered = c.rs.priorDelivered
+		s.DeliveryRate, s.Interval, delivered, s.AppLimited = c.rateSample(a)
+		if a.rs.has {
+			s.PriorDelivered = a.rs.priorDelivered
 			s.SampleDelivered = delivered
-			s.TxInFlight = c.rs.txInFlight
-			s.SampleLost = c.rs.lost - min(c.rs.priorLost, c.rs.lost)
+			s.TxInFlight = a.rs.txInFlight
+			s.SampleLost = c.rs.lost - min(a.rs.priorLost, c.rs.lost)
 		}
 		if a.ece {
 			s.CE = max(a.delivered, 1)
@@ -624,11 +623,11 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 				// The first data after a pause longer than the RTO:
 				// acknowledge quickly again (Linux's
 				// tcp_event_data_recv, tcp_incr_quickack).
-				c.quickAcks = max(c.quickAcks, c.quickAckCount())
+				c.quickAcks = max(c.quickAcks, int32(c.quickAckCount()))
 			}
 			c.lastDataRecv = now
 			if !c.rdShut {
-				c.rcv.q.writeAt(c.rcv.n, data)
+				c.rcv.writeAt(c.rcv.n, data)
 				c.rcv.n += len(data)
 			}
 			c.rcvNxt = c.rcvNxt.Add(uint32(len(data)))
@@ -636,7 +635,7 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 			if !c.ooo.empty() {
 				// The segment filled (part of) a hole: acknowledge at once
 				// (RFC 5681 §4.2).
-				if newNxt := c.ooo.advance(c.rcvNxt); newNxt != c.rcvNxt {
+				if newNxt := c.oooAdvance(c.rcvNxt); newNxt != c.rcvNxt {
 					st.OFOMerge++
 					if !c.rdShut {
 						c.rcv.n += int(newNxt.Size(c.rcvNxt))
@@ -665,10 +664,10 @@ func (c *Conn) receiveData(now clock.Instant, seg *wire.TCPFields, seq wire.Seq,
 					st.DupData++
 				}
 			}
-			if c.ooo.add(seq, segEnd) {
+			if c.oooAdd(seq, segEnd) {
 				st.OFOQueue++
 				if !c.rdShut {
-					c.rcv.q.writeAt(c.rcv.n+int(off), data)
+					c.rcv.writeAt(c.rcv.n+int(off), data)
 				}
 			} else {
 				st.OFODrop++
@@ -717,9 +716,9 @@ func (c *Conn) enterTimeWait(now clock.Instant) {
 	c.timers.stopAll()
 	c.timers.set(timerLife, now.Add(c.env.cfg.TimeWait))
 	c.snd.ack(c.snd.n)
-	c.snd.q.free()
-	c.ooo.reset()
-	c.rec.release()
+	c.snd.free()
+	c.oooRelease()
+	c.releaseRecovery()
 	c.sent.free()
 	c.sb.free()
 	c.events |= EventReadable | EventWritable

@@ -48,11 +48,19 @@ func (c *Conn) checkInvariants() error {
 	}
 	// Out-of-order data: sorted, disjoint, non-adjacent ranges above
 	// RCV.NXT, at most maxOOORanges of them.
-	if len(c.ooo.set) > maxOOORanges {
-		return bad("%d out-of-order ranges", len(c.ooo.set))
+	// The queue is held only while it holds something.
+	if c.ooo != nil && c.ooo.empty() {
+		return bad("an empty out-of-order queue is held")
+	}
+	if c.ooo.len() > maxOOORanges {
+		return bad("%d out-of-order ranges", c.ooo.len())
+	}
+	var oooSet rangeSet
+	if c.ooo != nil {
+		oooSet = c.ooo.set
 	}
 	prev := c.rcvNxt
-	for i, r := range c.ooo.set {
+	for i, r := range oooSet {
 		if !r.start.LessThan(r.end) {
 			return bad("empty out-of-order range %d: %v", i, r)
 		}
@@ -82,15 +90,18 @@ func (c *Conn) checkInvariants() error {
 	if c.state != SynSent && c.state != Closed {
 		switch {
 		case c.sackOK && !c.env.cfg.NoRACK:
-			if c.rec != lossRecovery(&c.rack) || c.lr != &c.rack.recoveryBase {
+			r, ok := c.rec.(*rackRecovery)
+			if !ok || c.lr != &r.recoveryBase || c.rack != r {
 				return bad("SACK negotiated, recovery %T", c.rec)
 			}
 		case c.sackOK:
-			if c.rec != lossRecovery(&c.sack) || c.lr != &c.sack.recoveryBase {
+			s, ok := c.rec.(*sackRecovery)
+			if !ok || c.lr != &s.recoveryBase || c.rack != nil {
 				return bad("SACK negotiated without RACK, recovery %T", c.rec)
 			}
 		default:
-			if c.rec != lossRecovery(&c.reno) || c.lr != &c.reno.recoveryBase || len(sb.ranges) > 0 {
+			r, ok := c.rec.(*renoRecovery)
+			if !ok || c.lr != &r.recoveryBase || c.rack != nil || len(sb.ranges) > 0 {
 				return bad("no SACK, recovery %T, %d scoreboard ranges", c.rec, len(sb.ranges))
 			}
 		}

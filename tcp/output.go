@@ -46,7 +46,7 @@ func (c *Conn) effMSS() uint32 {
 	if c.tsOK {
 		room = 3
 	}
-	k := len(c.ooo.set)
+	k := c.ooo.len()
 	if c.dsackNow {
 		k++
 	}
@@ -61,7 +61,7 @@ func (c *Conn) rcvFree() uint32 {
 	if c.rdShut {
 		return uint32(c.rcvBufSize)
 	}
-	return uint32(max(c.rcvBufSize-c.rcv.n, 0))
+	return uint32(max(int(c.rcvBufSize)-c.rcv.n, 0))
 }
 
 // advertisedRemaining returns how much of the last advertised window is
@@ -170,21 +170,21 @@ func (c *Conn) PollTransmit(now clock.Instant, dst []byte) int {
 // maxSegs × MSS within what its link takes at once (64 KiB with IPv4
 // TSO).
 func (c *Conn) PollTransmitBatch(now clock.Instant, dst []byte, maxSegs int) Transmit {
-	c.superSegs = 0
+	sup := &c.env.super
+	sup.segs = 0
 	n := c.poll(now, dst, max(maxSegs, 1))
 	switch {
 	case n == 0:
 		return Transmit{}
-	case c.superSegs > 1:
-		return Transmit{Len: n, HeaderLen: c.superHdr, SegmentSize: c.superSize, Segments: c.superSegs, ECN: c.ecnOut}
+	case sup.segs > 1:
+		return Transmit{Len: n, HeaderLen: sup.hdr, SegmentSize: sup.size, Segments: sup.segs, ECN: c.ecnOut}
 	}
 	hl := wire.TCP(dst).HeaderLen()
 	return Transmit{Len: n, HeaderLen: hl, SegmentSize: n - hl, Segments: 1, ECN: c.ecnOut}
 }
 
 // poll writes what goes next into dst and returns its length; a
-// super-segment (sendData) leaves its shape in superSegs, superHdr and
-// superSize.
+// super-segment (sendData) leaves its shape in Env.super.
 func (c *Conn) poll(now clock.Instant, dst []byte, maxSegs int) int {
 	if c.reply.pending {
 		c.reply.pending = false
@@ -496,7 +496,7 @@ func (c *Conn) sentData(now clock.Instant, p *piece) {
 // sendData sends the next segment of new (or, after an RTO, resent) data
 // and/or the FIN (nextPiece decides), and, when maxSegs allows, the full
 // segments of new data that follow it, as one super-segment (see
-// Transmit; its shape goes to superSegs, superHdr, superSize). It returns
+// Transmit; its shape goes to Env.super). It returns
 // the length written.
 func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) int {
 	if !c.dataPending() {
@@ -543,7 +543,7 @@ func (c *Conn) sendData(now clock.Instant, dst []byte, maxSegs int) int {
 	}
 	if t.Segments > 1 {
 		wire.TCP(dst[:hl]).SetFlags(last.seg.flags) // PSH and FIN as the last piece has them
-		c.superSegs, c.superHdr, c.superSize = t.Segments, hl, int(mss)
+		c.env.super = superShape{t.Segments, hl, int(mss)}
 	}
 	return t.Len
 }

@@ -185,7 +185,7 @@ type plpmtud struct {
 	// bhAt is rexmitCount when the last black hole was detected: the
 	// next needs blackHoleRTOs more; firstRTO is when the run of RTOs
 	// since began.
-	bhAt     int
+	bhAt     int32
 	firstRTO clock.Instant
 }
 
@@ -197,7 +197,7 @@ func (c *Conn) plpInit() {
 	if c.epPathMTU > 0 {
 		// A path MTU known already (the owner's cache) caps what is
 		// sent; a later search may go back up to the negotiated MSS.
-		c.sndMSS = min(c.sndMSS, c.mtuToMSS(c.epPathMTU))
+		c.sndMSS = min(c.sndMSS, c.mtuToMSS(int(c.epPathMTU)))
 		p.low, p.high = c.sndMSS, c.sndMSS
 	}
 	if c.env.cfg.MTUProbing == MTUProbingAlways {
@@ -313,7 +313,7 @@ func (c *Conn) HandlePacketTooBig(now clock.Instant, seq wire.Seq, mtu int) bool
 // cache entry expires.
 func (c *Conn) SetPathMTU(now clock.Instant, mtu int) {
 	if c.sndMSS == 0 || c.state == SynSent || c.state == SynReceived || c.state == Closed {
-		c.epPathMTU = mtu
+		c.epPathMTU = clampInt32(mtu)
 		return
 	}
 	p := &c.plp
@@ -355,7 +355,7 @@ func (c *Conn) plpProbeSize(now clock.Instant, avail, wndLeft, cwndLeft uint32) 
 	}
 	size := (p.low + p.high + 1) / 2
 	mss := c.sndMSS
-	if size <= mss || c.rec != lossRecovery(&c.rack) || c.lr.inRecovery || c.lr.pending ||
+	if size <= mss || c.rack == nil || c.lr.inRecovery || c.lr.pending ||
 		c.sndNxt != c.sndMax || c.dsackNow || !c.ooo.empty() || c.cc.Cwnd() < probeMinCwnd*mss {
 		return 0
 	}

@@ -282,7 +282,7 @@ func (r *rackRecovery) reoWnd() time.Duration {
 		}
 	}
 	w := time.Duration(r.reoWndMult) * time.Duration(c.minRTT.Get()) / 4
-	if c.rtt.valid {
+	if c.rtt.valid() {
 		w = min(w, c.rtt.srtt)
 	}
 	return w
@@ -342,7 +342,7 @@ func (r *rackRecovery) onReoTimeout(now clock.Instant) {
 		return
 	}
 	if !r.inRecovery && !r.loss {
-		a := &c.ackEv
+		a := &c.env.ackEv
 		*a = ackEvent{ack: c.sndUna, newlyLost: lost}
 		r.enterRecovery(now, a)
 	} else if r.cwr {
@@ -545,7 +545,7 @@ func (r *rackRecovery) armTimers(now clock.Instant) {
 		return
 	}
 	pto := time.Second
-	if c.rtt.valid {
+	if c.rtt.valid() {
 		pto = 2 * c.rtt.srtt
 		if c.sent.count() == 1 {
 			pto += wcDelAckT

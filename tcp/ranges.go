@@ -1,6 +1,10 @@
 package tcp
 
-import "github.com/ustack/ustack/wire"
+import (
+	"sync"
+
+	"github.com/ustack/ustack/wire"
+)
 
 // seqRange is the sequence range [start, end).
 type seqRange struct{ start, end wire.Seq }
@@ -30,7 +34,58 @@ type ooo struct {
 }
 
 // empty reports whether no out-of-order data is held.
-func (o *ooo) empty() bool { return len(o.set) == 0 }
+// A nil *ooo is an empty queue: a connection holds one only while it
+// has out-of-order data (Conn.oooAdd, Conn.oooAdvance), from oooPool.
+func (o *ooo) empty() bool { return o == nil || len(o.set) == 0 }
+
+// len returns the number of ranges held.
+func (o *ooo) len() int {
+	if o == nil {
+		return 0
+	}
+	return len(o.set)
+}
+
+// oooPool holds the out-of-order queues of connections that have none
+// now, their range slices kept for the next hole.
+var oooPool = sync.Pool{New: func() any { return new(ooo) }}
+
+// oooAdd is ooo.add for the connection, taking a queue from oooPool for
+// the first hole (an allocation only when the pool is empty: once per
+// hole at most, never per segment).
+func (c *Conn) oooAdd(start, end wire.Seq) bool {
+	if c.ooo == nil {
+		c.ooo = oooPool.Get().(*ooo)
+	}
+	ok := c.ooo.add(start, end)
+	if c.ooo.empty() {
+		c.oooRelease()
+	}
+	return ok
+}
+
+// oooAdvance is ooo.advance for the connection; the queue goes back to
+// oooPool once the last hole is filled.
+func (c *Conn) oooAdvance(rcvNxt wire.Seq) wire.Seq {
+	if c.ooo == nil {
+		return rcvNxt
+	}
+	rcvNxt = c.ooo.advance(rcvNxt)
+	if c.ooo.empty() {
+		c.oooRelease()
+	}
+	return rcvNxt
+}
+
+// oooRelease gives the connection's queue back to oooPool, emptied.
+func (c *Conn) oooRelease() {
+	if o := c.ooo; o != nil {
+		c.ooo = nil
+		o.set = o.set[:0]
+		o.nrecent = 0
+		oooPool.Put(o)
+	}
+}
 
 // add records [start, end) as held. It returns false (and records nothing)
 // if that would need more than maxOOORanges ranges.
@@ -59,7 +114,12 @@ func (o *ooo) touch(seq wire.Seq) {
 }
 
 // find returns the index of the range holding seq, or -1.
-func (o *ooo) find(seq wire.Seq) int { return o.set.find(seq) }
+func (o *ooo) find(seq wire.Seq) int {
+	if o == nil {
+		return -1
+	}
+	return o.set.find(seq)
+}
 
 // advance pops the ranges that start at or before rcvNxt and returns the
 // new RCV.NXT: the end of the contiguous data.
@@ -83,6 +143,9 @@ func (o *ooo) sackBlocks(blocks []wire.SACKBlock, first *seqRange) int {
 	if first != nil && n < len(blocks) {
 		blocks[n] = wire.SACKBlock{Start: first.start, End: first.end}
 		n++
+	}
+	if o == nil {
+		return n
 	}
 	var used [wire.TCPMaxSACKBlocks]int
 	nu := 0
@@ -120,12 +183,6 @@ func (o *ooo) sackBlocks(blocks []wire.SACKBlock, first *seqRange) int {
 		n++
 	}
 	return n
-}
-
-// reset forgets everything (the connection ended).
-func (o *ooo) reset() {
-	o.set = nil
-	o.nrecent = 0
 }
 
 // rangeSet is a sorted list of disjoint, non-adjacent sequence ranges: the

@@ -134,21 +134,38 @@ type ackEvent struct {
 	newlyLost uint32
 	// wasRecovering: an episode was under way when the ACK arrived.
 	wasRecovering bool
+	// rs is the delivery-rate sample the ACK makes (delivery.go).
+	rs rateSample
 }
 
 // selectRecovery chooses the connection's loss recovery once the
 // handshake has settled SACK (RFC 2018 §2).
+// Only the chosen algorithm's state is allocated (once per connection,
+// at the handshake; never per segment).
 func (c *Conn) selectRecovery() {
+	c.rack = nil
 	switch {
 	case c.sackOK && !c.env.cfg.NoRACK:
-		c.rack.init(c)
-		c.rec, c.lr = &c.rack, &c.rack.recoveryBase
+		r := new(rackRecovery)
+		r.init(c)
+		c.rec, c.lr, c.rack = r, &r.recoveryBase, r
 	case c.sackOK:
-		c.sack.init(c)
-		c.rec, c.lr = &c.sack, &c.sack.recoveryBase
+		s := new(sackRecovery)
+		s.init(c)
+		c.rec, c.lr = s, &s.recoveryBase
 	default:
-		c.reno.init(c)
-		c.rec, c.lr = &c.reno, &c.reno.recoveryBase
+		r := new(renoRecovery)
+		r.init(c)
+		c.rec, c.lr = r, &r.recoveryBase
+	}
+}
+
+// releaseRecovery drops what the recovery algorithm holds (the connection
+// closed or entered TIME-WAIT); a connection that never finished its
+// handshake has none.
+func (c *Conn) releaseRecovery() {
+	if c.rec != nil {
+		c.rec.release()
 	}
 }
 

@@ -54,7 +54,7 @@ func TestRTTEstimator(t *testing.T) {
 	// as a valid, tiny sample.
 	var g rttEstimator
 	g.sample(0)
-	if !g.valid || g.srtt <= 0 {
-		t.Fatalf("sample(0): valid %v srtt %v", g.valid, g.srtt)
+	if !g.valid() || g.srtt <= 0 {
+		t.Fatalf("sample(0): valid %v srtt %v", g.valid(), g.srtt)
 	}
 }

@@ -161,8 +161,8 @@ func runFuzzScoreboard(data []byte) error {
 			return nil
 		}
 		sent := c.sent.tail // records ever pushed
-		if bound := 8*uint64(blocks) + 4*sent + 64; c.sackWork > bound {
-			return fmt.Errorf("op %d: SACK tagging visited %d ranges and records for %d blocks and %d records", ops, c.sackWork, blocks, sent)
+		if bound := 8*uint64(blocks) + 4*sent + 64; c.env.sackWork > bound {
+			return fmt.Errorf("op %d: SACK tagging visited %d ranges and records for %d blocks and %d records", ops, c.env.sackWork, blocks, sent)
 		}
 	}
 	return nil

@@ -118,9 +118,13 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 			// The next data segment may go: the owner's PollTransmit,
 			// which follows every HandleTimeout, sends it.
 		case timerRACK:
-			c.rack.onReoTimeout(now)
+			if c.rack != nil {
+				c.rack.onReoTimeout(now)
+			}
 		case timerTLP:
-			c.rack.onProbeTimeout(now)
+			if c.rack != nil {
+				c.rack.onProbeTimeout(now)
+			}
 		case timerPLPMTU:
 			c.plpRaise()
 		}
@@ -143,7 +147,7 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 		if c.state == SynReceived {
 			limit = c.env.cfg.SynAckRetries
 		}
-		if c.synRetries >= limit {
+		if int(c.synRetries) >= limit {
 			st.AbortOnTimeout++
 			if c.passive {
 				c.finish(nil)
@@ -170,7 +174,7 @@ func (c *Conn) onRexmitTimeout(now clock.Instant) {
 	// the connection is orphaned.
 	zeroWindow := c.sndWnd == 0 && !c.orphan
 	if zeroWindow && now.Sub(c.lastRecv) > c.env.cfg.MaxRTO ||
-		!zeroWindow && c.rexmitCount+1 > c.env.cfg.Retries2 {
+		!zeroWindow && int(c.rexmitCount)+1 > c.env.cfg.Retries2 {
 		// Linux ends the connection without a RST (tcp_write_err).
 		st.AbortOnTimeout++
 		c.finish(ErrTimedOut)
@@ -215,7 +219,7 @@ func (c *Conn) onPersistTimeout(now clock.Instant) {
 		return
 	}
 	c.rexmitCount++
-	if c.rexmitCount > c.env.cfg.Retries2 {
+	if int(c.rexmitCount) > c.env.cfg.Retries2 {
 		c.env.Stats.AbortOnTimeout++
 		c.finish(ErrTimedOut)
 		return
@@ -226,7 +230,7 @@ func (c *Conn) onPersistTimeout(now clock.Instant) {
 	// icsk_backoff (rexmitCount counts only unanswered probes).
 	c.probeBackoff++
 	d := c.rto
-	for i := 0; i < c.probeBackoff && d < c.env.cfg.MaxRTO; i++ {
+	for i := 0; i < int(c.probeBackoff) && d < c.env.cfg.MaxRTO; i++ {
 		d *= 2
 	}
 	c.timers.set(timerPersist, now.Add(min(d, c.env.cfg.MaxRTO)))

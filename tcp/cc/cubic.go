@@ -79,16 +79,21 @@ type Cubic struct {
 
 	pacing bool
 
-	// prior holds what a reduction changed, for OnUndo (§4.9).
-	prior struct {
-		ok         bool
-		cwnd       float64
-		ssthresh   uint32
-		wMax, k    float64
-		epochOn    bool
-		epochStart clock.Instant
-		wEst       float64
-	}
+	// prior holds what the last reduction changed, for OnUndo (§4.9):
+	// made by the first reduction (most connections never lose a
+	// segment, and carry none).
+	prior *cubicPrior
+}
+
+// cubicPrior is the state a reduction changes, as it was before it.
+type cubicPrior struct {
+	ok         bool
+	cwnd       float64
+	ssthresh   uint32
+	wMax, k    float64
+	epochOn    bool
+	epochStart clock.Instant
+	wEst       float64
 }
 
 // hystart is HyStart++'s state (RFC 9406 §4.2).
@@ -417,7 +422,10 @@ func (c *Cubic) wCubic(t float64) float64 {
 
 // save remembers the state a reduction changes (§4.9).
 func (c *Cubic) save() {
-	p := &c.prior
+	if c.prior == nil {
+		c.prior = new(cubicPrior) // once per connection, at its first reduction
+	}
+	p := c.prior
 	p.ok = true
 	p.cwnd, p.ssthresh = c.cwnd, c.ssthresh
 	p.wMax, p.k = c.wMax, c.k
@@ -482,8 +490,8 @@ func (c *Cubic) OnIdleRestart(now clock.Instant) {
 // OnUndo implements Controller (§4.9): the state before the last
 // reduction comes back (the window at least as large as it was).
 func (c *Cubic) OnUndo(now clock.Instant) {
-	p := &c.prior
-	if !p.ok {
+	p := c.prior
+	if p == nil || !p.ok {
 		return
 	}
 	c.cwnd = max(c.cwnd, p.cwnd)
