@@ -52,7 +52,7 @@ func TestSACKFloodWork(t *testing.T) {
 		SndUna: c.sndUna, SndNxt: c.sndMax,
 	}}})
 	buf := make([]byte, flood.FrameLen)
-	work0, sent0 := c.sackWork, c.sent.tail
+	work0, sent0 := c.env.sackWork, c.sent.tail
 	blocks := 0
 	for i := range 20000 {
 		n := g.Frame(buf)
@@ -84,7 +84,7 @@ func TestSACKFloodWork(t *testing.T) {
 			t.Fatalf("%d SACK ranges", len(c.sb.ranges))
 		}
 	}
-	work, records := c.sackWork-work0, c.sent.tail-sent0+uint64(flight/1000)
+	work, records := c.env.sackWork-work0, c.sent.tail-sent0+uint64(flight/1000)
 	t.Logf("%d bogus SACK blocks over a %d-byte flight: %d ranges and records visited, %d scoreboard ranges", blocks, flight, work, len(c.sb.ranges))
 	if bound := 8*uint64(blocks) + 4*records + 64; work > bound {
 		t.Errorf("SACK tagging visited %d ranges and records for %d blocks and %d records, bound %d", work, blocks, records, bound)
