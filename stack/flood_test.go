@@ -193,7 +193,8 @@ func TestFloodSYNNoState(t *testing.T) {
 // a cookie, an ACK for no connection at the listener (checked as a
 // cookie, answered with a RST), an ACK near a connection's window, an
 // in-window RST, and an ACK with three bogus SACK blocks at a connection
-// with 1 MB in flight. Virtual time moves 1 µs a segment (a million a
+// with data in flight (1 MB written, of which the first windows are sent
+// and never acknowledged). Virtual time moves 1 µs a segment (a million a
 // second), so the challenge-ACK limit and the per-connection rate
 // apply as in a real flood.
 func BenchmarkFlood(b *testing.B) {
