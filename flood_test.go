@@ -18,9 +18,9 @@ import (
 )
 
 var (
-	macA     = wire.MAC{2, 0, 0, 0, 0, 1}
-	macB     = wire.MAC{2, 0, 0, 0, 0, 2}
-	spoofed  = netip.MustParsePrefix("198.18.0.0/15")
+	macA    = wire.MAC{2, 0, 0, 0, 0, 1}
+	macB    = wire.MAC{2, 0, 0, 0, 0, 2}
+	spoofed = netip.MustParsePrefix("198.18.0.0/15")
 )
 
 // shedBatch returns a full batch of 64 frames: at i%8 == 7 an ACK of an
