@@ -70,6 +70,8 @@ type shard struct {
 	timerRef *atomic.Pointer[shard]
 	timerAt  clock.Instant
 
+	synFlooded atomic.Bool // the core is SYN-flooded, as last seen (shed.go)
+
 	idle     sync.Cond   // broadcast when a writer returns its token while waitIdle
 	waitIdle atomic.Bool // close waits on idle
 }
@@ -355,6 +357,7 @@ func (sh *shard) input(id stack.NICID, pkts []link.Packet) bool {
 		pkts[i].N = 0
 		pkts[i].Offload = link.Offload{}
 	}
+	sh.noteSynFlood(now)
 	sh.unlockAt(now)
 	return true
 }

@@ -89,6 +89,7 @@ type NIC struct {
 	rxErrs,
 	txErrs,
 	txStallDrops atomic.Uint64
+	rxSynShed atomic.Uint64 // shed.go
 }
 
 // NICStats are the runtime's counters of a NIC (the stack's are in
@@ -105,6 +106,12 @@ type NICStats struct {
 	// they would have held up the frames of every other NIC. TCP sends
 	// them again. With one NIC, frames wait instead.
 	TxStallDrops uint64
+	// RxSYNShed counts connection requests dropped on arrival, before
+	// any lock, because the link had a backlog (a full read batch) while
+	// a listener was answering with SYN cookies (shed.go): the SYNs of
+	// a flood, and any real client's that came with them, which its
+	// client sends again.
+	RxSYNShed uint64
 }
 
 // Stats returns the NIC's counters.
@@ -113,6 +120,7 @@ func (n *NIC) Stats() NICStats {
 		RxErrors:     n.rxErrs.Load(),
 		TxErrors:     n.txErrs.Load(),
 		TxStallDrops: n.txStallDrops.Load(),
+		RxSYNShed:    n.rxSynShed.Load(),
 	}
 }
 
@@ -492,6 +500,9 @@ func (n *NIC) readLoop(ep link.Endpoint) {
 			n.rxErrs.Add(1)
 			time.Sleep(time.Millisecond) // a failing link must not spin
 			continue
+		}
+		if k == len(pkts) {
+			k = n.shed(pkts) // behind: shed a flood's SYNs (shed.go)
 		}
 		if !s.input(n, pkts[:k], &in) {
 			return

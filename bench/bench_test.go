@@ -94,6 +94,13 @@ func checkSample(t *testing.T, name string, s Sample) {
 		positive(MConns, MSetup, MSetupCPU, MRSS, MLive, MLiveEnd, MIdleCPU, MIdleSpan)
 	case has(s, MEndMiB):
 		positive(MEndMiB)
+	case has(s, MFloodOffered):
+		positive(MFloodOffered, MFloodBase, MFloodRatio, MFloodConns)
+		if !(s[MFloodAnswered]+s[MFloodShed] > 0) {
+			t.Errorf("%s: the flood reached neither the listener nor the shedding: %v", name, s)
+		}
+	case has(s, MNsPerSeg):
+		positive(MNsPerSeg, MSegs)
 	default:
 		t.Errorf("%s: unknown sample %v", name, s)
 	}

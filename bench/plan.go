@@ -150,5 +150,5 @@ func plural(k int) string {
 
 // Plan returns every table `make bench` measures.
 func Plan() []*Table {
-	return []*Table{InProcessTable(), DeviceTable(), UserModeTable(), WireGuardTable(), ScalingTable(), MillionTable()}
+	return []*Table{InProcessTable(), DeviceTable(), UserModeTable(), WireGuardTable(), ScalingTable(), MillionTable(), FloodTable()}
 }

@@ -370,6 +370,8 @@ type flows struct {
 	tcpEnv    *tcp.Env
 	isn       *tcp.ISNGenerator
 	cookie    *tcp.SynCookies // SYN cookies (RFC 4987 §3.6)
+	cookieAt  clock.Instant   // when a listener last sent a SYN cookie, if cookieAny (shed.go)
+	cookieAny bool
 	portK     siphash.Key
 	conns     map[tuple]*TCPConn
 	listeners bindings[*TCPListener]

@@ -280,6 +280,7 @@ func (s *Stack) sendCookie(now clock.Instant, n *nic, l *TCPListener, key tuple,
 	var synack wire.TCPFields
 	s.flows.cookie.SynAck(now, ep, syn, &synack)
 	l.cookieSent = now
+	s.flows.cookieAt, s.flows.cookieAny = now, true
 	s.sendTCPControl(now, n, key, &synack)
 }
 

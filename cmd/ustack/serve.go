@@ -367,7 +367,7 @@ func serve(ctx context.Context, c *serveConfig) (err error) {
 		return err
 	}
 
-	sv := &services{s: s, out: c.out}
+	sv := &services{s: s, nic: nic, out: c.out}
 	defer sv.close()
 	if err := sv.start(c); err != nil {
 		return err
@@ -498,6 +498,7 @@ func (l countListener) Accept() (net.Conn, error) {
 // services are the servers running on the stack.
 type services struct {
 	s        *ustack.Stack
+	nic      *ustack.NIC
 	out      io.Writer
 	counters []*counter
 	lines    []string
@@ -667,9 +668,13 @@ func (sv *services) summary(w io.Writer, verbose bool, linkStats func() string) 
 	if !verbose {
 		fmt.Fprintf(w, "  link: rx %d frames, tx %d frames; tcp: %d segments in, %d out, %d retransmitted, %d resets sent\n",
 			m["Link.RxFrames"], m["Link.TxFrames"], m["TCP.InSegs"], m["TCP.OutSegs"], m["TCP.RetransSegs"], m["TCP.OutRsts"])
-		if m["TCP.SyncookiesSent"]+m["TCP.ListenDrops"] > 0 {
-			fmt.Fprintf(w, "  listeners: %d SYN cookies sent, %d valid, %d refused; %d SYNs or handshakes dropped\n",
-				m["TCP.SyncookiesSent"], m["TCP.SyncookiesRecv"], m["TCP.SyncookiesFailed"], m["TCP.ListenDrops"])
+		var shed uint64
+		if sv.nic != nil {
+			shed = sv.nic.Stats().RxSYNShed
+		}
+		if m["TCP.SyncookiesSent"]+m["TCP.ListenDrops"]+shed > 0 {
+			fmt.Fprintf(w, "  listeners: %d SYN cookies sent, %d valid, %d refused; %d SYNs or handshakes dropped; %d SYNs of a flood shed on arrival\n",
+				m["TCP.SyncookiesSent"], m["TCP.SyncookiesRecv"], m["TCP.SyncookiesFailed"], m["TCP.ListenDrops"], shed)
 		}
 		if m["TCP.MTUProbes"]+m["TCP.MTUBlackHoles"] > 0 {
 			fmt.Fprintf(w, "  path MTU: %d probes sent, %d acknowledged, %d lost; %d black holes detected\n",
