@@ -1,0 +1,569 @@
+package tcp
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/internal/minmax"
+	"github.com/ustack/ustack/tcp/cc"
+	"github.com/ustack/ustack/wire"
+)
+
+// Parking (docs/ARCHITECTURE.md, "Parking idle connections"): an
+// established connection that has been quiescent for Config.ParkIdle (and
+// at least parkRTOs RTOs) may be parked by its owner. Park gives the Conn,
+// its loss-recovery algorithm and its congestion controller back to the
+// Env's pools and returns a Parked record holding what the connection
+// needs to answer its next segment, timer or call exactly as before;
+// Env.Unpark takes a Conn from the pool and rebuilds it from the record.
+//
+// What a parked connection does not keep, and why that changes nothing a
+// peer can see: the timers other than keep-alive (none is armed when it
+// parks), the buffers and queues (empty), the ACK being processed, the
+// send records and SACK scoreboard (nothing in flight), the pacing clock
+// (in the past), the rate limit of out-of-window ACKs (expired). What it
+// does lose: the congestion controller's state beyond cwnd and ssthresh
+// (CUBIC's W_max and epoch, HyStart++'s round, BBR's model): the
+// controller is made again from the two, as when TCP_CONGESTION switches
+// it; the idle restart that follows (RFC 5681 §4.1, below) sets cwnd
+// anyway.
+
+// parkRTOs is how many RTOs a connection must be idle, beyond
+// Config.ParkIdle, before it may park: a connection is never parked
+// between the transactions of a busy request-response exchange.
+const parkRTOs = 3
+
+// parkPoolMax bounds each of the Env's pools: they absorb the churn of
+// parking and unparking; beyond it, a Conn goes to the garbage collector
+// (a pool that kept every Conn ever parked would save nothing).
+const parkPoolMax = 64
+
+// Parked is the compact record of a parked connection (Conn.Park). Its
+// owner keeps it in place of the Conn until Env.Unpark.
+type Parked struct {
+	local, remote netip.AddrPort
+
+	// Times.
+	tsRecentAt, lastRecv, lastSend, lastDataRecv clock.Instant
+	keepAt                                       clock.Instant // the keep-alive timer's deadline, or Never
+	srtt, rttvar, rto                            time.Duration
+
+	// Sequence variables (RFC 9293 §3.3.1): SND.UNA = SND.NXT = SND.MAX
+	// while parked.
+	iss, snd, sndWl1, sndWl2, irs, rcvNxt, rcvAdv, lastAckSent wire.Seq
+	sndWnd, maxSndWnd                                          uint32
+
+	tsRecent, tsOffset uint32
+	sndMSS, rcvMSS     uint32
+	epPathMTU          int32
+	sndBufSize         int32
+	rcvBufSize         int32
+	rcvUnacked         uint32
+	quickAcks          int32
+	keepProbes         int32
+	rexmitCount        int32
+	probeBackoff       int32
+	totalRetrans       uint32
+	segsIn, segsOut    uint32
+	cwnd, ssthresh     uint32
+	// recover and cwrUntil of the recovery algorithm (RFC 6582, RFC
+	// 3168 §6.1.2), and its one word of its own (NewReno's recCwnd,
+	// RFC 6675's HighRxt).
+	recover, cwrUntil wire.Seq
+	recWord           uint32
+	advMSS            uint16
+	flags             parkFlags
+	sndWScale         uint8
+	rcvWScale         uint8
+
+	// cold holds what is at its initial value on most connections and
+	// so is kept out of line (nil when all of it is): the keep-alive
+	// settings, the counters TCP_INFO reports, the RACK state that
+	// persists across episodes, path MTU discovery, receive-buffer
+	// auto-tuning, the delivery-rate sampler and the minimum RTT.
+	cold *parkedCold
+
+	ccName *string
+}
+
+// parkedCold is the part of a parked record made out of line.
+type parkedCold struct {
+	keepIdle, keepIntvl       time.Duration
+	keepCount, synRetries     int32
+	bytesSent, bytesRetrans   uint64
+	bytesAcked, bytesReceived uint64
+	bytesRead                 uint64
+	rcvFinSeq                 wire.Seq
+	rack                      rackPersist
+	plp                       plpmtud
+	rtune                     rcvTuner
+	rs                        rateSampler
+	minRTT                    minmax.Filter
+}
+
+// rackPersist is the RACK state (RFC 8985 §6.1) that outlives an
+// episode.
+type rackPersist struct {
+	xmit                  clock.Instant
+	rtt                   time.Duration
+	end, fack, dsackRound wire.Seq
+	reoWndMult            uint32
+	reoWndPersist         int
+	has, hasFack          bool
+	reorderingSeen        bool
+	dsackRoundOn          bool
+	tlpRetrans            bool
+	frtoNewSeq            bool
+}
+
+// parkFlags are the Conn's flags a parked record keeps.
+type parkFlags uint32
+
+const (
+	pfPassive parkFlags = 1 << iota
+	pfRdShut
+	pfNoDelay
+	pfKeepAlive
+	pfStuneOn
+	pfEcnOK
+	pfEcnAsked
+	pfEcnEcho
+	pfCwrPending
+	pfEcnIP
+	pfWsOK
+	pfTsOK
+	pfSackOK
+	pfRtuneOn
+	pfEcnInShift  = 16 // two bits: ecnIn
+	pfEcnOutShift = 18 // two bits: ecnOut
+)
+
+func (f parkFlags) has(b parkFlags) bool { return f&b != 0 }
+
+// LocalAddr returns the parked connection's local address and port.
+func (p *Parked) LocalAddr() netip.AddrPort { return p.local }
+
+// RemoteAddr returns the parked connection's peer address and port.
+func (p *Parked) RemoteAddr() netip.AddrPort { return p.remote }
+
+// NextDeadline is the Conn's NextDeadline while it is parked: its
+// keep-alive timer's deadline, or clock.Never. The owner unparks the
+// connection then and calls HandleTimeout.
+func (p *Parked) NextDeadline() clock.Instant { return p.keepAt }
+
+// Writable is the Conn's Writable while it is parked: its send buffer is
+// empty.
+func (p *Parked) Writable() bool { return p.sndBufSize > 0 }
+
+// parkDelay is how long a connection must be idle to park.
+func (c *Conn) parkDelay() time.Duration {
+	return max(c.env.cfg.ParkIdle, parkRTOs*c.rto)
+}
+
+// idleSince is when the connection last sent or received a segment.
+func (c *Conn) idleSince() clock.Instant { return max(c.lastRecv, c.lastSend) }
+
+// armIdle arms the idle timer, which finds when the connection may park,
+// if parking is on; the owner asks Parkable after every HandleTimeout.
+func (c *Conn) armIdle() {
+	if c.env.cfg.ParkIdle <= 0 || c.state != Established {
+		c.timers.stop(timerIdle)
+		return
+	}
+	c.timers.set(timerIdle, c.idleSince().Add(c.parkDelay()))
+}
+
+// onIdleTimeout re-arms the idle timer: at the end of the idle period
+// that began at the last segment, or a delay from now if that is past
+// (the owner parks the connection now if it can; if it cannot, the
+// timer looks again later).
+//
+// A connection holding unread data stops the timer instead: it stays
+// unparkable until the application reads, and Read arms the timer again
+// when it empties the queue (rearmIdle) — so a connection whose reader
+// stopped costs no timer at all.
+func (c *Conn) onIdleTimeout(now clock.Instant) {
+	if c.env.cfg.ParkIdle <= 0 || c.state != Established || c.rcv.n > 0 {
+		return
+	}
+	at := c.idleSince().Add(c.parkDelay())
+	if at <= now {
+		at = now.Add(c.parkDelay())
+	}
+	c.timers.set(timerIdle, at)
+}
+
+// rearmIdle arms the idle timer after Read emptied the receive queue, if
+// it had stopped (onIdleTimeout).
+func (c *Conn) rearmIdle() {
+	if c.rcv.n == 0 && c.state == Established && !c.timers.armed(timerIdle) && c.env.cfg.ParkIdle > 0 {
+		c.armIdle()
+	}
+}
+
+// Parkable reports whether Park would park the connection now: it is
+// established and quiescent — nothing unsent or in flight, no
+// out-of-order or unread data, no FIN either way, no recovery episode or
+// probe, nothing to send, no timer armed but keep-alive and the idle
+// timer — and has been idle for ParkIdle and parkRTOs RTOs. Parking is
+// off while ParkIdle is not positive.
+func (c *Conn) Parkable(now clock.Instant) bool {
+	if c.env.cfg.ParkIdle <= 0 || c.state != Established || now.Sub(c.idleSince()) < c.parkDelay() {
+		return false
+	}
+	if c.finQueued || c.rcvFinOOO || c.orphan || c.rttTiming || c.dsackNow || c.ackNow ||
+		c.pacingBehind || c.tlpProbe || c.events != 0 || c.synPending || c.rexmitNow ||
+		c.probeNow || c.keepNow || c.forceSend || c.reply.pending {
+		return false
+	}
+	if c.snd.n != 0 || c.snd.q != nil || c.rcv.n != 0 || c.rcv.q != nil || c.ooo != nil ||
+		c.sndUna != c.sndNxt || c.sndUna != c.sndMax || !c.sent.empty() || len(c.sb.ranges) != 0 || c.sb.bytes != 0 {
+		return false
+	}
+	if c.pacingNext > now || c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.env.cfg.InvalidRateLimit {
+		return false
+	}
+	for t := timer(0); t < numTimers; t++ {
+		if t != timerKeepAlive && t != timerIdle && c.timers.armed(t) {
+			return false
+		}
+	}
+	if c.cc == nil || c.rec == nil {
+		return false
+	}
+	lr := c.lr
+	if lr.inRecovery || lr.dupAcks != 0 || lr.ltSent != 0 || lr.pending || lr.prrOut != 0 {
+		return false
+	}
+	if r := c.rack; r != nil {
+		if r.tlpOn || r.probeNow || r.cwr || r.loss || r.frto || r.undoOn || r.retransOn || r.prr != (prr{}) {
+			return false
+		}
+	}
+	return true
+}
+
+// Park parks the connection if Parkable(now): it returns the record that
+// stands for it and gives c, its recovery algorithm and its controller to
+// the Env's pools (the caller must forget c). Otherwise it returns nil and
+// changes nothing. The Env's Stats count it (Parked, Parks).
+func (c *Conn) Park(now clock.Instant) *Parked {
+	if !c.Parkable(now) {
+		return nil
+	}
+	e := c.env
+	p := e.takeParked()
+	p.local, p.remote = c.local, c.remote
+	p.tsRecentAt, p.lastRecv, p.lastSend, p.lastDataRecv = c.tsRecentAt, c.lastRecv, c.lastSend, c.lastDataRecv
+	p.keepAt = c.timers.get(timerKeepAlive)
+	p.srtt, p.rttvar, p.rto = c.rtt.srtt, c.rtt.rttvar, c.rto
+	p.iss, p.snd, p.sndWl1, p.sndWl2 = c.iss, c.sndUna, c.sndWl1, c.sndWl2
+	p.irs, p.rcvNxt, p.rcvAdv, p.lastAckSent = c.irs, c.rcvNxt, c.rcvAdv, c.lastAckSent
+	p.sndWnd, p.maxSndWnd = c.sndWnd, c.maxSndWnd
+	p.tsRecent, p.tsOffset = c.tsRecent, c.tsOffset
+	p.sndMSS, p.rcvMSS, p.advMSS, p.epPathMTU = c.sndMSS, c.rcvMSS, c.advMSS, c.epPathMTU
+	p.sndBufSize, p.rcvBufSize = c.sndBufSize, c.rcvBufSize
+	p.rcvUnacked, p.quickAcks = c.rcvUnacked, c.quickAcks
+	p.keepProbes, p.rexmitCount, p.probeBackoff = c.keepProbes, c.rexmitCount, c.probeBackoff
+	p.totalRetrans, p.segsIn, p.segsOut = c.totalRetrans, c.segsIn, c.segsOut
+	p.cwnd, p.ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
+	p.recover, p.cwrUntil = c.lr.recover, c.lr.cwrUntil
+	switch r := c.rec.(type) {
+	case *renoRecovery:
+		p.recWord = r.recCwnd
+	case *sackRecovery:
+		p.recWord = uint32(r.highRxt)
+	default:
+		p.recWord = 0
+	}
+	p.sndWScale, p.rcvWScale = c.sndWScale, c.rcvWScale
+	p.ccName = c.ccName
+	var f parkFlags
+	set := func(b parkFlags, on bool) {
+		if on {
+			f |= b
+		}
+	}
+	set(pfPassive, c.passive)
+	set(pfRdShut, c.rdShut)
+	set(pfNoDelay, c.noDelay)
+	set(pfKeepAlive, c.keepAlive)
+	set(pfStuneOn, c.stuneOn)
+	set(pfEcnOK, c.ecnOK)
+	set(pfEcnAsked, c.ecnAsked)
+	set(pfEcnEcho, c.ecnEcho)
+	set(pfCwrPending, c.cwrPending)
+	set(pfEcnIP, c.ecnIP)
+	set(pfWsOK, c.wsOK)
+	set(pfTsOK, c.tsOK)
+	set(pfSackOK, c.sackOK)
+	set(pfRtuneOn, c.rtune.on)
+	f |= parkFlags(c.ecnIn&3)<<pfEcnInShift | parkFlags(c.ecnOut&3)<<pfEcnOutShift
+	p.flags = f
+
+	// The cold part: made only when something in it differs from what a
+	// rebuilt Conn would have anyway.
+	var cold parkedCold
+	cold.keepIdle, cold.keepIntvl = c.keepIdle, c.keepIntvl
+	cold.keepCount, cold.synRetries = c.keepCount, c.synRetries
+	cold.bytesSent, cold.bytesRetrans = c.bytesSent, c.bytesRetrans
+	cold.bytesAcked, cold.bytesReceived, cold.bytesRead = c.bytesAcked, c.bytesReceived, c.bytesRead
+	cold.rcvFinSeq = c.rcvFinSeq
+	if r := c.rack; r != nil {
+		cold.rack = rackPersist{
+			xmit: r.xmit, rtt: r.rtt, end: r.end, fack: r.fack, dsackRound: r.dsackRound,
+			reoWndMult: r.reoWndMult, reoWndPersist: r.reoWndPersist,
+			has: r.has, hasFack: r.hasFack, reorderingSeen: r.reorderingSeen,
+			dsackRoundOn: r.dsackRoundOn, tlpRetrans: r.tlpRetrans, frtoNewSeq: r.frtoNewSeq,
+		}
+	}
+	cold.plp = c.plp
+	cold.rtune = c.rtune
+	cold.rtune.on = false // in the flags
+	cold.rs = c.rs
+	cold.minRTT = c.minRTT
+	if cold == e.coldBase(c) {
+		e.putCold(p.cold)
+		p.cold = nil
+	} else {
+		if p.cold == nil {
+			p.cold = e.takeCold()
+		}
+		*p.cold = cold
+	}
+
+	e.Stats.Parked++
+	e.Stats.Parks++
+	e.putConn(c)
+	return p
+}
+
+// coldBase returns the cold state of a connection that carries nothing in
+// it: what Unpark rebuilds when the record has no cold part.
+func (e *Env) coldBase(c *Conn) parkedCold {
+	b := parkedCold{
+		keepIdle: e.cfg.KeepIdle, keepIntvl: e.cfg.KeepInterval,
+		keepCount: clampInt32(e.cfg.KeepCount),
+		minRTT:    minmax.NewMin(),
+	}
+	if c.rack != nil {
+		b.rack.reoWndMult = 1
+	}
+	b.plp = plpmtud{maxMSS: c.sndMSS, low: c.sndMSS, high: c.sndMSS}
+	return b
+}
+
+// Unpark rebuilds the connection p stands for, with a Conn, a recovery
+// algorithm and a controller from the Env's pools (allocating only when
+// they are empty), and gives p back to its pool (the caller must forget
+// it). The Conn answers everything exactly as it would have had it never
+// parked, but for the controller's state beyond cwnd and ssthresh (see
+// Park).
+//
+// now is the owner's time, or the latest it knows: the idle timer is not
+// due before a delay from it, so a connection an application polls is
+// not parked and unparked at every call.
+func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
+	c := e.takeConn()
+	rec, ctl := c.rec, c.cc
+	blocks := c.sent.blocks
+	ranges := c.sb.ranges
+	*c = Conn{env: e, sent: sentQueue{blocks: blocks[:0]}, sb: scoreboard{ranges: ranges[:0]}}
+	c.sent.init()
+	c.timers.stopAll()
+	f := p.flags
+	c.state = Established
+	c.passive = f.has(pfPassive)
+	c.rdShut = f.has(pfRdShut)
+	c.noDelay = f.has(pfNoDelay)
+	c.keepAlive = f.has(pfKeepAlive)
+	c.stuneOn = f.has(pfStuneOn)
+	c.ecnOK, c.ecnAsked, c.ecnEcho = f.has(pfEcnOK), f.has(pfEcnAsked), f.has(pfEcnEcho)
+	c.cwrPending, c.ecnIP = f.has(pfCwrPending), f.has(pfEcnIP)
+	c.wsOK, c.tsOK, c.sackOK = f.has(pfWsOK), f.has(pfTsOK), f.has(pfSackOK)
+	c.ecnIn, c.ecnOut = ECN(f>>pfEcnInShift)&3, ECN(f>>pfEcnOutShift)&3
+	c.totalRetrans = p.totalRetrans
+	c.local, c.remote = p.local, p.remote
+	c.iss, c.sndUna, c.sndNxt, c.sndMax = p.iss, p.snd, p.snd, p.snd
+	c.sndWnd, c.sndWl1, c.sndWl2, c.maxSndWnd = p.sndWnd, p.sndWl1, p.sndWl2, p.maxSndWnd
+	c.irs, c.rcvNxt, c.rcvAdv = p.irs, p.rcvNxt, p.rcvAdv
+	c.sndWScale, c.rcvWScale = p.sndWScale, p.rcvWScale
+	c.advMSS, c.sndMSS, c.rcvMSS, c.epPathMTU = p.advMSS, p.sndMSS, p.rcvMSS, p.epPathMTU
+	c.tsRecent, c.tsOffset, c.tsRecentAt = p.tsRecent, p.tsOffset, p.tsRecentAt
+	c.lastAckSent = p.lastAckSent
+	c.sndBufSize, c.rcvBufSize = p.sndBufSize, p.rcvBufSize
+	c.rcvUnacked, c.quickAcks = p.rcvUnacked, p.quickAcks
+	c.lastRecv, c.lastSend, c.lastDataRecv = p.lastRecv, p.lastSend, p.lastDataRecv
+	c.keepProbes, c.rexmitCount, c.probeBackoff = p.keepProbes, p.rexmitCount, p.probeBackoff
+	c.rtt = rttEstimator{srtt: p.srtt, rttvar: p.rttvar}
+	c.rto = p.rto
+	c.ccName = p.ccName
+	c.segsIn, c.segsOut = p.segsIn, p.segsOut
+
+	// The recovery algorithm: the one the handshake chose, from the pool.
+	var cold parkedCold
+	if p.cold != nil {
+		cold = *p.cold
+	}
+	switch {
+	case c.sackOK && !e.cfg.NoRACK:
+		r, _ := rec.(*rackRecovery)
+		if r == nil {
+			r = new(rackRecovery)
+		}
+		r.init(c)
+		if p.cold != nil {
+			k := &cold.rack
+			r.xmit, r.rtt, r.end, r.fack, r.dsackRound = k.xmit, k.rtt, k.end, k.fack, k.dsackRound
+			r.reoWndMult, r.reoWndPersist = k.reoWndMult, k.reoWndPersist
+			r.has, r.hasFack, r.reorderingSeen = k.has, k.hasFack, k.reorderingSeen
+			r.dsackRoundOn, r.tlpRetrans, r.frtoNewSeq = k.dsackRoundOn, k.tlpRetrans, k.frtoNewSeq
+		}
+		c.rec, c.lr, c.rack = r, &r.recoveryBase, r
+	case c.sackOK:
+		s, _ := rec.(*sackRecovery)
+		if s == nil {
+			s = new(sackRecovery)
+		}
+		s.init(c)
+		s.highRxt = wire.Seq(p.recWord)
+		c.rec, c.lr = s, &s.recoveryBase
+	default:
+		r, _ := rec.(*renoRecovery)
+		if r == nil {
+			r = new(renoRecovery)
+		}
+		r.init(c)
+		r.recCwnd = p.recWord
+		c.rec, c.lr = r, &r.recoveryBase
+	}
+	c.lr.recover, c.lr.cwrUntil = p.recover, p.cwrUntil
+
+	// The controller, from cwnd and ssthresh (as TCP_CONGESTION's switch).
+	if ctl == nil || ctl.Name() != *p.ccName {
+		var err error
+		if ctl, err = cc.New(*p.ccName); err != nil {
+			ctl = cc.NewReno(c.sndMSS)
+		}
+	}
+	params := c.ccParams()
+	params.Cwnd, params.Ssthresh = p.cwnd, p.ssthresh
+	ctl.Init(params)
+	c.cc = ctl
+	c.ccSetsWindow = ctl.SetsRecoveryWindow()
+
+	if p.cold == nil {
+		cold = e.coldBase(c)
+	}
+	c.keepIdle, c.keepIntvl, c.keepCount, c.synRetries = cold.keepIdle, cold.keepIntvl, cold.keepCount, cold.synRetries
+	c.bytesSent, c.bytesRetrans = cold.bytesSent, cold.bytesRetrans
+	c.bytesAcked, c.bytesReceived, c.bytesRead = cold.bytesAcked, cold.bytesReceived, cold.bytesRead
+	c.rcvFinSeq = cold.rcvFinSeq
+	c.plp = cold.plp
+	c.rtune = cold.rtune
+	c.rtune.on = f.has(pfRtuneOn)
+	c.rs = cold.rs
+	c.minRTT = cold.minRTT
+
+	if p.keepAt != clock.Never {
+		c.timers.set(timerKeepAlive, p.keepAt)
+	}
+	c.timers.set(timerIdle, max(c.idleSince(), now).Add(c.parkDelay()))
+	e.Stats.Parked--
+	e.Stats.Unparks++
+	e.putParked(p)
+	return c
+}
+
+// The Env's pools. The Env's owner serialises every call, so they need no
+// lock.
+type parkPools struct {
+	conns  []*Conn
+	parked []*Parked
+	cold   []*parkedCold
+}
+
+func (e *Env) takeConn() *Conn {
+	if n := len(e.pools.conns); n > 0 {
+		c := e.pools.conns[n-1]
+		e.pools.conns[n-1] = nil
+		e.pools.conns = e.pools.conns[:n-1]
+		return c
+	}
+	return new(Conn)
+}
+
+func (e *Env) putConn(c *Conn) {
+	if len(e.pools.conns) < parkPoolMax {
+		e.pools.conns = append(e.pools.conns, c)
+	}
+}
+
+func (e *Env) takeParked() *Parked {
+	if n := len(e.pools.parked); n > 0 {
+		p := e.pools.parked[n-1]
+		e.pools.parked[n-1] = nil
+		e.pools.parked = e.pools.parked[:n-1]
+		return p
+	}
+	return new(Parked)
+}
+
+func (e *Env) putParked(p *Parked) {
+	e.putCold(p.cold)
+	*p = Parked{}
+	if len(e.pools.parked) < parkPoolMax {
+		e.pools.parked = append(e.pools.parked, p)
+	}
+}
+
+func (e *Env) takeCold() *parkedCold {
+	if n := len(e.pools.cold); n > 0 {
+		k := e.pools.cold[n-1]
+		e.pools.cold[n-1] = nil
+		e.pools.cold = e.pools.cold[:n-1]
+		return k
+	}
+	return new(parkedCold)
+}
+
+func (e *Env) putCold(k *parkedCold) {
+	if k != nil && len(e.pools.cold) < parkPoolMax {
+		e.pools.cold = append(e.pools.cold, k)
+	}
+}
+
+// ccNames interns congestion controllers' names: a Conn keeps a pointer
+// to its controller's name (8 bytes, not a string's 16).
+var ccNames struct {
+	sync.Mutex
+	m map[string]*string
+}
+
+// internCC returns the interned copy of name.
+func internCC(name string) *string {
+	ccNames.Lock()
+	defer ccNames.Unlock()
+	if p := ccNames.m[name]; p != nil {
+		return p
+	}
+	if ccNames.m == nil {
+		ccNames.m = make(map[string]*string)
+	}
+	p := new(string)
+	*p = name
+	ccNames.m[name] = p
+	return p
+}
+
+// KeepAlive is the Conn's KeepAlive while it is parked.
+func (p *Parked) KeepAlive() bool { return p.flags.has(pfKeepAlive) }
+
+// CongestionControl is the Conn's CongestionControl while it is parked.
+func (p *Parked) CongestionControl() string { return *p.ccName }
+
+// Readable is the Conn's Readable while it is parked: nothing is
+// buffered, so only a shut-down read side reads (io.EOF).
+func (p *Parked) Readable() bool { return p.flags.has(pfRdShut) }
