@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/binary"
+	"io"
 	"net/netip"
 	"time"
 
@@ -601,8 +602,18 @@ func putAddr(b []byte, a netip.Addr) int {
 
 // Read reads received data (see tcp.Conn.Read); ErrWouldBlock if there
 // is none yet.
+//
+// A parked connection answers without being unparked: it holds nothing
+// to read, so its core would return ErrWouldBlock (io.EOF after
+// CloseRead) and change nothing.
 func (c *TCPConn) Read(p []byte) (int, error) {
-	n, err := c.core().Read(p)
+	if c.conn == nil {
+		if c.parked.Readable() {
+			return 0, io.EOF
+		}
+		return 0, ErrWouldBlock
+	}
+	n, err := c.conn.Read(p)
 	c.s.afterConn(c)
 	return n, sockErr(err)
 }

@@ -96,7 +96,11 @@ type parkedCold struct {
 	bytesAcked, bytesReceived uint64
 	bytesRead                 uint64
 	rcvFinSeq                 wire.Seq
-	rack                      rackPersist
+	// What the recovery algorithm's last episode and duplicate ACKs
+	// left; each is reset when the next begins.
+	dupAcks, ltSent, prrOut uint32
+	prr                     prr
+	rack                    rackPersist
 	plp                       plpmtud
 	rtune                     rcvTuner
 	rs                        rateSampler
@@ -106,6 +110,13 @@ type parkedCold struct {
 // rackPersist is the RACK state (RFC 8985 §6.1) that outlives an
 // episode.
 type rackPersist struct {
+	// The undo state of the last episode, which a late D-SACK may still
+	// undo (rack.go, tryUndo).
+	retransAt              clock.Instant
+	undoRetrans            int64
+	undoMarker, retransEnd wire.Seq
+	undoOn, retransOn      bool
+
 	xmit                  clock.Instant
 	rtt                   time.Duration
 	end, fack, dsackRound wire.Seq
@@ -209,40 +220,51 @@ func (c *Conn) rearmIdle() {
 // probe, nothing to send, no timer armed but keep-alive and the idle
 // timer — and has been idle for ParkIdle and parkRTOs RTOs. Parking is
 // off while ParkIdle is not positive.
-func (c *Conn) Parkable(now clock.Instant) bool {
-	if c.env.cfg.ParkIdle <= 0 || c.state != Established || now.Sub(c.idleSince()) < c.parkDelay() {
-		return false
-	}
-	if c.finQueued || c.rcvFinOOO || c.orphan || c.rttTiming || c.dsackNow || c.ackNow ||
-		c.pacingBehind || c.tlpProbe || c.events != 0 || c.synPending || c.rexmitNow ||
-		c.probeNow || c.keepNow || c.forceSend || c.reply.pending {
-		return false
-	}
-	if c.snd.n != 0 || c.snd.q != nil || c.rcv.n != 0 || c.rcv.q != nil || c.ooo != nil ||
-		c.sndUna != c.sndNxt || c.sndUna != c.sndMax || !c.sent.empty() || len(c.sb.ranges) != 0 || c.sb.bytes != 0 {
-		return false
-	}
-	if c.pacingNext > now || c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.env.cfg.InvalidRateLimit {
-		return false
+func (c *Conn) Parkable(now clock.Instant) bool { return c.parkBlock(now) == "" }
+
+// parkBlock returns why the connection may not park now, or "".
+func (c *Conn) parkBlock(now clock.Instant) string {
+	switch {
+	case c.env.cfg.ParkIdle <= 0:
+		return "parking off"
+	case c.state != Established:
+		return "not established"
+	case now.Sub(c.idleSince()) < c.parkDelay():
+		return "not idle long enough"
+	case c.finQueued || c.rcvFinOOO || c.orphan:
+		return "a FIN queued or held, or closed"
+	case c.rttTiming || c.dsackNow || c.ackNow || c.pacingBehind || c.tlpProbe ||
+		c.synPending || c.rexmitNow || c.probeNow || c.keepNow || c.forceSend || c.reply.pending:
+		return "something to send"
+	case c.events != 0:
+		return "events not taken"
+	case c.snd.n != 0 || c.snd.q != nil:
+		return "data unsent or unacknowledged"
+	case c.rcv.n != 0 || c.rcv.q != nil || c.ooo != nil:
+		return "data unread or out of order"
+	case c.sndUna != c.sndNxt || c.sndUna != c.sndMax || !c.sent.empty() || len(c.sb.ranges) != 0 || c.sb.bytes != 0:
+		return "data in flight"
+	case c.pacingNext > now:
+		return "pacing"
+	case c.lastOOWAck != 0 && now.Sub(c.lastOOWAck) < c.env.cfg.InvalidRateLimit:
+		return "out-of-window ACK rate limit"
+	case c.cc == nil || c.rec == nil:
+		return "no controller"
 	}
 	for t := timer(0); t < numTimers; t++ {
 		if t != timerKeepAlive && t != timerIdle && c.timers.armed(t) {
-			return false
+			return "timer armed"
 		}
 	}
-	if c.cc == nil || c.rec == nil {
-		return false
-	}
-	lr := c.lr
-	if lr.inRecovery || lr.dupAcks != 0 || lr.ltSent != 0 || lr.pending || lr.prrOut != 0 {
-		return false
+	if lr := c.lr; lr.inRecovery || lr.pending {
+		return "recovery"
 	}
 	if r := c.rack; r != nil {
-		if r.tlpOn || r.probeNow || r.cwr || r.loss || r.frto || r.undoOn || r.retransOn || r.prr != (prr{}) {
-			return false
+		if r.tlpOn || r.probeNow || r.cwr || r.loss || r.frto {
+			return "RACK episode"
 		}
 	}
-	return true
+	return ""
 }
 
 // Park parks the connection if Parkable(now): it returns the record that
@@ -311,12 +333,16 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	cold.bytesSent, cold.bytesRetrans = c.bytesSent, c.bytesRetrans
 	cold.bytesAcked, cold.bytesReceived, cold.bytesRead = c.bytesAcked, c.bytesReceived, c.bytesRead
 	cold.rcvFinSeq = c.rcvFinSeq
+	cold.dupAcks, cold.ltSent, cold.prrOut = uint32(c.lr.dupAcks), c.lr.ltSent, c.lr.prrOut
 	if r := c.rack; r != nil {
+		cold.prr = r.prr
 		cold.rack = rackPersist{
 			xmit: r.xmit, rtt: r.rtt, end: r.end, fack: r.fack, dsackRound: r.dsackRound,
 			reoWndMult: r.reoWndMult, reoWndPersist: r.reoWndPersist,
 			has: r.has, hasFack: r.hasFack, reorderingSeen: r.reorderingSeen,
 			dsackRoundOn: r.dsackRoundOn, tlpRetrans: r.tlpRetrans, frtoNewSeq: r.frtoNewSeq,
+			retransAt: r.retransAt, undoRetrans: r.undoRetrans, undoMarker: r.undoMarker,
+			retransEnd: r.retransEnd, undoOn: r.undoOn, retransOn: r.retransOn,
 		}
 	}
 	cold.plp = c.plp
@@ -420,6 +446,8 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 			r.reoWndMult, r.reoWndPersist = k.reoWndMult, k.reoWndPersist
 			r.has, r.hasFack, r.reorderingSeen = k.has, k.hasFack, k.reorderingSeen
 			r.dsackRoundOn, r.tlpRetrans, r.frtoNewSeq = k.dsackRoundOn, k.tlpRetrans, k.frtoNewSeq
+			r.retransAt, r.undoRetrans, r.undoMarker = k.retransAt, k.undoRetrans, k.undoMarker
+			r.retransEnd, r.undoOn, r.retransOn = k.retransEnd, k.undoOn, k.retransOn
 		}
 		c.rec, c.lr, c.rack = r, &r.recoveryBase, r
 	case c.sackOK:
@@ -440,6 +468,10 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 		c.rec, c.lr = r, &r.recoveryBase
 	}
 	c.lr.recover, c.lr.cwrUntil = p.recover, p.cwrUntil
+	c.lr.dupAcks, c.lr.ltSent, c.lr.prrOut = int(cold.dupAcks), cold.ltSent, cold.prrOut
+	if c.rack != nil {
+		c.rack.prr = cold.prr
+	}
 
 	// The controller, from cwnd and ssthresh (as TCP_CONGESTION's switch).
 	if ctl == nil || ctl.Name() != *p.ccName {
