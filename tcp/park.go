@@ -101,10 +101,10 @@ type parkedCold struct {
 	dupAcks, ltSent, prrOut uint32
 	prr                     prr
 	rack                    rackPersist
-	plp                       plpmtud
-	rtune                     rcvTuner
-	rs                        rateSampler
-	minRTT                    minmax.Filter
+	plp                     plpmtud
+	rtune                   rcvTuner
+	rs                      rateSampler
+	minRTT                  minmax.Filter
 }
 
 // rackPersist is the RACK state (RFC 8985 §6.1) that outlives an

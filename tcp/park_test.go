@@ -237,7 +237,7 @@ func TestParkedAnswersAsUnparked(t *testing.T) {
 			p.flush(p.a)
 		}},
 		{"old-duplicate", func(p *pair, r ref) {
-			seg := p.craft(r, r.info.RcvNxt - 3000, r.info.SndUna, wire.TCPFlagACK, []byte("old"))
+			seg := p.craft(r, r.info.RcvNxt-3000, r.info.SndUna, wire.TCPFlagACK, []byte("old"))
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: seg})
 		}},
 		{"syn-challenge", func(p *pair, r ref) {
