@@ -36,6 +36,26 @@ const (
 	idleMemCeilingReader   = 5000 // target 3072, a 2 KiB goroutine stack included
 )
 
+// waitParked waits until the two stacks have parked want connections
+// between them (an idle connection parks after a second: tcp.Config's
+// ParkIdle), so that the figures are those of parked connections, what
+// an idle connection costs for all but its first second; it fails the
+// test after 30 s.
+func waitParked(t *testing.T, n *testNet, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := n.A.Stats().TCP.Parked + n.B.Stats().TCP.Parked
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked after 30 s, want %d", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // liveBytes is the heap and goroutine stacks in use after two GCs.
 func liveBytes() uint64 {
 	runtime.GC()
@@ -168,11 +188,13 @@ func measureIdleCallback(t *testing.T, n *testNet) float64 {
 	// the links and the shards as many frame buffers as were in flight,
 	// a cost of the burst rather than of the connections.
 	dial(1)
+	waitParked(t, n, 2)
 	base := liveBytes()
 	baseProfile(t, "callback")
 	for range idleMemPairs {
 		dial(1)
 	}
+	waitParked(t, n, 2+2*idleMemPairs)
 	live := liveBytes()
 	runtime.KeepAlive(srv)
 	runtime.KeepAlive(cli)
@@ -224,11 +246,13 @@ func measureIdleNetConn(t *testing.T, n *testNet, readers bool) float64 {
 		<-started
 		<-started
 	}
+	waitParked(t, n, 2)
 	base := liveBytes()
 	baseProfile(t, "netconn")
 	for range idleMemPairs {
 		open()
 	}
+	waitParked(t, n, 2+2*idleMemPairs)
 	if !readers {
 		return (float64(liveBytes()) - float64(base)) / (2 * idleMemPairs)
 	}

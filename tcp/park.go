@@ -43,55 +43,52 @@ const parkPoolMax = 64
 // Parked is the compact record of a parked connection (Conn.Park). Its
 // owner keeps it in place of the Conn until Env.Unpark.
 type Parked struct {
-	local, remote netip.AddrPort
-
 	// Times.
 	tsRecentAt, lastRecv, lastSend, lastDataRecv clock.Instant
 	keepAt                                       clock.Instant // the keep-alive timer's deadline, or Never
 	srtt, rttvar, rto                            time.Duration
-
+	// The minimum-RTT filter's sample when its three are one (as after
+	// the handshake; otherwise the filter is in cold), and the receive
+	// auto-tuner's measurement (autotune.go) in its usual state.
+	minRTTAt           int64
+	minRTT             uint64
+	rtuneAt            clock.Instant
+	rtuneRTT           time.Duration
+	rtuneSpace         uint32
+	quickAcks          int32
+	cold               *parkedCold // nil when everything in it is as coldBase says
+	prof               *parkProfile
+	laddr, raddr       [16]byte // the addresses (4-in-6 when pfV4)
+	lport, rport       uint16
+	advMSS             uint16
+	sndWScale          uint8
+	rcvWScale          uint8
+	sndMSS, rcvMSS     uint32
+	tsRecent, tsOffset uint32
+	sndBufSize         int32
+	rcvBufSize         int32
 	// Sequence variables (RFC 9293 §3.3.1): SND.UNA = SND.NXT = SND.MAX
 	// while parked.
 	iss, snd, sndWl1, sndWl2, irs, rcvNxt, rcvAdv, lastAckSent wire.Seq
 	sndWnd, maxSndWnd                                          uint32
-
-	tsRecent, tsOffset uint32
-	sndMSS, rcvMSS     uint32
-	epPathMTU          int32
-	sndBufSize         int32
-	rcvBufSize         int32
-	rcvUnacked         uint32
-	quickAcks          int32
-	keepProbes         int32
-	rexmitCount        int32
-	probeBackoff       int32
-	totalRetrans       uint32
-	segsIn, segsOut    uint32
-	cwnd, ssthresh     uint32
+	segsIn, segsOut                                            uint32
+	cwnd, ssthresh                                             uint32
 	// recover and cwrUntil of the recovery algorithm (RFC 6582, RFC
-	// 3168 §6.1.2), and its one word of its own (NewReno's recCwnd,
-	// RFC 6675's HighRxt).
+	// 3168 §6.1.2).
 	recover, cwrUntil wire.Seq
-	recWord           uint32
-	advMSS            uint16
 	flags             parkFlags
-	sndWScale         uint8
-	rcvWScale         uint8
-
-	// cold holds what is at its initial value on most connections and
-	// so is kept out of line (nil when all of it is): the keep-alive
-	// settings, the counters TCP_INFO reports, the RACK state that
-	// persists across episodes, path MTU discovery, receive-buffer
-	// auto-tuning, the delivery-rate sampler and the minimum RTT.
-	cold *parkedCold
-
-	ccName *string
+	epPathMTU         int32 // Endpoints.PathMTU
 }
 
 // parkedCold is the part of a parked record made out of line.
 type parkedCold struct {
-	keepIdle, keepIntvl       time.Duration
-	keepCount, synRetries     int32
+	keepCount                 int32
+	rcvUnacked                uint32
+	keepProbes, rexmitCount   int32
+	probeBackoff              int32
+	totalRetrans              uint32
+	recWord                   uint32 // NewReno's recCwnd, RFC 6675's HighRxt
+	synRetries                int32
 	bytesSent, bytesRetrans   uint64
 	bytesAcked, bytesReceived uint64
 	bytesRead                 uint64
@@ -105,6 +102,29 @@ type parkedCold struct {
 	rtune                   rcvTuner
 	rs                      rateSampler
 	minRTT                  minmax.Filter
+}
+
+// parkProfile is what the connections of an application usually share:
+// the controller's name and the keep-alive times. The Env interns one per
+// combination (Env.profile), and a record points at it.
+type parkProfile struct {
+	ccName              *string
+	keepIdle, keepIntvl time.Duration
+}
+
+// profile returns the Env's interned copy of pp (allocating the first
+// time a combination is seen).
+func (e *Env) profile(pp parkProfile) *parkProfile {
+	if q := e.pools.profiles[pp]; q != nil {
+		return q
+	}
+	if e.pools.profiles == nil {
+		e.pools.profiles = make(map[parkProfile]*parkProfile)
+	}
+	q := new(parkProfile)
+	*q = pp
+	e.pools.profiles[pp] = q
+	return q
 }
 
 // rackPersist is the RACK state (RFC 8985 §6.1) that outlives an
@@ -147,6 +167,8 @@ const (
 	pfTsOK
 	pfSackOK
 	pfRtuneOn
+	pfV4
+	pfMinRTT           // minRTT holds the filter's one sample
 	pfEcnInShift  = 16 // two bits: ecnIn
 	pfEcnOutShift = 18 // two bits: ecnOut
 )
@@ -154,10 +176,18 @@ const (
 func (f parkFlags) has(b parkFlags) bool { return f&b != 0 }
 
 // LocalAddr returns the parked connection's local address and port.
-func (p *Parked) LocalAddr() netip.AddrPort { return p.local }
+func (p *Parked) LocalAddr() netip.AddrPort { return p.addr(p.laddr, p.lport) }
 
 // RemoteAddr returns the parked connection's peer address and port.
-func (p *Parked) RemoteAddr() netip.AddrPort { return p.remote }
+func (p *Parked) RemoteAddr() netip.AddrPort { return p.addr(p.raddr, p.rport) }
+
+func (p *Parked) addr(a [16]byte, port uint16) netip.AddrPort {
+	ip := netip.AddrFrom16(a)
+	if p.flags.has(pfV4) {
+		ip = ip.Unmap()
+	}
+	return netip.AddrPortFrom(ip, port)
+}
 
 // NextDeadline is the Conn's NextDeadline while it is parked: its
 // keep-alive timer's deadline, or clock.Never. The owner unparks the
@@ -277,7 +307,8 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	}
 	e := c.env
 	p := e.takeParked()
-	p.local, p.remote = c.local, c.remote
+	p.laddr, p.lport = c.local.Addr().As16(), c.local.Port()
+	p.raddr, p.rport = c.remote.Addr().As16(), c.remote.Port()
 	p.tsRecentAt, p.lastRecv, p.lastSend, p.lastDataRecv = c.tsRecentAt, c.lastRecv, c.lastSend, c.lastDataRecv
 	p.keepAt = c.timers.get(timerKeepAlive)
 	p.srtt, p.rttvar, p.rto = c.rtt.srtt, c.rtt.rttvar, c.rto
@@ -285,23 +316,15 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	p.irs, p.rcvNxt, p.rcvAdv, p.lastAckSent = c.irs, c.rcvNxt, c.rcvAdv, c.lastAckSent
 	p.sndWnd, p.maxSndWnd = c.sndWnd, c.maxSndWnd
 	p.tsRecent, p.tsOffset = c.tsRecent, c.tsOffset
-	p.sndMSS, p.rcvMSS, p.advMSS, p.epPathMTU = c.sndMSS, c.rcvMSS, c.advMSS, c.epPathMTU
+	p.sndMSS, p.rcvMSS, p.advMSS = c.sndMSS, c.rcvMSS, c.advMSS
 	p.sndBufSize, p.rcvBufSize = c.sndBufSize, c.rcvBufSize
-	p.rcvUnacked, p.quickAcks = c.rcvUnacked, c.quickAcks
-	p.keepProbes, p.rexmitCount, p.probeBackoff = c.keepProbes, c.rexmitCount, c.probeBackoff
-	p.totalRetrans, p.segsIn, p.segsOut = c.totalRetrans, c.segsIn, c.segsOut
+	p.quickAcks = c.quickAcks
+	p.segsIn, p.segsOut = c.segsIn, c.segsOut
 	p.cwnd, p.ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
 	p.recover, p.cwrUntil = c.lr.recover, c.lr.cwrUntil
-	switch r := c.rec.(type) {
-	case *renoRecovery:
-		p.recWord = r.recCwnd
-	case *sackRecovery:
-		p.recWord = uint32(r.highRxt)
-	default:
-		p.recWord = 0
-	}
 	p.sndWScale, p.rcvWScale = c.sndWScale, c.rcvWScale
-	p.ccName = c.ccName
+	p.prof = e.profile(parkProfile{ccName: c.ccName, keepIdle: c.keepIdle, keepIntvl: c.keepIntvl})
+	p.rtuneAt, p.rtuneRTT, p.rtuneSpace = c.rtune.at, c.rtune.rtt, c.rtune.space
 	var f parkFlags
 	set := func(b parkFlags, on bool) {
 		if on {
@@ -322,13 +345,27 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	set(pfTsOK, c.tsOK)
 	set(pfSackOK, c.sackOK)
 	set(pfRtuneOn, c.rtune.on)
+	set(pfV4, c.local.Addr().Is4())
+	if m := &c.minRTT; m.Samples() == [3]minmax.Sample{m.Samples()[0], m.Samples()[0], m.Samples()[0]} {
+		f |= pfMinRTT
+		p.minRTTAt, p.minRTT = m.Samples()[0].T, m.Samples()[0].V
+	}
 	f |= parkFlags(c.ecnIn&3)<<pfEcnInShift | parkFlags(c.ecnOut&3)<<pfEcnOutShift
 	p.flags = f
 
 	// The cold part: made only when something in it differs from what a
 	// rebuilt Conn would have anyway.
 	var cold parkedCold
-	cold.keepIdle, cold.keepIntvl = c.keepIdle, c.keepIntvl
+	p.epPathMTU = c.epPathMTU
+	cold.rcvUnacked = c.rcvUnacked
+	cold.keepProbes, cold.rexmitCount, cold.probeBackoff = c.keepProbes, c.rexmitCount, c.probeBackoff
+	cold.totalRetrans = c.totalRetrans
+	switch r := c.rec.(type) {
+	case *renoRecovery:
+		cold.recWord = r.recCwnd
+	case *sackRecovery:
+		cold.recWord = uint32(r.highRxt)
+	}
 	cold.keepCount, cold.synRetries = c.keepCount, c.synRetries
 	cold.bytesSent, cold.bytesRetrans = c.bytesSent, c.bytesRetrans
 	cold.bytesAcked, cold.bytesReceived, cold.bytesRead = c.bytesAcked, c.bytesReceived, c.bytesRead
@@ -350,13 +387,10 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	cold.rtune.on = false // in the flags
 	cold.rs = c.rs
 	cold.minRTT = c.minRTT
-	if cold == e.coldBase(c) {
-		e.putCold(p.cold)
+	if cold == e.coldBase(c.rack != nil, p) {
 		p.cold = nil
 	} else {
-		if p.cold == nil {
-			p.cold = e.takeCold()
-		}
+		p.cold = e.takeCold()
 		*p.cold = cold
 	}
 
@@ -366,18 +400,21 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	return p
 }
 
-// coldBase returns the cold state of a connection that carries nothing in
-// it: what Unpark rebuilds when the record has no cold part.
-func (e *Env) coldBase(c *Conn) parkedCold {
-	b := parkedCold{
-		keepIdle: e.cfg.KeepIdle, keepIntvl: e.cfg.KeepInterval,
-		keepCount: clampInt32(e.cfg.KeepCount),
-		minRTT:    minmax.NewMin(),
-	}
-	if c.rack != nil {
+// coldBase returns the cold state a record without a cold part stands
+// for: the Env's keep-alive count, nothing counted, the RACK state of
+// a connection before its first delivery, path MTU discovery where the
+// handshake left it, the auto-tuner's measurement and the minimum RTT
+// from the record's own fields.
+func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
+	b := parkedCold{keepCount: clampInt32(e.cfg.KeepCount), minRTT: minmax.NewMin()}
+	if rack {
 		b.rack.reoWndMult = 1
 	}
-	b.plp = plpmtud{maxMSS: c.sndMSS, low: c.sndMSS, high: c.sndMSS}
+	b.plp = plpmtud{maxMSS: p.sndMSS, low: p.sndMSS, high: p.sndMSS}
+	b.rtune = rcvTuner{at: p.rtuneAt, rtt: p.rtuneRTT, space: p.rtuneSpace}
+	if p.flags.has(pfMinRTT) && (p.minRTTAt != 0 || p.minRTT != 0) {
+		b.minRTT.Reset(p.minRTTAt, p.minRTT)
+	}
 	return b
 }
 
@@ -410,29 +447,30 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 	c.cwrPending, c.ecnIP = f.has(pfCwrPending), f.has(pfEcnIP)
 	c.wsOK, c.tsOK, c.sackOK = f.has(pfWsOK), f.has(pfTsOK), f.has(pfSackOK)
 	c.ecnIn, c.ecnOut = ECN(f>>pfEcnInShift)&3, ECN(f>>pfEcnOutShift)&3
-	c.totalRetrans = p.totalRetrans
-	c.local, c.remote = p.local, p.remote
+	c.local, c.remote = p.LocalAddr(), p.RemoteAddr()
 	c.iss, c.sndUna, c.sndNxt, c.sndMax = p.iss, p.snd, p.snd, p.snd
 	c.sndWnd, c.sndWl1, c.sndWl2, c.maxSndWnd = p.sndWnd, p.sndWl1, p.sndWl2, p.maxSndWnd
 	c.irs, c.rcvNxt, c.rcvAdv = p.irs, p.rcvNxt, p.rcvAdv
 	c.sndWScale, c.rcvWScale = p.sndWScale, p.rcvWScale
-	c.advMSS, c.sndMSS, c.rcvMSS, c.epPathMTU = p.advMSS, p.sndMSS, p.rcvMSS, p.epPathMTU
+	c.advMSS, c.sndMSS, c.rcvMSS = p.advMSS, p.sndMSS, p.rcvMSS
 	c.tsRecent, c.tsOffset, c.tsRecentAt = p.tsRecent, p.tsOffset, p.tsRecentAt
 	c.lastAckSent = p.lastAckSent
 	c.sndBufSize, c.rcvBufSize = p.sndBufSize, p.rcvBufSize
-	c.rcvUnacked, c.quickAcks = p.rcvUnacked, p.quickAcks
+	c.quickAcks = p.quickAcks
 	c.lastRecv, c.lastSend, c.lastDataRecv = p.lastRecv, p.lastSend, p.lastDataRecv
-	c.keepProbes, c.rexmitCount, c.probeBackoff = p.keepProbes, p.rexmitCount, p.probeBackoff
 	c.rtt = rttEstimator{srtt: p.srtt, rttvar: p.rttvar}
 	c.rto = p.rto
-	c.ccName = p.ccName
+	c.ccName = p.prof.ccName
+	c.keepIdle, c.keepIntvl = p.prof.keepIdle, p.prof.keepIntvl
 	c.segsIn, c.segsOut = p.segsIn, p.segsOut
 
 	// The recovery algorithm: the one the handshake chose, from the pool.
-	var cold parkedCold
+	cold := e.coldBase(c.sackOK && !e.cfg.NoRACK, p)
 	if p.cold != nil {
 		cold = *p.cold
 	}
+	c.epPathMTU, c.rcvUnacked, c.totalRetrans = p.epPathMTU, cold.rcvUnacked, cold.totalRetrans
+	c.keepProbes, c.rexmitCount, c.probeBackoff = cold.keepProbes, cold.rexmitCount, cold.probeBackoff
 	switch {
 	case c.sackOK && !e.cfg.NoRACK:
 		r, _ := rec.(*rackRecovery)
@@ -440,7 +478,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 			r = new(rackRecovery)
 		}
 		r.init(c)
-		if p.cold != nil {
+		{
 			k := &cold.rack
 			r.xmit, r.rtt, r.end, r.fack, r.dsackRound = k.xmit, k.rtt, k.end, k.fack, k.dsackRound
 			r.reoWndMult, r.reoWndPersist = k.reoWndMult, k.reoWndPersist
@@ -456,7 +494,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 			s = new(sackRecovery)
 		}
 		s.init(c)
-		s.highRxt = wire.Seq(p.recWord)
+		s.highRxt = wire.Seq(cold.recWord)
 		c.rec, c.lr = s, &s.recoveryBase
 	default:
 		r, _ := rec.(*renoRecovery)
@@ -464,7 +502,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 			r = new(renoRecovery)
 		}
 		r.init(c)
-		r.recCwnd = p.recWord
+		r.recCwnd = cold.recWord
 		c.rec, c.lr = r, &r.recoveryBase
 	}
 	c.lr.recover, c.lr.cwrUntil = p.recover, p.cwrUntil
@@ -474,9 +512,9 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 	}
 
 	// The controller, from cwnd and ssthresh (as TCP_CONGESTION's switch).
-	if ctl == nil || ctl.Name() != *p.ccName {
+	if ctl == nil || ctl.Name() != *c.ccName {
 		var err error
-		if ctl, err = cc.New(*p.ccName); err != nil {
+		if ctl, err = cc.New(*c.ccName); err != nil {
 			ctl = cc.NewReno(c.sndMSS)
 		}
 	}
@@ -486,10 +524,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 	c.cc = ctl
 	c.ccSetsWindow = ctl.SetsRecoveryWindow()
 
-	if p.cold == nil {
-		cold = e.coldBase(c)
-	}
-	c.keepIdle, c.keepIntvl, c.keepCount, c.synRetries = cold.keepIdle, cold.keepIntvl, cold.keepCount, cold.synRetries
+	c.keepCount, c.synRetries = cold.keepCount, cold.synRetries
 	c.bytesSent, c.bytesRetrans = cold.bytesSent, cold.bytesRetrans
 	c.bytesAcked, c.bytesReceived, c.bytesRead = cold.bytesAcked, cold.bytesReceived, cold.bytesRead
 	c.rcvFinSeq = cold.rcvFinSeq
@@ -512,9 +547,10 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 // The Env's pools. The Env's owner serialises every call, so they need no
 // lock.
 type parkPools struct {
-	conns  []*Conn
-	parked []*Parked
-	cold   []*parkedCold
+	profiles map[parkProfile]*parkProfile
+	conns    []*Conn
+	parked   []*Parked
+	cold     []*parkedCold
 }
 
 func (e *Env) takeConn() *Conn {
@@ -594,7 +630,7 @@ func internCC(name string) *string {
 func (p *Parked) KeepAlive() bool { return p.flags.has(pfKeepAlive) }
 
 // CongestionControl is the Conn's CongestionControl while it is parked.
-func (p *Parked) CongestionControl() string { return *p.ccName }
+func (p *Parked) CongestionControl() string { return *p.prof.ccName }
 
 // Readable is the Conn's Readable while it is parked: nothing is
 // buffered, so only a shut-down read side reads (io.EOF).

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ustack/ustack/clock"
 	"github.com/ustack/ustack/wire"
@@ -98,46 +99,76 @@ func TestParkRoundTrip(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/noSACK=%v", tc.cc, tc.noSACK), func(t *testing.T) {
 			p := idlePair(t, tc.cc, tc.noSACK)
 			for _, c := range []*Conn{p.a, p.b} {
-				before := *c
-				var recBefore any
-				switch r := c.rec.(type) {
-				case *rackRecovery:
-					recBefore = *r
-				case *sackRecovery:
-					recBefore = *r
-				case *renoRecovery:
-					recBefore = *r
-				}
-				cwnd, ssthresh, name := c.cc.Cwnd(), c.cc.Ssthresh(), c.cc.Name()
-				after := *parkAndUnpark(t, c, p.now)
-				var recAfter any
-				switch r := after.rec.(type) {
-				case *rackRecovery:
-					recAfter = *r
-				case *sackRecovery:
-					recAfter = *r
-				case *renoRecovery:
-					recAfter = *r
-				}
-				if after.cc.Cwnd() != cwnd || after.cc.Ssthresh() != ssthresh || after.cc.Name() != name {
-					t.Errorf("controller %s cwnd %d ssthresh %d, was %s %d %d", after.cc.Name(), after.cc.Cwnd(), after.cc.Ssthresh(), name, cwnd, ssthresh)
-				}
-				normalizeParked(&before)
-				normalizeParked(&after)
-				if !reflect.DeepEqual(before, after) {
-					bv, av := reflect.ValueOf(before), reflect.ValueOf(after)
-					for i := range bv.NumField() {
-						if !reflect.DeepEqual(bv.Field(i).Interface, av.Field(i).Interface) && fmt.Sprint(bv.Field(i)) != fmt.Sprint(av.Field(i)) {
-							t.Errorf("field %s: %v, was %v", bv.Type().Field(i).Name, av.Field(i), bv.Field(i))
-						}
-					}
-					t.Errorf("rebuilt connection differs")
-				}
-				if recB, recA := clearRecConn(recBefore), clearRecConn(recAfter); !reflect.DeepEqual(recB, recA) {
-					t.Errorf("recovery %+v, was %+v", recA, recB)
-				}
+				checkRoundTrip(t, c, p.now)
 			}
 		})
+	}
+}
+
+// TestParkRoundTripHandshakeOnly: a connection that only did its
+// handshake parks without a cold part (its record is one allocation of
+// the record's size class), and is rebuilt field by field.
+func TestParkRoundTripHandshakeOnly(t *testing.T) {
+	p := newPair(t, parkCfg("cubic", false), parkCfg("cubic", false), 50*time.Microsecond)
+	p.connect()
+	p.run(p.now.Add(5 * time.Second))
+	for _, c := range []*Conn{p.a, p.b} {
+		c.TakeEvents()
+		rec := c.Park(p.now)
+		if rec == nil {
+			t.Fatalf("not parkable: %s", c.parkBlock(p.now))
+		}
+		if rec.cold != nil {
+			t.Errorf("%v: the record of a connection that only did its handshake has a cold part: %+v", c.LocalAddr(), *rec.cold)
+		}
+		c = c.env.Unpark(p.now, rec)
+		checkRoundTrip(t, c, p.now)
+	}
+	if n := unsafe.Sizeof(Parked{}); n > 256 {
+		t.Errorf("Parked is %d bytes, over its 256-byte size class", n)
+	}
+}
+
+// checkRoundTrip parks c and rebuilds it, and compares the two.
+func checkRoundTrip(t *testing.T, c *Conn, now clock.Instant) {
+	t.Helper()
+	before := *c
+	var recBefore any
+	switch r := c.rec.(type) {
+	case *rackRecovery:
+		recBefore = *r
+	case *sackRecovery:
+		recBefore = *r
+	case *renoRecovery:
+		recBefore = *r
+	}
+	cwnd, ssthresh, name := c.cc.Cwnd(), c.cc.Ssthresh(), c.cc.Name()
+	after := *parkAndUnpark(t, c, now)
+	var recAfter any
+	switch r := after.rec.(type) {
+	case *rackRecovery:
+		recAfter = *r
+	case *sackRecovery:
+		recAfter = *r
+	case *renoRecovery:
+		recAfter = *r
+	}
+	if after.cc.Cwnd() != cwnd || after.cc.Ssthresh() != ssthresh || after.cc.Name() != name {
+		t.Errorf("controller %s cwnd %d ssthresh %d, was %s %d %d", after.cc.Name(), after.cc.Cwnd(), after.cc.Ssthresh(), name, cwnd, ssthresh)
+	}
+	normalizeParked(&before)
+	normalizeParked(&after)
+	if !reflect.DeepEqual(before, after) {
+		bv, av := reflect.ValueOf(before), reflect.ValueOf(after)
+		for i := range bv.NumField() {
+			if fmt.Sprintf("%+v", bv.Field(i)) != fmt.Sprintf("%+v", av.Field(i)) {
+				t.Errorf("field %s: %+v, was %+v", bv.Type().Field(i).Name, av.Field(i), bv.Field(i))
+			}
+		}
+		t.Errorf("rebuilt connection differs")
+	}
+	if recB, recA := clearRecConn(recBefore), clearRecConn(recAfter); !reflect.DeepEqual(recB, recA) {
+		t.Errorf("recovery %+v, was %+v", recA, recB)
 	}
 }
 
