@@ -41,17 +41,22 @@ type TCPConn struct {
 	nic      *nic
 	nextHop  netip.Addr
 	listener *TCPListener // while in the listener's queues
+	// addrs is the 4-tuple, set when the connection enters the flow
+	// table and never changed: it is read without the owner's lock (the
+	// runtime's address getters) while the core is parked and unparked.
+	// The fields after it fill its last word.
+	addrs connAddrs
+	// ackSeen is the highest acknowledgment number seen from the peer,
+	// confirmed when the neighbour was last told of it (reachability
+	// confirmation, RFC 4861 §7.3.1).
+	ackSeen  wire.Seq
+	ackKnown bool
 	accepted bool
 	inTable  bool
 	dirty    bool
 	// timer is the connection's entry in the stack's timer wheel
 	// (connTimers), armed at the core's NextDeadline.
-	timer wheel.Entry[*TCPConn]
-	// ackSeen is the highest acknowledgment number seen from the peer,
-	// confirmed when the neighbour was last told of it (reachability
-	// confirmation, RFC 4861 §7.3.1).
-	ackSeen   wire.Seq
-	ackKnown  bool
+	timer     wheel.Entry[*TCPConn]
 	confirmed clock.Instant
 	// pmtuGen is the path MTU cache's generation the connection's MSS
 	// last followed (syncPMTU).
@@ -75,11 +80,37 @@ func (s *Stack) newConn(n *nic, nextHop netip.Addr) *TCPConn {
 // core connection holds the addresses (from its Endpoints), so they are
 // not kept twice; it is valid once the core was opened, which is before
 // the connection enters the table.
-func (c *TCPConn) key() tuple {
-	if c.conn == nil {
-		return tuple{c.parked.LocalAddr(), c.parked.RemoteAddr()}
+func (c *TCPConn) key() tuple { return c.addrs.tuple() }
+
+// connAddrs is a 4-tuple in 38 bytes (a tuple of netip.AddrPorts is 64):
+// the addresses as 16 bytes (IPv4 mapped), the ports, the family.
+type connAddrs struct {
+	l, r         [16]byte
+	lport, rport uint16
+	v4           uint16 // 1 for IPv4: 2 bytes, so that the struct has no tail padding
+}
+
+func (a *connAddrs) set(t tuple) {
+	a.l, a.lport = t.local.Addr().As16(), t.local.Port()
+	a.r, a.rport = t.remote.Addr().As16(), t.remote.Port()
+	a.v4 = 0
+	if t.local.Addr().Is4() {
+		a.v4 = 1
 	}
-	return tuple{c.conn.LocalAddr(), c.conn.RemoteAddr()}
+}
+
+func (a *connAddrs) tuple() tuple {
+	l, r := netip.AddrFrom16(a.l), netip.AddrFrom16(a.r)
+	if a.v4 != 0 {
+		l, r = l.Unmap(), r.Unmap()
+	}
+	return tuple{netip.AddrPortFrom(l, a.lport), netip.AddrPortFrom(r, a.rport)}
+}
+
+// addConn enters c into the flow table under key, its 4-tuple.
+func (s *Stack) addConn(key tuple, c *TCPConn) {
+	c.addrs.set(key)
+	s.flows.conns[key] = c
 }
 
 // core returns c's tcp.Conn, unparking it first if it is parked: every
@@ -119,7 +150,8 @@ func (s *Stack) park(now clock.Instant, c *TCPConn) bool {
 // now is the time of the segment or timer that unparks it, or for a call
 // the time of the stack's last HandleTimeout (flows.lastTick).
 func (s *Stack) unpark(now clock.Instant, c *TCPConn) {
-	c.conn = s.flows.tcpEnv.Unpark(now, c.parked)
+	k := c.key()
+	c.conn = s.flows.tcpEnv.Unpark(now, c.parked, k.local, k.remote)
 	c.parked = nil
 }
 
@@ -321,7 +353,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	}
 	c.listener = l
 	l.synQueue++
-	s.flows.conns[key] = c
+	s.addConn(key, c)
 	s.afterConn(c)
 }
 
@@ -373,7 +405,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 	// complete and moves the connection to the accept queue.
 	c.listener = l
 	l.synQueue++
-	s.flows.conns[key] = c
+	s.addConn(key, c)
 	s.afterConn(c)
 	return true
 }
@@ -511,7 +543,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}
-	s.flows.conns[key] = c
+	s.addConn(key, c)
 	s.afterConn(c)
 	return c, nil
 }

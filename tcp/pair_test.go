@@ -170,7 +170,7 @@ func (p *pair) step(limit clock.Instant) bool {
 // unparkB rebuilds the parked b (Env.Unpark), as its owner does.
 func (p *pair) unparkB() {
 	old := p.b
-	p.b = old.env.Unpark(p.now, p.bRec)
+	p.b = old.env.Unpark(p.now, p.bRec, addrB, addrA)
 	p.bRec = nil
 	if p.b != old {
 		p.sent[p.b] = p.sent[old]

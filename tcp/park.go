@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -55,11 +56,10 @@ type Parked struct {
 	rtuneAt            clock.Instant
 	rtuneRTT           time.Duration
 	rtuneSpace         uint32
-	quickAcks          int32
+	quickAcks          int16       // at most 16 (quickAckCount)
+	dupAcks            uint16      // RFC 5681's count: a keep-alive's answer is one
 	cold               *parkedCold // nil when everything in it is as coldBase says
 	prof               *parkProfile
-	laddr, raddr       [16]byte // the addresses (4-in-6 when pfV4)
-	lport, rport       uint16
 	advMSS             uint16
 	sndWScale          uint8
 	rcvWScale          uint8
@@ -82,7 +82,6 @@ type Parked struct {
 
 // parkedCold is the part of a parked record made out of line.
 type parkedCold struct {
-	keepCount                 int32
 	rcvUnacked                uint32
 	keepProbes, rexmitCount   int32
 	probeBackoff              int32
@@ -95,13 +94,13 @@ type parkedCold struct {
 	rcvFinSeq                 wire.Seq
 	// What the recovery algorithm's last episode and duplicate ACKs
 	// left; each is reset when the next begins.
-	dupAcks, ltSent, prrOut uint32
-	prr                     prr
-	rack                    rackPersist
-	plp                     plpmtud
-	rtune                   rcvTuner
-	rs                      rateSampler
-	minRTT                  minmax.Filter
+	ltSent, prrOut uint32
+	prr            prr
+	rack           rackPersist
+	plp            plpmtud
+	rtune          rcvTuner
+	rs             rateSampler
+	minRTT         minmax.Filter
 }
 
 // parkProfile is what the connections of an application usually share:
@@ -110,6 +109,7 @@ type parkedCold struct {
 type parkProfile struct {
 	ccName              *string
 	keepIdle, keepIntvl time.Duration
+	keepCount           int32
 }
 
 // profile returns the Env's interned copy of pp (allocating the first
@@ -167,27 +167,12 @@ const (
 	pfTsOK
 	pfSackOK
 	pfRtuneOn
-	pfV4
 	pfMinRTT           // minRTT holds the filter's one sample
 	pfEcnInShift  = 16 // two bits: ecnIn
 	pfEcnOutShift = 18 // two bits: ecnOut
 )
 
 func (f parkFlags) has(b parkFlags) bool { return f&b != 0 }
-
-// LocalAddr returns the parked connection's local address and port.
-func (p *Parked) LocalAddr() netip.AddrPort { return p.addr(p.laddr, p.lport) }
-
-// RemoteAddr returns the parked connection's peer address and port.
-func (p *Parked) RemoteAddr() netip.AddrPort { return p.addr(p.raddr, p.rport) }
-
-func (p *Parked) addr(a [16]byte, port uint16) netip.AddrPort {
-	ip := netip.AddrFrom16(a)
-	if p.flags.has(pfV4) {
-		ip = ip.Unmap()
-	}
-	return netip.AddrPortFrom(ip, port)
-}
 
 // NextDeadline is the Conn's NextDeadline while it is parked: its
 // keep-alive timer's deadline, or clock.Never. The owner unparks the
@@ -280,6 +265,8 @@ func (c *Conn) parkBlock(now clock.Instant) string {
 		return "out-of-window ACK rate limit"
 	case c.cc == nil || c.rec == nil:
 		return "no controller"
+	case c.quickAcks < 0 || c.quickAcks > math.MaxInt16 || c.lr.dupAcks < 0 || c.lr.dupAcks > math.MaxUint16:
+		return "a counter out of the record's range"
 	}
 	for t := timer(0); t < numTimers; t++ {
 		if t != timerKeepAlive && t != timerIdle && c.timers.armed(t) {
@@ -307,8 +294,6 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	}
 	e := c.env
 	p := e.takeParked()
-	p.laddr, p.lport = c.local.Addr().As16(), c.local.Port()
-	p.raddr, p.rport = c.remote.Addr().As16(), c.remote.Port()
 	p.tsRecentAt, p.lastRecv, p.lastSend, p.lastDataRecv = c.tsRecentAt, c.lastRecv, c.lastSend, c.lastDataRecv
 	p.keepAt = c.timers.get(timerKeepAlive)
 	p.srtt, p.rttvar, p.rto = c.rtt.srtt, c.rtt.rttvar, c.rto
@@ -318,12 +303,12 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	p.tsRecent, p.tsOffset = c.tsRecent, c.tsOffset
 	p.sndMSS, p.rcvMSS, p.advMSS = c.sndMSS, c.rcvMSS, c.advMSS
 	p.sndBufSize, p.rcvBufSize = c.sndBufSize, c.rcvBufSize
-	p.quickAcks = c.quickAcks
+	p.quickAcks, p.dupAcks = int16(c.quickAcks), uint16(c.lr.dupAcks)
 	p.segsIn, p.segsOut = c.segsIn, c.segsOut
 	p.cwnd, p.ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
 	p.recover, p.cwrUntil = c.lr.recover, c.lr.cwrUntil
 	p.sndWScale, p.rcvWScale = c.sndWScale, c.rcvWScale
-	p.prof = e.profile(parkProfile{ccName: c.ccName, keepIdle: c.keepIdle, keepIntvl: c.keepIntvl})
+	p.prof = e.profile(parkProfile{ccName: c.ccName, keepIdle: c.keepIdle, keepIntvl: c.keepIntvl, keepCount: c.keepCount})
 	p.rtuneAt, p.rtuneRTT, p.rtuneSpace = c.rtune.at, c.rtune.rtt, c.rtune.space
 	var f parkFlags
 	set := func(b parkFlags, on bool) {
@@ -345,7 +330,6 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	set(pfTsOK, c.tsOK)
 	set(pfSackOK, c.sackOK)
 	set(pfRtuneOn, c.rtune.on)
-	set(pfV4, c.local.Addr().Is4())
 	if m := &c.minRTT; m.Samples() == [3]minmax.Sample{m.Samples()[0], m.Samples()[0], m.Samples()[0]} {
 		f |= pfMinRTT
 		p.minRTTAt, p.minRTT = m.Samples()[0].T, m.Samples()[0].V
@@ -366,11 +350,11 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	case *sackRecovery:
 		cold.recWord = uint32(r.highRxt)
 	}
-	cold.keepCount, cold.synRetries = c.keepCount, c.synRetries
+	cold.synRetries = c.synRetries
 	cold.bytesSent, cold.bytesRetrans = c.bytesSent, c.bytesRetrans
 	cold.bytesAcked, cold.bytesReceived, cold.bytesRead = c.bytesAcked, c.bytesReceived, c.bytesRead
 	cold.rcvFinSeq = c.rcvFinSeq
-	cold.dupAcks, cold.ltSent, cold.prrOut = uint32(c.lr.dupAcks), c.lr.ltSent, c.lr.prrOut
+	cold.ltSent, cold.prrOut = c.lr.ltSent, c.lr.prrOut
 	if r := c.rack; r != nil {
 		cold.prr = r.prr
 		cold.rack = rackPersist{
@@ -394,6 +378,9 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 		*p.cold = cold
 	}
 
+	// An empty send-record queue may still hold its last block: back to
+	// its pool (a pooled Conn keeps only the slice).
+	c.sent.release()
 	e.Stats.Parked++
 	e.Stats.Parks++
 	e.putConn(c)
@@ -401,12 +388,12 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 }
 
 // coldBase returns the cold state a record without a cold part stands
-// for: the Env's keep-alive count, nothing counted, the RACK state of
+// for: nothing counted, the RACK state of
 // a connection before its first delivery, path MTU discovery where the
 // handshake left it, the auto-tuner's measurement and the minimum RTT
 // from the record's own fields.
 func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
-	b := parkedCold{keepCount: clampInt32(e.cfg.KeepCount), minRTT: minmax.NewMin()}
+	b := parkedCold{minRTT: minmax.NewMin()}
 	if rack {
 		b.rack.reoWndMult = 1
 	}
@@ -428,7 +415,10 @@ func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
 // now is the owner's time, or the latest it knows: the idle timer is not
 // due before a delay from it, so a connection an application polls is
 // not parked and unparked at every call.
-func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
+//
+// The record does not keep the connection's addresses: its owner has them
+// (its flow table is keyed by them) and passes them back.
+func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort) *Conn {
 	c := e.takeConn()
 	rec, ctl := c.rec, c.cc
 	blocks := c.sent.blocks
@@ -447,7 +437,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 	c.cwrPending, c.ecnIP = f.has(pfCwrPending), f.has(pfEcnIP)
 	c.wsOK, c.tsOK, c.sackOK = f.has(pfWsOK), f.has(pfTsOK), f.has(pfSackOK)
 	c.ecnIn, c.ecnOut = ECN(f>>pfEcnInShift)&3, ECN(f>>pfEcnOutShift)&3
-	c.local, c.remote = p.LocalAddr(), p.RemoteAddr()
+	c.local, c.remote = local, remote
 	c.iss, c.sndUna, c.sndNxt, c.sndMax = p.iss, p.snd, p.snd, p.snd
 	c.sndWnd, c.sndWl1, c.sndWl2, c.maxSndWnd = p.sndWnd, p.sndWl1, p.sndWl2, p.maxSndWnd
 	c.irs, c.rcvNxt, c.rcvAdv = p.irs, p.rcvNxt, p.rcvAdv
@@ -456,12 +446,12 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 	c.tsRecent, c.tsOffset, c.tsRecentAt = p.tsRecent, p.tsOffset, p.tsRecentAt
 	c.lastAckSent = p.lastAckSent
 	c.sndBufSize, c.rcvBufSize = p.sndBufSize, p.rcvBufSize
-	c.quickAcks = p.quickAcks
+	c.quickAcks = int32(p.quickAcks)
 	c.lastRecv, c.lastSend, c.lastDataRecv = p.lastRecv, p.lastSend, p.lastDataRecv
 	c.rtt = rttEstimator{srtt: p.srtt, rttvar: p.rttvar}
 	c.rto = p.rto
 	c.ccName = p.prof.ccName
-	c.keepIdle, c.keepIntvl = p.prof.keepIdle, p.prof.keepIntvl
+	c.keepIdle, c.keepIntvl, c.keepCount = p.prof.keepIdle, p.prof.keepIntvl, p.prof.keepCount
 	c.segsIn, c.segsOut = p.segsIn, p.segsOut
 
 	// The recovery algorithm: the one the handshake chose, from the pool.
@@ -506,7 +496,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 		c.rec, c.lr = r, &r.recoveryBase
 	}
 	c.lr.recover, c.lr.cwrUntil = p.recover, p.cwrUntil
-	c.lr.dupAcks, c.lr.ltSent, c.lr.prrOut = int(cold.dupAcks), cold.ltSent, cold.prrOut
+	c.lr.dupAcks, c.lr.ltSent, c.lr.prrOut = int(p.dupAcks), cold.ltSent, cold.prrOut
 	if c.rack != nil {
 		c.rack.prr = cold.prr
 	}
@@ -524,7 +514,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked) *Conn {
 	c.cc = ctl
 	c.ccSetsWindow = ctl.SetsRecoveryWindow()
 
-	c.keepCount, c.synRetries = cold.keepCount, cold.synRetries
+	c.synRetries = cold.synRetries
 	c.bytesSent, c.bytesRetrans = cold.bytesSent, cold.bytesRetrans
 	c.bytesAcked, c.bytesReceived, c.bytesRead = cold.bytesAcked, cold.bytesReceived, cold.bytesRead
 	c.rcvFinSeq = cold.rcvFinSeq

@@ -78,11 +78,12 @@ func payloadBytes(seed uint64, n int) []byte {
 // Conn.
 func parkAndUnpark(t *testing.T, c *Conn, now clock.Instant) *Conn {
 	t.Helper()
+	l, r := c.LocalAddr(), c.RemoteAddr()
 	rec := c.Park(now)
 	if rec == nil {
 		t.Fatal("Park refused a parkable connection")
 	}
-	return c.env.Unpark(now, rec)
+	return c.env.Unpark(now, rec, l, r)
 }
 
 // TestParkRoundTrip: a connection parked and rebuilt is the connection it
@@ -121,7 +122,7 @@ func TestParkRoundTripHandshakeOnly(t *testing.T) {
 		if rec.cold != nil {
 			t.Errorf("%v: the record of a connection that only did its handshake has a cold part: %+v", c.LocalAddr(), *rec.cold)
 		}
-		c = c.env.Unpark(p.now, rec)
+		c = c.env.Unpark(p.now, rec, c.LocalAddr(), c.RemoteAddr())
 		checkRoundTrip(t, c, p.now)
 	}
 	if n := unsafe.Sizeof(Parked{}); n > 256 {
@@ -330,7 +331,7 @@ func TestParkAllocs(t *testing.T) {
 	c := p.b
 	c = parkAndUnpark(t, c, p.now)
 	allocs := testing.AllocsPerRun(1000, func() {
-		c = c.env.Unpark(p.now, c.Park(p.now))
+		c = c.env.Unpark(p.now, c.Park(p.now), addrB, addrA)
 	})
 	if allocs != 0 {
 		t.Errorf("park and unpark: %v allocations, want 0", allocs)
@@ -399,27 +400,25 @@ func TestParkedCalls(t *testing.T) {
 	p := idlePair(t, "reno", false)
 	c := p.b
 	want := struct {
-		local, remote      any
 		keep, readable, wr bool
 		cc                 string
-	}{c.LocalAddr(), c.RemoteAddr(), c.KeepAlive(), c.Readable(), c.Writable(), c.CongestionControl()}
+	}{c.KeepAlive(), c.Readable(), c.Writable(), c.CongestionControl()}
 	_, rerr := c.Read(make([]byte, 10))
 	rec := c.Park(p.now)
 	if rec == nil {
 		t.Fatal("not parked")
 	}
 	got := struct {
-		local, remote      any
 		keep, readable, wr bool
 		cc                 string
-	}{rec.LocalAddr(), rec.RemoteAddr(), rec.KeepAlive(), rec.Readable(), rec.Writable(), rec.CongestionControl()}
+	}{rec.KeepAlive(), rec.Readable(), rec.Writable(), rec.CongestionControl()}
 	if got != want {
 		t.Errorf("parked answers %+v, the Conn %+v", got, want)
 	}
 	if rerr != ErrWouldBlock {
 		t.Errorf("Read: %v", rerr)
 	}
-	c = c.env.Unpark(p.now, rec)
+	c = c.env.Unpark(p.now, rec, addrB, addrA)
 	c.CloseRead()
 	p.now = p.now.Add(10 * time.Second)
 	c.TakeEvents()
@@ -429,8 +428,52 @@ func TestParkedCalls(t *testing.T) {
 	if !rec.Readable() {
 		t.Error("parked after CloseRead: not readable (io.EOF)")
 	}
-	c = c.env.Unpark(p.now, rec)
+	c = c.env.Unpark(p.now, rec, addrB, addrA)
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("Read after CloseRead, parked and unparked: %v, want io.EOF", err)
+	}
+}
+
+// TestParkKeepAliveStaysCompact: connections that only did their
+// handshake and then exchange keep-alive probes (package net's default
+// turns keep-alive on) park again with a record of one allocation: the
+// probe's answer (a duplicate ACK) and the rest of the exchange leave
+// nothing that needs the cold part.
+func TestParkKeepAliveStaysCompact(t *testing.T) {
+	p := newPair(t, parkCfg("cubic", false), parkCfg("cubic", false), 50*time.Microsecond)
+	p.connect()
+	p.a.SetKeepAlive(p.now, true, 2*time.Second, time.Second, 3)
+	p.b.SetKeepAlive(p.now, true, 3*time.Second, time.Second, 3)
+	p.parkB = true
+	p.run(p.now.Add(20 * time.Second))
+	if st := p.a.env.Stats; st.KeepAliveProbes == 0 {
+		t.Fatal("no keep-alive probe: the test tests nothing")
+	}
+	// Step on until each end parks (b by the pair, as its owner; a here,
+	// when its idle timer finds it parkable).
+	var a *Parked
+	for i := 0; (a == nil || p.bRec == nil) && i < 10000; i++ {
+		if !p.step(p.now.Add(time.Minute)) {
+			break
+		}
+		if a == nil {
+			p.a.TakeEvents()
+			if p.a.Parkable(p.now) {
+				a = p.a.Park(p.now)
+				if a.cold != nil {
+					t.Errorf("a: cold part after keep-alive: %+v", *a.cold)
+				}
+				p.a = p.a.env.Unpark(p.now, a, addrA, addrB)
+			}
+		}
+	}
+	if a == nil || p.bRec == nil {
+		t.Fatalf("did not park: a %v, b %v", a != nil, p.bRec != nil)
+	}
+	if p.bRec.cold != nil {
+		t.Errorf("b: cold part after keep-alive: %+v", *p.bRec.cold)
+	}
+	if u := p.b.env.Stats.Unparks; u < 3 {
+		t.Errorf("b unparked %d times in 20 s of probes every 3 s", u)
 	}
 }
