@@ -276,6 +276,16 @@ func TestParkedAnswersAsUnparked(t *testing.T) {
 			seg := p.craft(r, r.info.RcvNxt.Add(100), 0, wire.TCPFlagSYN, nil)
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: seg})
 		}},
+		{"write-after-idle", func(p *pair, r ref) {
+			// b writes more than the restart window after the idle
+			// period: its controller restarts from the record's cwnd
+			// (RFC 5681 §4.1) and the flight is the same.
+			if p.bRec != nil {
+				p.unparkB()
+			}
+			p.b.Write(payloadBytes(99, 60000))
+			p.flush(p.b)
+		}},
 		{"own-keepalive", func(p *pair, r ref) {
 			// The owner's call unparks b; it parks again at its idle
 			// timer, and its keep-alive timer unparks it.
