@@ -573,10 +573,13 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 // for the new connection; the table entry is the new connection's once
 // it is added (afterConnQuiet removes old only while it is still there).
 func (s *Stack) reuseTimeWait(now clock.Instant, old *TCPConn) (wire.Seq, bool) {
-	if s.cfg.TimeWaitReuse < 0 {
+	if s.cfg.TimeWaitReuse < 0 || old.conn == nil {
+		// A parked connection is ESTABLISHED: never reusable, and not
+		// unparked to say so (the runtime's port search asks about
+		// every port it tries).
 		return 0, false
 	}
-	iss, ok := old.core().ReuseTimeWait(now, s.cfg.TimeWaitReuse)
+	iss, ok := old.conn.ReuseTimeWait(now, s.cfg.TimeWaitReuse)
 	if ok {
 		s.afterConnQuiet(old)
 	}
