@@ -21,8 +21,8 @@ const idleMemPairs = 2000
 // The ceilings TestIdleConnMemory guards, in bytes per idle connection
 // end (heap and goroutine stacks after GC), measured once every
 // connection is parked (waitParked). With parking (park13) this test
-// measured 862–878 B (callback), 895–899 B (net.Conn) and 3,711–3,738 B
-// (a blocked reader) over four runs; the ceilings leave about 5 % for
+// measured 853–878 B (callback), 889–899 B (net.Conn) and 3,689–3,738 B
+// (a blocked reader) over five runs; the ceilings leave about 5 % for
 // map growth steps, less than the parked record's size class (256 B)
 // and far less than an unparked tcp.Conn, so a connection that stops
 // parking fails. The reader's figure moves more: the runtime sizes new

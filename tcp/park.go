@@ -47,11 +47,11 @@ type Parked struct {
 	// Times.
 	tsRecentAt, lastRecv, lastSend, lastDataRecv clock.Instant
 	keepAt                                       clock.Instant // the keep-alive timer's deadline, or Never
-	srtt, rttvar, rto                            time.Duration
-	// The minimum-RTT filter's sample when its three are one (as after
-	// the handshake; otherwise the filter is in cold), and the receive
+	srtt, rttvar                                 time.Duration // the RTO is in cold unless SRTT and RTTVAR give it (pfRTOCalc)
+	// The minimum-RTT filter's sample when its three are one and taken
+	// when the auto-tuner's measurement began (as after the handshake;
+	// otherwise the filter is in cold: pfMinRTT), and the receive
 	// auto-tuner's measurement (autotune.go) in its usual state.
-	minRTTAt           int64
 	minRTT             uint64
 	rtuneAt            clock.Instant
 	rtuneRTT           time.Duration
@@ -82,6 +82,7 @@ type Parked struct {
 
 // parkedCold is the part of a parked record made out of line.
 type parkedCold struct {
+	rto                       time.Duration // when not pfRTOCalc
 	rcvUnacked                uint32
 	keepProbes, rexmitCount   int32
 	probeBackoff              int32
@@ -167,7 +168,8 @@ const (
 	pfTsOK
 	pfSackOK
 	pfRtuneOn
-	pfMinRTT           // minRTT holds the filter's one sample
+	pfMinRTT           // minRTT holds the filter's one sample, taken at rtuneAt
+	pfRTOCalc          // the RTO is what SRTT and RTTVAR give (no back-off)
 	pfEcnInShift  = 16 // two bits: ecnIn
 	pfEcnOutShift = 18 // two bits: ecnOut
 )
@@ -296,7 +298,7 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	p := e.takeParked()
 	p.tsRecentAt, p.lastRecv, p.lastSend, p.lastDataRecv = c.tsRecentAt, c.lastRecv, c.lastSend, c.lastDataRecv
 	p.keepAt = c.timers.get(timerKeepAlive)
-	p.srtt, p.rttvar, p.rto = c.rtt.srtt, c.rtt.rttvar, c.rto
+	p.srtt, p.rttvar = c.rtt.srtt, c.rtt.rttvar
 	p.iss, p.snd, p.sndWl1, p.sndWl2 = c.iss, c.sndUna, c.sndWl1, c.sndWl2
 	p.irs, p.rcvNxt, p.rcvAdv, p.lastAckSent = c.irs, c.rcvNxt, c.rcvAdv, c.lastAckSent
 	p.sndWnd, p.maxSndWnd = c.sndWnd, c.maxSndWnd
@@ -330,10 +332,12 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	set(pfTsOK, c.tsOK)
 	set(pfSackOK, c.sackOK)
 	set(pfRtuneOn, c.rtune.on)
-	if m := &c.minRTT; m.Samples() == [3]minmax.Sample{m.Samples()[0], m.Samples()[0], m.Samples()[0]} {
+	if m := &c.minRTT; !m.Empty() && m.Samples() == [3]minmax.Sample{{T: int64(c.rtune.at), V: m.Get()}, {T: int64(c.rtune.at), V: m.Get()}, {T: int64(c.rtune.at), V: m.Get()}} {
 		f |= pfMinRTT
-		p.minRTTAt, p.minRTT = m.Samples()[0].T, m.Samples()[0].V
+		p.minRTT = m.Get()
 	}
+	rtoCalc := c.rto == c.rtt.rto(e.cfg.InitialRTO, e.cfg.MinRTO, e.cfg.MaxRTO)
+	set(pfRTOCalc, rtoCalc)
 	f |= parkFlags(c.ecnIn&3)<<pfEcnInShift | parkFlags(c.ecnOut&3)<<pfEcnOutShift
 	p.flags = f
 
@@ -341,6 +345,9 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	// rebuilt Conn would have anyway.
 	var cold parkedCold
 	p.epPathMTU = c.epPathMTU
+	if !rtoCalc {
+		cold.rto = c.rto
+	}
 	cold.rcvUnacked = c.rcvUnacked
 	cold.keepProbes, cold.rexmitCount, cold.probeBackoff = c.keepProbes, c.rexmitCount, c.probeBackoff
 	cold.totalRetrans = c.totalRetrans
@@ -399,8 +406,8 @@ func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
 	}
 	b.plp = plpmtud{maxMSS: p.sndMSS, low: p.sndMSS, high: p.sndMSS}
 	b.rtune = rcvTuner{at: p.rtuneAt, rtt: p.rtuneRTT, space: p.rtuneSpace}
-	if p.flags.has(pfMinRTT) && (p.minRTTAt != 0 || p.minRTT != 0) {
-		b.minRTT.Reset(p.minRTTAt, p.minRTT)
+	if p.flags.has(pfMinRTT) {
+		b.minRTT.Reset(int64(p.rtuneAt), p.minRTT)
 	}
 	return b
 }
@@ -449,7 +456,6 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 	c.quickAcks = int32(p.quickAcks)
 	c.lastRecv, c.lastSend, c.lastDataRecv = p.lastRecv, p.lastSend, p.lastDataRecv
 	c.rtt = rttEstimator{srtt: p.srtt, rttvar: p.rttvar}
-	c.rto = p.rto
 	c.ccName = p.prof.ccName
 	c.keepIdle, c.keepIntvl, c.keepCount = p.prof.keepIdle, p.prof.keepIntvl, p.prof.keepCount
 	c.segsIn, c.segsOut = p.segsIn, p.segsOut
@@ -460,6 +466,11 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 		cold = *p.cold
 	}
 	c.epPathMTU, c.rcvUnacked, c.totalRetrans = p.epPathMTU, cold.rcvUnacked, cold.totalRetrans
+	if f.has(pfRTOCalc) {
+		c.rto = c.rtt.rto(e.cfg.InitialRTO, e.cfg.MinRTO, e.cfg.MaxRTO)
+	} else {
+		c.rto = cold.rto
+	}
 	c.keepProbes, c.rexmitCount, c.probeBackoff = cold.keepProbes, cold.rexmitCount, cold.probeBackoff
 	switch {
 	case c.sackOK && !e.cfg.NoRACK:

@@ -125,8 +125,21 @@ func TestParkRoundTripHandshakeOnly(t *testing.T) {
 		c = c.env.Unpark(p.now, rec, c.LocalAddr(), c.RemoteAddr())
 		checkRoundTrip(t, c, p.now)
 	}
-	if n := unsafe.Sizeof(Parked{}); n > 256 {
-		t.Errorf("Parked is %d bytes, over its 256-byte size class", n)
+	// An RTO that SRTT and RTTVAR do not give (backed off) goes in the
+	// cold part, and comes back.
+	p.a.rto *= 2
+	p.a.TakeEvents()
+	rec := p.a.Park(p.now)
+	if rec == nil || rec.cold == nil || rec.flags.has(pfRTOCalc) {
+		t.Fatalf("a backed-off RTO: record %v", rec)
+	}
+	p.a = p.a.env.Unpark(p.now, rec, addrA, addrB)
+	checkRoundTrip(t, p.a, p.now)
+	if n := unsafe.Sizeof(Parked{}); n > 208 {
+		t.Errorf("Parked is %d bytes, over its 208-byte size class", n)
+	}
+	if pfRTOCalc >= 1<<pfEcnInShift {
+		t.Errorf("the record's flags overlap its ECN bits")
 	}
 }
 
