@@ -28,8 +28,10 @@ import (
 // does lose: the congestion controller's state beyond cwnd and ssthresh
 // (CUBIC's W_max and epoch, HyStart++'s round, BBR's model): the
 // controller is made again from the two, as when TCP_CONGESTION switches
-// it; the idle restart that follows (RFC 5681 §4.1, below) sets cwnd
-// anyway.
+// it. The next data sent more than an RTO after the last restarts the
+// window anyway (RFC 5681 §4.1: cwnd = min(IW, cwnd), in sendData), parked
+// or not; and a late D-SACK that would undo the last reduction finds no
+// undo snapshot in the new controller.
 
 // parkRTOs is how many RTOs a connection must be idle, beyond
 // Config.ParkIdle, before it may park: a connection is never parked
