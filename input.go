@@ -78,6 +78,32 @@ func (s *Stack) input(n *NIC, pkts []link.Packet, in *input) bool {
 	return open
 }
 
+// receive is a NIC's link.Receiver function on a stack with several
+// shards: frames the peer writes, handed over in its writer's goroutine.
+// Each run of consecutive frames for one shard goes to that shard under
+// one taking of its lock, so every shard gets its frames in order with
+// no scratch space: the peer may call it from several writers at once
+// (link.ConcurrentWriter), and a writer's batch is mostly one flow's.
+func (s *Stack) receive(n *NIC, pkts []link.Packet) {
+	m := n.ep.Medium()
+	k := 0
+	for i := 0; i < len(pkts); {
+		if i == 0 {
+			k = s.shardOfFrame(m, pkts[i].Frame())
+		}
+		j, next := i+1, -1
+		for ; j < len(pkts); j++ {
+			if next = s.shardOfFrame(m, pkts[j].Frame()); next != k {
+				break
+			}
+		}
+		if !s.shards[k].input(n.id, pkts[i:j]) {
+			return // closed
+		}
+		i, k = j, next
+	}
+}
+
 // shardOfFrame returns the shard a received frame goes to: for a TCP
 // segment, the one its flow hashes to (stack.ParseFlowKey, a pure parse up
 // to the flow key); for UDP shard 0; for host traffic what hostShard says.

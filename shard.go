@@ -284,7 +284,9 @@ func (sh *shard) writingLocked() bool {
 // batch, as a NIC's full queue would; TCP retransmits.
 func (q *outQueue) write() {
 	n := q.nic
-	q.tx.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	if !q.tx.concurrent {
+		q.tx.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	}
 	for done := 0; done < q.flightN; {
 		k, err := q.tx.ep.WriteBatch(q.flight[done:q.flightN])
 		if err != nil {
@@ -296,7 +298,9 @@ func (q *outQueue) write() {
 		}
 		done += k
 	}
-	q.tx.wmu.Unlock()
+	if !q.tx.concurrent {
+		q.tx.wmu.Unlock()
+	}
 	q.flightN = 0
 }
 
