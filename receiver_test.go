@@ -112,3 +112,52 @@ func TestShardsReceiverNoDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// TestShardsPortsNotReusedAtOnce: with several shards a dial picks a local
+// port that hashes to its shard. The search goes on from where the last
+// one stopped, so no port to a destination comes back before the range is
+// used up. Here the server closes first, so the client's side of each
+// connection is gone at once and only the server holds it in TIME-WAIT:
+// when the port came back at once (a random start, 3,000 connections over
+// 64,512 ports all but surely repeat one), the SYN met that TIME-WAIT with
+// no newer sequence number or timestamp, went unanswered and was
+// retransmitted after a second.
+func TestShardsPortsNotReusedAtOnce(t *testing.T) {
+	cfg := Config{Shards: 2}
+	cfg.EphemeralPorts = [2]uint16{1024, 65535}
+	n := newTestNet(t, pipe.Config{}, cfg)
+	ln, err := n.A.Listen("tcp", netip.AddrPortFrom(ipA, 80).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close() // the server closes first
+		}
+	}()
+	seen := map[uint16]int{}
+	within(t, time.Minute, "3,000 connections", func() {
+		for i := range 3000 {
+			c, err := n.B.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Errorf("dial %d: %v", i, err)
+				return
+			}
+			port := c.LocalAddr().(*net.TCPAddr).Port
+			if j, ok := seen[uint16(port)]; ok {
+				t.Errorf("dial %d took port %d again (dial %d had it)", i, port, j)
+			}
+			seen[uint16(port)] = i
+			io.Copy(io.Discard, c) // until the server's FIN
+			c.Close()
+		}
+	})
+	if st := n.B.Stats().TCP; st.SynRetrans != 0 {
+		t.Errorf("%d SYNs retransmitted", st.SynRetrans)
+	}
+}
