@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -159,5 +160,60 @@ func TestShardsPortsNotReusedAtOnce(t *testing.T) {
 	})
 	if st := n.B.Stats().TCP; st.SynRetrans != 0 {
 		t.Errorf("%d SYNs retransmitted", st.SynRetrans)
+	}
+}
+
+// TestWriteSignalOnDemand: a Write that finds room makes no write signal
+// (waitOn.lazy; crr's Writes made one each, two allocations), and a Write
+// that has to wait makes it then and still sees the room the reader
+// makes: 8 MiB written while the peer reads nothing at first.
+func TestWriteSignalOnDemand(t *testing.T) {
+	n := newTestNet(t, pipe.Config{}, Config{})
+	ln, err := n.A.Listen("tcp", netip.AddrPortFrom(ipA, 80).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := acceptOne(t, ln)
+	c, err := n.B.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := <-accepted
+	defer s.Close()
+	tc := c.(*TCPConn)
+	if _, err := c.Write(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if tc.wsig.p.Load() != nil {
+		t.Fatal("a Write that did not wait made the write signal")
+	}
+	const total = 8 << 20
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, total))
+		done <- err
+	}()
+	got := 0
+	within(t, time.Minute, "8 MiB through a Write that waits", func() {
+		for tc.wsig.p.Load() == nil { // the Write waits for room
+			runtime.Gosched()
+		}
+		buf := make([]byte, 64<<10)
+		for got < total+64 {
+			k, err := s.Read(buf)
+			if err != nil {
+				t.Errorf("read after %d bytes: %v", got, err)
+				return
+			}
+			got += k
+		}
+		if err := <-done; err != nil {
+			t.Errorf("write: %v", err)
+		}
+	})
+	if got != total+64 {
+		t.Errorf("read %d bytes, want %d", got, total+64)
 	}
 }
