@@ -217,3 +217,65 @@ func TestWriteSignalOnDemand(t *testing.T) {
 		t.Errorf("read %d bytes, want %d", got, total+64)
 	}
 }
+
+// TestCRRAllocs: what one connection costs in allocations, both ends
+// together: dial, a 64-byte request and response, close (client first),
+// the server accepting and answering in one goroutine; with one shard and
+// two. At most 18: the two TCPConns and the core's two, the core's TCP
+// state (the connection, its recovery, its sent queue, its congestion
+// controller: eight), and three lazy signals at two allocations each
+// (the dial's, each end's reader's). A Write that does not wait makes no
+// signal and a successful dial no error address (there were 26).
+func TestCRRAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops items at random; make allocs runs this without it")
+	}
+	for _, shards := range []int{1, 2} {
+		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
+			cfg := Config{Shards: shards}
+			cfg.EphemeralPorts = [2]uint16{1024, 65535}
+			n := newTestNet(t, pipe.Config{QueueLen: 4096}, cfg)
+			ln, err := n.A.Listen("tcp", netip.AddrPortFrom(ipA, 80).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				buf := make([]byte, 64)
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					if _, err := io.ReadFull(c, buf); err == nil {
+						c.Write(buf)
+					}
+					c.Close()
+				}
+			}()
+			to := ln.Addr().String()
+			req := make([]byte, 64)
+			crr := func() {
+				c, err := n.B.Dial("tcp", to)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Write(req); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, req); err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+			}
+			for range 200 {
+				crr()
+			}
+			a := testing.AllocsPerRun(2000, crr)
+			t.Logf("%v allocations per connection", a)
+			if a > 18 {
+				t.Errorf("%v allocations per connection, want at most 18", a)
+			}
+		})
+	}
+}
