@@ -1,6 +1,7 @@
 package ustack
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -118,5 +119,56 @@ func roundTrip(b *testing.B, c, s net.Conn) {
 		if _, err := io.ReadFull(c, buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCRR measures connect, 64-byte request, 64-byte response, close
+// (client first) between two stacks in one process, one connection at a
+// time, a server goroutine per connection, as the bench module's crr
+// does (go test -bench CRR -benchmem): allocations per op are what one
+// connection costs both ends.
+func BenchmarkCRR(b *testing.B) {
+	for _, shards := range []int{1, 2} {
+		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
+			cfg := Config{Shards: shards}
+			cfg.EphemeralPorts = [2]uint16{1024, 65535}
+			n := newTestNet(b, pipe.Config{QueueLen: 4096}, cfg)
+			ln, err := n.A.Listen("tcp", "10.0.0.1:9")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						buf := make([]byte, 64)
+						if _, err := io.ReadFull(c, buf); err == nil {
+							c.Write(buf)
+						}
+					}()
+				}
+			}()
+			req := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, err := n.B.Dial("tcp", "10.0.0.1:9")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, req); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
 	}
 }

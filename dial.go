@@ -150,9 +150,10 @@ func (s *Stack) DialContext(ctx context.Context, network, address string) (net.C
 func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
-	ta := net.TCPAddrFromAddrPort(raddr)
 	fail := func(err error) (*TCPConn, error) {
-		return nil, opError("dial", "tcp", nil, ta, err)
+		// The address is made only for an error: a dial that succeeds
+		// made it for nothing (one of crr's allocations per connection).
+		return nil, opError("dial", "tcp", nil, net.TCPAddrFromAddrPort(raddr), err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(ctxError(err))

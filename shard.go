@@ -284,7 +284,9 @@ func (sh *shard) writingLocked() bool {
 // batch, as a NIC's full queue would; TCP retransmits.
 func (q *outQueue) write() {
 	n := q.nic
-	q.tx.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	if !q.tx.concurrent {
+		q.tx.wmu.Lock() // links take one writer at a time (link.Endpoint)
+	}
 	for done := 0; done < q.flightN; {
 		k, err := q.tx.ep.WriteBatch(q.flight[done:q.flightN])
 		if err != nil {
@@ -296,7 +298,9 @@ func (q *outQueue) write() {
 		}
 		done += k
 	}
-	q.tx.wmu.Unlock()
+	if !q.tx.concurrent {
+		q.tx.wmu.Unlock()
+	}
 	q.flightN = 0
 }
 
@@ -470,8 +474,15 @@ func isDone(ch <-chan struct{}) bool {
 // A socket that keeps its deadline or its close lazily gives dlp (the
 // deadline, loaded on every round: nil while none was ever set) or
 // closed (a flag, set before its signals are notified) instead.
+//
+// A call that seldom waits (a TCP Write) gives lazy, its socket's signal
+// made on demand, instead of sig: the signal is made only when the call
+// first has to wait (or has a deadline to check), and the call then
+// tries once more before it waits on it, since a wake-up before the
+// signal existed was not kept (lazySignal.notify).
 type waitOn struct {
 	sig     signal
+	lazy    *lazySignal
 	dl      *deadline
 	dlp     *atomic.Pointer[deadline]
 	closing <-chan struct{}
@@ -534,11 +545,17 @@ func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) err
 		if w.isClosed() {
 			return net.ErrClosed
 		}
-		if dl := w.deadline(); dl != nil && dl.check(w.sig) {
-			// Another call waiting on the same signal may not have
-			// been woken by the deadline's notify: pass it on.
-			w.sig.notify()
-			return os.ErrDeadlineExceeded
+		if dl := w.deadline(); dl != nil {
+			if w.sig == nil {
+				w.sig = w.lazy.get() // the deadline notifies it
+			}
+			if dl.check(w.sig) {
+				// Another call waiting on the same signal may not
+				// have been woken by the deadline's notify: pass it
+				// on.
+				w.sig.notify()
+				return os.ErrDeadlineExceeded
+			}
 		}
 		for k := range shards {
 			i := (first + k) % len(shards)
@@ -557,6 +574,10 @@ func block(shards []*shard, first int, w *waitOn, try func(i int) tryResult) err
 			if r == tryDone {
 				return nil
 			}
+		}
+		if w.sig == nil {
+			w.sig = w.lazy.get() // and try again before waiting on it
+			continue
 		}
 		if w.cancel == nil {
 			<-w.sig // a passing deadline notifies it too (deadline.sig)

@@ -167,7 +167,9 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	total := 0
 	var err error
-	if werr := block(c.sh.self[:], 0, &waitOn{sig: c.wsig.get(), dlp: &c.wdl, closed: &c.closed}, func(int) tryResult {
+	// The write signal is made only if the Write has to wait (waitOn.lazy):
+	// most find room at once (crr's two Writes made a signal each).
+	if werr := block(c.sh.self[:], 0, &waitOn{lazy: &c.wsig, dlp: &c.wdl, closed: &c.closed}, func(int) tryResult {
 		var n int
 		n, err = c.sc.Write(p[total:])
 		total += n

@@ -60,6 +60,7 @@ type Stack struct {
 	// (newStack). A frame goes to the shard its flow hashes to (input).
 	shards   []*shard
 	nextDial atomic.Uint64 // the shard a dial goes to, in turn (input.go)
+	nextPort atomic.Uint64 // where the next ephemeral port search starts (input.go)
 	// host is the host part the shards' cores share (neighbours, IPv6
 	// configuration, reassembly hand-offs); nil with one shard. Its lock
 	// is taken inside a shard's, never before (stack.Shared).
@@ -225,8 +226,12 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 	if mq, ok := ep.(link.MultiQueue); ok {
 		queues = mq.Queues()
 	}
+	concurrent := false
+	if cw, ok := ep.(link.ConcurrentWriter); ok && cw.ConcurrentWrites() {
+		concurrent = true
+	}
 	for _, q := range queues {
-		n.txq = append(n.txq, &txQueue{ep: q})
+		n.txq = append(n.txq, &txQueue{ep: q, concurrent: concurrent})
 	}
 	for i, sh := range s.shards {
 		sh.mu.Lock()
@@ -251,15 +256,22 @@ func (s *Stack) AddNIC(ep link.Endpoint, cfg NICConfig) (*NIC, error) {
 		sh.unlock()
 	}
 	s.nics = append(s.nics, n)
-	if r, ok := ep.(link.Receiver); ok && len(s.shards) == 1 {
-		// Frames the peer writes come straight into the shard, in the
-		// peer writer's goroutine (link.Receiver); the reader goroutine
-		// still takes whatever the link queues. One shard only: with
-		// several, a writer of one shard delivering into this stack
-		// could wait for this NIC's wmu held by another shard's writer
-		// delivering the other way.
-		sh, id := s.shards[0], n.id
-		r.SetReceiver(func(pkts []link.Packet) { sh.input(id, pkts) })
+	if r, ok := ep.(link.Receiver); ok && (len(s.shards) == 1 || concurrent) {
+		// Frames the peer writes come straight into their shards, in
+		// the peer writer's goroutine (link.Receiver); the reader
+		// goroutine still takes whatever the link queues. With several
+		// shards only on a link they write to without taking turns
+		// (link.ConcurrentWriter): taking turns, one shard's writer
+		// would hold the NIC's turn (txQueue.wmu) while it delivered
+		// into the peer, whose writer, delivering back into another
+		// shard of this stack, would have that shard wait for the turn
+		// while holding the peer's own (TestShardsReceiverNoDeadlock).
+		if len(s.shards) == 1 {
+			sh, id := s.shards[0], n.id
+			r.SetReceiver(func(pkts []link.Packet) { sh.input(id, pkts) })
+		} else {
+			r.SetReceiver(func(pkts []link.Packet) { s.receive(n, pkts) })
+		}
 	}
 	for _, q := range n.txq { // a reader per queue
 		s.wg.Add(1)
@@ -470,8 +482,12 @@ func readBufLen(ep link.Endpoint) int {
 
 // txQueue is one of a NIC's link queues, as shards write to it.
 type txQueue struct {
-	ep  link.Endpoint
-	wmu sync.Mutex // held around WriteBatch
+	ep link.Endpoint
+	// concurrent: the link takes several writers at once
+	// (link.ConcurrentWriter), so each shard's writer writes on its own
+	// and wmu is not taken.
+	concurrent bool
+	wmu        sync.Mutex // held around WriteBatch unless concurrent
 }
 
 // readLoop feeds the frames the link (or one of its queues, ep) receives

@@ -173,7 +173,34 @@ func newEnv(t *testing.T, kind linkKind, cfg envConfig) *env {
 	} else if ep != nil {
 		ep.Close()
 	}
+	if cfg.ipv6 {
+		e.waitIPv6Settled(t)
+	}
 	return e
+}
+
+// waitIPv6Settled waits until the kernel's interface toward the stack has
+// no tentative address left: its link-local address ends duplicate address
+// detection (RFC 4862 §5.4) about a second after the link comes up, and
+// the kernel reconfigures the interface then (routes, multicast groups, a
+// router solicitation). A CI run lost the one echo reply that arrived at
+// that instant; a test measures the settled interface, not its bring-up.
+func (e *env) waitIPv6Settled(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := e.kernel.Run("ip", "-6", "addr", "show", "dev", e.kernelIf(), "tentative")
+		if err != nil {
+			t.Fatalf("ip -6 addr show tentative: %v", err)
+		}
+		if strings.TrimSpace(out) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kernel's %s still has tentative addresses after 5 s:\n%s", e.kernelIf(), out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // kernelIf is the name of the kernel's interface toward the stack.

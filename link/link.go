@@ -161,7 +161,8 @@ func (p *Packet) Frame() []byte { return p.Buf[:p.N] }
 // Endpoint is a link the stack can attach a NIC to.
 //
 // ReadBatch and WriteBatch may be called concurrently with each other; each
-// of them is called by one goroutine at a time. After Close, ReadBatch and
+// of them is called by one goroutine at a time (WriteBatch by several at
+// once where the endpoint says it may: ConcurrentWriter). After Close, ReadBatch and
 // WriteBatch return an error that satisfies errors.Is(err, net.ErrClosed).
 type Endpoint interface {
 	// Medium returns the kind of frames the endpoint carries.
@@ -205,14 +206,34 @@ type Receiver interface {
 	// SetReceiver makes the endpoint call f with received frames
 	// whenever none are queued ahead of them (ReadBatch returns the
 	// others, as before); nil turns that off. f is called in the
-	// peer writer's goroutine, during its WriteBatch, never
-	// concurrently with itself, with frames in the order they were
-	// written; pkts are the writer's, so f must not keep them or their
+	// peer writer's goroutine, during its WriteBatch, with frames in
+	// the order they were written; never concurrently with itself,
+	// unless the peer is a ConcurrentWriter that several goroutines
+	// write to at once (then each call has one writer's frames, in
+	// that writer's order); pkts are the writer's, so f must not keep them or their
 	// buffers after it returns, and may change their N and Offload. f
 	// must not write to this endpoint's peer from the same goroutine
 	// into the call it runs in (a stack that does, as its reply to a
 	// frame, must leave that frame to its current writer).
 	SetReceiver(f func(pkts []Packet))
+}
+
+// ConcurrentWriter is implemented by an Endpoint whose WriteBatch may be
+// called by several goroutines at once, each call's frames kept in
+// order (frames of different calls may interleave). A runtime with
+// several shards then lets each shard's writer write on its own instead
+// of taking turns on a lock around WriteBatch. An endpoint that is also
+// a Receiver holds no lock of its own across a call of its peer's
+// receive function, so that a writer delivering into the peer's stack
+// (which may write back, from another shard) never holds up another
+// writer: taking turns there could deadlock, one shard's writer holding
+// the turn while it delivers into the peer, the peer's writer holding
+// its own turn while it delivers back into a second shard, whose reply
+// waits for the first turn.
+type ConcurrentWriter interface {
+	// ConcurrentWrites reports whether WriteBatch is safe for
+	// concurrent use; it does not change.
+	ConcurrentWrites() bool
 }
 
 // ErrFrameTooBig is returned by WriteBatch for a frame larger than the link

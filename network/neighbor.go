@@ -685,6 +685,13 @@ func (n *Neighbors) PollRequest() (nic NICID, ip netip.Addr, ok bool) {
 	return s.NIC, s.IP, ok
 }
 
+// HasOutput reports whether PollReady or PollSolicit may have something
+// (a request queued and cancelled since counts too: a poll then finds
+// nothing). A cache shared by several cores is read under its lock and
+// the answer published, so that a poller can skip the lock when there is
+// nothing (stack.Shared).
+func (n *Neighbors) HasOutput() bool { return n.ready.len() > 0 || n.reqs.len() > 0 }
+
 // PollSolicit returns the next solicitation to send: an ARP request
 // (who-has IP, on NIC; counted in ARPOutRequests) or a neighbour
 // solicitation for an IPv6 address, multicast, or unicast to MAC for an

@@ -108,6 +108,9 @@ func (s *Stack) loopback(pkt []byte) {
 // flushNeighbors moves packets whose next hop just resolved, and ARP
 // requests that are due, to the control queue.
 func (s *Stack) flushNeighbors() {
+	if sh := s.shared; sh != nil && !sh.output.Load() {
+		return // nothing queued in the shared cache (Shared.output)
+	}
 	neigh := s.host.neigh
 	// With a shared cache (Shared) each poll is under its lock, and a
 	// packet whose next hop resolved is copied out before the lock goes

@@ -36,6 +36,12 @@ type Shared struct {
 	// next is the neighbour cache's next deadline, stored at every
 	// release of mu, so that a core's NextDeadline reads it without mu.
 	next atomic.Int64
+	// output is the cache's HasOutput, stored at every release of mu
+	// (nunlock), so that a core's flushNeighbors takes mu only when
+	// there is something to poll: every poll took it four times, a
+	// cache line shared by every core (6 % of crr's CPU with two).
+	// Whatever a core queues under mu it sees at its own next poll.
+	output atomic.Bool
 
 	steer func(FlowKey) int // the core a TCP flow belongs to
 	cores []sharedCore      // by core index
@@ -137,6 +143,7 @@ func (s *Stack) nlock() {
 func (s *Stack) nunlock() {
 	if sh := s.shared; sh != nil {
 		sh.next.Store(int64(sh.neigh.NextDeadline()))
+		sh.output.Store(sh.neigh.HasOutput())
 		sh.mu.Unlock()
 	}
 }

@@ -55,6 +55,12 @@
 // frame written the other way from inside that call is queued for the
 // reader rather than delivered by a nested call.
 //
+// WriteBatch may be called by several goroutines at once
+// (link.ConcurrentWriter): each call's frames keep their order, and the
+// direction's lock is released while frames go to the receive function,
+// so a writer never waits for another's delivery; the receive function
+// may then be in several calls at once, one per writer.
+//
 // With impairments or a delay, WriteBatch copies every frame into a
 // buffer from a pool of fixed-size arrays (impair.Line) and never keeps
 // the caller's buffer; ReadBatch copies it out into the caller's buffer

@@ -59,8 +59,12 @@ type Config struct {
 type Stats struct {
 	// TxFrames and TxBytes count frames this end's WriteBatch accepted.
 	TxFrames, TxBytes uint64
-	// RxFrames and RxBytes count frames this end's ReadBatch returned.
+	// RxFrames and RxBytes count frames this end's ReadBatch returned,
+	// or its link.Receiver function was given.
 	RxFrames, RxBytes uint64
+	// RxDirect counts the frames of RxFrames that went to this end's
+	// link.Receiver function in the writer's goroutine.
+	RxDirect uint64
 	// TxTooBig counts frames refused with link.ErrFrameTooBig.
 	TxTooBig uint64
 	// TxQueueFull counts accepted frames dropped because the direction
@@ -158,8 +162,9 @@ type direction struct {
 	// direct is the reader's link.Receiver function, or nil: on the
 	// fast path, frames with nothing queued ahead of them go to it from
 	// the writer's goroutine, not through the fifo.
-	direct      func([]link.Packet)
-	directCalls uint64 // calls of direct (tests)
+	direct       func([]link.Packet)
+	directCalls  uint64 // calls of direct (tests)
+	directFrames uint64 // frames given to direct (Stats.RxDirect)
 	// parked: the reader waits in ReadBatch with nothing popped in
 	// hand, so a frame handed to direct cannot overtake one it holds.
 	parked bool
@@ -284,6 +289,13 @@ func (e *Endpoint) Caps() link.Caps {
 	return 0
 }
 
+// ConcurrentWrites reports true: WriteBatch may be called by several
+// goroutines at once (link.ConcurrentWriter). Each call's frames keep
+// their order; the direction's lock is released while frames go to the
+// other end's receive function, so no writer waits for another's
+// delivery.
+func (e *Endpoint) ConcurrentWrites() bool { return true }
+
 // BatchSize returns the configured batch size.
 func (e *Endpoint) BatchSize() int { return e.w.batch }
 
@@ -350,6 +362,7 @@ func (e *Endpoint) WriteBatch(pkts []link.Packet) (int, error) {
 			d.rxFrames++
 			d.rxBytes += uint64(p.N)
 			d.fastFrames++
+			d.directFrames++
 			continue
 		}
 		d.flushDirect(pkts[run:i])
@@ -390,8 +403,9 @@ func (d *direction) admit(now clock.Instant, p *link.Packet) bool {
 
 // flushDirect hands pkts, a run of frames that were to go straight to the
 // reader, to its link.Receiver function, with d.mu released meanwhile
-// (the function may write the other way). d.mu is held. Only the
-// direction's one writer calls it, so runs arrive in order.
+// (the function may write the other way). d.mu is held. Each writer
+// calls it for its own runs, in order; several writers (the pipe is a
+// link.ConcurrentWriter) may be in it at once, each with its own frames.
 func (d *direction) flushDirect(pkts []link.Packet) {
 	if len(pkts) == 0 || d.direct == nil {
 		return
@@ -408,7 +422,9 @@ func (d *direction) flushDirect(pkts []link.Packet) {
 // SetReceiver hands the frames written to this end straight to f in the
 // writer's goroutine, where the pipe has no impairment and nothing is
 // queued (link.Receiver); nil turns it off. Frames that are queued still
-// go to ReadBatch.
+// go to ReadBatch. f may be called by several writers at once, each with
+// its own frames, if the other end is written from several goroutines
+// at once (ConcurrentWrites).
 func (e *Endpoint) SetReceiver(f func(pkts []link.Packet)) {
 	d := e.rx
 	d.mu.Lock()
@@ -727,6 +743,7 @@ func (e *Endpoint) Stats() Stats {
 	e.tx.mu.Unlock()
 	e.rx.mu.Lock()
 	s.RxFrames, s.RxBytes, s.RxTooShort = e.rx.rxFrames, e.rx.rxBytes, e.rx.rxTooShort
+	s.RxDirect = e.rx.directFrames
 	e.rx.mu.Unlock()
 	return s
 }
