@@ -406,8 +406,8 @@ func (c *TCPConn) SetLinger(sec int) error {
 // Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetReadBuffer(bytes int) error {
 	c.sh.mu.Lock()
-	defer c.sh.mu.Unlock()
 	c.sc.SetReadBuffer(bytes)
+	c.sh.unlock() // the call may have unparked the connection: its timers go back into the shard's
 	return nil
 }
 
@@ -415,8 +415,8 @@ func (c *TCPConn) SetReadBuffer(bytes int) error {
 // Linux, turns off its auto-tuning for this connection.
 func (c *TCPConn) SetWriteBuffer(bytes int) error {
 	c.sh.mu.Lock()
-	defer c.sh.mu.Unlock()
 	c.sc.SetWriteBuffer(bytes)
+	c.sh.unlock()
 	return nil
 }
 
@@ -445,8 +445,12 @@ func (c *TCPConn) CongestionControl() string {
 }
 
 // Info returns a snapshot of the connection's TCP state (like TCP_INFO).
+//
+// A parked connection is unparked to answer (and parks again when it has
+// been idle for a while): unlock rearms the shard's timer for it.
 func (c *TCPConn) Info() tcp.Info {
 	c.sh.mu.Lock()
-	defer c.sh.mu.Unlock()
-	return c.sc.Info()
+	i := c.sc.Info()
+	c.sh.unlock()
+	return i
 }

@@ -130,6 +130,11 @@ func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error)
 	if err := dial(window); err != nil {
 		return nil, err
 	}
+	// The connections are measured parked (they park a second after
+	// their handshake): the first window's too, before the base.
+	if _, err := p.waitParked(ctx, uint64(2*window)); err != nil {
+		return nil, err
+	}
 	base := settledLiveBytes()
 	for done := 0; done < pairs; {
 		k := min(window, pairs-done)
@@ -138,12 +143,17 @@ func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error)
 		}
 		done += k
 	}
+	parked, err := p.waitParked(ctx, uint64(2*(window+pairs)))
+	if err != nil {
+		return nil, err
+	}
 	live := liveBytes()
 	runtime.KeepAlive(srv)
 	runtime.KeepAlive(cli)
 	s := Sample{
 		MBytesEnd: (float64(live) - float64(base)) / float64(2*pairs),
 		MPairs:    float64(pairs),
+		MParked:   float64(parked),
 	}
 	if s[MBytesEnd] <= 0 {
 		return nil, errNoGrowth

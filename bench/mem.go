@@ -168,10 +168,16 @@ func memOnce(ctx context.Context, n Net, o Options, kind MemKind) (Sample, error
 	}
 	var base, slab0 uint64
 	var slabErr error
+	pw, parks := n.(parkWaiter)
 	for i := -1; i < pairs; i++ {
 		if i == 0 {
 			if kernel {
 				slab0, slabErr = slabBytes()
+			}
+			if parks {
+				if _, err := pw.waitParked(ctx, 2); err != nil {
+					return nil, err
+				}
 			}
 			base = settledLiveBytes()
 		}
@@ -210,11 +216,20 @@ func memOnce(ctx context.Context, n Net, o Options, kind MemKind) (Sample, error
 		// blocking point inside Read.
 		time.Sleep(50 * time.Millisecond)
 	}
+	var parked uint64
+	if parks {
+		if parked, err = pw.waitParked(ctx, uint64(2*pairs+2)); err != nil {
+			return nil, err
+		}
+	}
 	live := liveBytes()
 	ends := float64(2 * pairs)
 	s := Sample{
 		MBytesEnd: (float64(live) - float64(base)) / ends,
 		MPairs:    float64(pairs),
+	}
+	if parks {
+		s[MParked] = float64(parked)
 	}
 	if pairs < o.Pairs {
 		s[MFileLimit] = 1
@@ -246,6 +261,9 @@ func showMem(ss []Sample) string {
 	}
 	if ss[0][MNoSlab] == 1 {
 		out += " + kernel slab not measured (/proc/slabinfo needs root)"
+	}
+	if p, ok := ss[0][MParked]; ok {
+		out += " (" + bytesInt(p) + " ends parked)"
 	}
 	if ss[0][MFileLimit] == 1 {
 		out += " (" + bytesInt(ss[0][MPairs]) + " pairs: the open-file limit)"

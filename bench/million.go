@@ -32,6 +32,7 @@ const (
 	MIdleSpan  = "idle s"         // the idle window
 	MBeforeRSS = "rss0 MiB"       // VmRSS before the stacks were made
 	MPeakRSS   = "hwm MiB"        // VmHWM: the process's peak RSS so far
+	MParkWait  = "park wait s"    // from the last connection open to all parked
 )
 
 // MillionServerIPs is the number of server addresses of the million
@@ -194,6 +195,14 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 		return nil, err
 	}
 	setup, setupCPU := time.Since(start), cpuTime()-cpuStart
+	// The figures are those of parked connections (an idle connection
+	// parks a second after its last segment): wait for all of them.
+	parkStart := time.Now()
+	parked, err := waitParked(ctx, uint64(2*n), p.server, p.client)
+	if err != nil {
+		return nil, err
+	}
+	parkWait := time.Since(parkStart)
 	debug.FreeOSMemory()
 	live := liveBytes()
 	rss, err := procStatus("VmRSS:")
@@ -231,6 +240,8 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 		MIdleCPU:   100 * cpu.Seconds() / span.Seconds(),
 		MProbes:    float64(probes) / span.Seconds(),
 		MIdleSpan:  span.Seconds(),
+		MParked:    float64(parked),
+		MParkWait:  parkWait.Seconds(),
 	}, nil
 }
 
@@ -253,8 +264,9 @@ func procStatus(field string) (uint64, error) {
 }
 
 func showMillion(ss []Sample) string {
-	return fmt.Sprintf("%s pairs: setup %s s (CPU %s s); RSS %s MiB, peak %s (live heap %s MiB, %s B/end); idle CPU %s %% of a core (%s probes/s over %s s)",
-		bytesInt(ss[0][MConns]), show(ss, MSetup, sig), show(ss, MSetupCPU, sig), show(ss, MRSS, sig), show(ss, MPeakRSS, sig), show(ss, MLive, sig), show(ss, MLiveEnd, bytesInt),
+	return fmt.Sprintf("%s pairs: setup %s s (CPU %s s); %s ends parked %s s later; RSS %s MiB, peak %s (live heap %s MiB, %s B/end); idle CPU %s %% of a core (%s probes/s over %s s)",
+		bytesInt(ss[0][MConns]), show(ss, MSetup, sig), show(ss, MSetupCPU, sig), bytesInt(ss[0][MParked]), show(ss, MParkWait, sig),
+		show(ss, MRSS, sig), show(ss, MPeakRSS, sig), show(ss, MLive, sig), show(ss, MLiveEnd, bytesInt),
 		show(ss, MIdleCPU, sig), show(ss, MProbes, sig), show(ss, MIdleSpan, sig))
 }
 
@@ -294,7 +306,7 @@ func MillionTable() *Table {
 	}
 	t.Notes = []string{
 		"ustack.ListenCallback and DialCallback over `link/pipe` (" + itoa(PipeQueueLen) + "-frame queues), each stack with its default shards (ustack.Config.Shards: GOMAXPROCS); the server has " + itoa(MillionServerIPs) + " addresses, the client one address and the ports 1024–65535; " + itoa(millionDialWindow) + " handshakes in flight at a time. Keep-alive (ustack.Config.KeepAlive) on both ends: idle time and interval as the row says.",
-		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). RSS: VmRSS after setup, a GC and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
+		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). Then the run waits until every connection end is parked (an idle connection parks a second after its last segment: tcp.Config.ParkIdle), and says how long that took. RSS: VmRSS after that, a GC and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
 		"Keep-alive every 15 s runs a tenth of the connections: each end then sends a probe every 15 s and the other answers it (a probe does not count as hearing from the peer, as in Linux), so the probes of the connections already open compete with the handshakes of the rest (at a million, on the 2-CPU machine under a load average of 25, setup stalled at 376 k); the CPU is proportional to the probes per second, shown beside it.",
 		"One round (the table's cells are not repeated: each takes minutes at a million).",
 	}

@@ -136,7 +136,7 @@ func InProcessTable() *Table {
 		"bulk: one connection, " + itoa(BulkWrite>>10) + " KiB writes, goodput to the receiver's EOF; CPU is the whole process's (getrusage), per GiB moved.",
 		"rr, crr and memory: MTU " + itoa(DefaultMTU) + " for ustack and gVisor. rr: one connection, a 64-byte request and response at a time; latency of each transaction; CPU per transaction.",
 		"crr: connect, 64-byte request, 64-byte response, close (client first); a server goroutine per connection; the client's ports are taken over from TIME-WAIT 1 s after their last timestamp (the kernel: tcp_tw_reuse on loopback; ustack: stack.Config.TimeWaitReuse), and ustack's client has the ports 1024–65535 (the kernel's default range, 28,232 ports, lasts less than a second at ustack's rate).",
-		"memory: live heap + goroutine stacks after GC, per connection end (both ends are in this process); the kernel adds its slab growth (/proc/slabinfo, machine-wide). A measurement that sees no growth (something else freed memory meanwhile) is made again, up to three times. The callback row: ustack's ListenCallback and DialCallback, the program keeping each end's *CallbackConn.",
+		"memory: live heap + goroutine stacks after GC, per connection end (both ends are in this process); ustack's are measured once every connection end is parked (an idle connection parks a second after its last segment, tcp.Config.ParkIdle; the first pair's too, before the base), which the figure says; the kernel adds its slab growth (/proc/slabinfo, machine-wide). A measurement that sees no growth (something else freed memory meanwhile) is made again, up to three times. The callback row: ustack's ListenCallback and DialCallback, the program keeping each end's *CallbackConn.",
 	}
 	return t
 }

@@ -397,7 +397,7 @@ func WireGuardTable() *Table {
 	t.Notes = []string{
 		"Two wireguard-go devices (" + wgVersion + ") in this process, peers over loopback UDP (its default bind: batches of 128, UDP GSO/GRO), MTU " + itoa(WGMTU) + "; each on wgnet.CreateNetTUN or netstack.CreateNetTUN. The server is one end, the client the other; every byte is encrypted and decrypted once.",
 		"HTTP GET: net/http serves a constant body of 256 MiB per second of -duration (the quick run: 8 MiB) on the server end, net/http fetches it through the client end's DialContext and checks its SHA-256; goodput from request to the body's end; CPU is the whole process's (both stacks, both devices, the encryption); peak is the most heap and goroutine stacks in use during it (sampled every 10 ms), above the tunnel's before.",
-		"rr, crr and idle memory per connection: the workloads of the in-process table, through the tunnel (memory: " + itoa(Full().Pairs) + " pairs in the full run).",
+		"rr, crr and idle memory per connection: the workloads of the in-process table, through the tunnel (memory: " + itoa(Full().Pairs) + " pairs in the full run). wgnet's connections park after a second idle like any ustack connection's, but this row does not wait for them (wgnet does not expose its stack's counters): its figure is of whatever share had parked when it was taken.",
 		"Memory of an idle tunnel end: heap and stacks after GC, once a first request has gone through, above what was in use before the tunnel was made, per end (a wireguard-go device with its buffers and a stack).",
 	}
 	return t

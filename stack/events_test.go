@@ -55,7 +55,7 @@ func TestEventsHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.CloseWrite()
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := b.EventsFor(l); len(got) != 1 || got[0] != evRead {
 		t.Errorf("listener events %v, want [Readable]", got)
 	}
@@ -84,13 +84,13 @@ func TestEventsHandshake(t *testing.T) {
 func TestEventsOncePerChange(t *testing.T) {
 	n, a, b := knownPair(t, stack.Config{})
 	c, s, _ := connect(t, n, a, b, 80)
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	markA, markB := len(a.Events), len(b.Events)
 	// Three segments written at once arrive in the same instant.
 	if _, err := c.Write(payload(1, 3*1448)); err != nil {
 		t.Fatal(err)
 	}
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := eventsSince(b, markB, s); len(got) != 1 || got[0] != evRead {
 		t.Errorf("reader events %v, want [Readable]", got)
 	}
@@ -102,14 +102,14 @@ func TestEventsOncePerChange(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := eventsSince(b, markB, s); len(got) != 1 || got[0] != evRead {
 		t.Errorf("second arrival: %v, want [Readable]", got)
 	}
 	// Reading reports nothing to the reader itself.
 	markA, markB = len(a.Events), len(b.Events)
 	readAll(s)
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := eventsSince(b, markB, s); len(got) != 0 {
 		t.Errorf("read caused events %v", got)
 	}
@@ -126,7 +126,7 @@ func TestEventsOncePerChange(t *testing.T) {
 	}
 	markB = len(b.Events)
 	b.Inject(dup)
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := eventsSince(b, markB, s); len(got) != 0 {
 		t.Errorf("duplicate segment caused events %v", got)
 	}
@@ -138,10 +138,10 @@ func TestEventsOncePerChange(t *testing.T) {
 func TestEventsClose(t *testing.T) {
 	n, a, b := knownPair(t, stack.Config{})
 	c, s, _ := connect(t, n, a, b, 80)
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	markB := len(b.Events)
 	c.CloseWrite()
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := eventsSince(b, markB, s); len(got) != 1 || got[0] != evRead {
 		t.Errorf("FIN: reader events %v, want [Readable]", got)
 	}
@@ -150,7 +150,7 @@ func TestEventsClose(t *testing.T) {
 	}
 	markB = len(b.Events)
 	c.Abort()
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := eventsSince(b, markB, s); len(got) != 1 || got[0] != evRead|evWrite|evClosed {
 		t.Errorf("RST: events %v, want [Readable|Writable|Closed]", got)
 	}
@@ -169,7 +169,7 @@ func TestEventsUDPAndListenerClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if got := b.EventsFor(ub); len(got) != 1 || got[0] != evRead {
 		t.Errorf("UDP events %v, want [Readable]", got)
 	}
@@ -202,7 +202,7 @@ func TestEventsQueuedConnReset(t *testing.T) {
 	}
 	n.RunUntil(time.Second, func() bool { return l.Pending() == 1 })
 	c.Abort()
-	n.RunQuiet(time.Second)
+	n.RunQuiet(settle)
 	if l.Pending() != 0 || len(b.Stack.Conns()) != 0 {
 		t.Errorf("reset connection still queued: pending %d, conns %d", l.Pending(), len(b.Stack.Conns()))
 	}
@@ -215,3 +215,8 @@ func TestEventsQueuedConnReset(t *testing.T) {
 		t.Errorf("Accept returned the reset connection")
 	}
 }
+
+// settle is how long the events tests let two stacks run until nothing is
+// left to do: an idle connection's idle timer fires once, after ParkIdle
+// (1 s) or three RTOs, and parks it (tcp.Config.ParkIdle).
+const settle = 5 * time.Second

@@ -326,7 +326,7 @@ func (r *TCPRequest) Accept(now clock.Instant) (*TCPConn, error) {
 		st.TCPDropped++
 		return nil, err
 	}
-	s.flows.conns[r.key] = c
+	s.addConn(r.key, c)
 	s.afterConn(c)
 	st.TCPAccepted++
 	return c, nil

@@ -245,7 +245,9 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 			s.syncPMTU(now, c)
 		}
 		n := c.nic
-		src, dst := c.key().local.Addr(), c.key().remote.Addr()
+		// A connection with output is never parked (park): its core
+		// is there.
+		src, dst := c.conn.LocalAddr().Addr(), c.conn.RemoteAddr().Addr()
 		hl := ipHeaderLen(dst)
 		loop := s.isLocal(dst)
 		// Offloads apply to a frame that leaves now: one that waits for

@@ -193,6 +193,11 @@ func (c *Config) setDefaults() {
 	if c.CtlQueueLen == 0 {
 		c.CtlQueueLen = 4096
 	}
+	if c.TCP.ParkIdle == 0 {
+		// Idle connections park after a second (and three RTOs): see
+		// tcp.Config.ParkIdle; a negative value keeps them whole.
+		c.TCP.ParkIdle = time.Second
+	}
 	c.IPv6.setDefaults()
 }
 
@@ -367,7 +372,10 @@ type Stack struct {
 // is found by its 4-tuple (ParseFlowKey), so N shards can each own the
 // flows that hash to them.
 type flows struct {
-	tcpEnv    *tcp.Env
+	tcpEnv *tcp.Env
+	// lastTick is the time of the last HandleTimeout: a call that
+	// unparks a connection has no time of its own (TCPConn.core).
+	lastTick  clock.Instant
 	isn       *tcp.ISNGenerator
 	cookie    *tcp.SynCookies // SYN cookies (RFC 4987 §3.6)
 	cookieAt  clock.Instant   // when a listener last sent a SYN cookie, if cookieAny (shed.go)
@@ -537,8 +545,15 @@ func (s *Stack) NextDeadline() clock.Instant {
 // HandleTimeout runs every timer due at now.
 func (s *Stack) HandleTimeout(now clock.Instant) {
 	timers := &s.flows.timers
+	s.flows.lastTick = max(s.flows.lastTick, now)
 	for c := timers.pop(now); c != nil; c = timers.pop(now) {
+		if c.conn == nil {
+			s.unpark(now, c) // its keep-alive timer
+		}
 		c.conn.HandleTimeout(now)
+		if s.park(now, c) {
+			continue
+		}
 		s.afterConn(c)
 	}
 	h := &s.host
@@ -589,7 +604,7 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 // with EHOSTUNREACH, as Linux does when ARP gives up.
 func (s *Stack) neighborFailed(now clock.Instant, id NICID, ip netip.Addr) {
 	for _, c := range s.sortedConns(func(c *TCPConn) bool {
-		return c.nic != nil && c.nic.id == id && c.nextHop == ip && c.conn.State() == tcp.SynSent
+		return c.nic != nil && c.nic.id == id && c.nextHop == ip && c.State() == tcp.SynSent
 	}) {
 		c.conn.HandleICMPError(now, tcp.ErrHostUnreachable)
 		s.afterConn(c)
@@ -625,7 +640,7 @@ func (s *Stack) Close() {
 		l.Close()
 	}
 	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
-		c.conn.Abort()
+		c.core().Abort()
 		s.afterConn(c)
 	}
 	for _, a := range f.udp.sorted() {

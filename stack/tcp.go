@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/binary"
+	"io"
 	"net/netip"
 	"time"
 
@@ -32,22 +33,30 @@ func (t tuple) compare(u tuple) int {
 // them.
 type TCPConn struct {
 	sockBase
-	s        *Stack
+	s *Stack
+	// conn is the connection's core; nil while it is parked, when
+	// parked stands for it (park, unpark).
 	conn     *tcp.Conn
+	parked   *tcp.Parked
 	nic      *nic
 	nextHop  netip.Addr
 	listener *TCPListener // while in the listener's queues
+	// addrs is the 4-tuple, set when the connection enters the flow
+	// table and never changed: it is read without the owner's lock (the
+	// runtime's address getters) while the core is parked and unparked.
+	// The fields after it fill its last word.
+	addrs connAddrs
+	// ackSeen is the highest acknowledgment number seen from the peer,
+	// confirmed when the neighbour was last told of it (reachability
+	// confirmation, RFC 4861 §7.3.1).
+	ackSeen  wire.Seq
+	ackKnown bool
 	accepted bool
 	inTable  bool
 	dirty    bool
 	// timer is the connection's entry in the stack's timer wheel
 	// (connTimers), armed at the core's NextDeadline.
-	timer wheel.Entry[*TCPConn]
-	// ackSeen is the highest acknowledgment number seen from the peer,
-	// confirmed when the neighbour was last told of it (reachability
-	// confirmation, RFC 4861 §7.3.1).
-	ackSeen   wire.Seq
-	ackKnown  bool
+	timer     wheel.Entry[*TCPConn]
 	confirmed clock.Instant
 	// pmtuGen is the path MTU cache's generation the connection's MSS
 	// last followed (syncPMTU).
@@ -71,7 +80,80 @@ func (s *Stack) newConn(n *nic, nextHop netip.Addr) *TCPConn {
 // core connection holds the addresses (from its Endpoints), so they are
 // not kept twice; it is valid once the core was opened, which is before
 // the connection enters the table.
-func (c *TCPConn) key() tuple { return tuple{c.conn.LocalAddr(), c.conn.RemoteAddr()} }
+func (c *TCPConn) key() tuple { return c.addrs.tuple() }
+
+// connAddrs is a 4-tuple in 38 bytes (a tuple of netip.AddrPorts is 64):
+// the addresses as 16 bytes (IPv4 mapped), the ports, the family.
+type connAddrs struct {
+	l, r         [16]byte
+	lport, rport uint16
+	v4           uint16 // 1 for IPv4: 2 bytes, so that the struct has no tail padding
+}
+
+func (a *connAddrs) set(t tuple) {
+	a.l, a.lport = t.local.Addr().As16(), t.local.Port()
+	a.r, a.rport = t.remote.Addr().As16(), t.remote.Port()
+	a.v4 = 0
+	if t.local.Addr().Is4() {
+		a.v4 = 1
+	}
+}
+
+func (a *connAddrs) tuple() tuple {
+	l, r := netip.AddrFrom16(a.l), netip.AddrFrom16(a.r)
+	if a.v4 != 0 {
+		l, r = l.Unmap(), r.Unmap()
+	}
+	return tuple{netip.AddrPortFrom(l, a.lport), netip.AddrPortFrom(r, a.rport)}
+}
+
+// addConn enters c into the flow table under key, its 4-tuple.
+func (s *Stack) addConn(key tuple, c *TCPConn) {
+	c.addrs.set(key)
+	s.flows.conns[key] = c
+}
+
+// core returns c's tcp.Conn, unparking it first if it is parked: every
+// call into the core goes through it but the input path's, which checks
+// for itself.
+func (c *TCPConn) core() *tcp.Conn {
+	if c.conn == nil {
+		c.s.unpark(c.s.flows.lastTick, c)
+		// Its timers (keep-alive, idle) go back into the wheel even if
+		// the call that follows does not report to afterConn.
+		c.s.afterConnQuiet(c)
+	}
+	return c.conn
+}
+
+// park parks c if its core is parkable (tcp.Conn.Park): its core, loss
+// recovery and controller go back to the Env's pools and a tcp.Parked
+// record stands for them, in the timer wheel only for its keep-alive. A
+// connection with output to poll does not park. The timer loop asks after every HandleTimeout: the core's idle
+// timer fires when it may have become parkable.
+func (s *Stack) park(now clock.Instant, c *TCPConn) bool {
+	if c.dirty || !c.inTable {
+		return false
+	}
+	p := c.conn.Park(now)
+	if p == nil {
+		return false
+	}
+	c.conn, c.parked = nil, p
+	s.flows.timers.update(c, p.NextDeadline())
+	return true
+}
+
+// unpark rebuilds c's core from its record (tcp.Env.Unpark). The caller
+// goes on as with any connection, afterConn included.
+//
+// now is the time of the segment or timer that unparks it, or for a call
+// the time of the stack's last HandleTimeout (flows.lastTick).
+func (s *Stack) unpark(now clock.Instant, c *TCPConn) {
+	k := c.key()
+	c.conn = s.flows.tcpEnv.Unpark(now, c.parked, k.local, k.remote)
+	c.parked = nil
+}
 
 func (s *Stack) afterConn(c *TCPConn) {
 	if !c.dirty {
@@ -152,6 +234,9 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 	var reopenISS wire.Seq
 	reopen := false
 	if c := s.flows.conns[key]; c != nil {
+		if c.conn == nil {
+			s.unpark(now, c)
+		}
 		if c.conn.State() == tcp.SynReceived && c.listener != nil && seg.Flags&wire.TCPFlagACK != 0 &&
 			seg.Flags&(wire.TCPFlagSYN|wire.TCPFlagRST) == 0 && c.listener.acceptFull() {
 			// The handshake would complete into a full accept queue:
@@ -268,7 +353,7 @@ func (s *Stack) listen(now clock.Instant, n *nic, l *TCPListener, key tuple, seg
 	}
 	c.listener = l
 	l.synQueue++
-	s.flows.conns[key] = c
+	s.addConn(key, c)
 	s.afterConn(c)
 }
 
@@ -320,7 +405,7 @@ func (s *Stack) cookieACK(now clock.Instant, n *nic, l *TCPListener, key tuple, 
 	// complete and moves the connection to the accept queue.
 	c.listener = l
 	l.synQueue++
-	s.flows.conns[key] = c
+	s.addConn(key, c)
 	s.afterConn(c)
 	return true
 }
@@ -367,6 +452,9 @@ func (s *Stack) tcpError(now clock.Instant, e *transportError) {
 	c := s.flows.conns[key]
 	if c == nil {
 		return
+	}
+	if c.conn == nil {
+		s.unpark(now, c)
 	}
 	// RFC 5927 §4.1: an error is acted on only if the sequence number it
 	// quotes is in flight; a forged or stale one is counted and dropped.
@@ -455,7 +543,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	if err := c.conn.Connect(now, ep); err != nil {
 		return nil, err
 	}
-	s.flows.conns[key] = c
+	s.addConn(key, c)
 	s.afterConn(c)
 	return c, nil
 }
@@ -485,7 +573,10 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 // for the new connection; the table entry is the new connection's once
 // it is added (afterConnQuiet removes old only while it is still there).
 func (s *Stack) reuseTimeWait(now clock.Instant, old *TCPConn) (wire.Seq, bool) {
-	if s.cfg.TimeWaitReuse < 0 {
+	if s.cfg.TimeWaitReuse < 0 || old.conn == nil {
+		// A parked connection is ESTABLISHED: never reusable, and not
+		// unparked to say so (the runtime's port search asks about
+		// every port it tries).
 		return 0, false
 	}
 	iss, ok := old.conn.ReuseTimeWait(now, s.cfg.TimeWaitReuse)
@@ -497,7 +588,7 @@ func (s *Stack) reuseTimeWait(now clock.Instant, old *TCPConn) (wire.Seq, bool) 
 
 // timeWaitReusable reports whether reuseTimeWait would end c.
 func (s *Stack) timeWaitReusable(now clock.Instant, c *TCPConn) bool {
-	return s.cfg.TimeWaitReuse >= 0 && c.conn.TimeWaitReusable(now, s.cfg.TimeWaitReuse)
+	return s.cfg.TimeWaitReuse >= 0 && c.conn != nil && c.conn.TimeWaitReusable(now, s.cfg.TimeWaitReuse)
 }
 
 // ephemeralTCP picks a local port for a connection from src to dst with
@@ -546,7 +637,17 @@ func putAddr(b []byte, a netip.Addr) int {
 
 // Read reads received data (see tcp.Conn.Read); ErrWouldBlock if there
 // is none yet.
+//
+// A parked connection answers without being unparked: it holds nothing
+// to read, so its core would return ErrWouldBlock (io.EOF after
+// CloseRead) and change nothing.
 func (c *TCPConn) Read(p []byte) (int, error) {
+	if c.conn == nil {
+		if c.parked.Readable() {
+			return 0, io.EOF
+		}
+		return 0, ErrWouldBlock
+	}
 	n, err := c.conn.Read(p)
 	c.s.afterConn(c)
 	return n, sockErr(err)
@@ -555,7 +656,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 // Write queues data to send (see tcp.Conn.Write); ErrWouldBlock if
 // there is no room.
 func (c *TCPConn) Write(p []byte) (int, error) {
-	n, err := c.conn.Write(p)
+	n, err := c.core().Write(p)
 	if n > 0 {
 		c.s.afterConn(c)
 	}
@@ -564,14 +665,14 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 
 // CloseWrite sends a FIN after the data written (shutdown(SHUT_WR)).
 func (c *TCPConn) CloseWrite() error {
-	err := c.conn.CloseWrite()
+	err := c.core().CloseWrite()
 	c.s.afterConn(c)
 	return err
 }
 
 // CloseRead stops reading (shutdown(SHUT_RD)).
 func (c *TCPConn) CloseRead() error {
-	err := c.conn.CloseRead()
+	err := c.core().CloseRead()
 	c.s.afterConn(c)
 	return err
 }
@@ -579,67 +680,97 @@ func (c *TCPConn) CloseRead() error {
 // Close closes the connection: it shuts down in the background, or is
 // reset if unread data remains (see tcp.Conn.Close).
 func (c *TCPConn) Close() error {
-	err := c.conn.Close()
+	err := c.core().Close()
 	c.s.afterConn(c)
 	return err
 }
 
 // Abort resets the connection (close with SO_LINGER 0).
 func (c *TCPConn) Abort() {
-	c.conn.Abort()
+	c.core().Abort()
 	c.s.afterConn(c)
 }
 
 // SetNoDelay sets TCP_NODELAY.
 func (c *TCPConn) SetNoDelay(on bool) {
-	c.conn.SetNoDelay(on)
+	c.core().SetNoDelay(on)
 	c.s.afterConn(c)
 }
 
 // SetKeepAlive sets SO_KEEPALIVE and its idle time, interval and count
 // (zero values keep the current ones).
 func (c *TCPConn) SetKeepAlive(now clock.Instant, on bool, idle, interval time.Duration, count int) {
-	c.conn.SetKeepAlive(now, on, idle, interval, count)
+	c.core().SetKeepAlive(now, on, idle, interval, count)
 	c.s.afterConn(c)
 }
 
 // KeepAlive reports whether SO_KEEPALIVE is on.
-func (c *TCPConn) KeepAlive() bool { return c.conn.KeepAlive() }
+func (c *TCPConn) KeepAlive() bool {
+	if c.conn == nil {
+		return c.parked.KeepAlive()
+	}
+	return c.conn.KeepAlive()
+}
 
 // SetCongestionControl selects the connection's congestion controller by
 // the name it is registered under in package tcp/cc (TCP_CONGESTION; see
 // tcp.Conn.SetCongestionControl). An unknown name fails with an error
 // matching syscall.ENOENT.
 func (c *TCPConn) SetCongestionControl(name string) error {
-	err := c.conn.SetCongestionControl(name)
+	err := c.core().SetCongestionControl(name)
 	c.s.afterConn(c)
 	return err
 }
 
 // CongestionControl returns the name of the connection's congestion
 // controller.
-func (c *TCPConn) CongestionControl() string { return c.conn.CongestionControl() }
+func (c *TCPConn) CongestionControl() string {
+	if c.conn == nil {
+		return c.parked.CongestionControl()
+	}
+	return c.conn.CongestionControl()
+}
 
 // SetReadBuffer sets SO_RCVBUF.
-func (c *TCPConn) SetReadBuffer(n int) { c.conn.SetReadBuffer(n) }
+func (c *TCPConn) SetReadBuffer(n int) { c.core().SetReadBuffer(n) }
 
 // SetWriteBuffer sets SO_SNDBUF.
-func (c *TCPConn) SetWriteBuffer(n int) { c.conn.SetWriteBuffer(n) }
+func (c *TCPConn) SetWriteBuffer(n int) { c.core().SetWriteBuffer(n) }
 
 // State returns the connection's state.
-func (c *TCPConn) State() tcp.State { return c.conn.State() }
+func (c *TCPConn) State() tcp.State {
+	if c.conn == nil {
+		return tcp.Established
+	}
+	return c.conn.State()
+}
 
 // Info returns a snapshot like TCP_INFO.
-func (c *TCPConn) Info() tcp.Info { return c.conn.Info() }
+func (c *TCPConn) Info() tcp.Info { return c.core().Info() }
 
 // Err returns the error that ended the connection, if any.
-func (c *TCPConn) Err() error { return c.conn.Err() }
+func (c *TCPConn) Err() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Err()
+}
 
 // Readable reports whether Read would not block.
-func (c *TCPConn) Readable() bool { return c.conn.Readable() }
+func (c *TCPConn) Readable() bool {
+	if c.conn == nil {
+		return c.parked.Readable()
+	}
+	return c.conn.Readable()
+}
 
 // Writable reports whether Write would not block.
-func (c *TCPConn) Writable() bool { return c.conn.Writable() }
+func (c *TCPConn) Writable() bool {
+	if c.conn == nil {
+		return c.parked.Writable()
+	}
+	return c.conn.Writable()
+}
 
 // LocalAddr returns the local address and port; a link-local address
 // carries the zone of its NIC (its name, or number).
@@ -659,7 +790,12 @@ func withZone(ap netip.AddrPort, n *nic) netip.AddrPort {
 }
 
 // BufferedChunks returns the buffer chunks the connection holds.
-func (c *TCPConn) BufferedChunks() int { return c.conn.BufferedChunks() }
+func (c *TCPConn) BufferedChunks() int {
+	if c.conn == nil {
+		return 0
+	}
+	return c.conn.BufferedChunks()
+}
 
 // TCPListener is a listening socket (RFC 9293 LISTEN): a SYN queue of
 // half-open connections and an accept queue of established ones.
@@ -788,7 +924,7 @@ func (l *TCPListener) Close() {
 		s.flows.listeners.remove(l.addr)
 	}
 	for _, c := range s.sortedConns(func(c *TCPConn) bool { return c.listener == l }) {
-		c.conn.Abort()
+		c.core().Abort()
 		s.afterConn(c)
 	}
 	l.acceptQ.Free()
@@ -806,7 +942,7 @@ type ConnInfo struct {
 func (s *Stack) Conns() []ConnInfo {
 	out := make([]ConnInfo, 0, len(s.flows.conns))
 	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
-		out = append(out, ConnInfo{Local: c.key().local, Remote: c.key().remote, Info: c.conn.Info()})
+		out = append(out, ConnInfo{Local: c.key().local, Remote: c.key().remote, Info: c.Info()})
 	}
 	return out
 }

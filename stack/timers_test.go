@@ -24,8 +24,10 @@ func knownPair(t *testing.T, cfg stack.Config) (*stacktest.Net, *stacktest.Node,
 // in flight, no delayed ACK and no keep-alive has no timer (RFC 6298
 // §5.2 stops the retransmission timer when all data is acknowledged), so
 // it is not in the stack's timer wheel: once quiet, NextDeadline is
-// clock.Never however many connections are open. Keep-alive (RFC 1122
-// §4.2.3.6) arms a timer again.
+// clock.Never however many connections are open — once they parked,
+// a second (ParkIdle) or three RTOs after their last segment: until then
+// the idle timer that parks them is armed. Keep-alive (RFC 1122
+// §4.2.3.6) arms a timer again, and its probe unparks the connection.
 func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 	n, a, b := knownPair(t, stack.Config{})
 	var conns [][2]*stack.TCPConn
@@ -36,7 +38,12 @@ func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 		transfer(t, n, s, c, payload(uint64(i), 3000), time.Second)
 		conns = append(conns, [2]*stack.TCPConn{c, s})
 	}
-	n.RunQuiet(time.Second)
+	n.RunQuiet(5 * time.Second)
+	for _, nd := range []*stacktest.Node{a, b} {
+		if st := nd.Stack.Stats().TCP; st.Parked != 20 {
+			t.Errorf("%s: %d connections parked, want 20 (%d parks, %d unparks)", nd.Name, st.Parked, st.Parks, st.Unparks)
+		}
+	}
 	for _, nd := range []*stacktest.Node{a, b} {
 		if d := nd.Stack.NextDeadline(); d != clock.Never {
 			t.Errorf("%s: NextDeadline %v with 20 idle connections, want never", nd.Name, d)
@@ -63,7 +70,7 @@ func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 		t.Errorf("%d frames after the idle time, want a probe and its answer", got)
 	}
 	c.SetKeepAlive(n.Now, false, 0, 0, 0)
-	n.RunQuiet(time.Second)
+	n.RunQuiet(5 * time.Second)
 	if d := a.Stack.NextDeadline(); d != clock.Never {
 		t.Errorf("keep-alive off: NextDeadline %v, want never", d)
 	}

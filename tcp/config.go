@@ -98,6 +98,13 @@ type Config struct {
 	// sends per second, over all connections
 	// (net.ipv4.tcp_challenge_ack_limit, 1000).
 	ChallengeACKLimit int
+	// ParkIdle turns parking on (park.go; docs/ARCHITECTURE.md, "Parking
+	// idle connections"): an established connection quiescent for
+	// ParkIdle, and for three RTOs, may be parked by its owner — its
+	// Conn, recovery algorithm and controller go back to pools and a
+	// compact record stands for it. Zero or negative: off (package tcp's
+	// default; package stack turns it on with 1 s).
+	ParkIdle time.Duration
 	// InvalidRateLimit is the least time between two ACKs a connection
 	// sends in answer to out-of-window segments
 	// (net.ipv4.tcp_invalid_ratelimit, 500 ms).

@@ -41,6 +41,11 @@ type Env struct {
 	// mem is this Env's share of the stack-wide buffer budget
 	// (memory.go).
 	mem envMem
+
+	// pools hold the Conns, records and controllers parking gives back
+	// (park.go); ccDefault is cfg.Congestion, interned.
+	pools     parkPools
+	ccDefault *string
 }
 
 // superShape is the shape of a super-segment: segments, header length,
@@ -57,7 +62,7 @@ func NewEnv(cfg Config) *Env {
 		cfg.Memory = m
 	}
 	cfg.Mem = m.Limits()
-	return &Env{cfg: cfg, challengeWindow: -1 << 62, mem: envMem{m: m}}
+	return &Env{cfg: cfg, challengeWindow: -1 << 62, mem: envMem{m: m}, ccDefault: internCC(cfg.Congestion)}
 }
 
 // Config returns the Env's configuration, with defaults filled in.
@@ -213,7 +218,7 @@ type Conn struct {
 	// the MSS, and the time the next data segment may go at its pacing
 	// rate.
 	cc         cc.Controller
-	ccName     string
+	ccName     *string // interned (internCC): 8 bytes, not 16
 	pacingNext clock.Instant
 
 	// What is in flight (delivery.go): the SACK scoreboard, a record of
@@ -256,7 +261,7 @@ type Conn struct {
 
 // NewConn returns a closed connection that will use env.
 func NewConn(env *Env) *Conn {
-	c := &Conn{env: env, ccName: env.cfg.Congestion, minRTT: minmax.NewMin()}
+	c := &Conn{env: env, ccName: env.ccDefault, minRTT: minmax.NewMin()}
 	c.timers.stopAll()
 	c.sent.init()
 	c.sndBufSize = clampInt32(env.cfg.SndBuf)
@@ -414,7 +419,7 @@ func (c *Conn) ccParams() cc.Params {
 // startCongestionControl makes the connection's controller once the MSS
 // is known.
 func (c *Conn) startCongestionControl() {
-	ctl, err := cc.New(c.ccName)
+	ctl, err := cc.New(*c.ccName)
 	if err != nil {
 		// Names are checked when set; the registry forgets none.
 		ctl = cc.NewReno(c.sndMSS)
@@ -440,7 +445,9 @@ func (c *Conn) SetCongestionControl(name string) error {
 	if err != nil {
 		return fmt.Errorf("%w %q", ErrUnknownCongestion, name)
 	}
-	c.ccName = name
+	if *c.ccName != name {
+		c.ccName = internCC(name)
+	}
 	if c.cc == nil || c.cc.Name() == name {
 		return nil
 	}
@@ -454,7 +461,7 @@ func (c *Conn) SetCongestionControl(name string) error {
 
 // CongestionControl returns the name of the connection's congestion
 // controller (TCP_CONGESTION).
-func (c *Conn) CongestionControl() string { return c.ccName }
+func (c *Conn) CongestionControl() string { return *c.ccName }
 
 // State returns the connection's state.
 func (c *Conn) State() State { return c.state }
@@ -516,6 +523,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		n := c.rcv.read(c.env, p, !c.ooo.empty())
 		c.bytesRead += uint64(n)
 		c.afterRead()
+		c.rearmIdle()
 		return n, nil
 	}
 	switch {

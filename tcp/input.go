@@ -146,6 +146,7 @@ func (c *Conn) establish(now clock.Instant, seg *wire.TCPFields, rtt time.Durati
 	c.quickAcks = 16
 	c.events |= EventEstablished | EventWritable
 	c.armKeepAlive(now)
+	c.armIdle()
 }
 
 // handleTimeWait is RFC 9293 §3.10.7.4 for TIME-WAIT, as Linux refines it

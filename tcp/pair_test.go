@@ -26,6 +26,11 @@ type pair struct {
 	buf   []byte
 	// Segments seen, for assertions.
 	sent map[*Conn][]wire.TCPFields
+	// parkB makes the pair b's owner in the way of package stack: b is
+	// parked (bRec) whenever it is parkable after a timer, and unparked
+	// for the next segment or timer (park_test.go).
+	parkB bool
+	bRec  *Parked
 }
 
 type inflight struct {
@@ -106,6 +111,10 @@ func (p *pair) flush(c *Conn) {
 }
 
 func (p *pair) deliver(q inflight) {
+	if q.to == p.b && p.bRec != nil {
+		p.unparkB()
+		q.to = p.b
+	}
 	v, _ := wire.ParseTCP(q.data)
 	var f wire.TCPFields
 	f.Decode(v)
@@ -116,7 +125,13 @@ func (p *pair) deliver(q inflight) {
 // step advances to the next event (arrival or deadline) before limit and
 // handles it; it returns false when nothing is left before limit.
 func (p *pair) step(limit clock.Instant) bool {
-	next := clock.Min(p.a.NextDeadline(), p.b.NextDeadline())
+	bNext := clock.Never
+	if p.bRec != nil {
+		bNext = p.bRec.NextDeadline()
+	} else {
+		bNext = p.b.NextDeadline()
+	}
+	next := clock.Min(p.a.NextDeadline(), bNext)
 	// Every segment takes the same delay, so the queue is in order of
 	// arrival: the first is the earliest.
 	qi := -1
@@ -134,13 +149,38 @@ func (p *pair) step(limit clock.Instant) bool {
 		p.deliver(q)
 		return true
 	}
-	for _, c := range []*Conn{p.a, p.b} {
-		if c.NextDeadline() <= p.now {
-			c.HandleTimeout(p.now)
-			p.flush(c)
+	if p.a.NextDeadline() <= p.now {
+		p.a.HandleTimeout(p.now)
+		p.flush(p.a)
+	}
+	if bNext <= p.now {
+		if p.bRec != nil {
+			p.unparkB()
+		}
+		p.b.HandleTimeout(p.now)
+		p.flush(p.b)
+		if p.parkB {
+			p.b.TakeEvents()
+			p.bRec = p.b.Park(p.now)
 		}
 	}
 	return true
+}
+
+// unparkB rebuilds the parked b (Env.Unpark), as its owner does.
+func (p *pair) unparkB() {
+	old := p.b
+	p.b = old.env.Unpark(p.now, p.bRec, addrB, addrA)
+	p.bRec = nil
+	if p.b != old {
+		p.sent[p.b] = p.sent[old]
+		delete(p.sent, old)
+		for i := range p.queue {
+			if p.queue[i].to == old {
+				p.queue[i].to = p.b
+			}
+		}
+	}
 }
 
 func (p *pair) run(limit clock.Instant) {

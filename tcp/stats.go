@@ -93,6 +93,12 @@ type Stats struct {
 	MTUProbeSuccess  uint64 // probes acknowledged: the MSS grew (TCPMTUPSuccess)
 	MTUProbeFail     uint64 // probes lost or refused by a packet too big (TCPMTUPFail)
 	MTUBlackHoles    uint64 // black holes detected: the MSS dropped to the base MSS or below (ustack)
+
+	// Parking of idle connections (park.go; ustack, no Linux
+	// counterpart).
+	Parked  uint64 // connections parked now (gauge)
+	Parks   uint64 // connections parked
+	Unparks uint64 // parked connections rebuilt (a segment, a timer or a call)
 }
 
 // Each calls f with the name and value of every counter, in declaration

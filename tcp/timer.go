@@ -25,10 +25,11 @@ const (
 	timerPacing          // release of the next data segment at the pacing rate
 	timerRACK            // RACK's reordering timeout (RFC 8985 §6.3)
 	timerPLPMTU          // PLPMTUD's raise timer: search again (RFC 8899 §5.1.1)
+	timerIdle            // the connection has been idle long enough to park (park.go)
 	numTimers
 )
 
-var timerNames = [numTimers]string{"tlp", "rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack", "plpmtud"}
+var timerNames = [numTimers]string{"tlp", "rexmit", "persist", "delack", "keepalive", "life", "pacing", "rack", "plpmtud", "idle"}
 
 // String returns the timer's name.
 func (t timer) String() string {
@@ -84,9 +85,12 @@ func (tt *timerTable) next() clock.Instant {
 // resends what is in flight), OpenCookie (it handles the cookie's ACK),
 // PollTransmit and PollTransmitBatch (sending arms the
 // retransmission, persist and pacing timers, an ACK stops the delayed-ACK
-// timer), Close, CloseWrite, Abort and SetKeepAlive; and Connect and
-// OpenPassive only by way of the PollTransmit that sends their SYN. Read,
-// Write, CloseRead, the other setters and the getters never do, so an
+// timer), Close, CloseWrite, Abort and SetKeepAlive; Read when it
+// empties the receive queue with parking on (Config.ParkIdle: the idle
+// timer, stopped while data waited unread, starts again); and Connect and
+// OpenPassive only by way of the PollTransmit that sends their SYN. Read
+// otherwise, Write, CloseRead, the other setters and the getters never
+// do, so an
 // owner that keeps the deadlines of many connections in one structure
 // (package stack's heap) re-reads NextDeadline only after the calls
 // above.
@@ -128,6 +132,8 @@ func (c *Conn) HandleTimeout(now clock.Instant) {
 			}
 		case timerPLPMTU:
 			c.plpRaise()
+		case timerIdle:
+			c.onIdleTimeout(now)
 		}
 	}
 }

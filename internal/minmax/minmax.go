@@ -30,6 +30,10 @@ func NewMin() Filter { return Filter{min: true} }
 // Get returns the best value in the window (0 if the filter is empty).
 func (f *Filter) Get() uint64 { return f.s[0].V }
 
+// Samples returns the filter's three samples, best first (for a
+// connection's compact parked record, tcp/park.go).
+func (f *Filter) Samples() [3]Sample { return f.s }
+
 // Empty reports whether the filter holds no sample.
 func (f *Filter) Empty() bool { return !f.ok }
 
