@@ -548,12 +548,63 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 }
 
 // The Env's pools. The Env's owner serialises every call, so they need no
-// lock.
+// lock. A pooled Conn keeps its recovery algorithm and controller (Unpark
+// reuses them); NewConn, which takes a pooled Conn for a new connection,
+// moves them to recs and ccs, from which that connection's handshake
+// takes them (selectRecovery, startCongestionControl).
 type parkPools struct {
 	profiles map[parkProfile]*parkProfile
 	conns    []*Conn
 	parked   []*Parked
 	cold     []*parkedCold
+	recs     []lossRecovery
+	ccs      []cc.Controller
+}
+
+// freshConn returns a zero Conn for NewConn: a pooled one (its send
+// records' and scoreboard's slices kept, its recovery algorithm and
+// controller moved to their pools) or a new one.
+func (e *Env) freshConn() *Conn {
+	if len(e.pools.conns) == 0 {
+		return &Conn{env: e}
+	}
+	c := e.takeConn()
+	if c.rec != nil && len(e.pools.recs) < parkPoolMax {
+		e.pools.recs = append(e.pools.recs, c.rec)
+	}
+	if c.cc != nil && len(e.pools.ccs) < parkPoolMax {
+		e.pools.ccs = append(e.pools.ccs, c.cc)
+	}
+	blocks, ranges := c.sent.blocks, c.sb.ranges
+	*c = Conn{env: e, sent: sentQueue{blocks: blocks[:0]}, sb: scoreboard{ranges: ranges[:0]}}
+	return c
+}
+
+// takeRec returns a pooled recovery algorithm (of any kind; the caller
+// uses it if it is of the kind it wants), or nil.
+func (e *Env) takeRec() lossRecovery {
+	n := len(e.pools.recs)
+	if n == 0 {
+		return nil
+	}
+	r := e.pools.recs[n-1]
+	e.pools.recs[n-1] = nil
+	e.pools.recs = e.pools.recs[:n-1]
+	return r
+}
+
+// takeCC returns a pooled controller registered as name, or nil. The
+// caller must Init it (every registered controller's Init resets all its
+// state).
+func (e *Env) takeCC(name string) cc.Controller {
+	n := len(e.pools.ccs)
+	if n == 0 || e.pools.ccs[n-1].Name() != name {
+		return nil
+	}
+	ctl := e.pools.ccs[n-1]
+	e.pools.ccs[n-1] = nil
+	e.pools.ccs = e.pools.ccs[:n-1]
+	return ctl
 }
 
 func (e *Env) takeConn() *Conn {
