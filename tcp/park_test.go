@@ -576,3 +576,42 @@ func TestNewConnReusesParked(t *testing.T) {
 		})
 	}
 }
+
+// TestParkBurstAllocs: a burst of parks larger than the Env's pool
+// (connections whose handshakes ended together park together) followed
+// by as many new connections allocates nothing: the Conns, recovery
+// algorithms and controllers beyond the pool wait in sync.Pools for the
+// new connections instead of going to the collector.
+func TestParkBurstAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items; make allocs runs this without it")
+	}
+	e := NewEnv(parkCfg("cubic", false))
+	burst := make([]*Conn, 4*parkPoolMax)
+	start := func(c *Conn) {
+		c.sackOK, c.sndMSS = true, 1460
+		c.selectRecovery()
+		c.startCongestionControl()
+	}
+	for i := range burst {
+		burst[i] = NewConn(e)
+		start(burst[i])
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		for _, c := range burst {
+			e.putConn(c) // as Park does
+		}
+		for i := range burst {
+			burst[i] = NewConn(e)
+			start(burst[i])
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%d parks and %d new connections: %v allocations, want 0", len(burst), len(burst), allocs)
+	}
+	for _, c := range burst {
+		if c.rack == nil || c.cc == nil || c.cc.Name() != "cubic" {
+			t.Fatalf("new connection without its RACK or CUBIC: rack %v, cc %v", c.rack, c.cc)
+		}
+	}
+}
