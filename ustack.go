@@ -60,7 +60,10 @@ type Stack struct {
 	// (newStack). A frame goes to the shard its flow hashes to (input).
 	shards   []*shard
 	nextDial atomic.Uint64 // the shard a dial goes to, in turn (input.go)
-	nextPort atomic.Uint64 // where the next ephemeral port search starts (input.go)
+	// nextPort is RFC 6056 Algorithm 4's table of next_ephemeral
+	// counters: where the next ephemeral port search to a destination
+	// starts, beyond its keyed offset (input.go).
+	nextPort [portTableSize]atomic.Uint32
 	// host is the host part the shards' cores share (neighbours, IPv6
 	// configuration, reassembly hand-offs); nil with one shard. Its lock
 	// is taken inside a shard's, never before (stack.Shared).

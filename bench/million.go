@@ -203,8 +203,11 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 		return nil, err
 	}
 	parkWait := time.Since(parkStart)
-	debug.FreeOSMemory()
+	// The collections first, then the release: what the last seconds'
+	// parks left in the sync.Pools of parked Conns lives until the
+	// second collection, and is garbage after it.
 	live := liveBytes()
+	debug.FreeOSMemory()
 	rss, err := procStatus("VmRSS:")
 	if err != nil {
 		return nil, err
@@ -306,7 +309,7 @@ func MillionTable() *Table {
 	}
 	t.Notes = []string{
 		"ustack.ListenCallback and DialCallback over `link/pipe` (" + itoa(PipeQueueLen) + "-frame queues), each stack with its default shards (ustack.Config.Shards: GOMAXPROCS); the server has " + itoa(MillionServerIPs) + " addresses, the client one address and the ports 1024–65535; " + itoa(millionDialWindow) + " handshakes in flight at a time. Keep-alive (ustack.Config.KeepAlive) on both ends: idle time and interval as the row says.",
-		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). Then the run waits until every connection end is parked (an idle connection parks a second after its last segment: tcp.Config.ParkIdle), and says how long that took. RSS: VmRSS after that, a GC and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
+		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). Then the run waits until every connection end is parked (an idle connection parks a second after its last segment: tcp.Config.ParkIdle), and says how long that took. RSS: VmRSS after that, two GCs and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
 		"Keep-alive every 15 s runs a tenth of the connections: each end then sends a probe every 15 s and the other answers it (a probe does not count as hearing from the peer, as in Linux), so the probes of the connections already open compete with the handshakes of the rest (at a million, on the 2-CPU machine under a load average of 25, setup stalled at 376 k); the CPU is proportional to the probes per second, shown beside it.",
 		"One round (the table's cells are not repeated: each takes minutes at a million).",
 	}

@@ -172,3 +172,32 @@ func TestEphemeralListenAndUDP(t *testing.T) {
 		t.Errorf("11th bind: %v, want EADDRNOTAVAIL", err)
 	}
 }
+
+// TestEphemeralPortsPerDestination: RFC 6056 §3.3.4 (Algorithm 4): each
+// destination's searches go on from its own next_ephemeral counter, so
+// dials to several destinations, many more than the range in all, each
+// find the port after their destination's last one free at once. With
+// Algorithm 3's single counter the dials to the others moved every
+// destination's start, and after each lap of the range its searches
+// began on ports its own connections held (a million connections to 32
+// addresses spent half their setup walking past them).
+func TestEphemeralPortsPerDestination(t *testing.T) {
+	cfg := stack.Config{EphemeralPorts: [2]uint16{40000, 40999}, Seed: 1}
+	n, a, _ := pair(t, cfg, stack.Config{})
+	const dests, each = 4, 600 // 2,400 dials over a range of 1,000
+	last := map[uint16]uint16{}
+	for i := range dests * each {
+		dst := ap(ipB, uint16(80+i%dests))
+		c, err := a.Stack.Connect(n.Now, netip.AddrPort{}, dst)
+		if err != nil {
+			t.Fatalf("connect %d: %v", i, err)
+		}
+		p := c.LocalAddr().Port()
+		if prev, ok := last[dst.Port()]; ok {
+			if want := 40000 + (prev-40000+1)%1000; p != want {
+				t.Fatalf("connect %d to %v: port %d, want %d (the one after its destination's last)", i, dst, p, want)
+			}
+		}
+		last[dst.Port()] = p
+	}
+}

@@ -386,7 +386,7 @@ type flows struct {
 	udp       bindings[*UDPEndpoint]
 	ping      map[uint16]*PingEndpoint // ping sockets by echo identifier
 	pingNext  uint16                   // the identifier picked last (BindPing)
-	nextEph   uint32                   // RFC 6056 Algorithm 3's next_ephemeral
+	nextEph   *[portTableSize]uint32   // RFC 6056 Algorithm 4's table of next_ephemeral (made on the first dial)
 	timers    connTimers
 	dirty     ring.Ring[*TCPConn] // connections that may have output, in turn
 	ready     ring.Ring[Socket]   // sockets with events to report
@@ -425,7 +425,6 @@ func New(cfg Config) *Stack {
 	// The draws keep their order: the same seed gives the same keys.
 	f.isn = tcp.NewISNGenerator(siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})
 	f.portK = siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}
-	f.nextEph = s.rng.Uint32()
 	h.ipID = uint16(s.rng.Uint32())
 	f.cookie = tcp.NewSynCookies(f.tcpEnv,
 		siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()}, siphash.Key{K0: s.rng.Uint64(), K1: s.rng.Uint64()})

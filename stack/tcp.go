@@ -592,8 +592,9 @@ func (s *Stack) timeWaitReusable(now clock.Instant, c *TCPConn) bool {
 }
 
 // ephemeralTCP picks a local port for a connection from src to dst with
-// RFC 6056 §3.3.3 (Algorithm 3, "Simple Hash-Based Port Selection"): the
-// search starts at an offset that is a keyed hash of the destination, so
+// RFC 6056 §3.3.4 (Algorithm 4, "Double-Hash Port Selection"): the
+// search starts at an offset that is a keyed hash of the destination
+// plus the next_ephemeral counter another part of the hash chooses, so
 // ports are hard to guess but reused fairly. A port is taken per 4-tuple,
 // as Linux's __inet_hash_connect does: one held by a connection to
 // another destination is free for this one, and one whose connection to
@@ -608,9 +609,21 @@ func (s *Stack) ephemeralTCP(now clock.Instant, src netip.Addr, dst netip.AddrPo
 	k := putAddr(b[:], src)
 	k += putAddr(b[k:], dst.Addr())
 	binary.BigEndian.PutUint16(b[k:], dst.Port())
-	offset := uint32(f.portK.Sum64(b[:k+2]))
+	// The counter the search starts from is one of a table, chosen by
+	// other bits of the hash (§3.3.4, Algorithm 4, as Linux's
+	// table_perturb): with one counter for all destinations, after each
+	// lap of the range the searches to a destination start on the ports
+	// its earlier connections hold, and walk past more of them each lap.
+	if f.nextEph == nil {
+		f.nextEph = new([portTableSize]uint32)
+		for i := range f.nextEph {
+			f.nextEph[i] = s.rng.Uint32()
+		}
+	}
+	h := f.portK.Sum64(b[:k+2])
+	offset, next := uint32(h), &f.nextEph[(h>>32)%uint64(len(f.nextEph))]
 	for i := uint32(0); i < num; i++ {
-		port := uint16(lo + (offset+f.nextEph+i)%num)
+		port := uint16(lo + (offset+*next+i)%num)
 		local := netip.AddrPortFrom(src, port)
 		if c := f.conns[tuple{local, dst}]; c != nil && !s.timeWaitReusable(now, c) {
 			continue
@@ -618,11 +631,16 @@ func (s *Stack) ephemeralTCP(now clock.Instant, src netip.Addr, dst netip.AddrPo
 		if _, listened := f.listeners.lookup(local); listened {
 			continue
 		}
-		f.nextEph += i + 1
+		*next += i + 1
 		return port, nil
 	}
 	return 0, ErrNoPorts
 }
+
+// portTableSize is how many next_ephemeral counters ephemeralTCP keeps
+// (RFC 6056 Algorithm 4's table; Linux has 65,536): destinations that
+// share one share its laps.
+const portTableSize = 1024
 
 // putAddr writes a's bytes (4 for IPv4, 16 for IPv6) into b and returns
 // how many.

@@ -259,9 +259,13 @@ type Conn struct {
 	segsIn, segsOut           uint32 // 32 bits, as Linux's tcp_info
 }
 
-// NewConn returns a closed connection that will use env.
+// NewConn returns a closed connection that will use env. The Conn comes
+// from env's pool of those parking gave back when it holds one (a server
+// taking connections while others park reuses their memory instead of
+// making garbage), else it is allocated.
 func NewConn(env *Env) *Conn {
-	c := &Conn{env: env, ccName: env.ccDefault, minRTT: minmax.NewMin()}
+	c := env.freshConn()
+	c.ccName, c.minRTT = env.ccDefault, minmax.NewMin()
 	c.timers.stopAll()
 	c.sent.init()
 	c.sndBufSize = clampInt32(env.cfg.SndBuf)
@@ -419,10 +423,13 @@ func (c *Conn) ccParams() cc.Params {
 // startCongestionControl makes the connection's controller once the MSS
 // is known.
 func (c *Conn) startCongestionControl() {
-	ctl, err := cc.New(*c.ccName)
-	if err != nil {
-		// Names are checked when set; the registry forgets none.
-		ctl = cc.NewReno(c.sndMSS)
+	ctl := c.env.takeCC(*c.ccName)
+	if ctl == nil {
+		var err error
+		if ctl, err = cc.New(*c.ccName); err != nil {
+			// Names are checked when set; the registry forgets none.
+			ctl = cc.NewReno(c.sndMSS)
+		}
 	}
 	ctl.Init(c.ccParams())
 	c.cc = ctl

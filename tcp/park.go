@@ -548,13 +548,94 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 }
 
 // The Env's pools. The Env's owner serialises every call, so they need no
-// lock.
+// lock. A pooled Conn keeps its recovery algorithm and controller (Unpark
+// reuses them); NewConn, which takes a pooled Conn for a new connection,
+// moves them to recs and ccs, from which that connection's handshake
+// takes them (selectRecovery, startCongestionControl).
 type parkPools struct {
 	profiles map[parkProfile]*parkProfile
 	conns    []*Conn
 	parked   []*Parked
 	cold     []*parkedCold
+	recs     []lossRecovery
+	ccs      []cc.Controller
 }
+
+// freshConn returns a zero Conn for NewConn: a pooled one (its send
+// records' and scoreboard's slices kept, its recovery algorithm and
+// controller moved to their pools) or a new one.
+func (e *Env) freshConn() *Conn {
+	c := e.takeConn()
+	if c.rec != nil {
+		if len(e.pools.recs) < parkPoolMax {
+			e.pools.recs = append(e.pools.recs, c.rec)
+		} else {
+			spareRecs.Put(c.rec)
+		}
+	}
+	if c.cc != nil {
+		if len(e.pools.ccs) < parkPoolMax {
+			e.pools.ccs = append(e.pools.ccs, c.cc)
+		} else {
+			spareCCs.Put(c.cc)
+		}
+	}
+	blocks, ranges := c.sent.blocks, c.sb.ranges
+	*c = Conn{env: e, sent: sentQueue{blocks: blocks[:0]}, sb: scoreboard{ranges: ranges[:0]}}
+	return c
+}
+
+// takeRec returns a pooled recovery algorithm (of any kind; the caller
+// uses it if it is of the kind it wants), or nil.
+func (e *Env) takeRec() lossRecovery {
+	n := len(e.pools.recs)
+	if n == 0 {
+		r, _ := spareRecs.Get().(lossRecovery)
+		return r
+	}
+	r := e.pools.recs[n-1]
+	e.pools.recs[n-1] = nil
+	e.pools.recs = e.pools.recs[:n-1]
+	return r
+}
+
+// takeCC returns a pooled controller registered as name, or nil. The
+// caller must Init it (every registered controller's Init resets all its
+// state).
+func (e *Env) takeCC(name string) cc.Controller {
+	n := len(e.pools.ccs)
+	if n == 0 {
+		if ctl, _ := spareCCs.Get().(cc.Controller); ctl != nil && ctl.Name() == name {
+			return ctl
+		}
+		return nil
+	}
+	if e.pools.ccs[n-1].Name() != name {
+		return nil
+	}
+	ctl := e.pools.ccs[n-1]
+	e.pools.ccs[n-1] = nil
+	e.pools.ccs = e.pools.ccs[:n-1]
+	return ctl
+}
+
+// spareConns takes the Conns parking gives back beyond an Env's pool of
+// parkPoolMax: connections park in bursts (those whose handshakes ended
+// together go idle together) while new ones open at a steadier rate, so
+// a bounded pool alone lets most of a burst go to the garbage collector
+// and the next connections allocate again. A sync.Pool keeps the rest
+// of the burst for reuse by any Env (NewConn, Unpark: both reset the
+// whole Conn) and gives what stays unused back to the collector within
+// two cycles: it costs no memory once the connections are made. A Conn
+// in it keeps its recovery algorithm and controller (freshConn, Unpark).
+var spareConns sync.Pool
+
+// spareRecs and spareCCs take the recovery algorithms and controllers
+// of the pooled Conns NewConn reuses beyond the Env's pools (recs, ccs):
+// a client has its connections' handshakes in flight between NewConn and
+// the SYN-ACK that chooses them (selectRecovery), up to the dialler's
+// window.
+var spareRecs, spareCCs sync.Pool
 
 func (e *Env) takeConn() *Conn {
 	if n := len(e.pools.conns); n > 0 {
@@ -563,13 +644,18 @@ func (e *Env) takeConn() *Conn {
 		e.pools.conns = e.pools.conns[:n-1]
 		return c
 	}
+	if c, _ := spareConns.Get().(*Conn); c != nil {
+		return c
+	}
 	return new(Conn)
 }
 
 func (e *Env) putConn(c *Conn) {
 	if len(e.pools.conns) < parkPoolMax {
 		e.pools.conns = append(e.pools.conns, c)
+		return
 	}
+	spareConns.Put(c)
 }
 
 func (e *Env) takeParked() *Parked {

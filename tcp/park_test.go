@@ -500,3 +500,118 @@ func TestParkKeepAliveStaysCompact(t *testing.T) {
 		t.Errorf("b unparked %d times in 20 s of probes every 3 s", u)
 	}
 }
+
+// TestNewConnReusesParked: a connection made on an Env where another
+// parked takes that one's Conn, and at its handshake its recovery
+// algorithm and controller, instead of allocating them (a server that
+// keeps accepting while earlier connections park makes no garbage of
+// them); and it behaves exactly as one made on a fresh Env: every
+// segment it sends through a handshake and a transfer with a loss, and
+// its TCP_INFO after, are the same.
+func TestNewConnReusesParked(t *testing.T) {
+	for _, tc := range []struct {
+		cc     string
+		noSACK bool
+	}{{"cubic", false}, {"reno", false}, {"bbr", false}, {"cubic", true}} {
+		t.Run(fmt.Sprintf("%s/noSACK=%v", tc.cc, tc.noSACK), func(t *testing.T) {
+			idle := idlePair(t, tc.cc, tc.noSACK)
+			old := idle.b
+			env, oldRec, oldCC := old.env, old.rec, old.cc
+			if old.Park(idle.now) == nil {
+				t.Fatal("Park refused a parkable connection")
+			}
+			script := func(p *pair) {
+				n := 0
+				p.drop = func(from *Conn, seg *wire.TCPFields) bool {
+					if len(seg.Payload) > 0 {
+						n++
+						return n == 5
+					}
+					return false
+				}
+				p.connect()
+				p.a.Write(payloadBytes(1, 40000))
+				p.flush(p.a)
+				p.b.Write(payloadBytes(2, 3000))
+				p.flush(p.b)
+				p.run(p.now.Add(3 * time.Second))
+				buf := make([]byte, 64<<10)
+				for _, c := range []*Conn{p.a, p.b} {
+					for {
+						if k, _ := c.Read(buf); k == 0 {
+							break
+						}
+					}
+					p.flush(c)
+				}
+				p.run(p.now.Add(3 * time.Second))
+			}
+			cfg := parkCfg(tc.cc, tc.noSACK)
+			fresh := newPair(t, cfg, cfg, 5*time.Millisecond)
+			script(fresh)
+			reused := newPair(t, cfg, cfg, 5*time.Millisecond)
+			reused.b = NewConn(env)
+			if reused.b != old {
+				t.Fatal("NewConn allocated a Conn while the Env's pool held one")
+			}
+			script(reused)
+			if reused.b.rec != oldRec || reused.b.cc != oldCC {
+				t.Errorf("handshake allocated: recovery reused %v, controller reused %v", reused.b.rec == oldRec, reused.b.cc == oldCC)
+			}
+			got, want := reused.sent[reused.b], fresh.sent[fresh.b]
+			if len(got) != len(want) {
+				t.Fatalf("reused Conn sent %d segments, fresh one %d", len(got), len(want))
+			}
+			for i := range want {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("segment %d: reused Conn sent %+v, fresh one %+v", i, got[i], want[i])
+				}
+			}
+			if g, w := reused.b.Info(), fresh.b.Info(); g != w {
+				t.Errorf("TCP_INFO:\nreused %+v\nfresh  %+v", g, w)
+			}
+			if fresh.a.Info().TotalRetrans+fresh.b.Info().TotalRetrans == 0 {
+				t.Error("the script retransmitted nothing: recovery was not exercised")
+			}
+		})
+	}
+}
+
+// TestParkBurstAllocs: a burst of parks larger than the Env's pool
+// (connections whose handshakes ended together park together) followed
+// by as many new connections allocates nothing: the Conns, recovery
+// algorithms and controllers beyond the pool wait in sync.Pools for the
+// new connections instead of going to the collector.
+func TestParkBurstAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items; make allocs runs this without it")
+	}
+	e := NewEnv(parkCfg("cubic", false))
+	burst := make([]*Conn, 4*parkPoolMax)
+	start := func(c *Conn) {
+		c.sackOK, c.sndMSS = true, 1460
+		c.selectRecovery()
+		c.startCongestionControl()
+	}
+	for i := range burst {
+		burst[i] = NewConn(e)
+		start(burst[i])
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		for _, c := range burst {
+			e.putConn(c) // as Park does
+		}
+		for i := range burst {
+			burst[i] = NewConn(e)
+			start(burst[i])
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%d parks and %d new connections: %v allocations, want 0", len(burst), len(burst), allocs)
+	}
+	for _, c := range burst {
+		if c.rack == nil || c.cc == nil || c.cc.Name() != "cubic" {
+			t.Fatalf("new connection without its RACK or CUBIC: rack %v, cc %v", c.rack, c.cc)
+		}
+	}
+}

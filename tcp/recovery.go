@@ -141,20 +141,31 @@ type ackEvent struct {
 // selectRecovery chooses the connection's loss recovery once the
 // handshake has settled SACK (RFC 2018 §2).
 // Only the chosen algorithm's state is allocated (once per connection,
-// at the handshake; never per segment).
+// at the handshake; never per segment), or taken from the Env's pool of
+// those parked connections gave back.
 func (c *Conn) selectRecovery() {
 	c.rack = nil
+	spare := c.env.takeRec()
 	switch {
 	case c.sackOK && !c.env.cfg.NoRACK:
-		r := new(rackRecovery)
+		r, _ := spare.(*rackRecovery)
+		if r == nil {
+			r = new(rackRecovery)
+		}
 		r.init(c)
 		c.rec, c.lr, c.rack = r, &r.recoveryBase, r
 	case c.sackOK:
-		s := new(sackRecovery)
+		s, _ := spare.(*sackRecovery)
+		if s == nil {
+			s = new(sackRecovery)
+		}
 		s.init(c)
 		c.rec, c.lr = s, &s.recoveryBase
 	default:
-		r := new(renoRecovery)
+		r, _ := spare.(*renoRecovery)
+		if r == nil {
+			r = new(renoRecovery)
+		}
 		r.init(c)
 		c.rec, c.lr = r, &r.recoveryBase
 	}
