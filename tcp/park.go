@@ -515,7 +515,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 	}
 
 	// The controller, from cwnd and ssthresh (as TCP_CONGESTION's switch).
-	if ctl == nil || ctl.Name() != *c.ccName {
+	if ctl == nil || ctl.Name() != *c.ccName || !cc.IsReusable(ctl) {
 		var err error
 		if ctl, err = cc.New(*c.ccName); err != nil {
 			ctl = cc.NewReno(c.sndMSS)
@@ -573,7 +573,7 @@ func (e *Env) freshConn() *Conn {
 			spareRecs.Put(c.rec)
 		}
 	}
-	if c.cc != nil {
+	if c.cc != nil && cc.IsReusable(c.cc) {
 		if len(e.pools.ccs) < parkPoolMax {
 			e.pools.ccs = append(e.pools.ccs, c.cc)
 		} else {

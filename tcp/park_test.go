@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/ustack/ustack/clock"
+	"github.com/ustack/ustack/tcp/cc"
 	"github.com/ustack/ustack/wire"
 )
 
@@ -613,5 +615,56 @@ func TestParkBurstAllocs(t *testing.T) {
 		if c.rack == nil || c.cc == nil || c.cc.Name() != "cubic" {
 			t.Fatalf("new connection without its RACK or CUBIC: rack %v, cc %v", c.rack, c.cc)
 		}
+	}
+}
+
+// stickyCC is a controller registered from outside the way a program
+// may write one: embedding cc.Base, its Init leaving state it already
+// has. It is not cc.Reusable, so the core must never hand one that a
+// parked connection gave back to another connection.
+type stickyCC struct {
+	cc.Base
+	cwnd uint32
+}
+
+func (s *stickyCC) Name() string { return "test-sticky" }
+func (s *stickyCC) Cwnd() uint32 { return s.cwnd }
+func (s *stickyCC) Init(p cc.Params) {
+	if s.cwnd == 0 {
+		s.cwnd = p.InitialWindow
+	}
+}
+
+var registerSticky sync.Once
+
+// TestParkedControllerNotReusedUnlessReusable: a parked connection's
+// controller goes to another connection (NewConn, Unpark) only when it
+// says its Init resets it (cc.Reusable, as the built-in ones do).
+func TestParkedControllerNotReusedUnlessReusable(t *testing.T) {
+	registerSticky.Do(func() {
+		if err := cc.Register("test-sticky", func() cc.Controller { return new(stickyCC) }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, name := range []string{"test-sticky", "cubic"} {
+		t.Run(name, func(t *testing.T) {
+			idle := idlePair(t, name, false)
+			old := idle.b
+			env, oldCC := old.env, old.cc
+			if old.Park(idle.now) == nil {
+				t.Fatal("Park refused a parkable connection")
+			}
+			cfg := parkCfg(name, false)
+			p := newPair(t, cfg, cfg, 5*time.Millisecond)
+			p.b = NewConn(env)
+			if p.b != old {
+				t.Fatal("NewConn allocated a Conn while the Env's pool held one")
+			}
+			p.connect()
+			reused := p.b.cc == oldCC
+			if want := cc.IsReusable(oldCC); reused != want {
+				t.Errorf("controller %s reused by the next connection: %v, want %v", name, reused, want)
+			}
+		})
 	}
 }

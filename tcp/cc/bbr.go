@@ -905,3 +905,6 @@ func (b *BBR) setCwnd(s *AckSample) {
 }
 
 var _ Controller = (*BBR)(nil)
+
+// ReusableAfterInit implements Reusable: Init sets every field.
+func (*BBR) ReusableAfterInit() {}

@@ -204,6 +204,27 @@ type LostSegment struct {
 	AppLimited bool
 }
 
+// Reusable is implemented by a Controller whose Init sets all of its
+// state, as a new controller's would be. The TCP core may then hand a
+// controller that a parked connection gave back to another connection,
+// after Init, instead of allocating one. A controller that does not
+// implement it is never reused: each connection gets its own from New,
+// so a controller registered from outside keeps nothing of another
+// connection's (Linux zeroes a socket's congestion-control area before
+// the algorithm's init for the same reason).
+type Reusable interface {
+	Controller
+	// ReusableAfterInit marks the controller; it does nothing.
+	ReusableAfterInit()
+}
+
+// IsReusable reports whether ctl may be handed to another connection
+// after its Init (Reusable).
+func IsReusable(ctl Controller) bool {
+	_, ok := ctl.(Reusable)
+	return ok
+}
+
 // Base gives every optional hook of Controller a default: Init, SetMSS,
 // OnSent, OnAck, OnRecoveryStart, OnRecoveryEnd, OnTimeout,
 // OnIdleRestart, OnUndo, OnECE and OnLost do nothing, Ssthresh is infinite,

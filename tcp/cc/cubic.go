@@ -504,3 +504,6 @@ func (c *Cubic) OnUndo(now clock.Instant) {
 }
 
 var _ Controller = (*Cubic)(nil)
+
+// ReusableAfterInit implements Reusable: Init sets every field.
+func (*Cubic) ReusableAfterInit() {}

@@ -190,3 +190,6 @@ func (r *Reno) OnUndo(now clock.Instant) {
 }
 
 var _ Controller = (*Reno)(nil)
+
+// ReusableAfterInit implements Reusable: Init sets every field.
+func (*Reno) ReusableAfterInit() {}
