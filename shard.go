@@ -53,9 +53,10 @@ type shard struct {
 	held  *outQueue   // the queue spare's frame waits for room in, or nil
 	out   []*outQueue // one per NIC, by NIC ID - 1
 	// rxBufLen is the longest read buffer of any NIC (readBufLen);
-	// output buffers are at least as long, so that a link that hands
-	// frames over by exchanging buffers (link.Packet.Swap) can give a
-	// written frame's buffer to a reader.
+	// output buffers of big frames are at least as long, so that a link
+	// that hands frames over by exchanging buffers (link.Packet.Swap)
+	// can give a written frame's buffer to a reader (small frames are
+	// copied, by the link too: smallOut).
 	rxBufLen int
 	socks    map[sockCloser]struct{}
 
@@ -203,12 +204,41 @@ func (sh *shard) stalled(q *outQueue, now clock.Instant) bool {
 	return len(sh.out) > 1 && q.writing.Load() && now.Sub(q.since) >= stallDrop
 }
 
+// smallOut is the length of the buffers an output slot keeps for small
+// frames, and the longest frame copied into one; copySmallMin is the
+// frame buffer length (the core's MaxFrameLen) from which small frames
+// are copied.
+//
+// The rule: where the core's frames may be long (a link with TSO/GSO
+// offloads: 64 KiB super-frames, so 64 KiB buffers), a frame of at most
+// smallOut bytes — a SYN, an ACK, an rr request — is copied from the
+// spare into a small buffer of its slot's, and the spare stays for the
+// next poll; a longer frame changes places with the slot's buffer
+// (zero-copy, what bulk needs), and a slot whose buffer is short gets a
+// full one. So a slot holds a full buffer only once a big frame has used
+// it: a queue that carries only small frames holds at most 2 ×
+// BatchSize small buffers (fill and flight), not 2 × BatchSize × 64 KiB
+// (per shard per NIC). A slot's buffer never shrinks: a slot that has
+// carried a big frame copies small ones into its full buffer, and a
+// link that exchanges buffers (link.Packet.Swap) hands back one at least
+// as long; so no mix of frames allocates once every slot has what it
+// needs. Where MaxFrameLen is below copySmallMin (no offloads, an MTU up
+// to about 8,000 bytes), every frame keeps the exchange: a full buffer
+// is about a small one's size already (1,518 bytes at MTU 1500), so
+// copying every frame of a bulk transfer would save nothing.
+const (
+	smallOut     = 2048
+	copySmallMin = 4 * smallOut
+)
+
 // collectLocked moves the frames the core has ready into the output
 // queues, until the core has none or the queue of the next one is full,
 // and points the timer at the core's next deadline. A frame for a queue
-// whose writer has stalled (stallDrop) is dropped and counted.
+// whose writer has stalled (stallDrop) is dropped and counted. Small
+// frames are copied into small buffers, big ones exchanged (smallOut).
 func (sh *shard) collectLocked(now clock.Instant) {
 	size := sh.core.MaxFrameLen()
+	copySmall := size >= copySmallMin
 	if size > 16384 {
 		size = max(size, sh.rxBufLen) // see rxBufLen
 	}
@@ -236,10 +266,23 @@ func (sh *shard) collectLocked(now clock.Instant) {
 			q.more.Store(true)
 		}
 		slot := &q.fill[q.n]
-		if len(slot.Buf) < size {
-			slot.Buf = make([]byte, size)
+		if n := sh.spare.N; copySmall && n <= smallOut {
+			// A small frame is copied: the slot keeps (or makes)
+			// a buffer of its own and the spare stays for the next
+			// poll (see smallOut).
+			if len(slot.Buf) < n {
+				slot.Buf = make([]byte, smallOut)
+			}
+			copy(slot.Buf, sh.spare.Buf[:n])
+		} else {
+			// A big frame changes places with the slot's buffer,
+			// without a copy; a slot whose buffer is short (small,
+			// or none yet) has a full one made for the spare.
+			if len(slot.Buf) < size {
+				slot.Buf = make([]byte, size)
+			}
+			slot.Buf, sh.spare.Buf = sh.spare.Buf, slot.Buf
 		}
-		slot.Buf, sh.spare.Buf = sh.spare.Buf, slot.Buf
 		slot.N, slot.Offload = sh.spare.N, sh.spare.Offload
 		q.n++
 		sh.held = nil
