@@ -46,10 +46,13 @@ const parkPoolMax = 64
 // Parked is the compact record of a parked connection (Conn.Park). Its
 // owner keeps it in place of the Conn until Env.Unpark.
 type Parked struct {
-	// Times.
-	tsRecentAt, lastRecv, lastSend, lastDataRecv clock.Instant
-	keepAt                                       clock.Instant // the keep-alive timer's deadline, or Never
-	srtt, rttvar                                 time.Duration // the RTO is in cold unless SRTT and RTTVAR give it (pfRTOCalc)
+	// Times. TS.Recent's time is in cold unless it is lastRecv (or zero
+	// without timestamps): coldBase. The keep-alive timer's deadline is
+	// kept as it is: re-armed only when it fires, it is not lastRecv +
+	// keepIdle after data or a peer's probe.
+	lastRecv, lastSend, lastDataRecv clock.Instant
+	keepAt                           clock.Instant // the keep-alive timer's deadline, or Never
+	srtt, rttvar                     time.Duration // the RTO is in cold unless SRTT and RTTVAR give it (pfRTOCalc)
 	// The minimum-RTT filter's sample when its three are one and taken
 	// when the auto-tuner's measurement began (as after the handshake;
 	// otherwise the filter is in cold: pfMinRTT), and the receive
@@ -70,11 +73,12 @@ type Parked struct {
 	sndBufSize         int32
 	rcvBufSize         int32
 	// Sequence variables (RFC 9293 §3.3.1): SND.UNA = SND.NXT = SND.MAX
-	// while parked.
-	iss, snd, sndWl1, sndWl2, irs, rcvNxt, rcvAdv, lastAckSent wire.Seq
-	sndWnd, maxSndWnd                                          uint32
-	segsIn, segsOut                                            uint32
-	cwnd, ssthresh                                             uint32
+	// while parked. Last.ACK.sent (RFC 7323 §4.3) is in cold unless it is
+	// RCV.NXT (everything received acknowledged): coldBase.
+	iss, snd, sndWl1, sndWl2, irs, rcvNxt, rcvAdv wire.Seq
+	sndWnd, maxSndWnd                             uint32
+	segsIn, segsOut                               uint32
+	cwnd, ssthresh                                uint32
 	// recover and cwrUntil of the recovery algorithm (RFC 6582, RFC
 	// 3168 §6.1.2).
 	recover, cwrUntil wire.Seq
@@ -82,18 +86,22 @@ type Parked struct {
 	epPathMTU         int32 // Endpoints.PathMTU
 }
 
-// parkedCold is the part of a parked record made out of line.
+// parkedCold is the part of a parked record made out of line. Its
+// fields are ordered so that its only padding is the 4 bytes before
+// rack: it fits the 384-byte size class (TestParkRoundTripHandshakeOnly).
 type parkedCold struct {
 	rto                       time.Duration // when not pfRTOCalc
+	tsRecentAt                clock.Instant // TS.Recent's time (RFC 7323 §5.5)
+	bytesSent, bytesRetrans   uint64
+	bytesAcked, bytesReceived uint64
+	bytesRead                 uint64
 	rcvUnacked                uint32
 	keepProbes, rexmitCount   int32
 	probeBackoff              int32
 	totalRetrans              uint32
 	recWord                   uint32 // NewReno's recCwnd, RFC 6675's HighRxt
 	synRetries                int32
-	bytesSent, bytesRetrans   uint64
-	bytesAcked, bytesReceived uint64
-	bytesRead                 uint64
+	lastAckSent               wire.Seq // Last.ACK.sent (RFC 7323 §4.3)
 	rcvFinSeq                 wire.Seq
 	// What the recovery algorithm's last episode and duplicate ACKs
 	// left; each is reset when the next begins.
@@ -298,11 +306,11 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	}
 	e := c.env
 	p := e.takeParked()
-	p.tsRecentAt, p.lastRecv, p.lastSend, p.lastDataRecv = c.tsRecentAt, c.lastRecv, c.lastSend, c.lastDataRecv
+	p.lastRecv, p.lastSend, p.lastDataRecv = c.lastRecv, c.lastSend, c.lastDataRecv
 	p.keepAt = c.timers.get(timerKeepAlive)
 	p.srtt, p.rttvar = c.rtt.srtt, c.rtt.rttvar
 	p.iss, p.snd, p.sndWl1, p.sndWl2 = c.iss, c.sndUna, c.sndWl1, c.sndWl2
-	p.irs, p.rcvNxt, p.rcvAdv, p.lastAckSent = c.irs, c.rcvNxt, c.rcvAdv, c.lastAckSent
+	p.irs, p.rcvNxt, p.rcvAdv = c.irs, c.rcvNxt, c.rcvAdv
 	p.sndWnd, p.maxSndWnd = c.sndWnd, c.maxSndWnd
 	p.tsRecent, p.tsOffset = c.tsRecent, c.tsOffset
 	p.sndMSS, p.rcvMSS, p.advMSS = c.sndMSS, c.rcvMSS, c.advMSS
@@ -350,6 +358,7 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	if !rtoCalc {
 		cold.rto = c.rto
 	}
+	cold.tsRecentAt, cold.lastAckSent = c.tsRecentAt, c.lastAckSent
 	cold.rcvUnacked = c.rcvUnacked
 	cold.keepProbes, cold.rexmitCount, cold.probeBackoff = c.keepProbes, c.rexmitCount, c.probeBackoff
 	cold.totalRetrans = c.totalRetrans
@@ -400,9 +409,18 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 // for: nothing counted, the RACK state of
 // a connection before its first delivery, path MTU discovery where the
 // handshake left it, the auto-tuner's measurement and the minimum RTT
-// from the record's own fields.
+// from the record's own fields; TS.Recent's time that of the last
+// segment received (RFC 7323 §4.3: TS.Recent is taken from a segment
+// that covers Last.ACK.sent, as every one does while the connection
+// acknowledges each segment it gets, as through a handshake and
+// keep-alive exchanges), or zero without timestamps; and Last.ACK.sent
+// = RCV.NXT (a quiescent connection has no ACK pending: everything
+// received is acknowledged).
 func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
-	b := parkedCold{minRTT: minmax.NewMin()}
+	b := parkedCold{minRTT: minmax.NewMin(), lastAckSent: p.rcvNxt}
+	if p.flags.has(pfTsOK) {
+		b.tsRecentAt = p.lastRecv
+	}
 	if rack {
 		b.rack.reoWndMult = 1
 	}
@@ -452,8 +470,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 	c.irs, c.rcvNxt, c.rcvAdv = p.irs, p.rcvNxt, p.rcvAdv
 	c.sndWScale, c.rcvWScale = p.sndWScale, p.rcvWScale
 	c.advMSS, c.sndMSS, c.rcvMSS = p.advMSS, p.sndMSS, p.rcvMSS
-	c.tsRecent, c.tsOffset, c.tsRecentAt = p.tsRecent, p.tsOffset, p.tsRecentAt
-	c.lastAckSent = p.lastAckSent
+	c.tsRecent, c.tsOffset = p.tsRecent, p.tsOffset
 	c.sndBufSize, c.rcvBufSize = p.sndBufSize, p.rcvBufSize
 	c.quickAcks = int32(p.quickAcks)
 	c.lastRecv, c.lastSend, c.lastDataRecv = p.lastRecv, p.lastSend, p.lastDataRecv
@@ -467,6 +484,7 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 	if p.cold != nil {
 		cold = *p.cold
 	}
+	c.tsRecentAt, c.lastAckSent = cold.tsRecentAt, cold.lastAckSent
 	c.epPathMTU, c.rcvUnacked, c.totalRetrans = p.epPathMTU, cold.rcvUnacked, cold.totalRetrans
 	if f.has(pfRTOCalc) {
 		c.rto = c.rtt.rto(e.cfg.InitialRTO, e.cfg.MinRTO, e.cfg.MaxRTO)

@@ -137,8 +137,39 @@ func TestParkRoundTripHandshakeOnly(t *testing.T) {
 	}
 	p.a = p.a.env.Unpark(p.now, rec, addrA, addrB)
 	checkRoundTrip(t, p.a, p.now)
-	if n := unsafe.Sizeof(Parked{}); n > 208 {
-		t.Errorf("Parked is %d bytes, over its 208-byte size class", n)
+	// So do a TS.Recent not taken from the last segment received and a
+	// Last.ACK.sent short of RCV.NXT, which the record derives from
+	// lastRecv and RCV.NXT in their usual state (coldBase).
+	for _, odd := range []struct {
+		name string
+		set  func(c *Conn)
+	}{
+		{"tsRecentAt", func(c *Conn) { c.tsRecentAt = c.lastRecv.Add(-time.Millisecond) }},
+		{"lastAckSent", func(c *Conn) { c.lastAckSent = c.rcvNxt.Add(^uint32(0)) }},
+	} {
+		p.a = parkAndUnpark(t, p.a, p.now) // the RTO back in its usual state
+		p.a.rto = p.a.rtt.rto(p.a.env.cfg.InitialRTO, p.a.env.cfg.MinRTO, p.a.env.cfg.MaxRTO)
+		odd.set(p.a)
+		before := *p.a
+		p.a.TakeEvents()
+		rec := p.a.Park(p.now)
+		if rec == nil || rec.cold == nil {
+			t.Fatalf("an unusual %s: record %v, want one with a cold part", odd.name, rec)
+		}
+		p.a = p.a.env.Unpark(p.now, rec, addrA, addrB)
+		if p.a.tsRecentAt != before.tsRecentAt || p.a.lastAckSent != before.lastAckSent {
+			t.Errorf("an unusual %s: rebuilt with TS.Recent's time %v, Last.ACK.sent %v; was %v, %v",
+				odd.name, p.a.tsRecentAt, p.a.lastAckSent, before.tsRecentAt, before.lastAckSent)
+		}
+		checkRoundTrip(t, p.a, p.now)
+	}
+	// The record fits the 192-byte size class, and the cold part the
+	// 384-byte one (docs/ARCHITECTURE.md, "Memory per connection").
+	if n := unsafe.Sizeof(Parked{}); n > 192 {
+		t.Errorf("Parked is %d bytes, over its 192-byte size class", n)
+	}
+	if n := unsafe.Sizeof(parkedCold{}); n > 384 {
+		t.Errorf("parkedCold is %d bytes, over its 384-byte size class", n)
 	}
 	if pfRTOCalc >= 1<<pfEcnInShift {
 		t.Errorf("the record's flags overlap its ECN bits")
@@ -500,6 +531,63 @@ func TestParkKeepAliveStaysCompact(t *testing.T) {
 	}
 	if u := p.b.env.Stats.Unparks; u < 3 {
 		t.Errorf("b unparked %d times in 20 s of probes every 3 s", u)
+	}
+}
+
+// TestParkIdleStaysCompact: connections that only did their handshake
+// (with timestamps or without, SACK or not, keep-alive off or on as
+// package net has it) park for minutes without ever needing the cold
+// part: what the record derives rather than keeps (TS.Recent's time,
+// Last.ACK.sent: coldBase) is in its usual state all along. a is parked
+// and rebuilt at every step it is parkable, b parked by the pair as its
+// owner would; a's own probes are left out with keep-alive on (the
+// probe's count is in cold until its answer, as before the record
+// derived anything).
+func TestParkIdleStaysCompact(t *testing.T) {
+	for _, ts := range []bool{true, false} {
+		for _, sack := range []bool{true, false} {
+			for _, keep := range []bool{false, true} {
+				t.Run(fmt.Sprintf("ts=%v/sack=%v/keepalive=%v", ts, sack, keep), func(t *testing.T) {
+					cfg := parkCfg("cubic", !sack)
+					cfg.NoTimestamps = !ts
+					p := newPair(t, cfg, cfg, 50*time.Microsecond)
+					p.connect()
+					if keep {
+						p.a.SetKeepAlive(p.now, true, 15*time.Second, 15*time.Second, 9)
+						p.b.SetKeepAlive(p.now, true, 15*time.Second, 15*time.Second, 9)
+					}
+					p.parkB = true
+					end := p.now.Add(200 * time.Second)
+					aParks, bParked := 0, 0
+					for p.now < end {
+						if !p.step(end) {
+							p.now = p.now.Add(time.Second)
+						}
+						p.a.TakeEvents()
+						if p.a.Parkable(p.now) {
+							rec := p.a.Park(p.now)
+							aParks++
+							if rec.cold != nil && !keep {
+								t.Fatalf("a at %v: cold part %+v", p.now, *rec.cold)
+							}
+							p.a = p.a.env.Unpark(p.now, rec, addrA, addrB)
+						}
+						if p.bRec != nil {
+							bParked++
+							if p.bRec.cold != nil {
+								t.Fatalf("b at %v: cold part %+v", p.now, *p.bRec.cold)
+							}
+						}
+					}
+					if aParks < 100 || bParked < 100 {
+						t.Fatalf("a parked %d times, b was parked at %d steps: the test tests little", aParks, bParked)
+					}
+					if keep && p.a.env.Stats.KeepAliveProbes == 0 {
+						t.Fatal("no keep-alive probe: the test tests nothing")
+					}
+				})
+			}
+		}
 	}
 }
 
