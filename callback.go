@@ -112,14 +112,16 @@ type CallbackConn struct {
 	ctx   any
 }
 
+// A CallbackConn is not in its shard's socket set: Stack.Close finds it
+// as its core connection's owner (shard.close).
+
 // newCallbackConn wraps sc for h; the caller holds sh.mu. pending are the
 // events c starts with; with running, the caller then calls c.run (so
 // OnOpen comes before any event another goroutine posts).
 func (sh *shard) newCallbackConn(sc *stack.TCPConn, h Handler, pending uint32) *CallbackConn {
 	c := &CallbackConn{sh: sh, sc: sc, h: h}
 	c.st.Store(pending)
-	sc.SetOwner(c)
-	sh.register(c)
+	sc.SetOwner(c) // Stack.Close finds c through it (shard.close)
 	return c
 }
 
@@ -237,8 +239,8 @@ func (c *CallbackConn) atEOF() bool {
 	return err == io.EOF
 }
 
-// finish delivers OnClose: the connection is forgotten by the shard (and
-// its core connection, if it lives on, by c), and nothing more is called.
+// finish delivers OnClose: the core connection, if it lives on, forgets
+// c, and nothing more is called.
 func (c *CallbackConn) finish() {
 	sh := c.sh
 	sh.mu.Lock()
@@ -256,7 +258,6 @@ func (c *CallbackConn) finish() {
 	if c.sc.Owner() == c {
 		c.sc.SetOwner(nil)
 	}
-	sh.unregister(c)
 	sh.mu.Unlock()
 	c.st.Or(stDone)
 	c.h.OnClose(c, err)
@@ -367,7 +368,6 @@ func (c *CallbackConn) close(abort bool) error {
 		c.sc.Close()
 	}
 	c.sc.SetOwner(nil) // the core's connection may live on; c hears no more of it
-	sh.unregister(c)
 	sh.unlock()
 	c.post(evClosed)
 	return nil
