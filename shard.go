@@ -110,6 +110,7 @@ func newShard(s *Stack, core *stack.Stack) *shard {
 		timerAt: clock.Never,
 	}
 	sh.self[0] = sh
+	core.SetOwner(sh) // a CallbackConn finds its shard through it
 	sh.idle.L = &sh.mu
 	ref := new(atomic.Pointer[shard])
 	ref.Store(sh)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/ustack/ustack/internal/leaktest"
 	"github.com/ustack/ustack/link/pipe"
@@ -26,6 +27,19 @@ func socksLen(s *Stack) int {
 		sh.mu.Unlock()
 	}
 	return k
+}
+
+// TestCallbackConnSize pins CallbackConn to the 48-byte size class: an
+// idle callback end pays for all of it (docs/ARCHITECTURE.md, "Memory per
+// connection"). It was 72 bytes (the 80-byte class) with a shard pointer
+// and its close cause an error field.
+func TestCallbackConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(CallbackConn{}); n > 48 {
+		t.Errorf("CallbackConn is %d bytes, over its 48-byte budget (the next size class is 64)", n)
+	}
+	if n := unsafe.Sizeof(TCPConn{}); n > 96 {
+		t.Errorf("TCPConn is %d bytes, over its 96-byte budget (the next size class is 112)", n)
+	}
 }
 
 // TestStackCloseParkedEnds: the shards keep no socket-set entry per TCP

@@ -965,6 +965,9 @@ func (s *Stack) Conns() []ConnInfo {
 	return out
 }
 
+// Stack returns the stack c belongs to.
+func (c *TCPConn) Stack() *Stack { return c.s }
+
 // ConnOwners calls f with the owner (SetOwner) of every connection the
 // stack holds that has one, TIME-WAIT and listeners' accept queues
 // included, ordered as Conns. It does not unpark a parked connection.
