@@ -80,15 +80,16 @@ func (NopHandler) OnClose(*CallbackConn, error) {}
 // The bits of CallbackConn.st. The ev bits are events posted and not yet
 // handled; the st bits are the connection's own state.
 const (
-	evOpen     uint32 = 1 << iota // the connection is to be opened (accepted, or established)
-	evReadable                    // stack.EventReadable
-	evWritable                    // stack.EventWritable
-	evClosed                      // stack.EventClosed, Close, or Stack.Close
-	stRunning                     // a goroutine is running the handler for c (run)
-	stClosing                     // Close or Stack.Close: calls fail; OnClose is next; set under the shard lock
-	stDone                        // OnClose was called: events are ignored
-	stSawEmpty                    // a Read found nothing (ErrWouldBlock) since dispatch cleared this
-	stSawEOF                      // a Read returned io.EOF
+	evOpen        uint32 = 1 << iota // the connection is to be opened (accepted, or established)
+	evReadable                       // stack.EventReadable
+	evWritable                       // stack.EventWritable
+	evClosed                         // stack.EventClosed, Close, or Stack.Close
+	stRunning                        // a goroutine is running the handler for c (run)
+	stClosing                        // Close or Stack.Close: calls fail; OnClose is next; set under the shard lock
+	stDone                           // OnClose was called: events are ignored
+	stSawEmpty                       // a Read found nothing (ErrWouldBlock) since dispatch cleared this
+	stSawEOF                         // a Read returned io.EOF
+	stStackClosed                    // Stack.Close closed it: OnClose's error is net.ErrClosed; set with stClosing
 
 	evMask = evOpen | evReadable | evWritable | evClosed
 )
@@ -97,8 +98,14 @@ const (
 // goroutine and no channel, and its calls never wait. Read, Write,
 // CloseWrite and Close may be called from the handler's methods (of this
 // connection or another) or from any goroutine.
+//
+// An idle connection costs what it holds: 48 bytes, a size class of its
+// own (TestCallbackConnSize). It keeps no shard pointer (shard finds the
+// shard through the core connection), why the program or the stack
+// closed it is a bit of st (stStackClosed), not an error field, and the
+// shard does not list it: Stack.Close finds it as its core connection's
+// owner.
 type CallbackConn struct {
-	sh *shard
 	sc *stack.TCPConn
 	h  Handler
 	st atomic.Uint32 // ev, st bits above
@@ -106,22 +113,22 @@ type CallbackConn struct {
 	// Only the goroutine that holds stRunning touches these.
 	opened, peerClosed bool
 
-	// cause is why the connection closed when the program or the stack
-	// closed it (nil, net.ErrClosed); guarded by the shard lock.
-	cause error
-	ctx   any
+	ctx any
 }
 
 // newCallbackConn wraps sc for h; the caller holds sh.mu. pending are the
 // events c starts with; with running, the caller then calls c.run (so
 // OnOpen comes before any event another goroutine posts).
 func (sh *shard) newCallbackConn(sc *stack.TCPConn, h Handler, pending uint32) *CallbackConn {
-	c := &CallbackConn{sh: sh, sc: sc, h: h}
+	c := &CallbackConn{sc: sc, h: h}
 	c.st.Store(pending)
-	sc.SetOwner(c)
-	sh.register(c)
+	sc.SetOwner(c) // Stack.Close finds c through it (shard.close)
 	return c
 }
+
+// shard returns the shard c's connection is in: its core's owner
+// (newShard), one pointer fewer in every CallbackConn.
+func (c *CallbackConn) shard() *shard { return c.sc.Stack().Owner().(*shard) }
 
 // wake implements waker: it turns the core's events into posted events.
 func (c *CallbackConn) wake(ev stack.Events) {
@@ -145,8 +152,7 @@ func (c *CallbackConn) wake(ev stack.Events) {
 // the shard lock; its wake with EventClosed then delivers OnClose.
 func (c *CallbackConn) closeFromStack() {
 	if c.st.Load()&stClosing == 0 {
-		c.cause = net.ErrClosed
-		c.st.Or(stClosing)
+		c.st.Or(stClosing | stStackClosed)
 	}
 }
 
@@ -231,18 +237,22 @@ func (c *CallbackConn) atEOF() bool {
 	case st&stSawEmpty != 0:
 		return false
 	}
-	c.sh.mu.Lock()
+	sh := c.shard()
+	sh.mu.Lock()
 	_, err := c.sc.Read(nil)
-	c.sh.unlock()
+	sh.unlock()
 	return err == io.EOF
 }
 
-// finish delivers OnClose: the connection is forgotten by the shard (and
-// its core connection, if it lives on, by c), and nothing more is called.
+// finish delivers OnClose: the core connection, if it lives on, forgets
+// c, and nothing more is called.
 func (c *CallbackConn) finish() {
-	sh := c.sh
+	sh := c.shard()
 	sh.mu.Lock()
-	err := c.cause
+	var err error // the program's own Close
+	if c.st.Load()&stStackClosed != 0 {
+		err = net.ErrClosed
+	}
 	if c.st.Load()&stClosing == 0 {
 		c.st.Or(stClosing)
 		if cerr := c.sc.Err(); cerr != nil {
@@ -256,7 +266,6 @@ func (c *CallbackConn) finish() {
 	if c.sc.Owner() == c {
 		c.sc.SetOwner(nil)
 	}
-	sh.unregister(c)
 	sh.mu.Unlock()
 	c.st.Or(stDone)
 	c.h.OnClose(c, err)
@@ -272,7 +281,7 @@ func (c *CallbackConn) opErr(op string, err error) error {
 // after Close). Reading frees receive buffer: not reading is how a
 // handler pushes back on the peer.
 func (c *CallbackConn) Read(p []byte) (int, error) {
-	sh := c.sh
+	sh := c.shard()
 	sh.mu.Lock()
 	if c.closing() {
 		sh.mu.Unlock()
@@ -301,7 +310,7 @@ func (c *CallbackConn) Read(p []byte) (int, error) {
 // TCPConn.Write's (net.ErrClosed after Close, EPIPE after CloseWrite). A
 // dial's Write before OnOpen returns 0 and ErrWouldBlock.
 func (c *CallbackConn) Write(p []byte) (int, error) {
-	sh := c.sh
+	sh := c.shard()
 	sh.mu.Lock()
 	if c.closing() {
 		sh.mu.Unlock()
@@ -325,7 +334,7 @@ func (c *CallbackConn) Write(p []byte) (int, error) {
 // CloseWrite shuts down the sending half: a FIN follows the data written
 // (shutdown(SHUT_WR)). Reading, and the handler's events, go on.
 func (c *CallbackConn) CloseWrite() error {
-	sh := c.sh
+	sh := c.shard()
 	sh.mu.Lock()
 	if c.closing() {
 		sh.mu.Unlock()
@@ -354,20 +363,19 @@ func (c *CallbackConn) Abort() error {
 }
 
 func (c *CallbackConn) close(abort bool) error {
-	sh := c.sh
+	sh := c.shard()
 	sh.mu.Lock()
 	if c.closing() {
 		sh.mu.Unlock()
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.st.Or(stClosing) // cause stays nil: the program's own close
+	c.st.Or(stClosing) // without stStackClosed: the program's own close
 	if abort {
 		c.sc.Abort()
 	} else {
 		c.sc.Close()
 	}
 	c.sc.SetOwner(nil) // the core's connection may live on; c hears no more of it
-	sh.unregister(c)
 	sh.unlock()
 	c.post(evClosed)
 	return nil
@@ -390,23 +398,26 @@ func (c *CallbackConn) Context() any { return c.ctx }
 
 // SetNoDelay turns Nagle's algorithm off (true, the default) or on.
 func (c *CallbackConn) SetNoDelay(noDelay bool) {
-	c.sh.mu.Lock()
+	sh := c.shard()
+	sh.mu.Lock()
 	c.sc.SetNoDelay(noDelay)
-	c.sh.unlock()
+	sh.unlock()
 }
 
 // SetReadBuffer sets the receive buffer size (SO_RCVBUF).
 func (c *CallbackConn) SetReadBuffer(bytes int) {
-	c.sh.mu.Lock()
+	sh := c.shard()
+	sh.mu.Lock()
 	c.sc.SetReadBuffer(bytes)
-	c.sh.unlock()
+	sh.unlock()
 }
 
 // SetWriteBuffer sets the send buffer size (SO_SNDBUF).
 func (c *CallbackConn) SetWriteBuffer(bytes int) {
-	c.sh.mu.Lock()
+	sh := c.shard()
+	sh.mu.Lock()
 	c.sc.SetWriteBuffer(bytes)
-	c.sh.unlock()
+	sh.unlock()
 }
 
 // CallbackListener is a TCP listener whose connections are CallbackConns:

@@ -404,9 +404,9 @@ func TestCallbackBackPressure(t *testing.T) {
 		if ci := c.(*TCPConn).Info(); ci.SndWnd != 0 {
 			t.Errorf("sender's window %d while the receiver does not read, want 0", ci.SndWnd)
 		}
-		srv.sh.mu.Lock()
+		srv.shard().mu.Lock()
 		si := srv.sc.Info()
-		srv.sh.mu.Unlock()
+		srv.shard().mu.Unlock()
 		if si.RcvBuffered == 0 || si.RcvWnd != 0 {
 			t.Errorf("receiver: %d bytes buffered, window %d; want a full buffer and no window", si.RcvBuffered, si.RcvWnd)
 		}
@@ -625,7 +625,7 @@ func TestCallbackTwoShards(t *testing.T) {
 		open := r.open
 		r.open = func(c *CallbackConn) {
 			mu.Lock()
-			shards[c.sh]++
+			shards[c.shard()]++
 			mu.Unlock()
 			open(c)
 		}

@@ -171,7 +171,7 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 			return tryWait
 		case st == tcp.Closed && sc.Err() != nil:
 			cerr = sc.Err()
-			sh.unregister(c)
+			c.abandonLocked()
 		default:
 			sh.applyDefaults(sc)
 		}

@@ -358,7 +358,7 @@ func (r *TCPRequest) Accept(ctx context.Context) (*TCPConn, error) {
 			if cerr = sc.Err(); cerr == nil {
 				cerr = tcp.ErrConnReset
 			}
-			sh.unregister(c)
+			c.abandonLocked()
 		default:
 			sh.applyDefaults(sc)
 		}

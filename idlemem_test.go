@@ -25,7 +25,10 @@ const idleMemPairs = 2000
 // (a blocked reader) over five runs; with small frames copied into the
 // output slots' small buffers (outbuf13: they no longer leave 64 KiB
 // buffers in the shards' queues), 791–810 B, 818–844 B and
-// 3,628–3,646 B over eight runs. The ceilings leave about 5 % for map
+// 3,628–3,646 B over eight runs; with no socket-set entry per TCP end
+// and a 48-byte CallbackConn besides (sock13), 705–732 B, 763–782 B and
+// 3,576–3,600 B over seven runs (698–708 B, 756–772 B, 3,559–3,716 B
+// with rec13's 192-byte record). The ceilings leave about 5 % for map
 // growth steps, less than the parked record's size class (256 B)
 // and far less than an unparked tcp.Conn, so a connection that stops
 // parking fails. The reader's figure moves more: the runtime sizes new
@@ -35,9 +38,9 @@ const idleMemPairs = 2000
 // (callback, missed), 1 KiB (net.Conn, met), 3 KiB (reader, missed);
 // lower a ceiling when a change lowers its figure.
 const (
-	idleMemCeilingCallback = 850  // target 512
-	idleMemCeilingNoReader = 885  // target 1024
-	idleMemCeilingReader   = 4000 // target 3072, a 2 KiB goroutine stack included
+	idleMemCeilingCallback = 770  // target 512
+	idleMemCeilingNoReader = 820  // target 1024
+	idleMemCeilingReader   = 3900 // target 3072, a 2 KiB goroutine stack included
 )
 
 // waitParked waits until the two stacks have parked want connections

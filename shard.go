@@ -58,7 +58,13 @@ type shard struct {
 	// can give a written frame's buffer to a reader (small frames are
 	// copied, by the link too: smallOut).
 	rxBufLen int
-	socks    map[sockCloser]struct{}
+	// socks are the sockets close must close that the core does not
+	// list: listeners, UDP and ping sockets, forwarders, and TCP
+	// connections whose core connection ended (EventClosed) while their
+	// owner lives on (register). A TCP connection's owner is found
+	// through the core's table (stack.Stack.ConnOwners) instead: an
+	// entry here for each of them cost about 40 bytes per idle end.
+	socks map[sockCloser]struct{}
 
 	// timer runs fire at timerAt, no later than the core's next deadline
 	// (rearmLocked moves it only earlier). It is a
@@ -104,6 +110,7 @@ func newShard(s *Stack, core *stack.Stack) *shard {
 		timerAt: clock.Never,
 	}
 	sh.self[0] = sh
+	core.SetOwner(sh) // a CallbackConn finds its shard through it
 	sh.idle.L = &sh.mu
 	ref := new(atomic.Pointer[shard])
 	ref.Store(sh)
@@ -418,11 +425,27 @@ func (sh *shard) close() {
 	// Sockets are marked closed before the core resets their
 	// connections, so a woken Read reports net.ErrClosed, not the reset;
 	// they are woken after the lock, as always.
+	//
+	// The TCP connections' owners (a CallbackConn, the net.Conn
+	// adapter) are those of the core's connections, TIME-WAIT, accept
+	// queues and parked ones included (ConnOwners does not unpark); a
+	// connection whose core connection ended and left the table is in
+	// socks if its owner still needs closing (takeEventsLocked). One
+	// found both ways is closed twice: closeFromStack and wake are
+	// idempotent.
 	socks := make([]sockCloser, 0, len(sh.socks))
-	for so := range sh.socks {
+	add := func(so sockCloser) {
 		so.closeFromStack()
 		socks = append(socks, so)
 	}
+	for so := range sh.socks {
+		add(so)
+	}
+	sh.core.ConnOwners(func(o any) {
+		if so, ok := o.(sockCloser); ok {
+			add(so)
+		}
+	})
 	sh.core.Close()
 	sh.unlock()
 	for _, so := range socks {
@@ -440,8 +463,8 @@ func (sh *shard) close() {
 	sh.mu.Unlock()
 }
 
-// register and unregister track the sockets close must close. The
-// caller holds sh.mu.
+// register and unregister track the sockets close must close that the
+// core does not list (socks). The caller holds sh.mu.
 func (sh *shard) register(so sockCloser) { sh.socks[so] = struct{}{} }
 
 func (sh *shard) unregister(so sockCloser) { delete(sh.socks, so) }
@@ -469,11 +492,38 @@ func (sh *shard) takeEventsLocked(b *wakeBatch) (more bool) {
 			return false
 		}
 		if w, ok := so.Owner().(waker); ok {
+			if ev&stack.EventClosed != 0 {
+				sh.endedLocked(w)
+			}
 			b.w[b.n], b.ev[b.n] = w, ev
 			b.n++
 		}
 	}
 	return true
+}
+
+// endedLocked is told of an owner whose core connection reached CLOSED
+// (EventClosed), under the lock that polled the event: the core
+// connection leaves the table (stack.Stack.ConnOwners) now or once its
+// last frames are polled. A net.Conn adapter lives on until the program
+// closes it, and a Stack.Close before then must still close it (its
+// calls then return net.ErrClosed): it goes into socks until its Close.
+// If the shard closed before the event was polled (the core's Close, or
+// an event left for a later round of unlock), it is closed here, before
+// it is woken. A CallbackConn needs neither: the event it is woken with
+// ends it (OnClose, with the connection's own error).
+func (sh *shard) endedLocked(w waker) {
+	c, ok := w.(*TCPConn)
+	if !ok {
+		return
+	}
+	switch {
+	case sh.closed:
+		c.closeFromStack()
+	case !c.closed.Load() && !c.listed:
+		c.listed = true
+		sh.register(c)
+	}
 }
 
 // deliver wakes the owners and empties b.

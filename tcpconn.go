@@ -35,9 +35,13 @@ type TCPConn struct {
 	// unlocks, so they are atomic rather than guarded by the lock.)
 	rsig, wsig lazySignal
 	// rdl and wdl are the deadlines, nil until first set.
-	rdl, wdl     atomic.Pointer[deadline]
-	closed       atomic.Bool // Close or the stack closed it
-	lingerSet    bool
+	rdl, wdl  atomic.Pointer[deadline]
+	closed    atomic.Bool // Close or the stack closed it
+	lingerSet bool
+	// listed: c is in its shard's socks, where it goes when its core
+	// connection ends before its Close (shard.endedLocked); guarded by
+	// the shard lock.
+	listed       bool
 	lingerSecond int32
 }
 
@@ -51,9 +55,26 @@ func (sh *shard) newTCPConn(sc *stack.TCPConn, handshake bool) *TCPConn {
 	if handshake {
 		c.wsig.get()
 	}
-	sc.SetOwner(c)
-	sh.register(c)
+	sc.SetOwner(c) // Stack.Close finds c through it (shard.close)
 	return c
+}
+
+// unlistLocked takes c out of its shard's socks if shard.endedLocked
+// put it there. The caller holds the shard lock.
+func (c *TCPConn) unlistLocked() {
+	if c.listed {
+		c.listed = false
+		c.sh.unregister(c)
+	}
+}
+
+// abandonLocked forgets a connection whose handshake failed (a dial, a
+// TCPRequest.Accept): nothing waits on c any more, so the core's
+// connection, ended, no longer reports to it. The caller holds the shard
+// lock.
+func (c *TCPConn) abandonLocked() {
+	c.sc.SetOwner(nil)
+	c.unlistLocked()
 }
 
 // wake implements waker.
@@ -214,7 +235,7 @@ func (c *TCPConn) Close() error {
 			// alive or wakes it. Linger waits for the wake-ups.
 			c.sc.SetOwner(nil)
 		}
-		sh.unregister(c)
+		c.unlistLocked()
 		sh.unlock()
 		c.stopDeadlines()
 		if c.lingerSet && c.lingerSecond > 0 {

@@ -76,8 +76,13 @@ func (h *openCounter) state() (int, error) {
 // goroutine stacks after GC per connection end.
 func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error) {
 	pairs := o.Pairs
-	srv := &openCounter{sig: make(chan struct{}, 1)}
-	cli := &openCounter{sig: make(chan struct{}, 1)}
+	// Dials in flight at a time: within the SYN and link queues.
+	window := min(256, pairs)
+	// The handlers' slices of connections are made to their full length
+	// before the base, as memOnce's is: grown during the measurement,
+	// they were counted as the stack's (about 10 B per end).
+	srv := &openCounter{sig: make(chan struct{}, 1), conns: make([]*ustack.CallbackConn, 0, window+pairs)}
+	cli := &openCounter{sig: make(chan struct{}, 1), conns: make([]*ustack.CallbackConn, 0, window+pairs)}
 	ln, err := p.server.ListenCallback("tcp", netip.AddrPortFrom(p.ip, 0).String(), srv)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -120,8 +125,6 @@ func (p *ustackPair) memCallback(ctx context.Context, o Options) (Sample, error)
 		}
 		return wait(k)
 	}
-	// Dials in flight at a time: within the SYN and link queues.
-	window := min(256, pairs)
 	// One window first, not counted: what a stack allocates on its first
 	// connections (tables, pools) and the links' buffers for as many
 	// frames in flight as a window makes (the pipe and the runtime

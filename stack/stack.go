@@ -365,7 +365,18 @@ type Stack struct {
 	coreIdx int
 	failCur uint64
 	failBuf []failedNeigh
+	// owner is the runtime's object for this core (SetOwner).
+	owner any
 }
+
+// SetOwner attaches the runtime's object to the stack (the goroutine
+// runtime's shard that drives it); Owner returns it. A connection's
+// owner reaches it through TCPConn.Stack instead of keeping a pointer of
+// its own in every connection.
+func (s *Stack) SetOwner(o any) { s.owner = o }
+
+// Owner returns what SetOwner attached.
+func (s *Stack) Owner() any { return s.owner }
 
 // flows is the per-flow state of a stack: everything a segment or
 // datagram of one flow touches beyond the host's routing of it. A flow

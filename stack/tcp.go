@@ -965,6 +965,20 @@ func (s *Stack) Conns() []ConnInfo {
 	return out
 }
 
+// Stack returns the stack c belongs to.
+func (c *TCPConn) Stack() *Stack { return c.s }
+
+// ConnOwners calls f with the owner (SetOwner) of every connection the
+// stack holds that has one, TIME-WAIT and listeners' accept queues
+// included, ordered as Conns. It does not unpark a parked connection.
+// The runtime uses it to close the sockets of its connections when it
+// closes, before Close resets them: it keeps no set of its own of them.
+func (s *Stack) ConnOwners(f func(owner any)) {
+	for _, c := range s.sortedConns(func(c *TCPConn) bool { return c.owner != nil }) {
+		f(c.owner)
+	}
+}
+
 // Listeners returns the addresses listened on, with queue lengths,
 // ordered by address and port.
 func (s *Stack) Listeners() []ListenerInfo {
