@@ -58,17 +58,22 @@ func newFlowTable() flowTable {
 // the ports and family.
 type flowWords struct{ l0, l1, r0, r1, p uint64 }
 
-// addrWords returns a's 16 bytes (IPv4 mapped) as two big-endian words.
-// An IPv4 address goes through As4: a [16]byte returned and copied
-// costs a store-forwarding stall (two 8-byte stores read as one 16-byte
-// block) each time, and lookups are per segment.
+// addrWords returns a's 16 bytes (IPv4 mapped, as As16; the zero Addr
+// as zeros; a zone ignored) as two big-endian words. Not through As16:
+// the [16]byte it returns is copied as one 16-byte block just after
+// being stored as two words, a store-forwarding stall each time, and
+// lookups are per segment; As4 and AppendBinary store and load alike.
 func addrWords(a netip.Addr) (hi, lo uint64) {
 	if a.Is4() {
 		b := a.As4()
 		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
 	}
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	var buf [16]byte
+	b, _ := a.AppendBinary(buf[:0])
+	if len(b) < 16 {
+		return 0, 0
+	}
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:16])
 }
 
 func (a *connAddrs) words() flowWords {

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -336,4 +337,38 @@ func BenchmarkFlowTableGrow1M(b *testing.B) {
 	}
 	b.ReportMetric(float64(worst.Nanoseconds()), "max-insert-ns")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestFlowTableAddrWords: addrWords is As16's bytes as two big-endian
+// words, for every form of address, and a tuple's words are those of
+// its connAddrs, so that a lookup finds what add entered.
+func TestFlowTableAddrWords(t *testing.T) {
+	for _, s := range []string{"10.1.2.3", "0.0.0.0", "255.255.255.255", "::ffff:10.1.2.3", "fd00::1", "2001:db8::ff00:42:8329", "fe80::1%eth0", "::"} {
+		a := netip.MustParseAddr(s)
+		b := a.As16()
+		hi, lo := addrWords(a)
+		if hi != binary.BigEndian.Uint64(b[:8]) || lo != binary.BigEndian.Uint64(b[8:]) {
+			t.Errorf("%v: words %#x %#x, want As16's %x", a, hi, lo, b)
+		}
+		k := tuple{netip.AddrPortFrom(a, 443), netip.AddrPortFrom(a, 50000)}
+		ft := newFlowTable()
+		c := testConn(k)
+		ft.add(c)
+		if ft.lookup(k) != c {
+			t.Errorf("%v: lookup does not find the connection added", a)
+		}
+	}
+	if hi, lo := addrWords(netip.Addr{}); hi != 0 || lo != 0 {
+		t.Errorf("the zero Addr: words %#x %#x, want 0", hi, lo)
+	}
+	// The family is in the key: 10.1.2.3 and ::ffff:10.1.2.3 differ.
+	ft := newFlowTable()
+	ft.mask = 0
+	k4 := tuple{netip.MustParseAddrPort("10.1.2.3:80"), netip.MustParseAddrPort("10.1.2.4:80")}
+	k6 := tuple{netip.MustParseAddrPort("[::ffff:10.1.2.3]:80"), netip.MustParseAddrPort("[::ffff:10.1.2.4]:80")}
+	c4 := testConn(k4)
+	ft.add(c4)
+	if ft.lookup(k6) != nil {
+		t.Error("an IPv4-mapped IPv6 tuple finds the IPv4 connection")
+	}
 }
