@@ -12,24 +12,26 @@ import (
 // (RFC 9293 §3.10.7's demultiplexing; docs/ARCHITECTURE.md, "Memory per
 // connection").
 //
-// A map of 4-tuples (map[tuple]*TCPConn, a 64-byte key) cost about 127 B
+// A map of 4-tuples (map[tuple]*TCPConn, a 64-byte key) cost about 130 B
 // per connection with Go's load factor and doubling. Each TCPConn holds
 // its 4-tuple already (connAddrs), so the table keeps only a pointer
-// under a keyed 64-bit hash of it: byHash, 16 B a slot, about 26 B per
-// connection averaged over the growth steps. Lookups compare the
-// connection's own 4-tuple, so nothing depends on the hash being free of
-// collisions: a connection whose hash another holds in byHash goes to
-// coll, a map keyed by the full 4-tuple (nil while empty; with a 64-bit
-// hash it holds something about once in 2^25 tables of a million
-// connections). Even a hash made constant (the tests' mask) leaves every
-// operation O(1), coll being a Go map with its own seeded hash.
+// under a keyed 64-bit hash of it: byHash, 16 B a slot, about 30 B per
+// connection averaged over a doubling (22-39 B; TestFlowTableMemory).
+// Lookups compare the connection's own 4-tuple, so nothing depends on
+// the hash being free of collisions: a connection whose hash another
+// holds in byHash goes to coll, a map keyed by the full 4-tuple (nil
+// while empty; with a 64-bit hash it holds something about once in 2^25
+// tables of a million connections). Even a hash made constant (the
+// tests' mask) leaves every operation O(1), coll being a Go map with its
+// own seeded hash.
 //
-// The hash is maphash's (AES-based where the CPU has it, as Go's maps),
-// under a seed made at random for each table: a peer cannot choose
-// 4-tuples that collide, even knowing Config.Seed. The seed shows only in
-// which map a connection sits, never in what the stack does: nothing
-// iterates the table in its order without sorting (sortedConns), so a
-// seed still replays exactly (DESIGN.md).
+// The hash (hash) is wyhash's mixing under a key drawn at random for
+// each table (math/rand/v2's runtime-seeded source): a peer cannot
+// choose 4-tuples that collide, even knowing Config.Seed, and would
+// gain only coll's cost if it could. The key shows only in which map a
+// connection sits, never in what the stack does: nothing iterates the
+// table in its order without sorting (sortedConns), so a seed still
+// replays exactly (DESIGN.md).
 //
 // Growth is Go's map's: its tables split one at a time (at most 1,024
 // slots), so an insert at a million connections never rehashes them all.
