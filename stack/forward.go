@@ -307,7 +307,7 @@ func (r *TCPRequest) Accept(now clock.Instant) (*TCPConn, error) {
 	}
 	s := r.f.s
 	st := &s.fwdStats
-	if s.flows.conns[r.key] != nil {
+	if s.flows.conns.lookup(r.key) != nil {
 		st.TCPDropped++
 		return nil, ErrAddrInUse
 	}

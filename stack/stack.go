@@ -392,7 +392,7 @@ type flows struct {
 	cookieAt  clock.Instant   // when a listener last sent a SYN cookie, if cookieAny (shed.go)
 	cookieAny bool
 	portK     siphash.Key
-	conns     map[tuple]*TCPConn
+	conns     flowTable // the TCP connections by 4-tuple (flowtab.go)
 	listeners bindings[*TCPListener]
 	udp       bindings[*UDPEndpoint]
 	ping      map[uint16]*PingEndpoint // ping sockets by echo identifier
@@ -419,7 +419,7 @@ func New(cfg Config) *Stack {
 	}
 	s.out.maxFr = 1514
 	f := &s.flows
-	f.conns = map[tuple]*TCPConn{}
+	f.conns = newFlowTable()
 	f.listeners = newBindings[*TCPListener]()
 	f.udp = newBindings[*UDPEndpoint]()
 	f.ping = map[uint16]*PingEndpoint{}
@@ -628,7 +628,7 @@ func (s *Stack) neighborFailed(now clock.Instant, id NICID, ip netip.Addr) {
 // random.
 func (s *Stack) sortedConns(keep func(*TCPConn) bool) []*TCPConn {
 	var out []*TCPConn
-	for _, c := range s.flows.conns {
+	for c := range s.flows.conns.all() {
 		if keep(c) {
 			out = append(out, c)
 		}

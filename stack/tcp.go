@@ -110,7 +110,7 @@ func (a *connAddrs) tuple() tuple {
 // addConn enters c into the flow table under key, its 4-tuple.
 func (s *Stack) addConn(key tuple, c *TCPConn) {
 	c.addrs.set(key)
-	s.flows.conns[key] = c
+	s.flows.conns.add(c)
 }
 
 // core returns c's tcp.Conn, unparking it first if it is parked: every
@@ -191,9 +191,7 @@ func (s *Stack) afterConnQuiet(c *TCPConn) {
 		}
 		if c.inTable && !c.dirty {
 			c.inTable = false
-			if s.flows.conns[c.key()] == c {
-				delete(s.flows.conns, c.key())
-			}
+			s.flows.conns.remove(c)
 		}
 		s.flows.timers.remove(c)
 	} else {
@@ -233,7 +231,7 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 	}
 	var reopenISS wire.Seq
 	reopen := false
-	if c := s.flows.conns[key]; c != nil {
+	if c := s.flows.conns.lookup(key); c != nil {
 		if c.conn == nil {
 			s.unpark(now, c)
 		}
@@ -449,7 +447,7 @@ func (s *Stack) tcpError(now clock.Instant, e *transportError) {
 		local:  netip.AddrPortFrom(e.src, binary.BigEndian.Uint16(h[0:])),
 		remote: netip.AddrPortFrom(e.dst, binary.BigEndian.Uint16(h[2:])),
 	}
-	c := s.flows.conns[key]
+	c := s.flows.conns.lookup(key)
 	if c == nil {
 		return
 	}
@@ -529,7 +527,7 @@ func (s *Stack) Connect(now clock.Instant, laddr, raddr netip.AddrPort) (*TCPCon
 	}
 	key := tuple{local: netip.AddrPortFrom(src, port), remote: raddr}
 	reopenISS, reopen := wire.Seq(0), false
-	if old := s.flows.conns[key]; old != nil {
+	if old := s.flows.conns.lookup(key); old != nil {
 		if reopenISS, reopen = s.reuseTimeWait(now, old); !reopen {
 			return nil, ErrAddrInUse
 		}
@@ -625,7 +623,7 @@ func (s *Stack) ephemeralTCP(now clock.Instant, src netip.Addr, dst netip.AddrPo
 	for i := uint32(0); i < num; i++ {
 		port := uint16(lo + (offset+*next+i)%num)
 		local := netip.AddrPortFrom(src, port)
-		if c := f.conns[tuple{local, dst}]; c != nil && !s.timeWaitReusable(now, c) {
+		if c := f.conns.lookup(tuple{local, dst}); c != nil && !s.timeWaitReusable(now, c) {
 			continue
 		}
 		if _, listened := f.listeners.lookup(local); listened {
@@ -958,7 +956,7 @@ type ConnInfo struct {
 // Conns returns every connection the stack holds, TIME-WAIT included,
 // ordered by local then remote address and port.
 func (s *Stack) Conns() []ConnInfo {
-	out := make([]ConnInfo, 0, len(s.flows.conns))
+	out := make([]ConnInfo, 0, s.flows.conns.len())
 	for _, c := range s.sortedConns(func(*TCPConn) bool { return true }) {
 		out = append(out, ConnInfo{Local: c.key().local, Remote: c.key().remote, Info: c.Info()})
 	}
