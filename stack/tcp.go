@@ -233,6 +233,9 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 	reopen := false
 	if c := s.flows.conns.lookup(key); c != nil {
 		if c.conn == nil {
+			if s.parkedSegment(now, c, &seg) {
+				return
+			}
 			s.unpark(now, c)
 		}
 		if c.conn.State() == tcp.SynReceived && c.listener != nil && seg.Flags&wire.TCPFlagACK != 0 &&
@@ -264,6 +267,35 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 		return
 	}
 	s.listen(now, p.nic, l, key, &seg, reopen, reopenISS)
+}
+
+// parkedSegment gives seg to c's parked record (tcp.Env.HandleParked:
+// a peer's keep-alive probe) and sends its answer; it returns false, having
+// done nothing, when the record cannot take seg and c must be unparked.
+// The answer is the segment the core would have sent, on the core's
+// route (its NIC and next hop), as a control packet: it leaves before
+// the connections' output, which a parked connection has none of.
+func (s *Stack) parkedSegment(now clock.Instant, c *TCPConn, seg *wire.TCPFields) bool {
+	if c.pmtuGen != s.host.pmtu.gen {
+		return false // the core follows the path MTU first (syncPMTU)
+	}
+	k := c.key()
+	dst := k.remote.Addr()
+	hl := ipHeaderLen(dst)
+	buf := s.getBuf(hl + wire.TCPMaxHeaderLen)
+	defer s.putBuf(buf)
+	t := buf[hl:]
+	n, ok := s.flows.tcpEnv.HandleParked(now, c.parked, seg, t)
+	if !ok {
+		return false
+	}
+	s.confirmReachable(now, c, seg)
+	if n > 0 {
+		binary.BigEndian.PutUint16(t[16:], wire.TCPChecksum(t[:n], k.local.Addr(), dst))
+		rt := route{nic: c.nic, nextHop: c.nextHop, src: k.local.Addr()}
+		s.sendPacket(now, &rt, dst, wire.ProtoTCP, buf, n, true)
+	}
+	return true
 }
 
 // confirmInterval bounds how often one connection confirms its

@@ -27,7 +27,9 @@ func knownPair(t *testing.T, cfg stack.Config) (*stacktest.Net, *stacktest.Node,
 // clock.Never however many connections are open — once they parked,
 // a second (ParkIdle) or three RTOs after their last segment: until then
 // the idle timer that parks them is armed. Keep-alive (RFC 1122
-// §4.2.3.6) arms a timer again, and its probe unparks the connection.
+// §4.2.3.6) arms a timer again, and its probe unparks the connection;
+// the peer answers it from its parked record (tcp.Env.HandleParked),
+// without unparking.
 func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 	n, a, b := knownPair(t, stack.Config{})
 	var conns [][2]*stack.TCPConn
@@ -65,9 +67,14 @@ func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 		t.Errorf("with keep-alive: NextDeadline %v at %v, want within the idle time", d, n.Now)
 	}
 	mark := len(n.Log)
+	before := b.Stack.Stats().TCP
 	n.RunFor(11 * time.Second)
 	if got := len(n.Log) - mark; got != 2 {
 		t.Errorf("%d frames after the idle time, want a probe and its answer", got)
+	}
+	if st := b.Stack.Stats().TCP; st.Unparks != before.Unparks || st.KeepAliveParked != before.KeepAliveParked+1 || st.Parked != 20 {
+		t.Errorf("the peer: %d unparks (was %d), %d probes answered parked (was %d), %d parked: want the probe answered by the record",
+			st.Unparks, before.Unparks, st.KeepAliveParked, before.KeepAliveParked, st.Parked)
 	}
 	c.SetKeepAlive(n.Now, false, 0, 0, 0)
 	n.RunQuiet(5 * time.Second)

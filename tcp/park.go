@@ -492,6 +492,11 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 		c.rto = cold.rto
 	}
 	c.keepProbes, c.rexmitCount, c.probeBackoff = cold.keepProbes, cold.rexmitCount, cold.probeBackoff
+	if f.has(pfOOWAck) {
+		// The record answered an unacceptable segment within the rate
+		// limit (HandleParked).
+		c.lastOOWAck = e.oowTake(p)
+	}
 	switch {
 	case c.sackOK && !e.cfg.NoRACK:
 		r, _ := rec.(*rackRecovery)

@@ -25,7 +25,13 @@ func parkCfg(cc string, noSACK bool) Config {
 // with its events taken: both ends are parkable.
 func idlePair(t *testing.T, cc string, noSACK bool) *pair {
 	t.Helper()
-	p := newPair(t, parkCfg(cc, noSACK), parkCfg(cc, noSACK), 5*time.Millisecond)
+	return idlePairCfg(t, parkCfg(cc, noSACK))
+}
+
+// idlePairCfg is idlePair with cfg at both ends.
+func idlePairCfg(t *testing.T, cfg Config) *pair {
+	t.Helper()
+	p := newPair(t, cfg, cfg, 5*time.Millisecond)
 	n := 0
 	p.drop = func(from *Conn, seg *wire.TCPFields) bool {
 		if len(seg.Payload) > 0 {
@@ -250,8 +256,13 @@ func clearRecConn(r any) any {
 // twinPairs returns two pairs driven identically to the same idle state;
 // in the second, b is parked and the pair is its owner (pair.parkB).
 func twinPairs(t *testing.T) (p1, p2 *pair) {
-	p1 = idlePair(t, "cubic", false)
-	p2 = idlePair(t, "cubic", false)
+	return twinPairsCfg(t, parkCfg("cubic", false))
+}
+
+// twinPairsCfg is twinPairs with cfg at every end.
+func twinPairsCfg(t *testing.T, cfg Config) (p1, p2 *pair) {
+	p1 = idlePairCfg(t, cfg)
+	p2 = idlePairCfg(t, cfg)
 	env := p2.b.env
 	p2.parkB = true
 	if p2.bRec = p2.b.Park(p2.now); p2.bRec == nil {

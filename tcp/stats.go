@@ -99,6 +99,9 @@ type Stats struct {
 	Parked  uint64 // connections parked now (gauge)
 	Parks   uint64 // connections parked
 	Unparks uint64 // parked connections rebuilt (a segment, a timer or a call)
+	// KeepAliveParked counts the peer's keep-alive probes a parked
+	// connection took without unparking (Env.HandleParked).
+	KeepAliveParked uint64
 }
 
 // Each calls f with the name and value of every counter, in declaration
