@@ -168,6 +168,14 @@ func (p *pair) step(limit clock.Instant) bool {
 	}
 	if bNext <= p.now {
 		if p.bRec != nil {
+			// As the stack's owner: the record runs its keep-alive
+			// timer if it can (Env.TimeoutParked).
+			if n, ok := p.b.env.TimeoutParked(p.now, p.bRec, addrB.Port(), addrA.Port(), p.buf); ok {
+				if n > 0 {
+					p.sendOut(p.b, append([]byte(nil), p.buf[:n]...))
+				}
+				return true
+			}
 			p.unparkB()
 		}
 		p.b.HandleTimeout(p.now)

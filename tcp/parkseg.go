@@ -11,9 +11,13 @@ import (
 // that keep-alive costs neither end an unpark, a rebuild and a park a
 // second later. Everything else unparks (Env.HandleParked says which).
 //
-// Today that is the peer's keep-alive probe (RFC 9293 §3.8.4, RFC 1122
-// §4.2.3.6). To add a case: find every field the Conn's path changes
-// (HandleSegment, then PollTransmit for what it queued), check that the
+// Today that is keep-alive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6) both
+// ways: the peer's probe, answered (HandleParked); our own probe, sent at
+// the keep-alive deadline (TimeoutParked); and the peer's answer to it,
+// or any ACK that acknowledges nothing, taken (HandleParked, parkedAck).
+// To add a case: find every field the Conn's path changes
+// (HandleSegment or HandleTimeout, then PollTransmit for what it
+// queued), check that the
 // record holds each of them in its main part — a change to something in
 // parkedCold, or that would make a cold part where there was none, must
 // unpark instead —, do the same to the record, and add the case to
@@ -111,6 +115,9 @@ func (e *Env) oowFind(p *Parked) int {
 func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, dst []byte) (n int, ok bool) {
 	f := p.flags
 	tsOK, sackOK := f.has(pfTsOK), f.has(pfSackOK)
+	if seg.Seq == p.rcvNxt {
+		return 0, e.parkedAck(now, p, seg)
+	}
 	if seg.Flags&^wire.TCPFlagPSH != wire.TCPFlagACK || len(seg.Payload) > 1 ||
 		seg.Seq != p.rcvNxt-1 || seg.Ack != p.snd || seg.Options.NumSACK != 0 ||
 		tsOK && seg.Options.HasTimestamp && tsBefore(seg.Options.TSVal, p.tsRecent) {
@@ -142,10 +149,115 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 	}
 	e.oow.q = append(e.oow.q, oowEntry{p: p, at: max(now, 1)})
 	p.flags |= pfOOWAck
+	var dsack *wire.SACKBlock
+	if len(seg.Payload) > 0 && sackOK {
+		// An old duplicate byte: reported with a D-SACK (RFC 2883 §4).
+		e.Stats.DupData++
+		dsack = &wire.SACKBlock{Start: seg.Seq, End: p.rcvNxt}
+	}
+	e.Stats.KeepAliveParked++
+	// ctlSeq: SND.MAX, inside the peer's window.
+	return p.build(e, now, seg.DstPort, seg.SrcPort, p.snd, dsack, dst), true
+}
+
+// parkedAck takes seg, a segment at RCV.NXT, if it is an ACK the Conn
+// would take without sending anything or changing what the record does
+// not hold: no data, SYN, FIN, RST or CWR, SEG.ACK = SND.NXT (nothing
+// acknowledged: nothing is in flight), no SACK blocks, our window open
+// (a zero one makes the Conn answer, MUST-66), and with timestamps on a
+// timestamp that passes PAWS (which then becomes TS.Recent, RFC 7323
+// §4.3, at the time the record keeps as the last arrival). The peer's
+// answer to our keep-alive probe is such an ACK, as is a window update.
+// The Conn then notes that it heard from the peer (the time, and no
+// probe unanswered), takes the window (RFC 9293 §3.10.7.4, fifth step:
+// SND.WND, SND.WL1, SND.WL2; nothing waits to be sent), and sends
+// nothing.
+func (e *Env) parkedAck(now clock.Instant, p *Parked, seg *wire.TCPFields) bool {
+	f := p.flags
+	wnd := uint32(seg.Window) << p.sndWScale
+	if seg.Flags&^(wire.TCPFlagPSH|wire.TCPFlagECE) != wire.TCPFlagACK || len(seg.Payload) != 0 ||
+		seg.Ack != p.snd || seg.Options.NumSACK != 0 ||
+		!p.rcvNxt.LessThan(p.rcvAdv) {
+		return false
+	}
+	if f.has(pfTsOK) {
+		if !seg.Options.HasTimestamp || tsBefore(seg.Options.TSVal, p.tsRecent) {
+			// Without one, TS.Recent's time would no longer be the
+			// last arrival (coldBase); a PAWS failure is answered.
+			return false
+		}
+		if p.cold != nil && p.cold.lastAckSent != p.rcvNxt {
+			return false
+		}
+	}
+	if !p.setKeepProbes(0) {
+		return false
+	}
+	p.segsIn++
+	e.tick(now)
+	p.lastRecv = now
+	// The window update (RFC 9293 §3.10.7.4, fifth step; processACK).
+	if p.sndWl1.LessThan(seg.Seq) || p.sndWl1 == seg.Seq && p.sndWl2.LessEq(seg.Ack) {
+		p.sndWnd = wnd
+		p.sndWl1, p.sndWl2 = seg.Seq, seg.Ack
+		p.maxSndWnd = max(p.maxSndWnd, wnd)
+	}
+	if f.has(pfTsOK) {
+		p.tsRecent = seg.Options.TSVal
+		if p.cold != nil {
+			p.cold.tsRecentAt = now
+		}
+	}
+	e.Stats.KeepAliveParked++
+	return true
+}
+
+// TimeoutParked runs the parked connection p's keep-alive timer
+// (Parked.NextDeadline) from the record when it can, as Conn's
+// HandleTimeout and the PollTransmit after it would: it returns ok and,
+// if the Conn would have sent a keep-alive probe, the probe written into
+// dst (n bytes, from localPort to remotePort; dst must hold
+// wire.TCPMaxHeaderLen; the checksum field is zero, the IP header's ECN
+// field Not-ECT). When the probes are used up (the Conn resets the
+// connection) it changes nothing and returns false: the owner unparks
+// the connection and calls HandleTimeout.
+//
+// The probe is an ACK carrying SND.NXT − 1 (RFC 1122 §4.2.3.6, RFC 9293
+// §3.8.4); the peer's answer, an ACK at RCV.NXT, is taken by
+// HandleParked.
+func (e *Env) TimeoutParked(now clock.Instant, p *Parked, localPort, remotePort uint16, dst []byte) (n int, ok bool) {
+	e.tick(now) // as HandleTimeout
+	pr := p.prof
+	switch {
+	case p.keepAt > now:
+		return 0, true // not due
+	case !p.flags.has(pfKeepAlive):
+		p.keepAt = clock.Never
+		return 0, true
+	case now.Sub(p.lastRecv) < pr.keepIdle:
+		// Heard from the peer since the probe: not idle long enough.
+		p.setKeepProbes(0) // never fails: 0 is in the flags
+		p.keepAt = p.lastRecv.Add(pr.keepIdle)
+		return 0, true
+	}
+	if k := p.keepProbes(); k >= pr.keepCount || !p.setKeepProbes(k+1) {
+		return 0, false // the Conn resets the connection
+	}
+	p.keepAt = now.Add(pr.keepIntvl)
+	e.Stats.KeepAliveProbes++
+	e.Stats.KeepAliveParked++
+	return p.build(e, now, localPort, remotePort, p.snd-1, nil, dst), true
+}
+
+// build writes the ACK the Conn's build would (a control segment:
+// Conn.poll's keep-alive probe, or the ACK of sendOOWAck) with seq, and
+// dsack as its one SACK block if not nil, and moves what it moves.
+func (p *Parked) build(e *Env, now clock.Instant, localPort, remotePort uint16, seq wire.Seq, dsack *wire.SACKBlock, dst []byte) int {
+	f := p.flags
 	out := wire.TCPFields{
-		SrcPort: seg.DstPort,
-		DstPort: seg.SrcPort,
-		Seq:     p.snd, // ctlSeq: SND.MAX, inside the peer's window
+		SrcPort: localPort,
+		DstPort: remotePort,
+		Seq:     seq,
 		Ack:     p.rcvNxt,
 		Flags:   wire.TCPFlagACK,
 	}
@@ -155,17 +267,15 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 	p.flags &^= 3 << pfEcnOutShift // Not-ECT: a segment without data
 	var wnd uint32
 	out.Window, wnd = p.windowField(e)
-	if tsOK {
+	if f.has(pfTsOK) {
 		out.Options.HasTimestamp = true
 		out.Options.TSVal = tsValAt(now, p.tsOffset)
 		out.Options.TSEcr = p.tsRecent
 	}
-	if len(seg.Payload) > 0 && sackOK {
-		// An old duplicate byte: reported with a D-SACK (RFC 2883 §4).
-		e.Stats.DupData++
+	if dsack != nil {
 		e.Stats.DSACKSent++
 		out.Options.NumSACK = 1
-		out.Options.SACK[0] = wire.SACKBlock{Start: seg.Seq, End: p.rcvNxt}
+		out.Options.SACK[0] = *dsack
 	}
 	hl := out.HeaderLen()
 	out.EncodeHeader(dst[:hl])
@@ -178,8 +288,7 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 	p.rcvAdv = p.rcvNxt.Add(wnd)
 	p.segsOut++
 	e.Stats.OutSegs++
-	e.Stats.KeepAliveParked++
-	return hl, true
+	return hl
 }
 
 // windowField is Conn.windowField for the parked connection: nothing is

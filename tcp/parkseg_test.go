@@ -37,26 +37,28 @@ func TestParkedKeepAliveFromRecord(t *testing.T) {
 		name string
 		// stimulus runs the pairs from start to start+30 s.
 		stimulus func(p *pair, r ref)
-		// parked: b stays parked with cfg; answered: how many probes
-		// the record takes, at least.
+		// parked: b stays parked with cfg (but for the unparks of the
+		// stimulus's own calls); answered: how many keep-alive segments
+		// the record takes or sends, at least.
 		parked   func(cfg Config) bool
 		answered int
+		calls    int
 	}{
 		{"peer-keepalive", func(p *pair, r ref) {
 			p.a.SetKeepAlive(p.now, true, time.Second, time.Second, 3)
-		}, func(Config) bool { return true }, 25},
+		}, func(Config) bool { return true }, 25, 0},
 		{"zero-byte-probes", func(p *pair, r ref) {
 			for i := range 14 {
 				p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, nil, uint32(i), 0)})
 				p.runTo(p.now.Add(every))
 			}
-		}, func(Config) bool { return true }, 14},
+		}, func(Config) bool { return true }, 14, 0},
 		{"one-byte-probes", func(p *pair, r ref) {
 			for i := range 14 {
 				p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, []byte{0x5a}, uint32(i), 0)})
 				p.runTo(p.now.Add(every))
 			}
-		}, func(Config) bool { return true }, 14},
+		}, func(Config) bool { return true }, 14, 0},
 		{"rate-limited", func(p *pair, r ref) {
 			for i := range 3 {
 				p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, nil, 0, 0)})
@@ -64,13 +66,13 @@ func TestParkedKeepAliveFromRecord(t *testing.T) {
 				p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, nil, uint32(i), 0)})
 				p.runTo(p.now.Add(every))
 			}
-		}, func(Config) bool { return true }, 6},
+		}, func(Config) bool { return true }, 6, 0},
 		{"rate-limited-one-byte", func(p *pair, r ref) {
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, []byte{1}, 0, 0)})
 			p.runTo(p.now.Add(100 * time.Millisecond))
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, []byte{1}, 0, 0)})
 			p.runTo(p.now.Add(every))
-		}, func(cfg Config) bool { return cfg.NoSACK }, 1},
+		}, func(cfg Config) bool { return cfg.NoSACK }, 1, 0},
 		{"rate-limited-then-unparked", func(p *pair, r ref) {
 			// The record's answer is remembered when b unparks: the
 			// Conn sends nothing to the second segment.
@@ -78,15 +80,43 @@ func TestParkedKeepAliveFromRecord(t *testing.T) {
 			p.runTo(p.now.Add(100 * time.Millisecond))
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, nil, 0, -1)})
 			p.runTo(p.now.Add(every))
-		}, func(Config) bool { return false }, 1},
+		}, func(Config) bool { return false }, 1, 0},
+		{"own-keepalive", func(p *pair, r ref) {
+			// b's own probes, sent by the record, and a's answers,
+			// taken by it.
+			ownKeepAlive(p, 3*time.Second)
+		}, func(Config) bool { return true }, 16, 1},
+		{"both-keepalive", func(p *pair, r ref) {
+			p.a.SetKeepAlive(p.now, true, 2*time.Second, time.Second, 3)
+			ownKeepAlive(p, 3*time.Second)
+		}, func(Config) bool { return true }, 30, 1},
+		{"own-keepalive-unanswered-once", func(p *pair, r ref) {
+			// a's first answer is lost: b probes again an interval
+			// later, keeping the count of unanswered probes.
+			lost := false
+			p.drop = func(from *Conn, seg *wire.TCPFields) bool {
+				if from == p.a && !lost {
+					lost = true
+					return true
+				}
+				return false
+			}
+			ownKeepAlive(p, 3*time.Second)
+		}, func(Config) bool { return true }, 16, 1},
+		{"own-keepalive-dead-peer", func(p *pair, r ref) {
+			// No answer at all: the record sends the probes, and the
+			// Conn resets the connection when they are used up.
+			p.drop = func(from *Conn, seg *wire.TCPFields) bool { return from == p.a }
+			ownKeepAlive(p, 3*time.Second)
+		}, func(Config) bool { return false }, 3, 1},
 		{"paws-stale", func(p *pair, r ref) {
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, nil, ^uint32(0), 0)})
 			p.runTo(p.now.Add(every))
-		}, func(cfg Config) bool { return cfg.NoTimestamps }, 0},
+		}, func(cfg Config) bool { return cfg.NoTimestamps }, 0, 0},
 		{"wrong-ack", func(p *pair, r ref) {
 			p.queue = append(p.queue, inflight{at: p.now, to: p.b, data: probe(p, r, nil, 0, -1)})
 			p.runTo(p.now.Add(every))
-		}, func(Config) bool { return false }, 0},
+		}, func(Config) bool { return false }, 0, 0},
 	}
 	for _, opts := range []struct{ noTS, noSACK bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 		cfg := parkCfg("cubic", opts.noSACK)
@@ -125,13 +155,13 @@ func TestParkedKeepAliveFromRecord(t *testing.T) {
 				}
 				st := p2.b.env.Stats
 				if wantParked := tc.parked(cfg); wantParked {
-					if p2.bRec == nil || st.Unparks != 0 {
+					if p2.bRec == nil || st.Unparks != uint64(tc.calls) {
 						t.Errorf("b unparked (%d unparks), want it parked throughout", st.Unparks)
 					}
 					if int(st.KeepAliveParked) < tc.answered {
 						t.Errorf("KeepAliveParked %d, want at least %d", st.KeepAliveParked, tc.answered)
 					}
-				} else if st.Unparks == 0 {
+				} else if st.Unparks == uint64(tc.calls) {
 					t.Errorf("b never unparked: the record took what it may not")
 				}
 				if p2.bRec != nil {
@@ -151,6 +181,15 @@ func TestParkedKeepAliveFromRecord(t *testing.T) {
 			})
 		}
 	}
+}
+
+// ownKeepAlive turns b's keep-alive on (idle time idle, interval 1 s,
+// three probes), unparking it for the call as its owner does.
+func ownKeepAlive(p *pair, idle time.Duration) {
+	if p.bRec != nil {
+		p.unparkB()
+	}
+	p.b.SetKeepAlive(p.now, true, idle, time.Second, 3)
 }
 
 // runTo runs the pair to limit and sets its clock there, so that twins
@@ -186,5 +225,45 @@ func TestHandleParkedAllocs(t *testing.T) {
 	}
 	if e.Stats.KeepAliveParked < 1001 || e.Stats.Unparks != 0 {
 		t.Errorf("KeepAliveParked %d, Unparks %d", e.Stats.KeepAliveParked, e.Stats.Unparks)
+	}
+}
+
+// TestTimeoutParkedAllocs: the record's own keep-alive probe and its
+// taking of the answer allocate nothing (and both are done by the
+// record each time).
+func TestTimeoutParkedAllocs(t *testing.T) {
+	p := idlePair(t, "cubic", false)
+	p.b.SetKeepAlive(p.now, true, 15*time.Second, 15*time.Second, 3)
+	p.b.TakeEvents()
+	rec := p.b.Park(p.now)
+	if rec == nil {
+		t.Fatal("not parked")
+	}
+	e := p.b.env
+	ack := wire.TCPFields{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: rec.rcvNxt, Ack: rec.snd, Flags: wire.TCPFlagACK,
+		Window: uint16(rec.sndWnd >> rec.sndWScale)}
+	ack.Options.HasTimestamp, ack.Options.TSVal = true, rec.tsRecent
+	dst := make([]byte, wire.TCPMaxHeaderLen)
+	round := func() {
+		now := rec.NextDeadline()
+		if n, ok := e.TimeoutParked(now, rec, addrB.Port(), addrA.Port(), dst); !ok || n == 0 {
+			t.Fatalf("no probe from the record at %v: %d %v", now, n, ok)
+		}
+		ack.Options.TSVal++
+		if n, ok := e.HandleParked(now.Add(time.Millisecond), rec, &ack, dst); !ok || n != 0 {
+			t.Fatalf("the answer not taken by the record: %d %v", n, ok)
+		}
+		// The timer finds the peer heard from and re-arms for the idle
+		// time after that.
+		if n, ok := e.TimeoutParked(rec.NextDeadline(), rec, addrB.Port(), addrA.Port(), dst); !ok || n != 0 {
+			t.Fatalf("a probe though the peer answered: %d %v", n, ok)
+		}
+	}
+	round()
+	if allocs := testing.AllocsPerRun(1000, round); allocs != 0 {
+		t.Errorf("TimeoutParked and the answer: %v allocations, want 0", allocs)
+	}
+	if e.Stats.KeepAliveProbes < 1001 || e.Stats.Unparks != 0 || rec.keepProbes() != 0 {
+		t.Errorf("KeepAliveProbes %d, Unparks %d, probes unanswered %d", e.Stats.KeepAliveProbes, e.Stats.Unparks, rec.keepProbes())
 	}
 }
