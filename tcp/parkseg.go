@@ -111,7 +111,10 @@ func (e *Env) oowFind(p *Parked) int {
 // 9293 §3.10.7.4, "first: check sequence number"), and the Conn answers
 // it with an ACK of RCV.NXT, rate-limited (Config.InvalidRateLimit), with
 // a D-SACK block for a byte it already had (RFC 2883 §4); it changes
-// nothing else, not even the time it last heard from the peer.
+// nothing else, not even the time it last heard from the peer. It also
+// takes an ACK at RCV.NXT that acknowledges nothing, such as the answer
+// to our own probe (parkedAck says which), which the Conn takes without
+// answering.
 func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, dst []byte) (n int, ok bool) {
 	f := p.flags
 	tsOK, sackOK := f.has(pfTsOK), f.has(pfSackOK)
