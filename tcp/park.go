@@ -487,6 +487,7 @@ func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
 // The record does not keep the connection's addresses: its owner has them
 // (its flow table is keyed by them) and passes them back.
 func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort) *Conn {
+	e.oowExpire(now)
 	c := e.takeConn()
 	rec, ctl := c.rec, c.cc
 	blocks := c.sent.blocks

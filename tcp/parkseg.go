@@ -21,8 +21,8 @@ import (
 // record holds each of them in its main part — a change to something in
 // parkedCold, or that would make a cold part where there was none, must
 // unpark instead —, do the same to the record, and add the case to
-// TestParkedAnswersAsUnparked's keep-alive cases, which compare every
-// segment with a twin that never parked.
+// TestParkedKeepAliveFromRecord, which compares every segment with a
+// twin that never parked.
 
 // pfOOWAck marks a record that sent an ACK to an unacceptable segment
 // within the last Config.InvalidRateLimit: the time is in the Env's
@@ -32,69 +32,87 @@ const pfOOWAck parkFlags = 1 << 20
 
 // oowEntry is a record's out-of-window ACK time (Conn.lastOOWAck).
 type oowEntry struct {
-	p  *Parked // nil once taken back (Unpark)
+	p  *Parked
 	at clock.Instant
 }
 
 // oowQueue keeps the times of the out-of-window ACKs parked records sent
-// within the rate limit, oldest first: entries leave at the front when
-// they expire (their records' pfOOWAck cleared), so it holds at most the
-// records that answered in the last InvalidRateLimit. Looking a record up
-// scans it, which only a second unacceptable segment within the limit,
-// or an unpark within it, needs.
+// within the rate limit: by record (at, for a look-up in constant time),
+// and oldest first (q from head), whence they expire, their records'
+// pfOOWAck cleared. It holds at most the records that answered in the
+// last InvalidRateLimit. An entry of q whose record's time in at is not
+// its own (taken back by Unpark, or flagged again since) is passed over.
+// Keep-alive probes may come in bursts (connections set up together
+// probe together): what a burst grew is given back once it has expired
+// (oowShrink).
 type oowQueue struct {
+	at   map[*Parked]clock.Instant
 	q    []oowEntry
 	head int
+	peak int // the most entries at held since it was made
 }
 
-// expire drops the entries whose rate limit is over at now.
+// oowSmall is the size the queue keeps however little it holds: a
+// steady rate of answers allocates nothing.
+const oowSmall = 1024
+
+// oowAdd notes p's out-of-window ACK at now, flagging p.
+func (e *Env) oowAdd(p *Parked, now clock.Instant) {
+	o := &e.oow
+	if o.at == nil {
+		o.at = make(map[*Parked]clock.Instant)
+	}
+	now = max(now, 1) // as oowAllowed: 0 is "none"
+	o.at[p] = now
+	o.peak = max(o.peak, len(o.at))
+	o.q = append(o.q, oowEntry{p, now})
+	p.flags |= pfOOWAck
+}
+
+// oowExpire drops the entries whose rate limit is over at now. Every
+// call on a parked record (HandleParked, TimeoutParked, Unpark) runs it:
+// at constant cost when nothing expires.
 func (e *Env) oowExpire(now clock.Instant) {
 	o := &e.oow
+	if o.head == len(o.q) || now.Sub(o.q[o.head].at) < e.cfg.InvalidRateLimit {
+		return
+	}
 	for o.head < len(o.q) && now.Sub(o.q[o.head].at) >= e.cfg.InvalidRateLimit {
-		if p := o.q[o.head].p; p != nil {
-			p.flags &^= pfOOWAck
+		if x := o.q[o.head]; x.p.flags.has(pfOOWAck) && o.at[x.p] == x.at {
+			x.p.flags &^= pfOOWAck
+			delete(o.at, x.p)
 		}
 		o.q[o.head] = oowEntry{}
 		o.head++
 	}
+	n := len(o.q) - o.head
 	switch {
-	case o.head == len(o.q):
+	case o.peak > oowSmall && len(o.at) < o.peak/4:
+		// A burst expired: make the queue again at the size it holds
+		// (a map never shrinks).
+		q := make([]oowEntry, n, max(2*n, 16))
+		copy(q, o.q[o.head:])
+		at := make(map[*Parked]clock.Instant, len(o.at))
+		for p, t := range o.at {
+			at[p] = t
+		}
+		o.q, o.head, o.at, o.peak = q, 0, at, len(at)
+	case n == 0:
 		o.q, o.head = o.q[:0], 0
 	case o.head >= 64 && o.head*2 >= len(o.q):
-		n := copy(o.q, o.q[o.head:])
+		copy(o.q, o.q[o.head:])
 		clear(o.q[n:])
 		o.q, o.head = o.q[:n], 0
 	}
-}
-
-// oowAt returns the time of p's entry; p must have pfOOWAck.
-func (e *Env) oowAt(p *Parked) clock.Instant {
-	if i := e.oowFind(p); i >= 0 {
-		return e.oow.q[i].at
-	}
-	return 0
 }
 
 // oowTake returns p's out-of-window ACK time and forgets it, clearing
 // pfOOWAck; p must have the flag.
 func (e *Env) oowTake(p *Parked) clock.Instant {
 	p.flags &^= pfOOWAck
-	if i := e.oowFind(p); i >= 0 {
-		e.oow.q[i].p = nil
-		return e.oow.q[i].at
-	}
-	return 0 // not reached: a flagged record has its entry
-}
-
-// oowFind returns the index of p's entry, or -1.
-func (e *Env) oowFind(p *Parked) int {
-	o := &e.oow
-	for i := len(o.q) - 1; i >= o.head; i-- {
-		if o.q[i].p == p {
-			return i
-		}
-	}
-	return -1
+	at := e.oow.at[p]
+	delete(e.oow.at, p)
+	return at
 }
 
 // HandleParked handles seg, a segment for the parked connection p, from
@@ -116,6 +134,7 @@ func (e *Env) oowFind(p *Parked) int {
 // to our own probe (parkedAck says which), which the Conn takes without
 // answering.
 func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, dst []byte) (n int, ok bool) {
+	e.oowExpire(now)
 	f := p.flags
 	tsOK, sackOK := f.has(pfTsOK), f.has(pfSackOK)
 	if seg.Seq == p.rcvNxt {
@@ -126,8 +145,7 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 		tsOK && seg.Options.HasTimestamp && tsBefore(seg.Options.TSVal, p.tsRecent) {
 		return 0, false
 	}
-	e.oowExpire(now)
-	if f.has(pfOOWAck) && now.Sub(e.oowAt(p)) < e.cfg.InvalidRateLimit {
+	if f.has(pfOOWAck) && now.Sub(e.oow.at[p]) < e.cfg.InvalidRateLimit {
 		// An ACK went out to an unacceptable segment within the rate
 		// limit: the Conn sends none now (oowAllowed) — unless it has a
 		// D-SACK to send, which goes anyway, and which only the Conn
@@ -147,11 +165,7 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 	e.Stats.OutOfWindow++
 
 	// The answer, as Conn.sendOOWAck and build make it.
-	if f.has(pfOOWAck) {
-		e.oowTake(p)
-	}
-	e.oow.q = append(e.oow.q, oowEntry{p: p, at: max(now, 1)})
-	p.flags |= pfOOWAck
+	e.oowAdd(p, now)
 	var dsack *wire.SACKBlock
 	if len(seg.Payload) > 0 && sackOK {
 		// An old duplicate byte: reported with a D-SACK (RFC 2883 §4).
@@ -230,6 +244,7 @@ func (e *Env) parkedAck(now clock.Instant, p *Parked, seg *wire.TCPFields) bool 
 // HandleParked.
 func (e *Env) TimeoutParked(now clock.Instant, p *Parked, localPort, remotePort uint16, dst []byte) (n int, ok bool) {
 	e.tick(now) // as HandleTimeout
+	e.oowExpire(now)
 	pr := p.prof
 	switch {
 	case p.keepAt > now:

@@ -267,3 +267,54 @@ func TestTimeoutParkedAllocs(t *testing.T) {
 		t.Errorf("KeepAliveProbes %d, Unparks %d, probes unanswered %d", e.Stats.KeepAliveProbes, e.Stats.Unparks, rec.keepProbes())
 	}
 }
+
+// TestOOWQueueBurst: a burst of probe answers (connections set up
+// together probe together) fills the Env's rate-limit queue; each record
+// is rate-limited within InvalidRateLimit of its answer and answers again
+// after; once the burst has expired, the queue is made small again.
+func TestOOWQueueBurst(t *testing.T) {
+	p := idlePair(t, "cubic", false)
+	rec := p.b.Park(p.now)
+	if rec == nil {
+		t.Fatal("not parked")
+	}
+	e := p.b.env
+	const n = 5000
+	recs := make([]*Parked, n)
+	for i := range recs {
+		recs[i] = new(Parked)
+		*recs[i] = *rec
+	}
+	seg := wire.TCPFields{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: rec.rcvNxt - 1, Ack: rec.snd, Flags: wire.TCPFlagACK, Window: 1000}
+	seg.Options.HasTimestamp, seg.Options.TSVal = true, rec.tsRecent
+	dst := make([]byte, wire.TCPMaxHeaderLen)
+	t0 := p.now.Add(time.Second)
+	for i, r := range recs {
+		if n, ok := e.HandleParked(t0.Add(time.Duration(i)*time.Microsecond), r, &seg, dst); !ok || n == 0 {
+			t.Fatalf("record %d: no answer (%d %v)", i, n, ok)
+		}
+	}
+	if len(e.oow.at) != n || e.oow.peak != n {
+		t.Fatalf("queue holds %d (peak %d), want %d", len(e.oow.at), e.oow.peak, n)
+	}
+	// Within the limit: rate-limited, no answer, still parked.
+	limited := e.Stats.OOWRateLimited
+	if n, ok := e.HandleParked(t0.Add(100*time.Millisecond), recs[n-1], &seg, dst); !ok || n != 0 {
+		t.Errorf("a second probe within the limit: %d %v, want no answer from the record", n, ok)
+	}
+	if e.Stats.OOWRateLimited != limited+1 {
+		t.Errorf("OOWRateLimited %d, want %d", e.Stats.OOWRateLimited, limited+1)
+	}
+	// After it: answered, and the burst expired.
+	if n, ok := e.HandleParked(t0.Add(2*time.Second), recs[0], &seg, dst); !ok || n == 0 {
+		t.Errorf("a probe after the limit: %d %v, want an answer", n, ok)
+	}
+	if len(e.oow.at) != 1 || e.oow.peak > oowSmall || cap(e.oow.q) > oowSmall {
+		t.Errorf("after the burst: %d held, peak %d, queue capacity %d", len(e.oow.at), e.oow.peak, cap(e.oow.q))
+	}
+	for i, r := range recs[1:] {
+		if r.flags.has(pfOOWAck) {
+			t.Fatalf("record %d still flagged after its limit", i+1)
+		}
+	}
+}
