@@ -183,7 +183,7 @@ const (
 	pfEcnInShift  = 16 // two bits: ecnIn
 	pfEcnOutShift = 18 // two bits: ecnOut
 	// pfOOWAck (parkseg.go) is bit 20.
-	pfKeepShift = 21 // eight bits: keep-alive probes unanswered, when below pfKeepMax
+	pfKeepShift = 21 // eight bits: keep-alive probes unanswered, when at most pfKeepMax
 )
 
 // pfKeepMax bounds the keep-alive probe count the flags hold; a larger
