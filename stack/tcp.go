@@ -156,11 +156,16 @@ func (s *Stack) unpark(now clock.Instant, c *TCPConn) {
 }
 
 func (s *Stack) afterConn(c *TCPConn) {
+	s.markDirty(c)
+	s.afterConnQuiet(c)
+}
+
+// markDirty puts c among the connections with output (pollConns), once.
+func (s *Stack) markDirty(c *TCPConn) {
 	if !c.dirty {
 		c.dirty = true
 		s.flows.dirty.PushBack(c)
 	}
-	s.afterConnQuiet(c)
 }
 
 // afterConnQuiet is afterConn without marking c as having output.
@@ -270,67 +275,43 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 }
 
 // parkedSegment gives seg to c's parked record (tcp.Env.HandleParked:
-// a peer's keep-alive probe, or an ACK such as the answer to ours) and
-// sends its answer if any; it returns false, having done nothing, when
-// the record cannot take seg and c must be unparked.
+// a peer's keep-alive probe, or an ACK such as the answer to ours); it
+// returns false, having done nothing, when the record cannot take seg
+// and c must be unparked. An answer goes out as the core's would: c
+// joins the connections with output, and pollConns asks the record for
+// it (tcp.Env.PollParked).
 func (s *Stack) parkedSegment(now clock.Instant, c *TCPConn, seg *wire.TCPFields) bool {
 	if c.pmtuGen != s.host.pmtu.gen {
 		return false // the core follows the path MTU first (syncPMTU)
 	}
-	buf, t := s.parkedBuf(c)
-	defer s.putBuf(buf)
-	n, ok := s.flows.tcpEnv.HandleParked(now, c.parked, seg, t)
+	send, ok := s.flows.tcpEnv.HandleParked(now, c.parked, seg)
 	if !ok {
 		return false
 	}
 	s.confirmReachable(now, c, seg)
-	s.sendParked(now, c, buf, n)
+	if send {
+		s.markDirty(c)
+	}
 	return true
 }
 
 // parkedTimeout runs c's parked record's keep-alive timer
-// (tcp.Env.TimeoutParked), sending its probe if any, and puts it back
-// in the timer wheel; it returns false, having done nothing, when c must
-// be unparked for it (its probes are used up).
+// (tcp.Env.TimeoutParked) and puts it back in the timer wheel; a probe
+// goes out as parkedSegment's answer does. It returns false, having done
+// nothing, when c must be unparked for it (its probes are used up).
 func (s *Stack) parkedTimeout(now clock.Instant, c *TCPConn) bool {
 	if c.pmtuGen != s.host.pmtu.gen {
 		return false
 	}
-	k := c.key()
-	buf, t := s.parkedBuf(c)
-	defer s.putBuf(buf)
-	n, ok := s.flows.tcpEnv.TimeoutParked(now, c.parked, k.local.Port(), k.remote.Port(), t)
+	send, ok := s.flows.tcpEnv.TimeoutParked(now, c.parked)
 	if !ok {
 		return false
 	}
-	s.sendParked(now, c, buf, n)
+	if send {
+		s.markDirty(c)
+	}
 	s.flows.timers.update(c, c.parked.NextDeadline())
 	return true
-}
-
-// parkedBuf returns a buffer for a parked connection's segment, and the
-// part of it the TCP header goes in.
-func (s *Stack) parkedBuf(c *TCPConn) (buf, t []byte) {
-	hl := ipHeaderLen(c.key().remote.Addr())
-	buf = s.getBuf(hl + wire.TCPMaxHeaderLen)
-	return buf, buf[hl:]
-}
-
-// sendParked sends the n-byte TCP segment a parked record wrote into buf
-// (after its IP header's room): the segment the core would have sent, on
-// the core's route (its NIC and next hop), as a control packet — it
-// leaves before the connections' output, which a parked connection has
-// none of.
-func (s *Stack) sendParked(now clock.Instant, c *TCPConn, buf []byte, n int) {
-	if n == 0 {
-		return
-	}
-	k := c.key()
-	dst := k.remote.Addr()
-	t := buf[ipHeaderLen(dst):]
-	binary.BigEndian.PutUint16(t[16:], wire.TCPChecksum(t[:n], k.local.Addr(), dst))
-	rt := route{nic: c.nic, nextHop: c.nextHop, src: k.local.Addr()}
-	s.sendPacket(now, &rt, dst, wire.ProtoTCP, buf, n, true)
 }
 
 // confirmInterval bounds how often one connection confirms its

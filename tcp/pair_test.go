@@ -97,6 +97,14 @@ func (p *pair) flush(c *Conn) {
 	}
 }
 
+// flushParked collects the parked b's output (Env.PollParked), as
+// flush does a Conn's.
+func (p *pair) flushParked() {
+	if n := p.b.env.PollParked(p.now, p.bRec, addrB.Port(), addrA.Port(), p.buf); n > 0 {
+		p.sendOut(p.b, append([]byte(nil), p.buf[:n]...))
+	}
+}
+
 // sendOut records seg, sent by c, and puts it on the path (unless
 // dropped).
 func (p *pair) sendOut(c *Conn, seg []byte) {
@@ -122,9 +130,9 @@ func (p *pair) deliver(q inflight) {
 	if q.to == p.b && p.bRec != nil {
 		// As the stack's owner: the record takes what it can
 		// (Env.HandleParked), and b is unparked for the rest.
-		if n, ok := p.b.env.HandleParked(p.now, p.bRec, &f, p.buf); ok {
-			if n > 0 {
-				p.sendOut(p.b, append([]byte(nil), p.buf[:n]...))
+		if send, ok := p.b.env.HandleParked(p.now, p.bRec, &f); ok {
+			if send {
+				p.flushParked()
 			}
 			return
 		}
@@ -170,9 +178,9 @@ func (p *pair) step(limit clock.Instant) bool {
 		if p.bRec != nil {
 			// As the stack's owner: the record runs its keep-alive
 			// timer if it can (Env.TimeoutParked).
-			if n, ok := p.b.env.TimeoutParked(p.now, p.bRec, addrB.Port(), addrA.Port(), p.buf); ok {
-				if n > 0 {
-					p.sendOut(p.b, append([]byte(nil), p.buf[:n]...))
+			if send, ok := p.b.env.TimeoutParked(p.now, p.bRec); ok {
+				if send {
+					p.flushParked()
 				}
 				return true
 			}

@@ -540,6 +540,11 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 		// limit (HandleParked).
 		c.lastOOWAck = e.oowTake(p)
 	}
+	// What the record owes and its owner has not polled yet.
+	c.ackNow, c.keepNow = f.has(pfOweAck), f.has(pfOweProbe)
+	if f.has(pfOweDSACK) {
+		c.setDSACK(p.rcvNxt-1, p.rcvNxt)
+	}
 	switch {
 	case c.sackOK && !e.cfg.NoRACK:
 		r, _ := rec.(*rackRecovery)

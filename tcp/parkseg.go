@@ -30,6 +30,17 @@ import (
 // record, which would grow for what only matters half a second.
 const pfOOWAck parkFlags = 1 << 20
 
+// What a parked record owes its peer, as the Conn's ackNow, dsackNow
+// (the D-SACK of a 1-byte probe: RCV.NXT − 1 to RCV.NXT) and keepNow:
+// written when its owner polls (PollParked), as the Conn's are by
+// PollTransmit, and handed to the Conn by Unpark if it is rebuilt first.
+const (
+	pfOweAck   parkFlags = 1 << 29
+	pfOweDSACK parkFlags = 1 << 30
+	pfOweProbe parkFlags = 1 << 31
+	pfOwe                = pfOweAck | pfOweDSACK | pfOweProbe
+)
+
 // oowEntry is a record's out-of-window ACK time (Conn.lastOOWAck).
 type oowEntry struct {
 	p  *Parked
@@ -116,11 +127,10 @@ func (e *Env) oowTake(p *Parked) clock.Instant {
 }
 
 // HandleParked handles seg, a segment for the parked connection p, from
-// the record when it can: it returns ok and, if the Conn would have
-// answered, the answer written into dst (n bytes; dst must hold
-// wire.TCPMaxHeaderLen; the checksum field is zero, the IP header's ECN
-// field Not-ECT). When it cannot (ok false), it changed nothing: the
-// owner unparks the connection and gives it seg as before.
+// the record when it can: it returns ok, and send if the record now has
+// a segment to send (the owner then calls PollParked, as it would call
+// the Conn's PollTransmit). When it cannot (ok false), it changed
+// nothing: the owner unparks the connection and gives it seg as before.
 //
 // The record takes the peer's keep-alive probe (RFC 9293 §3.8.4, RFC
 // 1122 §4.2.3.6): an ACK carrying SEG.SEQ = RCV.NXT − 1 with no data or
@@ -133,17 +143,17 @@ func (e *Env) oowTake(p *Parked) clock.Instant {
 // takes an ACK at RCV.NXT that acknowledges nothing, such as the answer
 // to our own probe (parkedAck says which), which the Conn takes without
 // answering.
-func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, dst []byte) (n int, ok bool) {
+func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields) (send, ok bool) {
 	e.oowExpire(now)
 	f := p.flags
 	tsOK, sackOK := f.has(pfTsOK), f.has(pfSackOK)
 	if seg.Seq == p.rcvNxt {
-		return 0, e.parkedAck(now, p, seg)
+		return false, e.parkedAck(now, p, seg)
 	}
 	if seg.Flags&^wire.TCPFlagPSH != wire.TCPFlagACK || len(seg.Payload) > 1 ||
 		seg.Seq != p.rcvNxt-1 || seg.Ack != p.snd || seg.Options.NumSACK != 0 ||
 		tsOK && seg.Options.HasTimestamp && tsBefore(seg.Options.TSVal, p.tsRecent) {
-		return 0, false
+		return false, false
 	}
 	if f.has(pfOOWAck) && now.Sub(e.oow.at[p]) < e.cfg.InvalidRateLimit {
 		// An ACK went out to an unacceptable segment within the rate
@@ -151,14 +161,14 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 		// D-SACK to send, which goes anyway, and which only the Conn
 		// keeps.
 		if len(seg.Payload) > 0 && sackOK {
-			return 0, false
+			return false, false
 		}
 		p.segsIn++
 		e.tick(now)
 		e.Stats.OutOfWindow++
 		e.Stats.OOWRateLimited++
 		e.Stats.KeepAliveParked++
-		return 0, true
+		return false, true
 	}
 	p.segsIn++
 	e.tick(now)
@@ -166,15 +176,14 @@ func (e *Env) HandleParked(now clock.Instant, p *Parked, seg *wire.TCPFields, ds
 
 	// The answer, as Conn.sendOOWAck and build make it.
 	e.oowAdd(p, now)
-	var dsack *wire.SACKBlock
 	if len(seg.Payload) > 0 && sackOK {
 		// An old duplicate byte: reported with a D-SACK (RFC 2883 §4).
 		e.Stats.DupData++
-		dsack = &wire.SACKBlock{Start: seg.Seq, End: p.rcvNxt}
+		p.flags |= pfOweDSACK
 	}
+	p.flags |= pfOweAck
 	e.Stats.KeepAliveParked++
-	// ctlSeq: SND.MAX, inside the peer's window.
-	return p.build(e, now, seg.DstPort, seg.SrcPort, p.snd, dsack, dst), true
+	return true, true
 }
 
 // parkedAck takes seg, a segment at RCV.NXT, if it is an ACK the Conn
@@ -231,40 +240,63 @@ func (e *Env) parkedAck(now clock.Instant, p *Parked, seg *wire.TCPFields) bool 
 
 // TimeoutParked runs the parked connection p's keep-alive timer
 // (Parked.NextDeadline) from the record when it can, as Conn's
-// HandleTimeout and the PollTransmit after it would: it returns ok and,
-// if the Conn would have sent a keep-alive probe, the probe written into
-// dst (n bytes, from localPort to remotePort; dst must hold
-// wire.TCPMaxHeaderLen; the checksum field is zero, the IP header's ECN
-// field Not-ECT). When the probes are used up (the Conn resets the
-// connection) it changes nothing and returns false: the owner unparks
-// the connection and calls HandleTimeout.
+// HandleTimeout would: it returns ok, and send if the record now has a
+// keep-alive probe to send (the owner then calls PollParked). When the
+// probes are used up (the Conn resets the connection) it changes
+// nothing and returns false: the owner unparks the connection and calls
+// HandleTimeout.
 //
 // The probe is an ACK carrying SND.NXT − 1 (RFC 1122 §4.2.3.6, RFC 9293
 // §3.8.4); the peer's answer, an ACK at RCV.NXT, is taken by
 // HandleParked.
-func (e *Env) TimeoutParked(now clock.Instant, p *Parked, localPort, remotePort uint16, dst []byte) (n int, ok bool) {
+func (e *Env) TimeoutParked(now clock.Instant, p *Parked) (send, ok bool) {
 	e.tick(now) // as HandleTimeout
 	e.oowExpire(now)
 	pr := p.prof
 	switch {
 	case p.keepAt > now:
-		return 0, true // not due
+		return false, true // not due
 	case !p.flags.has(pfKeepAlive):
 		p.keepAt = clock.Never
-		return 0, true
+		return false, true
 	case now.Sub(p.lastRecv) < pr.keepIdle:
 		// Heard from the peer since the probe: not idle long enough.
 		p.setKeepProbes(0) // never fails: 0 is in the flags
 		p.keepAt = p.lastRecv.Add(pr.keepIdle)
-		return 0, true
+		return false, true
 	}
 	if k := p.keepProbes(); k >= pr.keepCount || !p.setKeepProbes(k+1) {
-		return 0, false // the Conn resets the connection
+		return false, false // the Conn resets the connection
 	}
 	p.keepAt = now.Add(pr.keepIntvl)
-	e.Stats.KeepAliveProbes++
+	p.flags |= pfOweProbe
 	e.Stats.KeepAliveParked++
-	return p.build(e, now, localPort, remotePort, p.snd-1, nil, dst), true
+	return true, true
+}
+
+// PollParked is the Conn's PollTransmit for the parked connection p: it
+// writes the segment the record owes (HandleParked, TimeoutParked) into
+// dst — from localPort to remotePort; dst must hold wire.TCPMaxHeaderLen;
+// the checksum field is zero, the IP header's ECN field Not-ECT — and
+// returns its length, or 0 when it owes none. As Conn.poll: a keep-alive
+// probe (SND.NXT − 1) first, which carries the ACK and a D-SACK owed;
+// else the ACK.
+func (e *Env) PollParked(now clock.Instant, p *Parked, localPort, remotePort uint16, dst []byte) int {
+	f := p.flags
+	if f&pfOwe == 0 {
+		return 0
+	}
+	p.flags &^= pfOwe
+	var dsack *wire.SACKBlock
+	if f.has(pfOweDSACK) {
+		dsack = &wire.SACKBlock{Start: p.rcvNxt - 1, End: p.rcvNxt}
+	}
+	if f.has(pfOweProbe) {
+		e.Stats.KeepAliveProbes++
+		return p.build(e, now, localPort, remotePort, p.snd-1, dsack, dst)
+	}
+	// ctlSeq: SND.MAX, inside the peer's window.
+	return p.build(e, now, localPort, remotePort, p.snd, dsack, dst)
 }
 
 // build writes the ACK the Conn's build would (a control segment:

@@ -215,8 +215,11 @@ func TestHandleParkedAllocs(t *testing.T) {
 	now := p.now
 	answer := func() {
 		now = now.Add(time.Second)
-		if n, ok := e.HandleParked(now, rec, &seg, dst); !ok || n == 0 {
-			t.Fatalf("probe not answered from the record: %d %v", n, ok)
+		if send, ok := e.HandleParked(now, rec, &seg); !ok || !send {
+			t.Fatalf("probe not answered from the record: %v %v", send, ok)
+		}
+		if n := e.PollParked(now, rec, addrB.Port(), addrA.Port(), dst); n == 0 {
+			t.Fatal("no answer to poll")
 		}
 	}
 	answer()
@@ -246,17 +249,20 @@ func TestTimeoutParkedAllocs(t *testing.T) {
 	dst := make([]byte, wire.TCPMaxHeaderLen)
 	round := func() {
 		now := rec.NextDeadline()
-		if n, ok := e.TimeoutParked(now, rec, addrB.Port(), addrA.Port(), dst); !ok || n == 0 {
-			t.Fatalf("no probe from the record at %v: %d %v", now, n, ok)
+		if send, ok := e.TimeoutParked(now, rec); !ok || !send {
+			t.Fatalf("no probe from the record at %v: %v %v", now, send, ok)
+		}
+		if n := e.PollParked(now, rec, addrB.Port(), addrA.Port(), dst); n == 0 {
+			t.Fatal("no probe to poll")
 		}
 		ack.Options.TSVal++
-		if n, ok := e.HandleParked(now.Add(time.Millisecond), rec, &ack, dst); !ok || n != 0 {
-			t.Fatalf("the answer not taken by the record: %d %v", n, ok)
+		if send, ok := e.HandleParked(now.Add(time.Millisecond), rec, &ack); !ok || send {
+			t.Fatalf("the answer not taken by the record: %v %v", send, ok)
 		}
 		// The timer finds the peer heard from and re-arms for the idle
 		// time after that.
-		if n, ok := e.TimeoutParked(rec.NextDeadline(), rec, addrB.Port(), addrA.Port(), dst); !ok || n != 0 {
-			t.Fatalf("a probe though the peer answered: %d %v", n, ok)
+		if send, ok := e.TimeoutParked(rec.NextDeadline(), rec); !ok || send {
+			t.Fatalf("a probe though the peer answered: %v %v", send, ok)
 		}
 	}
 	round()
@@ -290,24 +296,25 @@ func TestOOWQueueBurst(t *testing.T) {
 	dst := make([]byte, wire.TCPMaxHeaderLen)
 	t0 := p.now.Add(time.Second)
 	for i, r := range recs {
-		if n, ok := e.HandleParked(t0.Add(time.Duration(i)*time.Microsecond), r, &seg, dst); !ok || n == 0 {
-			t.Fatalf("record %d: no answer (%d %v)", i, n, ok)
+		if send, ok := e.HandleParked(t0.Add(time.Duration(i)*time.Microsecond), r, &seg); !ok || !send {
+			t.Fatalf("record %d: no answer (%v %v)", i, send, ok)
 		}
+		e.PollParked(t0, r, addrB.Port(), addrA.Port(), dst)
 	}
 	if len(e.oow.at) != n || e.oow.peak != n {
 		t.Fatalf("queue holds %d (peak %d), want %d", len(e.oow.at), e.oow.peak, n)
 	}
 	// Within the limit: rate-limited, no answer, still parked.
 	limited := e.Stats.OOWRateLimited
-	if n, ok := e.HandleParked(t0.Add(100*time.Millisecond), recs[n-1], &seg, dst); !ok || n != 0 {
-		t.Errorf("a second probe within the limit: %d %v, want no answer from the record", n, ok)
+	if send, ok := e.HandleParked(t0.Add(100*time.Millisecond), recs[n-1], &seg); !ok || send {
+		t.Errorf("a second probe within the limit: %v %v, want no answer from the record", send, ok)
 	}
 	if e.Stats.OOWRateLimited != limited+1 {
 		t.Errorf("OOWRateLimited %d, want %d", e.Stats.OOWRateLimited, limited+1)
 	}
 	// After it: answered, and the burst expired.
-	if n, ok := e.HandleParked(t0.Add(2*time.Second), recs[0], &seg, dst); !ok || n == 0 {
-		t.Errorf("a probe after the limit: %d %v, want an answer", n, ok)
+	if send, ok := e.HandleParked(t0.Add(2*time.Second), recs[0], &seg); !ok || !send {
+		t.Errorf("a probe after the limit: %v %v, want an answer", send, ok)
 	}
 	if len(e.oow.at) != 1 || e.oow.peak > oowSmall || cap(e.oow.q) > oowSmall {
 		t.Errorf("after the burst: %d held, peak %d, queue capacity %d", len(e.oow.at), e.oow.peak, cap(e.oow.q))
@@ -316,5 +323,55 @@ func TestOOWQueueBurst(t *testing.T) {
 		if r.flags.has(pfOOWAck) {
 			t.Fatalf("record %d still flagged after its limit", i+1)
 		}
+	}
+}
+
+// TestParkedOwedHandedToConn: what a record owes and its owner has not
+// polled yet (an answer with or without a D-SACK, a probe) goes to the
+// Conn when it is unparked first: the Conn sends the segments the twin
+// that never parked sends.
+func TestParkedOwedHandedToConn(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		probe   bool // b's own keep-alive timer
+	}{{"answer", nil, false}, {"answer-dsack", []byte{1}, false}, {"own-probe", nil, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p1, p2 := twinPairs(t)
+			r := ref{info: p1.b.Info(), tsRecent: p1.b.tsRecent}
+			var seg wire.TCPFields
+			v, _ := wire.ParseTCP(p1.craft(r, r.info.RcvNxt-1, r.info.SndUna, wire.TCPFlagACK, tc.payload))
+			seg.Decode(v)
+			if tc.probe {
+				for _, p := range []*pair{p1, p2} {
+					ownKeepAlive(p, 3*time.Second)
+					p.runTo(p.now.Add(2 * time.Second)) // b parks again
+				}
+				if p2.bRec == nil {
+					t.Fatal("b not parked again")
+				}
+			}
+			mark1, mark2 := len(p1.sent[p1.b]), len(p2.sent[p2.b])
+			now := p1.now.Add(10 * time.Second)
+			p1.now, p2.now = now, now
+			if tc.probe {
+				p1.b.HandleTimeout(now)
+				if send, ok := p2.b.env.TimeoutParked(now, p2.bRec); !ok || !send {
+					t.Fatalf("no probe owed: %v %v", send, ok)
+				}
+			} else {
+				p1.b.HandleSegment(now, &seg)
+				if send, ok := p2.b.env.HandleParked(now, p2.bRec, &seg); !ok || !send {
+					t.Fatalf("no answer owed: %v %v", send, ok)
+				}
+			}
+			p2.unparkB() // before the owner polls
+			p1.flush(p1.b)
+			p2.flush(p2.b)
+			s1, s2 := p1.sent[p1.b][mark1:], p2.sent[p2.b][mark2:]
+			if len(s1) == 0 || !reflect.DeepEqual(s1, s2) {
+				t.Errorf("unparked with output owed, b sent\n%v\nthe twin\n%v", s2, s1)
+			}
+		})
 	}
 }
