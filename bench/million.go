@@ -33,6 +33,8 @@ const (
 	MBeforeRSS = "rss0 MiB"       // VmRSS before the stacks were made
 	MPeakRSS   = "hwm MiB"        // VmHWM: the process's peak RSS so far
 	MParkWait  = "park wait s"    // from the last connection open to all parked
+	MUnparks   = "unparks/s"      // parked ends rebuilt per second in the idle window
+	MParkedMin = "parked min"     // fewest ends parked at once in the idle window (sampled every 100 ms)
 )
 
 // MillionServerIPs is the number of server addresses of the million
@@ -217,14 +219,28 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 		return nil, err
 	}
 	probes0 := p.server.Stats().TCP.KeepAliveProbes + p.client.Stats().TCP.KeepAliveProbes
+	unparks0 := p.server.Stats().TCP.Unparks + p.client.Stats().TCP.Unparks
 	cpu0, t0 := cpuTime(), time.Now()
-	select {
-	case <-time.After(o.Idle):
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	// The fewest ends parked at once, sampled: keep-alive unparks ends
+	// in bursts (those set up together probe together).
+	parkedMin := uint64(2 * n)
+	end := time.After(o.Idle)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-end:
+			break wait
+		case <-tick.C:
+			parkedMin = min(parkedMin, p.server.Stats().TCP.Parked+p.client.Stats().TCP.Parked)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	cpu, span := cpuTime()-cpu0, time.Since(t0)
 	probes := p.server.Stats().TCP.KeepAliveProbes + p.client.Stats().TCP.KeepAliveProbes - probes0
+	unparks := p.server.Stats().TCP.Unparks + p.client.Stats().TCP.Unparks - unparks0
 	if err := errors.Join(srv.err(), cli.err()); err != nil {
 		return nil, err
 	}
@@ -242,6 +258,8 @@ func Million(ctx context.Context, o Options, ka time.Duration) (Sample, error) {
 		MLiveEnd:   (float64(live) - float64(base)) / float64(2*n),
 		MIdleCPU:   100 * cpu.Seconds() / span.Seconds(),
 		MProbes:    float64(probes) / span.Seconds(),
+		MUnparks:   float64(unparks) / span.Seconds(),
+		MParkedMin: float64(parkedMin),
 		MIdleSpan:  span.Seconds(),
 		MParked:    float64(parked),
 		MParkWait:  parkWait.Seconds(),
@@ -267,10 +285,10 @@ func procStatus(field string) (uint64, error) {
 }
 
 func showMillion(ss []Sample) string {
-	return fmt.Sprintf("%s pairs: setup %s s (CPU %s s); %s ends parked %s s later; RSS %s MiB, peak %s (live heap %s MiB, %s B/end); idle CPU %s %% of a core (%s probes/s over %s s)",
+	return fmt.Sprintf("%s pairs: setup %s s (CPU %s s); %s ends parked %s s later; RSS %s MiB, peak %s (live heap %s MiB, %s B/end); idle CPU %s %% of a core (%s probes/s, %s unparks/s over %s s; at least %s ends parked throughout)",
 		bytesInt(ss[0][MConns]), show(ss, MSetup, sig), show(ss, MSetupCPU, sig), bytesInt(ss[0][MParked]), show(ss, MParkWait, sig),
 		show(ss, MRSS, sig), show(ss, MPeakRSS, sig), show(ss, MLive, sig), show(ss, MLiveEnd, bytesInt),
-		show(ss, MIdleCPU, sig), show(ss, MProbes, sig), show(ss, MIdleSpan, sig))
+		show(ss, MIdleCPU, sig), show(ss, MProbes, sig), show(ss, MUnparks, sig), show(ss, MIdleSpan, sig), bytesInt(ss[0][MParkedMin]))
 }
 
 // MillionTable is issue 13's million connections: two ustack stacks in one
@@ -309,7 +327,7 @@ func MillionTable() *Table {
 	}
 	t.Notes = []string{
 		"ustack.ListenCallback and DialCallback over `link/pipe` (" + itoa(PipeQueueLen) + "-frame queues), each stack with its default shards (ustack.Config.Shards: GOMAXPROCS); the server has " + itoa(MillionServerIPs) + " addresses, the client one address and the ports 1024–65535; " + itoa(millionDialWindow) + " handshakes in flight at a time. Keep-alive (ustack.Config.KeepAlive) on both ends: idle time and interval as the row says.",
-		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). Then the run waits until every connection end is parked (an idle connection parks a second after its last segment: tcp.Config.ParkIdle), and says how long that took. RSS: VmRSS after that, two GCs and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it.",
+		"setup: first dial to the last connection open on both sides (wall clock, and the process's CPU in it: on a loaded machine the CPU is the figure that carries over). Then the run waits until every connection end is parked (an idle connection parks a second after its last segment: tcp.Config.ParkIdle), and says how long that took. RSS: VmRSS after that, two GCs and debug.FreeOSMemory, and peak: VmHWM, the process's highest RSS so far (GOGC at its default, 100, and no memory limit: the heap may grow to twice the live data between collections while the connections are made); live heap: heap + goroutine stacks after GC (the whole process); B/end: its growth per connection end. Idle CPU: getrusage of the whole process over the idle window, as % of one core; probes/s: keep-alive probes both stacks sent in it; unparks/s: parked ends rebuilt in it (keep-alive is done by the parked records themselves, both ways: none); parked throughout: the fewest ends parked at once, sampled every 100 ms.",
 		"Keep-alive every 15 s runs a tenth of the connections: each end then sends a probe every 15 s and the other answers it (a probe does not count as hearing from the peer, as in Linux), so the probes of the connections already open compete with the handshakes of the rest (at a million, on the 2-CPU machine under a load average of 25, setup stalled at 376 k); the CPU is proportional to the probes per second, shown beside it.",
 		"One round (the table's cells are not repeated: each takes minutes at a million).",
 	}

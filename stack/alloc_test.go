@@ -358,3 +358,75 @@ func TestZeroAllocsBulkIPv6(t *testing.T) {
 		t.Errorf("only %d segments, %d bytes: not the bulk transfer meant", frames, recvd)
 	}
 }
+
+// TestZeroAllocsParkedKeepAlive: a parked connection's answer to the
+// peer's keep-alive probe (HandleFrame, the record's answer, PollTransmit)
+// allocates nothing, and does not unpark it; nor does a whole keep-alive
+// exchange between parked ends (the prober's timer, its probe, the
+// answer, the prober taking it).
+func TestZeroAllocsParkedKeepAlive(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	x := newBulk(t)
+	x.c.SetKeepAlive(x.now, true, 3*time.Second, time.Second, 5)
+	var probe []byte
+	for i := 0; probe == nil && i < 1000; i++ {
+		x.now = x.now.Add(10 * time.Millisecond)
+		for _, st := range []*stack.Stack{x.a.Stack, x.b.Stack} {
+			if st.NextDeadline() <= x.now {
+				st.HandleTimeout(x.now)
+			}
+		}
+		if _, ok := x.a.Stack.PollTransmit(x.now, &x.pa); ok {
+			probe = append([]byte(nil), x.pa.Buf[:x.pa.N]...)
+		}
+	}
+	before := x.b.Stack.Stats().TCP
+	if probe == nil || before.Parked != 1 {
+		t.Fatalf("no probe (%v) or the peer not parked (%d)", probe == nil, before.Parked)
+	}
+	answer := func() {
+		x.now = x.now.Add(time.Second)
+		x.pa.N = copy(x.pa.Buf, probe)
+		x.pa.Offload = link.Offload{}
+		x.b.Stack.HandleFrame(x.now, x.b.NIC, &x.pa)
+		if _, ok := x.b.Stack.PollTransmit(x.now, &x.pb); !ok {
+			t.Fatal("the probe got no answer")
+		}
+	}
+	answer()
+	if allocs := testing.AllocsPerRun(200, answer); allocs != 0 {
+		t.Errorf("%.2f allocations per probe answered", allocs)
+	}
+	st := x.b.Stack.Stats().TCP
+	if st.Unparks != before.Unparks || st.KeepAliveParked != before.KeepAliveParked+202 {
+		t.Errorf("unparks %d → %d, answered parked %d → %d: want 202 answers (AllocsPerRun runs once more) without unparking",
+			before.Unparks, st.Unparks, before.KeepAliveParked, st.KeepAliveParked)
+	}
+
+	beforeA, beforeB := x.a.Stack.Stats().TCP, x.b.Stack.Stats().TCP
+	exchange := func() {
+		x.now = max(x.now.Add(time.Second), x.a.Stack.NextDeadline())
+		x.a.Stack.HandleTimeout(x.now)
+		if _, ok := x.a.Stack.PollTransmit(x.now, &x.pa); !ok {
+			return // the timer re-armed after the last answer
+		}
+		x.b.Stack.HandleFrame(x.now, x.b.NIC, &x.pa)
+		if _, ok := x.b.Stack.PollTransmit(x.now, &x.pb); !ok {
+			t.Fatal("the probe got no answer")
+		}
+		x.a.Stack.HandleFrame(x.now, x.a.NIC, &x.pb)
+	}
+	exchange()
+	if allocs := testing.AllocsPerRun(200, exchange); allocs != 0 {
+		t.Errorf("%.2f allocations per keep-alive exchange", allocs)
+	}
+	stA, stB := x.a.Stack.Stats().TCP, x.b.Stack.Stats().TCP
+	if probes := stA.KeepAliveProbes - beforeA.KeepAliveProbes; probes < 50 || stA.Unparks != beforeA.Unparks || stB.Unparks != beforeB.Unparks ||
+		stB.KeepAliveParked-beforeB.KeepAliveParked != probes || stA.KeepAliveParked-beforeA.KeepAliveParked != 2*probes {
+		t.Errorf("%d probes; unparks %d → %d and %d → %d; parked keep-alive segments %d → %d and %d → %d: want every probe sent, answered and taken parked",
+			probes, beforeA.Unparks, stA.Unparks, beforeB.Unparks, stB.Unparks,
+			beforeA.KeepAliveParked, stA.KeepAliveParked, beforeB.KeepAliveParked, stB.KeepAliveParked)
+	}
+}

@@ -241,13 +241,21 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		if !ok {
 			return 0, false
 		}
-		if c.pmtuGen != s.host.pmtu.gen {
+		if c.pmtuGen != s.host.pmtu.gen && c.conn != nil {
 			s.syncPMTU(now, c)
 		}
 		n := c.nic
-		// A connection with output is never parked (park): its core
-		// is there.
-		src, dst := c.conn.LocalAddr().Addr(), c.conn.RemoteAddr().Addr()
+		// A connection with output is never parked by park; a parked
+		// one answers or probes from its record (tcp.Env.PollParked),
+		// and follows the path MTU once its core is back.
+		var src, dst netip.Addr
+		var k tuple
+		if c.conn != nil {
+			src, dst = c.conn.LocalAddr().Addr(), c.conn.RemoteAddr().Addr()
+		} else {
+			k = c.key()
+			src, dst = k.local.Addr(), k.remote.Addr()
+		}
 		hl := ipHeaderLen(dst)
 		loop := s.isLocal(dst)
 		// Offloads apply to a frame that leaves now: one that waits for
@@ -257,6 +265,12 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		var t tcp.Transmit
 		var frame []byte // the frame's buffer, from the IP header on
 		switch {
+		case c.conn == nil:
+			frame = pkt.Buf[n.hdr:]
+			if loop {
+				frame = s.superBuf()
+			}
+			t.Len, t.Segments = s.flows.tcpEnv.PollParked(now, c.parked, k.local.Port(), k.remote.Port(), frame[hl:]), 1
 		case loop:
 			frame = s.superBuf()
 			t = c.conn.PollTransmitBatch(now, frame[hl:], maxSuperSegs)
@@ -273,7 +287,9 @@ func (s *Stack) pollConns(now clock.Instant, pkt *link.Packet) (NICID, bool) {
 		if t.Len == 0 {
 			c.dirty = false
 			dirty.PopFront()
-			s.afterConnQuiet(c)
+			if c.conn != nil {
+				s.afterConnQuiet(c)
+			}
 			continue
 		}
 		// Round robin: move c to the back.

@@ -558,7 +558,11 @@ func (s *Stack) HandleTimeout(now clock.Instant) {
 	s.flows.lastTick = max(s.flows.lastTick, now)
 	for c := timers.pop(now); c != nil; c = timers.pop(now) {
 		if c.conn == nil {
-			s.unpark(now, c) // its keep-alive timer
+			// Its keep-alive timer: run by the record if it can.
+			if s.parkedTimeout(now, c) {
+				continue
+			}
+			s.unpark(now, c)
 		}
 		c.conn.HandleTimeout(now)
 		if s.park(now, c) {

@@ -156,11 +156,16 @@ func (s *Stack) unpark(now clock.Instant, c *TCPConn) {
 }
 
 func (s *Stack) afterConn(c *TCPConn) {
+	s.markDirty(c)
+	s.afterConnQuiet(c)
+}
+
+// markDirty puts c among the connections with output (pollConns), once.
+func (s *Stack) markDirty(c *TCPConn) {
 	if !c.dirty {
 		c.dirty = true
 		s.flows.dirty.PushBack(c)
 	}
-	s.afterConnQuiet(c)
 }
 
 // afterConnQuiet is afterConn without marking c as having output.
@@ -233,6 +238,9 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 	reopen := false
 	if c := s.flows.conns.lookup(key); c != nil {
 		if c.conn == nil {
+			if s.parkedSegment(now, c, &seg) {
+				return
+			}
 			s.unpark(now, c)
 		}
 		if c.conn.State() == tcp.SynReceived && c.listener != nil && seg.Flags&wire.TCPFlagACK != 0 &&
@@ -264,6 +272,46 @@ func (s *Stack) handleTCP(now clock.Instant, p *ipRepr) {
 		return
 	}
 	s.listen(now, p.nic, l, key, &seg, reopen, reopenISS)
+}
+
+// parkedSegment gives seg to c's parked record (tcp.Env.HandleParked:
+// a peer's keep-alive probe, or an ACK such as the answer to ours); it
+// returns false, having done nothing, when the record cannot take seg
+// and c must be unparked. An answer goes out as the core's would: c
+// joins the connections with output, and pollConns asks the record for
+// it (tcp.Env.PollParked).
+func (s *Stack) parkedSegment(now clock.Instant, c *TCPConn, seg *wire.TCPFields) bool {
+	if c.pmtuGen != s.host.pmtu.gen {
+		return false // the core follows the path MTU first (syncPMTU)
+	}
+	send, ok := s.flows.tcpEnv.HandleParked(now, c.parked, seg)
+	if !ok {
+		return false
+	}
+	s.confirmReachable(now, c, seg)
+	if send {
+		s.markDirty(c)
+	}
+	return true
+}
+
+// parkedTimeout runs c's parked record's keep-alive timer
+// (tcp.Env.TimeoutParked) and puts it back in the timer wheel; a probe
+// goes out as parkedSegment's answer does. It returns false, having done
+// nothing, when c must be unparked for it (its probes are used up).
+func (s *Stack) parkedTimeout(now clock.Instant, c *TCPConn) bool {
+	if c.pmtuGen != s.host.pmtu.gen {
+		return false
+	}
+	send, ok := s.flows.tcpEnv.TimeoutParked(now, c.parked)
+	if !ok {
+		return false
+	}
+	if send {
+		s.markDirty(c)
+	}
+	s.flows.timers.update(c, c.parked.NextDeadline())
+	return true
 }
 
 // confirmInterval bounds how often one connection confirms its

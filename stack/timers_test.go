@@ -27,7 +27,11 @@ func knownPair(t *testing.T, cfg stack.Config) (*stacktest.Net, *stacktest.Node,
 // clock.Never however many connections are open — once they parked,
 // a second (ParkIdle) or three RTOs after their last segment: until then
 // the idle timer that parks them is armed. Keep-alive (RFC 1122
-// §4.2.3.6) arms a timer again, and its probe unparks the connection.
+// §4.2.3.6) arms a timer again (the call unparks the connection, which
+// parks again a second later); the parked record sends the probe itself
+// (tcp.Env.TimeoutParked), the peer's record answers it
+// (tcp.Env.HandleParked) and the first takes the answer: neither
+// unparks.
 func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 	n, a, b := knownPair(t, stack.Config{})
 	var conns [][2]*stack.TCPConn
@@ -60,14 +64,24 @@ func TestIdleConnectionsHaveNoTimer(t *testing.T) {
 	// Keep-alive: the connection is in the heap again, due the idle time
 	// after it last heard from the peer, and probes keep it there.
 	c := conns[3][0]
+	beforeA := a.Stack.Stats().TCP
 	c.SetKeepAlive(n.Now, true, 10*time.Second, 2*time.Second, 3)
 	if d := a.Stack.NextDeadline(); d <= n.Now || d > n.Now.Add(10*time.Second) {
 		t.Errorf("with keep-alive: NextDeadline %v at %v, want within the idle time", d, n.Now)
 	}
 	mark := len(n.Log)
+	before := b.Stack.Stats().TCP
 	n.RunFor(11 * time.Second)
 	if got := len(n.Log) - mark; got != 2 {
 		t.Errorf("%d frames after the idle time, want a probe and its answer", got)
+	}
+	if st := b.Stack.Stats().TCP; st.Unparks != before.Unparks || st.KeepAliveParked != before.KeepAliveParked+1 || st.Parked != 20 {
+		t.Errorf("the peer: %d unparks (was %d), %d probes answered parked (was %d), %d parked: want the probe answered by the record",
+			st.Unparks, before.Unparks, st.KeepAliveParked, before.KeepAliveParked, st.Parked)
+	}
+	if st := a.Stack.Stats().TCP; st.Unparks != beforeA.Unparks+1 || st.KeepAliveParked != beforeA.KeepAliveParked+2 || st.Parked != 20 {
+		t.Errorf("the prober: %d unparks (was %d; the call unparks once), %d keep-alive segments parked (was %d), %d parked: want the probe sent and its answer taken by the record",
+			st.Unparks, beforeA.Unparks, st.KeepAliveParked, beforeA.KeepAliveParked, st.Parked)
 	}
 	c.SetKeepAlive(n.Now, false, 0, 0, 0)
 	n.RunQuiet(5 * time.Second)

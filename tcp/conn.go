@@ -46,6 +46,9 @@ type Env struct {
 	// (park.go); ccDefault is cfg.Congestion, interned.
 	pools     parkPools
 	ccDefault *string
+	// oow holds the out-of-window ACK times of parked records
+	// (parkseg.go).
+	oow oowQueue
 }
 
 // superShape is the shape of a super-segment: segments, header length,

@@ -76,28 +76,37 @@ func (c *Conn) advertisedRemaining() uint32 {
 // windowField returns the window field for a non-SYN segment, and the
 // window in bytes it announces.
 func (c *Conn) windowField() (uint16, uint32) {
-	free := c.rcvOffer()
-	cur := c.advertisedRemaining()
+	return windowFor(c.rcvOffer(), c.advertisedRemaining(), uint32(c.rcvBufSize), c.rcvMSS, c.rcvWScale)
+}
+
+// windowFor is windowField from its inputs: free, the window that can be
+// offered (rcvOffer); cur, what is still open of the last one
+// (advertisedRemaining); the receive buffer's size, the receive MSS and
+// the window scale. A parked record computes it from its own fields.
+func windowFor(free, cur, bufSize, rcvMSS uint32, rcvWScale uint8) (uint16, uint32) {
 	// Receiver silly-window avoidance (RFC 9293 §3.8.6.2.2): grow the
 	// window only by at least min(RCV.BUFF/2, one MSS).
-	if free > cur && free-cur < min(uint32(c.rcvBufSize)/2, c.rcvMSS) {
+	if free > cur && free-cur < min(bufSize/2, rcvMSS) {
 		free = cur
 	}
 	// Never shrink the window (RFC 9293 §3.8.6, SHLD-14; RFC 7323 §2.4).
 	free = max(free, cur)
-	limit := uint32(65535) << c.rcvWScale
+	limit := uint32(65535) << rcvWScale
 	free = min(free, limit)
-	field := free >> c.rcvWScale
-	if field<<c.rcvWScale < cur {
+	field := free >> rcvWScale
+	if field<<rcvWScale < cur {
 		field++ // round up rather than shrink below what was announced
 	}
-	return uint16(min(field, 65535)), field << c.rcvWScale
+	return uint16(min(field, 65535)), field << rcvWScale
 }
 
 // tsVal returns our timestamp clock: milliseconds, as Linux uses, plus the
 // connection's random offset (RFC 7323 §5.4).
-func (c *Conn) tsVal(now clock.Instant) uint32 {
-	return uint32(time.Duration(now)/time.Millisecond) + c.tsOffset
+func (c *Conn) tsVal(now clock.Instant) uint32 { return tsValAt(now, c.tsOffset) }
+
+// tsValAt is the timestamp clock at now with offset off.
+func tsValAt(now clock.Instant, off uint32) uint32 {
+	return uint32(time.Duration(now)/time.Millisecond) + off
 }
 
 // cwnd returns the congestion window in effect, as loss recovery sees it

@@ -93,31 +93,52 @@ func (p *pair) flush(c *Conn) {
 		if n == 0 {
 			return
 		}
-		seg := append([]byte(nil), p.buf[:n]...)
-		v, err := wire.ParseTCP(seg)
-		if err != nil {
-			p.t.Fatalf("bad segment out: %v", err)
-		}
-		var f wire.TCPFields
-		if err := f.Decode(v); err != nil {
-			p.t.Fatalf("bad options out: %v", err)
-		}
-		p.sent[c] = append(p.sent[c], f)
-		if p.drop != nil && p.drop(c, &f) {
-			continue
-		}
-		p.queue = append(p.queue, inflight{at: p.now.Add(p.delay), to: p.peer(c), data: seg})
+		p.sendOut(c, append([]byte(nil), p.buf[:n]...))
 	}
 }
 
-func (p *pair) deliver(q inflight) {
-	if q.to == p.b && p.bRec != nil {
-		p.unparkB()
-		q.to = p.b
+// flushParked collects the parked b's output (Env.PollParked), as
+// flush does a Conn's.
+func (p *pair) flushParked() {
+	if n := p.b.env.PollParked(p.now, p.bRec, addrB.Port(), addrA.Port(), p.buf); n > 0 {
+		p.sendOut(p.b, append([]byte(nil), p.buf[:n]...))
 	}
+}
+
+// sendOut records seg, sent by c, and puts it on the path (unless
+// dropped).
+func (p *pair) sendOut(c *Conn, seg []byte) {
+	v, err := wire.ParseTCP(seg)
+	if err != nil {
+		p.t.Fatalf("bad segment out: %v", err)
+	}
+	var f wire.TCPFields
+	if err := f.Decode(v); err != nil {
+		p.t.Fatalf("bad options out: %v", err)
+	}
+	p.sent[c] = append(p.sent[c], f)
+	if p.drop != nil && p.drop(c, &f) {
+		return
+	}
+	p.queue = append(p.queue, inflight{at: p.now.Add(p.delay), to: p.peer(c), data: seg})
+}
+
+func (p *pair) deliver(q inflight) {
 	v, _ := wire.ParseTCP(q.data)
 	var f wire.TCPFields
 	f.Decode(v)
+	if q.to == p.b && p.bRec != nil {
+		// As the stack's owner: the record takes what it can
+		// (Env.HandleParked), and b is unparked for the rest.
+		if send, ok := p.b.env.HandleParked(p.now, p.bRec, &f); ok {
+			if send {
+				p.flushParked()
+			}
+			return
+		}
+		p.unparkB()
+		q.to = p.b
+	}
 	q.to.HandleSegment(p.now, &f)
 	p.flush(q.to)
 }
@@ -155,6 +176,14 @@ func (p *pair) step(limit clock.Instant) bool {
 	}
 	if bNext <= p.now {
 		if p.bRec != nil {
+			// As the stack's owner: the record runs its keep-alive
+			// timer if it can (Env.TimeoutParked).
+			if send, ok := p.b.env.TimeoutParked(p.now, p.bRec); ok {
+				if send {
+					p.flushParked()
+				}
+				return true
+			}
 			p.unparkB()
 		}
 		p.b.HandleTimeout(p.now)

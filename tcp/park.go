@@ -182,13 +182,48 @@ const (
 	pfRTOCalc          // the RTO is what SRTT and RTTVAR give (no back-off)
 	pfEcnInShift  = 16 // two bits: ecnIn
 	pfEcnOutShift = 18 // two bits: ecnOut
+	// pfOOWAck (parkseg.go) is bit 20.
+	pfKeepShift = 21 // eight bits: keep-alive probes unanswered, when at most pfKeepMax
 )
+
+// pfKeepMax bounds the keep-alive probe count the flags hold; a larger
+// one is in parkedCold.
+const pfKeepMax = 255
+
+// keepProbes returns the keep-alive probes sent and unanswered, from the
+// flags or cold.
+func (p *Parked) keepProbes() int32 {
+	n := int32(p.flags>>pfKeepShift) & pfKeepMax
+	if p.cold != nil {
+		n += p.cold.keepProbes
+	}
+	return n
+}
+
+// setKeepProbes sets the count keepProbes returns; false if the flags
+// cannot hold n and a cold part would have to be made.
+func (p *Parked) setKeepProbes(n int32) bool {
+	if n < 0 || n > pfKeepMax {
+		if p.cold == nil {
+			return false
+		}
+		p.flags &^= pfKeepMax << pfKeepShift
+		p.cold.keepProbes = n
+		return true
+	}
+	if p.cold != nil {
+		p.cold.keepProbes = 0
+	}
+	p.flags = p.flags&^(pfKeepMax<<pfKeepShift) | parkFlags(n)<<pfKeepShift
+	return true
+}
 
 func (f parkFlags) has(b parkFlags) bool { return f&b != 0 }
 
 // NextDeadline is the Conn's NextDeadline while it is parked: its
-// keep-alive timer's deadline, or clock.Never. The owner unparks the
-// connection then and calls HandleTimeout.
+// keep-alive timer's deadline, or clock.Never. The owner calls
+// Env.TimeoutParked then, and if that cannot run the timer, unparks the
+// connection and calls HandleTimeout.
 func (p *Parked) NextDeadline() clock.Instant { return p.keepAt }
 
 // Writable is the Conn's Writable while it is parked: its send buffer is
@@ -360,7 +395,13 @@ func (c *Conn) Park(now clock.Instant) *Parked {
 	}
 	cold.tsRecentAt, cold.lastAckSent = c.tsRecentAt, c.lastAckSent
 	cold.rcvUnacked = c.rcvUnacked
-	cold.keepProbes, cold.rexmitCount, cold.probeBackoff = c.keepProbes, c.rexmitCount, c.probeBackoff
+	cold.rexmitCount, cold.probeBackoff = c.rexmitCount, c.probeBackoff
+	if c.keepProbes >= 0 && c.keepProbes <= pfKeepMax {
+		// In the flags: a probe sent from the record makes no cold part.
+		p.flags |= parkFlags(c.keepProbes) << pfKeepShift
+	} else {
+		cold.keepProbes = c.keepProbes
+	}
 	cold.totalRetrans = c.totalRetrans
 	switch r := c.rec.(type) {
 	case *renoRecovery:
@@ -446,6 +487,7 @@ func (e *Env) coldBase(rack bool, p *Parked) parkedCold {
 // The record does not keep the connection's addresses: its owner has them
 // (its flow table is keyed by them) and passes them back.
 func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort) *Conn {
+	e.oowExpire(now)
 	c := e.takeConn()
 	rec, ctl := c.rec, c.cc
 	blocks := c.sent.blocks
@@ -491,7 +533,18 @@ func (e *Env) Unpark(now clock.Instant, p *Parked, local, remote netip.AddrPort)
 	} else {
 		c.rto = cold.rto
 	}
-	c.keepProbes, c.rexmitCount, c.probeBackoff = cold.keepProbes, cold.rexmitCount, cold.probeBackoff
+	c.rexmitCount, c.probeBackoff = cold.rexmitCount, cold.probeBackoff
+	c.keepProbes = cold.keepProbes + int32(f>>pfKeepShift)&pfKeepMax
+	if f.has(pfOOWAck) {
+		// The record answered an unacceptable segment within the rate
+		// limit (HandleParked).
+		c.lastOOWAck = e.oowTake(p)
+	}
+	// What the record owes and its owner has not polled yet.
+	c.ackNow, c.keepNow = f.has(pfOweAck), f.has(pfOweProbe)
+	if f.has(pfOweDSACK) {
+		c.setDSACK(p.rcvNxt-1, p.rcvNxt)
+	}
 	switch {
 	case c.sackOK && !e.cfg.NoRACK:
 		r, _ := rec.(*rackRecovery)

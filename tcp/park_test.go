@@ -25,7 +25,13 @@ func parkCfg(cc string, noSACK bool) Config {
 // with its events taken: both ends are parkable.
 func idlePair(t *testing.T, cc string, noSACK bool) *pair {
 	t.Helper()
-	p := newPair(t, parkCfg(cc, noSACK), parkCfg(cc, noSACK), 5*time.Millisecond)
+	return idlePairCfg(t, parkCfg(cc, noSACK))
+}
+
+// idlePairCfg is idlePair with cfg at both ends.
+func idlePairCfg(t *testing.T, cfg Config) *pair {
+	t.Helper()
+	p := newPair(t, cfg, cfg, 5*time.Millisecond)
 	n := 0
 	p.drop = func(from *Conn, seg *wire.TCPFields) bool {
 		if len(seg.Payload) > 0 {
@@ -105,6 +111,13 @@ func TestParkRoundTrip(t *testing.T) {
 				checkRoundTrip(t, c, p.now)
 			}
 		})
+	}
+	// Keep-alive probes unanswered: in the record's flags up to
+	// pfKeepMax, in the cold part beyond.
+	for _, k := range []int32{1, 3, pfKeepMax, pfKeepMax + 1, 1000} {
+		p := idlePair(t, "cubic", false)
+		p.b.keepProbes = k
+		checkRoundTrip(t, p.b, p.now)
 	}
 }
 
@@ -250,8 +263,13 @@ func clearRecConn(r any) any {
 // twinPairs returns two pairs driven identically to the same idle state;
 // in the second, b is parked and the pair is its owner (pair.parkB).
 func twinPairs(t *testing.T) (p1, p2 *pair) {
-	p1 = idlePair(t, "cubic", false)
-	p2 = idlePair(t, "cubic", false)
+	return twinPairsCfg(t, parkCfg("cubic", false))
+}
+
+// twinPairsCfg is twinPairs with cfg at every end.
+func twinPairsCfg(t *testing.T, cfg Config) (p1, p2 *pair) {
+	p1 = idlePairCfg(t, cfg)
+	p2 = idlePairCfg(t, cfg)
 	env := p2.b.env
 	p2.parkB = true
 	if p2.bRec = p2.b.Park(p2.now); p2.bRec == nil {
@@ -494,7 +512,8 @@ func TestParkedCalls(t *testing.T) {
 // handshake and then exchange keep-alive probes (package net's default
 // turns keep-alive on) park again with a record of one allocation: the
 // probe's answer (a duplicate ACK) and the rest of the exchange leave
-// nothing that needs the cold part.
+// nothing that needs the cold part; b, parked, does its keep-alive from
+// the record.
 func TestParkKeepAliveStaysCompact(t *testing.T) {
 	p := newPair(t, parkCfg("cubic", false), parkCfg("cubic", false), 50*time.Microsecond)
 	p.connect()
@@ -529,8 +548,10 @@ func TestParkKeepAliveStaysCompact(t *testing.T) {
 	if p.bRec.cold != nil {
 		t.Errorf("b: cold part after keep-alive: %+v", *p.bRec.cold)
 	}
-	if u := p.b.env.Stats.Unparks; u < 3 {
-		t.Errorf("b unparked %d times in 20 s of probes every 3 s", u)
+	// b's record sends its probes, takes their answers and answers a's
+	// (Env.TimeoutParked, HandleParked): about 6 + 6 + 9 in 20 s.
+	if st := p.b.env.Stats; st.KeepAliveParked < 15 || st.Unparks != 0 {
+		t.Errorf("b: %d keep-alive segments taken or sent parked, %d unparks in 20 s of probes every 2 and 3 s", st.KeepAliveParked, st.Unparks)
 	}
 }
 

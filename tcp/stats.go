@@ -99,6 +99,11 @@ type Stats struct {
 	Parked  uint64 // connections parked now (gauge)
 	Parks   uint64 // connections parked
 	Unparks uint64 // parked connections rebuilt (a segment, a timer or a call)
+	// KeepAliveParked counts the keep-alive segments parked connections
+	// handled without unparking: the peer's probes answered and the ACKs
+	// taken (Env.HandleParked), their own probes sent
+	// (Env.TimeoutParked).
+	KeepAliveParked uint64
 }
 
 // Each calls f with the name and value of every counter, in declaration
