@@ -193,6 +193,23 @@ func TestConcurrentWriters(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
+	// A frame goes to the receive function only while the reader waits
+	// on an empty queue: the writers start once it does, or (slowed by
+	// the race detector, on a loaded machine) they can fill the queue
+	// before the reader first waits and never find it empty (CI run40:
+	// 0 of 1,792 frames direct).
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		a.tx.mu.Lock()
+		waiting := a.tx.parked
+		a.tx.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader never waited in ReadBatch")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
