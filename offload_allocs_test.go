@@ -51,14 +51,7 @@ func TestBulkAllocs(t *testing.T) {
 		// writer on one P fills them before the reader runs: the chunks
 		// in flight, and so those the pool has made, grow for a few
 		// hundred rounds (up to about 3 MiB) before they level off.
-		settled := false
-		for range 40 {
-			if testing.AllocsPerRun(50, round) == 0 && allocsIn(50, round) == 0 {
-				settled = true
-				break
-			}
-		}
-		if !settled {
+		if !settleAllocs(round) {
 			t.Fatalf("MTU %d: still allocating after 2,000 rounds of 256 KiB", mtu)
 		}
 		a := testing.AllocsPerRun(200, round)
@@ -146,4 +139,16 @@ func allocsIn(runs int, f func()) uint64 {
 	}
 	runtime.ReadMemStats(&m1)
 	return m1.Mallocs - m0.Mallocs
+}
+
+// settleAllocs runs round until 50 rounds in a row allocate nothing, as
+// AllocsPerRun counts them and on one P (allocsIn), for at most 40 tries
+// (2,000 rounds and more); it reports whether they did.
+func settleAllocs(round func()) bool {
+	for range 40 {
+		if testing.AllocsPerRun(50, round) == 0 && allocsIn(50, round) == 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -178,14 +178,7 @@ func TestMixedFramesAllocs(t *testing.T) {
 			}
 		}
 	}
-	settled := false
-	for range 40 {
-		if testing.AllocsPerRun(50, round) == 0 && allocsIn(50, round) == 0 {
-			settled = true
-			break
-		}
-	}
-	if !settled {
+	if !settleAllocs(round) {
 		t.Fatal("still allocating after 2,000 rounds of 64 B and twice 64 KiB")
 	}
 	if a := testing.AllocsPerRun(500, round); a != 0 {

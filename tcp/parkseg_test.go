@@ -199,18 +199,34 @@ func (p *pair) runTo(limit clock.Instant) {
 	p.now = max(p.now, limit)
 }
 
+// parkB parks p's end b and returns its record and Env, failing the test
+// if it does not park.
+func parkB(t *testing.T, p *pair) (*Parked, *Env) {
+	t.Helper()
+	rec := p.b.Park(p.now)
+	if rec == nil {
+		t.Fatal("not parked")
+	}
+	return rec, p.b.env
+}
+
+// probeTo returns a keep-alive probe from a to the parked record rec
+// (SEG.SEQ = RCV.NXT − 1, SEG.ACK = SND.NXT, no data, a timestamp that
+// passes PAWS), as RFC 9293 §3.8.4 has one sent.
+func probeTo(rec *Parked) wire.TCPFields {
+	seg := wire.TCPFields{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: rec.rcvNxt - 1, Ack: rec.snd, Flags: wire.TCPFlagACK, Window: 1000}
+	seg.Options.HasTimestamp, seg.Options.TSVal = true, rec.tsRecent
+	return seg
+}
+
 // TestHandleParkedAllocs: the record's answer to a keep-alive probe
 // allocates nothing (and it is an answer each time: the probes are a
 // second apart, beyond the rate limit).
 func TestHandleParkedAllocs(t *testing.T) {
 	p := idlePair(t, "cubic", false)
-	rec := p.b.Park(p.now)
-	if rec == nil {
-		t.Fatal("not parked")
-	}
-	e := p.b.env
-	seg := wire.TCPFields{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: rec.rcvNxt - 1, Ack: rec.snd, Flags: wire.TCPFlagACK, Window: 1000, Payload: []byte{1}}
-	seg.Options.HasTimestamp, seg.Options.TSVal = true, rec.tsRecent
+	rec, e := parkB(t, p)
+	seg := probeTo(rec)
+	seg.Payload = []byte{1}
 	dst := make([]byte, wire.TCPMaxHeaderLen)
 	now := p.now
 	answer := func() {
@@ -238,11 +254,7 @@ func TestTimeoutParkedAllocs(t *testing.T) {
 	p := idlePair(t, "cubic", false)
 	p.b.SetKeepAlive(p.now, true, 15*time.Second, 15*time.Second, 3)
 	p.b.TakeEvents()
-	rec := p.b.Park(p.now)
-	if rec == nil {
-		t.Fatal("not parked")
-	}
-	e := p.b.env
+	rec, e := parkB(t, p)
 	ack := wire.TCPFields{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: rec.rcvNxt, Ack: rec.snd, Flags: wire.TCPFlagACK,
 		Window: uint16(rec.sndWnd >> rec.sndWScale)}
 	ack.Options.HasTimestamp, ack.Options.TSVal = true, rec.tsRecent
@@ -280,19 +292,14 @@ func TestTimeoutParkedAllocs(t *testing.T) {
 // after; once the burst has expired, the queue is made small again.
 func TestOOWQueueBurst(t *testing.T) {
 	p := idlePair(t, "cubic", false)
-	rec := p.b.Park(p.now)
-	if rec == nil {
-		t.Fatal("not parked")
-	}
-	e := p.b.env
+	rec, e := parkB(t, p)
 	const n = 5000
 	recs := make([]*Parked, n)
 	for i := range recs {
 		recs[i] = new(Parked)
 		*recs[i] = *rec
 	}
-	seg := wire.TCPFields{SrcPort: addrA.Port(), DstPort: addrB.Port(), Seq: rec.rcvNxt - 1, Ack: rec.snd, Flags: wire.TCPFlagACK, Window: 1000}
-	seg.Options.HasTimestamp, seg.Options.TSVal = true, rec.tsRecent
+	seg := probeTo(rec)
 	dst := make([]byte, wire.TCPMaxHeaderLen)
 	t0 := p.now.Add(time.Second)
 	for i, r := range recs {
